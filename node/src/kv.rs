@@ -1,0 +1,1 @@
+//! Replicated key-value state machine (protocol-neutral).

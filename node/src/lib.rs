@@ -1,0 +1,10 @@
+//! stasis-node: replicated key-value servers for Stasis to test.
+//!
+//! Protocol cores (`raft`, later `paxos`) are pure state machines; `runtime` drives them
+//! with tokio, TCP and the `storage` layer; `resp` is the client protocol and `kv` the
+//! replicated state machine. Everything outside the cores is protocol-neutral.
+
+pub mod kv;
+pub mod raft;
+pub mod resp;
+pub mod storage;

@@ -1,0 +1,1 @@
+//! RESP2 wire protocol codec (requests and replies).

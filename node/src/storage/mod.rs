@@ -1,0 +1,1 @@
+//! Durable storage: storage-file interface, segmented WAL, snapshots.
