@@ -1,0 +1,697 @@
+//! Histories: the contract between the harness and the checker.
+//!
+//! A history is a sequence of [`Op`] events in JSON Lines, one event per line, written and
+//! flushed as it happens (see DESIGN.md). Semantics follow Jepsen:
+//!
+//! * `invoke` starts an operation of a client process; a process has at most one
+//!   outstanding operation.
+//! * `ok` means it happened, `fail` that it definitely did not, `info` that the outcome is
+//!   unknown: it may take effect at any later time, or never. After an `info` the worker
+//!   continues under a new process id, so an `info` closes the process for good.
+//! * Nemesis events use process `"nemesis"` and are single `info` lines with no invoke.
+//!
+//! [`read_jsonl`] validates all of that and reports `file:line: what is wrong`. A torn final
+//! line (the harness was killed mid-write) is dropped with a warning instead of failing the
+//! whole history. [`pair`] turns validated events into [`Operation`]s for the checker.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Who issued an event: a client worker (Jepsen "process") or the nemesis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+        }
+    }
+}
+
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a non-negative integer or \"nemesis\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Process, E> {
+                Ok(Process::Client(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
+                u64::try_from(v)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom(format!("process {v} is negative")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
+                if v == "nemesis" {
+                    Ok(Process::Nemesis)
+                } else {
+                    Err(E::custom(format!(
+                        "process \"{v}\" is neither an integer nor \"nemesis\""
+                    )))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The type of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+impl fmt::Display for OpType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OpType::Invoke => "invoke",
+            OpType::Ok => "ok",
+            OpType::Fail => "fail",
+            OpType::Info => "info",
+        })
+    }
+}
+
+/// One history event (one JSON line).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Op {
+    /// Position in the history; defaults to the line's position when absent.
+    #[serde(default = "no_index")]
+    pub index: u64,
+    /// Nanoseconds since the test started.
+    pub time: u64,
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    /// The function: `read`, `write`, `cas`, ... or a nemesis action such as `start-partition`.
+    pub f: String,
+    /// The key the operation touches (absent for single-register histories and nemeses).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "key_de"
+    )]
+    pub key: Option<String>,
+    /// Argument on invoke, result on completion (`null` for a read's invoke or an absent value).
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The node a client talked to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// Marks an event read without an index; the reader replaces it by the line's position.
+const NO_INDEX: u64 = u64::MAX;
+
+fn no_index() -> u64 {
+    NO_INDEX
+}
+
+/// Keys are strings; integer keys (as some Jepsen histories use) are read as their decimal text.
+fn key_de<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(de::Error::custom(format!(
+            "key must be a string or an integer, got {other}"
+        ))),
+    }
+}
+
+impl Op {
+    /// A client completion (`ok`/`fail`/`info` of a client process).
+    pub fn is_client_completion(&self) -> bool {
+        matches!(self.process, Process::Client(_)) && self.kind != OpType::Invoke
+    }
+}
+
+/// A history that could not be read. Display gives one line: `file:line: what is wrong`.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{}: {source} (check the path and permissions)", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}:{line}: {message}", path.display())]
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+/// A validated history plus anything the reader chose to tolerate.
+#[derive(Debug, Default)]
+pub struct ReadHistory {
+    pub ops: Vec<Op>,
+    /// Human-readable warnings (for example a torn final line that was dropped).
+    pub warnings: Vec<String>,
+}
+
+/// Reads and validates a Stasis JSONL history file.
+pub fn read_jsonl(path: &Path) -> Result<ReadHistory, HistoryError> {
+    let file = File::open(path).map_err(|source| HistoryError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_jsonl_from(BufReader::new(file), path)
+}
+
+/// Reads and validates a JSONL history from any reader; `path` is used in messages only.
+pub fn read_jsonl_from<R: BufRead>(
+    mut reader: R,
+    path: &Path,
+) -> Result<ReadHistory, HistoryError> {
+    let mut out = ReadHistory::default();
+    let mut validator = Validator::default();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|source| HistoryError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let terminated = buf.last() == Some(&b'\n');
+        let err = |message: String| HistoryError::Line {
+            path: path.to_owned(),
+            line: line_no,
+            message,
+        };
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim(),
+            Err(_) if !terminated => {
+                out.warnings
+                    .push(torn_warning(path, line_no, "it is not valid UTF-8"));
+                break;
+            }
+            Err(e) => return Err(err(format!("not valid UTF-8 ({e})"))),
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let mut op: Op = match serde_json::from_str(text) {
+            Ok(op) => op,
+            // A final line without its newline that does not parse is what a harness killed
+            // mid-write leaves behind: drop it, keep everything before it.
+            Err(e) if !terminated && e.is_eof() => {
+                out.warnings
+                    .push(torn_warning(path, line_no, "it ends mid-event"));
+                break;
+            }
+            Err(e) => return Err(err(describe_json_error(&e))),
+        };
+        if op.index == NO_INDEX {
+            op.index = out.ops.len() as u64;
+        }
+        validator.check(&op).map_err(err)?;
+        out.ops.push(op);
+    }
+    Ok(out)
+}
+
+fn torn_warning(path: &Path, line: usize, why: &str) -> String {
+    format!(
+        "{}:{line}: dropped a torn final line ({why}); the history was probably cut off by a crash",
+        path.display()
+    )
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    // serde_json appends " at line 1 column N"; the line is ours, the column is still useful.
+    let msg = e.to_string();
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => format!("{} (column {})", &msg[..i], e.column()),
+        None => msg,
+    };
+    format!("bad event: {msg}; expected one JSON object per line like {EXAMPLE}")
+}
+
+const EXAMPLE: &str = r#"{"time":0,"process":1,"type":"invoke","f":"write","key":"k1","value":3}"#;
+
+/// Tracks outstanding operations per process while reading.
+#[derive(Default)]
+struct Validator {
+    /// Process -> f of its outstanding invoke.
+    outstanding: HashMap<u64, String>,
+    /// Processes that ended with `info`; Jepsen workers never reuse them.
+    crashed: HashMap<u64, u64>,
+}
+
+impl Validator {
+    fn check(&mut self, op: &Op) -> Result<(), String> {
+        let p = match op.process {
+            Process::Nemesis => {
+                return match op.kind {
+                    OpType::Info => Ok(()),
+                    other => Err(format!(
+                        "nemesis events must have type \"info\", got \"{other}\""
+                    )),
+                };
+            }
+            Process::Client(p) => p,
+        };
+        match op.kind {
+            OpType::Invoke => {
+                if let Some(f) = self.outstanding.get(&p) {
+                    return Err(format!(
+                        "process {p} invokes {} while its {f} is still outstanding \
+                         (a process runs one operation at a time)",
+                        op.f
+                    ));
+                }
+                if let Some(index) = self.crashed.get(&p) {
+                    return Err(format!(
+                        "process {p} invokes {} after its operation ended with info at index \
+                         {index} (after info a worker must continue as a new process)",
+                        op.f
+                    ));
+                }
+                self.outstanding.insert(p, op.f.clone());
+            }
+            OpType::Ok | OpType::Fail | OpType::Info => {
+                let Some(f) = self.outstanding.remove(&p) else {
+                    return Err(format!(
+                        "{} of {} by process {p} has no matching invoke",
+                        op.kind, op.f
+                    ));
+                };
+                if f != op.f {
+                    return Err(format!("process {p} completes {} but invoked {f}", op.f));
+                }
+                if op.kind == OpType::Info {
+                    self.crashed.insert(p, op.index);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a history as JSON Lines, flushing every event so a crash loses at most the line
+/// being written.
+pub struct HistoryWriter<W: Write> {
+    out: BufWriter<W>,
+    next_index: u64,
+}
+
+impl HistoryWriter<File> {
+    /// Creates (or truncates) `path`.
+    pub fn create(path: &Path) -> io::Result<Self> {
+        Ok(Self::new(File::create(path)?))
+    }
+
+    /// Flushes and fsyncs the file.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()
+    }
+}
+
+impl<W: Write> HistoryWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HistoryWriter {
+            out: BufWriter::new(inner),
+            next_index: 0,
+        }
+    }
+
+    /// Writes one event, assigning the next index, and flushes it.
+    pub fn write(&mut self, op: &mut Op) -> io::Result<()> {
+        op.index = self.next_index;
+        self.next_index += 1;
+        serde_json::to_writer(&mut self.out, op)?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out.into_inner().map_err(|e| e.into_error())
+    }
+}
+
+/// Serializes events as JSON Lines, keeping their indices.
+pub fn write_jsonl<W: Write>(ops: &[Op], out: W) -> io::Result<()> {
+    let mut out = BufWriter::new(out);
+    for op in ops {
+        serde_json::to_writer(&mut out, op)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// How a client operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    Fail,
+    /// `info`, or no completion at all: it may take effect at any time after its invoke,
+    /// or never.
+    Unknown,
+}
+
+/// A client operation: an invoke paired with its completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Operation {
+    pub process: u64,
+    pub f: String,
+    pub key: Option<String>,
+    /// The invoke's value (the argument).
+    pub input: Value,
+    /// The completion's value (the result), `Null` when there is none.
+    pub output: Value,
+    pub outcome: Outcome,
+    /// Invoke time, ns.
+    pub call: u64,
+    /// Completion time, ns; `None` for unknown outcomes (open until the end of time).
+    pub ret: Option<u64>,
+    /// Index of the invoke event.
+    pub invoke_index: u64,
+    /// Index of the completion event, if any.
+    pub complete_index: Option<u64>,
+    pub error: Option<String>,
+}
+
+/// Pairs invokes with completions. Nemesis events are skipped. Events must already be
+/// validated (as [`read_jsonl`] does); a completion without an invoke is ignored here.
+pub fn pair(ops: &[Op]) -> Vec<Operation> {
+    let mut out: Vec<Operation> = Vec::new();
+    let mut open: HashMap<u64, usize> = HashMap::new();
+    for op in ops {
+        let Process::Client(p) = op.process else {
+            continue;
+        };
+        match op.kind {
+            OpType::Invoke => {
+                open.insert(p, out.len());
+                out.push(Operation {
+                    process: p,
+                    f: op.f.clone(),
+                    key: op.key.clone(),
+                    input: op.value.clone(),
+                    output: Value::Null,
+                    outcome: Outcome::Unknown,
+                    call: op.time,
+                    ret: None,
+                    invoke_index: op.index,
+                    complete_index: None,
+                    error: None,
+                });
+            }
+            kind => {
+                let Some(i) = open.remove(&p) else { continue };
+                let o = &mut out[i];
+                o.complete_index = Some(op.index);
+                o.error = op.error.clone();
+                o.output = op.value.clone();
+                match kind {
+                    OpType::Ok => {
+                        o.outcome = Outcome::Ok;
+                        o.ret = Some(op.time);
+                    }
+                    OpType::Fail => {
+                        o.outcome = Outcome::Fail;
+                        o.ret = Some(op.time);
+                    }
+                    _ => o.outcome = Outcome::Unknown,
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(text: &str) -> Result<ReadHistory, HistoryError> {
+        read_jsonl_from(text.as_bytes(), Path::new("h.jsonl"))
+    }
+
+    fn op(process: Process, kind: OpType, f: &str, value: Value) -> Op {
+        Op {
+            index: 0,
+            time: 0,
+            process,
+            kind,
+            f: f.into(),
+            key: Some("k1".into()),
+            value,
+            error: None,
+            node: None,
+        }
+    }
+
+    #[test]
+    fn parses_the_design_example() {
+        let text = r#"{"index":0,"time":1200345,"process":3,"type":"invoke","f":"write","key":"k7","value":5}
+{"index":1,"time":1502881,"process":3,"type":"ok","f":"write","key":"k7","value":5}
+{"index":2,"time":1600000,"process":4,"type":"invoke","f":"cas","key":"k7","value":[5,6]}
+{"index":3,"time":2600000,"process":4,"type":"info","f":"cas","key":"k7","value":[5,6],"error":"timeout"}
+{"index":4,"time":2700000,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"]}}
+"#;
+        let h = read(text).unwrap();
+        assert_eq!(h.ops.len(), 5);
+        assert!(h.warnings.is_empty());
+        assert_eq!(h.ops[4].process, Process::Nemesis);
+        assert_eq!(h.ops[3].error.as_deref(), Some("timeout"));
+        let ops = pair(&h.ops);
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops[0].outcome, Outcome::Ok);
+        assert_eq!(ops[0].ret, Some(1502881));
+        assert_eq!(ops[1].outcome, Outcome::Unknown);
+        assert_eq!(ops[1].ret, None);
+        assert_eq!(ops[1].input, json!([5, 6]));
+    }
+
+    #[test]
+    fn writer_round_trips_and_assigns_indices() {
+        let mut ops = vec![
+            op(Process::Client(1), OpType::Invoke, "read", Value::Null),
+            op(Process::Nemesis, OpType::Info, "start-kill", json!(["n1"])),
+            op(Process::Client(1), OpType::Ok, "read", json!(7)),
+            op(Process::Client(2), OpType::Invoke, "write", json!(8)),
+            op(Process::Client(2), OpType::Fail, "write", json!(8)),
+        ];
+        ops[4].error = Some("NOTLEADER n2".into());
+        let mut w = HistoryWriter::new(Vec::new());
+        for o in &mut ops {
+            w.write(o).unwrap();
+        }
+        let bytes = w.into_inner().unwrap();
+        let h = read_jsonl_from(&bytes[..], Path::new("x")).unwrap();
+        assert_eq!(h.ops, ops);
+        assert_eq!(h.ops[3].index, 3);
+        // write_jsonl gives the same bytes for already-indexed events.
+        let mut again = Vec::new();
+        write_jsonl(&ops, &mut again).unwrap();
+        assert_eq!(again, bytes);
+    }
+
+    #[test]
+    fn missing_index_defaults_to_position() {
+        let h = read(concat!(
+            r#"{"time":5,"process":0,"type":"invoke","f":"read"}"#,
+            "\n",
+            r#"{"time":6,"process":0,"type":"ok","f":"read","value":null}"#,
+            "\n"
+        ))
+        .unwrap();
+        assert_eq!(h.ops[1].index, 1);
+        assert_eq!(h.ops[0].key, None);
+    }
+
+    #[test]
+    fn integer_keys_are_read_as_text() {
+        let h = read(r#"{"time":5,"process":0,"type":"invoke","f":"read","key":12}"#).unwrap();
+        assert_eq!(h.ops[0].key.as_deref(), Some("12"));
+    }
+
+    fn err(text: &str) -> String {
+        read(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_json_names_file_and_line() {
+        let e = err("{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{not json}\n");
+        assert!(e.starts_with("h.jsonl:2: bad event:"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn missing_field_is_named() {
+        let e = err("{\"time\":1,\"process\":1,\"f\":\"read\"}\n");
+        assert!(e.starts_with("h.jsonl:1:"), "{e}");
+        assert!(e.contains("missing field `type`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_type_and_bad_process_are_rejected() {
+        let e = err("{\"time\":1,\"process\":1,\"type\":\"done\",\"f\":\"read\"}\n");
+        assert!(e.contains("unknown variant `done`"), "{e}");
+        let e = err("{\"time\":1,\"process\":\"n1\",\"type\":\"invoke\",\"f\":\"read\"}\n");
+        assert!(
+            e.contains("neither an integer nor \\\"nemesis\\\"") || e.contains("nemesis"),
+            "{e}"
+        );
+        let e = err("{\"time\":1,\"process\":-3,\"type\":\"invoke\",\"f\":\"read\"}\n");
+        assert!(e.contains("negative"), "{e}");
+    }
+
+    #[test]
+    fn completion_without_invoke() {
+        let e = err("{\"time\":1,\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":3}\n");
+        assert_eq!(
+            e,
+            "h.jsonl:1: ok of read by process 1 has no matching invoke"
+        );
+    }
+
+    #[test]
+    fn two_outstanding_ops_on_one_process() {
+        let e = err(concat!(
+            "{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n",
+            "{\"time\":2,\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n"
+        ));
+        assert!(
+            e.starts_with("h.jsonl:2: process 1 invokes write while its read is still outstanding"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn process_reused_after_info_is_rejected() {
+        let e = err(concat!(
+            "{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n",
+            "{\"time\":2,\"process\":1,\"type\":\"info\",\"f\":\"write\",\"value\":1}\n",
+            "{\"time\":3,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n"
+        ));
+        assert!(
+            e.starts_with("h.jsonl:3: process 1 invokes read after its operation ended with info"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn completion_with_other_f_is_rejected() {
+        let e = err(concat!(
+            "{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n",
+            "{\"time\":2,\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1}\n"
+        ));
+        assert_eq!(e, "h.jsonl:2: process 1 completes read but invoked write");
+    }
+
+    #[test]
+    fn nemesis_must_be_info() {
+        let e =
+            err("{\"time\":1,\"process\":\"nemesis\",\"type\":\"invoke\",\"f\":\"start-kill\"}\n");
+        assert!(e.contains("nemesis events must have type \"info\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = err("{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"vaule\":1}\n");
+        assert!(e.contains("unknown field `vaule`"), "{e}");
+    }
+
+    #[test]
+    fn torn_last_line_is_dropped_with_a_warning() {
+        let text = concat!(
+            "{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n",
+            "{\"time\":2,\"process\":1,\"type\":\"ok\",\"f\":\"wri"
+        );
+        let h = read(text).unwrap();
+        assert_eq!(h.ops.len(), 1);
+        assert_eq!(h.warnings.len(), 1);
+        assert!(h.warnings[0].starts_with("h.jsonl:2: dropped a torn final line"));
+        // The invoke stays open: pairing treats it as an unknown outcome.
+        assert_eq!(pair(&h.ops)[0].outcome, Outcome::Unknown);
+    }
+
+    #[test]
+    fn torn_line_in_the_middle_is_an_error() {
+        let e = err(concat!(
+            "{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"val\n",
+            "{\"time\":2,\"process\":2,\"type\":\"invoke\",\"f\":\"read\"}\n"
+        ));
+        assert!(e.starts_with("h.jsonl:1: bad event:"), "{e}");
+    }
+
+    #[test]
+    fn unterminated_but_complete_last_line_is_kept() {
+        let h = read("{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}").unwrap();
+        assert_eq!(h.ops.len(), 1);
+        assert!(h.warnings.is_empty());
+    }
+
+    #[test]
+    fn blank_lines_are_skipped() {
+        let h =
+            read("\n{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n\n").unwrap();
+        assert_eq!(h.ops.len(), 1);
+    }
+
+    #[test]
+    fn io_error_names_the_file() {
+        let e = read_jsonl(Path::new("/nonexistent/stasis/h.jsonl")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("/nonexistent/stasis/h.jsonl: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn file_writer_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let mut w = HistoryWriter::create(&path).unwrap();
+        let mut o = op(Process::Client(0), OpType::Invoke, "read", Value::Null);
+        w.write(&mut o).unwrap();
+        w.sync().unwrap();
+        let h = read_jsonl(&path).unwrap();
+        assert_eq!(h.ops, vec![o]);
+    }
+}
