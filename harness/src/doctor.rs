@@ -1,0 +1,399 @@
+//! `stasis doctor`: checks that this machine can run real fault-injection tests.
+//!
+//! Each check is real, not a guess from the package list: the namespace check builds two
+//! `stasis-` namespaces joined by a bridge and opens a TCP connection between them (which
+//! also proves the host's FORWARD chain lets bridged traffic through); the iptables check
+//! adds a rule inside one namespace and watches the connection fail and recover; the
+//! libfaketime check preloads the library into `date` and reads the faked year back.
+
+use std::fmt;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::net;
+
+/// Arguments of `stasis doctor`.
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// Skip the checks that create namespaces and iptables rules (print only what can be
+    /// seen without changing anything).
+    #[arg(long)]
+    pub no_network: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    Missing,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Status::Ok => "OK",
+            Status::Missing => "MISSING",
+        })
+    }
+}
+
+/// One line of the report.
+#[derive(Debug)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    /// What was found, or what is wrong.
+    pub detail: String,
+    /// How to fix it (for a missing item).
+    pub fix: Option<String>,
+    /// Whether the default `stasis test` needs it.
+    pub required: bool,
+}
+
+impl Check {
+    fn from(name: &'static str, required: bool, r: Result<String>, fix: &str) -> Check {
+        match r {
+            Ok(detail) => Check {
+                name,
+                status: Status::Ok,
+                detail,
+                fix: None,
+                required,
+            },
+            Err(e) => Check {
+                name,
+                status: Status::Missing,
+                detail: format!("{e:#}"),
+                fix: Some(fix.to_owned()),
+                required,
+            },
+        }
+    }
+}
+
+/// Runs every check. `network` enables the ones that create namespaces.
+pub fn checks(network: bool) -> Vec<Check> {
+    let setup = "run scripts/setup.sh as root";
+    let mut out = vec![Check::from(
+        "root",
+        true,
+        check_root(),
+        "run as root (sudo stasis ...): namespaces and iptables need CAP_NET_ADMIN",
+    )];
+    let root = out[0].status == Status::Ok;
+    out.push(Check::from(
+        "ip (iproute2)",
+        true,
+        version_of(&["ip", "-V"]),
+        "apt-get install iproute2",
+    ));
+    out.push(Check::from(
+        "iptables",
+        true,
+        version_of(&["iptables", "--version"]),
+        &format!("apt-get install iptables, or {setup}"),
+    ));
+    if network && root {
+        let (netns, ipt) = check_namespaces();
+        out.push(Check::from(
+            "netns + bridge",
+            true,
+            netns,
+            "check that `ip netns add` works and the host FORWARD chain accepts bridged \
+             traffic (iptables -S FORWARD; with net.bridge.bridge-nf-call-iptables=1 a DROP \
+             policy blocks node-to-node traffic)",
+        ));
+        out.push(Check::from(
+            "iptables in a netns",
+            true,
+            ipt,
+            &format!("apt-get install iptables, or {setup}"),
+        ));
+    } else {
+        let why = if root {
+            "skipped (--no-network)"
+        } else {
+            "cannot check without root"
+        };
+        for name in ["netns + bridge", "iptables in a netns"] {
+            out.push(Check {
+                name,
+                status: Status::Missing,
+                detail: why.into(),
+                fix: Some("run `stasis doctor` as root without --no-network".into()),
+                required: true,
+            });
+        }
+    }
+    out.push(Check::from(
+        "libfaketime",
+        true,
+        check_faketime(),
+        &format!("apt-get install faketime libfaketime, or {setup}"),
+    ));
+    out.push(Check::from(
+        "etcd",
+        false,
+        version_of(&["etcd", "--version"]),
+        &format!("apt-get install etcd-server (needed for --sut etcd), or {setup}"),
+    ));
+    out.push(Check::from(
+        "redis-cli",
+        false,
+        version_of(&["redis-cli", "--version"]),
+        &format!("apt-get install redis-tools (used by tests and benchmarks), or {setup}"),
+    ));
+    out.push(Check::from(
+        "loopback ports",
+        true,
+        check_ports(),
+        "free a loopback port: something holds the whole ephemeral range",
+    ));
+    out.push(Check::from(
+        "leftovers",
+        false,
+        check_leftovers(),
+        "a killed run left these behind; remove links with `ip link del NAME`, then namespaces with `ip netns del NAME`",
+    ));
+    out
+}
+
+/// Prints the report and returns the exit code: 0 if everything required is there.
+pub fn run(args: &DoctorArgs) -> u8 {
+    let checks = checks(!args.no_network);
+    let mut stdout = std::io::stdout().lock();
+    for c in &checks {
+        let tag = match (c.status, c.required) {
+            (Status::Ok, _) => "OK".to_owned(),
+            (Status::Missing, true) => "MISSING".to_owned(),
+            (Status::Missing, false) => "MISSING (optional)".to_owned(),
+        };
+        let mut line = format!("{tag:<19} {:<20} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            line.push_str(&format!(" -- fix: {fix}"));
+        }
+        let _ = writeln!(stdout, "{line}");
+    }
+    let missing = checks
+        .iter()
+        .filter(|c| c.required && c.status == Status::Missing)
+        .count();
+    if missing == 0 {
+        let _ = writeln!(
+            stdout,
+            "ready: everything the default `stasis test` needs is here"
+        );
+        0
+    } else {
+        let _ = writeln!(
+            stdout,
+            "not ready: {missing} required item(s) missing (see the fixes above)"
+        );
+        1
+    }
+}
+
+fn check_root() -> Result<String> {
+    let uid = nix::unistd::geteuid();
+    if uid.is_root() {
+        Ok("running as uid 0".into())
+    } else {
+        bail!("running as uid {uid}")
+    }
+}
+
+/// First line of a tool's version output.
+fn version_of(argv: &[&str]) -> Result<String> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("{} not found", argv[0]))?;
+    let text = if out.stdout.is_empty() {
+        out.stderr
+    } else {
+        out.stdout
+    };
+    let text = String::from_utf8_lossy(&text);
+    let first = text.lines().next().unwrap_or("").trim();
+    if !out.status.success() {
+        bail!("{} failed: {first}", argv[0]);
+    }
+    Ok(first.to_owned())
+}
+
+/// Builds two namespaces on a bridge; returns (netns result, iptables-in-netns result).
+fn check_namespaces() -> (Result<String>, Result<String>) {
+    let id = format!("d{:03}", std::process::id() % 1000);
+    let mut topo = match net::Topology::create(&id, &["a", "b"]) {
+        Ok(t) => t,
+        Err(e) => {
+            let why = Err(anyhow::anyhow!("could not build a test topology"));
+            return (Err(e), why);
+        }
+    };
+    let result = probe_namespaces(&topo);
+    let teardown = topo.teardown();
+    match (result, teardown) {
+        (Ok((a, b)), Ok(())) => (Ok(a), Ok(b)),
+        (Ok(_), Err(e)) => (Err(e), Err(anyhow::anyhow!("teardown failed"))),
+        (Err((a, b)), _) => (a, b),
+    }
+}
+
+type Pair = (Result<String>, Result<String>);
+
+fn probe_namespaces(topo: &net::Topology) -> std::result::Result<(String, String), Pair> {
+    let (a, b) = (&topo.hosts[0], &topo.hosts[1]);
+    let listener = net::with_netns(&b.netns, || TcpListener::bind((b.addr, 0)))
+        .and_then(|r| r.context("cannot listen inside the namespace"));
+    let listener = match listener {
+        Ok(l) => l,
+        Err(e) => return Err((Err(e), Err(anyhow::anyhow!("not reached")))),
+    };
+    let target = match listener.local_addr() {
+        Ok(t) => t,
+        Err(e) => return Err((Err(e.into()), Err(anyhow::anyhow!("not reached")))),
+    };
+    if let Err(e) = connect_from(&a.netns, target) {
+        let e = e.context(format!(
+            "TCP {} -> {target} across bridge {} failed",
+            a.addr, topo.bridge
+        ));
+        return Err((Err(e), Err(anyhow::anyhow!("not reached"))));
+    }
+    let netns_ok = format!(
+        "namespaces {} and {} talk over bridge {} ({})",
+        a.netns,
+        b.netns,
+        topo.bridge,
+        topo.subnet.cidr()
+    );
+    match probe_iptables(&a.netns, target) {
+        Ok(s) => Ok((netns_ok, s)),
+        Err(e) => Err((Ok(netns_ok), Err(e))),
+    }
+}
+
+fn probe_iptables(ns: &str, target: SocketAddr) -> Result<String> {
+    let dst = target.ip().to_string();
+    let rule = [
+        "OUTPUT",
+        "-d",
+        &dst,
+        "-p",
+        "tcp",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ];
+    let mut add = vec!["iptables", "-w", "-A"];
+    add.extend_from_slice(&rule);
+    net::run_in(ns, &add)?;
+    let blocked = connect_from(ns, target);
+    let mut del = vec!["iptables", "-w", "-D"];
+    del.extend_from_slice(&rule);
+    net::run_in(ns, &del)?;
+    if blocked.is_ok() {
+        bail!("a REJECT rule inside {ns} did not stop a connection to {target}");
+    }
+    connect_from(ns, target).context("the connection did not come back after removing the rule")?;
+    // Random packet loss (used by the lossy-link nemesis) needs the statistic match.
+    let stat = [
+        "INPUT",
+        "-s",
+        &dst,
+        "-m",
+        "statistic",
+        "--mode",
+        "random",
+        "--probability",
+        "0.5",
+        "-j",
+        "DROP",
+    ];
+    let mut add = vec!["iptables", "-w", "-A"];
+    add.extend_from_slice(&stat);
+    net::run_in(ns, &add).context("the statistic match (random loss) is unavailable")?;
+    let mut del = vec!["iptables", "-w", "-D"];
+    del.extend_from_slice(&stat);
+    net::run_in(ns, &del)?;
+    Ok(format!(
+        "REJECT and statistic rules work inside {ns}; the host's own rules were not touched"
+    ))
+}
+
+fn connect_from(ns: &str, target: SocketAddr) -> Result<()> {
+    net::with_netns(ns, || {
+        TcpStream::connect_timeout(&target, Duration::from_secs(2))
+    })?
+    .map(|_| ())
+    .with_context(|| format!("connect to {target}"))
+}
+
+/// Paths where Debian installs the preload library.
+pub fn faketime_library() -> Option<PathBuf> {
+    let candidates = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+        "/usr/local/lib/faketime/libfaketime.so.1",
+    ];
+    candidates
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+}
+
+fn check_faketime() -> Result<String> {
+    let lib = faketime_library().context("libfaketime.so.1 not found")?;
+    let out = Command::new("date")
+        .arg("+%Y")
+        .env("LD_PRELOAD", &lib)
+        .env("FAKETIME", "@2001-02-03 04:05:06")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run date")?;
+    let year = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if year != "2001" {
+        bail!(
+            "{} is there but did not fake the clock (date said {year:?})",
+            lib.display()
+        );
+    }
+    Ok(format!("{} fakes the wall clock", lib.display()))
+}
+
+fn check_ports() -> Result<String> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
+    let serve = TcpListener::bind((Ipv4Addr::LOCALHOST, 8080)).is_ok();
+    Ok(format!(
+        "127.0.0.1 ephemeral ports bind (got {}); 127.0.0.1:8080 for `stasis serve` is {}",
+        l.local_addr()?.port(),
+        if serve {
+            "free"
+        } else {
+            "in use (pass --listen)"
+        }
+    ))
+}
+
+fn check_leftovers() -> Result<String> {
+    let ns = net::stasis_namespaces();
+    let links = net::stasis_links();
+    if ns.is_empty() && links.is_empty() {
+        return Ok("no stasis- namespaces or links left behind".into());
+    }
+    bail!(
+        "left behind: namespaces [{}], links [{}]",
+        ns.join(" "),
+        links.join(" ")
+    )
+}

@@ -1,0 +1,311 @@
+//! Network namespaces, the bridge between them, and per-namespace iptables.
+//!
+//! Every object this module creates is named with the `stasis-` prefix and lives only
+//! inside namespaces it made: node addresses come from one private /24 per run
+//! (`10.211.<n>.0/24`, claimed with a lock file so parallel runs never collide), the /24
+//! exists only on the bridge and in the namespaces, and iptables rules are only ever added
+//! inside node namespaces. Interface names fit Linux's 15 characters:
+//! `stasis-<id>b` for the bridge and `stasis-<id>v<k>` for the host end of node k's veth
+//! (`<id>` is at most 4 characters).
+//!
+//! Commands are run as argv vectors (never through a shell) and logged at debug level.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, anyhow, bail};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sched::{CloneFlags, setns};
+
+/// Prefix of every namespace, bridge and veth the project creates.
+pub const PREFIX: &str = "stasis-";
+
+/// Where run-wide locks and state live (subnet claims, leftover markers).
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("STASIS_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/stasis"))
+}
+
+/// Runs a command given as argv; on failure returns an error with its stderr.
+pub fn run(argv: &[&str]) -> Result<String> {
+    tracing::debug!(cmd = argv.join(" "), "exec");
+    let (prog, args) = argv.split_first().ok_or_else(|| anyhow!("empty command"))?;
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {prog} (is it installed?)"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!("`{}` failed: {}", argv.join(" "), err.trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs a command inside a network namespace (`ip netns exec NS argv...`).
+pub fn run_in(ns: &str, argv: &[&str]) -> Result<String> {
+    let mut full = vec!["ip", "netns", "exec", ns];
+    full.extend_from_slice(argv);
+    run(&full)
+}
+
+/// A claimed private /24: `10.211.<third>.0/24`. The claim lasts while this value lives.
+#[derive(Debug)]
+pub struct Subnet {
+    pub third: u8,
+    _lock: Flock<File>,
+}
+
+impl Subnet {
+    /// Claims the first free /24 in `10.211.0.0/16` (third octets 1..=254).
+    pub fn claim() -> Result<Subnet> {
+        let dir = state_dir().join("subnets");
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {} (are you root?)", dir.display()))?;
+        for third in 1..=254u8 {
+            let path = dir.join(format!("10.211.{third}.lock"));
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                return Ok(Subnet { third, _lock: lock });
+            }
+        }
+        bail!(
+            "all 254 subnets of 10.211.0.0/16 are claimed; run `stasis clean` or wait for other runs"
+        )
+    }
+
+    /// Address of host `k` in this subnet (`k` in 1..=254). `.1` is the bridge.
+    pub fn addr(&self, k: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 211, self.third, k)
+    }
+
+    pub fn bridge_addr(&self) -> Ipv4Addr {
+        self.addr(1)
+    }
+
+    pub fn cidr(&self) -> String {
+        format!("10.211.{}.0/24", self.third)
+    }
+}
+
+/// Path of a named namespace's handle.
+pub fn netns_path(ns: &str) -> PathBuf {
+    Path::new("/run/netns").join(ns)
+}
+
+/// Runs `f` on a fresh thread that has entered namespace `ns`. Other threads are untouched.
+pub fn with_netns<T: Send, F: FnOnce() -> T + Send>(ns: &str, f: F) -> Result<T> {
+    let path = netns_path(ns);
+    let handle = File::open(&path)
+        .with_context(|| format!("namespace {ns} not found ({})", path.display()))?;
+    std::thread::scope(|s| {
+        s.spawn(move || -> Result<T> {
+            setns(handle.as_fd(), CloneFlags::CLONE_NEWNET)
+                .with_context(|| format!("cannot enter namespace {ns}"))?;
+            Ok(f())
+        })
+        .join()
+        .map_err(|_| anyhow!("thread inside namespace {ns} panicked"))?
+    })
+}
+
+/// A set of namespaces joined by one bridge. Everything is removed on drop, veths before
+/// namespaces (`ip netns del` alone is asynchronous).
+#[derive(Debug)]
+pub struct Topology {
+    pub id: String,
+    pub subnet: Subnet,
+    pub bridge: String,
+    /// (namespace, host-side veth, address) per host, in order.
+    pub hosts: Vec<Host>,
+    torn_down: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Host {
+    pub name: String,
+    pub netns: String,
+    pub veth: String,
+    pub addr: Ipv4Addr,
+}
+
+impl Topology {
+    /// Creates a bridge with address `.1` and one namespace per name, each with a veth into
+    /// the bridge and address `.2`, `.3`, ... `id` must be 1 to 4 characters of [a-z0-9].
+    /// On any failure, whatever was created is removed again.
+    pub fn create(id: &str, names: &[&str]) -> Result<Topology> {
+        if id.is_empty() || id.len() > 4 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bail!("topology id {id:?} must be 1 to 4 ASCII letters or digits");
+        }
+        if names.len() > 250 {
+            bail!("at most 250 hosts per topology");
+        }
+        let subnet = Subnet::claim()?;
+        let mut topo = Topology {
+            id: id.to_owned(),
+            bridge: format!("{PREFIX}{id}b"),
+            subnet,
+            hosts: Vec::new(),
+            torn_down: false,
+        };
+        // Drop removes whatever was created if a step fails.
+        topo.build(names)?;
+        Ok(topo)
+    }
+
+    fn build(&mut self, names: &[&str]) -> Result<()> {
+        let br = self.bridge.clone();
+        run(&["ip", "link", "add", &br, "type", "bridge"])?;
+        let cidr = format!("{}/24", self.subnet.bridge_addr());
+        run(&["ip", "addr", "add", &cidr, "dev", &br])?;
+        run(&["ip", "link", "set", &br, "up"])?;
+        for (k, name) in names.iter().enumerate() {
+            let k = k + 1;
+            let host = Host {
+                name: (*name).to_owned(),
+                netns: format!("{PREFIX}{}-{name}", self.id),
+                veth: format!("{PREFIX}{}v{k}", self.id),
+                addr: self.subnet.addr(k as u8 + 1),
+            };
+            let peer = format!("{PREFIX}{}p{k}", self.id);
+            run(&["ip", "netns", "add", &host.netns])?;
+            self.hosts.push(host.clone());
+            run(&[
+                "ip", "link", "add", &host.veth, "type", "veth", "peer", "name", &peer,
+            ])?;
+            run(&["ip", "link", "set", &peer, "netns", &host.netns])?;
+            run(&["ip", "link", "set", &host.veth, "master", &br])?;
+            run(&["ip", "link", "set", &host.veth, "up"])?;
+            let ns = host.netns.as_str();
+            run_in(ns, &["ip", "link", "set", &peer, "name", "eth0"])?;
+            let addr = format!("{}/24", host.addr);
+            run_in(ns, &["ip", "addr", "add", &addr, "dev", "eth0"])?;
+            run_in(ns, &["ip", "link", "set", "eth0", "up"])?;
+            run_in(ns, &["ip", "link", "set", "lo", "up"])?;
+        }
+        Ok(())
+    }
+
+    /// Removes veths, namespaces and the bridge. Errors are collected, not short-circuited,
+    /// so one stuck object does not leave the others behind.
+    pub fn teardown(&mut self) -> Result<()> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        let mut errors = Vec::new();
+        let mut attempt = |present: bool, argv: &[&str]| {
+            if present && let Err(e) = run(argv) {
+                errors.push(e.to_string());
+            }
+        };
+        for h in &self.hosts {
+            attempt(link_exists(&h.veth), &["ip", "link", "del", &h.veth]);
+        }
+        for h in &self.hosts {
+            attempt(
+                netns_path(&h.netns).exists(),
+                &["ip", "netns", "del", &h.netns],
+            );
+        }
+        attempt(
+            link_exists(&self.bridge),
+            &["ip", "link", "del", &self.bridge],
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            bail!("teardown left objects behind: {}", errors.join("; "))
+        }
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            tracing::error!("{e}");
+        }
+    }
+}
+
+/// Whether a network interface with this name exists in the current namespace.
+pub fn link_exists(name: &str) -> bool {
+    Path::new("/sys/class/net").join(name).exists()
+}
+
+/// Names of `stasis-` namespaces that currently exist.
+pub fn stasis_namespaces() -> Vec<String> {
+    let Ok(dir) = fs::read_dir("/run/netns") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Names of `stasis-` links (bridges, veths) in the host namespace.
+pub fn stasis_links() -> Vec<String> {
+    let Ok(dir) = fs::read_dir("/sys/class/net") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(PREFIX))
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_id_is_validated_before_touching_anything() {
+        let e = Topology::create("toolong", &["n1"]).unwrap_err();
+        assert!(e.to_string().contains("1 to 4"), "{e}");
+        let e = Topology::create("a-b", &["n1"]).unwrap_err();
+        assert!(e.to_string().contains("1 to 4"), "{e}");
+    }
+
+    #[test]
+    fn interface_names_fit_the_kernel_limit() {
+        // Longest id (4) and a two-digit host number.
+        let veth = format!("{PREFIX}abcdv12");
+        let peer = format!("{PREFIX}abcdp12");
+        let br = format!("{PREFIX}abcdb");
+        for n in [veth, peer, br] {
+            assert!(n.len() <= 15, "{n} is {} characters", n.len());
+        }
+    }
+
+    #[test]
+    fn subnet_claims_are_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        // SAFETY: tests in this module that touch STASIS_STATE_DIR run in this one test.
+        unsafe { std::env::set_var("STASIS_STATE_DIR", dir.path()) };
+        let a = Subnet::claim().unwrap();
+        let b = Subnet::claim().unwrap();
+        assert_ne!(a.third, b.third);
+        let third = a.third;
+        drop(a);
+        let c = Subnet::claim().unwrap();
+        assert_eq!(c.third, third, "a released subnet is reused");
+        assert_eq!(c.addr(2), Ipv4Addr::new(10, 211, third, 2));
+        assert_eq!(c.cidr(), format!("10.211.{third}.0/24"));
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Stasis needs, only those that are missing. Idempotent: a
+# second run changes nothing. Needs root (apt-get). Never installs Debian's cargo: the Rust
+# toolchain comes from rustup.
+set -euo pipefail
+
+# command-or-file -> package
+declare -A need=(
+  [ip]=iproute2
+  [iptables]=iptables
+  [faketime]=faketime
+  [/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1]=libfaketime
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
+  [redis-cli]=redis-tools
+  [redis-benchmark]=redis-tools
+  [setpriv]=util-linux
+  [pgrep]=procps
+  [python3]=python3
+)
+
+missing=()
+for what in "${!need[@]}"; do
+  if [[ $what == /* ]]; then
+    # A library: also accept it under the other multiarch directories.
+    compgen -G "/usr/lib/*/faketime/$(basename "$what")" >/dev/null && continue
+  else
+    command -v "$what" >/dev/null 2>&1 && continue
+  fi
+  missing+=("${need[$what]}")
+done
+
+if ((${#missing[@]})); then
+  pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup.sh: missing packages: $pkgs-- run this script as root (sudo scripts/setup.sh)" >&2
+    exit 1
+  fi
+  echo "setup.sh: installing $pkgs"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+else
+  echo "setup.sh: all Debian packages present"
+fi
+
+source "$(dirname "$0")/env.sh"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup.sh: no Rust toolchain: install it with rustup (https://rustup.rs), not Debian's cargo" >&2
+  exit 1
+fi
+echo "setup.sh: $(cargo --version)"
