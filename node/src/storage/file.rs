@@ -1,0 +1,637 @@
+//! The file-system interface every durable byte goes through, with a real and a simulated
+//! implementation.
+//!
+//! Invariants and contracts (what callers may rely on, for both implementations):
+//! - Data written through a [`StorageFile`] is durable only after [`StorageFile::sync`]
+//!   returns Ok. Until then a power loss may drop it, or keep any prefix of it.
+//! - A directory entry change (file creation, [`Fs::rename`], [`Fs::remove`]) is durable
+//!   only after [`Fs::sync_dir`] on the containing directory returns Ok. A file that was
+//!   created and fsynced but whose directory was never synced may vanish on power loss.
+//! - [`Fs::truncate`] is durable when it returns (it fsyncs the file).
+//! - [`Fs::create_dir_all`] is treated as durable when it returns (directories are created
+//!   once at node setup; `SimFs` never undoes them).
+//! - [`Fs::list`] returns the plain file names in a directory, sorted.
+//!
+//! [`SimFs`] models exactly these rules, pessimistically: on [`SimFs::crash`] every file
+//! keeps only its fsynced content (or, in torn-write mode, its fsynced content plus a
+//! seeded random prefix of the unsynced tail) and every directory reverts to its entries
+//! as of its last `sync_dir`. Files are inodes, so a rename moves content and a removed
+//! file's data survives a crash if the removal was not synced. Handles opened before a
+//! crash fail afterwards, like a process that died with the machine.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// An open file that is only ever appended to.
+pub trait StorageFile: Send {
+    /// Appends all of `buf` at the end of the file.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+    /// Current length in bytes, including unsynced data.
+    fn len(&self) -> u64;
+    /// True when the file is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// All file-system operations storage needs. See the module docs for durability rules.
+pub trait Fs: Send + Sync {
+    /// Creates `dir` and its parents (durable on return).
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Sorted names of the files in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Whole content of a file (including data not yet synced).
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Opens `path` for appending; creates it (empty) if absent and `create` is true.
+    fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>>;
+    /// Creates `path` empty (replacing any existing file) and opens it for appending.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// Cuts the file to `len` bytes and fsyncs it.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the entries of `dir` durable (fsync on the directory).
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether a file exists at `path`.
+    fn exists(&self, path: &Path) -> io::Result<bool>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Real file system.
+
+/// `std::fs` implementation: `sync` is `fdatasync`, `sync_dir` fsyncs the directory fd.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealFs;
+
+struct RealFile {
+    file: File,
+    len: u64,
+}
+
+impl StorageFile for RealFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)?;
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl RealFs {
+    fn open(path: &Path, opts: &OpenOptions) -> io::Result<Box<dyn StorageFile>> {
+        let file = opts.open(path)?;
+        let len = file.metadata()?.len();
+        Ok(Box::new(RealFile { file, len }))
+    }
+}
+
+impl Fs for RealFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        Self::open(path, OpenOptions::new().append(true).create(create))
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        Self::open(
+            path,
+            OpenOptions::new().write(true).create(true).truncate(true),
+        )
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let file = OpenOptions::new().write(true).open(path)?;
+        file.set_len(len)?;
+        file.sync_all()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        path.try_exists()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Simulated file system.
+
+type Ino = u64;
+
+#[derive(Debug, Default)]
+struct Inode {
+    data: Vec<u8>,
+    /// `data[..synced]` is durable.
+    synced: usize,
+}
+
+#[derive(Debug, Default)]
+struct Dir {
+    live: BTreeMap<String, Ino>,
+    durable: BTreeMap<String, Ino>,
+}
+
+#[derive(Debug)]
+struct SimState {
+    inodes: BTreeMap<Ino, Inode>,
+    dirs: BTreeMap<PathBuf, Dir>,
+    next_ino: Ino,
+    /// Bumped by every crash; handles from an older epoch are dead.
+    epoch: u64,
+    torn: Option<ChaCha8Rng>,
+    /// `Some(n)`: n more mutating operations succeed, then all fail.
+    ops_left: Option<u64>,
+    crashes: u64,
+}
+
+/// In-memory file system that can simulate power loss. Cloning shares the same state.
+#[derive(Debug, Clone)]
+pub struct SimFs {
+    state: Arc<Mutex<SimState>>,
+}
+
+struct SimFile {
+    fs: SimFs,
+    ino: Ino,
+    epoch: u64,
+}
+
+fn not_found(what: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file or directory (simulated)", what.display()),
+    )
+}
+
+fn split(path: &Path) -> io::Result<(&Path, String)> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, name.to_string_lossy().into_owned())),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{}: not a file path", path.display()),
+        )),
+    }
+}
+
+impl Default for SimFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SimFs {
+    /// An empty file system; on crash, unsynced data is lost entirely.
+    pub fn new() -> Self {
+        SimFs {
+            state: Arc::new(Mutex::new(SimState {
+                inodes: BTreeMap::new(),
+                dirs: BTreeMap::new(),
+                next_ino: 1,
+                epoch: 0,
+                torn: None,
+                ops_left: None,
+                crashes: 0,
+            })),
+        }
+    }
+
+    /// Torn-write mode: on crash each file keeps its synced content plus a random prefix
+    /// (possibly empty, possibly all) of its unsynced tail, drawn from `seed`.
+    pub fn with_torn_writes(seed: u64) -> Self {
+        let fs = Self::new();
+        fs.lock().torn = Some(ChaCha8Rng::seed_from_u64(seed));
+        fs
+    }
+
+    /// Fault injection: with `Some(n)`, the next `n` mutating operations (create, write,
+    /// sync, truncate, rename, remove, sync_dir) succeed and every later one fails with an
+    /// I/O error, like a machine dying at that point. `None` turns failures off. Reads
+    /// always work.
+    pub fn fail_after(&self, ops: Option<u64>) {
+        self.lock().ops_left = ops;
+    }
+
+    /// Number of crashes simulated so far.
+    pub fn crashes(&self) -> u64 {
+        self.lock().crashes
+    }
+
+    /// Simulated power loss; see the module docs for what survives.
+    pub fn crash(&self) {
+        let mut st = self.lock();
+        let st = &mut *st;
+        st.epoch += 1;
+        st.crashes += 1;
+        for dir in st.dirs.values_mut() {
+            dir.live = dir.durable.clone();
+        }
+        let referenced: std::collections::BTreeSet<Ino> = st
+            .dirs
+            .values()
+            .flat_map(|d| d.live.values().copied())
+            .collect();
+        st.inodes.retain(|ino, _| referenced.contains(ino));
+        for inode in st.inodes.values_mut() {
+            let tail = inode.data.len() - inode.synced;
+            let keep = match (&mut st.torn, tail) {
+                (Some(rng), t) if t > 0 => rng.random_range(0..=t),
+                _ => 0,
+            };
+            inode.data.truncate(inode.synced + keep);
+            inode.synced = inode.data.len();
+        }
+    }
+
+    /// Durable content of `path` as it would be after a crash right now (None if the
+    /// file would not exist). Unaffected by torn-write mode.
+    pub fn durable_content(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.lock();
+        let (dir, name) = split(path).ok()?;
+        let ino = st.dirs.get(dir)?.durable.get(&name)?;
+        st.inodes.get(ino).map(|i| i.data[..i.synced].to_vec())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock cannot leave SimState half-updated in a way that
+        // matters to a test that is already failing; keep going with the inner value.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl SimState {
+    fn check_io(&mut self) -> io::Result<()> {
+        match &mut self.ops_left {
+            Some(0) => Err(io::Error::other("simulated I/O error")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn dir_mut(&mut self, dir: &Path) -> io::Result<&mut Dir> {
+        self.dirs.get_mut(dir).ok_or_else(|| not_found(dir))
+    }
+
+    fn lookup(&self, path: &Path) -> io::Result<Ino> {
+        let (dir, name) = split(path)?;
+        self.dirs
+            .get(dir)
+            .and_then(|d| d.live.get(&name))
+            .copied()
+            .ok_or_else(|| not_found(path))
+    }
+
+    fn new_inode(&mut self) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.inodes.insert(ino, Inode::default());
+        ino
+    }
+
+    fn gc(&mut self, ino: Ino) {
+        let used = self
+            .dirs
+            .values()
+            .any(|d| d.live.values().chain(d.durable.values()).any(|&i| i == ino));
+        if !used {
+            self.inodes.remove(&ino);
+        }
+    }
+}
+
+impl SimFile {
+    fn with_inode<T>(&self, f: impl FnOnce(&mut Inode) -> T) -> io::Result<T> {
+        let mut st = self.fs.lock();
+        if st.epoch != self.epoch {
+            return Err(io::Error::other(
+                "file handle from before a simulated crash",
+            ));
+        }
+        st.check_io()?;
+        let inode = st
+            .inodes
+            .get_mut(&self.ino)
+            .ok_or_else(|| io::Error::other("simulated inode vanished"))?;
+        Ok(f(inode))
+    }
+}
+
+impl StorageFile for SimFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.with_inode(|i| i.data.extend_from_slice(buf))
+    }
+    fn sync(&mut self) -> io::Result<()> {
+        self.with_inode(|i| i.synced = i.data.len())
+    }
+    fn len(&self) -> u64 {
+        let st = self.fs.lock();
+        st.inodes.get(&self.ino).map_or(0, |i| i.data.len() as u64)
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        for d in dir.ancestors() {
+            st.dirs.entry(d.to_path_buf()).or_default();
+        }
+        Ok(())
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.lock();
+        let d = st.dirs.get(dir).ok_or_else(|| not_found(dir))?;
+        Ok(d.live.keys().cloned().collect())
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let st = self.lock();
+        let ino = st.lookup(path)?;
+        Ok(st
+            .inodes
+            .get(&ino)
+            .map(|i| i.data.clone())
+            .unwrap_or_default())
+    }
+    fn open_append(&self, path: &Path, create: bool) -> io::Result<Box<dyn StorageFile>> {
+        let mut st = self.lock();
+        let ino = match st.lookup(path) {
+            Ok(ino) => ino,
+            Err(e) if !create => return Err(e),
+            Err(_) => {
+                st.check_io()?;
+                let (dir, name) = split(path)?;
+                st.dir_mut(dir)?;
+                let ino = st.new_inode();
+                st.dir_mut(dir)?.live.insert(name, ino);
+                ino
+            }
+        };
+        let epoch = st.epoch;
+        drop(st);
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            ino,
+            epoch,
+        }))
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let mut st = self.lock();
+        st.check_io()?;
+        let (dir, name) = split(path)?;
+        st.dir_mut(dir)?;
+        // A fresh inode: the old file (if any) stays reachable from the durable directory
+        // until the directory is synced, like O_TRUNC's metadata change not yet on disk.
+        let ino = st.new_inode();
+        if let Some(old) = st.dir_mut(dir)?.live.insert(name, ino) {
+            st.gc(old);
+        }
+        let epoch = st.epoch;
+        drop(st);
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            ino,
+            epoch,
+        }))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_io()?;
+        let ino = st.lookup(path)?;
+        let len = usize::try_from(len).map_err(io::Error::other)?;
+        if let Some(inode) = st.inodes.get_mut(&ino) {
+            inode.data.resize(len, 0);
+            inode.synced = len;
+        }
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_io()?;
+        let ino = st.lookup(from)?;
+        let (to_dir, to_name) = split(to)?;
+        st.dir_mut(to_dir)?;
+        let (from_dir, from_name) = split(from)?;
+        st.dir_mut(from_dir)?.live.remove(&from_name);
+        if let Some(old) = st.dir_mut(to_dir)?.live.insert(to_name, ino) {
+            st.gc(old);
+        }
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_io()?;
+        let ino = st.lookup(path)?;
+        let (dir, name) = split(path)?;
+        st.dir_mut(dir)?.live.remove(&name);
+        st.gc(ino);
+        Ok(())
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        st.check_io()?;
+        let d = st.dir_mut(dir)?;
+        d.durable = d.live.clone();
+        let inos: Vec<Ino> = st.inodes.keys().copied().collect();
+        for ino in inos {
+            st.gc(ino);
+        }
+        Ok(())
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        Ok(self.lock().lookup(path).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    fn setup() -> SimFs {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).expect("mkdir");
+        fs
+    }
+
+    #[test]
+    fn unsynced_data_is_lost_synced_data_survives() {
+        let fs = setup();
+        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+        f.write_all(b"hello").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        f.write_all(b" world").expect("write");
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"hello world");
+        assert_eq!(f.len(), 11);
+        fs.crash();
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"hello");
+        assert!(f.write_all(b"x").is_err(), "stale handle must fail");
+    }
+
+    #[test]
+    fn file_in_unsynced_dir_vanishes_even_if_fsynced() {
+        let fs = setup();
+        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+        f.write_all(b"data").expect("write");
+        f.sync().expect("sync");
+        fs.crash();
+        assert!(!fs.exists(&p("/d/a")).expect("exists"));
+        assert!(fs.list(&p("/d")).expect("list").is_empty());
+    }
+
+    #[test]
+    fn unsynced_rename_and_remove_revert() {
+        let fs = setup();
+        let mut f = fs.create(&p("/d/a")).expect("create");
+        f.write_all(b"A").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        fs.rename(&p("/d/a"), &p("/d/b")).expect("rename");
+        assert_eq!(fs.list(&p("/d")).expect("list"), vec!["b".to_string()]);
+        fs.crash();
+        assert_eq!(fs.list(&p("/d")).expect("list"), vec!["a".to_string()]);
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"A");
+
+        fs.remove(&p("/d/a")).expect("remove");
+        assert!(!fs.exists(&p("/d/a")).expect("exists"));
+        fs.crash();
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"A");
+
+        fs.rename(&p("/d/a"), &p("/d/b")).expect("rename");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        fs.crash();
+        assert_eq!(fs.list(&p("/d")).expect("list"), vec!["b".to_string()]);
+    }
+
+    #[test]
+    fn rename_over_existing_file_reverts_to_old_content() {
+        let fs = setup();
+        for (name, content) in [("cur", b"old"), ("tmp", b"new")] {
+            let mut f = fs.create(&p(&format!("/d/{name}"))).expect("create");
+            f.write_all(content).expect("write");
+            f.sync().expect("sync");
+        }
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        fs.rename(&p("/d/tmp"), &p("/d/cur")).expect("rename");
+        assert_eq!(fs.read(&p("/d/cur")).expect("read"), b"new");
+        fs.crash();
+        assert_eq!(fs.read(&p("/d/cur")).expect("read"), b"old");
+        assert_eq!(fs.read(&p("/d/tmp")).expect("read"), b"new");
+    }
+
+    #[test]
+    fn truncate_is_durable_and_create_replaces() {
+        let fs = setup();
+        let mut f = fs.create(&p("/d/a")).expect("create");
+        f.write_all(b"abcdef").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        fs.truncate(&p("/d/a"), 3).expect("truncate");
+        fs.crash();
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"abc");
+        let mut g = fs.create(&p("/d/a")).expect("create");
+        assert!(g.is_empty());
+        g.write_all(b"z").expect("write");
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"z");
+    }
+
+    #[test]
+    fn torn_writes_keep_a_prefix_of_the_tail() {
+        let mut lengths = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let fs = SimFs::with_torn_writes(seed);
+            fs.create_dir_all(&p("/d")).expect("mkdir");
+            let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+            f.write_all(b"base").expect("write");
+            f.sync().expect("sync");
+            fs.sync_dir(&p("/d")).expect("sync dir");
+            f.write_all(b"0123456789").expect("write");
+            fs.crash();
+            let got = fs.read(&p("/d/a")).expect("read");
+            assert!(b"base0123456789".starts_with(&got) && got.len() >= 4);
+            lengths.insert(got.len());
+            // After a crash the surviving bytes are the durable state.
+            fs.crash();
+            assert_eq!(fs.read(&p("/d/a")).expect("read"), got);
+        }
+        assert!(lengths.len() > 3, "torn mode should vary: {lengths:?}");
+    }
+
+    #[test]
+    fn missing_dir_and_file_are_errors_and_fail_after_fails() {
+        let fs = setup();
+        assert!(fs.open_append(&p("/nope/a"), true).is_err());
+        assert!(fs.open_append(&p("/d/a"), false).is_err());
+        assert!(fs.read(&p("/d/a")).is_err());
+        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+        fs.fail_after(Some(2));
+        f.write_all(b"x").expect("first op");
+        f.sync().expect("second op");
+        assert!(f.write_all(b"y").is_err());
+        assert!(fs.sync_dir(&p("/d")).is_err());
+        fs.fail_after(None);
+        f.write_all(b"z").expect("write");
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"xz");
+    }
+
+    #[test]
+    fn real_fs_basic_operations() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let fs = RealFs;
+        let dir = tmp.path().join("sub");
+        fs.create_dir_all(&dir).expect("mkdir");
+        let a = dir.join("a");
+        let mut f = fs.open_append(&a, true).expect("open");
+        f.write_all(b"hello").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&dir).expect("sync dir");
+        let mut f = fs.open_append(&a, false).expect("reopen");
+        assert_eq!(f.len(), 5);
+        f.write_all(b"!").expect("write");
+        assert_eq!(fs.read(&a).expect("read"), b"hello!");
+        fs.truncate(&a, 2).expect("truncate");
+        assert_eq!(fs.read(&a).expect("read"), b"he");
+        fs.rename(&a, &dir.join("b")).expect("rename");
+        assert_eq!(fs.list(&dir).expect("list"), vec!["b".to_string()]);
+        assert!(!fs.exists(&a).expect("exists"));
+        fs.remove(&dir.join("b")).expect("remove");
+        assert!(fs.list(&dir).expect("list").is_empty());
+    }
+}
