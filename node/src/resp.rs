@@ -1,1 +1,567 @@
 //! RESP2 wire protocol codec (requests and replies).
+//!
+//! Parsing is incremental: every parser takes the bytes received so far and returns
+//! `Ok(None)` when they end in the middle of a message (read more and call again with the
+//! longer buffer), or the message and how many bytes it used. Parsers never panic and
+//! never buffer without bound: arrays, bulk strings, lines and nesting are capped by
+//! [`Limits`], and exceeding a cap is a [`RespError`] (the server should send it as an
+//! `-ERR` reply and close the connection, like Redis does).
+//!
+//! Requests come in two forms, both accepted by [`parse_command`]:
+//! - arrays of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`), as `redis-cli` and
+//!   `redis-benchmark` send them;
+//! - inline commands (`SET k v\r\n`, `\n` alone also ends a line), as typed in telnet, with
+//!   Redis-style `"double"` (escapes `\n \r \t \b \a \\ \" \xHH`) and `'single'` quoting.
+//!
+//! An empty request (`*0\r\n`, `*-1\r\n` or an empty inline line) parses to an empty
+//! argument list; servers ignore it. [`encode`] never emits a malformed message: CR and
+//! LF inside simple strings and errors are replaced by spaces.
+
+/// A RESP2 value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    /// `+OK`
+    Simple(String),
+    /// `-ERR message`
+    Error(String),
+    /// `:42`
+    Integer(i64),
+    /// `$3\r\nabc` (`None` = null bulk `$-1`).
+    Bulk(Option<Vec<u8>>),
+    /// `*2\r\n...` (`None` = null array `*-1`).
+    Array(Option<Vec<Value>>),
+}
+
+impl Value {
+    /// `+OK`.
+    pub fn ok() -> Value {
+        Value::Simple("OK".into())
+    }
+
+    /// An error reply; `msg` should start with a code such as `ERR` or `NOTLEADER`.
+    pub fn error(msg: impl Into<String>) -> Value {
+        Value::Error(msg.into())
+    }
+}
+
+/// A protocol violation; Display is one line in Redis's style.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("Protocol error: {0}")]
+pub struct RespError(pub String);
+
+/// Caps that bound what a peer can make the parser buffer or allocate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most elements in one array (and arguments in one command). Default 1 Mi.
+    pub max_args: usize,
+    /// Largest bulk string. Default 64 MiB.
+    pub max_bulk: usize,
+    /// Longest line (inline command or type header). Default 64 KiB.
+    pub max_line: usize,
+    /// Deepest array nesting in replies. Default 32.
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_args: 1 << 20,
+            max_bulk: 64 << 20,
+            max_line: 64 << 10,
+            max_depth: 32,
+        }
+    }
+}
+
+/// Parser result: `Ok(None)` means the buffer ends mid-message.
+pub type Step<T> = Result<Option<T>, RespError>;
+
+/// A parsed command's arguments (empty for an empty request).
+pub type Args = Vec<Vec<u8>>;
+
+/// Unwraps `Ok(Some(v))`, returns early on `Ok(None)` or `Err`.
+macro_rules! ready {
+    ($e:expr) => {
+        match $e? {
+            Some(v) => v,
+            None => return Ok(None),
+        }
+    };
+}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, RespError> {
+    Err(RespError(msg.into()))
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    limits: &'a Limits,
+}
+
+impl<'a> Cursor<'a> {
+    /// Bytes of the next line up to (excluding) its `\n`, advancing past it.
+    fn raw_line(&mut self) -> Step<&'a [u8]> {
+        let rest = &self.buf[self.pos..];
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(i) if i > self.limits.max_line => err("too big request line"),
+            Some(i) => {
+                self.pos += i + 1;
+                Ok(Some(&rest[..i]))
+            }
+            None if rest.len() > self.limits.max_line => err("too big request line"),
+            None => Ok(None),
+        }
+    }
+
+    /// A CRLF-terminated protocol line (without the CRLF).
+    fn line(&mut self) -> Step<&'a [u8]> {
+        let line = ready!(self.raw_line());
+        match line.strip_suffix(b"\r") {
+            Some(l) => Ok(Some(l)),
+            None => err("line not terminated by CRLF"),
+        }
+    }
+
+    /// `len` bytes followed by CRLF.
+    fn bulk_body(&mut self, len: usize) -> Step<&'a [u8]> {
+        let rest = &self.buf[self.pos..];
+        if rest.len() < len + 2 {
+            return Ok(None);
+        }
+        if &rest[len..len + 2] != b"\r\n" {
+            return err("bulk string not terminated by CRLF");
+        }
+        self.pos += len + 2;
+        Ok(Some(&rest[..len]))
+    }
+
+    /// The length after `$` or `*`: `None` for -1 (null), an error if negative otherwise or
+    /// above `max`.
+    fn length(digits: &[u8], max: usize, what: &str) -> Result<Option<usize>, RespError> {
+        match parse_int(digits) {
+            Some(-1) => Ok(None),
+            Some(n) if n >= 0 && n as u64 <= max as u64 => Ok(Some(n as usize)),
+            _ => err(format!("invalid {what} length")),
+        }
+    }
+}
+
+fn parse_int(digits: &[u8]) -> Option<i64> {
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// Parses one client command with [`Limits::default`]. Returns the arguments and the
+/// number of bytes consumed, or `Ok(None)` if `buf` holds only part of a command.
+pub fn parse_command(buf: &[u8]) -> Step<(Args, usize)> {
+    parse_command_with(buf, &Limits::default())
+}
+
+/// [`parse_command`] with explicit limits.
+pub fn parse_command_with(buf: &[u8], limits: &Limits) -> Step<(Args, usize)> {
+    let mut cur = Cursor {
+        buf,
+        pos: 0,
+        limits,
+    };
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => {
+            let header = ready!(cur.line());
+            let n = match parse_int(&header[1..]) {
+                Some(n) if n <= 0 => return Ok(Some((Vec::new(), cur.pos))),
+                Some(n) if n as u64 <= limits.max_args as u64 => n as usize,
+                _ => return err("invalid multibulk length"),
+            };
+            let mut args = Vec::with_capacity(n.min(64));
+            for _ in 0..n {
+                match buf.get(cur.pos) {
+                    None => return Ok(None),
+                    Some(b'$') => {}
+                    Some(&c) => return err(format!("expected '$', got '{}'", c as char)),
+                }
+                let header = ready!(cur.line());
+                let Some(len) = Cursor::length(&header[1..], limits.max_bulk, "bulk")? else {
+                    return err("invalid bulk length");
+                };
+                args.push(ready!(cur.bulk_body(len)).to_vec());
+            }
+            Ok(Some((args, cur.pos)))
+        }
+        Some(_) => {
+            let line = ready!(cur.raw_line());
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let args = split_inline(line)?;
+            if args.len() > limits.max_args {
+                return err("invalid multibulk length");
+            }
+            Ok(Some((args, cur.pos)))
+        }
+    }
+}
+
+/// Splits an inline command line into arguments (Redis `sdssplitargs` rules).
+fn split_inline(line: &[u8]) -> Result<Args, RespError> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while line.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        let Some(&first) = line.get(i) else {
+            return Ok(args);
+        };
+        let mut arg = Vec::new();
+        if first == b'"' || first == b'\'' {
+            i += 1;
+            loop {
+                match (line.get(i), line.get(i + 1)) {
+                    (None, _) => return err("unbalanced quotes in request"),
+                    (Some(&q), next) if q == first => {
+                        if next.is_some_and(|c| !c.is_ascii_whitespace()) {
+                            return err("closing quote must be followed by a space");
+                        }
+                        i += 1;
+                        break;
+                    }
+                    (Some(b'\\'), Some(&c)) if first == b'"' => {
+                        let hex = line
+                            .get(i + 2..i + 4)
+                            .and_then(|h| std::str::from_utf8(h).ok())
+                            .and_then(|h| u8::from_str_radix(h, 16).ok());
+                        match (c, hex) {
+                            (b'x', Some(byte)) => {
+                                arg.push(byte);
+                                i += 4;
+                                continue;
+                            }
+                            (b'n', _) => arg.push(b'\n'),
+                            (b'r', _) => arg.push(b'\r'),
+                            (b't', _) => arg.push(b'\t'),
+                            (b'b', _) => arg.push(8),
+                            (b'a', _) => arg.push(7),
+                            (c, _) => arg.push(c),
+                        }
+                        i += 2;
+                    }
+                    (Some(b'\\'), Some(b'\'')) => {
+                        arg.push(b'\'');
+                        i += 2;
+                    }
+                    (Some(&c), _) => {
+                        arg.push(c);
+                        i += 1;
+                    }
+                }
+            }
+        } else {
+            while let Some(&c) = line.get(i).filter(|c| !c.is_ascii_whitespace()) {
+                arg.push(c);
+                i += 1;
+            }
+        }
+        args.push(arg);
+    }
+}
+
+/// Parses one reply (any RESP2 value) with [`Limits::default`], for clients.
+pub fn parse_reply(buf: &[u8]) -> Step<(Value, usize)> {
+    parse_reply_with(buf, &Limits::default())
+}
+
+/// [`parse_reply`] with explicit limits.
+pub fn parse_reply_with(buf: &[u8], limits: &Limits) -> Step<(Value, usize)> {
+    let mut cur = Cursor {
+        buf,
+        pos: 0,
+        limits,
+    };
+    let value = ready!(parse_value(&mut cur, 0));
+    Ok(Some((value, cur.pos)))
+}
+
+fn parse_value(cur: &mut Cursor<'_>, depth: usize) -> Step<Value> {
+    let line = ready!(cur.line());
+    let Some((&kind, rest)) = line.split_first() else {
+        return err("empty line where a value was expected");
+    };
+    let text = || String::from_utf8_lossy(rest).into_owned();
+    let value = match kind {
+        b'+' => Value::Simple(text()),
+        b'-' => Value::Error(text()),
+        b':' => match parse_int(rest) {
+            Some(n) => Value::Integer(n),
+            None => return err("invalid integer"),
+        },
+        b'$' => match Cursor::length(rest, cur.limits.max_bulk, "bulk")? {
+            None => Value::Bulk(None),
+            Some(len) => Value::Bulk(Some(ready!(cur.bulk_body(len)).to_vec())),
+        },
+        b'*' => match Cursor::length(rest, cur.limits.max_args, "multibulk")? {
+            None => Value::Array(None),
+            Some(_) if depth >= cur.limits.max_depth => return err("arrays nested too deeply"),
+            Some(n) => {
+                let mut items = Vec::with_capacity(n.min(64));
+                for _ in 0..n {
+                    items.push(ready!(parse_value(cur, depth + 1)));
+                }
+                Value::Array(Some(items))
+            }
+        },
+        c => return err(format!("unexpected type byte '{}'", c.escape_ascii())),
+    };
+    Ok(Some(value))
+}
+
+fn push_line_text(out: &mut Vec<u8>, prefix: u8, text: &str) {
+    out.push(prefix);
+    out.extend(
+        text.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_header(out: &mut Vec<u8>, prefix: u8, n: i64) {
+    out.push(prefix);
+    out.extend_from_slice(n.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    push_header(out, b'$', bytes.len() as i64);
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the wire form of `value` to `out`.
+pub fn encode(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Simple(s) => push_line_text(out, b'+', s),
+        Value::Error(s) => push_line_text(out, b'-', s),
+        Value::Integer(n) => push_header(out, b':', *n),
+        Value::Bulk(None) => push_header(out, b'$', -1),
+        Value::Bulk(Some(b)) => push_bulk(out, b),
+        Value::Array(None) => push_header(out, b'*', -1),
+        Value::Array(Some(items)) => {
+            push_header(out, b'*', items.len() as i64);
+            for item in items {
+                encode(item, out);
+            }
+        }
+    }
+}
+
+/// Appends a client command (array of bulk strings) to `out`.
+pub fn encode_command(args: &[&[u8]], out: &mut Vec<u8>) {
+    push_header(out, b'*', args.len() as i64);
+    for arg in args {
+        push_bulk(out, arg);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn args(words: &[&str]) -> Vec<Vec<u8>> {
+        words.iter().map(|w| w.as_bytes().to_vec()).collect()
+    }
+
+    /// Feeds `input` in two pieces split at `split`, draining every complete command after
+    /// each piece, as a server reading from a socket does.
+    fn drain_commands(input: &[u8], split: usize) -> Vec<Vec<Vec<u8>>> {
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for piece in [&input[..split], &input[split..]] {
+            buf.extend_from_slice(piece);
+            while let Some((cmd, used)) = parse_command(&buf).expect("valid input") {
+                assert!(used > 0);
+                got.push(cmd);
+                buf.drain(..used);
+            }
+        }
+        assert!(buf.is_empty(), "leftover {buf:?}");
+        got
+    }
+
+    const PIPELINE: &[u8] =
+        b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\nb\r\nPING\r\n*2\r\n$3\r\nGET\r\n$0\r\n\r\n\
+SET x \"y z\\x41\\n\" 'it\\'s'\n*0\r\n\r\n*1\r\n$4\r\nPING\r\n";
+
+    fn pipeline_expected() -> Vec<Vec<Vec<u8>>> {
+        vec![
+            args(&["SET", "a", "b"]),
+            args(&["PING"]),
+            args(&["GET", ""]),
+            vec![
+                b"SET".to_vec(),
+                b"x".to_vec(),
+                b"y zA\n".to_vec(),
+                b"it's".to_vec(),
+            ],
+            vec![],
+            vec![],
+            args(&["PING"]),
+        ]
+    }
+
+    #[test]
+    fn pipelined_commands_at_every_split_point() {
+        for split in 0..=PIPELINE.len() {
+            assert_eq!(
+                drain_commands(PIPELINE, split),
+                pipeline_expected(),
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn pipelined_commands_byte_by_byte() {
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for &b in PIPELINE {
+            buf.push(b);
+            if let Some((cmd, used)) = parse_command(&buf).expect("valid") {
+                got.push(cmd);
+                buf.drain(..used);
+            }
+        }
+        assert_eq!(got, pipeline_expected());
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn replies_byte_by_byte() {
+        let values = vec![
+            Value::ok(),
+            Value::error("NOTLEADER n2"),
+            Value::Integer(-7),
+            Value::Bulk(None),
+            Value::Bulk(Some(b"a\r\nb".to_vec())),
+            Value::Array(None),
+            Value::Array(Some(vec![
+                Value::Integer(1),
+                Value::Array(Some(vec![])),
+                Value::Bulk(Some(vec![])),
+            ])),
+        ];
+        let mut wire = Vec::new();
+        for v in &values {
+            encode(v, &mut wire);
+        }
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for &b in &wire {
+            buf.push(b);
+            if let Some((v, used)) = parse_reply(&buf).expect("valid") {
+                got.push(v);
+                buf.drain(..used);
+            }
+        }
+        assert_eq!(got, values);
+    }
+
+    #[test]
+    fn malformed_requests_are_errors() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"*x\r\n", "invalid multibulk length"),
+            (b"*2\r\n:1\r\n", "expected '$'"),
+            (b"*1\r\n$-1\r\n", "invalid bulk length"),
+            (b"*1\r\n$abc\r\n", "invalid bulk length"),
+            (b"*1\r\n$3\r\nGETX\r\n", "not terminated by CRLF"),
+            (b"*1\n", "not terminated by CRLF"),
+            (b"SET a \"b\n", "unbalanced quotes"),
+            (b"SET a \"b\"c\n", "closing quote"),
+            (b"*99999999999\r\n", "invalid multibulk length"),
+            (b"*1\r\n$99999999999\r\n", "invalid bulk length"),
+        ];
+        for (input, want) in cases {
+            let e = parse_command(input).expect_err(&String::from_utf8_lossy(input));
+            assert!(e.to_string().contains(want), "{input:?}: {e}");
+            assert!(e.to_string().starts_with("Protocol error: "));
+        }
+    }
+
+    #[test]
+    fn limits_bound_buffering() {
+        let limits = Limits {
+            max_args: 2,
+            max_bulk: 4,
+            max_line: 16,
+            max_depth: 1,
+        };
+        assert!(parse_command_with(b"*3\r\n", &limits).is_err());
+        assert!(parse_command_with(b"a b c\r\n", &limits).is_err());
+        assert!(parse_command_with(b"*1\r\n$5\r\n", &limits).is_err());
+        assert_eq!(parse_command_with(b"*1\r\n$4\r\nab", &limits), Ok(None));
+        assert_eq!(parse_command_with(b"PING PING PING", &limits), Ok(None));
+        assert!(parse_command_with(b"PING PING PING PING", &limits).is_err());
+        assert!(parse_reply_with(b"*1\r\n*1\r\n:1\r\n", &limits).is_err());
+        assert!(parse_reply_with(b"*1\r\n:1\r\n", &limits).is_ok());
+    }
+
+    #[test]
+    fn malformed_replies_are_errors() {
+        for input in [
+            &b"?\r\n"[..],
+            b"\r\n",
+            b":x\r\n",
+            b"$-2\r\n",
+            b"$1\r\nab\r\n",
+        ] {
+            assert!(parse_reply(input).is_err(), "{input:?}");
+        }
+        assert_eq!(parse_reply(b"$3\r\nab"), Ok(None));
+        assert_eq!(parse_reply(b""), Ok(None));
+    }
+
+    #[test]
+    fn encoding_sanitizes_line_breaks() {
+        let mut out = Vec::new();
+        encode(&Value::error("ERR bad\r\nthing"), &mut out);
+        assert_eq!(out, b"-ERR bad  thing\r\n");
+    }
+
+    fn arb_value() -> impl Strategy<Value = Value> {
+        let text = "[^\r\n]{0,12}";
+        let leaf = prop_oneof![
+            text.prop_map(Value::Simple),
+            text.prop_map(Value::Error),
+            any::<i64>().prop_map(Value::Integer),
+            prop::option::of(prop::collection::vec(any::<u8>(), 0..20)).prop_map(Value::Bulk),
+            Just(Value::Array(None)),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop::collection::vec(inner, 0..6).prop_map(|v| Value::Array(Some(v)))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn reply_round_trip(v in arb_value()) {
+            let mut wire = Vec::new();
+            encode(&v, &mut wire);
+            prop_assert_eq!(parse_reply(&wire), Ok(Some((v, wire.len()))));
+            for cut in 0..wire.len() {
+                prop_assert_eq!(parse_reply(&wire[..cut]), Ok(None));
+            }
+        }
+
+        #[test]
+        fn command_round_trip(cmd in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..16), 1..6)) {
+            let refs: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+            let mut wire = Vec::new();
+            encode_command(&refs, &mut wire);
+            prop_assert_eq!(parse_command(&wire), Ok(Some((cmd, wire.len()))));
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = parse_command(&bytes);
+            let _ = parse_reply(&bytes);
+        }
+    }
+}
