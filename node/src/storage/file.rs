@@ -13,11 +13,15 @@
 //! - [`Fs::list`] returns the plain file names in a directory, sorted.
 //!
 //! [`SimFs`] models exactly these rules, pessimistically: on [`SimFs::crash`] every file
-//! keeps only its fsynced content (or, in torn-write mode, its fsynced content plus a
-//! seeded random prefix of the unsynced tail) and every directory reverts to its entries
-//! as of its last `sync_dir`. Files are inodes, so a rename moves content and a removed
-//! file's data survives a crash if the removal was not synced. Handles opened before a
-//! crash fail afterwards, like a process that died with the machine.
+//! keeps only its fsynced content and every directory reverts to its entries as of its
+//! last `sync_dir`. In torn-write mode ([`SimFs::with_torn_writes`], a disk with no
+//! ordering guarantees) a crash instead keeps, per file, its fsynced content plus a seeded
+//! random prefix of the unsynced tail, and per directory a random subset of the unsynced
+//! entry operations (each create, remove and same-directory rename is atomic; a rename
+//! survives only if its source entry is durable). Files are inodes, so a rename moves
+//! content and a removed file's data survives a crash if the removal was not synced.
+//! Handles opened before a crash fail afterwards, like a process that died with the
+//! machine.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -158,10 +162,77 @@ struct Inode {
     synced: usize,
 }
 
+/// A directory entry change not yet made durable by `sync_dir`.
+#[derive(Debug, Clone)]
+enum DirOp {
+    Link(String, Ino),
+    Unlink(String),
+    Rename { from: String, to: String, ino: Ino },
+}
+
 #[derive(Debug, Default)]
 struct Dir {
     live: BTreeMap<String, Ino>,
     durable: BTreeMap<String, Ino>,
+    /// Changes from `durable` to `live`, in order.
+    pending: Vec<DirOp>,
+}
+
+impl Dir {
+    fn link(&mut self, name: String, ino: Ino) -> Option<Ino> {
+        self.pending.push(DirOp::Link(name.clone(), ino));
+        self.live.insert(name, ino)
+    }
+
+    fn unlink(&mut self, name: &str) -> Option<Ino> {
+        let old = self.live.remove(name)?;
+        self.pending.push(DirOp::Unlink(name.to_string()));
+        Some(old)
+    }
+
+    fn sync(&mut self) {
+        self.durable = self.live.clone();
+        self.pending.clear();
+    }
+
+    /// Power loss: with `rng`, each pending operation independently survives (in order);
+    /// without, none does.
+    fn crash(&mut self, rng: Option<&mut ChaCha8Rng>) {
+        if let Some(rng) = rng {
+            for op in self.pending.drain(..) {
+                if !rng.random_bool(0.5) {
+                    continue;
+                }
+                match op {
+                    DirOp::Link(name, ino) => {
+                        self.durable.insert(name, ino);
+                    }
+                    DirOp::Unlink(name) => {
+                        self.durable.remove(&name);
+                    }
+                    DirOp::Rename { from, to, ino } => {
+                        if self.durable.get(&from) == Some(&ino) {
+                            self.durable.remove(&from);
+                            self.durable.insert(to, ino);
+                        }
+                    }
+                }
+            }
+        }
+        self.pending.clear();
+        self.live = self.durable.clone();
+    }
+
+    fn references(&self, ino: Ino) -> bool {
+        self.live
+            .values()
+            .chain(self.durable.values())
+            .any(|&i| i == ino)
+            || self.pending.iter().any(|op| match op {
+                DirOp::Link(_, i) | DirOp::Rename { ino: i, .. } => *i == ino,
+                DirOp::Unlink(_) => false,
+            })
+    }
 }
 
 #[derive(Debug)]
@@ -256,7 +327,7 @@ impl SimFs {
         st.epoch += 1;
         st.crashes += 1;
         for dir in st.dirs.values_mut() {
-            dir.live = dir.durable.clone();
+            dir.crash(st.torn.as_mut());
         }
         let referenced: std::collections::BTreeSet<Ino> = st
             .dirs
@@ -324,11 +395,7 @@ impl SimState {
     }
 
     fn gc(&mut self, ino: Ino) {
-        let used = self
-            .dirs
-            .values()
-            .any(|d| d.live.values().chain(d.durable.values()).any(|&i| i == ino));
-        if !used {
+        if !self.dirs.values().any(|d| d.references(ino)) {
             self.inodes.remove(&ino);
         }
     }
@@ -396,7 +463,7 @@ impl Fs for SimFs {
                 let (dir, name) = split(path)?;
                 st.dir_mut(dir)?;
                 let ino = st.new_inode();
-                st.dir_mut(dir)?.live.insert(name, ino);
+                st.dir_mut(dir)?.link(name, ino);
                 ino
             }
         };
@@ -416,7 +483,7 @@ impl Fs for SimFs {
         // A fresh inode: the old file (if any) stays reachable from the durable directory
         // until the directory is synced, like O_TRUNC's metadata change not yet on disk.
         let ino = st.new_inode();
-        if let Some(old) = st.dir_mut(dir)?.live.insert(name, ino) {
+        if let Some(old) = st.dir_mut(dir)?.link(name, ino) {
             st.gc(old);
         }
         let epoch = st.epoch;
@@ -442,11 +509,19 @@ impl Fs for SimFs {
         let mut st = self.lock();
         st.check_io()?;
         let ino = st.lookup(from)?;
-        let (to_dir, to_name) = split(to)?;
-        st.dir_mut(to_dir)?;
-        let (from_dir, from_name) = split(from)?;
-        st.dir_mut(from_dir)?.live.remove(&from_name);
-        if let Some(old) = st.dir_mut(to_dir)?.live.insert(to_name, ino) {
+        let (from_dir, from) = split(from)?;
+        let (to_dir, to) = split(to)?;
+        if from_dir != to_dir {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "SimFs renames only within one directory",
+            ));
+        }
+        let d = st.dir_mut(from_dir)?;
+        d.live.remove(&from);
+        let old = d.live.insert(to.clone(), ino);
+        d.pending.push(DirOp::Rename { from, to, ino });
+        if let Some(old) = old.filter(|&o| o != ino) {
             st.gc(old);
         }
         Ok(())
@@ -456,15 +531,14 @@ impl Fs for SimFs {
         st.check_io()?;
         let ino = st.lookup(path)?;
         let (dir, name) = split(path)?;
-        st.dir_mut(dir)?.live.remove(&name);
+        st.dir_mut(dir)?.unlink(&name);
         st.gc(ino);
         Ok(())
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
         st.check_io()?;
-        let d = st.dir_mut(dir)?;
-        d.durable = d.live.clone();
+        st.dir_mut(dir)?.sync();
         let inos: Vec<Ino> = st.inodes.keys().copied().collect();
         for ino in inos {
             st.gc(ino);
@@ -592,6 +666,29 @@ mod tests {
             assert_eq!(fs.read(&p("/d/a")).expect("read"), got);
         }
         assert!(lengths.len() > 3, "torn mode should vary: {lengths:?}");
+    }
+
+    #[test]
+    fn torn_mode_keeps_a_random_subset_of_directory_operations() {
+        let mut outcomes = std::collections::BTreeSet::new();
+        for seed in 0..64 {
+            let fs = SimFs::with_torn_writes(seed);
+            fs.create_dir_all(&p("/d")).expect("mkdir");
+            let mut f = fs.create(&p("/d/old")).expect("create");
+            f.write_all(b"content").expect("write");
+            f.sync().expect("sync");
+            fs.sync_dir(&p("/d")).expect("sync dir");
+            fs.create(&p("/d/x")).expect("create");
+            fs.rename(&p("/d/old"), &p("/d/new")).expect("rename");
+            fs.crash();
+            let names = fs.list(&p("/d")).expect("list");
+            let has = |n: &str| names.iter().any(|m| m == n);
+            assert!(has("old") != has("new"), "rename is atomic: {names:?}");
+            let survivor = if has("old") { "/d/old" } else { "/d/new" };
+            assert_eq!(fs.read(&p(survivor)).expect("read"), b"content");
+            outcomes.insert(names);
+        }
+        assert_eq!(outcomes.len(), 4, "{outcomes:?}");
     }
 
     #[test]

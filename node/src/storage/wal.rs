@@ -689,6 +689,13 @@ mod tests {
         let err = Wal::open(Arc::new(fs.clone()), &dir(), small()).expect_err("bad header");
         assert!(err.to_string().contains(&segment_name(2)), "{err}");
 
+        fs.truncate(&second, 7).expect("truncate");
+        let err = Wal::open(Arc::new(fs.clone()), &dir(), small()).expect_err("short header");
+        assert!(
+            err.to_string().contains("truncated segment header"),
+            "{err}"
+        );
+
         fs.remove(&second).expect("remove");
         let err = Wal::open(Arc::new(fs.clone()), &dir(), small()).expect_err("gap");
         assert!(err.to_string().contains("segment 2 is missing"), "{err}");
