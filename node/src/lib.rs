@@ -4,6 +4,7 @@
 //! with tokio, TCP and the `storage` layer; `resp` is the client protocol and `kv` the
 //! replicated state machine. Everything outside the cores is protocol-neutral.
 
+pub mod core;
 pub mod kv;
 pub mod raft;
 pub mod resp;

@@ -1,0 +1,241 @@
+//! The protocol-neutral interface between a consensus core and the runtime.
+//!
+//! A core is a pure state machine: the runtime feeds it peer messages, ticks of a logical
+//! clock and client requests, and periodically drains a [`Ready`] batch. The runtime must
+//! handle a batch in this order:
+//!
+//! 1. make `persist` durable (written and fsynced) through the core's [`CoreStorage`];
+//! 2. send `messages` (they may acknowledge what was just persisted);
+//! 3. apply `apply` to the state machine, in order;
+//! 4. serve `reads` once the state machine has applied up to their index.
+//!
+//! Raft is the first implementation ([`crate::raft::Raft`]); a Multi-Paxos core can reuse
+//! the runtime, storage, RESP server and KV state machine by implementing these traits.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A node id: `n<k>` on the command line and the wire, `k` inside the cores.
+pub type NodeId = u64;
+
+/// Formats a node id the way users see it (`n3`).
+pub fn fmt_id(id: NodeId) -> String {
+    format!("n{id}")
+}
+
+/// Parses `n<k>` (k >= 1).
+pub fn parse_id(s: &str) -> Result<NodeId, String> {
+    let digits = s
+        .strip_prefix('n')
+        .ok_or_else(|| format!("node id {s:?} must look like n1, n2, ..."))?;
+    match digits.parse::<NodeId>() {
+        Ok(k) if k >= 1 && !digits.starts_with('+') => Ok(k),
+        _ => Err(format!(
+            "node id {s:?} must be 'n' followed by a number >= 1"
+        )),
+    }
+}
+
+/// Seeded defects (switched on by a later `--bug NAME` flag). A node never runs a defect
+/// unless asked; this release defines none, so the struct is empty and every core path
+/// behaves correctly.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {}
+
+/// How linearizable reads are confirmed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReadMode {
+    /// ReadIndex: the leader confirms its leadership with a heartbeat quorum per read batch.
+    #[default]
+    ReadIndex,
+    /// Leader lease timed by the monotonic clock; assumes bounded clock drift.
+    Lease,
+}
+
+/// A proposal was accepted into the leader's log at this position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposed {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// The node cannot serve the request because it is not the leader. Definite: nothing happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotLeader {
+    pub leader: Option<NodeId>,
+}
+
+/// Why a reconfiguration was refused before anything happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReconfigError {
+    NotLeader(NotLeader),
+    /// Another membership change is in progress.
+    Busy,
+    /// The requested voter set is unusable (e.g. empty).
+    Invalid(String),
+}
+
+/// One state-machine step handed to the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Apply {
+    /// A committed log position. `data` is `None` for protocol-internal entries (no-ops,
+    /// configuration changes) that only advance the applied index.
+    Entry {
+        index: u64,
+        term: u64,
+        data: Option<Vec<u8>>,
+    },
+    /// Replace the state machine with this snapshot (taken at `index`).
+    Snapshot { index: u64, data: Vec<u8> },
+}
+
+impl Apply {
+    pub fn index(&self) -> u64 {
+        match self {
+            Apply::Entry { index, .. } | Apply::Snapshot { index, .. } => *index,
+        }
+    }
+}
+
+/// Notifications about leadership and membership changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// This node stopped being leader: the outcome of its pending proposals is unknown
+    /// until they are applied (or never).
+    SteppedDown,
+    /// The reconfiguration with this id reached its final configuration (committed).
+    ReconfigDone(u64),
+    /// The reconfiguration with this id was abandoned; `definite` tells whether nothing
+    /// reached the log that could still change the voter set.
+    ReconfigAborted { id: u64, definite: bool },
+}
+
+/// Everything the runtime must do after feeding the core.
+#[derive(Debug)]
+pub struct Ready<M, P> {
+    pub persist: Option<P>,
+    pub messages: Vec<(NodeId, M)>,
+    pub apply: Vec<Apply>,
+    /// Reads confirmed linearizable: serve read `id` once the state machine applied `index`.
+    pub reads: Vec<(u64, u64)>,
+    /// Reads that can no longer be confirmed (leadership lost); nothing was observed.
+    pub failed_reads: Vec<u64>,
+    pub events: Vec<Event>,
+}
+
+impl<M, P> Default for Ready<M, P> {
+    fn default() -> Self {
+        Ready {
+            persist: None,
+            messages: Vec::new(),
+            apply: Vec::new(),
+            reads: Vec::new(),
+            failed_reads: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+}
+
+impl<M, P> Ready<M, P> {
+    pub fn is_empty(&self) -> bool {
+        self.persist.is_none()
+            && self.messages.is_empty()
+            && self.apply.is_empty()
+            && self.reads.is_empty()
+            && self.failed_reads.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// A node's role as reported by STATUS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    PreCandidate,
+    Learner,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::PreCandidate => "precandidate",
+            Role::Learner => "learner",
+        })
+    }
+}
+
+/// A snapshot of the core's state for STATUS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreStatus {
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub voters: Vec<NodeId>,
+    pub learners: Vec<NodeId>,
+    pub joint: bool,
+}
+
+/// The interface the runtime drives. See the module docs for the `Ready` contract.
+pub trait ConsensusCore: Send + 'static {
+    /// Peer-to-peer message (sent as postcard frames).
+    type Message: Serialize + DeserializeOwned + Send + fmt::Debug + 'static;
+    /// A batch of durable writes, handed to the matching [`CoreStorage`].
+    type Persist: Send + 'static;
+
+    fn id(&self) -> NodeId;
+    /// Advances the logical clock by one tick.
+    fn tick(&mut self);
+    /// Handles a message from a peer. Stale, duplicated and reordered messages are allowed.
+    fn step(&mut self, from: NodeId, msg: Self::Message);
+    /// Proposes an opaque state-machine command.
+    fn propose(&mut self, data: Vec<u8>) -> Result<Proposed, NotLeader>;
+    /// Asks for a linearizable read; answered by `Ready::reads` / `Ready::failed_reads`.
+    fn read(&mut self, id: u64) -> Result<(), NotLeader>;
+    /// Changes the voter set to exactly `voters` (id -> peer address).
+    fn reconfigure(
+        &mut self,
+        id: u64,
+        voters: BTreeMap<NodeId, String>,
+    ) -> Result<(), ReconfigError>;
+    /// Gives up on a reconfiguration that has not yet changed the voter set.
+    fn cancel_reconfigure(&mut self, id: u64);
+    /// The state machine at `index` (already applied) serializes to `data`: compact the log.
+    fn compact(&mut self, index: u64, data: Vec<u8>);
+    fn take_ready(&mut self) -> Ready<Self::Message, Self::Persist>;
+    fn status(&self) -> CoreStatus;
+    /// Peer addresses of the current members (for the transport).
+    fn peer_addrs(&self) -> BTreeMap<NodeId, String>;
+}
+
+/// Durable storage for a core's persist batches.
+pub trait CoreStorage<P>: Send + 'static {
+    /// Writes `batch` and makes it durable (fsync) before returning.
+    fn persist(&mut self, batch: P) -> std::io::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_and_format() {
+        assert_eq!(parse_id("n1"), Ok(1));
+        assert_eq!(parse_id("n42"), Ok(42));
+        assert!(parse_id("n0").is_err());
+        assert!(parse_id("1").is_err());
+        assert!(parse_id("n").is_err());
+        assert!(parse_id("n+1").is_err());
+        assert!(parse_id("nx").is_err());
+        assert_eq!(fmt_id(7), "n7");
+    }
+}

@@ -1,0 +1,473 @@
+//! Deterministic in-memory network for testing the Raft core, with global invariant checks:
+//! election safety (one leader per term), state-machine safety (every node applies the same
+//! entry at an index), leader completeness (a new leader holds every applied entry), and
+//! ReadIndex freshness (a confirmed read index covers every write acknowledged before it).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::*;
+
+/// Storage that keeps everything persisted (the core's view of durable state).
+#[derive(Clone, Debug, Default)]
+pub struct MemStore {
+    pub hs: HardState,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+}
+
+impl MemStore {
+    pub fn persist(&mut self, p: RaftPersist) {
+        for op in p.ops {
+            match op {
+                PersistOp::HardState(hs) => self.hs = hs,
+                PersistOp::Append(es) => {
+                    if let Some(first) = es.first() {
+                        self.entries.retain(|e| e.index < first.index);
+                        self.entries.extend(es);
+                    }
+                }
+                PersistOp::Snapshot {
+                    snapshot,
+                    hard_state,
+                    entries,
+                } => {
+                    self.snapshot = Some(snapshot);
+                    self.hs = hard_state;
+                    self.entries = entries;
+                }
+            }
+        }
+    }
+
+    pub fn recovered(&self) -> Recovered {
+        Recovered {
+            hard_state: self.hs,
+            snapshot: self.snapshot.clone(),
+            entries: self.entries.clone(),
+        }
+    }
+}
+
+pub struct SimNode {
+    pub raft: Raft,
+    pub store: MemStore,
+    pub up: bool,
+    /// The replicated state machine: applied commands in order.
+    pub sm: Vec<Vec<u8>>,
+    pub applied: u64,
+    /// Client writes proposed here: index -> (term, data).
+    pub proposals: BTreeMap<u64, (u64, Vec<u8>)>,
+    /// Reads issued here: id -> write index acknowledged anywhere before the read started.
+    pub reads: BTreeMap<u64, u64>,
+}
+
+/// Decides whether a message (from, to, message) is lost.
+pub type DropFilter = Box<dyn Fn(NodeId, NodeId, &Message) -> bool>;
+
+pub struct Sim {
+    pub nodes: BTreeMap<NodeId, SimNode>,
+    pub queue: VecDeque<(NodeId, NodeId, Message)>,
+    pub rng: ChaCha8Rng,
+    /// Blocked directed links.
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub drop_prob: f64,
+    pub dup_prob: f64,
+    pub reorder: bool,
+    pub drop_if: Option<DropFilter>,
+    pub cfg: RaftConfig,
+    pub bootstrap: Membership,
+    /// index -> (term, data) of every applied entry (data None for internal entries).
+    pub applied: BTreeMap<u64, (u64, Option<Vec<u8>>)>,
+    pub leaders: BTreeMap<u64, NodeId>,
+    /// Writes acknowledged to clients: data -> index.
+    pub acked: BTreeMap<Vec<u8>, u64>,
+    pub max_acked_index: u64,
+    pub events: Vec<(NodeId, Event)>,
+    pub confirmed_reads: usize,
+    pub snapshot_every: u64,
+    next_id: u64,
+    restarts: u64,
+}
+
+pub fn addr(id: NodeId) -> String {
+    format!("127.0.0.1:{}", 9000 + id)
+}
+
+pub fn membership_of(ids: &[NodeId]) -> Membership {
+    Membership::new(ids.iter().map(|&i| (i, addr(i))).collect())
+}
+
+impl Sim {
+    pub fn new(n: u64, seed: u64) -> Sim {
+        let ids: Vec<NodeId> = (1..=n).collect();
+        Sim::with_config(&ids, &ids, seed, |_| {})
+    }
+
+    /// `voters` bootstrap the cluster; other ids in `all` start empty (joiners).
+    pub fn with_config(
+        all: &[NodeId],
+        voters: &[NodeId],
+        seed: u64,
+        tweak: impl Fn(&mut RaftConfig),
+    ) -> Sim {
+        let mut cfg = RaftConfig::new(0);
+        cfg.election_ticks = 10;
+        cfg.heartbeat_ticks = 2;
+        cfg.lease_margin_ticks = 2;
+        tweak(&mut cfg);
+        let mut sim = Sim {
+            nodes: BTreeMap::new(),
+            queue: VecDeque::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            cut: BTreeSet::new(),
+            drop_prob: 0.0,
+            dup_prob: 0.0,
+            reorder: false,
+            drop_if: None,
+            cfg,
+            bootstrap: membership_of(voters),
+            applied: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            max_acked_index: 0,
+            events: Vec::new(),
+            confirmed_reads: 0,
+            snapshot_every: 0,
+            next_id: 0,
+            restarts: 0,
+        };
+        for &id in all {
+            let boot = voters.contains(&id).then(|| sim.bootstrap.clone());
+            let raft = sim.make_raft(id, boot, Recovered::default());
+            sim.nodes.insert(
+                id,
+                SimNode {
+                    raft,
+                    store: MemStore::default(),
+                    up: true,
+                    sm: Vec::new(),
+                    applied: 0,
+                    proposals: BTreeMap::new(),
+                    reads: BTreeMap::new(),
+                },
+            );
+        }
+        sim
+    }
+
+    fn make_raft(&mut self, id: NodeId, boot: Option<Membership>, rec: Recovered) -> Raft {
+        let mut cfg = self.cfg.clone();
+        cfg.id = id;
+        cfg.seed = self.rng.random_range(0..u64::MAX);
+        Raft::new(cfg, boot, rec)
+    }
+
+    pub fn raft(&self, id: NodeId) -> &Raft {
+        &self.nodes[&id].raft
+    }
+
+    pub fn raft_mut(&mut self, id: NodeId) -> &mut Raft {
+        &mut self.nodes.get_mut(&id).expect("node exists").raft
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.up && n.raft.role == Role::Leader)
+            .max_by_key(|(_, n)| n.raft.term)
+            .map(|(&id, _)| id)
+    }
+
+    /// Isolates `group` from every other node (both directions).
+    pub fn partition(&mut self, group: &[NodeId]) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for &a in group {
+            for &b in &ids {
+                if !group.contains(&b) {
+                    self.cut.insert((a, b));
+                    self.cut.insert((b, a));
+                }
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    pub fn crash(&mut self, id: NodeId) {
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        n.up = false;
+        n.proposals.clear();
+        n.reads.clear();
+        self.queue.retain(|(f, t, _)| *f != id && *t != id);
+    }
+
+    pub fn restart(&mut self, id: NodeId) {
+        self.restarts += 1;
+        let rec = self.nodes[&id].store.recovered();
+        let raft = self.make_raft(id, Some(self.bootstrap.clone()), rec);
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        n.raft = raft;
+        n.up = true;
+        n.sm.clear();
+        n.applied = 0;
+        self.process(id);
+    }
+
+    pub fn propose(&mut self, id: NodeId) -> Option<Vec<u8>> {
+        self.next_id += 1;
+        let data = format!("w{}", self.next_id).into_bytes();
+        let n = self.nodes.get_mut(&id)?;
+        if !n.up {
+            return None;
+        }
+        let p = n.raft.propose(data.clone()).ok()?;
+        n.proposals.insert(p.index, (p.term, data.clone()));
+        self.process(id);
+        Some(data)
+    }
+
+    pub fn read(&mut self, id: NodeId) -> bool {
+        self.next_id += 1;
+        let rid = self.next_id;
+        let floor = self.max_acked_index;
+        let n = self.nodes.get_mut(&id).expect("node exists");
+        if !n.up || n.raft.read(rid).is_err() {
+            return false;
+        }
+        n.reads.insert(rid, floor);
+        self.process(id);
+        true
+    }
+
+    /// Drains the node's ready batches, checking invariants as entries are applied.
+    pub fn process(&mut self, id: NodeId) {
+        loop {
+            let n = self.nodes.get_mut(&id).expect("node exists");
+            if !n.up {
+                return;
+            }
+            let ready = n.raft.take_ready();
+            if ready.is_empty() {
+                break;
+            }
+            if let Some(p) = ready.persist {
+                n.store.persist(p);
+            }
+            for (to, m) in ready.messages {
+                self.queue.push_back((id, to, m));
+            }
+            let n = self.nodes.get_mut(&id).expect("node exists");
+            for a in ready.apply {
+                match a {
+                    Apply::Snapshot { index, data } => {
+                        let sm: Vec<Vec<u8>> =
+                            postcard::from_bytes(&data).expect("sim snapshot decodes");
+                        n.sm = sm;
+                        n.applied = index;
+                    }
+                    Apply::Entry { index, term, data } => {
+                        assert_eq!(index, n.applied + 1, "n{id} applied out of order");
+                        n.applied = index;
+                        match self.applied.get(&index) {
+                            Some(prev) => assert_eq!(
+                                prev,
+                                &(term, data.clone()),
+                                "state machine safety violated at index {index} on n{id}"
+                            ),
+                            None => {
+                                self.applied.insert(index, (term, data.clone()));
+                            }
+                        }
+                        if let Some(d) = data.clone() {
+                            n.sm.push(d);
+                        }
+                        if let Some((pt, pd)) = n.proposals.remove(&index)
+                            && pt == term
+                        {
+                            assert_eq!(Some(pd.clone()), data);
+                            self.acked.insert(pd, index);
+                            self.max_acked_index = self.max_acked_index.max(index);
+                        }
+                    }
+                }
+            }
+            for (rid, index) in ready.reads {
+                if let Some(floor) = n.reads.remove(&rid) {
+                    assert!(
+                        index >= floor,
+                        "stale read on n{id}: read index {index} < acknowledged write {floor}"
+                    );
+                    self.confirmed_reads += 1;
+                }
+            }
+            for rid in ready.failed_reads {
+                n.reads.remove(&rid);
+            }
+            for e in ready.events {
+                self.events.push((id, e));
+            }
+            if self.snapshot_every > 0 {
+                let n = self.nodes.get_mut(&id).expect("node exists");
+                if n.applied >= n.raft.log.base_index + self.snapshot_every
+                    && n.applied <= n.raft.log.applied
+                {
+                    let data = postcard::to_allocvec(&n.sm).expect("encode");
+                    let idx = n.applied;
+                    n.raft.compact(idx, data);
+                }
+            }
+        }
+        self.check_leader(id);
+    }
+
+    fn check_leader(&mut self, id: NodeId) {
+        let r = &self.nodes[&id].raft;
+        if r.role != Role::Leader {
+            return;
+        }
+        if let Some(&prev) = self.leaders.get(&r.term) {
+            assert_eq!(prev, id, "two leaders in term {}", r.term);
+            return;
+        }
+        // Leader completeness: a leader of the highest term so far holds every entry
+        // committed (applied anywhere) before it was elected.
+        let newest = self.leaders.keys().next_back().is_none_or(|&t| t < r.term);
+        self.leaders.insert(r.term, id);
+        if !newest {
+            return;
+        }
+        for (&index, (term, _)) in self.applied.range(r.log.base_index + 1..) {
+            assert_eq!(
+                r.log.term(index),
+                Some(*term),
+                "leader n{id} (term {}) lacks applied entry {index}",
+                r.term
+            );
+        }
+    }
+
+    fn deliverable(&self, from: NodeId, to: NodeId, m: &Message) -> bool {
+        if self.cut.contains(&(from, to)) {
+            return false;
+        }
+        if let Some(f) = &self.drop_if
+            && f(from, to, m)
+        {
+            return false;
+        }
+        self.nodes.get(&to).is_some_and(|n| n.up) && self.nodes.get(&from).is_some_and(|n| n.up)
+    }
+
+    /// Delivers one queued message. Returns false if the queue is empty.
+    pub fn deliver_one(&mut self) -> bool {
+        let i = if self.reorder && self.queue.len() > 1 {
+            self.rng.random_range(0..self.queue.len().min(8))
+        } else {
+            0
+        };
+        let Some((from, to, m)) = self.queue.remove(i) else {
+            return false;
+        };
+        if !self.deliverable(from, to, &m) {
+            return true;
+        }
+        if self.drop_prob > 0.0 && self.rng.random_bool(self.drop_prob) {
+            return true;
+        }
+        if self.dup_prob > 0.0 && self.rng.random_bool(self.dup_prob) {
+            self.queue.push_back((from, to, m.clone()));
+        }
+        self.nodes.get_mut(&to).expect("checked").raft.step(from, m);
+        self.process(to);
+        true
+    }
+
+    pub fn deliver_all(&mut self) {
+        let mut n = 0;
+        while self.deliver_one() {
+            n += 1;
+            assert!(n < 1_000_000, "message storm");
+        }
+    }
+
+    pub fn tick_all(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if self.nodes[&id].up {
+                self.raft_mut(id).tick();
+                self.process(id);
+            }
+        }
+    }
+
+    /// Ticks and delivers for `ticks` rounds.
+    pub fn run(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            self.tick_all();
+            self.deliver_all();
+        }
+    }
+
+    /// Runs until some node is leader (and has committed its no-op), or panics.
+    pub fn elect(&mut self) -> NodeId {
+        for _ in 0..2000 {
+            self.run(1);
+            if let Some(l) = self.leader() {
+                let r = self.raft(l);
+                if r.log.term(r.log.commit) == Some(r.term) {
+                    return l;
+                }
+            }
+        }
+        panic!("no leader elected");
+    }
+
+    /// All up nodes applied the same commands.
+    /// Makes nodes forget any leader and their start-up grace period, so they grant votes.
+    pub fn forget_leaders(&mut self, ids: &[NodeId]) {
+        for &id in ids {
+            let r = self.raft_mut(id);
+            r.leader = None;
+            r.ticks = r.ticks.max(1000);
+            r.election_elapsed = 1000;
+        }
+    }
+
+    /// Starts a real (not pre-vote) election at `id`.
+    pub fn force_campaign(&mut self, id: NodeId) {
+        self.raft_mut(id).campaign(false);
+        self.process(id);
+    }
+
+    /// All up members of the newest leader's configuration applied the same commands.
+    pub fn assert_converged(&self) {
+        let members = self.leader().map(|l| self.raft(l).membership.members());
+        let ups: Vec<&SimNode> = self
+            .nodes
+            .iter()
+            .filter(|(id, n)| n.up && members.as_ref().is_none_or(|m| m.contains(id)))
+            .map(|(_, n)| n)
+            .collect();
+        let first = ups.first().expect("some node is up");
+        for n in &ups {
+            assert_eq!(
+                n.applied, first.applied,
+                "applied index differs on n{}",
+                n.raft.cfg.id
+            );
+            assert_eq!(n.sm, first.sm, "state machines differ");
+        }
+        for (data, _) in self.acked.iter() {
+            assert!(
+                first.sm.contains(data),
+                "acknowledged write {:?} lost",
+                String::from_utf8_lossy(data)
+            );
+        }
+    }
+}
