@@ -3,6 +3,16 @@
 //! `net` owns namespaces, bridges and iptables; `doctor` checks the machine; `check` is the
 //! CLI glue over the `checker` crate.
 
+pub mod analyze;
 pub mod check;
+pub mod cleanup;
+pub mod client;
+pub mod cluster;
 pub mod doctor;
+pub mod generator;
+pub mod nemesis;
 pub mod net;
+pub mod recorder;
+pub mod run;
+pub mod signals;
+pub mod store;

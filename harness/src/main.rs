@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use harness::{check, doctor};
+use std::path::PathBuf;
+
+use harness::{analyze, check, cleanup, doctor, run, store};
 
 /// Stasis starts real nodes of a replicated system, breaks them on purpose (kill -9,
 /// SIGSTOP, clock skew, network partitions), records every client operation and checks
@@ -29,6 +31,25 @@ enum Cmd {
     /// remove everything again. The host's own iptables rules are never touched.
     /// Exit 0 if everything the default test needs is present, 1 otherwise.
     Doctor(doctor::DoctorArgs),
+    /// Run a test: start a cluster in network namespaces, run a workload under faults,
+    /// record the history, check it, and leave a run directory under the store.
+    ///
+    /// With no flags: a 3-node Raft cluster for 60 s under a mix of all faults (kill,
+    /// pause, partition, clock). Needs root.
+    Test(run::TestArgs),
+    /// Re-check a stored run (default: store/latest) and rewrite its results.json and
+    /// summary.txt.
+    Analyze {
+        /// A run directory, or a store whose `latest` to use.
+        #[arg(default_value = "store")]
+        run_dir: PathBuf,
+        /// Budget for the linearizability check.
+        #[arg(long, default_value = "120s", value_parser = run::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Remove what killed runs left behind: node processes, `stasis-` links and
+    /// namespaces recorded by runs whose harness is gone. Live runs are not touched.
+    Clean,
     /// Check a saved history for linearizability.
     Check(check::CheckArgs),
 }
@@ -53,6 +74,46 @@ fn main() -> ExitCode {
     let code = match &cli.command {
         Cmd::Doctor(args) => doctor::run(args),
         Cmd::Check(args) => check::run(args),
+        Cmd::Test(args) => run::run(args),
+        Cmd::Analyze { run_dir, timeout } => analyze_cmd(run_dir, *timeout),
+        Cmd::Clean => clean_cmd(),
     };
     ExitCode::from(code)
+}
+
+fn analyze_cmd(arg: &std::path::Path, timeout: std::time::Duration) -> u8 {
+    let result = store::resolve_run(arg).and_then(|dir| analyze::analyze_run(&dir, None, timeout));
+    match result {
+        Ok(report) => {
+            println!("{}", report.summary_text.trim_end());
+            report.exit_code
+        }
+        Err(e) => {
+            eprintln!("stasis analyze: {e:#}");
+            3
+        }
+    }
+}
+
+fn clean_cmd() -> u8 {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("stasis clean: not root: removing namespaces needs CAP_NET_ADMIN (run as root)");
+        return 3;
+    }
+    match cleanup::clean_stale() {
+        Ok(c) => {
+            println!(
+                "removed {} processes, {} links, {} namespaces of {} stale run(s)",
+                c.processes, c.links, c.namespaces, c.runs
+            );
+            for e in &c.errors {
+                eprintln!("stasis clean: {e}");
+            }
+            if c.errors.is_empty() { 0 } else { 3 }
+        }
+        Err(e) => {
+            eprintln!("stasis clean: {e:#}");
+            3
+        }
+    }
 }

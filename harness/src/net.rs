@@ -6,7 +6,7 @@
 //! exists only on the bridge and in the namespaces, and iptables rules are only ever added
 //! inside node namespaces. Interface names fit Linux's 15 characters:
 //! `stasis-<id>b` for the bridge and `stasis-<id>v<k>` for the host end of node k's veth
-//! (`<id>` is at most 4 characters).
+//! (`<id>` is a kind letter plus the subnet's third octet, at most 4 characters).
 //!
 //! Commands are run as argv vectors (never through a shell) and logged at debug level.
 
@@ -16,9 +16,13 @@ use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use std::sync::Mutex;
+
 use anyhow::{Context, Result, anyhow, bail};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{CloneFlags, setns};
+
+use crate::cleanup::RunState;
 
 /// Prefix of every namespace, bridge and veth the project creates.
 pub const PREFIX: &str = "stasis-";
@@ -119,14 +123,16 @@ pub fn with_netns<T: Send, F: FnOnce() -> T + Send>(ns: &str, f: F) -> Result<T>
 }
 
 /// A set of namespaces joined by one bridge. Everything is removed on drop, veths before
-/// namespaces (`ip netns del` alone is asynchronous).
+/// namespaces (`ip netns del` alone is asynchronous), and registered in the leftover
+/// registry ([`crate::cleanup`]) before it is created.
 #[derive(Debug)]
 pub struct Topology {
     pub id: String,
     pub subnet: Subnet,
     pub bridge: String,
-    /// (namespace, host-side veth, address) per host, in order.
+    /// Namespace, host-side veth and address per host, in order.
     pub hosts: Vec<Host>,
+    state: Mutex<Option<RunState>>,
     torn_down: bool,
 }
 
@@ -140,21 +146,30 @@ pub struct Host {
 
 impl Topology {
     /// Creates a bridge with address `.1` and one namespace per name, each with a veth into
-    /// the bridge and address `.2`, `.3`, ... `id` must be 1 to 4 characters of [a-z0-9].
-    /// On any failure, whatever was created is removed again.
-    pub fn create(id: &str, names: &[&str]) -> Result<Topology> {
-        if id.is_empty() || id.len() > 4 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            bail!("topology id {id:?} must be 1 to 4 ASCII letters or digits");
+    /// the bridge and address `.2`, `.3`, ... The topology id is `kind` (one lowercase
+    /// letter) followed by the claimed subnet's third octet, so it is unique among live
+    /// topologies. On any failure, whatever was created is removed again.
+    pub fn create(kind: char, names: &[&str]) -> Result<Topology> {
+        if !kind.is_ascii_lowercase() {
+            bail!("topology kind {kind:?} must be one lowercase ASCII letter");
         }
         if names.len() > 250 {
             bail!("at most 250 hosts per topology");
         }
+        for n in names {
+            if n.is_empty() || n.len() > 16 || !n.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                bail!("host name {n:?} must be 1 to 16 ASCII letters or digits");
+            }
+        }
         let subnet = Subnet::claim()?;
+        let id = format!("{kind}{}", subnet.third);
+        let state = RunState::create(&id)?;
         let mut topo = Topology {
-            id: id.to_owned(),
             bridge: format!("{PREFIX}{id}b"),
+            id,
             subnet,
             hosts: Vec::new(),
+            state: Mutex::new(Some(state)),
             torn_down: false,
         };
         // Drop removes whatever was created if a step fails.
@@ -162,8 +177,46 @@ impl Topology {
         Ok(topo)
     }
 
+    /// Applies `f` to the registry entry and saves it.
+    fn register(&self, f: impl FnOnce(&mut crate::cleanup::StateData)) -> Result<()> {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = guard
+            .as_mut()
+            .ok_or_else(|| anyhow!("topology already torn down"))?;
+        f(&mut state.data);
+        state.save()
+    }
+
+    /// Records a node process group leader, so a later `stasis clean` can kill it.
+    pub fn register_process(&self, pid: u32) -> Result<()> {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(s) => s.add_process(pid),
+            None => Ok(()),
+        }
+    }
+
+    pub fn unregister_process(&self, pid: u32) -> Result<()> {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_mut() {
+            Some(s) => s.remove_process(pid),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the run directory in the registry (shown by `stasis clean`).
+    pub fn set_run_dir(&self, dir: &Path) -> Result<()> {
+        self.register(|d| d.run_dir = Some(dir.to_owned()))
+    }
+
+    /// Finds a host by name.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
     fn build(&mut self, names: &[&str]) -> Result<()> {
         let br = self.bridge.clone();
+        self.register(|d| d.links.push(br.clone()))?;
         run(&["ip", "link", "add", &br, "type", "bridge"])?;
         let cidr = format!("{}/24", self.subnet.bridge_addr());
         run(&["ip", "addr", "add", &cidr, "dev", &br])?;
@@ -177,8 +230,12 @@ impl Topology {
                 addr: self.subnet.addr(k as u8 + 1),
             };
             let peer = format!("{PREFIX}{}p{k}", self.id);
-            run(&["ip", "netns", "add", &host.netns])?;
+            self.register(|d| {
+                d.namespaces.push(host.netns.clone());
+                d.links.push(host.veth.clone());
+            })?;
             self.hosts.push(host.clone());
+            run(&["ip", "netns", "add", &host.netns])?;
             run(&[
                 "ip", "link", "add", &host.veth, "type", "veth", "peer", "name", &peer,
             ])?;
@@ -222,6 +279,10 @@ impl Topology {
             &["ip", "link", "del", &self.bridge],
         );
         if errors.is_empty() {
+            let state = self.state.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(state) = state {
+                state.release();
+            }
             Ok(())
         } else {
             bail!("teardown left objects behind: {}", errors.join("; "))
@@ -275,18 +336,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn topology_id_is_validated_before_touching_anything() {
-        let e = Topology::create("toolong", &["n1"]).unwrap_err();
-        assert!(e.to_string().contains("1 to 4"), "{e}");
-        let e = Topology::create("a-b", &["n1"]).unwrap_err();
-        assert!(e.to_string().contains("1 to 4"), "{e}");
+    fn topology_arguments_are_validated_before_touching_anything() {
+        let e = Topology::create('R', &["n1"]).unwrap_err();
+        assert!(e.to_string().contains("lowercase"), "{e}");
+        let e = Topology::create('r', &["n-1"]).unwrap_err();
+        assert!(e.to_string().contains("host name"), "{e}");
     }
 
     #[test]
     fn interface_names_fit_the_kernel_limit() {
-        // Longest id (4) and a two-digit host number.
-        let veth = format!("{PREFIX}abcdv12");
-        let peer = format!("{PREFIX}abcdp12");
+        // Longest id (kind + "254") and a three-digit host number.
+        let veth = format!("{PREFIX}r254v250");
+        let peer = format!("{PREFIX}r254p250");
         let br = format!("{PREFIX}abcdb");
         for n in [veth, peer, br] {
             assert!(n.len() <= 15, "{n} is {} characters", n.len());

@@ -1,0 +1,331 @@
+//! Checking a stored run: the verdict, the availability under each fault, and the files
+//! people read (`results.json`, `summary.txt`). `stasis analyze RUN_DIR` re-runs this on
+//! a stored run, including one whose harness was killed (torn history tail).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use checker::check::{CheckOptions, CheckResult, Verdict, check_history};
+use checker::history::{Op, OpType, Process, read_jsonl};
+use checker::model::ModelKind;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::run::FaultRecord;
+
+/// Length of the availability windows.
+pub const WINDOW: Duration = Duration::from_secs(5);
+
+/// A fault's time span and what clients saw during it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FaultWindow {
+    pub f: String,
+    pub value: Value,
+    pub start_ns: u64,
+    pub stop_ns: Option<u64>,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+impl FaultWindow {
+    pub fn ok_fraction(&self) -> f64 {
+        let total = self.ok + self.fail + self.info;
+        if total == 0 {
+            0.0
+        } else {
+            self.ok as f64 / total as f64
+        }
+    }
+}
+
+/// Completion counts in one fixed window.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Slot {
+    pub start_s: f64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+}
+
+/// The result of analyzing a run.
+pub struct Report {
+    pub exit_code: u8,
+    pub verdict: Verdict,
+    pub summary_text: String,
+    pub windows: Vec<FaultWindow>,
+    pub slots: Vec<Slot>,
+    pub check: CheckResult,
+}
+
+/// Pairs `start-X` / `stop-X` nemesis events into windows and counts client completions
+/// inside each.
+pub fn fault_windows(ops: &[Op]) -> Vec<FaultWindow> {
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out: Vec<FaultWindow> = Vec::new();
+    for op in ops {
+        if op.process != Process::Nemesis {
+            continue;
+        }
+        if let Some(kind) = op.f.strip_prefix("start-") {
+            open.insert(kind.to_owned(), out.len());
+            out.push(FaultWindow {
+                f: kind.to_owned(),
+                value: op.value.clone(),
+                start_ns: op.time,
+                stop_ns: None,
+                ok: 0,
+                fail: 0,
+                info: 0,
+            });
+        } else if let Some(kind) = op.f.strip_prefix("stop-")
+            && let Some(i) = open.remove(kind)
+        {
+            out[i].stop_ns = Some(op.time);
+        }
+    }
+    for op in ops {
+        if !op.is_client_completion() {
+            continue;
+        }
+        for w in &mut out {
+            let end = w.stop_ns.unwrap_or(u64::MAX);
+            if op.time >= w.start_ns && op.time < end {
+                match op.kind {
+                    OpType::Ok => w.ok += 1,
+                    OpType::Fail => w.fail += 1,
+                    OpType::Info => w.info += 1,
+                    OpType::Invoke => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Client completions per fixed window of the whole run.
+pub fn slots(ops: &[Op], width: Duration) -> Vec<Slot> {
+    let w = width.as_nanos() as u64;
+    let end = ops.iter().map(|o| o.time).max().unwrap_or(0);
+    let mut out: Vec<Slot> = (0..=end / w)
+        .map(|k| Slot {
+            start_s: (k * w) as f64 / 1e9,
+            ok: 0,
+            fail: 0,
+            info: 0,
+        })
+        .collect();
+    for op in ops.iter().filter(|o| o.is_client_completion()) {
+        let s = &mut out[(op.time / w) as usize];
+        match op.kind {
+            OpType::Ok => s.ok += 1,
+            OpType::Fail => s.fail += 1,
+            OpType::Info => s.info += 1,
+            OpType::Invoke => {}
+        }
+    }
+    out
+}
+
+/// Checks the run in `dir` and writes `results.json` and `summary.txt`.
+pub fn analyze_run(
+    dir: &Path,
+    faults: Option<&[FaultRecord]>,
+    timeout: Duration,
+) -> Result<Report> {
+    let path = dir.join("history.jsonl");
+    let history = read_jsonl(&path).map_err(anyhow::Error::msg)?;
+    for w in &history.warnings {
+        eprintln!("stasis: warning: {w}");
+    }
+    let ops = history.ops;
+    let mut opts = CheckOptions::new(ModelKind::Kv);
+    opts.timeout = Some(timeout);
+    let check =
+        check_history(&ops, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let windows = fault_windows(&ops);
+    let slots = slots(&ops, WINDOW);
+
+    let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for op in ops.iter().filter(|o| o.is_client_completion()) {
+        *counts
+            .entry(op.f.clone())
+            .or_default()
+            .entry(op.kind.to_string())
+            .or_default() += 1;
+    }
+    // Keep the fault evidence of the live run when re-analyzing.
+    let evidence: Value = match faults {
+        Some(f) => serde_json::to_value(f)?,
+        None => std::fs::read(dir.join("results.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v.get("faults").cloned())
+            .unwrap_or(Value::Null),
+    };
+    let results = json!({
+        "verdict": check.verdict.id(),
+        "exit_code": check.verdict.exit_code(),
+        "ops": counts,
+        "history_warnings": history.warnings,
+        "check": {
+            "model": check.model,
+            "elapsed_ms": check.elapsed_ms,
+            "partitions": check.partitions,
+            "explanation": check.explanation,
+        },
+        "fault_windows": windows,
+        "availability_windows": slots,
+        "faults": evidence,
+    });
+    let results_path = dir.join("results.json");
+    std::fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("cannot write {}", results_path.display()))?;
+
+    let summary_text = summary(dir, &check, &counts, &windows, &slots);
+    std::fs::write(dir.join("summary.txt"), &summary_text)
+        .with_context(|| format!("cannot write {}", dir.join("summary.txt").display()))?;
+    Ok(Report {
+        exit_code: check.verdict.exit_code(),
+        verdict: check.verdict,
+        summary_text,
+        windows,
+        slots,
+        check,
+    })
+}
+
+fn summary(
+    dir: &Path,
+    check: &CheckResult,
+    counts: &BTreeMap<String, BTreeMap<String, u64>>,
+    windows: &[FaultWindow],
+    slots: &[Slot],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "run: {}", dir.display());
+    let _ = writeln!(
+        s,
+        "verdict: {} ({} operations checked in {:.0} ms)",
+        check.verdict.id(),
+        check.ops,
+        check.elapsed_ms
+    );
+    if let Some(e) = &check.explanation {
+        let _ = writeln!(s, "violation: {}", e.sentence);
+    }
+    for p in check
+        .partitions
+        .iter()
+        .filter(|p| p.verdict == Verdict::Unknown)
+    {
+        let _ = writeln!(
+            s,
+            "unknown: key {} ({})",
+            p.key.as_deref().unwrap_or("-"),
+            p.gave_up.as_deref().unwrap_or("gave up")
+        );
+    }
+    let _ = writeln!(s, "operations:");
+    for (f, by) in counts {
+        let get = |k: &str| by.get(k).copied().unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "  {f:<6} ok {:>6}  fail {:>6}  info {:>6}",
+            get("ok"),
+            get("fail"),
+            get("info")
+        );
+    }
+    let _ = writeln!(s, "faults (ok fraction of completions during each):");
+    if windows.is_empty() {
+        let _ = writeln!(s, "  none");
+    }
+    for w in windows {
+        let stop = w
+            .stop_ns
+            .map_or("end".to_owned(), |t| format!("{:.1}s", t as f64 / 1e9));
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>6.1}s-{:<7} {:<40} ok {:>5} fail {:>5} info {:>4}  ok fraction {:.2}",
+            w.f,
+            w.start_ns as f64 / 1e9,
+            stop,
+            w.value.to_string(),
+            w.ok,
+            w.fail,
+            w.info,
+            w.ok_fraction()
+        );
+    }
+    let empty: Vec<String> = slots
+        .iter()
+        .filter(|sl| sl.ok == 0)
+        .map(|sl| format!("{:.0}s", sl.start_s))
+        .collect();
+    let _ = writeln!(
+        s,
+        "availability: {} of {} {}-second windows had ok operations{}",
+        slots.len() - empty.len(),
+        slots.len(),
+        WINDOW.as_secs(),
+        if empty.is_empty() {
+            String::new()
+        } else {
+            format!(" (none in the windows starting at {})", empty.join(", "))
+        }
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(time: u64, process: Process, kind: OpType, f: &str) -> Op {
+        Op {
+            index: 0,
+            time,
+            process,
+            kind,
+            f: f.into(),
+            key: Some("k0".into()),
+            value: Value::Null,
+            error: None,
+            node: None,
+        }
+    }
+
+    #[test]
+    fn windows_count_completions_inside_each_fault() {
+        let c = Process::Client(1);
+        let n = Process::Nemesis;
+        let ops = vec![
+            ev(1, c, OpType::Invoke, "read"),
+            ev(2, c, OpType::Ok, "read"),
+            ev(3, n, OpType::Info, "start-kill"),
+            ev(4, c, OpType::Invoke, "write"),
+            ev(5, c, OpType::Fail, "write"),
+            ev(6, c, OpType::Invoke, "write"),
+            ev(7, c, OpType::Ok, "write"),
+            ev(8, n, OpType::Info, "stop-kill"),
+            ev(9, c, OpType::Invoke, "read"),
+            ev(10, c, OpType::Ok, "read"),
+            ev(11, n, OpType::Info, "start-pause"),
+        ];
+        let w = fault_windows(&ops);
+        assert_eq!(w.len(), 2);
+        assert_eq!(
+            (w[0].f.as_str(), w[0].ok, w[0].fail, w[0].stop_ns),
+            ("kill", 1, 1, Some(8))
+        );
+        assert_eq!(w[0].ok_fraction(), 0.5);
+        assert_eq!((w[1].f.as_str(), w[1].stop_ns), ("pause", None));
+        let sl = slots(&ops, Duration::from_nanos(5));
+        assert_eq!(sl.len(), 3);
+        assert_eq!((sl[0].ok, sl[1].ok, sl[1].fail, sl[2].ok), (1, 1, 1, 1));
+    }
+}

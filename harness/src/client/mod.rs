@@ -1,0 +1,72 @@
+//! Client adapters: one per wire protocol, behind one small trait.
+//!
+//! A client turns an abstract operation into a request and the reply into one of three
+//! outcomes, with Jepsen's meaning: `Ok` happened, `Fail` definitely did not happen,
+//! `Info` unknown (it may still take effect at any later time). Getting this mapping
+//! right is what makes a verdict honest: reporting a possibly-applied write as `Fail`
+//! produces false alarms, and reporting an ambiguous read as `Ok` hides real bugs.
+
+pub mod resp;
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+/// An operation on a key. Values are integers, unique per key for writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    Read { key: String },
+    Write { key: String, value: i64 },
+    Cas { key: String, old: i64, new: i64 },
+}
+
+impl ClientOp {
+    pub fn f(&self) -> &'static str {
+        match self {
+            ClientOp::Read { .. } => "read",
+            ClientOp::Write { .. } => "write",
+            ClientOp::Cas { .. } => "cas",
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        match self {
+            ClientOp::Read { key } | ClientOp::Write { key, .. } | ClientOp::Cas { key, .. } => key,
+        }
+    }
+
+    /// The invoke's value in the history.
+    pub fn value(&self) -> Value {
+        match self {
+            ClientOp::Read { .. } => Value::Null,
+            ClientOp::Write { value, .. } => Value::from(*value),
+            ClientOp::Cas { old, new, .. } => Value::from(vec![*old, *new]),
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, ClientOp::Read { .. })
+    }
+}
+
+/// How an operation ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Completion {
+    /// It happened; the value is the result (the value read, or the argument).
+    Ok(Value),
+    /// It definitely did not happen.
+    Fail(String),
+    /// Unknown: it may or may not have happened.
+    Info(String),
+}
+
+/// A connection-owning client used by one worker at a time.
+pub trait Client: Send {
+    /// Performs `op`, giving up at `deadline`. Must never report a possibly-applied
+    /// write as `Fail`. Reads that time out are `Fail` (they observed nothing and change
+    /// nothing), writes and cas that time out after being sent are `Info`.
+    fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion;
+
+    /// The node the last request went to (recorded in the history).
+    fn node(&self) -> Option<String>;
+}

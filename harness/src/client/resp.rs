@@ -1,0 +1,379 @@
+//! RESP client for `stasis-node` (and any server speaking the same commands).
+//!
+//! Error replies are classified by their code (see docs/NODE.md):
+//! `NOTLEADER` and `ERR` are definite (nothing happened), `TIMEOUT` and `UNKNOWN` are
+//! indeterminate. A `NOTLEADER <id> <addr>` redirect is followed within the operation's
+//! deadline; that is safe because the refused attempt had no effect. Transport errors
+//! before a request was written are definite (retry elsewhere); after it was written they
+//! are indeterminate for writes and a failure for reads.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use node::resp::{Value as Resp, encode_command, parse_reply};
+use serde_json::Value;
+
+use super::{Client, ClientOp, Completion};
+
+/// One node's name and client address.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+struct Conn {
+    node: usize,
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Why a single request attempt did not produce a reply.
+enum Transport {
+    /// Nothing was sent: the attempt had no effect.
+    NotSent(String),
+    /// The request may have reached the server.
+    Sent(String),
+}
+
+pub struct RespClient {
+    nodes: Vec<Endpoint>,
+    /// Preferred node when no leader is known.
+    home: usize,
+    conn: Option<Conn>,
+    last_node: Option<usize>,
+}
+
+impl RespClient {
+    pub fn new(nodes: Vec<Endpoint>, home: usize) -> RespClient {
+        RespClient {
+            home: home % nodes.len().max(1),
+            nodes,
+            conn: None,
+            last_node: None,
+        }
+    }
+
+    fn connect(&mut self, node: usize, deadline: Instant) -> Result<(), Transport> {
+        if self.conn.as_ref().is_some_and(|c| c.node == node) {
+            return Ok(());
+        }
+        self.conn = None;
+        let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
+        let addr = self.nodes[node].addr;
+        let stream = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(1)))
+            .map_err(|e| Transport::NotSent(format!("connect {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        self.conn = Some(Conn {
+            node,
+            stream,
+            buf: Vec::with_capacity(256),
+        });
+        Ok(())
+    }
+
+    /// Sends one command to `node` and reads one reply before `deadline`.
+    fn call(&mut self, node: usize, args: &[&[u8]], deadline: Instant) -> Result<Resp, Transport> {
+        self.connect(node, deadline)?;
+        self.last_node = Some(node);
+        let conn = self.conn.as_mut().expect("connected");
+        let mut req = Vec::with_capacity(64);
+        encode_command(args, &mut req);
+        let result = exchange(conn, &req, deadline);
+        if result.is_err() {
+            // The connection may still carry a late reply: never reuse it.
+            self.conn = None;
+        }
+        result
+    }
+
+    fn index_of_addr(&self, addr: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.addr.to_string() == addr)
+    }
+
+    fn index_of_name(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.name == name)
+    }
+}
+
+fn remaining(deadline: Instant) -> Option<Duration> {
+    let now = Instant::now();
+    (deadline > now + Duration::from_millis(1)).then(|| deadline - now)
+}
+
+fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<Resp, Transport> {
+    let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
+    conn.stream
+        .set_write_timeout(Some(left))
+        .map_err(|e| Transport::NotSent(e.to_string()))?;
+    if let Err(e) = conn.stream.write_all(req) {
+        // Part of the request may be in the kernel's buffer already.
+        return Err(Transport::Sent(format!("send: {e}")));
+    }
+    conn.buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match parse_reply(&conn.buf) {
+            Ok(Some((v, _))) => return Ok(v),
+            Ok(None) => {}
+            Err(e) => return Err(Transport::Sent(format!("bad reply: {e}"))),
+        }
+        let left = remaining(deadline).ok_or_else(|| Transport::Sent("timeout".into()))?;
+        conn.stream
+            .set_read_timeout(Some(left))
+            .map_err(|e| Transport::Sent(e.to_string()))?;
+        match conn.stream.read(&mut chunk) {
+            Ok(0) => return Err(Transport::Sent("connection closed".into())),
+            Ok(n) => conn.buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(Transport::Sent("timeout".into()));
+            }
+            Err(e) => return Err(Transport::Sent(e.to_string())),
+        }
+    }
+}
+
+/// Parses a value written by the harness (a decimal integer) for the history.
+fn value_of(bytes: &[u8]) -> Value {
+    let s = String::from_utf8_lossy(bytes);
+    match s.parse::<i64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::from(s.into_owned()),
+    }
+}
+
+impl Client for RespClient {
+    fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
+        let (a, b);
+        let args: Vec<&[u8]> = match op {
+            ClientOp::Read { key } => vec![b"GET", key.as_bytes()],
+            ClientOp::Write { key, value } => {
+                a = value.to_string();
+                vec![b"SET", key.as_bytes(), a.as_bytes()]
+            }
+            ClientOp::Cas { key, old, new } => {
+                a = old.to_string();
+                b = new.to_string();
+                vec![b"CAS", key.as_bytes(), a.as_bytes(), b.as_bytes()]
+            }
+        };
+        let mut node = self.conn.as_ref().map_or(self.home, |c| c.node);
+        let mut last_error = String::from("no attempt");
+        let mut tries = 0usize;
+        loop {
+            if remaining(deadline).is_none() {
+                // Every attempt so far was definitely refused or never sent.
+                return Completion::Fail(format!("no node accepted it: {last_error}"));
+            }
+            tries += 1;
+            match self.call(node, &args, deadline) {
+                Ok(reply) => match classify(op, reply) {
+                    Reply::Done(c) => return c,
+                    Reply::Redirect(target) => {
+                        last_error = target.clone().unwrap_or_else(|| "NOTLEADER".into());
+                        let next = target.as_deref().and_then(|t| {
+                            let mut parts = t.split_whitespace();
+                            let name = parts.next();
+                            let addr = parts.next();
+                            addr.and_then(|a| self.index_of_addr(a))
+                                .or_else(|| name.and_then(|n| self.index_of_name(n)))
+                        });
+                        node = match next {
+                            Some(n) if n != node => n,
+                            _ => {
+                                // No leader known yet (election in progress): back off a
+                                // little and ask the next node.
+                                std::thread::sleep(Duration::from_millis(20 * tries.min(5) as u64));
+                                (node + 1) % self.nodes.len()
+                            }
+                        };
+                    }
+                },
+                Err(Transport::NotSent(e)) => {
+                    last_error = e;
+                    std::thread::sleep(Duration::from_millis(10));
+                    node = (node + 1) % self.nodes.len();
+                }
+                Err(Transport::Sent(e)) => {
+                    return if op.is_read() {
+                        Completion::Fail(e)
+                    } else {
+                        Completion::Info(e)
+                    };
+                }
+            }
+        }
+    }
+
+    fn node(&self) -> Option<String> {
+        self.last_node.map(|n| self.nodes[n].name.clone())
+    }
+}
+
+enum Reply {
+    Done(Completion),
+    /// `NOTLEADER [<id> <addr>]`: the text after the code, if any.
+    Redirect(Option<String>),
+}
+
+fn classify(op: &ClientOp, reply: Resp) -> Reply {
+    let indeterminate = |msg: String| {
+        if op.is_read() {
+            Completion::Fail(msg)
+        } else {
+            Completion::Info(msg)
+        }
+    };
+    let done = match (op, reply) {
+        (_, Resp::Error(msg)) => {
+            let code = msg.split_whitespace().next().unwrap_or("");
+            match code {
+                "NOTLEADER" => {
+                    let rest = msg["NOTLEADER".len()..].trim();
+                    return Reply::Redirect((!rest.is_empty()).then(|| rest.to_owned()));
+                }
+                // Definite: the node refused the command without doing anything.
+                "ERR" | "NOQUORUM" | "NOTREADY" => Completion::Fail(msg),
+                // TIMEOUT, UNKNOWN and any code we do not know: the write may have happened.
+                _ => indeterminate(msg),
+            }
+        }
+        (ClientOp::Read { .. }, Resp::Bulk(Some(b))) => Completion::Ok(value_of(&b)),
+        (ClientOp::Read { .. }, Resp::Bulk(None)) => Completion::Ok(Value::Null),
+        (ClientOp::Write { value, .. }, Resp::Simple(s)) if s == "OK" => {
+            Completion::Ok(Value::from(*value))
+        }
+        (ClientOp::Cas { old, new, .. }, Resp::Integer(1)) => {
+            Completion::Ok(Value::from(vec![*old, *new]))
+        }
+        (ClientOp::Cas { .. }, Resp::Integer(0)) => Completion::Fail("precondition failed".into()),
+        (_, other) => indeterminate(format!("unexpected reply {other:?}")),
+    };
+    Reply::Done(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read() -> ClientOp {
+        ClientOp::Read { key: "k".into() }
+    }
+    fn write() -> ClientOp {
+        ClientOp::Write {
+            key: "k".into(),
+            value: 4,
+        }
+    }
+    fn cas() -> ClientOp {
+        ClientOp::Cas {
+            key: "k".into(),
+            old: 1,
+            new: 2,
+        }
+    }
+    fn done(op: &ClientOp, r: Resp) -> Completion {
+        match classify(op, r) {
+            Reply::Done(c) => c,
+            Reply::Redirect(t) => panic!("unexpected redirect {t:?}"),
+        }
+    }
+
+    #[test]
+    fn replies_map_to_jepsen_outcomes() {
+        assert_eq!(
+            done(&read(), Resp::Bulk(Some(b"7".to_vec()))),
+            Completion::Ok(Value::from(7))
+        );
+        assert_eq!(done(&read(), Resp::Bulk(None)), Completion::Ok(Value::Null));
+        assert_eq!(done(&write(), Resp::ok()), Completion::Ok(Value::from(4)));
+        assert_eq!(
+            done(&cas(), Resp::Integer(1)),
+            Completion::Ok(serde_json::json!([1, 2]))
+        );
+        assert!(matches!(
+            done(&cas(), Resp::Integer(0)),
+            Completion::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn errors_are_definite_or_unknown_by_code() {
+        assert!(matches!(
+            done(&write(), Resp::error("ERR syntax")),
+            Completion::Fail(_)
+        ));
+        assert!(matches!(
+            done(&write(), Resp::error("TIMEOUT waited 5s")),
+            Completion::Info(_)
+        ));
+        assert!(matches!(
+            done(&cas(), Resp::error("UNKNOWN lost leadership")),
+            Completion::Info(_)
+        ));
+        assert!(matches!(
+            done(&write(), Resp::error("WEIRD thing")),
+            Completion::Info(_)
+        ));
+        // A read that may or may not have been served observed nothing: fail.
+        assert!(matches!(
+            done(&read(), Resp::error("TIMEOUT")),
+            Completion::Fail(_)
+        ));
+        // An odd reply to a write cannot be called a failure.
+        assert!(matches!(
+            done(&write(), Resp::Integer(3)),
+            Completion::Info(_)
+        ));
+    }
+
+    #[test]
+    fn notleader_is_a_redirect() {
+        match classify(&write(), Resp::error("NOTLEADER n2 10.211.1.3:6379")) {
+            Reply::Redirect(Some(t)) => assert_eq!(t, "n2 10.211.1.3:6379"),
+            _ => panic!(),
+        }
+        assert!(matches!(
+            classify(&read(), Resp::error("NOTLEADER")),
+            Reply::Redirect(None)
+        ));
+    }
+
+    #[test]
+    fn unreachable_cluster_fails_definitely_at_the_deadline() {
+        // Port 1 on loopback refuses connections: nothing is ever sent.
+        let nodes = vec![Endpoint {
+            name: "n1".into(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+        }];
+        let mut c = RespClient::new(nodes, 0);
+        let r = c.invoke(&write(), Instant::now() + Duration::from_millis(100));
+        assert!(matches!(r, Completion::Fail(_)), "{r:?}");
+    }
+}
+
+/// Asks a node for its `STATUS` (a JSON document, see docs/NODE.md).
+pub fn status(addr: SocketAddr, timeout: Duration) -> Result<Value, String> {
+    let deadline = Instant::now() + timeout;
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let mut conn = Conn {
+        node: 0,
+        stream,
+        buf: Vec::new(),
+    };
+    let mut req = Vec::new();
+    encode_command(&[b"STATUS"], &mut req);
+    match exchange(&mut conn, &req, deadline) {
+        Ok(Resp::Bulk(Some(b))) => {
+            serde_json::from_slice(&b).map_err(|e| format!("{addr}: STATUS is not JSON: {e}"))
+        }
+        Ok(other) => Err(format!("{addr}: unexpected STATUS reply {other:?}")),
+        Err(Transport::NotSent(e) | Transport::Sent(e)) => Err(format!("{addr}: {e}")),
+    }
+}

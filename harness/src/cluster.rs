@@ -1,0 +1,299 @@
+//! Node processes: start, kill, pause, resume, restart, stop.
+//!
+//! Each node runs in its own network namespace (entered with `setns` between fork and
+//! exec, so the node's PID is the one we hold) and in its own process group, with stdout
+//! and stderr appended to `<run>/<node>/node.log`. Signals go to the process group. Nodes
+//! that may have their clock moved run under libfaketime with a per-node control file
+//! (see [`crate::nemesis::clock`]); the monotonic clock is never faked.
+
+use std::fs::{self, File, OpenOptions};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use nix::sched::{CloneFlags, setns};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::cleanup::{proc_start_time, proc_state};
+use crate::net::{Topology, netns_path};
+
+/// Where and how one node runs.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// `n1`, `n2`, ...
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub netns: String,
+    /// `<run>/<node>/`: log, data dir, faketime control file.
+    pub dir: PathBuf,
+}
+
+impl NodeInfo {
+    pub fn client_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.addr, self.client_port))
+    }
+    pub fn peer_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.addr, self.peer_port))
+    }
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("node.log")
+    }
+    pub fn faketime_file(&self) -> PathBuf {
+        self.dir.join("faketime.rc")
+    }
+}
+
+/// The command that starts one node: program, argv and environment.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Builds a node's launch command from its info and the whole cluster's.
+pub type Launcher = Box<dyn Fn(&NodeInfo, &[NodeInfo]) -> Launch + Send + Sync>;
+
+struct NodeProc {
+    info: NodeInfo,
+    child: Option<Child>,
+    paused: bool,
+}
+
+/// A set of node processes over a topology.
+pub struct Cluster<'t> {
+    topo: &'t Topology,
+    nodes: Vec<NodeProc>,
+    launcher: Launcher,
+    /// libfaketime to preload, when the system can run under it.
+    faketime: Option<PathBuf>,
+}
+
+impl<'t> Cluster<'t> {
+    /// Prepares (does not start) one node per topology host.
+    pub fn new(
+        topo: &'t Topology,
+        run_dir: &Path,
+        client_port: u16,
+        peer_port: u16,
+        launcher: Launcher,
+        faketime: Option<PathBuf>,
+    ) -> Result<Cluster<'t>> {
+        let mut nodes = Vec::new();
+        for h in &topo.hosts {
+            let dir = run_dir.join(&h.name);
+            fs::create_dir_all(dir.join("data"))
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let info = NodeInfo {
+                name: h.name.clone(),
+                addr: h.addr,
+                client_port,
+                peer_port,
+                netns: h.netns.clone(),
+                dir,
+            };
+            if faketime.is_some() {
+                crate::nemesis::clock::write_control(&info.faketime_file(), 0.0, 1.0)?;
+            }
+            nodes.push(NodeProc {
+                info,
+                child: None,
+                paused: false,
+            });
+        }
+        Ok(Cluster {
+            topo,
+            nodes,
+            launcher,
+            faketime,
+        })
+    }
+
+    pub fn infos(&self) -> Vec<NodeInfo> {
+        self.nodes.iter().map(|n| n.info.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.info.name == name)
+    }
+
+    pub fn info(&self, i: usize) -> &NodeInfo {
+        &self.nodes[i].info
+    }
+
+    pub fn has_faketime(&self) -> bool {
+        self.faketime.is_some()
+    }
+
+    /// The PID of node `i`, if running.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].child.as_ref().map(|c| c.id())
+    }
+
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match self.nodes[i].child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Starts every node.
+    pub fn start_all(&mut self) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            self.start(i)?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `i` (its data dir is kept across restarts).
+    pub fn start(&mut self, i: usize) -> Result<u32> {
+        if self.is_running(i) {
+            bail!("{} is already running", self.nodes[i].info.name);
+        }
+        let infos = self.infos();
+        let info = &self.nodes[i].info;
+        let launch = (self.launcher)(info, &infos);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(info.log_path())
+            .with_context(|| format!("cannot open {}", info.log_path().display()))?;
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .process_group(0);
+        for (k, v) in &launch.env {
+            cmd.env(k, v);
+        }
+        if let Some(lib) = &self.faketime {
+            cmd.env("LD_PRELOAD", lib)
+                .env("FAKETIME_TIMESTAMP_FILE", info.faketime_file())
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+                .env("FAKETIME_NO_CACHE", "1");
+        }
+        let ns = File::open(netns_path(&info.netns))
+            .with_context(|| format!("namespace {} is gone", info.netns))?;
+        let fd = ns.as_raw_fd();
+        // SAFETY: between fork and exec we only call setns(2), which is async-signal-safe,
+        // on a descriptor that stays open until spawn returns.
+        unsafe {
+            cmd.pre_exec(move || {
+                setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().with_context(|| {
+            format!(
+                "cannot start {} ({}): is it built and executable?",
+                info.name,
+                launch.program.display()
+            )
+        })?;
+        drop(ns);
+        let pid = child.id();
+        tracing::info!(node = %info.name, pid, "started");
+        self.topo.register_process(pid)?;
+        self.nodes[i].child = Some(child);
+        self.nodes[i].paused = false;
+        Ok(pid)
+    }
+
+    /// SIGKILLs node `i`'s process group and reaps it. Returns the old PID.
+    pub fn kill(&mut self, i: usize) -> Result<Option<u32>> {
+        let Some(mut child) = self.nodes[i].child.take() else {
+            return Ok(None);
+        };
+        let pid = child.id();
+        let pg = Pid::from_raw(pid as i32);
+        let _ = killpg(pg, Signal::SIGKILL);
+        // A stopped process still dies from SIGKILL; reap it.
+        let _ = child.wait();
+        self.nodes[i].paused = false;
+        self.topo.unregister_process(pid)?;
+        Ok(Some(pid))
+    }
+
+    /// SIGSTOPs node `i`'s process group and waits until the kernel reports it stopped.
+    pub fn pause(&mut self, i: usize) -> Result<u32> {
+        let pid = self
+            .pid(i)
+            .with_context(|| format!("{} is not running", self.nodes[i].info.name))?;
+        killpg(Pid::from_raw(pid as i32), Signal::SIGSTOP)
+            .with_context(|| format!("SIGSTOP {}", self.nodes[i].info.name))?;
+        self.nodes[i].paused = true;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while proc_state(pid) != Some('T') {
+            if Instant::now() > deadline {
+                bail!(
+                    "{} (pid {pid}) did not enter state T after SIGSTOP (state {:?})",
+                    self.nodes[i].info.name,
+                    proc_state(pid)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(pid)
+    }
+
+    /// SIGCONTs node `i`'s process group.
+    pub fn resume(&mut self, i: usize) -> Result<()> {
+        if let Some(pid) = self.pid(i) {
+            killpg(Pid::from_raw(pid as i32), Signal::SIGCONT)
+                .with_context(|| format!("SIGCONT {}", self.nodes[i].info.name))?;
+        }
+        self.nodes[i].paused = false;
+        Ok(())
+    }
+
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.nodes[i].paused
+    }
+
+    /// Resumes and gracefully stops every node: SIGTERM, then SIGKILL after `grace`.
+    pub fn stop_all(&mut self, grace: Duration) {
+        for i in 0..self.nodes.len() {
+            let _ = self.resume(i);
+            if let Some(pid) = self.pid(i) {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for i in 0..self.nodes.len() {
+            while self.is_running(i) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.kill(i);
+        }
+    }
+
+    /// Start time of node `i`'s process (to prove a restart made a new process).
+    pub fn start_time(&self, i: usize) -> Option<u64> {
+        self.pid(i).and_then(proc_start_time)
+    }
+}
+
+impl Drop for Cluster<'_> {
+    fn drop(&mut self) {
+        self.stop_all(Duration::from_secs(3));
+    }
+}

@@ -1,0 +1,564 @@
+//! The nemesis: a seeded schedule of faults, each a start/stop pair with a heal.
+//!
+//! Faults really happen and are checked: a kill must produce a new PID on restart, a pause
+//! must put the process in state `T`, a partition must make exactly the cut pairs
+//! unreachable (probed with TCP connects inside the namespaces), and a clock bump must
+//! show in the node's own reading of its wall clock. A fault that cannot be applied or
+//! verified aborts the run (exit 3): a run whose faults did not happen proves nothing.
+
+pub mod clock;
+pub mod partition;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::resp::status;
+use crate::cluster::Cluster;
+use partition::Shape;
+
+/// Fault families a user can enable with `--nemesis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    Kill,
+    Pause,
+    Partition,
+    Clock,
+}
+
+impl Family {
+    pub const ALL: [Family; 4] = [
+        Family::Kill,
+        Family::Pause,
+        Family::Partition,
+        Family::Clock,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Kill => "kill",
+            Family::Pause => "pause",
+            Family::Partition => "partition",
+            Family::Clock => "clock",
+        }
+    }
+
+    /// Parses a comma-separated list: `kill,pause`, `all`, or `none`.
+    pub fn parse_list(s: &str) -> Result<Vec<Family>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "all" => out.extend(Family::ALL),
+                "none" => {}
+                _ => match Family::ALL.iter().find(|f| f.name() == part) {
+                    Some(f) => out.push(*f),
+                    None => {
+                        return Err(format!(
+                            "unknown nemesis {part:?}: use kill, pause, partition, clock, all or none"
+                        ));
+                    }
+                },
+            }
+        }
+        out.dedup();
+        Ok(out)
+    }
+}
+
+/// Which nodes a kill or pause hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    One,
+    Leader,
+    Minority,
+    All,
+}
+
+/// One fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    Kill {
+        target: Target,
+    },
+    Pause {
+        target: Target,
+    },
+    Partition {
+        shape: Shape,
+    },
+    /// Move chosen nodes' wall clocks by `offset_ms` (reset on stop).
+    ClockBump {
+        offset_ms: i64,
+    },
+    /// Flip chosen nodes' wall clocks between real time and `offset_ms` every `period_ms`.
+    ClockStrobe {
+        offset_ms: i64,
+        period_ms: u64,
+    },
+}
+
+impl Fault {
+    pub fn family(&self) -> Family {
+        match self {
+            Fault::Kill { .. } => Family::Kill,
+            Fault::Pause { .. } => Family::Pause,
+            Fault::Partition { .. } => Family::Partition,
+            Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => Family::Clock,
+        }
+    }
+
+    /// The history's nemesis function name (`start-kill`, `stop-clock`, ...).
+    pub fn event(&self, phase: &str) -> String {
+        format!("{phase}-{}", self.family().name())
+    }
+}
+
+/// One scheduled fault: when it starts (seconds into the fault phase), how long it is
+/// held, and the seed for its random choices (targets).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Planned {
+    /// Milliseconds into the fault phase.
+    pub at_ms: u64,
+    /// How long the fault is held, ms.
+    pub hold_ms: u64,
+    pub fault: Fault,
+    pub pick: u64,
+}
+
+/// Builds the whole fault schedule from the seed, before the run starts (so it can be
+/// stored in test.json and replayed). Faults do not overlap: each is healed before the
+/// next quiet gap.
+pub fn schedule(
+    families: &[Family],
+    phase: Duration,
+    interval: Duration,
+    nodes: usize,
+    seed: u64,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    if families.is_empty() {
+        return out;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_73);
+    let mean = interval.as_secs_f64().max(0.5);
+    let mut t = rng.random_range(0.2..0.6) * mean;
+    let end = phase.as_secs_f64();
+    let mut order: Vec<Family> = Vec::new();
+    while t < end {
+        // Cycle through the families in shuffled rounds, so every enabled family shows up
+        // early even in short runs.
+        if order.is_empty() {
+            order = families.to_vec();
+            order.shuffle(&mut rng);
+        }
+        let family = order.pop().expect("non-empty");
+        let hold = (rng.random_range(0.8..1.6) * mean).min((end - t).max(1.0));
+        let fault = match family {
+            Family::Kill => Fault::Kill {
+                target: *[Target::One, Target::Leader, Target::Minority, Target::All]
+                    .choose(&mut rng)
+                    .expect("non-empty"),
+            },
+            Family::Pause => Fault::Pause {
+                target: *[Target::One, Target::Leader, Target::Minority]
+                    .choose(&mut rng)
+                    .expect("non-empty"),
+            },
+            Family::Partition => {
+                let shapes: Vec<Shape> = Shape::ALL
+                    .into_iter()
+                    .filter(|s| *s != Shape::Bridge || nodes >= 3)
+                    .collect();
+                Fault::Partition {
+                    shape: *shapes.choose(&mut rng).expect("non-empty"),
+                }
+            }
+            Family::Clock => {
+                let secs = rng.random_range(2..=60i64) * if rng.random_bool(0.5) { 1 } else { -1 };
+                if rng.random_bool(0.5) {
+                    Fault::ClockBump {
+                        offset_ms: secs * 1000,
+                    }
+                } else {
+                    Fault::ClockStrobe {
+                        offset_ms: secs * 1000,
+                        period_ms: rng.random_range(20..=200),
+                    }
+                }
+            }
+        };
+        out.push(Planned {
+            at_ms: (t * 1000.0) as u64,
+            hold_ms: (hold * 1000.0) as u64,
+            fault,
+            pick: rng.random(),
+        });
+        t += hold + rng.random_range(0.5..1.0) * mean;
+    }
+    out
+}
+
+/// What an active fault did, so it can be undone and reported.
+pub struct Active {
+    pub planned: Planned,
+    pub nodes: Vec<usize>,
+    pub grudge: Option<partition::Grudge>,
+    strobe: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    )>,
+    old_pids: Vec<u32>,
+    /// Human-readable evidence that the fault took effect.
+    pub evidence: Vec<String>,
+}
+
+/// Asks every running node who leads; returns the index of a node that says it does.
+pub fn find_leader(cluster: &Cluster<'_>) -> Option<usize> {
+    (0..cluster.len()).find(|&i| {
+        status(cluster.info(i).client_addr(), Duration::from_millis(500))
+            .is_ok_and(|s| s.get("role").and_then(Value::as_str) == Some("leader"))
+    })
+}
+
+fn pick_nodes(target: Target, cluster: &Cluster<'_>, rng: &mut ChaCha8Rng) -> Result<Vec<usize>> {
+    let n = cluster.len();
+    let mut all: Vec<usize> = (0..n).collect();
+    all.shuffle(rng);
+    Ok(match target {
+        Target::One => vec![all[0]],
+        Target::Leader => match find_leader(cluster) {
+            Some(l) => vec![l],
+            // No leader right now (an election is under way): hit one node instead.
+            None => vec![all[0]],
+        },
+        Target::Minority => {
+            let k = rng.random_range(1..=((n - 1) / 2).max(1));
+            all.truncate(k);
+            all
+        }
+        Target::All => all,
+    })
+}
+
+fn names(cluster: &Cluster<'_>, nodes: &[usize]) -> Value {
+    json!(
+        nodes
+            .iter()
+            .map(|&i| cluster.info(i).name.clone())
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Applies a fault and verifies it took effect. Returns what was done and the value to
+/// record in the history's `start-*` event.
+pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Value)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(planned.pick);
+    let mut active = Active {
+        planned: planned.clone(),
+        nodes: Vec::new(),
+        grudge: None,
+        strobe: None,
+        old_pids: Vec::new(),
+        evidence: Vec::new(),
+    };
+    let value = match &planned.fault {
+        Fault::Kill { target } => {
+            active.nodes = pick_nodes(*target, cluster, &mut rng)?;
+            for &i in &active.nodes {
+                if let Some(pid) = cluster.kill(i)? {
+                    active.old_pids.push(pid);
+                    active
+                        .evidence
+                        .push(format!("{} pid {pid} killed", cluster.info(i).name));
+                }
+            }
+            names(cluster, &active.nodes)
+        }
+        Fault::Pause { target } => {
+            active.nodes = pick_nodes(*target, cluster, &mut rng)?;
+            for &i in &active.nodes {
+                let pid = cluster.pause(i)?;
+                active
+                    .evidence
+                    .push(format!("{} pid {pid} in state T", cluster.info(i).name));
+            }
+            names(cluster, &active.nodes)
+        }
+        Fault::Partition { shape } => {
+            let leader = if *shape == Shape::IsolateLeader {
+                find_leader(cluster)
+            } else {
+                None
+            };
+            let shape = if *shape == Shape::IsolateLeader && leader.is_none() {
+                Shape::IsolateOne
+            } else {
+                *shape
+            };
+            let g = partition::grudge(shape, cluster.len(), leader, &mut rng)?;
+            let infos = cluster.infos();
+            let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+            let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+            partition::apply(&g, &netns, &addrs)?;
+            let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
+            let want = partition::expected_unreachable(&g, infos.len());
+            verify_reachability(&netns, &peers, &want)
+                .with_context(|| format!("partition {} did not take effect", shape.name()))?;
+            active.evidence.push(format!(
+                "{} ordered pairs unreachable, as intended",
+                want.len()
+            ));
+            let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+            let v = json!({"shape": shape.name(), "grudge": partition::describe(&g, &names)});
+            active.grudge = Some(g);
+            v
+        }
+        Fault::ClockBump { offset_ms } => {
+            require_faketime(cluster)?;
+            active.nodes = pick_nodes(Target::Minority, cluster, &mut rng)?;
+            for &i in &active.nodes {
+                let info = cluster.info(i);
+                clock::write_control(&info.faketime_file(), *offset_ms as f64 / 1000.0, 1.0)?;
+            }
+            for &i in &active.nodes {
+                let seen = verify_clock(cluster, i, *offset_ms)?;
+                active.evidence.push(seen);
+            }
+            json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms})
+        }
+        Fault::ClockStrobe {
+            offset_ms,
+            period_ms,
+        } => {
+            require_faketime(cluster)?;
+            active.nodes = pick_nodes(Target::Minority, cluster, &mut rng)?;
+            let files: Vec<_> = active
+                .nodes
+                .iter()
+                .map(|&i| cluster.info(i).faketime_file())
+                .collect();
+            // Prove the offset reaches the node before strobing.
+            for (k, &i) in active.nodes.iter().enumerate() {
+                clock::write_control(&files[k], *offset_ms as f64 / 1000.0, 1.0)?;
+                let seen = verify_clock(cluster, i, *offset_ms)?;
+                active.evidence.push(seen);
+            }
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let s = stop.clone();
+            let (off, period) = (*offset_ms as f64 / 1000.0, *period_ms);
+            let handle = std::thread::spawn(move || {
+                let mut on = false;
+                while !s.load(std::sync::atomic::Ordering::Relaxed) {
+                    for f in &files {
+                        let _ = clock::write_control(f, if on { off } else { 0.0 }, 1.0);
+                    }
+                    on = !on;
+                    std::thread::sleep(Duration::from_millis(period));
+                }
+            });
+            active.strobe = Some((stop, handle));
+            json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms, "period_ms": period_ms})
+        }
+    };
+    Ok((active, value))
+}
+
+/// Undoes a fault (heal) and verifies the heal. Returns the `stop-*` event value.
+pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
+    match &active.planned.fault {
+        Fault::Kill { .. } => {
+            for (k, &i) in active.nodes.iter().enumerate() {
+                let pid = cluster.start(i)?;
+                if active.old_pids.get(k) == Some(&pid) {
+                    bail!("{} restarted with its old pid {pid}", cluster.info(i).name);
+                }
+                active
+                    .evidence
+                    .push(format!("{} restarted as pid {pid}", cluster.info(i).name));
+            }
+            // A node that dies right away (bad data dir, port in use) fails the run.
+            std::thread::sleep(Duration::from_millis(200));
+            for &i in &active.nodes {
+                if !cluster.is_running(i) {
+                    bail!(
+                        "{} exited right after its restart; see {}",
+                        cluster.info(i).name,
+                        cluster.info(i).log_path().display()
+                    );
+                }
+            }
+        }
+        Fault::Pause { .. } => {
+            for &i in &active.nodes {
+                cluster.resume(i)?;
+            }
+        }
+        Fault::Partition { .. } => {
+            heal_network(cluster)?;
+        }
+        Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => {
+            if let Some((flag, handle)) = active.strobe.take() {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = handle.join();
+            }
+            for &i in &active.nodes {
+                clock::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+            }
+            for &i in &active.nodes {
+                let seen = verify_clock(cluster, i, 0)?;
+                active.evidence.push(format!("reset: {seen}"));
+            }
+        }
+    }
+    let nodes = names(cluster, &active.nodes);
+    Ok(match active.planned.fault.family() {
+        Family::Partition => json!("healed"),
+        _ => nodes,
+    })
+}
+
+/// Flushes partition rules everywhere and checks every pair can talk again.
+pub fn heal_network(cluster: &Cluster<'_>) -> Result<()> {
+    let infos = cluster.infos();
+    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+    partition::heal(&netns)?;
+    let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
+    verify_reachability(&netns, &peers, &Default::default()).context("the network did not heal")
+}
+
+fn verify_reachability(
+    netns: &[String],
+    peers: &[SocketAddr],
+    want: &std::collections::BTreeSet<(usize, usize)>,
+) -> Result<()> {
+    let mut last = Default::default();
+    for attempt in 0..4 {
+        let timeout = Duration::from_millis(300 + 200 * attempt);
+        last = partition::unreachable_pairs(netns, peers, timeout)?;
+        if &last == want {
+            return Ok(());
+        }
+    }
+    bail!("wanted unreachable pairs {want:?}, measured {last:?}")
+}
+
+fn require_faketime(cluster: &Cluster<'_>) -> Result<()> {
+    if !cluster.has_faketime() {
+        bail!(
+            "the clock nemesis needs the nodes to run under libfaketime, and this system's spec says its binary cannot (Go binaries bypass libc's clock)"
+        );
+    }
+    Ok(())
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads node `i`'s wall clock from its STATUS and checks it is off by `offset_ms`
+/// (within 1.5 s). Retries briefly: the node may be busy.
+pub fn verify_clock(cluster: &Cluster<'_>, i: usize, offset_ms: i64) -> Result<String> {
+    let info = cluster.info(i);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut last = String::from("no reading");
+    while Instant::now() < deadline {
+        let before = wall_ms();
+        match status(info.client_addr(), Duration::from_secs(1)) {
+            Ok(s) => {
+                let after = wall_ms();
+                let Some(node_ms) = s.get("wall_clock_ms").and_then(Value::as_i64) else {
+                    bail!("{}: STATUS has no wall_clock_ms", info.name);
+                };
+                let seen = node_ms - (before + after) / 2;
+                if (seen - offset_ms).abs() <= 1500 {
+                    return Ok(format!(
+                        "{} clock reads {:+.1} s (wanted {:+.1} s)",
+                        info.name,
+                        seen as f64 / 1000.0,
+                        offset_ms as f64 / 1000.0
+                    ));
+                }
+                last = format!("offset {:+.1} s", seen as f64 / 1000.0);
+            }
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!(
+        "{}: clock offset did not become {:+.1} s ({last})",
+        info.name,
+        offset_ms as f64 / 1000.0
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn family_lists() {
+        assert_eq!(Family::parse_list("all").unwrap(), Family::ALL.to_vec());
+        assert_eq!(Family::parse_list("none").unwrap(), vec![]);
+        assert_eq!(
+            Family::parse_list("kill, pause").unwrap(),
+            vec![Family::Kill, Family::Pause]
+        );
+        let e = Family::parse_list("kill,boom").unwrap_err();
+        assert!(e.contains("unknown nemesis \"boom\""), "{e}");
+    }
+
+    #[test]
+    fn schedules_are_seeded_non_overlapping_and_cover_families() {
+        let fams = Family::ALL.to_vec();
+        let a = schedule(&fams, Duration::from_secs(60), Duration::from_secs(5), 3, 9);
+        let b = schedule(&fams, Duration::from_secs(60), Duration::from_secs(5), 3, 9);
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            schedule(
+                &fams,
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                3,
+                10
+            )
+        );
+        for w in a.windows(2) {
+            assert!(w[0].at_ms + w[0].hold_ms < w[1].at_ms, "{w:?}");
+        }
+        for f in Family::ALL {
+            assert!(a.iter().any(|p| p.fault.family() == f), "{f:?} missing");
+        }
+        // The first round covers all families within four faults.
+        let first: std::collections::HashSet<Family> =
+            a.iter().take(4).map(|p| p.fault.family()).collect();
+        assert_eq!(first.len(), 4);
+        assert!(schedule(&[], Duration::from_secs(60), Duration::from_secs(5), 3, 9).is_empty());
+    }
+
+    #[test]
+    fn schedule_round_trips_through_json() {
+        let a = schedule(
+            &Family::ALL,
+            Duration::from_secs(30),
+            Duration::from_secs(3),
+            5,
+            1,
+        );
+        let text = serde_json::to_string(&a).unwrap();
+        let b: Vec<Planned> = serde_json::from_str(&text).unwrap();
+        assert_eq!(a, b);
+    }
+}

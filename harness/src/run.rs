@@ -1,0 +1,698 @@
+//! `stasis test`: one run end to end.
+//!
+//! Prepare a run directory, build the namespaces, start the nodes, run the workload with
+//! the nemesis schedule (warm-up, faults, heal, recovery, final reads), tear everything
+//! down on every exit path, then check the history and write the results.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use checker::history::{Op, OpType, Process};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::analyze;
+use crate::client::resp::{Endpoint, RespClient, status};
+use crate::client::{Client, ClientOp, Completion};
+use crate::cluster::{Cluster, Launch, Launcher, NodeInfo};
+use crate::generator::{Mix, Workload, pause_between};
+use crate::nemesis::{self, Family, Planned};
+use crate::net::Topology;
+use crate::recorder::Recorder;
+use crate::signals;
+use crate::store::RunDir;
+
+/// Built-in systems under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sut {
+    Raft,
+    Multipaxos,
+}
+
+impl Sut {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sut::Raft => "raft",
+            Sut::Multipaxos => "multipaxos",
+        }
+    }
+}
+
+/// Options of `stasis test` (all recorded in test.json).
+#[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
+pub struct TestArgs {
+    /// System under test.
+    #[arg(long, value_enum, default_value_t = Sut::Raft)]
+    pub sut: Sut,
+    /// Number of nodes (3 to 7 are routine).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=50))]
+    pub nodes: u8,
+    /// Extra argument appended to every node's argv (repeatable), e.g.
+    /// `--node-arg --quorum --node-arg grid:2x3`.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// Faults to inject: comma-separated kill, pause, partition, clock; `all` or `none`.
+    #[arg(long, default_value = "all", value_parser = parse_families)]
+    pub nemesis: String,
+    /// Mean time between faults, and mean fault duration.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub nemesis_interval: Duration,
+    /// How long the workload runs (warm-up and faults included; recovery and final reads
+    /// come after).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub time_limit: Duration,
+    /// Concurrent client workers.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Target request rate over all workers, ops/s (0 = as fast as possible).
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Number of keys.
+    #[arg(long, default_value_t = 8)]
+    pub keys: usize,
+    /// Percentage of writes in the mix.
+    #[arg(long, default_value_t = 30)]
+    pub write_pct: u32,
+    /// Percentage of compare-and-swaps in the mix (the rest are reads).
+    #[arg(long, default_value_t = 20)]
+    pub cas_pct: u32,
+    /// Client operation timeout: a write or cas without an answer by then is `info`.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub op_timeout: Duration,
+    /// Seed for the workload and the nemesis schedule (random if not given; printed and
+    /// recorded either way).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run store directory.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Test name (the run directory is store/<name>/<timestamp>); default `<sut>-<nemesis>`.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The stasis-node binary (default: next to this `stasis` binary).
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+    /// How long to wait for a leader at start and after healing.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub ready_timeout: Duration,
+    /// Budget for the linearizability check.
+    #[arg(long, default_value = "120s", value_parser = parse_duration)]
+    pub check_timeout: Duration,
+}
+
+fn parse_families(s: &str) -> Result<String, String> {
+    Family::parse_list(s)?;
+    Ok(s.to_owned())
+}
+
+impl TestArgs {
+    /// The enabled fault families.
+    pub fn families(&self) -> Vec<Family> {
+        Family::parse_list(&self.nemesis).unwrap_or_default()
+    }
+}
+
+/// Parses `500ms`, `15s`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (use 500ms, 15s, 2m or 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Everything about a run that a later `analyze` or `replay` needs.
+#[derive(Serialize, Deserialize)]
+pub struct TestJson {
+    pub stasis_version: String,
+    pub node_version: String,
+    pub seed: u64,
+    pub args: TestArgs,
+    pub nemesis_families: Vec<Family>,
+    pub schedule: Vec<Planned>,
+    pub nodes: Vec<String>,
+    pub started: String,
+}
+
+/// A completed nemesis action, for results.json and the summary.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub family: Family,
+    pub fault: nemesis::Fault,
+    pub start_ns: u64,
+    pub stop_ns: u64,
+    pub value: Value,
+    pub evidence: Vec<String>,
+}
+
+/// Runs `stasis test`; returns the exit code.
+pub fn run(args: &TestArgs) -> u8 {
+    match run_inner(args, args.families()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stasis test: {e:#}");
+            3
+        }
+    }
+}
+
+fn node_binary(args: &TestArgs) -> Result<PathBuf> {
+    let path = match &args.node_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .context("cannot locate the stasis binary")?
+            .with_file_name("stasis-node"),
+    };
+    if !path.is_file() {
+        bail!(
+            "node binary {} not found: build it (cargo build --release -p node) or pass --node-bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn launcher(bin: PathBuf, sut: Sut, extra: Vec<String>) -> Launcher {
+    Box::new(move |me: &NodeInfo, all: &[NodeInfo]| {
+        let peers = all
+            .iter()
+            .map(|n| format!("{}={}", n.name, n.peer_addr()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut a = vec![
+            "--protocol".to_owned(),
+            sut.name().to_owned(),
+            "--id".to_owned(),
+            me.name.clone(),
+            "--listen".to_owned(),
+            me.client_addr().to_string(),
+            "--peer-listen".to_owned(),
+            me.peer_addr().to_string(),
+            "--peers".to_owned(),
+            peers,
+            "--data-dir".to_owned(),
+            me.data_dir().display().to_string(),
+        ];
+        a.extend(extra.iter().cloned());
+        Launch {
+            program: bin.clone(),
+            args: a,
+            env: vec![("RUST_LOG".into(), "info".into())],
+        }
+    })
+}
+
+fn require_root() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!(
+            "not root: namespaces and partitions need CAP_NET_ADMIN (run as root; `stasis doctor` checks the rest)"
+        );
+    }
+    Ok(())
+}
+
+fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
+    require_root()?;
+    if args.concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    if args.write_pct + args.cas_pct > 100 {
+        bail!("--write-pct plus --cas-pct must be at most 100");
+    }
+    signals::install();
+    let cleaned = crate::cleanup::clean_stale()?;
+    if !cleaned.is_empty() {
+        eprintln!(
+            "stasis: removed leftovers of {} killed run(s): {} processes, {} links, {} namespaces",
+            cleaned.runs, cleaned.processes, cleaned.links, cleaned.namespaces
+        );
+    }
+    let bin = node_binary(args)?;
+    let faketime = if families.contains(&Family::Clock) {
+        Some(crate::doctor::faketime_library().context(
+            "the clock nemesis needs libfaketime: apt-get install faketime libfaketime (scripts/setup.sh)",
+        )?)
+    } else {
+        None
+    };
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let fam_names: Vec<&str> = families.iter().map(|f| f.name()).collect();
+    let name = args.name.clone().unwrap_or_else(|| {
+        let nem = if fam_names.is_empty() {
+            "none".to_owned()
+        } else {
+            fam_names.join("-")
+        };
+        format!("{}-{nem}", args.sut.name())
+    });
+    let dir = RunDir::create(&args.store, &name)?;
+    println!("stasis: run {} (seed {seed})", dir.path.display());
+
+    let names: Vec<String> = (1..=args.nodes).map(|k| format!("n{k}")).collect();
+    let warmup = (args.time_limit / 6).min(Duration::from_secs(5));
+    let fault_phase = args.time_limit.saturating_sub(warmup);
+    let schedule = nemesis::schedule(
+        &families,
+        fault_phase,
+        args.nemesis_interval,
+        names.len(),
+        seed,
+    );
+    let test_json = TestJson {
+        stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
+        node_version: version_of(&bin),
+        seed,
+        args: args.clone(),
+        nemesis_families: families.clone(),
+        schedule: schedule.clone(),
+        nodes: names.clone(),
+        started: dir.timestamp.clone(),
+    };
+    std::fs::write(
+        dir.file("test.json"),
+        serde_json::to_vec_pretty(&test_json)?,
+    )?;
+
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let topo = Topology::create('r', &name_refs)?;
+    topo.set_run_dir(&dir.path)?;
+    let outcome = drive(args, &dir, &topo, &bin, faketime, seed, warmup, &schedule);
+    drop(topo);
+    let faults = outcome?;
+    if signals::interrupted() {
+        eprintln!(
+            "stasis: interrupted; nodes stopped and namespaces removed; the history so far is in {}",
+            dir.path.display()
+        );
+        return Ok(3);
+    }
+    let report = analyze::analyze_run(&dir.path, Some(&faults), args.check_timeout)?;
+    println!("{}", report.summary_text.trim_end());
+    Ok(report.exit_code)
+}
+
+fn version_of(bin: &Path) -> String {
+    std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Shared by the workers, the nemesis loop and the progress printer.
+struct Shared {
+    rec: Arc<Recorder>,
+    workload: Workload,
+    endpoints: Vec<Endpoint>,
+    stop_workers: AtomicBool,
+    active: std::sync::Mutex<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive(
+    args: &TestArgs,
+    dir: &RunDir,
+    topo: &Topology,
+    bin: &Path,
+    faketime: Option<PathBuf>,
+    seed: u64,
+    warmup: Duration,
+    schedule: &[Planned],
+) -> Result<Vec<FaultRecord>> {
+    let mut cluster = Cluster::new(
+        topo,
+        &dir.path,
+        6379,
+        7000,
+        launcher(bin.to_owned(), args.sut, args.node_args.clone()),
+        faketime,
+    )?;
+    cluster.start_all()?;
+    wait_for_leader(&mut cluster, args.ready_timeout).context("the cluster did not come up")?;
+
+    let start = Instant::now();
+    let (rec, syncer) = Recorder::create(&dir.file("history.jsonl"), start)
+        .context("cannot create history.jsonl")?;
+    let shared = Shared {
+        rec: rec.clone(),
+        workload: Workload::new(
+            args.keys,
+            Mix {
+                write: args.write_pct,
+                cas: args.cas_pct,
+            },
+        ),
+        endpoints: cluster
+            .infos()
+            .iter()
+            .map(|i| Endpoint {
+                name: i.name.clone(),
+                addr: i.client_addr(),
+            })
+            .collect(),
+        stop_workers: AtomicBool::new(false),
+        active: std::sync::Mutex::new(String::new()),
+    };
+    let done = AtomicBool::new(false);
+    let result = std::thread::scope(|s| -> Result<Vec<FaultRecord>> {
+        for w in 0..args.concurrency {
+            let shared = &shared;
+            s.spawn(move || worker(w, args, seed, shared));
+        }
+        let (shared_ref, done_ref) = (&shared, &done);
+        s.spawn(move || progress(args.time_limit, shared_ref, done_ref, start));
+        let faults = nemesis_loop(
+            &mut cluster,
+            &shared,
+            start,
+            warmup,
+            args.time_limit,
+            schedule,
+        );
+        // Whatever happened, heal and bring everything back before the final reads.
+        let healed = recover(&mut cluster, &shared, args.ready_timeout);
+        shared.stop_workers.store(true, Ordering::Relaxed);
+        done.store(true, Ordering::Relaxed);
+        let faults = faults?;
+        healed?;
+        Ok(faults)
+    });
+    // Final reads run after the workers have stopped: every key once, retried.
+    let finals = match &result {
+        Ok(_) if !signals::interrupted() => final_reads(&shared, args),
+        _ => Ok(()),
+    };
+    cluster.stop_all(Duration::from_secs(5));
+    let recorded = rec.finish(syncer);
+    let faults = result?;
+    finals?;
+    recorded.map_err(anyhow::Error::msg)?;
+    let ok = rec.counts.ok.load(Ordering::Relaxed);
+    if ok == 0 {
+        bail!(
+            "no operation succeeded: the cluster never served a client (see the node logs in {})",
+            dir.path.display()
+        );
+    }
+    Ok(faults)
+}
+
+fn wait_for_leader(cluster: &mut Cluster<'_>, timeout: Duration) -> Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for i in 0..cluster.len() {
+            if !cluster.is_running(i) && !cluster.is_paused(i) && cluster.pid(i).is_some() {
+                bail!(
+                    "{} exited; last lines of {}:\n{}",
+                    cluster.info(i).name,
+                    cluster.info(i).log_path().display(),
+                    tail(&cluster.info(i).log_path(), 5)
+                );
+            }
+        }
+        if let Some(l) = nemesis::find_leader(cluster) {
+            return Ok(l);
+        }
+        if Instant::now() > deadline || signals::interrupted() {
+            let seen: Vec<String> = (0..cluster.len())
+                .map(|i| {
+                    let info = cluster.info(i);
+                    match status(info.client_addr(), Duration::from_millis(500)) {
+                        Ok(s) => format!("{}: {}", info.name, s),
+                        Err(e) => format!("{}: {e}", info.name),
+                    }
+                })
+                .collect();
+            bail!(
+                "no leader within {:?}; node status: {}",
+                timeout,
+                seen.join("; ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn worker(w: usize, args: &TestArgs, seed: u64, shared: &Shared) {
+    let mut rng = Workload::rng(seed, w);
+    let mut process = w as u64;
+    let mut client = RespClient::new(shared.endpoints.clone(), w);
+    while !shared.stop_workers.load(Ordering::Relaxed) && !signals::interrupted() {
+        let op = shared.workload.next(&mut rng);
+        let info = run_op(shared, &mut client, process, &op, args.op_timeout);
+        if info {
+            // Jepsen: after an indeterminate result the worker continues as a new process.
+            process += args.concurrency as u64;
+        }
+        if let Some(gap) = pause_between(args.rate, args.concurrency, &mut rng) {
+            std::thread::sleep(gap);
+        }
+    }
+}
+
+/// Performs one operation with its invoke and completion recorded. Returns whether the
+/// outcome was `info`.
+fn run_op(
+    shared: &Shared,
+    client: &mut dyn Client,
+    process: u64,
+    op: &ClientOp,
+    timeout: Duration,
+) -> bool {
+    let mut event = Op {
+        index: 0,
+        time: 0,
+        process: Process::Client(process),
+        kind: OpType::Invoke,
+        f: op.f().to_owned(),
+        key: Some(op.key().to_owned()),
+        value: op.value(),
+        error: None,
+        node: None,
+    };
+    shared.rec.record(event.clone());
+    let completion = client.invoke(op, Instant::now() + timeout);
+    event.node = client.node();
+    let info = matches!(completion, Completion::Info(_));
+    match completion {
+        Completion::Ok(v) => {
+            let seen = match op {
+                ClientOp::Read { .. } => v.as_i64(),
+                ClientOp::Write { value, .. } => Some(*value),
+                ClientOp::Cas { new, .. } => Some(*new),
+            };
+            if let Some(seen) = seen {
+                shared.workload.observe(op.key(), seen);
+            }
+            event.kind = OpType::Ok;
+            event.value = v;
+        }
+        Completion::Fail(e) => {
+            event.kind = OpType::Fail;
+            event.error = Some(e);
+        }
+        Completion::Info(e) => {
+            event.kind = OpType::Info;
+            event.error = Some(e);
+        }
+    }
+    shared.rec.record(event);
+    info
+}
+
+fn nemesis_loop(
+    cluster: &mut Cluster<'_>,
+    shared: &Shared,
+    start: Instant,
+    warmup: Duration,
+    limit: Duration,
+    schedule: &[Planned],
+) -> Result<Vec<FaultRecord>> {
+    let mut done = Vec::new();
+    let sleep_until = |t: Instant| {
+        while Instant::now() < t && !signals::interrupted() {
+            std::thread::sleep(Duration::from_millis(20).min(t - Instant::now()));
+        }
+    };
+    let phase_start = start + warmup;
+    for p in schedule {
+        let at = phase_start + Duration::from_millis(p.at_ms);
+        if at >= start + limit {
+            break;
+        }
+        sleep_until(at);
+        if signals::interrupted() {
+            break;
+        }
+        let (mut active, value) = nemesis::start(cluster, p)
+            .with_context(|| format!("could not apply fault {:?}", p.fault))?;
+        let ev = shared.rec.nemesis(&p.fault.event("start"), value.clone());
+        *shared.active.lock().unwrap_or_else(|e| e.into_inner()) =
+            format!("{} {}", p.fault.family().name(), compact(&value));
+        let until = (Instant::now() + Duration::from_millis(p.hold_ms)).min(start + limit);
+        sleep_until(until);
+        let stop_value = nemesis::stop(cluster, &mut active)
+            .with_context(|| format!("could not undo fault {:?}", p.fault))?;
+        let stop_ev = shared.rec.nemesis(&p.fault.event("stop"), stop_value);
+        shared
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        done.push(FaultRecord {
+            family: p.fault.family(),
+            fault: p.fault.clone(),
+            start_ns: ev.time,
+            stop_ns: stop_ev.time,
+            value,
+            evidence: active.evidence,
+        });
+    }
+    sleep_until(start + limit);
+    Ok(done)
+}
+
+fn compact(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!("{}...", &s[..57])
+    } else {
+        s
+    }
+}
+
+/// Heals the network, resumes paused nodes, restarts dead ones, and waits for a leader.
+fn recover(cluster: &mut Cluster<'_>, shared: &Shared, timeout: Duration) -> Result<()> {
+    nemesis::heal_network(cluster)?;
+    for i in 0..cluster.len() {
+        cluster.resume(i)?;
+        if !cluster.is_running(i) {
+            cluster.start(i)?;
+        }
+        if cluster.has_faketime() {
+            nemesis::clock::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+        }
+    }
+    shared
+        .rec
+        .nemesis("heal", json!("all faults healed, all nodes running"));
+    wait_for_leader(cluster, timeout).context("no leader after healing")?;
+    // Let the cluster serve for a moment after recovery while the workload continues.
+    std::thread::sleep(Duration::from_secs(2));
+    Ok(())
+}
+
+fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
+    let base = 1_000_000 + args.concurrency as u64 * 1000;
+    let mut client = RespClient::new(shared.endpoints.clone(), 0);
+    let mut process = base;
+    for k in 0..shared.workload.keys {
+        let op = ClientOp::Read {
+            key: Workload::key_name(k),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            // A failed read has no effect, so the process id can be reused.
+            let before = shared.rec.counts.ok.load(Ordering::Relaxed);
+            run_op(shared, &mut client, process, &op, args.op_timeout);
+            if shared.rec.counts.ok.load(Ordering::Relaxed) > before {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("final read of {} did not succeed within 20 s", op.key());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        process += 1;
+    }
+    Ok(())
+}
+
+fn progress(limit: Duration, shared: &Shared, done: &AtomicBool, start: Instant) {
+    let tty = std::io::stderr().is_terminal();
+    let every = if tty {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(10)
+    };
+    let mut last = (Instant::now(), 0u64);
+    let mut next = Instant::now() + every;
+    while !done.load(Ordering::Relaxed) && !signals::interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+        if Instant::now() < next {
+            continue;
+        }
+        next += every;
+        let c = &shared.rec.counts;
+        let (ok, fail, info) = (
+            c.ok.load(Ordering::Relaxed),
+            c.fail.load(Ordering::Relaxed),
+            c.info.load(Ordering::Relaxed),
+        );
+        let total = ok + fail + info;
+        let rate = (total - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-3);
+        last = (Instant::now(), total);
+        let active = shared
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let line = format!(
+            "[{:>4.0}s/{:.0}s] ok {ok} fail {fail} info {info} | {rate:.0} ops/s | faults: {}",
+            start.elapsed().as_secs_f64(),
+            limit.as_secs_f64(),
+            if active.is_empty() { "none" } else { &active }
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15s").unwrap(), Duration::from_secs(15));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(
+            parse_duration("fast")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+    }
+}
