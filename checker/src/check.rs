@@ -1,0 +1,584 @@
+//! The checking pipeline: partition a history, compile each partition for the model,
+//! search each (in parallel across cores), and explain the first violation found.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::history::{Op, Operation, Outcome, pair};
+use crate::model::{
+    Interner, Model, ModelKind, cas_register::CasRegister, fifo_queue::FifoQueue, join_or, kv::Kv,
+    multi_register::MultiRegister, mutex::Mutex as MutexModel, porcupine_etcd::PorcupineEtcd,
+    porcupine_kv::PorcupineKv, register::register, set::Set, unordered_queue::UnorderedQueue,
+};
+use crate::search::{GaveUp, Limits, SearchOp, SearchOutcome, search};
+
+/// How time values in the history are to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeUnit {
+    /// Nanoseconds since the test started (Stasis JSONL).
+    #[default]
+    Nanos,
+    /// Positions in the file (histories without usable clocks: EDN, Porcupine logs).
+    Events,
+}
+
+impl TimeUnit {
+    /// A time as a person reads it: `12.4 ms` or `event 17`.
+    pub fn show(self, t: u64) -> String {
+        match self {
+            TimeUnit::Nanos => {
+                let ms = t as f64 / 1e6;
+                if ms >= 1000.0 {
+                    format!("{:.3} s", ms / 1000.0)
+                } else {
+                    format!("{ms:.1} ms")
+                }
+            }
+            TimeUnit::Events => format!("event {t}"),
+        }
+    }
+}
+
+/// What to check and within which budgets.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    pub model: ModelKind,
+    /// The model's initial state (`None`: the model's default, nil for registers).
+    pub initial: Option<Value>,
+    /// Check each key independently (`None`: the model's default, see
+    /// [`ModelKind::default_by_key`]).
+    pub by_key: Option<bool>,
+    /// Wall-clock budget for the whole check; running out gives `Unknown`.
+    pub timeout: Option<Duration>,
+    /// Memory budget for the search memos, bytes; running out gives `Unknown`.
+    pub max_memo_bytes: usize,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    pub time_unit: TimeUnit,
+    /// Stop the other partitions as soon as one is found not linearizable.
+    pub stop_early: bool,
+    /// Knossos' convention for Jepsen EDN histories: a register read that returned nil
+    /// observed nothing. [`CheckOptions::for_format`] sets it for `jepsen-edn`.
+    pub nil_reads_observe_nothing: bool,
+}
+
+impl CheckOptions {
+    pub fn new(model: ModelKind) -> Self {
+        CheckOptions {
+            model,
+            initial: None,
+            by_key: None,
+            timeout: None,
+            max_memo_bytes: 4 << 30,
+            threads: 0,
+            time_unit: TimeUnit::Nanos,
+            stop_early: true,
+            nil_reads_observe_nothing: false,
+        }
+    }
+
+    /// Options for a history read in `format`: its time unit and reading conventions.
+    pub fn for_format(model: ModelKind, format: crate::format::Format) -> Self {
+        let mut o = CheckOptions::new(model);
+        o.time_unit = format.time_unit();
+        o.nil_reads_observe_nothing = format == crate::format::Format::JepsenEdn;
+        o
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Linearizable,
+    NotLinearizable,
+    Unknown,
+}
+
+impl Verdict {
+    /// The exit code of `stasis check`: 0, 1 or 2.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Verdict::Linearizable => 0,
+            Verdict::NotLinearizable => 1,
+            Verdict::Unknown => 2,
+        }
+    }
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Verdict::Linearizable => "linearizable",
+            Verdict::NotLinearizable => "not-linearizable",
+            Verdict::Unknown => "unknown",
+        }
+    }
+}
+
+/// The verdict of one partition (one key, or the whole history).
+#[derive(Clone, Debug, Serialize)]
+pub struct PartitionResult {
+    pub key: Option<String>,
+    /// Operations checked (after dropping those that cannot matter).
+    pub ops: usize,
+    pub verdict: Verdict,
+    /// Why the search gave up, for `Unknown`.
+    pub gave_up: Option<String>,
+    pub elapsed_ms: f64,
+    pub steps: u64,
+    pub memo_entries: u64,
+}
+
+/// One operation as an explanation shows it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct OpView {
+    pub process: u64,
+    pub f: String,
+    /// The model's reading, e.g. `read 3`, `cas 1->2`.
+    pub description: String,
+    pub outcome: &'static str,
+    pub call: u64,
+    pub ret: Option<u64>,
+    pub invoke_index: u64,
+    pub complete_index: Option<u64>,
+}
+
+/// One step of the longest linearizable prefix.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct PrefixStep {
+    pub op: OpView,
+    pub state_after: String,
+}
+
+/// Why a partition is not linearizable.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Explanation {
+    pub key: Option<String>,
+    pub model: &'static str,
+    pub time_unit: TimeUnit,
+    pub initial_state: String,
+    /// The operation that cannot be linearized.
+    pub blocked: OpView,
+    /// The longest linearizable prefix found, with the state after each step.
+    pub prefix: Vec<PrefixStep>,
+    /// The last `ok` operation of the partition that completed before `blocked` was invoked.
+    pub previous_ok: Option<OpView>,
+    /// Every state in which `blocked` could have taken effect, over all orders consistent
+    /// with real time (at most 16).
+    pub possible_states: Vec<String>,
+    /// One plain sentence.
+    pub sentence: String,
+    /// Every operation of the partition, for drawing.
+    pub partition_ops: Vec<OpView>,
+}
+
+/// The result of a check.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckResult {
+    pub verdict: Verdict,
+    pub model: &'static str,
+    pub partitions: Vec<PartitionResult>,
+    /// Set when the verdict is `NotLinearizable`.
+    pub explanation: Option<Explanation>,
+    /// Operations in the history (client operations after pairing).
+    pub ops: usize,
+    pub elapsed_ms: f64,
+}
+
+/// An operation the model cannot read (for example a `cas` without `[old, new]`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckError(pub String);
+
+/// Checks a history of events (pairs invokes with completions first).
+pub fn check_history(events: &[Op], opts: &CheckOptions) -> Result<CheckResult, CheckError> {
+    check_operations(&pair(events), opts)
+}
+
+/// Checks paired operations.
+pub fn check_operations(ops: &[Operation], opts: &CheckOptions) -> Result<CheckResult, CheckError> {
+    let init = opts.initial.clone().unwrap_or(Value::Null);
+    let by_key = opts.by_key.unwrap_or(opts.model.default_by_key());
+    let p = Partitions::new(ops, by_key);
+    match opts.model {
+        ModelKind::Register => {
+            let mut m = register(init);
+            m.nil_reads_observe_nothing = opts.nil_reads_observe_nothing;
+            run(&m, ops, &p, opts)
+        }
+        ModelKind::CasRegister => run(
+            &CasRegister {
+                initial: init,
+                no_cas: false,
+                nil_reads_observe_nothing: opts.nil_reads_observe_nothing,
+            },
+            ops,
+            &p,
+            opts,
+        ),
+        ModelKind::Kv if by_key => {
+            let kv = Kv { initial: init };
+            run(&kv.register(), ops, &p, opts)
+        }
+        ModelKind::Kv => run(&Kv { initial: init }, ops, &p, opts),
+        ModelKind::MultiRegister => run(&MultiRegister { initial: init }, ops, &p, opts),
+        ModelKind::Mutex => run(&MutexModel, ops, &p, opts),
+        ModelKind::Set => run(&Set, ops, &p, opts),
+        ModelKind::UnorderedQueue => run(&UnorderedQueue, ops, &p, opts),
+        ModelKind::FifoQueue => run(&FifoQueue, ops, &p, opts),
+        ModelKind::PorcupineEtcd => run(&PorcupineEtcd, ops, &p, opts),
+        ModelKind::PorcupineKv => run(&PorcupineKv, ops, &p, opts),
+    }
+}
+
+/// Operations grouped by key (or one group), each group in history order.
+struct Partitions {
+    keys: Vec<Option<String>>,
+    members: Vec<Vec<u32>>,
+}
+
+impl Partitions {
+    fn new(ops: &[Operation], by_key: bool) -> Partitions {
+        if !by_key {
+            return Partitions {
+                keys: vec![None],
+                members: vec![(0..ops.len() as u32).collect()],
+            };
+        }
+        let mut index: FxHashMap<Option<&str>, usize> = FxHashMap::default();
+        let mut keys = Vec::new();
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let k = op.key.as_deref();
+            let slot = *index.entry(k).or_insert_with(|| {
+                keys.push(k.map(str::to_owned));
+                members.push(Vec::new());
+                members.len() - 1
+            });
+            members[slot].push(i as u32);
+        }
+        Partitions { keys, members }
+    }
+}
+
+/// Whether an operation can be skipped before compiling: a definite failure has no effect
+/// under every model except Porcupine's etcd model, where a failed cas is an observation.
+fn droppable(model: ModelKind, op: &Operation) -> bool {
+    op.outcome == Outcome::Fail && !(model == ModelKind::PorcupineEtcd && op.f == "cas")
+}
+
+enum PartOutcome {
+    Done(PartitionResult),
+    Failed(PartitionResult, Box<Explanation>),
+    BadInput(String),
+}
+
+fn run<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    p: &Partitions,
+    opts: &CheckOptions,
+) -> Result<CheckResult, CheckError> {
+    let start = Instant::now();
+    let deadline = opts.timeout.map(|t| start + t);
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    }
+    .min(p.members.len())
+    .max(1);
+    let mut order: Vec<usize> = (0..p.members.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(p.members[i].len()));
+    let next = AtomicUsize::new(0);
+    let cancel = AtomicBool::new(false);
+    let results: Mutex<Vec<(usize, PartOutcome)>> = Mutex::new(Vec::new());
+    let limits = Limits {
+        deadline,
+        max_memo_bytes: opts.max_memo_bytes / threads,
+        cancel: Some(&cancel),
+    };
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&part) = order.get(i) else { break };
+                    let out = check_partition(
+                        model,
+                        ops,
+                        &p.members[part],
+                        p.keys[part].clone(),
+                        limits,
+                        opts,
+                    );
+                    if opts.stop_early
+                        && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_))
+                    {
+                        cancel.store(true, Ordering::Relaxed);
+                    }
+                    results.lock().expect("no worker panics").push((part, out));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().expect("no worker panics");
+    results.sort_by_key(|(part, _)| *part);
+    let mut partitions = Vec::with_capacity(results.len());
+    let mut explanation: Option<(u64, Explanation)> = None;
+    let mut bad_input = None;
+    for (_, out) in results {
+        match out {
+            PartOutcome::Done(r) => partitions.push(r),
+            PartOutcome::Failed(r, e) => {
+                // Report the violation that starts earliest in the history.
+                let first = e.partition_ops.first().map_or(0, |o| o.invoke_index);
+                if explanation.as_ref().is_none_or(|(f, _)| first < *f) {
+                    explanation = Some((first, *e));
+                }
+                partitions.push(r);
+            }
+            PartOutcome::BadInput(m) => {
+                bad_input.get_or_insert(m);
+            }
+        }
+    }
+    if let Some(m) = bad_input {
+        return Err(CheckError(m));
+    }
+    let verdict = if explanation.is_some() {
+        Verdict::NotLinearizable
+    } else if partitions.iter().any(|r| r.verdict == Verdict::Unknown) {
+        Verdict::Unknown
+    } else {
+        Verdict::Linearizable
+    };
+    Ok(CheckResult {
+        verdict,
+        model: opts.model.id(),
+        partitions,
+        explanation: explanation.map(|(_, e)| e),
+        ops: ops.len(),
+        elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// Compiles a partition: the search ops and, for each, the index of its `Operation`.
+#[allow(clippy::type_complexity)]
+pub(crate) fn compile<M: Model>(
+    model: &M,
+    kind: ModelKind,
+    ops: &[Operation],
+    members: &[u32],
+) -> Result<(Vec<SearchOp<M::Input>>, Vec<u32>, Interner), String> {
+    let mut cx = Interner::new();
+    let mut sops = Vec::with_capacity(members.len());
+    let mut origin = Vec::with_capacity(members.len());
+    for &i in members {
+        let op = &ops[i as usize];
+        if droppable(kind, op) {
+            continue;
+        }
+        let compiled = model.compile(op, &mut cx).map_err(|e| {
+            format!(
+                "operation at index {} (process {}, {}): {e}",
+                op.invoke_index, op.process, op.f
+            )
+        })?;
+        if let Some(input) = compiled {
+            sops.push(SearchOp {
+                call: op.call,
+                ret: match op.outcome {
+                    Outcome::Unknown => None,
+                    _ => Some(op.ret.unwrap_or(op.call)),
+                },
+                input,
+            });
+            origin.push(i);
+        }
+    }
+    Ok((sops, origin, cx))
+}
+
+fn view<M: Model>(model: &M, op: &Operation, input: Option<&M::Input>, cx: &Interner) -> OpView {
+    OpView {
+        process: op.process,
+        f: op.f.clone(),
+        description: match input {
+            Some(i) => model.show_input(i, cx),
+            None => format!("{} {}", op.f, crate::model::show_value(&op.input)),
+        },
+        outcome: match op.outcome {
+            Outcome::Ok => "ok",
+            Outcome::Fail => "fail",
+            Outcome::Unknown => "info",
+        },
+        call: op.call,
+        ret: op.ret,
+        invoke_index: op.invoke_index,
+        complete_index: op.complete_index,
+    }
+}
+
+fn check_partition<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    members: &[u32],
+    key: Option<String>,
+    limits: Limits<'_>,
+    opts: &CheckOptions,
+) -> PartOutcome {
+    let start = Instant::now();
+    let (sops, origin, mut cx) = match compile(model, opts.model, ops, members) {
+        Ok(c) => c,
+        Err(e) => {
+            let k = key.map(|k| format!("key {k}: ")).unwrap_or_default();
+            return PartOutcome::BadInput(format!("{k}{e}"));
+        }
+    };
+    let init = model.init(&mut cx);
+    let (outcome, stats, _) = search(model, init.clone(), &sops, limits, None);
+    let mut result = PartitionResult {
+        key: key.clone(),
+        ops: sops.len(),
+        verdict: Verdict::Linearizable,
+        gave_up: None,
+        elapsed_ms: 0.0,
+        steps: stats.steps,
+        memo_entries: stats.memo_entries,
+    };
+    let failure = match outcome {
+        SearchOutcome::Linearizable => None,
+        SearchOutcome::Unknown(g) => {
+            result.verdict = Verdict::Unknown;
+            result.gave_up = Some(
+                match g {
+                    GaveUp::Timeout => "time budget (--timeout) ran out",
+                    GaveUp::Memory => "memory budget ran out",
+                    GaveUp::Cancelled => "stopped: another key was already not linearizable",
+                }
+                .into(),
+            );
+            None
+        }
+        SearchOutcome::NotLinearizable(f) => Some(f),
+    };
+    let Some(failure) = failure else {
+        result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        return PartOutcome::Done(result);
+    };
+    result.verdict = Verdict::NotLinearizable;
+    // Second pass: which states could the blocked operation have met?
+    let (_, _, watched) = search(
+        model,
+        init.clone(),
+        &sops,
+        Limits {
+            cancel: None,
+            ..limits
+        },
+        Some(failure.blocked),
+    );
+    let e = explain(
+        model, ops, &sops, &origin, &cx, init, &failure, &watched, key, opts,
+    );
+    result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    PartOutcome::Failed(result, Box::new(e))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn explain<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    sops: &[SearchOp<M::Input>],
+    origin: &[u32],
+    cx: &Interner,
+    init: M::State,
+    failure: &crate::search::Failure,
+    watched: &[M::State],
+    key: Option<String>,
+    opts: &CheckOptions,
+) -> Explanation {
+    let orig = |i: u32| &ops[origin[i as usize] as usize];
+    let mut state = init.clone();
+    let mut prefix = Vec::with_capacity(failure.prefix.len());
+    for &(i, alt) in &failure.prefix {
+        if let Some(s) = model.step_alt(&state, &sops[i as usize].input, alt) {
+            state = s;
+        }
+        prefix.push(PrefixStep {
+            op: view(model, orig(i), Some(&sops[i as usize].input), cx),
+            state_after: model.show_state(&state, cx),
+        });
+    }
+    let b = failure.blocked;
+    let bop = orig(b);
+    let blocked = view(model, bop, Some(&sops[b as usize].input), cx);
+    let previous_ok = members_before(ops, origin, bop.call)
+        .map(|i| view(model, orig(i), Some(&sops[i as usize].input), cx));
+    let possible: Vec<String> = watched.iter().map(|s| model.show_state(s, cx)).collect();
+    let what = match &key {
+        Some(k) if opts.by_key.unwrap_or(opts.model.default_by_key()) => {
+            format!("{} (key {k})", blocked.description)
+        }
+        _ => blocked.description.clone(),
+    };
+    let when = match bop.ret {
+        Some(r) if bop.outcome != Outcome::Unknown => {
+            format!("completed at {}", opts.time_unit.show(r))
+        }
+        _ => format!("was invoked at {}", opts.time_unit.show(bop.call)),
+    };
+    let sentence = if possible.is_empty() {
+        format!(
+            "{what} by process {} {when}, but no order of the operations consistent with real \
+             time lets it take effect before it returned",
+            bop.process
+        )
+    } else {
+        format!(
+            "{what} by process {} {when}, but in every order of the operations consistent \
+             with real time, {} could only be {} when it took effect",
+            bop.process,
+            model.state_noun(),
+            join_or(&possible)
+        )
+    };
+    let partition_ops = (0..sops.len() as u32)
+        .map(|i| view(model, orig(i), Some(&sops[i as usize].input), cx))
+        .collect();
+    Explanation {
+        key,
+        model: opts.model.id(),
+        time_unit: opts.time_unit,
+        initial_state: model.show_state(&init, cx),
+        blocked,
+        prefix,
+        previous_ok,
+        possible_states: possible,
+        sentence,
+        partition_ops,
+    }
+}
+
+/// The compiled op whose `ok` completion is the last one before `t`.
+fn members_before(ops: &[Operation], origin: &[u32], t: u64) -> Option<u32> {
+    let mut best: Option<(u64, u32)> = None;
+    for (i, &o) in origin.iter().enumerate() {
+        let op = &ops[o as usize];
+        if op.outcome != Outcome::Ok {
+            continue;
+        }
+        if let Some(r) = op.ret
+            && r < t
+            && best.is_none_or(|(br, _)| r >= br)
+        {
+            best = Some((r, i as u32));
+        }
+    }
+    best.map(|(_, i)| i)
+}

@@ -1,0 +1,608 @@
+//! The linearizability search: Wing & Gong's algorithm with Lowe's just-in-time
+//! linearization and memoization, the algorithm of Porcupine and Knossos' `wgl`.
+//!
+//! Operations become *entries* in one list sorted by time: a call entry for every
+//! operation and a return entry for every operation whose outcome is known. Walking the
+//! list from its head, a call entry may be *linearized* (lifted out of the list, with its
+//! return entry) when the model accepts it in the current state; reaching a return entry
+//! whose operation is still in the list means no candidate before it works, so the search
+//! backtracks. Operations with unknown outcomes have no return entry: nothing forces them,
+//! so they may take effect at any time after their call, or never. The search succeeds once
+//! every operation with a return entry is linearized.
+//!
+//! The memo holds every (set of linearized operations, model state) reached; reaching one
+//! again cannot lead anywhere new. Sets are stored compactly: operations are numbered in
+//! call order (required ones first, unknown ones after), so a set is "every operation below
+//! a frontier" plus a short window of words above it; its hash is maintained incrementally
+//! (Zobrist), so a probe costs a model step, a state hash and a window copy.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::model::Model;
+
+/// One operation of a partition, compiled for model `M`.
+#[derive(Clone, Debug)]
+pub struct SearchOp<I> {
+    pub call: u64,
+    /// `None`: unknown outcome, open until the end of time and optional.
+    pub ret: Option<u64>,
+    pub input: I,
+}
+
+/// Budgets: running out of either gives [`SearchOutcome::Unknown`], never a wrong verdict.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits<'a> {
+    pub deadline: Option<Instant>,
+    /// Cap on the memo's memory, bytes.
+    pub max_memo_bytes: usize,
+    /// Set by another partition's search when the overall verdict is already known.
+    pub cancel: Option<&'a AtomicBool>,
+}
+
+impl Default for Limits<'_> {
+    fn default() -> Self {
+        Limits {
+            deadline: None,
+            max_memo_bytes: 2 << 30,
+            cancel: None,
+        }
+    }
+}
+
+/// Why a search could not decide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GaveUp {
+    Timeout,
+    Memory,
+    Cancelled,
+}
+
+/// The longest linearizable prefix found, and the operation that blocked it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Operations (index into the search's ops) in linearization order, with the
+    /// alternative used (see [`Model::alternatives`]).
+    pub prefix: Vec<(u32, u32)>,
+    /// The operation whose return was reached while it could not be linearized.
+    pub blocked: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchOutcome {
+    Linearizable,
+    NotLinearizable(Failure),
+    Unknown(GaveUp),
+}
+
+/// Counters for benchmarks and `--json`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SearchStats {
+    pub steps: u64,
+    pub memo_entries: u64,
+    pub memo_bytes: u64,
+}
+
+const NONE: u32 = u32::MAX;
+
+/// Runs the search. `watch`: collect (up to 16) distinct states in which that operation was
+/// tried, for explanations; returned in the third slot.
+pub fn search<M: Model>(
+    model: &M,
+    init: M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    watch: Option<u32>,
+) -> (SearchOutcome, SearchStats, Vec<M::State>) {
+    Search::new(model, ops, limits, watch).run(init)
+}
+
+struct MemoEntry<S> {
+    next: u32,
+    len: u32,
+    start: usize,
+    state: S,
+}
+
+struct Search<'a, M: Model> {
+    model: &'a M,
+    ops: &'a [SearchOp<M::Input>],
+    limits: Limits<'a>,
+    // Entry list. Entries 0..n_entries, head sentinel = n_entries.
+    next: Vec<u32>,
+    prev: Vec<u32>,
+    /// For each entry: op index, with the top bit set for return entries.
+    entry_op: Vec<u32>,
+    /// For each op: its call entry and return entry (NONE if unknown outcome).
+    call_entry: Vec<u32>,
+    ret_entry: Vec<u32>,
+    /// For each op: its bit (ops renumbered: required in call order, then unknown).
+    bit_of: Vec<u32>,
+    zobrist: Vec<u64>,
+    bits: Bits,
+    memo_heads: FxHashMap<u64, u32>,
+    memo: Vec<MemoEntry<M::State>>,
+    arena: Vec<u64>,
+    scratch: Vec<u64>,
+    watch: Option<u32>,
+    watched: Vec<M::State>,
+    stats: SearchStats,
+}
+
+const RET: u32 = 1 << 31;
+
+impl<'a, M: Model> Search<'a, M> {
+    fn new(
+        model: &'a M,
+        ops: &'a [SearchOp<M::Input>],
+        limits: Limits<'a>,
+        watch: Option<u32>,
+    ) -> Self {
+        let n = ops.len();
+        assert!(n < (RET as usize) / 2, "partition too large for the search");
+        // Entries sorted by time; on equal times calls come first (such operations are
+        // concurrent), then by op index for determinism.
+        let mut keys: Vec<(u64, u32, u32)> = Vec::with_capacity(2 * n);
+        for (i, op) in ops.iter().enumerate() {
+            keys.push((op.call, 0, i as u32));
+            if let Some(r) = op.ret {
+                keys.push((r.max(op.call), 1, i as u32));
+            }
+        }
+        keys.sort_unstable();
+        let ne = keys.len();
+        let mut entry_op = Vec::with_capacity(ne);
+        let mut call_entry = vec![NONE; n];
+        let mut ret_entry = vec![NONE; n];
+        for (e, &(_, kind, i)) in keys.iter().enumerate() {
+            if kind == 0 {
+                call_entry[i as usize] = e as u32;
+                entry_op.push(i);
+            } else {
+                ret_entry[i as usize] = e as u32;
+                entry_op.push(i | RET);
+            }
+        }
+        let head = ne as u32;
+        let mut next = Vec::with_capacity(ne + 1);
+        let mut prev = Vec::with_capacity(ne + 1);
+        for e in 0..ne as u32 {
+            next.push(if e + 1 < ne as u32 { e + 1 } else { NONE });
+            prev.push(if e == 0 { head } else { e - 1 });
+        }
+        next.push(if ne > 0 { 0 } else { NONE });
+        prev.push(NONE);
+        // Bits: required ops in call order, then unknown ones in call order.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_by_key(|&i| (ops[i as usize].ret.is_none(), ops[i as usize].call, i));
+        let n_req = ops.iter().filter(|o| o.ret.is_some()).count();
+        let mut bit_of = vec![0u32; n];
+        for (b, &i) in order.iter().enumerate() {
+            bit_of[i as usize] = b as u32;
+        }
+        let mut z = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64);
+        let zobrist = (0..n)
+            .map(|_| {
+                z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut x = z;
+                x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                x ^ (x >> 31)
+            })
+            .collect();
+        Search {
+            model,
+            ops,
+            limits,
+            next,
+            prev,
+            entry_op,
+            call_entry,
+            ret_entry,
+            bit_of,
+            zobrist,
+            bits: Bits::new(n_req, n - n_req),
+            memo_heads: FxHashMap::default(),
+            memo: Vec::new(),
+            arena: Vec::new(),
+            scratch: Vec::new(),
+            watch,
+            watched: Vec::new(),
+            stats: SearchStats::default(),
+        }
+    }
+
+    fn lift(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = n;
+        if n != NONE {
+            self.prev[n as usize] = p;
+        }
+    }
+
+    fn unlift(&mut self, e: u32) {
+        let (p, n) = (self.prev[e as usize], self.next[e as usize]);
+        self.next[p as usize] = e;
+        if n != NONE {
+            self.prev[n as usize] = e;
+        }
+    }
+
+    fn lift_op(&mut self, op: u32) {
+        let r = self.ret_entry[op as usize];
+        self.lift(self.call_entry[op as usize]);
+        if r != NONE {
+            self.lift(r);
+        }
+    }
+
+    fn unlift_op(&mut self, op: u32) {
+        let r = self.ret_entry[op as usize];
+        if r != NONE {
+            self.unlift(r);
+        }
+        self.unlift(self.call_entry[op as usize]);
+    }
+
+    fn state_hash(s: &M::State) -> u64 {
+        let mut h = FxHasher::default();
+        s.hash(&mut h);
+        h.finish()
+    }
+
+    /// Inserts (current bits, state) into the memo; false if it was already there.
+    fn memo_insert(&mut self, state: &M::State) -> bool {
+        let key = self.bits.zob ^ Self::state_hash(state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        self.bits.encode(&mut self.scratch);
+        let head = self.memo_heads.get(&key).copied().unwrap_or(NONE);
+        let mut cur = head;
+        while cur != NONE {
+            let m = &self.memo[cur as usize];
+            if m.len as usize == self.scratch.len()
+                && self.arena[m.start..m.start + m.len as usize] == self.scratch[..]
+                && m.state == *state
+            {
+                return false;
+            }
+            cur = m.next;
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(&self.scratch);
+        let idx = self.memo.len() as u32;
+        self.memo.push(MemoEntry {
+            next: head,
+            len: self.scratch.len() as u32,
+            start,
+            state: state.clone(),
+        });
+        self.memo_heads.insert(key, idx);
+        true
+    }
+
+    fn memo_bytes(&self) -> usize {
+        self.memo.capacity() * std::mem::size_of::<MemoEntry<M::State>>()
+            + self.arena.capacity() * 8
+            + self.memo_heads.capacity() * 13
+    }
+
+    fn run(mut self, init: M::State) -> (SearchOutcome, SearchStats, Vec<M::State>) {
+        let outcome = self.run_inner(init);
+        self.stats.memo_entries = self.memo.len() as u64;
+        self.stats.memo_bytes = self.memo_bytes() as u64;
+        (outcome, self.stats, self.watched)
+    }
+
+    fn run_inner(&mut self, init: M::State) -> SearchOutcome {
+        let head = self.entry_op.len() as u32;
+        let mut remaining = self.ret_entry.iter().filter(|&&r| r != NONE).count();
+        // Frames: (op, alternative, state before).
+        let mut stack: Vec<(u32, u32, M::State)> = Vec::new();
+        let mut state = init;
+        let mut cur = self.next[head as usize];
+        let mut cur_alt = 0u32;
+        // Longest prefix seen at a dead end, and how much of the stack still equals it.
+        let mut best: Vec<(u32, u32)> = Vec::new();
+        let mut best_blocked = NONE;
+        let mut common = 0usize;
+        let mut tick = 0u32;
+        loop {
+            if remaining == 0 {
+                return SearchOutcome::Linearizable;
+            }
+            tick = tick.wrapping_add(1);
+            if tick & 0xFFF == 0
+                && let Some(g) = self.over_budget()
+            {
+                return SearchOutcome::Unknown(g);
+            }
+            let blocked_here = if cur == NONE {
+                // Only unknown calls were left after the last return: cannot happen while
+                // `remaining > 0`, but backtracking is the safe reading.
+                None
+            } else if self.entry_op[cur as usize] & RET == 0 {
+                let op = self.entry_op[cur as usize];
+                let input = &self.ops[op as usize].input;
+                let n_alt = self.model.alternatives(input);
+                if self.watch == Some(op)
+                    && cur_alt == 0
+                    && !self.watched.contains(&state)
+                    && self.watched.len() < 16
+                {
+                    self.watched.push(state.clone());
+                }
+                let mut lifted = false;
+                let mut alt = cur_alt;
+                while alt < n_alt {
+                    self.stats.steps += 1;
+                    let Some(next_state) = self.model.step_alt(&state, input, alt) else {
+                        if n_alt > 1 {
+                            // Alternatives end at the first that does not apply.
+                            break;
+                        }
+                        alt += 1;
+                        continue;
+                    };
+                    let bit = self.bit_of[op as usize];
+                    self.bits.set(bit, self.zobrist[op as usize]);
+                    if self.memo_insert(&next_state) {
+                        let before = std::mem::replace(&mut state, next_state);
+                        stack.push((op, alt, before));
+                        self.lift_op(op);
+                        if self.ret_entry[op as usize] != NONE {
+                            remaining -= 1;
+                        }
+                        lifted = true;
+                        break;
+                    }
+                    self.bits.clear(bit, self.zobrist[op as usize]);
+                    alt += 1;
+                }
+                if lifted {
+                    cur = self.next[head as usize];
+                    cur_alt = 0;
+                } else {
+                    cur = self.next[cur as usize];
+                    cur_alt = 0;
+                }
+                continue;
+            } else {
+                Some(self.entry_op[cur as usize] & !RET)
+            };
+            // Dead end: remember the deepest one for the explanation, then backtrack.
+            if let Some(blocked) = blocked_here
+                && (best_blocked == NONE || stack.len() > best.len())
+            {
+                best.truncate(common);
+                best.extend(stack[common..].iter().map(|(o, a, _)| (*o, *a)));
+                common = stack.len();
+                best_blocked = blocked;
+            }
+            let Some((op, alt, before)) = stack.pop() else {
+                return SearchOutcome::NotLinearizable(Failure {
+                    prefix: best,
+                    blocked: best_blocked,
+                });
+            };
+            common = common.min(stack.len());
+            self.unlift_op(op);
+            self.bits
+                .clear(self.bit_of[op as usize], self.zobrist[op as usize]);
+            if self.ret_entry[op as usize] != NONE {
+                remaining += 1;
+            }
+            state = before;
+            cur = self.call_entry[op as usize];
+            cur_alt = alt + 1;
+        }
+    }
+
+    fn over_budget(&self) -> Option<GaveUp> {
+        if let Some(c) = self.limits.cancel
+            && c.load(Ordering::Relaxed)
+        {
+            return Some(GaveUp::Cancelled);
+        }
+        if let Some(d) = self.limits.deadline
+            && Instant::now() >= d
+        {
+            return Some(GaveUp::Timeout);
+        }
+        if self.memo_bytes() > self.limits.max_memo_bytes {
+            return Some(GaveUp::Memory);
+        }
+        None
+    }
+}
+
+/// The set of linearized operations: required ops in bits `0..n_req` (padded to a word
+/// with ones), unknown ops in the words after. Tracks the full-word prefix and the extent
+/// of nonzero words so that [`Bits::encode`] is proportional to the window, not the set.
+struct Bits {
+    words: Vec<u64>,
+    n_req_words: usize,
+    /// Words below `req_lo` are all ones.
+    req_lo: usize,
+    /// Words at or above `req_hi` (up to `n_req_words`) are zero.
+    req_hi: usize,
+    /// Nonzero unknown words lie in `unk_lo..unk_hi` (empty when equal).
+    unk_lo: usize,
+    unk_hi: usize,
+    zob: u64,
+}
+
+impl Bits {
+    fn new(n_req: usize, n_unk: usize) -> Bits {
+        let n_req_words = n_req.div_ceil(64);
+        let n_unk_words = n_unk.div_ceil(64);
+        let mut words = vec![0u64; n_req_words + n_unk_words];
+        if !n_req.is_multiple_of(64) {
+            words[n_req_words - 1] = !0u64 << (n_req % 64);
+        }
+        let mut b = Bits {
+            words,
+            n_req_words,
+            req_lo: 0,
+            req_hi: n_req_words,
+            unk_lo: n_req_words,
+            unk_hi: n_req_words,
+            zob: 0,
+        };
+        b.req_lo = b.words[..n_req_words]
+            .iter()
+            .take_while(|w| **w == !0)
+            .count();
+        b
+    }
+
+    fn set(&mut self, bit: u32, z: u64) {
+        let w = (bit / 64) as usize;
+        self.words[w] |= 1u64 << (bit % 64);
+        self.zob ^= z;
+        if w < self.n_req_words {
+            self.req_hi = self.req_hi.max(w + 1);
+            while self.req_lo < self.n_req_words && self.words[self.req_lo] == !0 {
+                self.req_lo += 1;
+            }
+        } else if self.unk_lo == self.unk_hi {
+            self.unk_lo = w;
+            self.unk_hi = w + 1;
+        } else {
+            self.unk_lo = self.unk_lo.min(w);
+            self.unk_hi = self.unk_hi.max(w + 1);
+        }
+    }
+
+    fn clear(&mut self, bit: u32, z: u64) {
+        let w = (bit / 64) as usize;
+        self.words[w] &= !(1u64 << (bit % 64));
+        self.zob ^= z;
+        if w < self.n_req_words {
+            self.req_lo = self.req_lo.min(w);
+            while self.req_hi > self.req_lo && self.words[self.req_hi - 1] == 0 {
+                self.req_hi -= 1;
+            }
+        } else if self.words[w] == 0 {
+            while self.unk_lo < self.unk_hi && self.words[self.unk_lo] == 0 {
+                self.unk_lo += 1;
+            }
+            while self.unk_hi > self.unk_lo && self.words[self.unk_hi - 1] == 0 {
+                self.unk_hi -= 1;
+            }
+            if self.unk_lo == self.unk_hi {
+                self.unk_lo = self.n_req_words;
+                self.unk_hi = self.n_req_words;
+            }
+        }
+    }
+
+    /// An injective encoding of the set: [lo|hi header, window words, unknown header, words].
+    fn encode(&self, out: &mut Vec<u64>) {
+        out.clear();
+        let hi = self.req_hi.max(self.req_lo);
+        out.push(self.req_lo as u64 | (hi as u64) << 32);
+        out.extend_from_slice(&self.words[self.req_lo..hi]);
+        if self.unk_lo < self.unk_hi {
+            out.push(self.unk_lo as u64 | (self.unk_hi as u64) << 32);
+            out.extend_from_slice(&self.words[self.unk_lo..self.unk_hi]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cas_register::{CasRegister, RegOp};
+
+    fn op(call: u64, ret: Option<u64>, input: RegOp) -> SearchOp<RegOp> {
+        SearchOp { call, ret, input }
+    }
+
+    fn check(ops: &[SearchOp<RegOp>]) -> SearchOutcome {
+        search(&CasRegister::default(), 0, ops, Limits::default(), None).0
+    }
+
+    #[test]
+    fn sequential_and_concurrent() {
+        // write 1 [0,10]; read 1 [5,15]; read 0 [1,3] (concurrent with the write, before it)
+        let ops = [
+            op(0, Some(10), RegOp::Write(1)),
+            op(5, Some(15), RegOp::Read(1)),
+            op(1, Some(3), RegOp::Read(0)),
+        ];
+        assert_eq!(check(&ops), SearchOutcome::Linearizable);
+        // A read of 0 after a completed write 1 is stale.
+        let ops = [
+            op(0, Some(10), RegOp::Write(1)),
+            op(11, Some(12), RegOp::Read(0)),
+        ];
+        let SearchOutcome::NotLinearizable(f) = check(&ops) else {
+            panic!("stale read accepted")
+        };
+        assert_eq!(f.blocked, 1);
+        assert_eq!(f.prefix, vec![(0, 0)]);
+    }
+
+    #[test]
+    fn unknown_ops_are_optional_and_open() {
+        // An unknown write 1 may take effect late (read 0 then read 1) ...
+        let ops = [
+            op(0, None, RegOp::Write(1)),
+            op(1, Some(2), RegOp::Read(0)),
+            op(3, Some(4), RegOp::Read(1)),
+        ];
+        assert_eq!(check(&ops), SearchOutcome::Linearizable);
+        // ... or never, but not before its call.
+        let ops = [op(5, None, RegOp::Write(1)), op(1, Some(2), RegOp::Read(1))];
+        assert!(matches!(check(&ops), SearchOutcome::NotLinearizable(_)));
+        let ops = [op(0, None, RegOp::Write(1))];
+        assert_eq!(check(&ops), SearchOutcome::Linearizable);
+    }
+
+    #[test]
+    fn watch_collects_states() {
+        let ops = [
+            op(0, Some(1), RegOp::Write(1)),
+            op(2, Some(5), RegOp::Write(2)),
+            op(3, Some(6), RegOp::Read(3)),
+        ];
+        let (out, _, seen) = search(&CasRegister::default(), 0, &ops, Limits::default(), Some(2));
+        assert!(matches!(out, SearchOutcome::NotLinearizable(ref f) if f.blocked == 2));
+        let mut seen = seen;
+        seen.sort();
+        assert_eq!(seen, vec![1, 2]);
+    }
+
+    #[test]
+    fn many_ops_cross_word_boundaries() {
+        // 200 sequential write/read pairs with an unknown write in the middle.
+        let mut ops = Vec::new();
+        for i in 0..200u32 {
+            let t = u64::from(i) * 10;
+            ops.push(op(t, Some(t + 4), RegOp::Write(i + 1)));
+            ops.push(op(t + 5, Some(t + 9), RegOp::Read(i + 1)));
+        }
+        ops.push(op(3, None, RegOp::Write(999)));
+        assert_eq!(check(&ops), SearchOutcome::Linearizable);
+        ops.push(op(5000, Some(5001), RegOp::Read(999)));
+        assert_eq!(check(&ops), SearchOutcome::Linearizable);
+        ops.push(op(5002, Some(5003), RegOp::Read(200)));
+        assert!(matches!(check(&ops), SearchOutcome::NotLinearizable(_)));
+    }
+
+    #[test]
+    fn deadline_gives_unknown() {
+        let ops: Vec<_> = (0..5000u32)
+            .map(|i| op(0, Some(1_000_000), RegOp::Write(i)))
+            .chain([op(0, Some(1_000_000), RegOp::Read(7777777))])
+            .collect();
+        let limits = Limits {
+            deadline: Some(Instant::now()),
+            ..Limits::default()
+        };
+        let (out, _, _) = search(&CasRegister::default(), 0, &ops, limits, None);
+        assert_eq!(out, SearchOutcome::Unknown(GaveUp::Timeout));
+    }
+}
