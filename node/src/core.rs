@@ -219,8 +219,9 @@ pub trait ConsensusCore: Send + 'static {
 
 /// Durable storage for a core's persist batches.
 pub trait CoreStorage<P>: Send + 'static {
-    /// Writes `batch` and makes it durable (fsync) before returning.
-    fn persist(&mut self, batch: P) -> std::io::Result<()>;
+    /// Writes `batch` and makes it durable (fsync) before returning. After an error the
+    /// storage state is unknown: the runtime must stop (and recover from disk on restart).
+    fn persist(&mut self, batch: P) -> anyhow::Result<()>;
 }
 
 #[cfg(test)]

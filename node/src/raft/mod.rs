@@ -17,7 +17,7 @@
 
 pub mod log;
 pub mod membership;
-// pub mod storage;
+pub mod storage;
 
 #[cfg(test)]
 mod sim;
