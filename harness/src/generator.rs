@@ -145,8 +145,8 @@ mod tests {
                 ClientOp::Read { key } => assert!(["k0", "k1", "k2"].contains(&key.as_str())),
             }
         }
-        for (f, pct) in [("read", 50), ("write", 30), ("cas", 20)] {
-            let got = counts[f] as i32 / 100;
+        for (f, pct) in [("read", 50i32), ("write", 30), ("cas", 20)] {
+            let got = counts[f] / 100;
             assert!((got - pct).abs() <= 3, "{f}: {got}% (want {pct}%)");
         }
     }

@@ -36,7 +36,7 @@ enum Cmd {
     ///
     /// With no flags: a 3-node Raft cluster for 60 s under a mix of all faults (kill,
     /// pause, partition, clock). Needs root.
-    Test(run::TestArgs),
+    Test(Box<run::TestArgs>),
     /// Re-check a stored run (default: store/latest) and rewrite its results.json and
     /// summary.txt.
     Analyze {

@@ -148,6 +148,8 @@ pub struct TestJson {
     pub schedule: Vec<Planned>,
     pub nodes: Vec<String>,
     pub started: String,
+    /// Namespaces, links and subnet this run created (all removed at the end).
+    pub topology: Value,
 }
 
 /// A completed nemesis action, for results.json and the summary.
@@ -274,6 +276,9 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
         names.len(),
         seed,
     );
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let topo = Topology::create('r', &name_refs)?;
+    topo.set_run_dir(&dir.path)?;
     let test_json = TestJson {
         stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
         node_version: version_of(&bin),
@@ -283,15 +288,18 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
         schedule: schedule.clone(),
         nodes: names.clone(),
         started: dir.timestamp.clone(),
+        topology: json!({
+            "id": topo.id,
+            "subnet": topo.subnet.cidr(),
+            "bridge": topo.bridge,
+            "namespaces": topo.hosts.iter().map(|h| h.netns.clone()).collect::<Vec<_>>(),
+            "links": topo.hosts.iter().map(|h| h.veth.clone()).collect::<Vec<_>>(),
+        }),
     };
     std::fs::write(
         dir.file("test.json"),
         serde_json::to_vec_pretty(&test_json)?,
     )?;
-
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let topo = Topology::create('r', &name_refs)?;
-    topo.set_run_dir(&dir.path)?;
     let outcome = drive(args, &dir, &topo, &bin, faketime, seed, warmup, &schedule);
     drop(topo);
     let faults = outcome?;
@@ -608,8 +616,7 @@ fn recover(cluster: &mut Cluster<'_>, shared: &Shared, timeout: Duration) -> Res
 fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
     let base = 1_000_000 + args.concurrency as u64 * 1000;
     let mut client = RespClient::new(shared.endpoints.clone(), 0);
-    let mut process = base;
-    for k in 0..shared.workload.keys {
+    for (process, k) in (base..).zip(0..shared.workload.keys) {
         let op = ClientOp::Read {
             key: Workload::key_name(k),
         };
@@ -626,7 +633,6 @@ fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        process += 1;
     }
     Ok(())
 }

@@ -258,6 +258,26 @@ fn classify(op: &ClientOp, reply: Resp) -> Reply {
     Reply::Done(done)
 }
 
+/// Asks a node for its `STATUS` (a JSON document, see docs/NODE.md).
+pub fn status(addr: SocketAddr, timeout: Duration) -> Result<Value, String> {
+    let deadline = Instant::now() + timeout;
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let mut conn = Conn {
+        node: 0,
+        stream,
+        buf: Vec::new(),
+    };
+    let mut req = Vec::new();
+    encode_command(&[b"STATUS"], &mut req);
+    match exchange(&mut conn, &req, deadline) {
+        Ok(Resp::Bulk(Some(b))) => {
+            serde_json::from_slice(&b).map_err(|e| format!("{addr}: STATUS is not JSON: {e}"))
+        }
+        Ok(other) => Err(format!("{addr}: unexpected STATUS reply {other:?}")),
+        Err(Transport::NotSent(e) | Transport::Sent(e)) => Err(format!("{addr}: {e}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,25 +375,5 @@ mod tests {
         let mut c = RespClient::new(nodes, 0);
         let r = c.invoke(&write(), Instant::now() + Duration::from_millis(100));
         assert!(matches!(r, Completion::Fail(_)), "{r:?}");
-    }
-}
-
-/// Asks a node for its `STATUS` (a JSON document, see docs/NODE.md).
-pub fn status(addr: SocketAddr, timeout: Duration) -> Result<Value, String> {
-    let deadline = Instant::now() + timeout;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
-    let mut conn = Conn {
-        node: 0,
-        stream,
-        buf: Vec::new(),
-    };
-    let mut req = Vec::new();
-    encode_command(&[b"STATUS"], &mut req);
-    match exchange(&mut conn, &req, deadline) {
-        Ok(Resp::Bulk(Some(b))) => {
-            serde_json::from_slice(&b).map_err(|e| format!("{addr}: STATUS is not JSON: {e}"))
-        }
-        Ok(other) => Err(format!("{addr}: unexpected STATUS reply {other:?}")),
-        Err(Transport::NotSent(e) | Transport::Sent(e)) => Err(format!("{addr}: {e}")),
     }
 }

@@ -148,7 +148,7 @@ pub fn schedule(
     if families.is_empty() {
         return out;
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6e65_6d65_7369_73);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
     let mean = interval.as_secs_f64().max(0.5);
     let mut t = rng.random_range(0.2..0.6) * mean;
     let end = phase.as_secs_f64();
