@@ -533,19 +533,42 @@ fn explain<M: Model>(
         }
         _ => format!("was invoked at {}", opts.time_unit.show(bop.call)),
     };
-    let sentence = if possible.is_empty() {
+    // States in which the operation's observation is possible, and the others.
+    let input = &sops[b as usize].input;
+    let (fits, rejects): (Vec<&M::State>, Vec<&M::State>) =
+        watched.iter().partition(|s| model.step(s, input).is_some());
+    let show =
+        |v: &[&M::State]| -> Vec<String> { v.iter().map(|s| model.show_state(s, cx)).collect() };
+    let sentence = if watched.is_empty() {
         format!(
             "{what} by process {} {when}, but no order of the operations consistent with real \
-             time lets it take effect before it returned",
+             time reaches it before it returned",
             bop.process
         )
-    } else {
+    } else if fits.is_empty() {
         format!(
             "{what} by process {} {when}, but in every order of the operations consistent \
              with real time, {} could only be {} when it took effect",
             bop.process,
             model.state_noun(),
-            join_or(&possible)
+            join_or(&show(&rejects))
+        )
+    } else {
+        format!(
+            "{what} by process {} {when}; it fits only when {} is {}, and no order of the \
+             operations consistent with real time that puts it there can be completed{}",
+            bop.process,
+            model.state_noun(),
+            join_or(&show(&fits)),
+            if rejects.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (otherwise {} could only be {})",
+                    model.state_noun(),
+                    join_or(&show(&rejects))
+                )
+            }
         )
     };
     let partition_ops = (0..sops.len() as u32)

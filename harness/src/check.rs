@@ -1,19 +1,197 @@
 //! `stasis check`: re-check a saved history file.
+//!
+//! Exit codes: 0 linearizable, 1 not linearizable, 2 unknown (time or memory budget ran
+//! out), 3 bad input (one line on stderr: `file:line: what is wrong`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use checker::format::{self, ExportFormat, Format};
+use checker::{CheckOptions, ModelKind, Verdict};
 
 /// Arguments of `stasis check`.
 #[derive(clap::Args, Debug)]
 pub struct CheckArgs {
-    /// History file to check.
+    /// History file to check (Stasis JSONL, Jepsen EDN, Porcupine etcd or kv log).
     pub file: PathBuf,
+    /// Model: register, cas-register, kv, multi-register, mutex, set, unordered-queue,
+    /// fifo-queue, porcupine-etcd, porcupine-kv [default: by format; kv for JSONL].
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Format: jsonl, jepsen-edn, porcupine-etcd-log, porcupine-kv-edn [default: detected].
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The model's initial state as JSON (e.g. 0, or {"x":0,"y":0}) [default: nil/empty].
+    #[arg(long)]
+    pub initial: Option<String>,
+    /// by-key: check each key independently; none: one partition [default: by model].
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Time budget; when it runs out the verdict is unknown (exit 2).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Memory budget of the search, e.g. 2G or 500M; running out gives unknown.
+    #[arg(long, default_value = "4G", value_parser = parse_size)]
+    pub max_memory: usize,
+    /// Worker threads (default: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Write a self-contained HTML report (timeline of the failing key) to this path.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Print the result as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the history (as read) to this path: EDN if it ends in .edn, else JSONL.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (use 500ms, 30s, 2m or 1h)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `4G`, `512M`, `100K` or a number of bytes.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last() {
+        Some('K' | 'k') => (&s[..s.len() - 1], 1usize << 10),
+        Some('M' | 'm') => (&s[..s.len() - 1], 1 << 20),
+        Some('G' | 'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (use 512M or 4G)"))?;
+    Ok((n * mult as f64) as usize)
+}
+
+fn bad(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("stasis check: {msg}");
+    3
 }
 
 /// Runs the check and returns the process exit code.
 pub fn run(args: &CheckArgs) -> u8 {
-    eprintln!(
-        "stasis check: {}: the checker is not part of this build yet",
-        args.file.display()
-    );
-    3
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(msg) => bad(msg),
+    }
+}
+
+fn run_inner(args: &CheckArgs) -> Result<u8, String> {
+    let started = Instant::now();
+    let format = match &args.format {
+        None => None,
+        Some(f) => Some(Format::from_id(f).ok_or_else(|| {
+            format!(
+                "unknown --format {f:?} (use one of: {})",
+                Format::ALL.map(|f| f.id()).join(", ")
+            )
+        })?),
+    };
+    let model = match &args.model {
+        None => None,
+        Some(m) => Some(ModelKind::from_id(m).ok_or_else(|| {
+            format!(
+                "unknown --model {m:?} (use one of: {})",
+                ModelKind::ALL.map(|m| m.id()).join(", ")
+            )
+        })?),
+    };
+    let by_key = match args.partition.as_deref() {
+        None => None,
+        Some("by-key") => Some(true),
+        Some("none") => Some(false),
+        Some(p) => return Err(format!("unknown --partition {p:?} (use by-key or none)")),
+    };
+    let initial = match &args.initial {
+        None => None,
+        Some(s) => Some(serde_json::from_str::<serde_json::Value>(s).map_err(|e| {
+            format!(
+                "--initial {s:?} is not JSON ({e}); e.g. --initial 0 or --initial '{{\"x\":0}}'"
+            )
+        })?),
+    };
+    let loaded = format::load(&args.file, format).map_err(|e| e.to_string())?;
+    for w in &loaded.warnings {
+        eprintln!("stasis check: warning: {w}");
+    }
+    let model = model.unwrap_or(loaded.format.default_model());
+    let mut opts = CheckOptions::for_format(model, loaded.format);
+    opts.initial = initial;
+    opts.by_key = by_key;
+    opts.timeout = Some(args.timeout.saturating_sub(started.elapsed()));
+    opts.max_memo_bytes = args.max_memory;
+    opts.threads = args.threads;
+    if let Some(p) = &args.export {
+        let f = if p.extension().is_some_and(|e| e == "edn") {
+            ExportFormat::Edn
+        } else {
+            ExportFormat::Jsonl
+        };
+        let file = std::fs::File::create(p)
+            .map_err(|e| format!("{}: {e} (cannot write the export)", p.display()))?;
+        format::export(&loaded.ops, f, file)
+            .map_err(|e| format!("{}: {e} (cannot write the export)", p.display()))?;
+    }
+    let result = checker::check_history(&loaded.ops, &opts)
+        .map_err(|e| format!("{}: {e}", args.file.display()))?;
+    if let Some(p) = &args.html {
+        let title = args.file.display().to_string();
+        write(p, &checker::report::html(&result, &title))?;
+    }
+    if args.json {
+        let v = checker::report::json(&result, &args.file.display().to_string(), loaded.format);
+        println!("{v}");
+    } else {
+        print!("{}", checker::report::text(&result));
+        if let Some(p) = &args.html {
+            println!("HTML report: {}", p.display());
+        }
+    }
+    Ok(match result.verdict {
+        Verdict::Linearizable => 0,
+        Verdict::NotLinearizable => 1,
+        Verdict::Unknown => 2,
+    })
+}
+
+fn write(p: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(p, text).map_err(|e| format!("{}: {e} (cannot write the report)", p.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("abc").is_err());
+        assert_eq!(parse_size("4G").unwrap(), 4 << 30);
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("lots").is_err());
+    }
 }
