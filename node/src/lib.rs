@@ -4,8 +4,10 @@
 //! with tokio, TCP and the `storage` layer; `resp` is the client protocol and `kv` the
 //! replicated state machine. Everything outside the cores is protocol-neutral.
 
+pub mod config;
 pub mod core;
 pub mod kv;
 pub mod raft;
 pub mod resp;
+pub mod runtime;
 pub mod storage;

@@ -1,1 +1,72 @@
-fn main() {}
+//! `stasis-node`: a replicated key-value server (Raft) speaking RESP2. See docs/NODE.md.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use node::config::{self, NodeConfig};
+use node::raft::storage::RaftStorage;
+use node::raft::{Membership, Raft, RaftConfig};
+use node::runtime::{self, RuntimeConfig};
+use node::storage::file::{Fs, RealFs};
+
+fn main() {
+    let cfg = match config::from_args(std::env::args_os()) {
+        Ok(c) => c,
+        Err((msg, 0)) => {
+            print!("{msg}");
+            std::process::exit(0);
+        }
+        Err((msg, code)) => {
+            eprintln!("{msg}");
+            std::process::exit(code);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter)
+        .init();
+    if let Err(e) = run(cfg) {
+        eprintln!("stasis-node: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cfg: NodeConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+        format!(
+            "cannot create data dir {} (check the path and permissions)",
+            cfg.data_dir.display()
+        )
+    })?;
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    let (storage, recovered) = RaftStorage::open(fs, &cfg.data_dir)
+        .with_context(|| format!("cannot open the data dir {}", cfg.data_dir.display()))?;
+    let mut rc = RaftConfig::new(cfg.id);
+    rc.election_ticks = cfg.election_ticks;
+    rc.heartbeat_ticks = cfg.heartbeat_ticks;
+    rc.read_mode = cfg.read_mode;
+    rc.lease_margin_ticks = cfg.lease_margin_ticks;
+    rc.seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let bootstrap = (!cfg.join).then(|| Membership::new(cfg.peers.clone()));
+    let raft = Raft::new(rc, bootstrap, recovered);
+    let rt = RuntimeConfig {
+        id: cfg.id,
+        protocol: cfg.protocol,
+        client_listen: cfg.client_listen,
+        peer_listen: cfg.peer_listen,
+        peers: cfg.peers,
+        tick: cfg.tick,
+        request_timeout: cfg.request_timeout,
+        snapshot_every: cfg.snapshot_every,
+    };
+    runtime::run(rt, raft, storage)
+}

@@ -1,0 +1,273 @@
+//! Command-line flags of `stasis-node` and their validation.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::core::{NodeId, ReadMode, parse_id};
+
+/// A replicated key-value server for Stasis to test (RESP2 protocol).
+#[derive(Parser, Debug, Clone)]
+#[command(name = "stasis-node", version)]
+pub struct Cli {
+    /// This node's id: n<k>, k >= 1.
+    #[arg(long)]
+    pub id: String,
+    /// Consensus protocol. Only `raft` is available.
+    #[arg(long, default_value = "raft")]
+    pub protocol: String,
+    /// Client (RESP) listen address, ip:port.
+    #[arg(long)]
+    pub listen: String,
+    /// Peer-to-peer listen address, ip:port.
+    #[arg(long)]
+    pub peer_listen: String,
+    /// All initial voters including this node: n1=ip:port,n2=ip:port,... (peer addresses).
+    #[arg(long, default_value = "")]
+    pub peers: String,
+    /// Directory for the log and snapshots (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// read-index (default: leader confirms each read batch with a heartbeat quorum) or
+    /// lease (leader lease on the monotonic clock; assumes bounded clock drift).
+    #[arg(long, default_value = "read-index")]
+    pub read_mode: String,
+    /// Start empty and wait to be added by a RECONFIG on the leader.
+    #[arg(long)]
+    pub join: bool,
+    /// Length of one logical clock tick in milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub tick_ms: u64,
+    /// Minimum election timeout in ticks (the actual one is random in [e, 2e)).
+    #[arg(long, default_value_t = 30)]
+    pub election_ticks: u64,
+    /// Heartbeat interval in ticks.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_ticks: u64,
+    /// Lease reads: safety margin in ticks against clock drift (default: a third of the
+    /// election timeout).
+    #[arg(long)]
+    pub lease_margin_ticks: Option<u64>,
+    /// Snapshot and compact the log every N applied entries (0 = never).
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_every: u64,
+    /// Answer -TIMEOUT when a request is not done within this many milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub request_timeout_ms: u64,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub protocol: &'static str,
+    pub client_listen: SocketAddr,
+    pub peer_listen: SocketAddr,
+    pub peers: BTreeMap<NodeId, String>,
+    pub data_dir: PathBuf,
+    pub read_mode: ReadMode,
+    pub join: bool,
+    pub tick: Duration,
+    pub election_ticks: u64,
+    pub heartbeat_ticks: u64,
+    pub lease_margin_ticks: u64,
+    pub snapshot_every: u64,
+    pub request_timeout: Duration,
+}
+
+fn addr(flag: &str, s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{flag} {s:?} is not an ip:port address (e.g. 127.0.0.1:7001)"))
+}
+
+/// Parses `n1=ip:port,n2=ip:port`.
+pub fn parse_peers(s: &str) -> Result<BTreeMap<NodeId, String>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, a) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--peers entry {part:?} must look like n1=127.0.0.1:8001"))?;
+        let id = parse_id(id).map_err(|e| format!("--peers: {e}"))?;
+        addr("--peers address", a)?;
+        if out.insert(id, a.to_string()).is_some() {
+            return Err(format!("--peers lists n{id} twice"));
+        }
+    }
+    Ok(out)
+}
+
+impl Cli {
+    pub fn validate(self) -> Result<NodeConfig, String> {
+        let id = parse_id(&self.id).map_err(|e| format!("--id: {e}"))?;
+        let protocol = match self.protocol.as_str() {
+            "raft" => "raft",
+            other => {
+                return Err(format!(
+                    "--protocol {other:?} is not supported yet; use --protocol raft"
+                ));
+            }
+        };
+        let client_listen = addr("--listen", &self.listen)?;
+        let peer_listen = addr("--peer-listen", &self.peer_listen)?;
+        let peers = parse_peers(&self.peers)?;
+        if !self.join {
+            if peers.is_empty() {
+                return Err("--peers is required (all initial voters, e.g. n1=127.0.0.1:8001,n2=...); use --join for a node that waits to be added".into());
+            }
+            if !peers.contains_key(&id) {
+                return Err(format!(
+                    "--peers must include this node ({}) unless --join is given",
+                    self.id
+                ));
+            }
+        }
+        let read_mode = match self.read_mode.as_str() {
+            "read-index" | "readindex" => ReadMode::ReadIndex,
+            "lease" => ReadMode::Lease,
+            other => {
+                return Err(format!(
+                    "--read-mode {other:?} is unknown; use read-index or lease"
+                ));
+            }
+        };
+        if self.tick_ms == 0 || self.tick_ms > 10_000 {
+            return Err("--tick-ms must be between 1 and 10000".into());
+        }
+        if self.election_ticks < 2 {
+            return Err("--election-ticks must be at least 2".into());
+        }
+        if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks {
+            return Err("--heartbeat-ticks must be at least 1 and below --election-ticks".into());
+        }
+        let lease_margin_ticks = self
+            .lease_margin_ticks
+            .unwrap_or((self.election_ticks / 3).max(1));
+        if lease_margin_ticks >= self.election_ticks {
+            return Err("--lease-margin-ticks must be below --election-ticks".into());
+        }
+        if self.request_timeout_ms == 0 {
+            return Err("--request-timeout-ms must be positive".into());
+        }
+        Ok(NodeConfig {
+            id,
+            protocol,
+            client_listen,
+            peer_listen,
+            peers,
+            data_dir: self.data_dir,
+            read_mode,
+            join: self.join,
+            tick: Duration::from_millis(self.tick_ms),
+            election_ticks: self.election_ticks,
+            heartbeat_ticks: self.heartbeat_ticks,
+            lease_margin_ticks,
+            snapshot_every: self.snapshot_every,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        })
+    }
+}
+
+/// Parses and validates the command line. `Err((message, exit code))`: help/version text
+/// with code 0, or a one-line error with code 2.
+pub fn from_args<I, T>(args: I) -> Result<NodeConfig, (String, i32)>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::try_parse_from(args) {
+        Ok(cli) => cli.validate().map_err(|e| (format!("stasis-node: {e}"), 2)),
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Err((e.to_string(), 0)),
+                _ => {
+                    let text = e.to_string();
+                    let first = text
+                        .lines()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("invalid arguments")
+                        .trim_start_matches("error: ");
+                    Err((format!("stasis-node: {first} (see --help)"), 2))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<&'static str> {
+        vec![
+            "stasis-node",
+            "--id",
+            "n1",
+            "--listen",
+            "127.0.0.1:7001",
+            "--peer-listen",
+            "127.0.0.1:8001",
+            "--peers",
+            "n1=127.0.0.1:8001,n2=127.0.0.1:8002,n3=127.0.0.1:8003",
+            "--data-dir",
+            "/tmp/x",
+        ]
+    }
+
+    fn err(extra: &[&'static str]) -> String {
+        let mut a = base();
+        a.extend_from_slice(extra);
+        let (msg, code) = from_args(a).unwrap_err();
+        assert_eq!(code, 2);
+        assert_eq!(msg.lines().count(), 1, "{msg}");
+        msg
+    }
+
+    #[test]
+    fn valid_flags_parse() {
+        let c = from_args(base()).unwrap();
+        assert_eq!(c.id, 1);
+        assert_eq!(c.peers.len(), 3);
+        assert_eq!(c.read_mode, ReadMode::ReadIndex);
+        assert_eq!(c.tick, Duration::from_millis(10));
+        let mut a = base();
+        a.extend_from_slice(&["--read-mode", "lease", "--election-ticks", "20"]);
+        let c = from_args(a).unwrap();
+        assert_eq!(c.read_mode, ReadMode::Lease);
+        assert_eq!(c.lease_margin_ticks, 6);
+    }
+
+    #[test]
+    fn bad_flags_give_one_line_errors() {
+        assert!(err(&["--protocol", "paxos"]).contains("--protocol"));
+        assert!(err(&["--read-mode", "stale"]).contains("--read-mode"));
+        assert!(err(&["--tick-ms", "abc"]).contains("tick-ms"));
+        assert!(err(&["--bogus"]).contains("--bogus"));
+        assert!(err(&["--heartbeat-ticks", "40"]).contains("--heartbeat-ticks"));
+        assert!(err(&["--id", "x1"]).contains("--id"));
+        assert!(err(&["--listen", "nowhere"]).contains("--listen"));
+        assert!(err(&["--peers", "n2=127.0.0.1:1"]).contains("must include this node"));
+        assert!(err(&["--peers", "n1=127.0.0.1:1,n1=127.0.0.1:2"]).contains("twice"));
+    }
+
+    #[test]
+    fn join_needs_no_peers() {
+        let a = vec![
+            "stasis-node",
+            "--id",
+            "n4",
+            "--listen",
+            "127.0.0.1:7004",
+            "--peer-listen",
+            "127.0.0.1:8004",
+            "--data-dir",
+            "/tmp/y",
+            "--join",
+        ];
+        let c = from_args(a).unwrap();
+        assert!(c.join && c.peers.is_empty());
+    }
+}

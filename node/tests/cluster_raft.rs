@@ -1,0 +1,468 @@
+//! Integration tests with real `stasis-node` processes on 127.0.0.1.
+//!
+//! Every test owns its processes through a [`Cluster`] whose `Drop` kills (SIGKILL) and
+//! reaps every child it started, also when the test fails.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use node::resp::{self, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stasis-node");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Sends one command and reads one reply (None on any I/O problem or timeout).
+fn call(port: u16, args: &[&str]) -> Option<Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(8))).ok()?;
+    let mut out = Vec::new();
+    let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+    resp::encode_command(&args, &mut out);
+    s.write_all(&out).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Ok(Some((v, _))) = resp::parse_reply(&buf) {
+            return Some(v);
+        }
+        let n = s.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn status(port: u16) -> Option<serde_json::Value> {
+    match call(port, &["STATUS"])? {
+        Value::Bulk(Some(b)) => serde_json::from_slice(&b).ok(),
+        _ => None,
+    }
+}
+
+struct NodeProc {
+    child: Option<Child>,
+    client: u16,
+    peer: u16,
+    args: Vec<String>,
+    log: PathBuf,
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: BTreeMap<u64, NodeProc>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in self.nodes.values_mut() {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts `n` voters (plus `extra` empty nodes started with --join).
+    fn start(n: u64, extra: u64, flags: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..n + extra).map(|_| (free_port(), free_port())).collect();
+        let peers: Vec<String> = (1..=n)
+            .map(|i| format!("n{i}=127.0.0.1:{}", ports[i as usize - 1].1))
+            .collect();
+        let peers = peers.join(",");
+        let mut c = Cluster {
+            dir,
+            nodes: BTreeMap::new(),
+        };
+        for i in 1..=n + extra {
+            let (client, peer) = ports[i as usize - 1];
+            let mut args = vec![
+                "--id".to_string(),
+                format!("n{i}"),
+                "--listen".into(),
+                format!("127.0.0.1:{client}"),
+                "--peer-listen".into(),
+                format!("127.0.0.1:{peer}"),
+                "--data-dir".into(),
+                c.dir.path().join(format!("n{i}")).display().to_string(),
+            ];
+            if i <= n {
+                args.push("--peers".into());
+                args.push(peers.clone());
+            } else {
+                args.push("--join".into());
+            }
+            args.extend(flags.iter().map(|s| s.to_string()));
+            let log = c.dir.path().join(format!("n{i}.log"));
+            c.nodes.insert(
+                i,
+                NodeProc {
+                    child: None,
+                    client,
+                    peer,
+                    args,
+                    log,
+                },
+            );
+            c.spawn(i);
+        }
+        c
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let n = self.nodes.get_mut(&id).unwrap();
+        assert!(n.child.is_none());
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&n.log)
+            .unwrap();
+        let child = Command::new(BIN)
+            .args(&n.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start stasis-node");
+        n.child = Some(child);
+    }
+
+    fn kill9(&mut self, id: u64) {
+        if let Some(mut c) = self.nodes.get_mut(&id).unwrap().child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn port(&self, id: u64) -> u16 {
+        self.nodes[&id].client
+    }
+
+    fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
+    }
+
+    fn running(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.child.is_some())
+            .map(|(&i, _)| i)
+            .collect()
+    }
+
+    /// Waits until a running node reports itself leader (and has applied its term's no-op).
+    fn leader(&self) -> u64 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            for id in self.running() {
+                if let Some(s) = status(self.port(id))
+                    && s["role"] == "leader"
+                    && s["applied_index"].as_u64() >= s["commit_index"].as_u64()
+                {
+                    return id;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no leader within 20s");
+    }
+
+    /// Sends a command to the leader, following redirects. Returns the final reply.
+    fn request(&self, args: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut port = self.port(self.leader());
+        loop {
+            let reply = call(port, args);
+            match &reply {
+                Some(Value::Error(e)) if e.starts_with("NOTLEADER") => {
+                    let mut parts = e.split_whitespace().skip(1);
+                    let (_id, addr) = (parts.next(), parts.next());
+                    port = match addr.and_then(|a| a.rsplit(':').next()?.parse().ok()) {
+                        Some(p) => p,
+                        None => {
+                            std::thread::sleep(Duration::from_millis(100));
+                            self.port(self.leader())
+                        }
+                    };
+                }
+                Some(v) => return v.clone(),
+                None => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    port = self.port(self.leader());
+                }
+            }
+            assert!(Instant::now() < deadline, "no answer for {args:?}");
+        }
+    }
+
+    /// Writes `count` fresh keys; returns those acknowledged with +OK.
+    fn write_keys(&self, prefix: &str, count: usize) -> Vec<(String, String)> {
+        let mut acked = Vec::new();
+        for i in 0..count {
+            let (k, v) = (format!("{prefix}{i}"), format!("v-{prefix}-{i}"));
+            if self.request(&["SET", &k, &v]) == Value::ok() {
+                acked.push((k, v));
+            }
+        }
+        acked
+    }
+
+    fn check_keys(&self, acked: &[(String, String)]) {
+        for (k, v) in acked {
+            assert_eq!(
+                self.request(&["GET", k]),
+                Value::Bulk(Some(v.clone().into_bytes())),
+                "acknowledged write {k}={v} lost"
+            );
+        }
+    }
+}
+
+#[test]
+fn writes_survive_kill9_of_the_leader_and_of_all_nodes() {
+    let mut c = Cluster::start(3, 0, &[]);
+    let mut acked = c.write_keys("a", 40);
+    assert_eq!(acked.len(), 40);
+    let l = c.leader();
+    c.kill9(l);
+    acked.extend(c.write_keys("b", 40));
+    let l2 = c.leader();
+    assert_ne!(l, l2);
+    c.check_keys(&acked);
+    c.spawn(l);
+    acked.extend(c.write_keys("c", 20));
+    for id in 1..=3 {
+        c.kill9(id);
+    }
+    for id in 1..=3 {
+        c.spawn(id);
+    }
+    c.leader();
+    c.check_keys(&acked);
+    assert!(
+        acked.len() >= 90,
+        "most writes should succeed: {}",
+        acked.len()
+    );
+}
+
+#[test]
+fn restarted_node_catches_up_by_snapshot() {
+    let mut c = Cluster::start(3, 0, &["--snapshot-every", "50"]);
+    let l = c.leader();
+    let f = (1..=3).find(|&i| i != l).unwrap();
+    c.kill9(f);
+    let acked = c.write_keys("s", 200);
+    c.spawn(f);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lc = status(c.port(c.leader())).unwrap()["commit_index"]
+            .as_u64()
+            .unwrap();
+        let fa = status(c.port(f))
+            .and_then(|s| s["applied_index"].as_u64())
+            .unwrap_or(0);
+        if fa >= lc {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "follower did not catch up ({fa} < {lc})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        c.log(f).contains("installing snapshot"),
+        "the follower should have caught up by snapshot"
+    );
+    // The follower's state is real: make it the survivor that serves the data.
+    let other = (1..=3).find(|&i| i != l && i != f).unwrap();
+    c.kill9(l);
+    let l2 = c.leader();
+    assert!(l2 == f || l2 == other);
+    c.check_keys(&acked);
+}
+
+#[test]
+fn follower_redirects_and_status_reports_the_cluster() {
+    let c = Cluster::start(3, 0, &["--read-mode", "lease"]);
+    let l = c.leader();
+    let f = (1..=3).find(|&i| i != l).unwrap();
+    let lp = c.port(l);
+    let expect = format!("NOTLEADER n{l} 127.0.0.1:{lp}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match call(c.port(f), &["SET", "k", "v"]) {
+            Some(Value::Error(e)) if e == expect => break,
+            other => {
+                assert!(Instant::now() < deadline, "unexpected redirect {other:?}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    assert!(
+        matches!(call(c.port(f), &["GET", "k"]), Some(Value::Error(e)) if e.starts_with("NOTLEADER"))
+    );
+    let s = status(lp).unwrap();
+    assert_eq!(s["id"], format!("n{l}"));
+    assert_eq!(s["protocol"], "raft");
+    assert_eq!(s["role"], "leader");
+    assert_eq!(s["leader"], format!("n{l}"));
+    assert_eq!(s["leader_addr"], format!("127.0.0.1:{lp}"));
+    assert_eq!(s["voters"], serde_json::json!(["n1", "n2", "n3"]));
+    assert_eq!(s["learners"], serde_json::json!([]));
+    assert_eq!(s["joint"], false);
+    assert!(s["term"].as_u64().unwrap() >= 1);
+    let wall = s["wall_clock_ms"].as_u64().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    assert!(wall.abs_diff(now) < 60_000);
+    // Lease reads on the leader see the latest write.
+    assert_eq!(c.request(&["SET", "k", "v2"]), Value::ok());
+    assert_eq!(
+        call(lp, &["GET", "k"]),
+        Some(Value::Bulk(Some(b"v2".to_vec())))
+    );
+    assert_eq!(call(lp, &["PING"]), Some(Value::Simple("PONG".into())));
+    assert!(
+        matches!(call(lp, &["SET", "k"]), Some(Value::Error(e)) if e.starts_with("ERR wrong number"))
+    );
+}
+
+#[test]
+fn redis_cli_can_set_get_and_cas() {
+    let c = Cluster::start(3, 0, &[]);
+    let port = c.port(c.leader()).to_string();
+    let cli = |args: &[&str]| -> String {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port])
+            .args(args)
+            .output()
+            .expect("redis-cli is required: apt-get install -y redis-tools");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(cli(&["SET", "x", "1"]), "OK");
+    assert_eq!(cli(&["GET", "x"]), "1");
+    assert_eq!(cli(&["CAS", "x", "1", "2"]), "1");
+    assert_eq!(cli(&["CAS", "x", "1", "3"]), "0");
+    assert_eq!(cli(&["CAS", "missing", "1", "3"]), "0");
+    assert_eq!(cli(&["GET", "x"]), "2");
+    assert_eq!(cli(&["GET", "missing"]), "");
+    assert_eq!(cli(&["PING"]), "PONG");
+    assert!(cli(&["STATUS"]).contains("\"role\":\"leader\""));
+}
+
+#[test]
+fn membership_change_adds_learners_then_removes_old_voters() {
+    let mut c = Cluster::start(3, 2, &["--snapshot-every", "30"]);
+    let acked = c.write_keys("m", 50);
+    let spec = |ids: &[u64]| -> String {
+        ids.iter()
+            .map(|i| format!("n{i}=127.0.0.1:{}", c.nodes[i].peer))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let all = spec(&[1, 2, 3, 4, 5]);
+    assert_eq!(c.request(&["RECONFIG", &all]), Value::ok());
+    let s = status(c.port(c.leader())).unwrap();
+    assert_eq!(
+        s["voters"],
+        serde_json::json!(["n1", "n2", "n3", "n4", "n5"])
+    );
+    assert_eq!(s["joint"], false);
+    let l = c.leader();
+    // Remove the leader and another old voter.
+    let keep: Vec<u64> = [1, 2, 3, 4, 5]
+        .into_iter()
+        .filter(|&i| i != l && i != (l % 3) + 1)
+        .collect();
+    assert_eq!(c.request(&["RECONFIG", &spec(&keep)]), Value::ok());
+    for id in [l, (l % 3) + 1] {
+        c.kill9(id);
+    }
+    let l2 = c.leader();
+    assert!(keep.contains(&l2));
+    let s = status(c.port(l2)).unwrap();
+    let voters: Vec<String> = keep.iter().map(|i| format!("n{i}")).collect();
+    assert_eq!(s["voters"], serde_json::json!(voters));
+    c.check_keys(&acked);
+    assert!(matches!(
+        c.request(&["RECONFIG", "n1=nowhere"]),
+        Value::Error(e) if e.starts_with("ERR")
+    ));
+}
+
+#[test]
+fn sigterm_stops_a_node_cleanly() {
+    let mut c = Cluster::start(1, 0, &[]);
+    c.leader();
+    let mut child = c.nodes.get_mut(&1).unwrap().child.take().unwrap();
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("node did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_flags_and_unusable_data_dir_fail_with_one_line() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "one-line error expected, got: {err}"
+        );
+        err
+    };
+    let common = [
+        "--id",
+        "n1",
+        "--listen",
+        "127.0.0.1:1",
+        "--peer-listen",
+        "127.0.0.1:2",
+        "--peers",
+        "n1=127.0.0.1:2",
+    ];
+    let mut a = common.to_vec();
+    a.extend(["--data-dir", "/tmp/x", "--tick-ms", "fast"]);
+    assert!(run(&a).contains("tick-ms"));
+    let mut a = common.to_vec();
+    a.extend(["--data-dir", "/proc/stasis-cannot-exist/data"]);
+    assert!(run(&a).contains("data dir"));
+    let mut a = common.to_vec();
+    a.extend(["--data-dir", "/tmp/x", "--protocol", "paxos"]);
+    assert!(run(&a).contains("--protocol"));
+}
