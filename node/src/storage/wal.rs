@@ -21,7 +21,7 @@
 //!   into it. So damage to any frame except at the very end of the last segment means
 //!   acknowledged data was damaged: [`Wal::open`] fails with [`StorageError::Corrupt`]
 //!   naming the file and offset, and never drops it silently.
-//! - At the end of the last segment, a frame that is incomplete, whose CRC fails while it
+//! - At the end of the newest segment, a frame that is incomplete, whose CRC fails while it
 //!   is the final frame of the file, or a tail of zero bytes, is a torn write of unsynced
 //!   data: `open` truncates it durably and reports it in [`Recovered::truncated_tail`].
 //!   Residual risk: a bit flip in the length field of the final few frames that makes a
@@ -277,7 +277,13 @@ impl Wal {
             }
         }
 
-        let count = loaded.len();
+        // Only the newest segment can hold unsynced data: each segment is fsynced before
+        // the next is created. If the newest was a header-less torn file, none can.
+        let torn_ok = if rec.truncated_tail.is_some() {
+            None
+        } else {
+            loaded.len().checked_sub(1)
+        };
         for (i, (_, path, data)) in loaded.iter().enumerate() {
             let mut off = SEGMENT_HEADER_LEN as usize;
             while off < data.len() {
@@ -286,7 +292,7 @@ impl Wal {
                         rec.records.push(payload.to_vec());
                         off += FRAME_HEADER_LEN + payload.len();
                     }
-                    Frame::Bad { torn: true, .. } if i + 1 == count => {
+                    Frame::Bad { torn: true, .. } if Some(i) == torn_ok => {
                         fs.truncate(path, off as u64)
                             .map_err(StorageError::io("truncate", path))?;
                         rec.truncated_tail = Some((path.clone(), off as u64));
@@ -668,6 +674,26 @@ mod tests {
         wal.sync().expect("sync");
         let (_, rec) = open(&fs, WalOptions::default());
         assert_eq!(rec.records, vec![b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    #[test]
+    fn damaged_tail_before_a_torn_segment_header_is_corruption() {
+        let fs = SimFs::new();
+        let (mut wal, _) = open(&fs, WalOptions::default());
+        wal.append(b"abc").expect("append");
+        wal.sync().expect("sync");
+        drop(wal);
+        let first = dir().join(segment_name(1));
+        let len = fs.read(&first).expect("read").len() as u64;
+        fs.truncate(&first, len - 1).expect("cut");
+        let next = dir().join(segment_name(2));
+        let mut f = fs.create(&next).expect("create");
+        f.write_all(b"STW").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&dir()).expect("sync dir");
+        let err = Wal::open(Arc::new(fs.clone()), &dir(), WalOptions::default())
+            .expect_err("segment 1 was complete before segment 2 existed");
+        assert!(err.to_string().contains(&segment_name(1)), "{err}");
     }
 
     #[test]
