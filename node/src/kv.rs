@@ -46,7 +46,7 @@ pub enum Command {
 }
 
 /// Result of applying a command.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Reply {
     /// A `Set` or `Noop` was applied.
     Ok,

@@ -85,6 +85,8 @@ pub struct Wal {
     /// Lowest and current (highest) segment numbers.
     first_seg: u64,
     seg: u64,
+    /// Total size of the segments before the current one.
+    closed_bytes: u64,
     file: Box<dyn StorageFile>,
     /// Frames appended but not yet written to `file`.
     buf: Vec<u8>,
@@ -308,6 +310,13 @@ impl Wal {
             fs.sync_dir(&dir).map_err(StorageError::io("fsync", &dir))?;
         }
 
+        // Sizes as on disk now (the newest segment may just have been truncated).
+        let closed_bytes = loaded
+            .iter()
+            .rev()
+            .skip(1)
+            .map(|(_, _, data)| data.len() as u64)
+            .sum();
         let (first_seg, seg, file) = match (loaded.first(), loaded.last()) {
             (Some((first, _, _)), Some((last, path, _))) => {
                 let file = fs
@@ -326,6 +335,7 @@ impl Wal {
             opts,
             first_seg,
             seg,
+            closed_bytes,
             file,
             buf: Vec::new(),
             dirty: false,
@@ -340,7 +350,7 @@ impl Wal {
         self.check_usable()?;
         self.check_len(rec)?;
         let frame_len = (FRAME_HEADER_LEN + rec.len()) as u64;
-        let cur = self.file.len() + self.buf.len() as u64;
+        let cur = self.size_bytes() - self.closed_bytes;
         if cur > SEGMENT_HEADER_LEN && cur + frame_len > self.opts.segment_bytes {
             let r = self.rotate();
             self.poison_on_err(r)?;
@@ -383,9 +393,10 @@ impl Wal {
         self.seg - self.first_seg + 1
     }
 
-    /// Bytes in use on disk plus buffered (approximate log size, for compaction policy).
-    pub fn current_segment_len(&self) -> u64 {
-        self.file.len() + self.buf.len() as u64
+    /// Size of the whole log in bytes (all segments plus buffered appends), e.g. for a
+    /// compaction policy.
+    pub fn size_bytes(&self) -> u64 {
+        self.closed_bytes + self.file.len() + self.buf.len() as u64
     }
 
     fn check_usable(&self) -> Result<()> {
@@ -440,8 +451,10 @@ impl Wal {
     fn rotate(&mut self) -> Result<()> {
         self.write_out_and_sync()?;
         let n = self.seg + 1;
+        let closed = self.file.len();
         self.file = create_segment(self.fs.as_ref(), &self.dir, n, KIND_CONTINUATION)?;
         self.seg = n;
+        self.closed_bytes += closed;
         Ok(())
     }
 
@@ -468,6 +481,7 @@ impl Wal {
         self.dirty = false;
         self.first_seg = n;
         self.seg = n;
+        self.closed_bytes = 0;
         for m in old {
             let p = self.seg_path(m);
             self.fs.remove(&p).map_err(StorageError::io("remove", &p))?;
@@ -554,10 +568,20 @@ mod tests {
         }
         wal.sync().expect("sync");
         assert!(wal.segment_count() > 3, "{wal:?}");
+        let on_disk: u64 = fs
+            .list(&dir())
+            .expect("list")
+            .iter()
+            .map(|n| fs.read(&dir().join(n)).expect("read").len() as u64)
+            .sum();
+        assert_eq!(wal.size_bytes(), on_disk);
         fs.crash();
-        let (wal, rec) = open(&fs, small());
+        let (mut wal, rec) = open(&fs, small());
         assert_eq!(rec.records, recs(20));
         assert!(wal.segment_count() > 3);
+        assert_eq!(wal.size_bytes(), on_disk);
+        wal.rewrite(&recs(1)).expect("rewrite");
+        assert_eq!(wal.size_bytes(), SEGMENT_HEADER_LEN + 8 + 8);
     }
 
     #[test]
