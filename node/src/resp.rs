@@ -126,7 +126,7 @@ impl<'a> Cursor<'a> {
     /// `len` bytes followed by CRLF.
     fn bulk_body(&mut self, len: usize) -> Step<&'a [u8]> {
         let rest = &self.buf[self.pos..];
-        if rest.len() < len + 2 {
+        if rest.len() < len.saturating_add(2) {
             return Ok(None);
         }
         if &rest[len..len + 2] != b"\r\n" {
