@@ -298,8 +298,8 @@ impl<'a, M: Model> Search<'a, M> {
     fn run_inner(&mut self, init: M::State) -> SearchOutcome {
         let head = self.entry_op.len() as u32;
         let mut remaining = self.ret_entry.iter().filter(|&&r| r != NONE).count();
-        // Frames: (op, alternative, state before).
-        let mut stack: Vec<(u32, u32, M::State)> = Vec::new();
+        // Frames: (op, alternative, state before, forced: siblings need not be tried).
+        let mut stack: Vec<(u32, u32, M::State, bool)> = Vec::new();
         let mut state = init;
         let mut cur = self.next[head as usize];
         let mut cur_alt = 0u32;
@@ -348,8 +348,13 @@ impl<'a, M: Model> Search<'a, M> {
                     let bit = self.bit_of[op as usize];
                     self.bits.set(bit, self.zobrist[op as usize]);
                     if self.memo_insert(&next_state) {
+                        // A pure observation (a read) that fits now can always go first: any linearization from here that places it
+                        // later still works with it moved here, since everything that must
+                        // precede it is already linearized and nothing after sees a
+                        // difference. So if this branch fails, so does every sibling.
+                        let forced = self.model.is_read_only(input);
                         let before = std::mem::replace(&mut state, next_state);
-                        stack.push((op, alt, before));
+                        stack.push((op, alt, before, forced));
                         self.lift_op(op);
                         if self.ret_entry[op as usize] != NONE {
                             remaining -= 1;
@@ -376,26 +381,31 @@ impl<'a, M: Model> Search<'a, M> {
                 && (best_blocked == NONE || stack.len() > best.len())
             {
                 best.truncate(common);
-                best.extend(stack[common..].iter().map(|(o, a, _)| (*o, *a)));
+                best.extend(stack[common..].iter().map(|(o, a, _, _)| (*o, *a)));
                 common = stack.len();
                 best_blocked = blocked;
             }
-            let Some((op, alt, before)) = stack.pop() else {
-                return SearchOutcome::NotLinearizable(Failure {
-                    prefix: best,
-                    blocked: best_blocked,
-                });
-            };
-            common = common.min(stack.len());
-            self.unlift_op(op);
-            self.bits
-                .clear(self.bit_of[op as usize], self.zobrist[op as usize]);
-            if self.ret_entry[op as usize] != NONE {
-                remaining += 1;
+            loop {
+                let Some((op, alt, before, forced)) = stack.pop() else {
+                    return SearchOutcome::NotLinearizable(Failure {
+                        prefix: best,
+                        blocked: best_blocked,
+                    });
+                };
+                common = common.min(stack.len());
+                self.unlift_op(op);
+                self.bits
+                    .clear(self.bit_of[op as usize], self.zobrist[op as usize]);
+                if self.ret_entry[op as usize] != NONE {
+                    remaining += 1;
+                }
+                state = before;
+                if !forced {
+                    cur = self.call_entry[op as usize];
+                    cur_alt = alt + 1;
+                    break;
+                }
             }
-            state = before;
-            cur = self.call_entry[op as usize];
-            cur_alt = alt + 1;
         }
     }
 

@@ -145,7 +145,15 @@ fn generate(rng: &mut ChaCha8Rng, keys: usize) -> Vec<Operation> {
 
 /// Tries every order: required (ok) operations must all be placed, unknown ones may be.
 fn brute_force(ops: &[Operation]) -> bool {
-    let live: Vec<&Operation> = ops.iter().filter(|o| o.outcome != Outcome::Fail).collect();
+    brute_force_with(ops, false)
+}
+
+/// `etcd`: Porcupine's etcd reading, where a failed cas observed "the value was not old".
+fn brute_force_with(ops: &[Operation], etcd: bool) -> bool {
+    let live: Vec<&Operation> = ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail || (etcd && o.f == "cas"))
+        .collect();
     fn go(
         live: &[&Operation],
         used: &mut Vec<bool>,
@@ -164,10 +172,9 @@ fn brute_force(ops: &[Operation]) -> bool {
             }
             let x = live[i];
             // Every unplaced operation that returned before x was called must come first.
-            let blocked = live
-                .iter()
-                .zip(used.iter())
-                .any(|(o, u)| !*u && o.outcome == Outcome::Ok && o.ret.is_some_and(|r| r < x.call));
+            let blocked = live.iter().zip(used.iter()).any(|(o, u)| {
+                !*u && o.outcome != Outcome::Unknown && o.ret.is_some_and(|r| r < x.call)
+            });
             if blocked {
                 continue;
             }
@@ -181,6 +188,12 @@ fn brute_force(ops: &[Operation]) -> bool {
                 }
                 "read" => cur.clone(),
                 "write" => x.input.clone(),
+                _ if x.outcome == Outcome::Fail => {
+                    if x.input[0] == cur {
+                        continue;
+                    }
+                    cur.clone()
+                }
                 _ => {
                     if x.input[0] != cur {
                         continue;
@@ -200,6 +213,26 @@ fn brute_force(ops: &[Operation]) -> bool {
         false
     }
     go(&live, &mut vec![false; live.len()], &mut Default::default())
+}
+
+#[test]
+fn search_and_brute_force_agree_on_porcupines_etcd_reading() {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let (mut good, mut bad) = (0, 0);
+    for case in 0..CASES {
+        let ops = generate(&mut rng, 1);
+        let expect = brute_force_with(&ops, true);
+        let got = ours(&ops, ModelKind::PorcupineEtcd, false);
+        assert_eq!(
+            got, expect,
+            "case {case}: search vs brute force on {ops:#?}"
+        );
+        if expect { good += 1 } else { bad += 1 }
+    }
+    assert!(
+        good > CASES / 5 && bad > CASES / 10,
+        "good {good}, bad {bad}"
+    );
 }
 
 #[derive(Clone)]

@@ -92,6 +92,10 @@ impl Model for CasRegister {
         step_reg(*state, *input)
     }
 
+    fn is_read_only(&self, input: &RegOp) -> bool {
+        matches!(input, RegOp::Read(_))
+    }
+
     fn show_state(&self, state: &u32, cx: &Interner) -> String {
         cx.show(*state)
     }

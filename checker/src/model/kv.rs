@@ -73,6 +73,10 @@ impl Model for Kv {
         Some(s)
     }
 
+    fn is_read_only(&self, input: &KvOp) -> bool {
+        matches!(input.op, RegOp::Read(_))
+    }
+
     fn show_state(&self, state: &Vec<u32>, cx: &Interner) -> String {
         let parts: Vec<String> = state
             .iter()

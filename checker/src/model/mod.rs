@@ -45,6 +45,13 @@ pub trait Model: Sync {
     /// is impossible in `state`.
     fn step(&self, state: &Self::State, input: &Self::Input) -> Option<Self::State>;
 
+    /// Whether `input` is a pure observation: in every state it either is rejected or
+    /// leaves the state unchanged (a read). The search linearizes such an operation as
+    /// soon as it fits and never tries it later instead (that would lead nowhere new).
+    fn is_read_only(&self, _input: &Self::Input) -> bool {
+        false
+    }
+
     /// How many ways `input` may take effect. Deterministic operations have one; an
     /// operation with an unknown result may have several (a dequeue that timed out may
     /// have removed any element). The search tries each with [`Model::step_alt`].

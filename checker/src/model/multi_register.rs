@@ -98,6 +98,10 @@ impl Model for MultiRegister {
         Some(s)
     }
 
+    fn is_read_only(&self, input: &Vec<Micro>) -> bool {
+        input.iter().all(|m| matches!(m, Micro::Read { .. }))
+    }
+
     fn show_state(&self, state: &Vec<u32>, cx: &Interner) -> String {
         let parts: Vec<String> = state
             .iter()

@@ -56,6 +56,10 @@ impl Model for PorcupineEtcd {
         }
     }
 
+    fn is_read_only(&self, input: &EtcdOp) -> bool {
+        matches!(input, EtcdOp::Read(_) | EtcdOp::CasFailed(..))
+    }
+
     fn show_state(&self, s: &u32, cx: &Interner) -> String {
         cx.show(*s)
     }

@@ -78,6 +78,10 @@ impl Model for PorcupineKv {
         }
     }
 
+    fn is_read_only(&self, input: &KvStrInput) -> bool {
+        matches!(input.op, KvStrOp::Get(_))
+    }
+
     fn show_state(&self, s: &Vec<Arc<str>>, cx: &Interner) -> String {
         if s.len() == 1 {
             return format!("{:?}", &*s[0]);

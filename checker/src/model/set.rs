@@ -62,6 +62,10 @@ impl Model for Set {
         }
     }
 
+    fn is_read_only(&self, input: &SetOp) -> bool {
+        matches!(input, SetOp::Read(_))
+    }
+
     fn show_state(&self, s: &Vec<u32>, cx: &Interner) -> String {
         let parts: Vec<String> = s.iter().map(|v| cx.show(*v)).collect();
         format!("#{{{}}}", parts.join(" "))
