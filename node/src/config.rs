@@ -217,8 +217,12 @@ mod tests {
         ]
     }
 
+    /// The base flags with `extra` appended; a flag in `extra` replaces the base one.
     fn err(extra: &[&'static str]) -> String {
         let mut a = base();
+        if let Some(i) = a.iter().position(|f| f.starts_with("--") && f == &extra[0]) {
+            a.drain(i..i + 2);
+        }
         a.extend_from_slice(extra);
         let (msg, code) = from_args(a).unwrap_err();
         assert_eq!(code, 2);

@@ -53,6 +53,8 @@ impl MemStore {
 
 pub struct SimNode {
     pub raft: Raft,
+    /// Bootstraps with the initial configuration (false: a joiner).
+    pub boot: bool,
     pub store: MemStore,
     pub up: bool,
     /// The replicated state machine: applied commands in order.
@@ -89,7 +91,7 @@ pub struct Sim {
     pub confirmed_reads: usize,
     pub snapshot_every: u64,
     next_id: u64,
-    restarts: u64,
+    pub restarts: u64,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -146,6 +148,7 @@ impl Sim {
                 id,
                 SimNode {
                     raft,
+                    boot: voters.contains(&id),
                     store: MemStore::default(),
                     up: true,
                     sm: Vec::new(),
@@ -209,7 +212,8 @@ impl Sim {
     pub fn restart(&mut self, id: NodeId) {
         self.restarts += 1;
         let rec = self.nodes[&id].store.recovered();
-        let raft = self.make_raft(id, Some(self.bootstrap.clone()), rec);
+        let boot = self.nodes[&id].boot.then(|| self.bootstrap.clone());
+        let raft = self.make_raft(id, boot, rec);
         let n = self.nodes.get_mut(&id).expect("node exists");
         n.raft = raft;
         n.up = true;

@@ -444,69 +444,126 @@ fn catch_up_is_cancelled_when_the_learner_never_answers() {
 }
 
 /// Random network faults (drops, duplicates, reordering, partitions) and crashes with
-/// invariant checks after every step, then convergence after healing.
+/// invariant checks after every step, then convergence after healing. With `membership`,
+/// the cluster starts with voters n1..n3 (n4, n5 empty) and random reconfigurations run
+/// in between.
+fn chaos(seed: u64, membership: bool) -> usize {
+    let mut sim = if membership {
+        Sim::with_config(&[1, 2, 3, 4, 5], &[1, 2, 3], 5000 + seed, |_| {})
+    } else {
+        Sim::new(5, 1000 + seed)
+    };
+    sim.reorder = true;
+    sim.drop_prob = 0.05;
+    sim.dup_prob = 0.05;
+    sim.snapshot_every = if seed.is_multiple_of(2) { 25 } else { 0 };
+    if seed.is_multiple_of(3) {
+        sim.cfg.read_mode = ReadMode::Lease;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut reconfig_id = 0;
+    for _ in 0..600 {
+        match rng.random_range(0..100) {
+            0..40 => {
+                if let Some(l) = sim.leader() {
+                    sim.propose(l);
+                }
+            }
+            40..50 => {
+                // Any node: stale leaders must not confirm reads.
+                let v = rng.random_range(1..=5);
+                if sim.nodes[&v].up {
+                    sim.read(v);
+                }
+            }
+            50..53 => {
+                let k = rng.random_range(1..=2);
+                let group: Vec<NodeId> = (0..k).map(|_| rng.random_range(1..=5)).collect();
+                sim.partition(&group);
+            }
+            53..58 => sim.heal(),
+            58..60 => {
+                let v = rng.random_range(1..=5);
+                if sim.nodes[&v].up {
+                    sim.crash(v);
+                } else {
+                    sim.restart(v);
+                }
+            }
+            60..65 => {
+                let v = rng.random_range(1..=5);
+                if sim.nodes[&v].up {
+                    sim.propose(v);
+                }
+            }
+            65..67 if membership => {
+                if let Some(l) = sim.leader() {
+                    let voters: BTreeMap<NodeId, String> = (1..=5)
+                        .filter(|_| rng.random_bool(0.6))
+                        .map(|i| (i, addr(i)))
+                        .collect();
+                    reconfig_id += 1;
+                    let _ = sim.raft_mut(l).reconfigure(reconfig_id, voters);
+                    sim.process(l);
+                }
+            }
+            67 if membership => {
+                if let Some(l) = sim.leader() {
+                    sim.raft_mut(l).cancel_reconfigure(reconfig_id);
+                    sim.process(l);
+                }
+            }
+            _ => {}
+        }
+        sim.tick_all();
+        for _ in 0..rng.random_range(0..40) {
+            if !sim.deliver_one() {
+                break;
+            }
+        }
+    }
+    sim.heal();
+    sim.drop_prob = 0.0;
+    sim.dup_prob = 0.0;
+    for id in 1..=5 {
+        if !sim.nodes[&id].up {
+            sim.restart(id);
+        }
+    }
+    let l = sim.elect();
+    sim.propose(l);
+    sim.run(300);
+    sim.assert_converged();
+    assert!(
+        !sim.acked.is_empty(),
+        "seed {seed}: some writes were acknowledged"
+    );
+    sim.events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::ReconfigDone(_)))
+        .count()
+}
+
+fn seeds() -> u64 {
+    // STASIS_SIM_SEEDS=N runs N seeds (default 12) for longer soak runs.
+    std::env::var("STASIS_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12)
+}
+
 #[test]
 fn randomized_faults_preserve_safety() {
-    for seed in 0..12u64 {
-        let mut sim = Sim::new(5, 1000 + seed);
-        sim.reorder = true;
-        sim.drop_prob = 0.05;
-        sim.dup_prob = 0.05;
-        sim.snapshot_every = if seed % 2 == 0 { 25 } else { 0 };
-        if seed % 3 == 0 {
-            sim.cfg.read_mode = ReadMode::Lease;
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        for _ in 0..600 {
-            match rng.random_range(0..100) {
-                0..40 => {
-                    if let Some(l) = sim.leader() {
-                        sim.propose(l);
-                    }
-                }
-                40..50 => {
-                    if let Some(l) = sim.leader() {
-                        sim.read(l);
-                    }
-                }
-                50..53 => {
-                    let k = rng.random_range(1..=2);
-                    let group: Vec<NodeId> = (0..k).map(|_| rng.random_range(1..=5)).collect();
-                    sim.partition(&group);
-                }
-                53..58 => sim.heal(),
-                58..60 => {
-                    let v = rng.random_range(1..=5);
-                    if sim.nodes[&v].up {
-                        sim.crash(v);
-                    } else {
-                        sim.restart(v);
-                    }
-                }
-                _ => {}
-            }
-            sim.tick_all();
-            for _ in 0..rng.random_range(0..40) {
-                if !sim.deliver_one() {
-                    break;
-                }
-            }
-        }
-        sim.heal();
-        sim.drop_prob = 0.0;
-        sim.dup_prob = 0.0;
-        for id in 1..=5 {
-            if !sim.nodes[&id].up {
-                sim.restart(id);
-            }
-        }
-        let l = sim.elect();
-        sim.propose(l);
-        sim.run(200);
-        sim.assert_converged();
-        assert!(
-            !sim.acked.is_empty(),
-            "seed {seed}: some writes were acknowledged"
-        );
+    for seed in 0..seeds() {
+        chaos(seed, false);
     }
+}
+
+#[test]
+fn randomized_membership_changes_preserve_safety() {
+    let mut done = 0;
+    for seed in 0..seeds() {
+        done += chaos(seed, true);
+    }
+    assert!(done > 5, "too few reconfigurations completed ({done})");
 }

@@ -51,6 +51,8 @@ struct PendingRead {
 }
 
 const MAX_BATCH: usize = 4096;
+/// Most ticks delivered at once when the process was paused (SIGSTOP) or starved.
+const MAX_CATCH_UP_TICKS: u128 = 10_000;
 
 fn unknown(why: &str) -> Value {
     Value::error(format!("UNKNOWN {why}; the outcome is unknown"))
@@ -129,7 +131,9 @@ where
             let now = Instant::now();
             if now >= next_tick {
                 let behind = (now - next_tick).as_nanos() / tick.as_nanos().max(1) + 1;
-                for _ in 0..behind.min(1_000_000) {
+                // After a long pause, a bounded number of ticks is as good as all of
+                // them (every timer in a core is far shorter) and avoids a message storm.
+                for _ in 0..behind.min(MAX_CATCH_UP_TICKS) {
                     self.core.tick();
                 }
                 next_tick += tick * (behind as u32).max(1);

@@ -27,6 +27,11 @@ use crate::core::{NodeId, fmt_id};
 pub const MAX_FRAME: usize = 256 << 20;
 /// Frames queued per peer before new ones are dropped.
 const QUEUE: usize = 8192;
+/// Base time allowed for one write to a peer.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// An inbound connection with no frame for this long is closed (the peer reconnects
+/// when it has something to send).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -139,9 +144,20 @@ async fn outbound(to: NodeId, mut rx: mpsc::Receiver<Vec<u8>>, dir: Directory, h
                     Err(_) => break,
                 }
             }
-            if let Err(e) = stream.write_all(&buf).await {
-                info!(peer = %fmt_id(to), "connection lost: {e}");
-                break;
+            // A peer behind a partition that drops packets never fails the write; give up
+            // after a while so a healed link gets a fresh connection instead of waiting
+            // for TCP's retransmission backoff (which grows to minutes).
+            let limit = WRITE_TIMEOUT + Duration::from_millis((buf.len() >> 10) as u64);
+            match tokio::time::timeout(limit, stream.write_all(&buf)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    info!(peer = %fmt_id(to), "connection lost: {e}");
+                    break;
+                }
+                Err(_) => {
+                    info!(peer = %fmt_id(to), "peer stopped reading; reconnecting");
+                    break;
+                }
             }
         }
     }
@@ -219,7 +235,14 @@ where
     dir.set_peer_addr(from, hello.peer_addr);
     dir.set_client_addr(from, hello.client_addr);
     loop {
-        let f = read_frame(&mut stream).await?;
+        let f = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream))
+            .await
+            .map_err(|_| {
+                bad(format!(
+                    "no frame from {} for {IDLE_TIMEOUT:?}",
+                    fmt_id(from)
+                ))
+            })??;
         let (to, msg): (NodeId, M) = postcard::from_bytes(&f)
             .map_err(|e| bad(format!("bad frame from {}: {e}", fmt_id(from))))?;
         if to != me {
