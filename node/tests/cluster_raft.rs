@@ -466,3 +466,60 @@ fn bad_flags_and_unusable_data_dir_fail_with_one_line() {
     a.extend(["--data-dir", "/tmp/x", "--protocol", "paxos"]);
     assert!(run(&a).contains("--protocol"));
 }
+
+fn signal(c: &Cluster, id: u64, sig: &str) {
+    let pid = c.nodes[&id].child.as_ref().expect("running").id();
+    let st = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// A leader paused past its lease (SIGSTOP) must not serve a stale lease read when it
+/// resumes: it first brings its clock up to date, sees the lease expired and (having lost
+/// contact) steps down or answers with the fresh value.
+#[test]
+fn paused_leader_serves_no_stale_lease_reads() {
+    let c = Cluster::start(3, 0, &["--read-mode", "lease"]);
+    for round in 0..3 {
+        let key = format!("p{round}");
+        assert_eq!(c.request(&["SET", &key, "old"]), Value::ok());
+        let l = c.leader();
+        assert_eq!(
+            call(c.port(l), &["GET", &key]),
+            Some(Value::Bulk(Some(b"old".to_vec())))
+        );
+        signal(&c, l, "-STOP");
+        // Wait for another leader, and write through it.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let l2 = loop {
+            let other = (1..=3)
+                .filter(|&i| i != l)
+                .find(|&i| status(c.port(i)).is_some_and(|s| s["role"] == "leader"));
+            if let Some(o) = other {
+                break o;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no new leader while n{l} is paused"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while call(c.port(l2), &["SET", &key, "new"]) != Some(Value::ok()) {
+            assert!(Instant::now() < deadline, "write on the new leader failed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Queue a read on the paused leader, then let it run.
+        let port = c.port(l);
+        let reader = std::thread::spawn(move || call(port, &["GET", &key]));
+        std::thread::sleep(Duration::from_millis(100));
+        signal(&c, l, "-CONT");
+        match reader.join().unwrap() {
+            Some(Value::Bulk(Some(v))) => assert_eq!(v, b"new", "stale read from a paused leader"),
+            Some(Value::Error(_)) | None => {}
+            other => panic!("unexpected reply {other:?}"),
+        }
+    }
+}
