@@ -193,11 +193,34 @@ pub fn read_jsonl(path: &Path) -> Result<ReadHistory, HistoryError> {
 }
 
 /// Reads and validates a JSONL history from any reader; `path` is used in messages only.
-pub fn read_jsonl_from<R: BufRead>(
+pub fn read_jsonl_from<R: BufRead>(reader: R, path: &Path) -> Result<ReadHistory, HistoryError> {
+    let mut ops = Vec::new();
+    let warnings = read_events(reader, path, |op| ops.push(op))?;
+    Ok(ReadHistory { ops, warnings })
+}
+
+/// Reads, validates and pairs a JSONL history in one streaming pass, without keeping the
+/// events: what `stasis check` uses for big histories. Returns the operations and warnings.
+pub fn read_jsonl_operations(path: &Path) -> Result<(Vec<Operation>, Vec<String>), HistoryError> {
+    let file = File::open(path).map_err(|source| HistoryError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut pairer = Pairer::default();
+    let warnings = read_events(BufReader::with_capacity(1 << 20, file), path, |op| {
+        pairer.push(op)
+    })?;
+    Ok((pairer.out, warnings))
+}
+
+/// Streams validated events into `sink`; returns the warnings.
+fn read_events<R: BufRead>(
     mut reader: R,
     path: &Path,
-) -> Result<ReadHistory, HistoryError> {
+    mut sink: impl FnMut(Op),
+) -> Result<Vec<String>, HistoryError> {
     let mut out = ReadHistory::default();
+    let mut count = 0u64;
     let mut validator = Validator::default();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -243,12 +266,13 @@ pub fn read_jsonl_from<R: BufRead>(
             Err(e) => return Err(err(describe_json_error(&e))),
         };
         if op.index == NO_INDEX {
-            op.index = out.ops.len() as u64;
+            op.index = count;
         }
+        count += 1;
         validator.check(&op).map_err(err)?;
-        out.ops.push(op);
+        sink(op);
     }
-    Ok(out)
+    Ok(out.warnings)
 }
 
 fn torn_warning(path: &Path, line: usize, why: &str) -> String {
@@ -413,6 +437,60 @@ pub struct Operation {
     pub error: Option<String>,
 }
 
+/// Pairs events as they stream in (see [`pair`]); takes events by value, so nothing is
+/// copied.
+#[derive(Default)]
+pub struct Pairer {
+    pub out: Vec<Operation>,
+    open: HashMap<u64, usize>,
+}
+
+impl Pairer {
+    pub fn push(&mut self, op: Op) {
+        let Process::Client(p) = op.process else {
+            return;
+        };
+        match op.kind {
+            OpType::Invoke => {
+                self.open.insert(p, self.out.len());
+                self.out.push(Operation {
+                    process: p,
+                    f: op.f,
+                    key: op.key,
+                    input: op.value,
+                    output: Value::Null,
+                    outcome: Outcome::Unknown,
+                    call: op.time,
+                    ret: None,
+                    invoke_index: op.index,
+                    complete_index: None,
+                    error: None,
+                });
+            }
+            kind => {
+                let Some(i) = self.open.remove(&p) else {
+                    return;
+                };
+                let o = &mut self.out[i];
+                o.complete_index = Some(op.index);
+                o.error = op.error;
+                o.output = op.value;
+                match kind {
+                    OpType::Ok => {
+                        o.outcome = Outcome::Ok;
+                        o.ret = Some(op.time);
+                    }
+                    OpType::Fail => {
+                        o.outcome = Outcome::Fail;
+                        o.ret = Some(op.time);
+                    }
+                    _ => o.outcome = Outcome::Unknown,
+                }
+            }
+        }
+    }
+}
+
 /// Pairs invokes with completions. Nemesis events are skipped. Events must already be
 /// validated (as [`read_jsonl`] does); a completion without an invoke is ignored here.
 pub fn pair(ops: &[Op]) -> Vec<Operation> {
@@ -505,6 +583,39 @@ mod tests {
         assert_eq!(ops[1].outcome, Outcome::Unknown);
         assert_eq!(ops[1].ret, None);
         assert_eq!(ops[1].input, json!([5, 6]));
+    }
+
+    #[test]
+    fn streaming_pairing_matches_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        std::fs::write(
+            &path,
+            concat!(
+                "{\"time\":1,\"process\":3,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"k\",\"value\":5}\n",
+                "{\"time\":2,\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"start\"}\n",
+                "{\"time\":3,\"process\":4,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\"}\n",
+                "{\"time\":4,\"process\":3,\"type\":\"ok\",\"f\":\"write\",\"key\":\"k\",\"value\":5}\n",
+                "{\"time\":5,\"process\":4,\"type\":\"fail\",\"f\":\"read\",\"key\":\"k\",\"error\":\"timeout\"}\n",
+                "{\"time\":6,\"process\":5,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"k\",\"value\":[5,6]}\n",
+            ),
+        )
+        .unwrap();
+        let (ops, warnings) = read_jsonl_operations(&path).unwrap();
+        assert!(warnings.is_empty());
+        assert_eq!(ops, pair(&read_jsonl(&path).unwrap().ops));
+        assert_eq!(ops.len(), 3);
+        assert_eq!(ops[2].outcome, Outcome::Unknown);
+        std::fs::write(
+            &path,
+            "{\"time\":1,\"process\":3,\"type\":\"ok\",\"f\":\"read\"}\n",
+        )
+        .unwrap();
+        let e = read_jsonl_operations(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("h.jsonl:1: ok of read by process 3 has no matching invoke"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -20,7 +20,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rustc_hash::{FxHashMap, FxHasher};
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+use rustc_hash::FxHasher;
 
 use crate::model::Model;
 
@@ -100,11 +103,71 @@ pub fn search<M: Model>(
     Search::new(model, ops, limits, watch).run(init)
 }
 
-struct MemoEntry<S> {
-    next: u32,
-    len: u32,
-    start: usize,
+/// Encoded sets of up to this many words live inside the memo's table.
+const INLINE: usize = 4;
+
+#[derive(PartialEq, Eq)]
+enum Words {
+    Inline(u8, [u64; INLINE]),
+    Heap(Box<[u64]>),
+}
+
+impl Words {
+    fn new(w: &[u64]) -> Words {
+        if w.len() <= INLINE {
+            let mut a = [0u64; INLINE];
+            a[..w.len()].copy_from_slice(w);
+            Words::Inline(w.len() as u8, a)
+        } else {
+            Words::Heap(w.into())
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Words::Inline(..) => 0,
+            Words::Heap(b) => b.len() * 8,
+        }
+    }
+}
+
+/// A memo entry: the hash is computed incrementally and is all `Hash` feeds the table.
+struct MemoKey<S> {
+    hash: u64,
+    words: Words,
     state: S,
+}
+
+impl<S: Eq> PartialEq for MemoKey<S> {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash && self.words == o.words && self.state == o.state
+    }
+}
+
+impl<S: Eq> Eq for MemoKey<S> {}
+
+impl<S> Hash for MemoKey<S> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
+/// Passes a precomputed, well-mixed hash through.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 struct Search<'a, M: Model> {
@@ -123,9 +186,8 @@ struct Search<'a, M: Model> {
     bit_of: Vec<u32>,
     zobrist: Vec<u64>,
     bits: Bits,
-    memo_heads: FxHashMap<u64, u32>,
-    memo: Vec<MemoEntry<M::State>>,
-    arena: Vec<u64>,
+    memo: HashSet<MemoKey<M::State>, BuildHasherDefault<PassThrough>>,
+    memo_heap_bytes: usize,
     scratch: Vec<u64>,
     watch: Option<u32>,
     watched: Vec<M::State>,
@@ -205,9 +267,8 @@ impl<'a, M: Model> Search<'a, M> {
             bit_of,
             zobrist,
             bits: Bits::new(n_req, n - n_req),
-            memo_heads: FxHashMap::default(),
-            memo: Vec::new(),
-            arena: Vec::new(),
+            memo: HashSet::default(),
+            memo_heap_bytes: 0,
             scratch: Vec::new(),
             watch,
             watched: Vec::new(),
@@ -254,38 +315,28 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     /// Inserts (current bits, state) into the memo; false if it was already there.
-    fn memo_insert(&mut self, state: &M::State) -> bool {
-        let key = self.bits.zob ^ Self::state_hash(state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+    /// Gives the state back either way (cloned only when inserted).
+    fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
+        let h = self.bits.zob ^ Self::state_hash(&state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
+        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
+        let h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         self.bits.encode(&mut self.scratch);
-        let head = self.memo_heads.get(&key).copied().unwrap_or(NONE);
-        let mut cur = head;
-        while cur != NONE {
-            let m = &self.memo[cur as usize];
-            if m.len as usize == self.scratch.len()
-                && self.arena[m.start..m.start + m.len as usize] == self.scratch[..]
-                && m.state == *state
-            {
-                return false;
-            }
-            cur = m.next;
+        let key = MemoKey {
+            hash: h,
+            words: Words::new(&self.scratch),
+            state,
+        };
+        if self.memo.contains(&key) {
+            return (false, key.state);
         }
-        let start = self.arena.len();
-        self.arena.extend_from_slice(&self.scratch);
-        let idx = self.memo.len() as u32;
-        self.memo.push(MemoEntry {
-            next: head,
-            len: self.scratch.len() as u32,
-            start,
-            state: state.clone(),
-        });
-        self.memo_heads.insert(key, idx);
-        true
+        let state = key.state.clone();
+        self.memo_heap_bytes += key.words.heap_bytes();
+        self.memo.insert(key);
+        (true, state)
     }
 
     fn memo_bytes(&self) -> usize {
-        self.memo.capacity() * std::mem::size_of::<MemoEntry<M::State>>()
-            + self.arena.capacity() * 8
-            + self.memo_heads.capacity() * 13
+        self.memo.capacity() * (std::mem::size_of::<MemoKey<M::State>>() + 1) + self.memo_heap_bytes
     }
 
     fn run(mut self, init: M::State) -> (SearchOutcome, SearchStats, Vec<M::State>) {
@@ -347,7 +398,8 @@ impl<'a, M: Model> Search<'a, M> {
                     };
                     let bit = self.bit_of[op as usize];
                     self.bits.set(bit, self.zobrist[op as usize]);
-                    if self.memo_insert(&next_state) {
+                    let (new, next_state) = self.memo_insert(next_state);
+                    if new {
                         // A pure observation (a read) that fits now can always go first: any linearization from here that places it
                         // later still works with it moved here, since everything that must
                         // precede it is already linearized and nothing after sees a

@@ -129,36 +129,45 @@ fn run_inner(args: &CheckArgs) -> Result<u8, String> {
             )
         })?),
     };
-    let loaded = format::load(&args.file, format).map_err(|e| e.to_string())?;
-    for w in &loaded.warnings {
+    // Big JSONL histories are streamed straight into operations; --export needs the events.
+    let (ops, fmt, warnings) = match &args.export {
+        None => format::load_operations(&args.file, format).map_err(|e| e.to_string())?,
+        Some(p) => {
+            let loaded = format::load(&args.file, format).map_err(|e| e.to_string())?;
+            let f = if p.extension().is_some_and(|e| e == "edn") {
+                ExportFormat::Edn
+            } else {
+                ExportFormat::Jsonl
+            };
+            let file = std::fs::File::create(p)
+                .map_err(|e| format!("{}: {e} (cannot write the export)", p.display()))?;
+            format::export(&loaded.ops, f, file)
+                .map_err(|e| format!("{}: {e} (cannot write the export)", p.display()))?;
+            (
+                checker::history::pair(&loaded.ops),
+                loaded.format,
+                loaded.warnings,
+            )
+        }
+    };
+    for w in &warnings {
         eprintln!("stasis check: warning: {w}");
     }
-    let model = model.unwrap_or(loaded.format.default_model());
-    let mut opts = CheckOptions::for_format(model, loaded.format);
+    let model = model.unwrap_or(fmt.default_model());
+    let mut opts = CheckOptions::for_format(model, fmt);
     opts.initial = initial;
     opts.by_key = by_key;
     opts.timeout = Some(args.timeout.saturating_sub(started.elapsed()));
     opts.max_memo_bytes = args.max_memory;
     opts.threads = args.threads;
-    if let Some(p) = &args.export {
-        let f = if p.extension().is_some_and(|e| e == "edn") {
-            ExportFormat::Edn
-        } else {
-            ExportFormat::Jsonl
-        };
-        let file = std::fs::File::create(p)
-            .map_err(|e| format!("{}: {e} (cannot write the export)", p.display()))?;
-        format::export(&loaded.ops, f, file)
-            .map_err(|e| format!("{}: {e} (cannot write the export)", p.display()))?;
-    }
-    let result = checker::check_history(&loaded.ops, &opts)
+    let result = checker::check_operations(&ops, &opts)
         .map_err(|e| format!("{}: {e}", args.file.display()))?;
     if let Some(p) = &args.html {
         let title = args.file.display().to_string();
         write(p, &checker::report::html(&result, &title))?;
     }
     if args.json {
-        let v = checker::report::json(&result, &args.file.display().to_string(), loaded.format);
+        let v = checker::report::json(&result, &args.file.display().to_string(), fmt);
         println!("{v}");
     } else {
         print!("{}", checker::report::text(&result));

@@ -115,6 +115,26 @@ pub fn detect(text: &str) -> Option<Format> {
     None
 }
 
+/// Detects the format of a file from its first 4 KiB.
+pub fn detect_file(path: &Path) -> Result<Format, LoadError> {
+    let file_err = |message: String| LoadError::File {
+        path: path.to_owned(),
+        message,
+    };
+    let mut head = vec![0u8; 4096];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| file_err(format!("{e} (check the path and permissions)")))?;
+    let text = String::from_utf8_lossy(&head[..n]);
+    detect(&text).ok_or_else(|| {
+        file_err(
+            "cannot tell the history's format (empty file, or not JSONL, EDN or a \
+             Porcupine log); pass --format"
+                .into(),
+        )
+    })
+}
+
 /// Loads a history file in `format`, or in the detected format.
 pub fn load(path: &Path, format: Option<Format>) -> Result<Loaded, LoadError> {
     let file_err = |message: String| LoadError::File {
@@ -123,20 +143,7 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Loaded, LoadError> {
     };
     let format = match format {
         Some(f) => f,
-        None => {
-            let mut head = vec![0u8; 4096];
-            let n = std::fs::File::open(path)
-                .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-                .map_err(|e| file_err(format!("{e} (check the path and permissions)")))?;
-            let text = String::from_utf8_lossy(&head[..n]);
-            detect(&text).ok_or_else(|| {
-                file_err(
-                    "cannot tell the history's format (empty file, or not JSONL, EDN or a \
-                     Porcupine log); pass --format"
-                        .into(),
-                )
-            })?
-        }
+        None => detect_file(path)?,
     };
     if format == Format::Jsonl {
         let h = history::read_jsonl(path)?;
@@ -170,6 +177,24 @@ pub fn load(path: &Path, format: Option<Format>) -> Result<Loaded, LoadError> {
         format,
         warnings: Vec::new(),
     })
+}
+
+/// Loads a history straight into paired operations: JSONL is streamed (the events are
+/// never held in memory together), other formats are read and then paired.
+pub fn load_operations(
+    path: &Path,
+    format: Option<Format>,
+) -> Result<(Vec<history::Operation>, Format, Vec<String>), LoadError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect_file(path)?,
+    };
+    if format == Format::Jsonl {
+        let (ops, warnings) = history::read_jsonl_operations(path)?;
+        return Ok((ops, format, warnings));
+    }
+    let loaded = load(path, Some(format))?;
+    Ok((history::pair(&loaded.ops), format, loaded.warnings))
 }
 
 /// Export formats.
