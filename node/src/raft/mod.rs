@@ -835,19 +835,38 @@ impl Raft {
         entries: Vec<Entry>,
         commit: u64,
     ) {
-        if prev_index < self.log.commit {
-            let index = self.log.commit;
-            self.send(
-                from,
-                Body::AppendResp {
-                    reject: false,
-                    index,
-                    hint_index: 0,
-                    hint_term: 0,
-                },
-            );
+        // Entries must be contiguous from prev_index + 1; drop anything malformed.
+        let well_formed = entries
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.index == prev_index + 1 + i as u64);
+        if !well_formed {
+            warn!(node = %fmt_id(self.id()), from = %fmt_id(from), "ignoring malformed append");
             return;
         }
+        let (prev_index, prev_term, entries) = if prev_index < self.log.commit {
+            // Our committed prefix matches the leader's (Leader Completeness): keep only
+            // what lies beyond it, so an append that starts early is not wasted.
+            let c = self.log.commit;
+            let rest: Vec<Entry> = entries.into_iter().filter(|e| e.index > c).collect();
+            match self.log.term(c) {
+                Some(t) if !rest.is_empty() => (c, t, rest),
+                _ => {
+                    self.send(
+                        from,
+                        Body::AppendResp {
+                            reject: false,
+                            index: c,
+                            hint_index: 0,
+                            hint_term: 0,
+                        },
+                    );
+                    return;
+                }
+            }
+        } else {
+            (prev_index, prev_term, entries)
+        };
         if !self.log.match_term(prev_index, prev_term) {
             let mut hint = prev_index.min(self.log.last_index());
             while hint > self.log.base_index && self.log.term(hint).is_some_and(|t| t > prev_term) {
@@ -863,15 +882,6 @@ impl Raft {
                     hint_term,
                 },
             );
-            return;
-        }
-        // Entries must be contiguous from prev_index + 1; drop anything malformed.
-        let well_formed = entries
-            .iter()
-            .enumerate()
-            .all(|(i, e)| e.index == prev_index + 1 + i as u64);
-        if !well_formed {
-            warn!(node = %fmt_id(self.id()), from = %fmt_id(from), "ignoring malformed append");
             return;
         }
         let last_new = prev_index + entries.len() as u64;
@@ -966,7 +976,9 @@ impl Raft {
                     }
                 }
                 FlowState::Probe { .. } => {
-                    if pr.next - 1 != index {
+                    // A rejection at or below the known match is stale (or the follower
+                    // lost acknowledged data, which retrying cannot fix): ignore it.
+                    if pr.next - 1 != index || index <= pr.matched {
                         false
                     } else {
                         let mut i = hint_index.min(last);
