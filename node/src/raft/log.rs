@@ -131,7 +131,7 @@ impl RaftLog {
 
     /// All entries after `index` (used when rewriting storage after compaction).
     pub fn entries_after(&self, index: u64) -> Vec<Entry> {
-        let from = index.max(self.base_index);
+        let from = index.clamp(self.base_index, self.last_index());
         self.entries[(from - self.base_index) as usize..].to_vec()
     }
 

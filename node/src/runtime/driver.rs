@@ -276,7 +276,7 @@ where
                 self.net.send(*to, msg);
             }
             for a in ready.apply {
-                self.apply(a);
+                self.apply(a)?;
             }
             for (id, index) in ready.reads {
                 if let Some(r) = self.reads.remove(&id) {
@@ -299,25 +299,26 @@ where
         }
     }
 
-    fn apply(&mut self, a: Apply) {
+    /// Applies one step. A snapshot or committed command that does not decode means the
+    /// replicated state is damaged: continuing would serve wrong data, so it is fatal.
+    fn apply(&mut self, a: Apply) -> anyhow::Result<()> {
         match a {
-            Apply::Snapshot { index, data } => match KvStore::restore(&data) {
-                Ok(kv) => {
-                    info!(index, "state machine restored from snapshot");
-                    self.kv = kv;
-                    self.applied = index;
-                    self.last_snapshot = index;
-                }
-                Err(e) => error!(index, "cannot restore snapshot: {e}"),
-            },
+            Apply::Snapshot { index, data } => {
+                let kv = KvStore::restore(&data).map_err(|e| {
+                    anyhow::anyhow!("cannot restore the snapshot at index {index}: {e}")
+                })?;
+                info!(index, "state machine restored from snapshot");
+                self.kv = kv;
+                self.applied = index;
+                self.last_snapshot = index;
+            }
             Apply::Entry { index, term, data } => {
                 self.applied = index;
                 let reply = match data.map(|d| Command::decode(&d)) {
                     None => None,
                     Some(Ok(cmd)) => Some(self.kv.apply(&cmd)),
                     Some(Err(e)) => {
-                        error!(index, "committed entry is not a KV command: {e}");
-                        None
+                        anyhow::bail!("committed entry {index} is not a KV command: {e}")
                     }
                 };
                 if let Some(w) = self.writes.remove(&index) {
@@ -331,6 +332,7 @@ where
                 }
             }
         }
+        Ok(())
     }
 
     fn serve_reads(&mut self) {
