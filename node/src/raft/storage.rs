@@ -25,12 +25,33 @@ use crate::storage::{Result, StorageError};
 
 /// Entries per `Append` record (bounds record size together with the message limits).
 const ENTRIES_PER_RECORD: usize = 1024;
+/// Bytes per `Append` record (a single larger entry gets a record of its own).
+const BYTES_PER_RECORD: usize = 4 << 20;
 
 #[derive(Debug, Serialize, Deserialize)]
 enum Record {
     HardState(HardState),
     Append(Vec<Entry>),
     SnapshotMark(SnapshotMeta),
+}
+
+/// Splits entries into record-sized runs: at most [`ENTRIES_PER_RECORD`] entries and
+/// (beyond the first entry) [`BYTES_PER_RECORD`] bytes each.
+fn chunks(es: &[Entry]) -> Vec<&[Entry]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, e) in es.iter().enumerate() {
+        let n = i - start;
+        if n > 0 && (n >= ENTRIES_PER_RECORD || bytes + e.size() > BYTES_PER_RECORD) {
+            out.push(&es[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += e.size();
+    }
+    if start < es.len() {
+        out.push(&es[start..]);
+    }
+    out
 }
 
 fn encode(r: &Record) -> Vec<u8> {
@@ -140,7 +161,7 @@ impl RaftStorage {
     }
 
     fn append_entries(&mut self, es: &[Entry]) -> Result<()> {
-        for chunk in es.chunks(ENTRIES_PER_RECORD) {
+        for chunk in chunks(es) {
             self.wal.append(&encode(&Record::Append(chunk.to_vec())))?;
         }
         Ok(())
@@ -169,7 +190,7 @@ impl RaftStorage {
                         encode(&Record::HardState(hs)),
                         encode(&Record::SnapshotMark(snapshot.meta)),
                     ];
-                    for chunk in entries.chunks(ENTRIES_PER_RECORD) {
+                    for chunk in chunks(&entries) {
                         records.push(encode(&Record::Append(chunk.to_vec())));
                     }
                     self.wal.rewrite(&records)?;
@@ -213,6 +234,28 @@ mod tests {
 
     fn hs(term: u64, vote: Option<u64>) -> PersistOp {
         PersistOp::HardState(HardState { term, vote })
+    }
+
+    #[test]
+    fn entries_are_split_into_bounded_records() {
+        let big = |i: u64| Entry {
+            index: i,
+            term: 1,
+            payload: Payload::Command(vec![0; 3 << 20]),
+        };
+        let es: Vec<Entry> = (1..=5).map(big).collect();
+        let c = chunks(&es);
+        assert_eq!(
+            c.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![1, 1, 1, 1, 1]
+        );
+        let small: Vec<Entry> = (1..=2500).map(|i| e(i, 1)).collect();
+        let c = chunks(&small);
+        assert_eq!(
+            c.iter().map(|c| c.len()).collect::<Vec<_>>(),
+            vec![1024, 1024, 452]
+        );
+        assert!(chunks(&[]).is_empty());
     }
 
     #[test]

@@ -15,6 +15,9 @@ use super::driver::{Input, Request};
 use crate::core::{NodeId, parse_id};
 use crate::resp::{self, Value};
 
+/// Largest total size of a write's arguments (key and values).
+pub const MAX_COMMAND_BYTES: usize = 16 << 20;
+
 /// What to do with one parsed command.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -58,6 +61,7 @@ pub fn parse_voters(args: &[Vec<u8>]) -> Result<BTreeMap<NodeId, String>, String
 /// Maps a RESP command to a request.
 pub fn parse(args: Vec<Vec<u8>>) -> Parsed {
     let name = String::from_utf8_lossy(&args[0]).to_ascii_uppercase();
+    let total: usize = args.iter().skip(1).map(Vec::len).sum();
     let mut rest = args.into_iter().skip(1);
     let n = rest.len();
     match name.as_str() {
@@ -66,6 +70,10 @@ pub fn parse(args: Vec<Vec<u8>>) -> Parsed {
             1 => Parsed::Local(Value::Bulk(rest.next())),
             _ => arity(&name),
         },
+        "SET" | "CAS" if total > MAX_COMMAND_BYTES => Parsed::Local(Value::error(format!(
+            "ERR {} arguments too large ({total} bytes; the limit is {MAX_COMMAND_BYTES})",
+            name.to_ascii_lowercase()
+        ))),
         "GET" if n == 1 => Parsed::Forward(Request::Get(rest.next().unwrap_or_default())),
         "SET" if n == 2 => {
             let (k, v) = (
@@ -263,6 +271,15 @@ mod tests {
                 Parsed::Local(Value::Error(e)) => assert!(e.starts_with("ERR wrong number"), "{e}"),
                 other => panic!("{bad:?}: {other:?}"),
             }
+        }
+        let big = vec![
+            b"SET".to_vec(),
+            b"k".to_vec(),
+            vec![b'x'; MAX_COMMAND_BYTES],
+        ];
+        match parse(big) {
+            Parsed::Local(Value::Error(e)) => assert!(e.contains("too large"), "{e}"),
+            other => panic!("{other:?}"),
         }
         match parse(args(&["FLUSHALL"])) {
             Parsed::Local(Value::Error(e)) => assert!(e.starts_with("ERR unknown command")),
