@@ -190,3 +190,37 @@ pub fn clean_stale() -> Result<Cleaned> {
     }
     Ok(out)
 }
+
+/// Namespaces and links of topology `id` that still exist and that no *other* live run
+/// owns. Topology ids are reused once a run releases its subnet, so a name alone does not
+/// say whose an object is: the registry entry (created before any object, removed after
+/// the last) does. `owner_pid` is the process that created the topology being checked.
+pub fn leftovers(id: &str, owner_pid: u32) -> Vec<String> {
+    let prefix = format!("{}{id}", net::PREFIX);
+    let ours = |name: &String| {
+        name.strip_prefix(&prefix)
+            .is_some_and(|rest| rest.starts_with(|c: char| !c.is_ascii_digit()))
+    };
+    let list = || -> Vec<String> {
+        net::stasis_namespaces()
+            .into_iter()
+            .chain(net::stasis_links())
+            .filter(ours)
+            .collect()
+    };
+    let owned_by_other = || {
+        fs::read(runs_dir().join(format!("{id}.json")))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<StateData>(&b).ok())
+            .is_some_and(|d| d.owner_pid != owner_pid)
+    };
+    // Look twice: another run may release the id between listing and reading its entry.
+    for _ in 0..2 {
+        let objects = list();
+        if objects.is_empty() || owned_by_other() {
+            return Vec::new();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    list()
+}

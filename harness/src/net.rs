@@ -10,11 +10,13 @@
 //!
 //! Commands are run as argv vectors (never through a shell) and logged at debug level.
 
+use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use std::sync::Mutex;
 
@@ -209,6 +211,44 @@ impl Topology {
         self.register(|d| d.run_dir = Some(dir.to_owned()))
     }
 
+    /// Checks that every namespace reaches every other one across the bridge, and that
+    /// this (host) namespace reaches them all: a throwaway listener in each namespace,
+    /// probed with TCP connects. Bridged traffic crosses the host's FORWARD chain when
+    /// `net.bridge.bridge-nf-call-iptables=1`, so a DROP policy there shows up here
+    /// instead of as a cluster that never elects a leader.
+    pub fn check_connectivity(&self) -> Result<()> {
+        let listeners: Vec<TcpListener> = self
+            .hosts
+            .iter()
+            .map(|h| {
+                with_netns(&h.netns, || TcpListener::bind((h.addr, 0)))?
+                    .with_context(|| format!("cannot listen in {}", h.netns))
+            })
+            .collect::<Result<_>>()?;
+        let targets: Vec<SocketAddr> = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<std::io::Result<_>>()?;
+        for t in &targets {
+            TcpStream::connect_timeout(t, Duration::from_secs(2)).with_context(|| {
+                format!("this host cannot reach {t} over bridge {}", self.bridge)
+            })?;
+        }
+        let netns: Vec<String> = self.hosts.iter().map(|h| h.netns.clone()).collect();
+        let cut = unreachable_pairs(&netns, &targets, Duration::from_secs(2))?;
+        if let Some((a, b)) = cut.first() {
+            bail!(
+                "{} cannot reach {} across bridge {}: the host's FORWARD chain probably drops \
+                 bridged traffic (net.bridge.bridge-nf-call-iptables=1 with a DROP policy); \
+                 run `stasis doctor`",
+                self.hosts[*a].netns,
+                self.hosts[*b].netns,
+                self.bridge
+            );
+        }
+        Ok(())
+    }
+
     /// Finds a host by name.
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
@@ -296,6 +336,46 @@ impl Drop for Topology {
             tracing::error!("{e}");
         }
     }
+}
+
+/// Whether a TCP connection from namespace `from_ns` to `to` gets an answer within
+/// `timeout` (an accept or a refusal both count as reachable; silence does not).
+pub fn reachable(from_ns: &str, to: SocketAddr, timeout: Duration) -> Result<bool> {
+    with_netns(from_ns, || match TcpStream::connect_timeout(&to, timeout) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+    })
+}
+
+/// Probes every ordered pair (from, to) in parallel; returns the set of unreachable pairs.
+pub fn unreachable_pairs(
+    netns: &[String],
+    targets: &[SocketAddr],
+    timeout: Duration,
+) -> Result<BTreeSet<(usize, usize)>> {
+    let n = netns.len();
+    let results: Vec<Result<((usize, usize), bool)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..n)
+            .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
+            .map(|(a, b)| {
+                let ns = &netns[a];
+                let to = targets[b];
+                s.spawn(move || reachable(ns, to, timeout).map(|r| ((a, b), r)))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("probe thread panicked")))
+            .collect()
+    });
+    let mut out = BTreeSet::new();
+    for r in results {
+        let (pair, ok) = r?;
+        if !ok {
+            out.insert(pair);
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a network interface with this name exists in the current namespace.

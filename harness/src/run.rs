@@ -59,6 +59,10 @@ pub struct TestArgs {
     /// Faults to inject: comma-separated kill, pause, partition, clock; `all` or `none`.
     #[arg(long, default_value = "all", value_parser = parse_families)]
     pub nemesis: String,
+    /// Nodes a kill or pause may hit, drawn per fault: comma-separated one, leader,
+    /// minority, all.
+    #[arg(long, default_value = "one,leader,minority,all", value_parser = parse_targets)]
+    pub target: String,
     /// Mean time between faults, and mean fault duration.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub nemesis_interval: Duration,
@@ -107,6 +111,11 @@ pub struct TestArgs {
 
 fn parse_families(s: &str) -> Result<String, String> {
     Family::parse_list(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_targets(s: &str) -> Result<String, String> {
+    nemesis::Target::parse_list(s)?;
     Ok(s.to_owned())
 }
 
@@ -269,8 +278,10 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
     let names: Vec<String> = (1..=args.nodes).map(|k| format!("n{k}")).collect();
     let warmup = (args.time_limit / 6).min(Duration::from_secs(5));
     let fault_phase = args.time_limit.saturating_sub(warmup);
+    let targets = nemesis::Target::parse_list(&args.target).map_err(anyhow::Error::msg)?;
     let schedule = nemesis::schedule(
         &families,
+        &targets,
         fault_phase,
         args.nemesis_interval,
         names.len(),
@@ -279,6 +290,7 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let topo = Topology::create('r', &name_refs)?;
     topo.set_run_dir(&dir.path)?;
+    topo.check_connectivity()?;
     let test_json = TestJson {
         stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
         node_version: version_of(&bin),
@@ -302,7 +314,24 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
     )?;
     let outcome = drive(args, &dir, &topo, &bin, faketime, seed, warmup, &schedule);
     drop(topo);
-    let faults = outcome?;
+    let (faults, load) = outcome?;
+    let cpu = harness_cpu();
+    let stats = json!({
+        "workload_s": load.seconds,
+        "completions": load.completions,
+        "ops_per_s": load.completions as f64 / load.seconds.max(1e-9),
+        "harness_cpu_s": cpu,
+        "harness_cpu_share_of_one_core": cpu / load.seconds.max(1e-9),
+    });
+    std::fs::write(dir.file("harness.json"), serde_json::to_vec_pretty(&stats)?)?;
+    println!(
+        "stasis: recorded {} completions in {:.1} s ({:.0} ops/s); harness CPU {:.1} s ({:.0}% of one core)",
+        load.completions,
+        load.seconds,
+        load.completions as f64 / load.seconds.max(1e-9),
+        cpu,
+        100.0 * cpu / load.seconds.max(1e-9)
+    );
     if signals::interrupted() {
         eprintln!(
             "stasis: interrupted; nodes stopped and namespaces removed; the history so far is in {}",
@@ -313,6 +342,24 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
     let report = analyze::analyze_run(&dir.path, Some(&faults), args.check_timeout)?;
     println!("{}", report.summary_text.trim_end());
     Ok(report.exit_code)
+}
+
+/// CPU time (user + system) this process has used so far, seconds.
+fn harness_cpu() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => {
+            let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            t(u.user_time()) + t(u.system_time())
+        }
+        Err(_) => 0.0,
+    }
+}
+
+/// How much the workload did (for the record-rate benchmark).
+struct Load {
+    seconds: f64,
+    completions: u64,
 }
 
 fn version_of(bin: &Path) -> String {
@@ -343,7 +390,7 @@ fn drive(
     seed: u64,
     warmup: Duration,
     schedule: &[Planned],
-) -> Result<Vec<FaultRecord>> {
+) -> Result<(Vec<FaultRecord>, Load)> {
     let mut cluster = Cluster::new(
         topo,
         &dir.path,
@@ -412,14 +459,21 @@ fn drive(
     let faults = result?;
     finals?;
     recorded.map_err(anyhow::Error::msg)?;
-    let ok = rec.counts.ok.load(Ordering::Relaxed);
+    let c = &rec.counts;
+    let load = Load {
+        seconds: start.elapsed().as_secs_f64(),
+        completions: c.ok.load(Ordering::Relaxed)
+            + c.fail.load(Ordering::Relaxed)
+            + c.info.load(Ordering::Relaxed),
+    };
+    let ok = c.ok.load(Ordering::Relaxed);
     if ok == 0 {
         bail!(
             "no operation succeeded: the cluster never served a client (see the node logs in {})",
             dir.path.display()
         );
     }
-    Ok(faults)
+    Ok((faults, load))
 }
 
 fn wait_for_leader(cluster: &mut Cluster<'_>, timeout: Duration) -> Result<usize> {

@@ -29,9 +29,20 @@ fn line<'a>(out: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no `{name}` line in:\n{out}"))
 }
 
-/// Namespaces and links left by the doctor run that printed `out` (its topology id,
-/// e.g. `stasis-d7`, is in the netns line).
-fn leftovers_of(out: &str) -> Vec<String> {
+/// Runs the command, returning its pid (the owner of the doctor's topology) and output.
+fn run(mut cmd: Command) -> (u32, Output) {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (pid, child.wait_with_output().unwrap())
+}
+
+/// Namespaces and links left by the doctor run (process `pid`) that printed `out`: its
+/// topology id (e.g. `d7`) is in the netns line.
+fn leftovers_of(out: &str, pid: u32) -> Vec<String> {
     let Some(start) = out.find("stasis-d") else {
         return Vec::new();
     };
@@ -40,15 +51,7 @@ fn leftovers_of(out: &str) -> Vec<String> {
         .take_while(|c| c.is_ascii_digit())
         .collect();
     assert!(!digits.is_empty(), "no topology id in:\n{out}");
-    let id = format!("stasis-d{digits}");
-    let mut left: Vec<String> = harness::net::stasis_namespaces();
-    left.extend(harness::net::stasis_links());
-    // `stasis-d7-a`, `stasis-d7b`, `stasis-d7v1`, but not `stasis-d71...`.
-    left.retain(|n| {
-        n.strip_prefix(&id)
-            .is_some_and(|rest| rest.starts_with(|c: char| !c.is_ascii_digit()))
-    });
-    left
+    harness::cleanup::leftovers(&format!("d{digits}"), pid)
 }
 
 #[test]
@@ -56,7 +59,7 @@ fn doctor_builds_a_namespace_pair_and_cleans_up() {
     require_root();
     let mut cmd = stasis();
     cmd.arg("doctor");
-    let child = cmd.output().unwrap();
+    let (pid, child) = run(cmd);
     let out = text(&child);
     for name in [
         "root",
@@ -73,7 +76,7 @@ fn doctor_builds_a_namespace_pair_and_cleans_up() {
     assert_eq!(child.status.code(), Some(0), "{out}");
     assert!(out.contains("ready:"), "{out}");
     // The doctor's namespaces, veths and bridge are gone.
-    let left = leftovers_of(&out);
+    let left = leftovers_of(&out, pid);
     assert!(left.is_empty(), "doctor left {left:?}");
 }
 
@@ -90,14 +93,14 @@ fn doctor_without_root_says_so_and_fails() {
         .arg(env!("CARGO_BIN_EXE_stasis"))
         .args(["doctor"])
         .env("STASIS_STATE_DIR", std::env::temp_dir());
-    let o = cmd.output().unwrap();
+    let (pid, o) = run(cmd);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     let root = line(&out, "root");
     assert!(root.starts_with("MISSING"), "{out}");
     assert!(root.contains("fix: run as root"), "{out}");
     assert!(out.contains("not ready:"), "{out}");
-    assert!(leftovers_of(&out).is_empty());
+    assert!(leftovers_of(&out, pid).is_empty());
 }
 
 #[test]
@@ -115,7 +118,7 @@ fn doctor_reports_missing_iptables_with_the_fix() {
     }
     let mut cmd = stasis();
     cmd.arg("doctor").env("PATH", dir.path());
-    let o = cmd.output().unwrap();
+    let (pid, o) = run(cmd);
     let out = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
     let ipt = line(&out, "iptables in a netns");
@@ -127,7 +130,7 @@ fn doctor_reports_missing_iptables_with_the_fix() {
         "{out}"
     );
     // Even on this failure path the topology was removed.
-    let left = leftovers_of(&out);
+    let left = leftovers_of(&out, pid);
     assert!(left.is_empty(), "doctor left {left:?}");
 }
 

@@ -36,13 +36,13 @@ fn check_shapes(n: usize) {
         .collect();
     let targets: Vec<SocketAddr> = listeners.iter().map(|l| l.local_addr().unwrap()).collect();
     let timeout = Duration::from_millis(400);
-    let before = partition::unreachable_pairs(&netns, &targets, timeout).unwrap();
+    let before = net::unreachable_pairs(&netns, &targets, timeout).unwrap();
     assert!(before.is_empty(), "fresh topology has cuts: {before:?}");
     let mut rng = ChaCha8Rng::seed_from_u64(n as u64);
     for shape in Shape::ALL {
         let g = partition::grudge(shape, n, Some(n - 1), &mut rng).unwrap();
         partition::apply(&g, &netns, &addrs).unwrap();
-        let got = partition::unreachable_pairs(&netns, &targets, timeout).unwrap();
+        let got = net::unreachable_pairs(&netns, &targets, timeout).unwrap();
         let want = partition::expected_unreachable(&g, n);
         assert_eq!(got, want, "{shape:?} on {n} nodes, grudge {g:?}");
         assert!(!want.is_empty(), "{shape:?} cut nothing");
@@ -53,7 +53,7 @@ fn check_shapes(n: usize) {
                 .unwrap_or_else(|e| panic!("{shape:?}: harness cannot reach {t}: {e}"));
         }
         partition::heal(&netns).unwrap();
-        let healed = partition::unreachable_pairs(&netns, &targets, timeout).unwrap();
+        let healed = net::unreachable_pairs(&netns, &targets, timeout).unwrap();
         assert_eq!(healed, BTreeSet::new(), "{shape:?} did not heal");
     }
     drop(listeners);

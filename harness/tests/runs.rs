@@ -28,6 +28,7 @@ fn node_bin() -> PathBuf {
 }
 
 struct Run {
+    pid: u32,
     out: Output,
     text: String,
     dir: PathBuf,
@@ -37,13 +38,17 @@ struct Run {
 fn stasis_test(args: &[&str]) -> Run {
     require_root();
     let store = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+    let child = Command::new(env!("CARGO_BIN_EXE_stasis"))
         .arg("test")
         .args(["--store", store.path().to_str().unwrap()])
         .args(["--node-bin", node_bin().to_str().unwrap()])
         .args(args)
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -55,6 +60,7 @@ fn stasis_test(args: &[&str]) -> Run {
         .canonicalize()
         .unwrap_or_default();
     Run {
+        pid,
         out,
         text,
         dir,
@@ -105,26 +111,15 @@ fn assert_clean_pass(run: &Run, families: &[&str], min_ok: usize) {
     let results: Value =
         serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
     assert_eq!(results["verdict"], "linearizable", "{t}");
-    assert_nothing_left(&run.dir);
+    assert_nothing_left(&run.dir, run.pid);
 }
 
-/// No namespace, link or node process of this run remains.
-fn assert_nothing_left(dir: &Path) {
+/// No namespace, link or node process of this run (made by harness process `pid`) remains.
+fn assert_nothing_left(dir: &Path, pid: u32) {
     let test: Value =
         serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
-    let topo = &test["topology"];
-    let mut objects: Vec<String> = vec![topo["bridge"].as_str().unwrap().to_owned()];
-    for k in ["namespaces", "links"] {
-        for v in topo[k].as_array().unwrap() {
-            objects.push(v.as_str().unwrap().to_owned());
-        }
-    }
-    assert!(objects.len() >= 3, "{topo}");
-    let present: Vec<String> = harness::net::stasis_namespaces()
-        .into_iter()
-        .chain(harness::net::stasis_links())
-        .collect();
-    let left: Vec<&String> = objects.iter().filter(|o| present.contains(o)).collect();
+    let id = test["topology"]["id"].as_str().unwrap();
+    let left = harness::cleanup::leftovers(id, pid);
     assert!(left.is_empty(), "left behind: {left:?}");
     // Node processes carry the run directory in their argv (--data-dir).
     let run = dir.to_string_lossy().into_owned();
@@ -239,4 +234,168 @@ fn bad_flags_are_exit_3_with_one_line() {
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown nemesis \"boom\""), "{err}");
+}
+
+/// After a kill or pause of one node out of three, once the first operation succeeds
+/// again (a leader is serving), every following 5 s window until the fault ends has ok
+/// operations.
+fn assert_available_during_faults(run: &Run) {
+    let h = read_jsonl(&run.dir.join("history.jsonl")).unwrap();
+    let windows = harness::analyze::fault_windows(&h.ops);
+    assert!(!windows.is_empty(), "no faults:\n{}", run.text);
+    let oks: Vec<u64> = h
+        .ops
+        .iter()
+        .filter(|o| o.kind == OpType::Ok && o.process != Process::Nemesis)
+        .map(|o| o.time)
+        .collect();
+    let five = 5_000_000_000u64;
+    for w in &windows {
+        let stop = w.stop_ns.expect("fault stopped");
+        let Some(&resumed) = oks.iter().find(|&&t| t >= w.start_ns) else {
+            panic!("nothing succeeded after {} at {}", w.f, w.start_ns);
+        };
+        assert!(
+            resumed - w.start_ns < 10 * 1_000_000_000,
+            "{} {}: first ok {:.1} s after the fault started",
+            w.f,
+            w.value,
+            (resumed - w.start_ns) as f64 / 1e9
+        );
+        let mut t = resumed;
+        while t + five <= stop {
+            let n = oks.iter().filter(|&&x| x >= t && x < t + five).count();
+            assert!(n > 0, "{} {}: no ok in [{t}, {})", w.f, w.value, t + five);
+            t += five;
+        }
+    }
+    let summary = std::fs::read_to_string(run.dir.join("summary.txt")).unwrap();
+    assert!(summary.contains("ok fraction"), "{summary}");
+}
+
+#[test]
+fn available_while_one_node_is_killed() {
+    let r = stasis_test(&[
+        "--nemesis",
+        "kill",
+        "--target",
+        "one,leader",
+        "--time-limit",
+        "30s",
+        "--nemesis-interval",
+        "10s",
+    ]);
+    assert_clean_pass(&r, &["kill"], 200);
+    assert_available_during_faults(&r);
+}
+
+#[test]
+fn available_while_one_node_is_paused() {
+    let r = stasis_test(&[
+        "--nemesis",
+        "pause",
+        "--target",
+        "one,leader",
+        "--time-limit",
+        "30s",
+        "--nemesis-interval",
+        "10s",
+    ]);
+    assert_clean_pass(&r, &["pause"], 200);
+    assert_available_during_faults(&r);
+}
+
+/// Starts `stasis test` in the background and waits until its history has ok operations.
+fn start_background(store: &Path) -> (std::process::Child, PathBuf) {
+    require_root();
+    let child = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("test")
+        .args(["--store", store.to_str().unwrap()])
+        .args(["--node-bin", node_bin().to_str().unwrap()])
+        .args([
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "60s",
+            "--nemesis-interval",
+            "2s",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        if let Ok(dir) = store.join("latest").canonicalize()
+            && let Ok(text) = std::fs::read_to_string(dir.join("history.jsonl"))
+            && text.matches("\"type\":\"ok\"").count() > 50
+            && text.contains("start-partition")
+        {
+            return (child, dir);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn sigkilled_harness_is_cleaned_up_and_its_history_checkable() {
+    let store = tempfile::tempdir().unwrap();
+    let (mut child, dir) = start_background(store.path());
+    // SIGKILL the harness only: its nodes (own process groups) and namespaces survive.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
+    let ns = test["topology"]["namespaces"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        harness::net::stasis_namespaces().contains(&ns),
+        "the killed run's namespace {ns} should still exist before cleanup"
+    );
+    // The killed run's history is checkable (a torn last line at most).
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args(["analyze", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("verdict: linearizable"), "{text}");
+    // `stasis clean` (which every run also does at start) removes the leftovers.
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("clean")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("processes"), "{text}");
+    assert_nothing_left(&dir, pid);
+}
+
+#[test]
+fn ctrl_c_stops_heals_and_cleans_up() {
+    let store = tempfile::tempdir().unwrap();
+    let (child, dir) = start_background(store.path());
+    let pid = child.id();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_nothing_left(&dir, pid);
+    // The history up to the interrupt is complete and checkable.
+    read_jsonl(&dir.join("history.jsonl")).unwrap();
 }

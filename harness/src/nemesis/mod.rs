@@ -82,6 +82,38 @@ pub enum Target {
     All,
 }
 
+impl Target {
+    pub const ALL: [Target; 4] = [Target::One, Target::Leader, Target::Minority, Target::All];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::One => "one",
+            Target::Leader => "leader",
+            Target::Minority => "minority",
+            Target::All => "all",
+        }
+    }
+
+    /// Parses a comma-separated list such as `one,leader`.
+    pub fn parse_list(s: &str) -> Result<Vec<Target>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match Target::ALL.iter().find(|t| t.name() == part) {
+                Some(t) => out.push(*t),
+                None => {
+                    return Err(format!(
+                        "unknown target {part:?}: use one, leader, minority or all"
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("give at least one target".into());
+        }
+        Ok(out)
+    }
+}
+
 /// One fault.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -139,6 +171,7 @@ pub struct Planned {
 /// next quiet gap.
 pub fn schedule(
     families: &[Family],
+    targets: &[Target],
     phase: Duration,
     interval: Duration,
     nodes: usize,
@@ -164,15 +197,20 @@ pub fn schedule(
         let hold = (rng.random_range(0.8..1.6) * mean).min((end - t).max(1.0));
         let fault = match family {
             Family::Kill => Fault::Kill {
-                target: *[Target::One, Target::Leader, Target::Minority, Target::All]
-                    .choose(&mut rng)
-                    .expect("non-empty"),
+                target: *targets.choose(&mut rng).unwrap_or(&Target::One),
             },
-            Family::Pause => Fault::Pause {
-                target: *[Target::One, Target::Leader, Target::Minority]
-                    .choose(&mut rng)
-                    .expect("non-empty"),
-            },
+            Family::Pause => {
+                // Pausing every node is indistinguishable from a stopped clock for the
+                // whole cluster; kill covers "all".
+                let pausable: Vec<Target> = targets
+                    .iter()
+                    .copied()
+                    .filter(|t| *t != Target::All)
+                    .collect();
+                Fault::Pause {
+                    target: *pausable.choose(&mut rng).unwrap_or(&Target::One),
+                }
+            }
             Family::Partition => {
                 let shapes: Vec<Shape> = Shape::ALL
                     .into_iter()
@@ -443,7 +481,7 @@ fn verify_reachability(
     let mut last = Default::default();
     for attempt in 0..4 {
         let timeout = Duration::from_millis(300 + 200 * attempt);
-        last = partition::unreachable_pairs(netns, peers, timeout)?;
+        last = crate::net::unreachable_pairs(netns, peers, timeout)?;
         if &last == want {
             return Ok(());
         }
@@ -522,13 +560,28 @@ mod tests {
     #[test]
     fn schedules_are_seeded_non_overlapping_and_cover_families() {
         let fams = Family::ALL.to_vec();
-        let a = schedule(&fams, Duration::from_secs(60), Duration::from_secs(5), 3, 9);
-        let b = schedule(&fams, Duration::from_secs(60), Duration::from_secs(5), 3, 9);
+        let a = schedule(
+            &fams,
+            &Target::ALL,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            3,
+            9,
+        );
+        let b = schedule(
+            &fams,
+            &Target::ALL,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            3,
+            9,
+        );
         assert_eq!(a, b);
         assert_ne!(
             a,
             schedule(
                 &fams,
+                &Target::ALL,
                 Duration::from_secs(60),
                 Duration::from_secs(5),
                 3,
@@ -545,13 +598,51 @@ mod tests {
         let first: std::collections::HashSet<Family> =
             a.iter().take(4).map(|p| p.fault.family()).collect();
         assert_eq!(first.len(), 4);
-        assert!(schedule(&[], Duration::from_secs(60), Duration::from_secs(5), 3, 9).is_empty());
+        assert!(
+            schedule(
+                &[],
+                &Target::ALL,
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                3,
+                9
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn targets_restrict_kill_and_pause() {
+        let t = Target::parse_list("leader").unwrap();
+        let s = schedule(
+            &[Family::Kill, Family::Pause],
+            &t,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            3,
+            4,
+        );
+        assert!(s.len() > 5);
+        for p in &s {
+            match p.fault {
+                Fault::Kill { target } | Fault::Pause { target } => {
+                    assert_eq!(target, Target::Leader)
+                }
+                _ => panic!("{p:?}"),
+            }
+        }
+        assert!(
+            Target::parse_list("one,boss")
+                .unwrap_err()
+                .contains("unknown target")
+        );
     }
 
     #[test]
     fn schedule_round_trips_through_json() {
         let a = schedule(
             &Family::ALL,
+            &Target::ALL,
             Duration::from_secs(30),
             Duration::from_secs(3),
             5,

@@ -7,8 +7,6 @@
 //! every node namespace (all rules there are ours).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
 
 use anyhow::{Result, bail};
 use rand::seq::SliceRandom;
@@ -189,46 +187,6 @@ pub fn heal(netns: &[String]) -> Result<()> {
     } else {
         bail!("healing the partition failed: {}", errors.join("; "))
     }
-}
-
-/// Whether a TCP connection from namespace `from_ns` to `to` gets an answer within
-/// `timeout` (an accept or a refusal both count as reachable; silence does not).
-pub fn reachable(from_ns: &str, to: SocketAddr, timeout: Duration) -> Result<bool> {
-    net::with_netns(from_ns, || match TcpStream::connect_timeout(&to, timeout) {
-        Ok(_) => true,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
-    })
-}
-
-/// Probes every ordered pair (from, to) in parallel; returns the set of unreachable pairs.
-pub fn unreachable_pairs(
-    netns: &[String],
-    targets: &[SocketAddr],
-    timeout: Duration,
-) -> Result<BTreeSet<(usize, usize)>> {
-    let n = netns.len();
-    let results: Vec<Result<((usize, usize), bool)>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..n)
-            .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
-            .map(|(a, b)| {
-                let ns = &netns[a];
-                let to = targets[b];
-                s.spawn(move || reachable(ns, to, timeout).map(|r| ((a, b), r)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| bail!("probe thread panicked")))
-            .collect()
-    });
-    let mut out = BTreeSet::new();
-    for r in results {
-        let (pair, ok) = r?;
-        if !ok {
-            out.insert(pair);
-        }
-    }
-    Ok(out)
 }
 
 /// The ordered pairs (from, to) a TCP connection cannot cross under this grudge: a
