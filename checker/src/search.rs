@@ -91,8 +91,9 @@ pub struct SearchStats {
 
 const NONE: u32 = u32::MAX;
 
-/// Runs the search. `watch`: collect (up to 16) distinct states in which that operation was
-/// tried, for explanations; returned in the third slot.
+/// Runs the search. `watch`: collect (up to 16) distinct states in which that operation
+/// could take effect, for explanations; returned in the third slot. A watching search
+/// never linearizes the watched operation, so its verdict is not meaningful.
 pub fn search<M: Model>(
     model: &M,
     init: M::State,
@@ -113,16 +114,6 @@ enum Words {
 }
 
 impl Words {
-    fn new(w: &[u64]) -> Words {
-        if w.len() <= INLINE {
-            let mut a = [0u64; INLINE];
-            a[..w.len()].copy_from_slice(w);
-            Words::Inline(w.len() as u8, a)
-        } else {
-            Words::Heap(w.into())
-        }
-    }
-
     fn heap_bytes(&self) -> usize {
         match self {
             Words::Inline(..) => 0,
@@ -320,10 +311,9 @@ impl<'a, M: Model> Search<'a, M> {
         let h = self.bits.zob ^ Self::state_hash(&state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
         // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
         let h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        self.bits.encode(&mut self.scratch);
         let key = MemoKey {
             hash: h,
-            words: Words::new(&self.scratch),
+            words: self.bits.encode(&mut self.scratch),
             state,
         };
         if self.memo.contains(&key) {
@@ -377,12 +367,15 @@ impl<'a, M: Model> Search<'a, M> {
                 let op = self.entry_op[cur as usize];
                 let input = &self.ops[op as usize].input;
                 let n_alt = self.model.alternatives(input);
-                if self.watch == Some(op)
-                    && cur_alt == 0
-                    && !self.watched.contains(&state)
-                    && self.watched.len() < 16
-                {
-                    self.watched.push(state.clone());
+                if self.watch == Some(op) {
+                    // Watching: note the state and never linearize the watched operation,
+                    // so the search visits exactly the configurations it could meet.
+                    if !self.watched.contains(&state) && self.watched.len() < 16 {
+                        self.watched.push(state.clone());
+                    }
+                    cur = self.next[cur as usize];
+                    cur_alt = 0;
+                    continue;
                 }
                 let mut lifted = false;
                 let mut alt = cur_alt;
@@ -561,15 +554,44 @@ impl Bits {
     }
 
     /// An injective encoding of the set: [lo|hi header, window words, unknown header, words].
-    fn encode(&self, out: &mut Vec<u64>) {
-        out.clear();
+    /// Small sets are built in place, without touching `scratch`.
+    #[inline]
+    fn encode(&self, scratch: &mut Vec<u64>) -> Words {
         let hi = self.req_hi.max(self.req_lo);
-        out.push(self.req_lo as u64 | (hi as u64) << 32);
-        out.extend_from_slice(&self.words[self.req_lo..hi]);
-        if self.unk_lo < self.unk_hi {
-            out.push(self.unk_lo as u64 | (self.unk_hi as u64) << 32);
-            out.extend_from_slice(&self.words[self.unk_lo..self.unk_hi]);
+        let n_req = hi - self.req_lo;
+        let n_unk = if self.unk_lo < self.unk_hi {
+            1 + self.unk_hi - self.unk_lo
+        } else {
+            0
+        };
+        let n = 1 + n_req + n_unk;
+        let head = self.req_lo as u64 | (hi as u64) << 32;
+        if n <= INLINE {
+            let mut a = [0u64; INLINE];
+            a[0] = head;
+            for (d, w) in a[1..].iter_mut().zip(&self.words[self.req_lo..hi]) {
+                *d = *w;
+            }
+            if n_unk > 0 {
+                let k = 1 + n_req;
+                a[k] = self.unk_lo as u64 | (self.unk_hi as u64) << 32;
+                for (d, w) in a[k + 1..]
+                    .iter_mut()
+                    .zip(&self.words[self.unk_lo..self.unk_hi])
+                {
+                    *d = *w;
+                }
+            }
+            return Words::Inline(n as u8, a);
         }
+        scratch.clear();
+        scratch.push(head);
+        scratch.extend_from_slice(&self.words[self.req_lo..hi]);
+        if n_unk > 0 {
+            scratch.push(self.unk_lo as u64 | (self.unk_hi as u64) << 32);
+            scratch.extend_from_slice(&self.words[self.unk_lo..self.unk_hi]);
+        }
+        Words::Heap(scratch.as_slice().into())
     }
 }
 

@@ -1,0 +1,34 @@
+//! `stasis check` without the harness, for benchmarks of the checker alone:
+//! `cargo run --release -p checker --example check -- FILE [MODEL] [by-key|none]`.
+//! Prints `verdict ops check_ms`; exit codes as `stasis check`.
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: check FILE [MODEL] [by-key|none]");
+        std::process::exit(3);
+    };
+    let (ops, format, _) = match checker::format::load_operations(std::path::Path::new(&path), None)
+    {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(3);
+        }
+    };
+    let model = args
+        .next()
+        .and_then(|m| checker::ModelKind::from_id(&m))
+        .unwrap_or(format.default_model());
+    let mut opts = checker::CheckOptions::for_format(model, format);
+    opts.by_key = args.next().map(|p| p == "by-key");
+    match checker::check_operations(&ops, &opts) {
+        Ok(r) => {
+            println!("{} {} {:.1}", r.verdict.id(), r.ops, r.elapsed_ms);
+            std::process::exit(i32::from(r.verdict.exit_code()));
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(3);
+        }
+    }
+}
