@@ -447,9 +447,11 @@ impl Raft {
                 .extend(self.pending_reads.drain(..).map(|(id, _, _)| id));
             self.failed_reads.append(&mut self.reads_waiting_commit);
             if let Some(r) = self.reconfig.take() {
+                // Before the joint configuration nothing can change the voter set (a new
+                // leader does not resume the change); after it, the change may complete.
                 self.events.push(Event::ReconfigAborted {
                     id: r.id,
-                    definite: false,
+                    definite: r.stage == Stage::CatchUp,
                 });
             }
             self.progress.clear();
