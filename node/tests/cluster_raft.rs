@@ -465,6 +465,26 @@ fn bad_flags_and_unusable_data_dir_fail_with_one_line() {
     let mut a = common.to_vec();
     a.extend(["--data-dir", "/tmp/x", "--protocol", "paxos"]);
     assert!(run(&a).contains("--protocol"));
+    // A client port that is already taken.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_addr = busy.local_addr().unwrap().to_string();
+    let peer = format!("127.0.0.1:{}", free_port());
+    let peers = format!("n1={peer}");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let a = [
+        "--id",
+        "n1",
+        "--listen",
+        &busy_addr,
+        "--peer-listen",
+        &peer,
+        "--peers",
+        &peers,
+        "--data-dir",
+        &data,
+    ];
+    assert!(run(&a).contains("port in use"));
 }
 
 fn signal(c: &Cluster, id: u64, sig: &str) {
