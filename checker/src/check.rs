@@ -404,6 +404,21 @@ pub(crate) fn compile<M: Model>(
     Ok((sops, origin, cx))
 }
 
+/// Sound per-model pruning of unknown operations (see each model's `prune_unknown`):
+/// the operations to search, and for each its index in `sops`.
+fn prune<M: Model>(model: &M, sops: &[SearchOp<M::Input>]) -> (Vec<SearchOp<M::Input>>, Vec<u32>) {
+    let inputs: Vec<M::Input> = sops.iter().map(|o| o.input.clone()).collect();
+    let unknown: Vec<bool> = sops.iter().map(|o| o.ret.is_none()).collect();
+    let drop = model.prune_unknown(&inputs, &unknown);
+    let keep: Vec<u32> = (0..sops.len() as u32)
+        .filter(|&i| !drop[i as usize])
+        .collect();
+    (
+        keep.iter().map(|&i| sops[i as usize].clone()).collect(),
+        keep,
+    )
+}
+
 fn view<M: Model>(model: &M, op: &Operation, input: Option<&M::Input>, cx: &Interner) -> OpView {
     OpView {
         process: op.process,
@@ -441,10 +456,11 @@ fn check_partition<M: Model>(
         }
     };
     let init = model.init(&mut cx);
-    let (outcome, stats, _) = search(model, init.clone(), &sops, limits, None);
+    let (pruned, kept) = prune(model, &sops);
+    let (outcome, stats, _) = search(model, init.clone(), &pruned, limits, None);
     let mut result = PartitionResult {
         key: key.clone(),
-        ops: sops.len(),
+        ops: pruned.len(),
         verdict: Verdict::Linearizable,
         gave_up: None,
         elapsed_ms: 0.0,
@@ -465,14 +481,22 @@ fn check_partition<M: Model>(
             );
             None
         }
-        SearchOutcome::NotLinearizable(f) => Some(f),
+        // Back to indices of the unpruned operations, which explanations show.
+        SearchOutcome::NotLinearizable(f) => Some(crate::search::Failure {
+            prefix: f
+                .prefix
+                .iter()
+                .map(|&(i, a)| (kept[i as usize], a))
+                .collect(),
+            blocked: kept[f.blocked as usize],
+        }),
     };
     let Some(failure) = failure else {
         result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
         return PartOutcome::Done(result);
     };
     result.verdict = Verdict::NotLinearizable;
-    // Second pass: which states could the blocked operation have met?
+    // Second pass, without pruning: which states could the blocked operation have met?
     let (_, _, watched) = search(
         model,
         init.clone(),

@@ -60,6 +60,36 @@ impl CasRegister {
     }
 }
 
+/// Unknown writes (and unknown cas) whose new value nothing observes can be dropped.
+///
+/// Let O be the values observed: those ok reads returned and those cas operations expect.
+/// Take a valid linearization that includes such an operation X, which leaves the register
+/// at u, with u not in O. The next operation after X on the register cannot be a read (it
+/// would return u) nor a cas (it would expect u), so it is a write, which is accepted in
+/// any state, or there is none. Removing X therefore leaves a valid linearization with the
+/// same real-time order, and X may "never" happen as its outcome is unknown. `slot` picks
+/// the register (one per key in the kv model).
+pub(crate) fn prune_reg(ops: &[(u32, RegOp)], unknown: &[bool]) -> Vec<bool> {
+    let observed: rustc_hash::FxHashSet<(u32, u32)> = ops
+        .iter()
+        .zip(unknown)
+        .filter_map(|(&(slot, op), &u)| match op {
+            RegOp::Read(v) if !u => Some((slot, v)),
+            RegOp::Cas(a, _) => Some((slot, a)),
+            _ => None,
+        })
+        .collect();
+    ops.iter()
+        .zip(unknown)
+        .map(|(&(slot, op), &u)| {
+            u && match op {
+                RegOp::Write(v) | RegOp::Cas(_, v) => !observed.contains(&(slot, v)),
+                RegOp::Read(_) => false,
+            }
+        })
+        .collect()
+}
+
 pub(crate) fn step_reg(state: u32, op: RegOp) -> Option<u32> {
     match op {
         RegOp::Read(v) => (v == state).then_some(state),
@@ -90,6 +120,11 @@ impl Model for CasRegister {
 
     fn step(&self, state: &u32, input: &RegOp) -> Option<u32> {
         step_reg(*state, *input)
+    }
+
+    fn prune_unknown(&self, inputs: &[RegOp], unknown: &[bool]) -> Vec<bool> {
+        let ops: Vec<(u32, RegOp)> = inputs.iter().map(|&op| (0, op)).collect();
+        prune_reg(&ops, unknown)
     }
 
     fn is_read_only(&self, input: &RegOp) -> bool {

@@ -73,6 +73,11 @@ impl Model for Kv {
         Some(s)
     }
 
+    fn prune_unknown(&self, inputs: &[KvOp], unknown: &[bool]) -> Vec<bool> {
+        let ops: Vec<(u32, RegOp)> = inputs.iter().map(|o| (o.slot, o.op)).collect();
+        super::cas_register::prune_reg(&ops, unknown)
+    }
+
     fn is_read_only(&self, input: &KvOp) -> bool {
         matches!(input.op, RegOp::Read(_))
     }

@@ -52,6 +52,13 @@ pub trait Model: Sync {
         false
     }
 
+    /// Before the search: which operations with unknown outcomes (`unknown[i]`) can be
+    /// dropped because no linearization needs them. Each model states its own argument;
+    /// the default drops nothing.
+    fn prune_unknown(&self, _inputs: &[Self::Input], _unknown: &[bool]) -> Vec<bool> {
+        vec![false; _inputs.len()]
+    }
+
     /// How many ways `input` may take effect. Deterministic operations have one; an
     /// operation with an unknown result may have several (a dequeue that timed out may
     /// have removed any element). The search tries each with [`Model::step_alt`].
