@@ -10,13 +10,14 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tracing::{debug, info, warn};
 
 use super::Directory;
@@ -29,9 +30,10 @@ pub const MAX_FRAME: usize = 256 << 20;
 const QUEUE: usize = 8192;
 /// Base time allowed for one write to a peer.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// An inbound connection with no frame for this long is closed (the peer reconnects
-/// when it has something to send).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The live inbound connection of each peer: a newer connection from the same peer means
+/// the peer gave up on the older one (which may be half-open behind a partition), so the
+/// older reader is told to stop.
+type Inbound = Arc<Mutex<HashMap<NodeId, Arc<Notify>>>>;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
@@ -195,12 +197,13 @@ pub async fn accept_peers<M>(
 ) where
     M: DeserializeOwned + Send + 'static,
 {
+    let live: Inbound = Arc::default();
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
-                let (dir, tx) = (dir.clone(), tx.clone());
+                let (dir, tx, live) = (dir.clone(), tx.clone(), live.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = inbound(stream, me, dir, tx).await {
+                    if let Err(e) = inbound(stream, me, dir, tx, live).await {
                         debug!(%remote, "peer connection closed: {e}");
                     }
                 });
@@ -218,6 +221,7 @@ async fn inbound<M>(
     me: NodeId,
     dir: Directory,
     tx: Sender<Input<M>>,
+    live: Inbound,
 ) -> std::io::Result<()>
 where
     M: DeserializeOwned + Send + 'static,
@@ -234,15 +238,22 @@ where
     let from = hello.from;
     dir.set_peer_addr(from, hello.peer_addr);
     dir.set_client_addr(from, hello.client_addr);
+    let stop = Arc::new(Notify::new());
+    if let Some(old) = live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(from, stop.clone())
+    {
+        old.notify_one();
+    }
     loop {
-        let f = tokio::time::timeout(IDLE_TIMEOUT, read_frame(&mut stream))
-            .await
-            .map_err(|_| {
-                bad(format!(
-                    "no frame from {} for {IDLE_TIMEOUT:?}",
-                    fmt_id(from)
-                ))
-            })??;
+        // Cancelling a half-read frame is fine here: the connection is dropped with it.
+        let f = tokio::select! {
+            f = read_frame(&mut stream) => f?,
+            _ = stop.notified() => {
+                return Err(bad(format!("superseded by a newer connection from {}", fmt_id(from))));
+            }
+        };
         let (to, msg): (NodeId, M) = postcard::from_bytes(&f)
             .map_err(|e| bad(format!("bad frame from {}: {e}", fmt_id(from))))?;
         if to != me {
