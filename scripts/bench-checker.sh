@@ -68,19 +68,20 @@ def run(args):
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     d = json.loads(out)
-    return wall, d["elapsed_ms"] / 1000, ru.ru_maxrss / 1024, d["verdict"], d["ops"]
+    return wall, d["elapsed_ms"] / 1000, ru.ru_maxrss / 1024, d["verdict"], d["ops"], ru.ru_utime + ru.ru_stime
 
 def fmt_s(x):
     return "-" if x is None else (f"{x*1000:.1f} ms" if x < 1 else f"{x:.2f} s")
 
-print(f"| file | ops | verdict | whole (median) | check (median) | peak RSS | Porcupine check / whole / RSS | target met |")
-print("|---|---|---|---|---|---|---|---|")
+print(f"| file | ops | verdict | whole (median) | check (median) | CPU user+sys (median) | peak RSS | Porcupine check / whole / RSS | target met |")
+print("|---|---|---|---|---|---|---|---|---|")
 bad = 0
 for name, args, expected in rows:
     res = [run(args) for _ in range(runs)]
     wall = statistics.median(r[0] for r in res)
     chk = statistics.median(r[1] for r in res)
     rss = max(r[2] for r in res)
+    cpu = statistics.median(r[5] for r in res)
     verdict, ops = res[0][3], res[0][4]
     ok = verdict == expected
     ref = porc.get(name)
@@ -100,7 +101,7 @@ for name, args, expected in rows:
         refs = ""
     if not ok:
         bad += 1
-    print(f"| {name} | {ops} | {verdict}{'' if ok else ' (WRONG, expected ' + expected + ')'} | {fmt_s(wall)} | {fmt_s(chk)} | {rss:.0f} MiB | {refs} | {met} |")
+    print(f"| {name} | {ops} | {verdict}{'' if ok else ' (WRONG, expected ' + expected + ')'} | {fmt_s(wall)} | {fmt_s(chk)} | {fmt_s(cpu)} | {rss:.0f} MiB | {refs} | {met} |")
     sys.stdout.flush()
 sys.exit(1 if bad else 0)
 PY

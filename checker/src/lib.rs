@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! let loaded = checker::format::load(path, None)?;               // JSONL, EDN, Porcupine logs
+//! // or, for big JSONL files: format::load_operations(path, None)? -> (ops, format, warnings)
+//! //                          and checker::check_operations(&ops, &opts)
 //! let mut opts = CheckOptions::new(ModelKind::Kv);              // or loaded.format.default_model()
 //! opts.time_unit = loaded.format.time_unit();
 //! let result = checker::check_history(&loaded.ops, &opts)?;     // Result<CheckResult, CheckError>

@@ -677,6 +677,22 @@ mod tests {
     }
 
     #[test]
+    fn memory_cap_gives_unknown() {
+        let ops: Vec<_> = (0..5000u32)
+            .map(|i| op(0, Some(1_000_000), RegOp::Write(i)))
+            .chain([op(0, Some(1_000_000), RegOp::Read(7777777))])
+            .collect();
+        let limits = Limits {
+            max_memo_bytes: 1 << 16,
+            ..Limits::default()
+        };
+        let (out, stats, _) = search(&CasRegister::default(), 0, &ops, limits, None);
+        assert_eq!(out, SearchOutcome::Unknown(GaveUp::Memory));
+        // The cap is checked every few thousand steps, so it is overshot only a little.
+        assert!(stats.memo_bytes < 1 << 22, "{}", stats.memo_bytes);
+    }
+
+    #[test]
     fn deadline_gives_unknown() {
         let ops: Vec<_> = (0..5000u32)
             .map(|i| op(0, Some(1_000_000), RegOp::Write(i)))

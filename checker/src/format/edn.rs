@@ -25,7 +25,11 @@ struct Reader<'a> {
     s: &'a [u8],
     pos: usize,
     line: usize,
+    depth: usize,
 }
+
+/// Deeper nesting than this is an error, not a stack overflow.
+const MAX_DEPTH: usize = 256;
 
 /// Reads every top-level form of `text`.
 pub fn read_all(text: &str) -> Result<Vec<Form>, EdnError> {
@@ -33,6 +37,7 @@ pub fn read_all(text: &str) -> Result<Vec<Form>, EdnError> {
         s: text.as_bytes(),
         pos: 0,
         line: 1,
+        depth: 0,
     };
     let mut out = Vec::new();
     loop {
@@ -55,6 +60,7 @@ pub fn read_history(text: &str) -> Result<Vec<Op>, EdnError> {
         s: text.as_bytes(),
         pos: 0,
         line: 1,
+        depth: 0,
     };
     // Elements are read one at a time so each keeps its own line for messages.
     let mut maps: Vec<(usize, Value)> = Vec::new();
@@ -298,6 +304,16 @@ impl Reader<'_> {
     }
 
     fn read_seq(&mut self, close: u8) -> Result<Vec<Value>, EdnError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(&format!("collections nested deeper than {MAX_DEPTH}")));
+        }
+        let r = self.read_seq_inner(close);
+        self.depth -= 1;
+        r
+    }
+
+    fn read_seq_inner(&mut self, close: u8) -> Result<Vec<Value>, EdnError> {
         let mut out = Vec::new();
         loop {
             match self.read()? {
@@ -529,6 +545,9 @@ mod tests {
         assert!(e.message.contains("expected ']'"), "{e:?}");
         let e = read_all("\n\n\"abc").err().unwrap();
         assert_eq!(e.line, 3);
+        let deep = "[".repeat(100_000);
+        let e = read_all(&deep).err().unwrap();
+        assert!(e.message.contains("nested deeper"), "{e:?}");
         let e = read_all("]").err().unwrap();
         assert!(e.message.contains("closing"), "{e:?}");
         assert!(read_all("#?(:clj 1)").is_err());
