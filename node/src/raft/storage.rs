@@ -79,7 +79,7 @@ impl RaftStorage {
         let wal_dir = dir.join("raft-wal");
         let snap_dir = dir.join("raft-snap");
         let snaps = SnapshotStore::new(fs.clone(), &snap_dir)?;
-        let (wal, rec) = Wal::open(fs, &wal_dir, WalOptions::default())?;
+        let (mut wal, rec) = Wal::open(fs, &wal_dir, WalOptions::default())?;
         if let Some((path, len)) = &rec.truncated_tail {
             tracing::warn!(file = %path.display(), len, "cut off a torn log tail");
         }
@@ -138,7 +138,9 @@ impl RaftStorage {
                 ));
             }
             Some(s) if s.meta.index > wal_base => {
-                // Saved a newer snapshot but crashed before rewriting the log.
+                // Saved a newer snapshot but crashed before rewriting the log: finish the
+                // job now, or later appends (after the snapshot index) would land behind
+                // stale entries and leave a gap in the log on disk.
                 let keep = entries
                     .iter()
                     .any(|e| e.index == s.meta.index && e.term == s.meta.term);
@@ -147,6 +149,14 @@ impl RaftStorage {
                 } else {
                     entries.clear();
                 }
+                let mut records = vec![
+                    encode(&Record::HardState(hard_state)),
+                    encode(&Record::SnapshotMark(s.meta.clone())),
+                ];
+                for chunk in chunks(&entries) {
+                    records.push(encode(&Record::Append(chunk.to_vec())));
+                }
+                wal.rewrite(&records)?;
             }
             _ => {}
         }
@@ -376,8 +386,34 @@ mod tests {
             .unwrap();
         drop(s);
         fs.crash();
-        let (_, rec) = open(&fs);
-        assert_eq!(rec.snapshot.unwrap().meta.index, 3);
+        let (mut s, rec) = open(&fs);
+        assert_eq!(rec.snapshot.clone().unwrap().meta.index, 3);
         assert_eq!(rec.entries, vec![e(4, 1), e(5, 1)]);
+        // A snapshot that does not match the log (installed from a leader) and a crash
+        // before the log rewrite: later appends must still recover.
+        let snap = Snapshot {
+            meta: SnapshotMeta {
+                index: 8,
+                term: 2,
+                membership: Membership::default(),
+            },
+            data: vec![2],
+        };
+        s.snaps
+            .save(&postcard::to_allocvec(&snap).unwrap())
+            .unwrap();
+        drop(s);
+        fs.crash();
+        let (mut s, rec) = open(&fs);
+        assert!(rec.entries.is_empty());
+        s.write(RaftPersist {
+            ops: vec![PersistOp::Append(vec![e(9, 2), e(10, 2)])],
+        })
+        .unwrap();
+        drop(s);
+        fs.crash();
+        let (_, rec) = open(&fs);
+        assert_eq!(rec.snapshot.unwrap().meta.index, 8);
+        assert_eq!(rec.entries, vec![e(9, 2), e(10, 2)]);
     }
 }
