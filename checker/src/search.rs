@@ -333,6 +333,12 @@ impl<'a, M: Model> Search<'a, M> {
         let outcome = self.run_inner(init);
         self.stats.memo_entries = self.memo.len() as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
+        // Freeing a big memo (every state in it) takes a while; do it off the caller's
+        // path. A CLI that exits right after never waits for it.
+        if self.memo.len() > 1 << 16 {
+            let memo = std::mem::take(&mut self.memo);
+            std::thread::spawn(move || drop(memo));
+        }
         (outcome, self.stats, self.watched)
     }
 

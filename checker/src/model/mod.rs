@@ -30,7 +30,7 @@ pub mod unordered_queue;
 
 /// A sequential specification.
 pub trait Model: Sync {
-    type State: Clone + Eq + Hash + Send + Debug;
+    type State: Clone + Eq + Hash + Send + Debug + 'static;
     type Input: Clone + Send + Sync + Debug;
 
     /// The initial state.

@@ -2,6 +2,7 @@
 //! `get` returns it, `put` replaces it, `append` concatenates. Partitioned by key each
 //! partition has one key; with `--partition none` the state is every key's string.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,10 +13,47 @@ use crate::history::{Operation, Outcome};
 #[derive(Clone, Debug, Default)]
 pub struct PorcupineKv;
 
+/// A string with its hash computed once, so that hashing and comparing states (which
+/// grow with every append) costs O(keys), not O(length).
+#[derive(Clone, Debug)]
+pub struct HStr {
+    hash: u64,
+    s: Arc<str>,
+}
+
+impl HStr {
+    fn new(s: &str) -> HStr {
+        let mut h = rustc_hash::FxHasher::default();
+        s.hash(&mut h);
+        HStr {
+            hash: h.finish(),
+            s: Arc::from(s),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.s
+    }
+}
+
+impl PartialEq for HStr {
+    fn eq(&self, o: &HStr) -> bool {
+        self.hash == o.hash && (Arc::ptr_eq(&self.s, &o.s) || self.s == o.s)
+    }
+}
+
+impl Eq for HStr {}
+
+impl Hash for HStr {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        h.write_u64(self.hash);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvStrOp {
-    Get(Arc<str>),
-    Put(Arc<str>),
+    Get(HStr),
+    Put(HStr),
     Append(Arc<str>),
 }
 
@@ -25,20 +63,20 @@ pub struct KvStrInput {
     pub op: KvStrOp,
 }
 
-fn text(v: &Value) -> Arc<str> {
+fn text(v: &Value) -> String {
     match v {
-        Value::Null => Arc::from(""),
-        Value::String(s) => Arc::from(s.as_str()),
-        other => Arc::from(other.to_string()),
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
 impl Model for PorcupineKv {
-    type State = Vec<Arc<str>>;
+    type State = Vec<HStr>;
     type Input = KvStrInput;
 
-    fn init(&self, cx: &mut Interner) -> Vec<Arc<str>> {
-        vec![Arc::from(""); cx.keys().len()]
+    fn init(&self, cx: &mut Interner) -> Vec<HStr> {
+        vec![HStr::new(""); cx.keys().len()]
     }
 
     fn compile(&self, op: &Operation, cx: &mut Interner) -> Result<Option<KvStrInput>, String> {
@@ -48,20 +86,20 @@ impl Model for PorcupineKv {
         let slot = cx.key_slot(op.key.as_deref().unwrap_or(""));
         let kop = match op.f.as_str() {
             "get" | "read" => match op.outcome {
-                Outcome::Ok => KvStrOp::Get(text(&op.output)),
+                Outcome::Ok => KvStrOp::Get(HStr::new(&text(&op.output))),
                 _ => return Ok(None),
             },
-            "put" | "write" => KvStrOp::Put(text(argument(op))),
-            "append" => KvStrOp::Append(text(argument(op))),
+            "put" | "write" => KvStrOp::Put(HStr::new(&text(argument(op)))),
+            "append" => KvStrOp::Append(Arc::from(text(argument(op)))),
             f => return Err(unknown_f("porcupine-kv", f, "get, put, append")),
         };
         Ok(Some(KvStrInput { slot, op: kop }))
     }
 
-    fn step(&self, s: &Vec<Arc<str>>, input: &KvStrInput) -> Option<Vec<Arc<str>>> {
+    fn step(&self, s: &Vec<HStr>, input: &KvStrInput) -> Option<Vec<HStr>> {
         let i = input.slot as usize;
         match &input.op {
-            KvStrOp::Get(v) => (*s[i] == **v).then(|| s.clone()),
+            KvStrOp::Get(v) => (s[i] == *v).then(|| s.clone()),
             KvStrOp::Put(v) => {
                 let mut n = s.clone();
                 n[i] = v.clone();
@@ -69,10 +107,10 @@ impl Model for PorcupineKv {
             }
             KvStrOp::Append(v) => {
                 let mut n = s.clone();
-                let mut joined = String::with_capacity(s[i].len() + v.len());
-                joined.push_str(&s[i]);
+                let mut joined = String::with_capacity(s[i].s.len() + v.len());
+                joined.push_str(&s[i].s);
                 joined.push_str(v);
-                n[i] = Arc::from(joined);
+                n[i] = HStr::new(&joined);
                 Some(n)
             }
         }
@@ -82,14 +120,14 @@ impl Model for PorcupineKv {
         matches!(input.op, KvStrOp::Get(_))
     }
 
-    fn show_state(&self, s: &Vec<Arc<str>>, cx: &Interner) -> String {
+    fn show_state(&self, s: &Vec<HStr>, cx: &Interner) -> String {
         if s.len() == 1 {
-            return format!("{:?}", &*s[0]);
+            return format!("{:?}", s[0].as_str());
         }
         let parts: Vec<String> = s
             .iter()
             .enumerate()
-            .map(|(i, v)| format!("{}={:?}", cx.keys()[i], &**v))
+            .map(|(i, v)| format!("{}={:?}", cx.keys()[i], v.as_str()))
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
@@ -97,8 +135,8 @@ impl Model for PorcupineKv {
     fn show_input(&self, input: &KvStrInput, cx: &Interner) -> String {
         let key = &cx.keys()[input.slot as usize];
         match &input.op {
-            KvStrOp::Get(v) => format!("get {key} {:?}", &**v),
-            KvStrOp::Put(v) => format!("put {key} {:?}", &**v),
+            KvStrOp::Get(v) => format!("get {key} {:?}", v.as_str()),
+            KvStrOp::Put(v) => format!("put {key} {:?}", v.as_str()),
             KvStrOp::Append(v) => format!("append {key} {:?}", &**v),
         }
     }
