@@ -130,6 +130,41 @@ pub fn slots(ops: &[Op], width: Duration) -> Vec<Slot> {
     out
 }
 
+/// Latency of ok operations of one kind, milliseconds.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Latency {
+    pub f: String,
+    pub count: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Latency percentiles of ok operations, per function and over all (`f` = `all`).
+pub fn latencies(ops: &[Op]) -> Vec<Latency> {
+    let mut by_f: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for o in checker::history::pair(ops) {
+        if let (checker::history::Outcome::Ok, Some(ret)) = (o.outcome, o.ret) {
+            let d = ret.saturating_sub(o.call);
+            by_f.entry(o.f.clone()).or_default().push(d);
+            by_f.entry("all".into()).or_default().push(d);
+        }
+    }
+    by_f.into_iter()
+        .map(|(f, mut v)| {
+            v.sort_unstable();
+            let pct = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize] as f64 / 1e6;
+            Latency {
+                f,
+                count: v.len(),
+                p50_ms: pct(0.5),
+                p99_ms: pct(0.99),
+                max_ms: pct(1.0),
+            }
+        })
+        .collect()
+}
+
 /// Checks the run in `dir` and writes `results.json` and `summary.txt`.
 pub fn analyze_run(
     dir: &Path,
@@ -148,6 +183,7 @@ pub fn analyze_run(
         check_history(&ops, &opts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let windows = fault_windows(&ops);
     let slots = slots(&ops, WINDOW);
+    let latency = latencies(&ops);
 
     let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for op in ops.iter().filter(|o| o.is_client_completion()) {
@@ -179,13 +215,28 @@ pub fn analyze_run(
         },
         "fault_windows": windows,
         "availability_windows": slots,
+        "latency": latency,
         "faults": evidence,
     });
     let results_path = dir.join("results.json");
     std::fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("cannot write {}", results_path.display()))?;
 
-    let summary_text = summary(dir, &check, &counts, &windows, &slots);
+    // A violation gets the checker's full explanation and its self-contained timeline.
+    if let Some(e) = &check.explanation {
+        std::fs::write(
+            dir.join("explanation.txt"),
+            checker::report::explanation_text(e),
+        )
+        .with_context(|| format!("cannot write {}", dir.join("explanation.txt").display()))?;
+        let title = format!("{} — {}", dir.display(), check.verdict.id());
+        std::fs::write(
+            dir.join("timeline.html"),
+            checker::report::html(&check, &title),
+        )
+        .with_context(|| format!("cannot write {}", dir.join("timeline.html").display()))?;
+    }
+    let summary_text = summary(dir, &check, &counts, &latency, &windows, &slots);
     std::fs::write(dir.join("summary.txt"), &summary_text)
         .with_context(|| format!("cannot write {}", dir.join("summary.txt").display()))?;
     Ok(Report {
@@ -202,6 +253,7 @@ fn summary(
     dir: &Path,
     check: &CheckResult,
     counts: &BTreeMap<String, BTreeMap<String, u64>>,
+    latency: &[Latency],
     windows: &[FaultWindow],
     slots: &[Slot],
 ) -> String {
@@ -216,6 +268,12 @@ fn summary(
     );
     if let Some(e) = &check.explanation {
         let _ = writeln!(s, "violation: {}", e.sentence);
+        let _ = writeln!(
+            s,
+            "explanation: {} (timeline: {})",
+            dir.join("explanation.txt").display(),
+            dir.join("timeline.html").display()
+        );
     }
     for p in check
         .partitions
@@ -238,6 +296,14 @@ fn summary(
             get("ok"),
             get("fail"),
             get("info")
+        );
+    }
+    let _ = writeln!(s, "latency of ok operations:");
+    for l in latency {
+        let _ = writeln!(
+            s,
+            "  {:<6} n {:>7}  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms",
+            l.f, l.count, l.p50_ms, l.p99_ms, l.max_ms
         );
     }
     let _ = writeln!(s, "faults (ok fraction of completions during each):");
@@ -324,6 +390,9 @@ mod tests {
         );
         assert_eq!(w[0].ok_fraction(), 0.5);
         assert_eq!((w[1].f.as_str(), w[1].stop_ns), ("pause", None));
+        let lat = latencies(&ops);
+        let all = lat.iter().find(|l| l.f == "all").unwrap();
+        assert_eq!((all.count, all.max_ms), (3, 1e-6));
         let sl = slots(&ops, Duration::from_nanos(5));
         assert_eq!(sl.len(), 3);
         assert_eq!((sl[0].ok, sl[1].ok, sl[1].fail, sl[2].ok), (1, 1, 1, 1));

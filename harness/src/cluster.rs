@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 
 use crate::cleanup::{proc_start_time, proc_state};
 use crate::net::{Topology, netns_path};
+use crate::sut::Protocol;
 
 /// Where and how one node runs.
 #[derive(Clone, Debug)]
@@ -75,6 +76,8 @@ pub struct Cluster<'t> {
     topo: &'t Topology,
     nodes: Vec<NodeProc>,
     launcher: Launcher,
+    /// How to talk to the nodes (clients, leader and clock probes).
+    pub protocol: Protocol,
     /// libfaketime to preload, when the system can run under it.
     faketime: Option<PathBuf>,
 }
@@ -87,6 +90,7 @@ impl<'t> Cluster<'t> {
         client_port: u16,
         peer_port: u16,
         launcher: Launcher,
+        protocol: Protocol,
         faketime: Option<PathBuf>,
     ) -> Result<Cluster<'t>> {
         let mut nodes = Vec::new();
@@ -115,6 +119,7 @@ impl<'t> Cluster<'t> {
             topo,
             nodes,
             launcher,
+            protocol,
             faketime,
         })
     }

@@ -16,3 +16,4 @@ pub mod recorder;
 pub mod run;
 pub mod signals;
 pub mod store;
+pub mod sut;

@@ -16,39 +16,24 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::analyze;
-use crate::client::resp::{Endpoint, RespClient, status};
+use crate::client::resp::Endpoint;
 use crate::client::{Client, ClientOp, Completion};
-use crate::cluster::{Cluster, Launch, Launcher, NodeInfo};
+use crate::cluster::{Cluster, Launcher, NodeInfo};
 use crate::generator::{Mix, Workload, pause_between};
 use crate::nemesis::{self, Family, Planned};
 use crate::net::Topology;
 use crate::recorder::Recorder;
 use crate::signals;
 use crate::store::RunDir;
-
-/// Built-in systems under test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Sut {
-    Raft,
-    Multipaxos,
-}
-
-impl Sut {
-    pub fn name(self) -> &'static str {
-        match self {
-            Sut::Raft => "raft",
-            Sut::Multipaxos => "multipaxos",
-        }
-    }
-}
+use crate::sut::{Protocol, Ready, SutSpec};
 
 /// Options of `stasis test` (all recorded in test.json).
 #[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
 pub struct TestArgs {
-    /// System under test.
-    #[arg(long, value_enum, default_value_t = Sut::Raft)]
-    pub sut: Sut,
+    /// System under test: a built-in (raft, multipaxos, etcd) or a path to a TOML spec
+    /// (see README, "Testing your own system").
+    #[arg(long, default_value = "raft")]
+    pub sut: String,
     /// Number of nodes (3 to 7 are routine).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=50))]
     pub nodes: u8,
@@ -63,6 +48,10 @@ pub struct TestArgs {
     /// minority, all.
     #[arg(long, default_value = "one,leader,minority,all", value_parser = parse_targets)]
     pub target: String,
+    /// Partition shapes to draw from: comma-separated halves, random-halves, isolate-one,
+    /// isolate-leader, majorities-ring, bridge, one-way; or `all`.
+    #[arg(long, default_value = "all", value_parser = parse_shapes)]
+    pub shapes: String,
     /// Mean time between faults, and mean fault duration.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub nemesis_interval: Duration,
@@ -101,9 +90,10 @@ pub struct TestArgs {
     /// The stasis-node binary (default: next to this `stasis` binary).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
-    /// How long to wait for a leader at start and after healing.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub ready_timeout: Duration,
+    /// How long to wait for the cluster to be ready at start and after healing (default:
+    /// the system spec's `ready_timeout`).
+    #[arg(long, value_parser = parse_duration)]
+    pub ready_timeout: Option<Duration>,
     /// Budget for the linearizability check.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub check_timeout: Duration,
@@ -111,6 +101,11 @@ pub struct TestArgs {
 
 fn parse_families(s: &str) -> Result<String, String> {
     Family::parse_list(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_shapes(s: &str) -> Result<String, String> {
+    nemesis::partition::Shape::parse_list(s)?;
     Ok(s.to_owned())
 }
 
@@ -156,6 +151,7 @@ pub struct TestJson {
     pub nemesis_families: Vec<Family>,
     pub schedule: Vec<Planned>,
     pub nodes: Vec<String>,
+    pub sut: SutSpec,
     pub started: String,
     /// Namespaces, links and subnet this run created (all removed at the end).
     pub topology: Value,
@@ -199,33 +195,13 @@ fn node_binary(args: &TestArgs) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn launcher(bin: PathBuf, sut: Sut, extra: Vec<String>) -> Launcher {
+/// The spec's launcher with `--node-arg`s appended to every node's argv.
+fn launcher(spec: &SutSpec, bin: &Path, extra: Vec<String>) -> Launcher {
+    let base = spec.launcher(bin);
     Box::new(move |me: &NodeInfo, all: &[NodeInfo]| {
-        let peers = all
-            .iter()
-            .map(|n| format!("{}={}", n.name, n.peer_addr()))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut a = vec![
-            "--protocol".to_owned(),
-            sut.name().to_owned(),
-            "--id".to_owned(),
-            me.name.clone(),
-            "--listen".to_owned(),
-            me.client_addr().to_string(),
-            "--peer-listen".to_owned(),
-            me.peer_addr().to_string(),
-            "--peers".to_owned(),
-            peers,
-            "--data-dir".to_owned(),
-            me.data_dir().display().to_string(),
-        ];
-        a.extend(extra.iter().cloned());
-        Launch {
-            program: bin.clone(),
-            args: a,
-            env: vec![("RUST_LOG".into(), "info".into())],
-        }
+        let mut l = base(me, all);
+        l.args.extend(extra.iter().cloned());
+        l
     })
 }
 
@@ -238,7 +214,23 @@ fn require_root() -> Result<()> {
     Ok(())
 }
 
-fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
+fn run_inner(args: &TestArgs, mut families: Vec<Family>) -> Result<u8> {
+    let spec = SutSpec::load(&args.sut)?;
+    if families.contains(&Family::Clock) && !spec.faketime {
+        if args.nemesis.split(',').any(|f| f.trim() == "clock") {
+            bail!(
+                "the clock nemesis cannot move {}'s clock: its spec says faketime = false \
+                 (libfaketime does not reach Go binaries, which read time through the vDSO)",
+                spec.name
+            );
+        }
+        // `all` means every fault that applies to this system.
+        families.retain(|f| *f != Family::Clock);
+        eprintln!(
+            "stasis: {}: skipping the clock nemesis (faketime = false in its spec)",
+            spec.name
+        );
+    }
     require_root()?;
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -254,7 +246,11 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
             cleaned.runs, cleaned.processes, cleaned.links, cleaned.namespaces
         );
     }
-    let bin = node_binary(args)?;
+    let bin = if spec.uses_stasis_node() {
+        node_binary(args)?
+    } else {
+        PathBuf::from(&spec.start.program)
+    };
     let faketime = if families.contains(&Family::Clock) {
         Some(crate::doctor::faketime_library().context(
             "the clock nemesis needs libfaketime: apt-get install faketime libfaketime (scripts/setup.sh)",
@@ -270,7 +266,7 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
         } else {
             fam_names.join("-")
         };
-        format!("{}-{nem}", args.sut.name())
+        format!("{}-{nem}", spec.name)
     });
     let dir = RunDir::create(&args.store, &name)?;
     println!("stasis: run {} (seed {seed})", dir.path.display());
@@ -279,9 +275,11 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
     let warmup = (args.time_limit / 6).min(Duration::from_secs(5));
     let fault_phase = args.time_limit.saturating_sub(warmup);
     let targets = nemesis::Target::parse_list(&args.target).map_err(anyhow::Error::msg)?;
+    let shapes = nemesis::partition::Shape::parse_list(&args.shapes).map_err(anyhow::Error::msg)?;
     let schedule = nemesis::schedule(
         &families,
         &targets,
+        &shapes,
         fault_phase,
         args.nemesis_interval,
         names.len(),
@@ -299,6 +297,7 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
         nemesis_families: families.clone(),
         schedule: schedule.clone(),
         nodes: names.clone(),
+        sut: spec.clone(),
         started: dir.timestamp.clone(),
         topology: json!({
             "id": topo.id,
@@ -312,7 +311,9 @@ fn run_inner(args: &TestArgs, families: Vec<Family>) -> Result<u8> {
         dir.file("test.json"),
         serde_json::to_vec_pretty(&test_json)?,
     )?;
-    let outcome = drive(args, &dir, &topo, &bin, faketime, seed, warmup, &schedule);
+    let outcome = drive(
+        args, &spec, &dir, &topo, &bin, faketime, seed, warmup, &schedule,
+    );
     drop(topo);
     let (faults, load) = outcome?;
     let cpu = harness_cpu();
@@ -376,6 +377,7 @@ struct Shared {
     rec: Arc<Recorder>,
     workload: Workload,
     endpoints: Vec<Endpoint>,
+    protocol: Protocol,
     stop_workers: AtomicBool,
     active: std::sync::Mutex<String>,
 }
@@ -383,6 +385,7 @@ struct Shared {
 #[allow(clippy::too_many_arguments)]
 fn drive(
     args: &TestArgs,
+    spec: &SutSpec,
     dir: &RunDir,
     topo: &Topology,
     bin: &Path,
@@ -391,16 +394,18 @@ fn drive(
     warmup: Duration,
     schedule: &[Planned],
 ) -> Result<(Vec<FaultRecord>, Load)> {
+    let ready_timeout = args.ready_timeout.unwrap_or(spec.ready_timeout());
     let mut cluster = Cluster::new(
         topo,
         &dir.path,
-        6379,
-        7000,
-        launcher(bin.to_owned(), args.sut, args.node_args.clone()),
+        spec.ports.client,
+        spec.ports.peer,
+        launcher(spec, bin, args.node_args.clone()),
+        spec.protocol(),
         faketime,
     )?;
     cluster.start_all()?;
-    wait_for_leader(&mut cluster, args.ready_timeout).context("the cluster did not come up")?;
+    wait_ready(&mut cluster, spec.ready, ready_timeout).context("the cluster did not come up")?;
 
     let start = Instant::now();
     let (rec, syncer) = Recorder::create(&dir.file("history.jsonl"), start)
@@ -414,14 +419,8 @@ fn drive(
                 cas: args.cas_pct,
             },
         ),
-        endpoints: cluster
-            .infos()
-            .iter()
-            .map(|i| Endpoint {
-                name: i.name.clone(),
-                addr: i.client_addr(),
-            })
-            .collect(),
+        endpoints: endpoints(&cluster),
+        protocol: cluster.protocol,
         stop_workers: AtomicBool::new(false),
         active: std::sync::Mutex::new(String::new()),
     };
@@ -442,7 +441,7 @@ fn drive(
             schedule,
         );
         // Whatever happened, heal and bring everything back before the final reads.
-        let healed = recover(&mut cluster, &shared, args.ready_timeout);
+        let healed = recover(&mut cluster, &shared, spec.ready, ready_timeout);
         shared.stop_workers.store(true, Ordering::Relaxed);
         done.store(true, Ordering::Relaxed);
         let faults = faults?;
@@ -476,6 +475,41 @@ fn drive(
     Ok((faults, load))
 }
 
+/// Waits until the cluster is ready as the spec defines it.
+fn wait_ready(cluster: &mut Cluster<'_>, ready: Ready, timeout: Duration) -> Result<()> {
+    match ready {
+        Ready::Leader => wait_for_leader(cluster, timeout).map(|_| ()),
+        Ready::Read => {
+            let deadline = Instant::now() + timeout;
+            let endpoints = endpoints(cluster);
+            let mut client = cluster.protocol.client(endpoints, 0);
+            let op = ClientOp::Read { key: "k0".into() };
+            loop {
+                if let Completion::Ok(_) =
+                    client.invoke(&op, Instant::now() + Duration::from_secs(1))
+                {
+                    return Ok(());
+                }
+                if Instant::now() > deadline || signals::interrupted() {
+                    bail!("no successful read within {timeout:?}");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+fn endpoints(cluster: &Cluster<'_>) -> Vec<Endpoint> {
+    cluster
+        .infos()
+        .iter()
+        .map(|i| Endpoint {
+            name: i.name.clone(),
+            addr: i.client_addr(),
+        })
+        .collect()
+}
+
 fn wait_for_leader(cluster: &mut Cluster<'_>, timeout: Duration) -> Result<usize> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -496,10 +530,11 @@ fn wait_for_leader(cluster: &mut Cluster<'_>, timeout: Duration) -> Result<usize
             let seen: Vec<String> = (0..cluster.len())
                 .map(|i| {
                     let info = cluster.info(i);
-                    match status(info.client_addr(), Duration::from_millis(500)) {
-                        Ok(s) => format!("{}: {}", info.name, s),
-                        Err(e) => format!("{}: {e}", info.name),
-                    }
+                    format!(
+                        "{}: {}",
+                        info.name,
+                        cluster.protocol.describe(info.client_addr())
+                    )
                 })
                 .collect();
             bail!(
@@ -521,10 +556,10 @@ fn tail(path: &Path, n: usize) -> String {
 fn worker(w: usize, args: &TestArgs, seed: u64, shared: &Shared) {
     let mut rng = Workload::rng(seed, w);
     let mut process = w as u64;
-    let mut client = RespClient::new(shared.endpoints.clone(), w);
+    let mut client = shared.protocol.client(shared.endpoints.clone(), w);
     while !shared.stop_workers.load(Ordering::Relaxed) && !signals::interrupted() {
         let op = shared.workload.next(&mut rng);
-        let info = run_op(shared, &mut client, process, &op, args.op_timeout);
+        let info = run_op(shared, client.as_mut(), process, &op, args.op_timeout);
         if info {
             // Jepsen: after an indeterminate result the worker continues as a new process.
             process += args.concurrency as u64;
@@ -602,7 +637,8 @@ fn nemesis_loop(
     let phase_start = start + warmup;
     for p in schedule {
         let at = phase_start + Duration::from_millis(p.at_ms);
-        if at >= start + limit {
+        // A fault needs time to matter; none starts in the last second.
+        if at + Duration::from_secs(1) >= start + limit {
             break;
         }
         sleep_until(at);
@@ -647,7 +683,12 @@ fn compact(v: &Value) -> String {
 }
 
 /// Heals the network, resumes paused nodes, restarts dead ones, and waits for a leader.
-fn recover(cluster: &mut Cluster<'_>, shared: &Shared, timeout: Duration) -> Result<()> {
+fn recover(
+    cluster: &mut Cluster<'_>,
+    shared: &Shared,
+    ready: Ready,
+    timeout: Duration,
+) -> Result<()> {
     nemesis::heal_network(cluster)?;
     for i in 0..cluster.len() {
         cluster.resume(i)?;
@@ -661,7 +702,7 @@ fn recover(cluster: &mut Cluster<'_>, shared: &Shared, timeout: Duration) -> Res
     shared
         .rec
         .nemesis("heal", json!("all faults healed, all nodes running"));
-    wait_for_leader(cluster, timeout).context("no leader after healing")?;
+    wait_ready(cluster, ready, timeout).context("the cluster did not recover after healing")?;
     // Let the cluster serve for a moment after recovery while the workload continues.
     std::thread::sleep(Duration::from_secs(2));
     Ok(())
@@ -669,7 +710,7 @@ fn recover(cluster: &mut Cluster<'_>, shared: &Shared, timeout: Duration) -> Res
 
 fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
     let base = 1_000_000 + args.concurrency as u64 * 1000;
-    let mut client = RespClient::new(shared.endpoints.clone(), 0);
+    let mut client = shared.protocol.client(shared.endpoints.clone(), 0);
     for (process, k) in (base..).zip(0..shared.workload.keys) {
         let op = ClientOp::Read {
             key: Workload::key_name(k),
@@ -678,7 +719,7 @@ fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
         loop {
             // A failed read has no effect, so the process id can be reused.
             let before = shared.rec.counts.ok.load(Ordering::Relaxed);
-            run_op(shared, &mut client, process, &op, args.op_timeout);
+            run_op(shared, client.as_mut(), process, &op, args.op_timeout);
             if shared.rec.counts.ok.load(Ordering::Relaxed) > before {
                 break;
             }

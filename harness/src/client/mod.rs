@@ -6,6 +6,7 @@
 //! right is what makes a verdict honest: reporting a possibly-applied write as `Fail`
 //! produces false alarms, and reporting an ambiguous read as `Ok` hides real bugs.
 
+pub mod etcd;
 pub mod resp;
 
 use std::time::Instant;

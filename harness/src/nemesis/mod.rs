@@ -19,7 +19,6 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::client::resp::status;
 use crate::cluster::Cluster;
 use partition::Shape;
 
@@ -172,6 +171,7 @@ pub struct Planned {
 pub fn schedule(
     families: &[Family],
     targets: &[Target],
+    shapes: &[Shape],
     phase: Duration,
     interval: Duration,
     nodes: usize,
@@ -212,12 +212,13 @@ pub fn schedule(
                 }
             }
             Family::Partition => {
-                let shapes: Vec<Shape> = Shape::ALL
-                    .into_iter()
+                let usable: Vec<Shape> = shapes
+                    .iter()
+                    .copied()
                     .filter(|s| *s != Shape::Bridge || nodes >= 3)
                     .collect();
                 Fault::Partition {
-                    shape: *shapes.choose(&mut rng).expect("non-empty"),
+                    shape: *usable.choose(&mut rng).unwrap_or(&Shape::IsolateOne),
                 }
             }
             Family::Clock => {
@@ -262,8 +263,10 @@ pub struct Active {
 /// Asks every running node who leads; returns the index of a node that says it does.
 pub fn find_leader(cluster: &Cluster<'_>) -> Option<usize> {
     (0..cluster.len()).find(|&i| {
-        status(cluster.info(i).client_addr(), Duration::from_millis(500))
-            .is_ok_and(|s| s.get("role").and_then(Value::as_str) == Some("leader"))
+        cluster
+            .protocol
+            .is_leader(cluster.info(i).client_addr(), Duration::from_millis(500))
+            .unwrap_or(false)
     })
 }
 
@@ -513,12 +516,12 @@ pub fn verify_clock(cluster: &Cluster<'_>, i: usize, offset_ms: i64) -> Result<S
     let mut last = String::from("no reading");
     while Instant::now() < deadline {
         let before = wall_ms();
-        match status(info.client_addr(), Duration::from_secs(1)) {
-            Ok(s) => {
+        match cluster
+            .protocol
+            .wall_clock_ms(info.client_addr(), Duration::from_secs(1))
+        {
+            Ok(node_ms) => {
                 let after = wall_ms();
-                let Some(node_ms) = s.get("wall_clock_ms").and_then(Value::as_i64) else {
-                    bail!("{}: STATUS has no wall_clock_ms", info.name);
-                };
                 let seen = node_ms - (before + after) / 2;
                 if (seen - offset_ms).abs() <= 1500 {
                     return Ok(format!(
@@ -563,6 +566,7 @@ mod tests {
         let a = schedule(
             &fams,
             &Target::ALL,
+            &Shape::ALL,
             Duration::from_secs(60),
             Duration::from_secs(5),
             3,
@@ -571,6 +575,7 @@ mod tests {
         let b = schedule(
             &fams,
             &Target::ALL,
+            &Shape::ALL,
             Duration::from_secs(60),
             Duration::from_secs(5),
             3,
@@ -582,6 +587,7 @@ mod tests {
             schedule(
                 &fams,
                 &Target::ALL,
+                &Shape::ALL,
                 Duration::from_secs(60),
                 Duration::from_secs(5),
                 3,
@@ -602,6 +608,7 @@ mod tests {
             schedule(
                 &[],
                 &Target::ALL,
+                &Shape::ALL,
                 Duration::from_secs(60),
                 Duration::from_secs(5),
                 3,
@@ -617,6 +624,7 @@ mod tests {
         let s = schedule(
             &[Family::Kill, Family::Pause],
             &t,
+            &Shape::ALL,
             Duration::from_secs(60),
             Duration::from_secs(3),
             3,
@@ -639,10 +647,35 @@ mod tests {
     }
 
     #[test]
+    fn shapes_restrict_partitions() {
+        let only = Shape::parse_list("isolate-one").unwrap();
+        let s = schedule(
+            &[Family::Partition],
+            &Target::ALL,
+            &only,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            3,
+            4,
+        );
+        assert!(!s.is_empty());
+        assert!(s.iter().all(|p| p.fault
+            == Fault::Partition {
+                shape: Shape::IsolateOne
+            }));
+        assert!(
+            Shape::parse_list("ring")
+                .unwrap_err()
+                .contains("unknown partition shape")
+        );
+    }
+
+    #[test]
     fn schedule_round_trips_through_json() {
         let a = schedule(
             &Family::ALL,
             &Target::ALL,
+            &Shape::ALL,
             Duration::from_secs(30),
             Duration::from_secs(3),
             5,

@@ -61,6 +61,31 @@ impl Shape {
     pub fn parse(s: &str) -> Option<Shape> {
         Shape::ALL.into_iter().find(|x| x.name() == s)
     }
+
+    /// Parses a comma-separated list of shapes, or `all`.
+    pub fn parse_list(s: &str) -> Result<Vec<Shape>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if part == "all" {
+                out.extend(Shape::ALL);
+                continue;
+            }
+            match Shape::parse(part) {
+                Some(x) => out.push(x),
+                None => {
+                    let names: Vec<&str> = Shape::ALL.iter().map(|x| x.name()).collect();
+                    return Err(format!(
+                        "unknown partition shape {part:?}: use {} or all",
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("give at least one partition shape".into());
+        }
+        Ok(out)
+    }
 }
 
 /// node -> nodes whose packets it drops. Nodes are indices into the cluster.

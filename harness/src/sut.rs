@@ -1,0 +1,476 @@
+//! Systems under test, described by TOML specs.
+//!
+//! A spec says how to start one node (an argv template with placeholders), which client
+//! protocol to speak, how to tell it is ready, whether libfaketime can move its clock,
+//! and (optionally) how to change its membership. The built-in `raft`, `multipaxos` and
+//! `etcd` systems are specs in this same format, compiled into the binary; `--sut
+//! path/to/my.toml` loads a user's. A bad spec is reported as `file:line: message`.
+//!
+//! Placeholders in `start.program`, `start.args` and `start.env` values:
+//! `{id}` (`n3`), `{k}` (3), `{addr}` (the node's address), `{client_port}`,
+//! `{peer_port}`, `{data_dir}`, `{peers}` (every node rendered with `start.peer_format`,
+//! joined with `start.peer_separator`), `{stasis_node}` (the stasis-node binary).
+//! `peer_format` and `membership.voter_format` may use `{id}`, `{k}`, `{addr}`,
+//! `{client_port}` and `{peer_port}`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::client::Client;
+use crate::client::etcd::{self, EtcdClient};
+use crate::client::resp::{Endpoint, RespClient, status};
+use crate::cluster::{Launch, Launcher, NodeInfo};
+
+/// The built-in specs, by name.
+pub const BUILTIN: [(&str, &str); 3] = [
+    ("raft", include_str!("../suts/raft.toml")),
+    ("multipaxos", include_str!("../suts/multipaxos.toml")),
+    ("etcd", include_str!("../suts/etcd.toml")),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    Resp,
+    Etcd,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ready {
+    /// A node reports itself leader.
+    Leader,
+    /// A read through the client protocol succeeds.
+    Read,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    pub client: u16,
+    pub peer: u16,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Start {
+    pub program: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub peer_format: String,
+    #[serde(default = "comma")]
+    pub peer_separator: String,
+}
+
+fn comma() -> String {
+    ",".into()
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdOptions {
+    /// Serve reads from the member's local state (not linearizable).
+    #[serde(default)]
+    pub serializable_reads: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    /// The admin command, as client-protocol arguments; `{voters}` is the new voter set.
+    pub command: Vec<String>,
+    pub voter_format: String,
+    #[serde(default = "comma")]
+    pub voter_separator: String,
+}
+
+/// A system under test.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SutSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub client: ClientKind,
+    /// Whether libfaketime reaches the binary's wall clock (not for Go binaries).
+    #[serde(default)]
+    pub faketime: bool,
+    #[serde(default = "default_ready")]
+    pub ready: Ready,
+    #[serde(default = "default_ready_timeout")]
+    pub ready_timeout: String,
+    pub ports: Ports,
+    pub start: Start,
+    #[serde(default)]
+    pub etcd: EtcdOptions,
+    #[serde(default)]
+    pub membership: Option<Membership>,
+}
+
+fn default_ready() -> Ready {
+    Ready::Leader
+}
+
+fn default_ready_timeout() -> String {
+    "30s".into()
+}
+
+const NODE_PLACEHOLDERS: [&str; 8] = [
+    "id",
+    "k",
+    "addr",
+    "client_port",
+    "peer_port",
+    "data_dir",
+    "peers",
+    "stasis_node",
+];
+const PEER_PLACEHOLDERS: [&str; 5] = ["id", "k", "addr", "client_port", "peer_port"];
+
+impl SutSpec {
+    /// Loads `--sut`: a built-in name or a path to a TOML file.
+    pub fn load(arg: &str) -> Result<SutSpec> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == arg) {
+            return Self::parse(text, Path::new(&format!("<built-in {arg}>")));
+        }
+        let path = Path::new(arg);
+        if !path.exists() {
+            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            bail!(
+                "--sut {arg:?}: neither a built-in system ({}) nor an existing spec file",
+                names.join(", ")
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates a spec; errors read `file:line: message`.
+    pub fn parse(text: &str, path: &Path) -> Result<SutSpec> {
+        let spec: SutSpec = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                .unwrap_or(1);
+            let msg = e.message().trim().replace('\n', " ");
+            anyhow::anyhow!("{}:{line}: {msg}", path.display())
+        })?;
+        spec.validate().map_err(|(needle, msg)| {
+            let line = needle
+                .and_then(|n| text.find(&n))
+                .map(|i| text[..i].matches('\n').count() + 1)
+                .unwrap_or(1);
+            anyhow::anyhow!("{}:{line}: {msg}", path.display())
+        })?;
+        Ok(spec)
+    }
+
+    /// Checks what the TOML types cannot; on error returns text to locate and a message.
+    fn validate(&self) -> Result<(), (Option<String>, String)> {
+        let at = |field: &str| Some(field.to_owned());
+        if self.name.is_empty()
+            || !self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err((
+                at("name"),
+                "name must be letters, digits, '-' or '_'".into(),
+            ));
+        }
+        if self.ports.client == 0 || self.ports.peer == 0 || self.ports.client == self.ports.peer {
+            return Err((
+                at("[ports]"),
+                "ports.client and ports.peer must be distinct and non-zero".into(),
+            ));
+        }
+        if self.start.program.trim().is_empty() {
+            return Err((at("program"), "start.program must not be empty".into()));
+        }
+        parse_duration(&self.ready_timeout)
+            .map_err(|e| (at("ready_timeout"), format!("ready_timeout: {e}")))?;
+        let mut templates: Vec<(&str, &str)> = vec![("program", &self.start.program)];
+        templates.extend(self.start.args.iter().map(|a| ("args", a.as_str())));
+        templates.extend(self.start.env.values().map(|v| ("env", v.as_str())));
+        for (field, t) in templates {
+            check_placeholders(t, &NODE_PLACEHOLDERS).map_err(|p| {
+                (
+                    Some(t.to_owned()),
+                    format!(
+                        "start.{field}: unknown placeholder {{{p}}} (known: {})",
+                        NODE_PLACEHOLDERS.join(", ")
+                    ),
+                )
+            })?;
+        }
+        check_placeholders(&self.start.peer_format, &PEER_PLACEHOLDERS).map_err(|p| {
+            (
+                at("peer_format"),
+                format!(
+                    "start.peer_format: unknown placeholder {{{p}}} (known: {})",
+                    PEER_PLACEHOLDERS.join(", ")
+                ),
+            )
+        })?;
+        if let Some(m) = &self.membership {
+            if m.command.is_empty() {
+                return Err((
+                    at("[membership]"),
+                    "membership.command must not be empty".into(),
+                ));
+            }
+            check_placeholders(&m.voter_format, &PEER_PLACEHOLDERS).map_err(|p| {
+                (
+                    at("voter_format"),
+                    format!("membership.voter_format: unknown placeholder {{{p}}}"),
+                )
+            })?;
+        }
+        if self.client != ClientKind::Etcd && self.etcd != EtcdOptions::default() {
+            return Err((at("[etcd]"), "[etcd] options need client = \"etcd\"".into()));
+        }
+        Ok(())
+    }
+
+    pub fn ready_timeout(&self) -> Duration {
+        parse_duration(&self.ready_timeout).unwrap_or(Duration::from_secs(30))
+    }
+
+    /// The launcher for this system's nodes.
+    pub fn launcher(&self, stasis_node: &Path) -> Launcher {
+        let spec = self.clone();
+        let stasis_node = stasis_node.display().to_string();
+        Box::new(move |me: &NodeInfo, all: &[NodeInfo]| {
+            let peers = all
+                .iter()
+                .map(|n| render(&spec.start.peer_format, &peer_vars(n)))
+                .collect::<Vec<_>>()
+                .join(&spec.start.peer_separator);
+            let mut vars = peer_vars(me);
+            vars.push(("data_dir", me.data_dir().display().to_string()));
+            vars.push(("peers", peers));
+            vars.push(("stasis_node", stasis_node.clone()));
+            Launch {
+                program: PathBuf::from(render(&spec.start.program, &vars)),
+                args: spec.start.args.iter().map(|a| render(a, &vars)).collect(),
+                env: spec
+                    .start
+                    .env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), render(v, &vars)))
+                    .collect(),
+            }
+        })
+    }
+
+    /// Whether the program is the stasis-node binary (so `--node-bin` matters).
+    pub fn uses_stasis_node(&self) -> bool {
+        self.start.program.contains("{stasis_node}")
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        match self.client {
+            ClientKind::Resp => Protocol::Resp,
+            ClientKind::Etcd => Protocol::Etcd {
+                serializable: self.etcd.serializable_reads,
+            },
+        }
+    }
+}
+
+fn peer_vars(n: &NodeInfo) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", n.name.clone()),
+        ("k", n.name.trim_start_matches('n').to_owned()),
+        ("addr", n.addr.to_string()),
+        ("client_port", n.client_port.to_string()),
+        ("peer_port", n.peer_port.to_string()),
+    ]
+}
+
+/// Replaces `{name}` by its value.
+fn render(t: &str, vars: &[(&str, String)]) -> String {
+    let mut out = t.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{k}}}"), v);
+    }
+    out
+}
+
+/// Returns the first placeholder not in `known`.
+fn check_placeholders(t: &str, known: &[&str]) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let after = &rest[i + 1..];
+        let Some(j) = after.find('}') else {
+            return Err(after.to_owned());
+        };
+        let name = &after[..j];
+        if !known.contains(&name) {
+            return Err(name.to_owned());
+        }
+        rest = &after[j + 1..];
+    }
+    Ok(())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::run::parse_duration(s)
+}
+
+/// The client protocol of a system: how to make clients and ask nodes about themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Resp,
+    Etcd { serializable: bool },
+}
+
+impl Protocol {
+    pub fn client(&self, nodes: Vec<Endpoint>, home: usize) -> Box<dyn Client> {
+        match *self {
+            Protocol::Resp => Box::new(RespClient::new(nodes, home)),
+            Protocol::Etcd { serializable } => Box::new(EtcdClient::new(nodes, home, serializable)),
+        }
+    }
+
+    /// Whether the node at `addr` says it leads.
+    pub fn is_leader(&self, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool, String> {
+        match self {
+            Protocol::Resp => status(addr, timeout)
+                .map(|s| s.get("role").and_then(serde_json::Value::as_str) == Some("leader")),
+            Protocol::Etcd { .. } => etcd::is_leader(&addr.to_string(), timeout),
+        }
+    }
+
+    /// The node's own wall clock in ms since the epoch, if the protocol exposes it.
+    pub fn wall_clock_ms(
+        &self,
+        addr: std::net::SocketAddr,
+        timeout: Duration,
+    ) -> Result<i64, String> {
+        match self {
+            Protocol::Resp => status(addr, timeout)?
+                .get("wall_clock_ms")
+                .and_then(serde_json::Value::as_i64)
+                .ok_or_else(|| format!("{addr}: STATUS has no wall_clock_ms")),
+            Protocol::Etcd { .. } => Err("etcd does not report its wall clock".into()),
+        }
+    }
+
+    /// A one-line description of the node's state, for error messages.
+    pub fn describe(&self, addr: std::net::SocketAddr) -> String {
+        match self {
+            Protocol::Resp => match status(addr, Duration::from_millis(500)) {
+                Ok(s) => s.to_string(),
+                Err(e) => e,
+            },
+            Protocol::Etcd { .. } => {
+                match etcd::is_leader(&addr.to_string(), Duration::from_millis(500)) {
+                    Ok(l) => format!("reachable, leader: {l}"),
+                    Err(e) => e,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_render() {
+        for (name, _) in BUILTIN {
+            let spec = SutSpec::load(name).unwrap();
+            assert_eq!(spec.name, name);
+        }
+        let spec = SutSpec::load("etcd").unwrap();
+        assert!(!spec.faketime);
+        assert_eq!(
+            spec.protocol(),
+            Protocol::Etcd {
+                serializable: false
+            }
+        );
+        let nodes: Vec<NodeInfo> = (1..=3)
+            .map(|k| NodeInfo {
+                name: format!("n{k}"),
+                addr: std::net::Ipv4Addr::new(10, 211, 9, k + 1),
+                client_port: 2379,
+                peer_port: 2380,
+                netns: format!("stasis-r9-n{k}"),
+                dir: PathBuf::from(format!("/run/x/n{k}")),
+            })
+            .collect();
+        let launch = (spec.launcher(Path::new("/bin/stasis-node")))(&nodes[1], &nodes);
+        assert_eq!(launch.program, PathBuf::from("etcd"));
+        let args = launch.args.join(" ");
+        assert!(
+            args.contains("--name n2 --data-dir /run/x/n2/data"),
+            "{args}"
+        );
+        assert!(args.contains("--initial-cluster n1=http://10.211.9.2:2380,n2=http://10.211.9.3:2380,n3=http://10.211.9.4:2380"), "{args}");
+        let raft = SutSpec::load("raft").unwrap();
+        let launch = (raft.launcher(Path::new("/bin/stasis-node")))(&nodes[0], &nodes);
+        assert_eq!(launch.program, PathBuf::from("/bin/stasis-node"));
+        assert!(
+            launch
+                .args
+                .join(" ")
+                .contains("--peers n1=10.211.9.2:2380,")
+        );
+        assert!(raft.uses_stasis_node() && !spec.uses_stasis_node());
+    }
+
+    fn err(text: &str) -> String {
+        SutSpec::parse(text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    const GOOD: &str = r#"name = "mine"
+client = "resp"
+[ports]
+client = 1
+peer = 2
+[start]
+program = "/usr/bin/mine"
+args = ["--id", "{id}"]
+peer_format = "{id}={addr}:{peer_port}"
+"#;
+
+    #[test]
+    fn user_specs_and_their_errors() {
+        SutSpec::parse(GOOD, Path::new("my.toml")).unwrap();
+        let e = err(&GOOD.replace("client = \"resp\"", "client = \"grpc\""));
+        assert!(e.starts_with("my.toml:2: "), "{e}");
+        assert!(e.contains("grpc"), "{e}");
+        let e = err(&GOOD.replace("peer = 2", "peer = 2\nhost = 3"));
+        assert!(e.starts_with("my.toml:6: "), "{e}");
+        assert!(e.contains("unknown field `host`"), "{e}");
+        let e = err(&GOOD.replace("\"{id}\"]", "\"{ident}\"]"));
+        assert!(
+            e.starts_with("my.toml:8: start.args: unknown placeholder {ident}"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("peer = 2", "peer = 1"));
+        assert!(e.starts_with("my.toml:3: "), "{e}");
+        let e = err("name = \"x\"\nclient = \"resp\"\n[ports\n");
+        assert!(e.starts_with("my.toml:3: "), "{e}");
+        let e = err(&GOOD.replace("[start]", "[etcd]\nserializable_reads = true\n[start]"));
+        assert!(e.contains("[etcd] options need client = \"etcd\""), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = SutSpec::load("/nonexistent/x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("neither a built-in system"), "{e}");
+    }
+}
