@@ -7,7 +7,11 @@
 pub mod config;
 pub mod core;
 pub mod kv;
+pub mod paxos;
+pub mod quorum;
 pub mod raft;
 pub mod resp;
 pub mod runtime;
+#[cfg(test)]
+mod sim;
 pub mod storage;

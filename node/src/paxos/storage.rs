@@ -1,0 +1,260 @@
+//! Durable acceptor state over the protocol-neutral [`Wal`] and [`SnapshotStore`].
+//!
+//! Layout under the data directory: `paxos-wal/` and `paxos-snap/` (postcard of
+//! [`Snapshot`]). WAL records are postcard-encoded [`Record`]s:
+//!
+//! - `Bootstrap` — the initial configuration of a fresh node;
+//! - `Promise` — the promised ballot; the latest one wins;
+//! - `Accept` — votes `(slot, ballot, value)`; a later vote at a slot replaces an earlier one;
+//! - `Base` — first record of a rewritten log: the snapshot index it starts after.
+//!
+//! [`PaxosStorage::persist`] writes a batch and fsyncs once; the runtime sends the batch's
+//! messages (promises, acknowledgements) only after it returns. Compaction saves the
+//! snapshot first, then atomically rewrites the WAL with the promise and the votes after it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::acceptor::Accepted;
+use super::{Ballot, ConfigValue, PaxosPersist, PersistOp, Recovered, Snapshot};
+use crate::core::CoreStorage;
+use crate::storage::file::Fs;
+use crate::storage::snapshot::SnapshotStore;
+use crate::storage::wal::{Wal, WalOptions};
+use crate::storage::{Result, StorageError};
+
+/// Votes per `Accept` record.
+const VOTES_PER_RECORD: usize = 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Record {
+    Bootstrap(ConfigValue),
+    Promise(Ballot),
+    Accept(Vec<(u64, Accepted)>),
+    Base(u64),
+}
+
+fn encode(r: &Record) -> Vec<u8> {
+    postcard::to_allocvec(r).expect("in-memory serialization cannot fail")
+}
+
+/// Durable Paxos acceptor state.
+pub struct PaxosStorage {
+    wal: Wal,
+    snaps: SnapshotStore,
+}
+
+impl std::fmt::Debug for PaxosStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaxosStorage")
+            .field("wal", &self.wal)
+            .finish()
+    }
+}
+
+impl PaxosStorage {
+    /// Opens (or creates) the storage in `dir` and recovers the acceptor state. A torn tail
+    /// is cut off by the WAL; damaged acknowledged data is an error naming the file.
+    pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<(PaxosStorage, Recovered)> {
+        let wal_dir = dir.join("paxos-wal");
+        let snap_dir = dir.join("paxos-snap");
+        let snaps = SnapshotStore::new(fs.clone(), &snap_dir)?;
+        let (wal, rec) = Wal::open(fs, &wal_dir, WalOptions::default())?;
+        if let Some((path, len)) = &rec.truncated_tail {
+            tracing::warn!(file = %path.display(), len, "cut off a torn log tail");
+        }
+        let snapshot = match snaps.load()? {
+            Some(bytes) => Some(postcard::from_bytes::<Snapshot>(&bytes).map_err(|e| {
+                StorageError::corrupt(&snaps.path(), 0, format!("undecodable snapshot: {e}"))
+            })?),
+            None => None,
+        };
+        let mut out = Recovered::default();
+        let mut base = 0;
+        let mut votes: BTreeMap<u64, Accepted> = BTreeMap::new();
+        for (i, bytes) in rec.records.iter().enumerate() {
+            let r: Record = postcard::from_bytes(bytes).map_err(|e| {
+                StorageError::corrupt(&wal_dir, i as u64, format!("undecodable record {i}: {e}"))
+            })?;
+            match r {
+                Record::Bootstrap(c) => out.bootstrap = Some(c),
+                Record::Promise(b) => out.promised = out.promised.max(b),
+                Record::Accept(vs) => {
+                    for (s, a) in vs {
+                        out.promised = out.promised.max(a.ballot);
+                        votes.insert(s, a);
+                    }
+                }
+                Record::Base(b) => base = b,
+            }
+        }
+        let snap_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
+        if snap_index < base {
+            return Err(StorageError::corrupt(
+                &snap_dir,
+                0,
+                format!("the log starts after slot {base} but the snapshot is at {snap_index}"),
+            ));
+        }
+        // A snapshot newer than the log base: crashed between saving it and rewriting the
+        // log; the votes it covers are chosen and applied, drop them.
+        out.votes = votes.split_off(&(snap_index + 1));
+        out.snapshot = snapshot;
+        Ok((PaxosStorage { wal, snaps }, out))
+    }
+
+    fn append_votes(&mut self, votes: &[(u64, Accepted)]) -> Result<()> {
+        for chunk in votes.chunks(VOTES_PER_RECORD) {
+            self.wal.append(&encode(&Record::Accept(chunk.to_vec())))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a batch and makes it durable.
+    pub fn write(&mut self, batch: PaxosPersist) -> Result<()> {
+        let mut bootstrap: Option<ConfigValue> = None;
+        for op in batch.ops {
+            match op {
+                PersistOp::Bootstrap(c) => {
+                    self.wal.append(&encode(&Record::Bootstrap(c.clone())))?;
+                    bootstrap = Some(c);
+                }
+                PersistOp::Promise(b) => self.wal.append(&encode(&Record::Promise(b)))?,
+                PersistOp::Accept(vs) => self.append_votes(&vs)?,
+                PersistOp::Snapshot {
+                    snapshot,
+                    promised,
+                    votes,
+                } => {
+                    let bytes = postcard::to_allocvec(&snapshot)
+                        .expect("in-memory serialization cannot fail");
+                    self.snaps.save(&bytes)?;
+                    let mut records = vec![
+                        encode(&Record::Base(snapshot.meta.index)),
+                        encode(&Record::Promise(promised)),
+                    ];
+                    if let Some(c) = &bootstrap {
+                        records.push(encode(&Record::Bootstrap(c.clone())));
+                    }
+                    for chunk in votes.chunks(VOTES_PER_RECORD) {
+                        records.push(encode(&Record::Accept(chunk.to_vec())));
+                    }
+                    self.wal.rewrite(&records)?;
+                }
+            }
+        }
+        self.wal.sync()
+    }
+}
+
+impl CoreStorage<PaxosPersist> for PaxosStorage {
+    fn persist(&mut self, batch: PaxosPersist) -> anyhow::Result<()> {
+        Ok(self.write(batch)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::paxos::{SnapshotMeta, Value};
+    use crate::storage::file::SimFs;
+
+    fn open(fs: &Arc<SimFs>) -> (PaxosStorage, Recovered) {
+        let f: Arc<dyn Fs> = fs.clone();
+        PaxosStorage::open(f, &PathBuf::from("/data")).unwrap()
+    }
+
+    fn vote(round: u64, x: u8) -> Accepted {
+        Accepted {
+            ballot: Ballot::new(round, 1),
+            value: Value::Command {
+                origin: Ballot::new(round, 1),
+                data: vec![x],
+            },
+        }
+    }
+
+    #[test]
+    fn synced_votes_and_promises_survive_unsynced_do_not() {
+        let fs = Arc::new(SimFs::new());
+        let (mut s, rec) = open(&fs);
+        assert!(rec.is_empty());
+        s.write(PaxosPersist {
+            ops: vec![
+                PersistOp::Promise(Ballot::new(2, 1)),
+                PersistOp::Accept(vec![(1, vote(2, 1)), (2, vote(2, 2))]),
+            ],
+        })
+        .unwrap();
+        s.write(PaxosPersist {
+            ops: vec![PersistOp::Accept(vec![(2, vote(3, 9))])],
+        })
+        .unwrap();
+        s.wal
+            .append(&encode(&Record::Promise(Ballot::new(9, 9))))
+            .unwrap();
+        drop(s);
+        fs.crash();
+        let (_, rec) = open(&fs);
+        assert_eq!(rec.promised, Ballot::new(3, 1));
+        assert_eq!(rec.votes.get(&2), Some(&vote(3, 9)));
+        assert_eq!(rec.votes.len(), 2);
+    }
+
+    #[test]
+    fn compaction_keeps_promise_votes_and_snapshot() {
+        let fs = Arc::new(SimFs::new());
+        let (mut s, _) = open(&fs);
+        s.write(PaxosPersist {
+            ops: vec![PersistOp::Accept(
+                (1..=5).map(|i| (i, vote(1, i as u8))).collect(),
+            )],
+        })
+        .unwrap();
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index: 3,
+                config: ConfigValue::default(),
+                epoch: Ballot::new(1, 1),
+            },
+            data: vec![7],
+        };
+        s.write(PaxosPersist {
+            ops: vec![PersistOp::Snapshot {
+                snapshot: snapshot.clone(),
+                promised: Ballot::new(4, 2),
+                votes: vec![(4, vote(1, 4)), (5, vote(1, 5))],
+            }],
+        })
+        .unwrap();
+        drop(s);
+        fs.crash();
+        let (_, rec) = open(&fs);
+        assert_eq!(rec.snapshot, Some(snapshot.clone()));
+        assert_eq!(rec.promised, Ballot::new(4, 2));
+        assert_eq!(rec.votes.keys().copied().collect::<Vec<_>>(), vec![4, 5]);
+        // Crash between saving a newer snapshot and rewriting the log.
+        let (s, _) = open(&fs);
+        let newer = Snapshot {
+            meta: SnapshotMeta {
+                index: 4,
+                ..snapshot.meta
+            },
+            data: vec![8],
+        };
+        s.snaps
+            .save(&postcard::to_allocvec(&newer).unwrap())
+            .unwrap();
+        drop(s);
+        fs.crash();
+        let (_, rec) = open(&fs);
+        assert_eq!(rec.snapshot.map(|s| s.meta.index), Some(4));
+        assert_eq!(rec.votes.keys().copied().collect::<Vec<_>>(), vec![5]);
+        assert_eq!(rec.promised, Ballot::new(4, 2));
+    }
+}

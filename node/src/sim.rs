@@ -1,0 +1,300 @@
+//! A deterministic in-memory network over any [`ConsensusCore`], for core tests.
+//!
+//! Nodes are cores plus an in-memory store of what they persisted (a [`SimStore`]); the
+//! network is a seeded queue that can drop, duplicate, reorder, cut links, or drop by a
+//! message filter. Every `Ready` is handled in the runtime's order (persist, send, apply,
+//! reads). The replicated state machine is a hash chain over applied entries, so the
+//! network checks state-machine safety globally: every node applies the same entry at every
+//! index (snapshots carry the chain value and are checked against it too).
+//!
+//! The Raft tests (`raft/sim.rs`) predate this module and could be switched over to it.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::core::{Apply, ConsensusCore, Event, NodeId};
+
+/// What a node persisted (its durable state across simulated crashes).
+pub trait SimStore<P>: Default {
+    fn persist(&mut self, p: P);
+}
+
+/// One applied entry: (term, data). The chain value after each index is checked globally.
+pub type Applied = (u64, Option<Vec<u8>>);
+
+pub struct SimNode<C: ConsensusCore, S> {
+    pub core: C,
+    pub store: S,
+    pub up: bool,
+    pub applied: u64,
+    /// Hash chain over applied entries.
+    pub chain: u64,
+    /// Applied commands in order (after the last snapshot restore).
+    pub sm: Vec<(u64, Vec<u8>)>,
+    /// Reads confirmed here: (read id, read index, applied index at confirmation).
+    pub reads: Vec<(u64, u64)>,
+    pub failed_reads: Vec<u64>,
+    pub events: Vec<Event>,
+}
+
+/// Decides whether a message (from, to, message) is lost.
+pub type Filter<M> = Box<dyn Fn(NodeId, NodeId, &M) -> bool>;
+/// Builds a core from a node's durable state (at start and after a crash).
+pub type Factory<C, S> = Box<dyn Fn(NodeId, &S) -> C>;
+
+pub struct Net<C: ConsensusCore, S> {
+    pub nodes: BTreeMap<NodeId, SimNode<C, S>>,
+    pub queue: VecDeque<(NodeId, NodeId, C::Message)>,
+    pub rng: ChaCha8Rng,
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub drop_prob: f64,
+    pub dup_prob: f64,
+    pub reorder: bool,
+    pub filter: Option<Filter<C::Message>>,
+    factory: Factory<C, S>,
+    /// index -> (chain value after it, entry): the one history every node must follow.
+    pub history: BTreeMap<u64, (u64, Applied)>,
+}
+
+fn chain(prev: u64, index: u64, term: u64, data: &Option<Vec<u8>>) -> u64 {
+    // FNV-1a over the entry, seeded with the previous value.
+    let mut h = prev ^ 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    for b in index.to_le_bytes().iter().chain(term.to_le_bytes().iter()) {
+        eat(*b);
+    }
+    match data {
+        None => eat(0xff),
+        Some(d) => d.iter().for_each(|b| eat(*b)),
+    }
+    h
+}
+
+/// Snapshot payload of the simulated state machine: index and chain value.
+pub fn snapshot_data(index: u64, chain: u64) -> Vec<u8> {
+    let mut v = index.to_le_bytes().to_vec();
+    v.extend_from_slice(&chain.to_le_bytes());
+    v
+}
+
+impl<C, S> Net<C, S>
+where
+    C: ConsensusCore,
+    C::Message: Clone,
+    S: SimStore<C::Persist>,
+{
+    pub fn new(ids: &[NodeId], seed: u64, factory: Factory<C, S>) -> Self {
+        let mut nodes = BTreeMap::new();
+        for &id in ids {
+            let store = S::default();
+            let core = factory(id, &store);
+            nodes.insert(
+                id,
+                SimNode {
+                    core,
+                    store,
+                    up: true,
+                    applied: 0,
+                    chain: 0,
+                    sm: Vec::new(),
+                    reads: Vec::new(),
+                    failed_reads: Vec::new(),
+                    events: Vec::new(),
+                },
+            );
+        }
+        let mut net = Net {
+            nodes,
+            queue: VecDeque::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            cut: BTreeSet::new(),
+            drop_prob: 0.0,
+            dup_prob: 0.0,
+            reorder: false,
+            filter: None,
+            factory,
+            history: BTreeMap::new(),
+        };
+        for id in ids {
+            net.process(*id);
+        }
+        net
+    }
+
+    pub fn core(&self, id: NodeId) -> &C {
+        &self.nodes[&id].core
+    }
+
+    pub fn core_mut(&mut self, id: NodeId) -> &mut C {
+        &mut self.nodes.get_mut(&id).expect("node").core
+    }
+
+    /// Handles one node's `Ready` batches until it has nothing more to do.
+    pub fn process(&mut self, id: NodeId) {
+        loop {
+            let node = self.nodes.get_mut(&id).expect("node");
+            if !node.up {
+                return;
+            }
+            let ready = node.core.take_ready();
+            if ready.is_empty() {
+                return;
+            }
+            if let Some(p) = ready.persist {
+                node.store.persist(p);
+            }
+            for (to, m) in ready.messages {
+                self.queue.push_back((id, to, m));
+            }
+            let node = self.nodes.get_mut(&id).expect("node");
+            for a in ready.apply {
+                match a {
+                    Apply::Snapshot { index, data } => {
+                        let mut i = [0u8; 8];
+                        let mut c = [0u8; 8];
+                        i.copy_from_slice(&data[..8]);
+                        c.copy_from_slice(&data[8..16]);
+                        assert_eq!(u64::from_le_bytes(i), index, "snapshot index");
+                        let c = u64::from_le_bytes(c);
+                        if let Some((want, _)) = self.history.get(&index) {
+                            assert_eq!(*want, c, "n{id}: snapshot at {index} diverges");
+                        }
+                        node.applied = index;
+                        node.chain = c;
+                        node.sm.clear();
+                    }
+                    Apply::Entry { index, term, data } => {
+                        assert_eq!(index, node.applied + 1, "n{id}: applied out of order");
+                        node.chain = chain(node.chain, index, term, &data);
+                        node.applied = index;
+                        match self.history.get(&index) {
+                            Some((want, e)) => assert_eq!(
+                                *want,
+                                node.chain,
+                                "n{id}: applied {:?} at {index}, others applied {e:?}",
+                                (term, &data)
+                            ),
+                            None => {
+                                self.history
+                                    .insert(index, (node.chain, (term, data.clone())));
+                            }
+                        }
+                        if let Some(d) = data {
+                            node.sm.push((index, d));
+                        }
+                    }
+                }
+            }
+            node.reads.extend(ready.reads);
+            node.failed_reads.extend(ready.failed_reads);
+            node.events.extend(ready.events);
+        }
+    }
+
+    fn lost(&mut self, from: NodeId, to: NodeId, m: &C::Message) -> bool {
+        if self.cut.contains(&(from, to)) {
+            return true;
+        }
+        if self.filter.as_ref().is_some_and(|f| f(from, to, m)) {
+            return true;
+        }
+        self.drop_prob > 0.0 && self.rng.random_bool(self.drop_prob)
+    }
+
+    /// Delivers one queued message (a random one if reordering). False if none.
+    pub fn deliver_one(&mut self) -> bool {
+        let i = if self.reorder && self.queue.len() > 1 {
+            self.rng.random_range(0..self.queue.len().min(8))
+        } else {
+            0
+        };
+        let Some((from, to, m)) = self.queue.remove(i) else {
+            return false;
+        };
+        if self.lost(from, to, &m) || !self.nodes.get(&to).is_some_and(|n| n.up) {
+            return true;
+        }
+        if self.dup_prob > 0.0 && self.rng.random_bool(self.dup_prob) {
+            self.queue.push_back((from, to, m.clone()));
+        }
+        self.core_mut(to).step(from, m);
+        self.process(to);
+        true
+    }
+
+    pub fn deliver_all(&mut self) {
+        let mut n = 0;
+        while self.deliver_one() {
+            n += 1;
+            assert!(n < 10_000_000, "message storm");
+        }
+    }
+
+    pub fn tick_all(&mut self) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            if self.nodes[&id].up {
+                self.core_mut(id).tick();
+                self.process(id);
+            }
+        }
+    }
+
+    /// Ticks and delivers for `ticks` rounds.
+    pub fn run(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            self.tick_all();
+            self.deliver_all();
+        }
+    }
+
+    /// Power loss: in-flight messages to and from it vanish, the core restarts from its store.
+    pub fn crash(&mut self, id: NodeId) {
+        self.queue.retain(|(f, t, _)| *f != id && *t != id);
+        self.nodes.get_mut(&id).expect("node").up = false;
+    }
+
+    pub fn restart(&mut self, id: NodeId) {
+        let core = {
+            let n = &self.nodes[&id];
+            (self.factory)(id, &n.store)
+        };
+        let n = self.nodes.get_mut(&id).expect("node");
+        n.core = core;
+        n.up = true;
+        n.applied = 0;
+        n.chain = 0;
+        n.sm.clear();
+        self.process(id);
+    }
+
+    /// Cuts every link between `group` and the other nodes (both directions).
+    pub fn partition(&mut self, group: &[NodeId]) {
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for &a in group {
+            for &b in &ids {
+                if !group.contains(&b) {
+                    self.cut.insert((a, b));
+                    self.cut.insert((b, a));
+                }
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    pub fn up(&self) -> Vec<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.up)
+            .map(|(&id, _)| id)
+            .collect()
+    }
+}
