@@ -573,22 +573,21 @@ impl Bits {
         let n = 1 + n_req + n_unk;
         let head = self.req_lo as u64 | (hi as u64) << 32;
         if n <= INLINE {
-            let mut a = [0u64; INLINE];
-            a[0] = head;
-            for (d, w) in a[1..].iter_mut().zip(&self.words[self.req_lo..hi]) {
-                *d = *w;
-            }
-            if n_unk > 0 {
-                let k = 1 + n_req;
-                a[k] = self.unk_lo as u64 | (self.unk_hi as u64) << 32;
-                for (d, w) in a[k + 1..]
-                    .iter_mut()
-                    .zip(&self.words[self.unk_lo..self.unk_hi])
-                {
-                    *d = *w;
+            // Built as one array expression (not word by word on the stack, which stalls
+            // store forwarding when the array is then moved).
+            let unk_head = self.unk_lo as u64 | (self.unk_hi as u64) << 32;
+            let word = |i: usize| -> u64 {
+                if i >= n {
+                    0
+                } else if i <= n_req {
+                    self.words[self.req_lo + i - 1]
+                } else if i == n_req + 1 {
+                    unk_head
+                } else {
+                    self.words[self.unk_lo + i - n_req - 2]
                 }
-            }
-            return Words::Inline(n as u8, a);
+            };
+            return Words::Inline(n as u8, [head, word(1), word(2), word(3)]);
         }
         scratch.clear();
         scratch.push(head);
