@@ -386,7 +386,7 @@ mod tests {
             .unwrap();
         drop(s);
         fs.crash();
-        let (mut s, rec) = open(&fs);
+        let (s, rec) = open(&fs);
         assert_eq!(rec.snapshot.clone().unwrap().meta.index, 3);
         assert_eq!(rec.entries, vec![e(4, 1), e(5, 1)]);
         // A snapshot that does not match the log (installed from a leader) and a crash
