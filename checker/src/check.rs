@@ -545,17 +545,18 @@ fn explain<M: Model>(
     let previous_ok = members_before(ops, origin, bop.call)
         .map(|i| view(model, orig(i), Some(&sops[i as usize].input), cx));
     let possible: Vec<String> = watched.iter().map(|s| model.show_state(s, cx)).collect();
-    let what = match &key {
-        Some(k) if opts.by_key.unwrap_or(opts.model.default_by_key()) => {
-            format!("{} (key {k})", blocked.description)
-        }
-        _ => blocked.description.clone(),
-    };
+    let part_key = key
+        .as_deref()
+        .filter(|_| opts.by_key.unwrap_or(opts.model.default_by_key()));
+    let what = model.describe(&sops[b as usize].input, cx, part_key);
     let when = match bop.ret {
         Some(r) if bop.outcome != Outcome::Unknown => {
-            format!("completed at {}", opts.time_unit.show(r))
+            format!("at {}", opts.time_unit.show(r))
         }
-        _ => format!("was invoked at {}", opts.time_unit.show(bop.call)),
+        _ => format!(
+            "(invoked at {}, never returned)",
+            opts.time_unit.show(bop.call)
+        ),
     };
     // States in which the operation's observation is possible, and the others.
     let input = &sops[b as usize].input;
@@ -565,13 +566,13 @@ fn explain<M: Model>(
         |v: &[&M::State]| -> Vec<String> { v.iter().map(|s| model.show_state(s, cx)).collect() };
     let sentence = if watched.is_empty() {
         format!(
-            "{what} by process {} {when}, but no order of the operations consistent with real \
+            "{what} {when} (process {}), but no order of the operations consistent with real \
              time reaches it before it returned",
             bop.process
         )
     } else if fits.is_empty() {
         format!(
-            "{what} by process {} {when}, but in every order of the operations consistent \
+            "{what} {when} (process {}), but in every order of the operations consistent \
              with real time, {} could only be {} when it took effect",
             bop.process,
             model.state_noun(),
@@ -579,7 +580,7 @@ fn explain<M: Model>(
         )
     } else {
         format!(
-            "{what} by process {} {when}; it fits only when {} is {}, and no order of the \
+            "{what} {when} (process {}); it fits only when {} is {}, and no order of the \
              operations consistent with real time that puts it there can be completed{}",
             bop.process,
             model.state_noun(),

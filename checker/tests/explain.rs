@@ -82,7 +82,8 @@ fn rethink_fail_minimal_blames_process_1s_read_of_3() {
     possible.sort();
     assert_eq!(possible, ["0", "4"]);
     assert!(
-        e.sentence.starts_with("read 3 by process 1"),
+        e.sentence
+            .starts_with("read returned 3 at event 4 (process 1)"),
         "{}",
         e.sentence
     );

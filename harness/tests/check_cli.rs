@@ -129,9 +129,10 @@ fn jsonl_histories_and_export() {
     ]);
     assert_eq!(code, 1, "{out}{err}");
     assert!(
-        out.contains("read k7 3") || out.contains("read 3 (key k7)"),
+        out.contains("read k7 returned 3 at 12.4 ms (process 1)"),
         "{out}"
     );
+    assert!(out.contains("the value could only be 5"), "{out}");
     assert!(out.contains("12.4 ms"), "{out}");
     // The export reads back as the same verdict.
     let (code, _, err) = run(&["check", edn.to_str().unwrap(), "--model", "kv"]);

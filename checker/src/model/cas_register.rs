@@ -127,6 +127,15 @@ impl Model for CasRegister {
         prune_reg(&ops, unknown)
     }
 
+    fn describe(&self, input: &RegOp, cx: &Interner, key: Option<&str>) -> String {
+        let k = key.map(|k| format!(" {k}")).unwrap_or_default();
+        match *input {
+            RegOp::Read(v) => format!("read{k} returned {}", cx.show(v)),
+            RegOp::Write(v) => format!("write{k} {}", cx.show(v)),
+            RegOp::Cas(a, b) => format!("cas{k} {}->{}", cx.show(a), cx.show(b)),
+        }
+    }
+
     fn is_read_only(&self, input: &RegOp) -> bool {
         matches!(input, RegOp::Read(_))
     }

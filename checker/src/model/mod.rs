@@ -77,6 +77,16 @@ pub trait Model: Sync {
     /// The operation with its observation, e.g. `read 3` or `cas 1->2`.
     fn show_input(&self, input: &Self::Input, cx: &Interner) -> String;
 
+    /// The operation as the subject of an explanation's sentence, e.g. `read k7 returned 3`;
+    /// `key` is the partition's key when checking by key.
+    fn describe(&self, input: &Self::Input, cx: &Interner, key: Option<&str>) -> String {
+        let s = self.show_input(input, cx);
+        match key {
+            Some(k) => format!("{s} (key {k})"),
+            None => s,
+        }
+    }
+
     /// What the state is called in an explanation: "the value", "the set", ...
     fn state_noun(&self) -> &'static str {
         "the value"
