@@ -320,7 +320,7 @@ impl<'a, M: Model> Search<'a, M> {
             return (false, key.state);
         }
         let state = key.state.clone();
-        self.memo_heap_bytes += key.words.heap_bytes();
+        self.memo_heap_bytes += key.words.heap_bytes() + self.model.state_bytes(&key.state);
         self.memo.insert(key);
         (true, state)
     }

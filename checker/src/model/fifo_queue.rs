@@ -47,6 +47,10 @@ impl Model for FifoQueue {
         }
     }
 
+    fn state_bytes(&self, s: &VecDeque<u32>) -> usize {
+        s.capacity() * 4
+    }
+
     fn show_state(&self, s: &VecDeque<u32>, cx: &Interner) -> String {
         let v: Vec<u32> = s.iter().copied().collect();
         show_items(&v, cx)

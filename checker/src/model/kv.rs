@@ -82,6 +82,10 @@ impl Model for Kv {
         matches!(input.op, RegOp::Read(_))
     }
 
+    fn state_bytes(&self, s: &Vec<u32>) -> usize {
+        s.capacity() * 4
+    }
+
     fn show_state(&self, state: &Vec<u32>, cx: &Interner) -> String {
         let parts: Vec<String> = state
             .iter()

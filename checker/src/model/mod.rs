@@ -71,6 +71,11 @@ pub trait Model: Sync {
         self.step(state, input)
     }
 
+    /// Heap memory a state owns, for the search's memory budget (0 for plain values).
+    fn state_bytes(&self, _state: &Self::State) -> usize {
+        0
+    }
+
     /// The state as a person reads it, e.g. `3` or `{x=1, y=2}`.
     fn show_state(&self, state: &Self::State, cx: &Interner) -> String;
 

@@ -102,6 +102,10 @@ impl Model for MultiRegister {
         input.iter().all(|m| matches!(m, Micro::Read { .. }))
     }
 
+    fn state_bytes(&self, s: &Vec<u32>) -> usize {
+        s.capacity() * 4
+    }
+
     fn show_state(&self, state: &Vec<u32>, cx: &Interner) -> String {
         let parts: Vec<String> = state
             .iter()

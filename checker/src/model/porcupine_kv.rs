@@ -120,6 +120,12 @@ impl Model for PorcupineKv {
         matches!(input.op, KvStrOp::Get(_))
     }
 
+    fn state_bytes(&self, s: &Vec<HStr>) -> usize {
+        // Strings are shared between states; count each state's own slots and, as an upper
+        // bound, the strings (appends make new ones).
+        s.capacity() * std::mem::size_of::<HStr>() + s.iter().map(|x| x.s.len() + 16).sum::<usize>()
+    }
+
     fn show_state(&self, s: &Vec<HStr>, cx: &Interner) -> String {
         if s.len() == 1 {
             return format!("{:?}", s[0].as_str());

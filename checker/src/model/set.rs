@@ -66,6 +66,10 @@ impl Model for Set {
         matches!(input, SetOp::Read(_))
     }
 
+    fn state_bytes(&self, s: &Vec<u32>) -> usize {
+        s.capacity() * 4
+    }
+
     fn show_state(&self, s: &Vec<u32>, cx: &Interner) -> String {
         let parts: Vec<String> = s.iter().map(|v| cx.show(*v)).collect();
         format!("#{{{}}}", parts.join(" "))

@@ -103,6 +103,10 @@ impl Model for UnorderedQueue {
         }
     }
 
+    fn state_bytes(&self, s: &Vec<u32>) -> usize {
+        s.capacity() * 4
+    }
+
     fn show_state(&self, s: &Vec<u32>, cx: &Interner) -> String {
         show_items(s, cx)
     }
