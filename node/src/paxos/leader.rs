@@ -69,10 +69,12 @@ impl Merge {
         }
     }
 
-    /// Configuration values currently in the merged view (they must be satisfied too).
-    pub fn configs(&self) -> Vec<&ConfigValue> {
+    /// Configuration values in the merged view after slot `after` (they must be satisfied
+    /// too).
+    pub fn configs(&self, after: u64) -> Vec<&ConfigValue> {
         self.best
-            .values()
+            .range(after + 1..)
+            .map(|(_, r)| r)
             .filter_map(|r| match r {
                 Report::Chosen(Value::Config(c))
                 | Report::Accepted(Accepted {

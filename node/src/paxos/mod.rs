@@ -469,7 +469,7 @@ impl Paxos {
         let mut parts = self.config.parts(spec);
         match self.role {
             Role::Candidate => {
-                for c in self.merge.configs() {
+                for c in self.merge.configs(self.commit) {
                     parts.extend(c.parts(spec));
                 }
             }
@@ -521,6 +521,20 @@ impl Paxos {
     }
 
     // ---- roles ----
+
+    /// A voter of the configuration in effect, or of a configuration value this acceptor
+    /// accepted after it (which may be chosen without its knowing). Who runs phase 1 does
+    /// not matter for safety, only the quorums do; this keeps a cluster live when the old
+    /// leader leaves before the new voters learned that the change was chosen.
+    fn may_campaign(&self) -> bool {
+        let id = self.id();
+        self.config.is_voter(id)
+            || self
+                .acc
+                .slots
+                .range(self.commit + 1..)
+                .any(|(_, s)| matches!(&s.accepted, Some(Accepted { value: Value::Config(c), .. }) if c.is_voter(id)))
+    }
 
     fn step_down(&mut self, seen: Ballot) {
         self.seen = self.seen.max(seen);
@@ -629,6 +643,7 @@ impl Paxos {
             self.check_chosen(s);
         }
         self.advance_commit();
+        self.finish_joint();
         self.broadcast_heartbeat();
     }
 
@@ -667,6 +682,10 @@ impl Paxos {
             self.acks.remove(&self.commit);
             if let Value::Config(c) = v {
                 self.config = c;
+                // The quorums for the slots after it changed: re-count what is pending.
+                for s in self.acks.keys().copied().collect::<Vec<_>>() {
+                    self.check_chosen(s);
+                }
                 self.on_config_chosen();
             }
         }
@@ -687,11 +706,7 @@ impl Paxos {
             .next()
             .is_some();
         if self.config.is_joint() {
-            if !pending_above {
-                // Finish the change (ours, or one a previous leader left half done).
-                let target = self.config.voters.clone();
-                self.propose_value(Value::Config(ConfigValue::new(target)));
-            }
+            self.finish_joint();
         } else if let Some(r) = &self.reconfig
             && r.target == self.config.voters
         {
@@ -701,7 +716,25 @@ impl Paxos {
         }
         if !self.config.is_voter(self.id()) && !pending_above {
             info!(node = %fmt_id(self.id()), "removed from the configuration");
+            // Tell the remaining voters the change is chosen, so they campaign soon.
+            self.broadcast_heartbeat();
             self.step_down(self.ballot);
+        }
+    }
+
+    /// In a joint configuration with no configuration value pending, proposes C_new
+    /// (finishing our change, or one a previous leader left half done).
+    fn finish_joint(&mut self) {
+        if self.role == Role::Leader
+            && self.config.is_joint()
+            && self
+                .leader_configs
+                .range(self.commit + 1..)
+                .next()
+                .is_none()
+        {
+            let target = self.config.voters.clone();
+            self.propose_value(Value::Config(ConfigValue::new(target)));
         }
     }
 
@@ -1148,7 +1181,7 @@ impl ConsensusCore for Paxos {
             self.tick_leader();
         } else {
             self.election_elapsed += 1;
-            if self.election_elapsed >= self.timeout && self.config.is_voter(self.id()) {
+            if self.election_elapsed >= self.timeout && self.may_campaign() {
                 self.campaign();
             }
         }

@@ -594,82 +594,151 @@ fn lagging_node_catches_up_by_snapshot_and_by_learning() {
     assert!(net.nodes.values().all(|n| n.applied >= x));
 }
 
-/// Random crashes, partitions, drops, duplicates and reordering; the network checks that
-/// every node applies the same value at every slot; at the end everything converges and
-/// every value a leader reported chosen is applied.
+/// Random crashes, partitions, drops, duplicates, reordering, compactions and membership
+/// changes; the network checks that every node applies the same value at every slot. Reads
+/// are checked for linearizability: a confirmed read index covers every write acknowledged
+/// (chosen and known chosen by its proposer) before the read was issued. At the end the
+/// voters converge.
 #[test]
 fn chaos_keeps_every_node_on_one_history() {
-    // PAXOS_CHAOS_SEEDS=N runs more seeds (default 12).
+    // PAXOS_CHAOS_SEEDS=N runs more seeds (default 16).
     let seeds: u64 = std::env::var("PAXOS_CHAOS_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(16);
+    let (mut proposals, mut reads, mut reconfigs) = (0, 0, 0);
     for seed in 0..seeds {
-        let spec = match seed % 4 {
-            0 => majority(),
-            1 => QuorumSpec::Flexible { q1: 4, q2: 2 },
-            2 => QuorumSpec::Even,
-            _ => majority(),
-        };
-        let n = if seed % 4 == 2 { 4 } else { 5 };
-        let mut net = net(n, spec, seed);
-        net.reorder = true;
-        let mut k = 0u32;
-        for step in 0..600 {
-            net.drop_prob = if step % 200 < 100 { 0.05 } else { 0.0 };
-            net.dup_prob = 0.02;
-            let r = net.rng.random_range(0..100);
-            let id = net.rng.random_range(1..=n);
-            if r < 3 && net.up().len() == n as usize {
-                net.crash(id);
-            } else if r < 8 {
-                if !net.nodes[&id].up {
-                    net.restart(id);
-                }
-            } else if r < 10 {
-                let g: Vec<NodeId> = (1..=n).filter(|_| net.rng.random_bool(0.5)).collect();
-                net.partition(&g);
-            } else if r < 14 {
-                net.heal();
-            } else if r < 30
-                && let Some(id) = leader(&net)
-            {
-                k += 1;
-                let data = format!("{seed}-{k}").into_bytes();
-                net.core_mut(id).propose(data).expect("leader");
-                net.process(id);
-            } else if r < 34 && net.nodes[&id].up && net.nodes[&id].applied > 0 {
-                let a = net.nodes[&id].applied;
-                let c = net.nodes[&id].chain;
-                net.core_mut(id).compact(a, snapshot_data(a, c));
-                net.process(id);
-            }
-            net.tick_all();
-            for _ in 0..net.rng.random_range(0..30) {
-                net.deliver_one();
-            }
-        }
-        net.heal();
-        net.drop_prob = 0.0;
-        net.dup_prob = 0.0;
-        net.reorder = false;
-        for id in 1..=n {
+        let (k, r, c) = chaos(seed);
+        proposals += k;
+        reads += r;
+        reconfigs += c;
+    }
+    // The workload must mean something: many writes, confirmed reads and membership changes.
+    assert!(proposals > 40 * seeds as usize, "{proposals} proposals");
+    assert!(reads > 10 * seeds as usize, "{reads} confirmed reads");
+    assert!(reconfigs > seeds as usize, "{reconfigs} reconfigurations");
+}
+
+/// One seeded chaos run; returns (proposals, confirmed reads, reconfigurations started).
+fn chaos(seed: u64) -> (usize, usize, usize) {
+    let spec = match seed % 4 {
+        0 => majority(),
+        1 => QuorumSpec::Flexible { q1: 4, q2: 2 },
+        2 => QuorumSpec::Even,
+        _ => majority(),
+    };
+    let n = if seed % 4 == 2 { 4 } else { 5 };
+    let mut net = net(n, spec, seed);
+    net.reorder = true;
+    let mut k = 0usize;
+    // slot -> (proposer, data) of writes not yet known acknowledged.
+    let mut pending: BTreeMap<u64, (NodeId, Vec<u8>)> = BTreeMap::new();
+    let mut max_acked = 0u64;
+    // read id -> highest acknowledged write slot when the read was issued.
+    let mut reads: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut next_read = 0u64;
+    let (mut confirmed, mut reconfigs) = (0usize, 0usize);
+    for step in 0..800 {
+        net.drop_prob = if step % 200 < 100 { 0.05 } else { 0.0 };
+        net.dup_prob = 0.02;
+        let r = net.rng.random_range(0..100);
+        let id = net.rng.random_range(1..=n);
+        if r < 3 && net.up().len() == n as usize {
+            net.crash(id);
+        } else if r < 8 {
             if !net.nodes[&id].up {
                 net.restart(id);
             }
+        } else if r < 10 {
+            let g: Vec<NodeId> = (1..=n).filter(|_| net.rng.random_bool(0.5)).collect();
+            net.partition(&g);
+        } else if r < 14 {
+            net.heal();
+        } else if r < 30
+            && let Some(l) = leader(&net)
+        {
+            k += 1;
+            let data = format!("{seed}-{k}").into_bytes();
+            let p = net.core_mut(l).propose(data.clone()).expect("leader");
+            pending.insert(p.index, (l, data));
+            net.process(l);
+        } else if r < 34 && net.nodes[&id].up && net.nodes[&id].applied > 0 {
+            let a = net.nodes[&id].applied;
+            let c = net.nodes[&id].chain;
+            net.core_mut(id).compact(a, snapshot_data(a, c));
+            net.process(id);
+        } else if r < 36
+            && let Some(l) = leader(&net)
+        {
+            let members: Vec<NodeId> = (1..=n).filter(|_| net.rng.random_bool(0.7)).collect();
+            if net.core_mut(l).reconfigure(step, voters(&members)).is_ok() {
+                reconfigs += 1;
+            }
+            net.process(l);
+        } else if r < 46
+            && let Some(l) = leader(&net)
+        {
+            next_read += 1;
+            reads.insert(next_read, max_acked);
+            net.core_mut(l).read(next_read).expect("leader");
+            net.process(l);
         }
-        net.run(200);
-        let l = leader(&net).unwrap_or_else(|| panic!("seed {seed}: no leader"));
-        let x = propose(&mut net, l, b"end");
-        net.run(20);
-        let top = net.nodes[&l].applied;
-        assert!(top >= x, "seed {seed}");
-        assert!(
-            k >= 10 && top >= 10,
-            "seed {seed}: only {k} proposals, {top} applied"
-        );
-        for id in 1..=n {
-            assert_eq!(net.nodes[&id].applied, top, "seed {seed} n{id} lags");
+        net.tick_all();
+        for _ in 0..net.rng.random_range(0..30) {
+            net.deliver_one();
+        }
+        // Acknowledgements: the proposer knows its value is chosen.
+        pending.retain(|&slot, (p, data)| {
+            let node = &net.nodes[p];
+            let acked = node.up
+                && node.core.commit() >= slot
+                && matches!(node.core.chosen(slot), Some(Value::Command { data: d, .. }) if d == data);
+            if acked {
+                max_acked = max_acked.max(slot);
+            }
+            !acked && node.up && node.core.commit() < slot
+        });
+        for node in net.nodes.values_mut() {
+            for (rid, index) in node.reads.drain(..) {
+                let floor = reads[&rid];
+                assert!(
+                    index >= floor,
+                    "seed {seed}: read {rid} at index {index} misses a write acknowledged at {floor}"
+                );
+                confirmed += 1;
+            }
         }
     }
+    net.heal();
+    net.drop_prob = 0.0;
+    net.dup_prob = 0.0;
+    net.reorder = false;
+    for id in 1..=n {
+        if !net.nodes[&id].up {
+            net.restart(id);
+        }
+    }
+    net.run(300);
+    let l = leader(&net).unwrap_or_else(|| panic!("seed {seed}: no leader"));
+    let x = propose(&mut net, l, b"end");
+    net.run(30);
+    let top = net.nodes[&l].applied;
+    assert!(
+        top >= x,
+        "seed {seed}: n{l} applied {top} < {x}; role {:?} config {:?} commit {} leader {:?} up {:?}",
+        net.core(l).role,
+        net.core(l).config(),
+        net.core(l).commit(),
+        leader(&net),
+        net.up()
+    );
+    let config = net.core(l).config().clone();
+    assert!(
+        !config.is_joint(),
+        "seed {seed}: stuck in a joint configuration"
+    );
+    for id in config.voters.keys() {
+        assert_eq!(net.nodes[id].applied, top, "seed {seed} n{id} lags");
+    }
+    (k, confirmed, reconfigs)
 }
