@@ -1093,7 +1093,9 @@ impl Paxos {
                     }
                 }
                 self.advance_commit();
-                self.catch_up(from, commit);
+                // A follower's commit trails ours while appends are in flight; missing
+                // chosen values are sent on heartbeat acknowledgements only.
+                let _ = commit;
             }
             Message::Heartbeat {
                 ballot,
