@@ -291,6 +291,8 @@ pub struct Paxos {
     hb_ctx: u64,
     hb_in_batch: bool,
     hb_acked: BTreeMap<NodeId, u64>,
+    /// Tick at which a snapshot was last sent to each peer.
+    snapshot_sent: BTreeMap<NodeId, u64>,
     /// (ctx, read id, read index).
     pending_reads: Vec<(u64, u64, u64)>,
     waiting_reads: Vec<u64>,
@@ -375,6 +377,7 @@ impl Paxos {
             hb_ctx: 0,
             hb_in_batch: false,
             hb_acked: BTreeMap::new(),
+            snapshot_sent: BTreeMap::new(),
             pending_reads: Vec::new(),
             waiting_reads: Vec::new(),
             reconfig: None,
@@ -864,6 +867,12 @@ impl Paxos {
             return;
         }
         if their_commit < self.acc.base {
+            // One snapshot per election timeout per peer: it may be large and in flight.
+            let last = self.snapshot_sent.get(&to).copied();
+            if last.is_some_and(|t| self.ticks < t + self.cfg.election_ticks) {
+                return;
+            }
+            self.snapshot_sent.insert(to, self.ticks);
             if let Some(s) = &self.snapshot {
                 let snapshot = s.clone();
                 self.send(
