@@ -469,8 +469,32 @@ impl Raft {
         self.reset_randomized_timeout();
     }
 
+    /// Whether this node may start an election: it is a voter of its latest configuration
+    /// or of its latest *committed* one. The second case matters when a leader appended a
+    /// configuration without itself and lost leadership before committing it: the others
+    /// may still be in the joint configuration, need its vote, and cannot win without it
+    /// (its log is longer than theirs), so it must be able to campaign. Votes are always
+    /// counted by the latest configuration, so this is safe (thesis §4.1); a node that
+    /// knows it was removed by a committed configuration never campaigns.
+    fn promotable(&self) -> bool {
+        let me = self.cfg.id;
+        if self.membership.is_voter(me) {
+            return true;
+        }
+        if self.membership_index <= self.log.commit {
+            return false;
+        }
+        match self.log.config_at(self.log.commit) {
+            Some((_, m)) => m.is_voter(me),
+            None => self
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.meta.membership.is_voter(me)),
+        }
+    }
+
     fn campaign(&mut self, pre: bool) {
-        if !self.membership.is_voter(self.id()) {
+        if !self.promotable() {
             return;
         }
         if self.role == Role::Leader {
@@ -1245,10 +1269,18 @@ impl ConsensusCore for Raft {
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
-            self.election_elapsed += 1;
+            self.election_elapsed = self.election_elapsed.saturating_add(1);
             if self.election_elapsed >= self.randomized_timeout {
-                self.election_elapsed = 0;
-                self.campaign(true);
+                if self.promotable() {
+                    self.election_elapsed = 0;
+                    self.campaign(true);
+                } else {
+                    // A learner (or a voter that has not yet seen the configuration that
+                    // makes it one) cannot campaign, but it must stop believing in a leader
+                    // it no longer hears from: otherwise it would refuse votes forever
+                    // and a joint configuration that needs it could never elect anyone.
+                    self.leader = None;
+                }
             }
         }
     }

@@ -428,10 +428,34 @@ impl Sim {
                 }
             }
         }
-        panic!("no leader elected");
+        panic!("no leader elected:\n{}", self.dump());
     }
 
     /// All up nodes applied the same commands.
+    /// One line per node: what it believes (for failure messages).
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for (id, n) in &self.nodes {
+            let r = &n.raft;
+            out.push_str(&format!(
+                "n{id} up={} role={:?} term={} vote={:?} leader={:?} last=({}, {}) commit={} base={} elapsed={} cfg@{}={:?}\n",
+                n.up,
+                r.role,
+                r.term,
+                r.vote,
+                r.leader,
+                r.log.last_index(),
+                r.log.last_term(),
+                r.log.commit,
+                r.log.base_index,
+                r.election_elapsed,
+                r.membership_index,
+                (&r.membership.voters, &r.membership.outgoing, &r.membership.learners),
+            ));
+        }
+        out
+    }
+
     /// Makes nodes forget any leader and their start-up grace period, so they grant votes.
     pub fn forget_leaders(&mut self, ids: &[NodeId]) {
         for &id in ids {
@@ -459,6 +483,9 @@ impl Sim {
             .collect();
         let first = ups.first().expect("some node is up");
         for n in &ups {
+            if n.applied != first.applied {
+                eprintln!("{}", self.dump());
+            }
             assert_eq!(
                 n.applied, first.applied,
                 "applied index differs on n{}",

@@ -545,11 +545,11 @@ fn chaos(seed: u64, membership: bool) -> usize {
 }
 
 fn seeds() -> u64 {
-    // STASIS_SIM_SEEDS=N runs N seeds (default 12) for longer soak runs.
+    // STASIS_SIM_SEEDS=N runs N seeds (default 40) for longer soak runs.
     std::env::var("STASIS_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(12)
+        .unwrap_or(40)
 }
 
 #[test]
@@ -566,4 +566,14 @@ fn randomized_membership_changes_preserve_safety() {
         done += chaos(seed, true);
     }
     assert!(done > 5, "too few reconfigurations completed ({done})");
+}
+
+/// Seeds that once found liveness bugs: a learner that kept believing in a dead leader
+/// (and so refused votes forever), and a deposed leader whose uncommitted C_new excluded it
+/// while the others, still joint, needed its vote but had shorter logs.
+#[test]
+fn membership_chaos_regressions() {
+    for seed in [7937, 12407] {
+        chaos(seed, true);
+    }
 }
