@@ -195,6 +195,17 @@ impl Recovered {
 /// Peer messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
+    /// Pre-vote: would the receiver promise `ballot`? Changes no state, so a node that
+    /// campaigns while cut off does not raise ballots and depose a live leader on return.
+    PrePrepare {
+        ballot: Ballot,
+    },
+    /// `promised` lets a refused pre-candidate pick a higher ballot next time.
+    PrePromise {
+        ballot: Ballot,
+        granted: bool,
+        promised: Ballot,
+    },
     /// Phase 1a for every slot `>= from`.
     Prepare {
         ballot: Ballot,
@@ -274,7 +285,8 @@ pub struct Paxos {
     election_elapsed: u64,
     timeout: u64,
     last_heard: Option<u64>,
-    // Candidate.
+    // Pre-candidate and candidate.
+    pre_granted: BTreeSet<NodeId>,
     merge: Merge,
     promised_by: BTreeSet<NodeId>,
     prepared: BTreeSet<NodeId>,
@@ -363,6 +375,7 @@ impl Paxos {
             // Like a node that just heard from a leader: give an existing one time to
             // reach us before we campaign or promise to someone else.
             last_heard: Some(0),
+            pre_granted: BTreeSet::new(),
             merge: Merge::default(),
             promised_by: BTreeSet::new(),
             prepared: BTreeSet::new(),
@@ -566,7 +579,8 @@ impl Paxos {
     }
 
     fn follow(&mut self, ballot: Ballot) {
-        if ballot > self.ballot && self.role != Role::Follower {
+        if self.role == Role::PreCandidate || (ballot > self.ballot && self.role != Role::Follower)
+        {
             self.step_down(ballot);
         }
         self.seen = self.seen.max(ballot);
@@ -574,6 +588,33 @@ impl Paxos {
             self.leader = Some(ballot.node);
             self.last_heard = Some(self.ticks);
             self.election_elapsed = 0;
+        }
+    }
+
+    /// Whether a live leader other than `node` was heard from within an election timeout.
+    fn bound_to_other_leader(&self, node: NodeId) -> bool {
+        self.last_heard
+            .is_some_and(|t| self.ticks < t + self.cfg.election_ticks)
+            && self.leader.is_some()
+            && self.leader != Some(node)
+    }
+
+    fn pre_campaign(&mut self) {
+        let b = self.acc.promised.next_for(self.seen, self.id());
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.ballot = b;
+        self.pre_granted = BTreeSet::from([self.id()]);
+        self.reset_timeout();
+        for p in self.peers() {
+            self.send(p, Message::PrePrepare { ballot: b });
+        }
+        self.maybe_pre_win();
+    }
+
+    fn maybe_pre_win(&mut self) {
+        if self.role == Role::PreCandidate && self.joint().is_phase1_quorum(&self.pre_granted) {
+            self.campaign();
         }
     }
 
@@ -978,12 +1019,7 @@ impl Paxos {
     }
 
     fn on_prepare(&mut self, from: NodeId, ballot: Ballot, first: u64) {
-        let sticky = self
-            .last_heard
-            .is_some_and(|t| self.ticks < t + self.cfg.election_ticks)
-            && self.leader.is_some()
-            && self.leader != Some(ballot.node)
-            && ballot > self.acc.promised;
+        let sticky = self.bound_to_other_leader(ballot.node) && ballot > self.acc.promised;
         if sticky {
             // A live leader exists: do not let a (re)joining node depose it.
             return;
@@ -991,7 +1027,9 @@ impl Paxos {
         match self.acc.prepare(ballot) {
             Err(_) => self.nack(from, ballot),
             Ok(_) => {
-                if ballot > self.ballot && self.role != Role::Follower {
+                if self.role == Role::PreCandidate
+                    || (ballot > self.ballot && self.role != Role::Follower)
+                {
                     self.step_down(ballot);
                 }
                 self.seen = self.seen.max(ballot);
@@ -1054,6 +1092,31 @@ impl Paxos {
 
     fn step_inner(&mut self, from: NodeId, m: Message) {
         match m {
+            Message::PrePrepare { ballot } => {
+                let granted = ballot > self.acc.promised
+                    && !self.bound_to_other_leader(ballot.node)
+                    && self.role != Role::Leader;
+                let promised = self.acc.promised;
+                self.send(
+                    from,
+                    Message::PrePromise {
+                        ballot,
+                        granted,
+                        promised,
+                    },
+                );
+            }
+            Message::PrePromise {
+                ballot,
+                granted,
+                promised,
+            } => {
+                self.seen = self.seen.max(promised);
+                if self.role == Role::PreCandidate && ballot == self.ballot && granted {
+                    self.pre_granted.insert(from);
+                    self.maybe_pre_win();
+                }
+            }
             Message::Prepare {
                 ballot,
                 from: first,
@@ -1193,7 +1256,7 @@ impl ConsensusCore for Paxos {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.timeout && self.may_campaign() {
-                self.campaign();
+                self.pre_campaign();
             }
         }
     }

@@ -748,3 +748,25 @@ fn chaos(seed: u64) -> (usize, usize, usize) {
     }
     (k, confirmed, reconfigs)
 }
+
+#[test]
+fn an_isolated_node_does_not_raise_ballots_or_depose_the_leader() {
+    let mut net = net(3, majority(), 37);
+    net.run(60);
+    let l = leader(&net).expect("leader");
+    let b = net.core(l).ballot();
+    let x = if l == 3 { 2 } else { 3 };
+    let before = net.core(x).promised();
+    net.partition(&[x]);
+    net.run(200);
+    // It kept pre-campaigning but never promised itself a new ballot.
+    assert_eq!(net.core(x).role, Role::PreCandidate);
+    assert_eq!(net.core(x).promised(), before);
+    net.heal();
+    net.run(50);
+    assert_eq!(leader(&net), Some(l));
+    assert_eq!(net.core(l).ballot(), b, "the leader kept its ballot");
+    let w = propose(&mut net, l, b"still");
+    net.run(5);
+    assert!(net.nodes[&x].applied >= w);
+}
