@@ -880,27 +880,36 @@ impl Paxos {
         if self.pending_reads.is_empty() {
             return;
         }
+        // The largest heartbeat round acknowledged by a phase-2 quorum (we count ourselves);
+        // reads are queued in round order, so a prefix of them is confirmed.
         let joint = self.joint();
-        let me = self.id();
-        let acked = |ctx: u64| -> BTreeSet<NodeId> {
-            let mut s: BTreeSet<NodeId> = self
-                .hb_acked
-                .iter()
-                .filter(|(_, c)| **c >= ctx)
-                .map(|(&p, _)| p)
-                .collect();
-            s.insert(me);
-            s
+        let mut rounds: Vec<u64> = self.hb_acked.values().copied().collect();
+        rounds.sort_unstable_by(|a, b| b.cmp(a));
+        rounds.dedup();
+        let mut set = BTreeSet::from([self.id()]);
+        let confirmed = rounds.into_iter().find(|&c| {
+            set.extend(
+                self.hb_acked
+                    .iter()
+                    .filter(|(_, r)| **r >= c)
+                    .map(|(&p, _)| p),
+            );
+            joint.is_phase2_quorum(&set)
+        });
+        let confirmed = match confirmed {
+            Some(c) => c,
+            // A configuration where we alone are a phase-2 quorum.
+            None if joint.is_phase2_quorum(&set) => u64::MAX,
+            None => return,
         };
-        let mut keep = Vec::new();
-        for (ctx, id, index) in std::mem::take(&mut self.pending_reads) {
-            if joint.is_phase2_quorum(&acked(ctx)) {
-                self.ready_reads.push((id, index));
-            } else {
-                keep.push((ctx, id, index));
-            }
+        let n = self
+            .pending_reads
+            .iter()
+            .take_while(|(ctx, _, _)| *ctx <= confirmed)
+            .count();
+        for (_, id, index) in self.pending_reads.drain(..n) {
+            self.ready_reads.push((id, index));
         }
-        self.pending_reads = keep;
     }
 
     fn catch_up(&mut self, to: NodeId, their_commit: u64) {
