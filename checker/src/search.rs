@@ -175,6 +175,11 @@ struct Search<'a, M: Model> {
     ret_entry: Vec<u32>,
     /// For each op: its bit (ops renumbered: required in call order, then unknown).
     bit_of: Vec<u32>,
+    /// For each unknown op: the unknown op with the same input called just before it
+    /// (NONE if none). Such twins are interchangeable, and the earlier one is open
+    /// whenever the later one is, so the search only linearizes a twin after its
+    /// predecessor: any linearization can be rewritten that way with the same states.
+    twin_prev: Vec<u32>,
     zobrist: Vec<u64>,
     bits: Bits,
     memo: HashSet<MemoKey<M::State>, BuildHasherDefault<PassThrough>>,
@@ -236,6 +241,7 @@ impl<'a, M: Model> Search<'a, M> {
         for (b, &i) in order.iter().enumerate() {
             bit_of[i as usize] = b as u32;
         }
+        let twin_prev = twins(ops, &order[n_req..]);
         let mut z = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64);
         let zobrist = (0..n)
             .map(|_| {
@@ -256,6 +262,7 @@ impl<'a, M: Model> Search<'a, M> {
             call_entry,
             ret_entry,
             bit_of,
+            twin_prev,
             zobrist,
             bits: Bits::new(n_req, n - n_req),
             memo: HashSet::default(),
@@ -383,6 +390,12 @@ impl<'a, M: Model> Search<'a, M> {
                     cur_alt = 0;
                     continue;
                 }
+                let twin = self.twin_prev[op as usize];
+                if twin != NONE && !self.bits.get(self.bit_of[twin as usize]) {
+                    cur = self.next[cur as usize];
+                    cur_alt = 0;
+                    continue;
+                }
                 let mut lifted = false;
                 let mut alt = cur_alt;
                 while alt < n_alt {
@@ -478,6 +491,29 @@ impl<'a, M: Model> Search<'a, M> {
     }
 }
 
+/// For each op, the previous op of `unknown` (unknown ops in call order) with an equal
+/// input, or NONE. Compares against at most `MAX_DISTINCT` distinct inputs, so the cost
+/// stays linear; ops beyond that simply get no twin (less pruning, same verdicts).
+fn twins<I: Eq>(ops: &[SearchOp<I>], unknown: &[u32]) -> Vec<u32> {
+    const MAX_DISTINCT: usize = 64;
+    let mut twin_prev = vec![NONE; ops.len()];
+    // (input's op, the latest op with that input)
+    let mut last: Vec<(u32, u32)> = Vec::new();
+    for &i in unknown {
+        let input = &ops[i as usize].input;
+        if let Some(slot) = last
+            .iter_mut()
+            .find(|(first, _)| ops[*first as usize].input == *input)
+        {
+            twin_prev[i as usize] = slot.1;
+            slot.1 = i;
+        } else if last.len() < MAX_DISTINCT {
+            last.push((i, i));
+        }
+    }
+    twin_prev
+}
+
 /// The set of linearized operations: required ops in bits `0..n_req` (padded to a word
 /// with ones), unknown ops in the words after. Tracks the full-word prefix and the extent
 /// of nonzero words so that [`Bits::encode`] is proportional to the window, not the set.
@@ -516,6 +552,10 @@ impl Bits {
             .take_while(|w| **w == !0)
             .count();
         b
+    }
+
+    fn get(&self, bit: u32) -> bool {
+        self.words[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0
     }
 
     fn set(&mut self, bit: u32, z: u64) {
@@ -679,6 +719,34 @@ mod tests {
         assert_eq!(check(&ops), SearchOutcome::Linearizable);
         ops.push(op(5002, Some(5003), RegOp::Read(200)));
         assert!(matches!(check(&ops), SearchOutcome::NotLinearizable(_)));
+    }
+
+    #[test]
+    fn unknown_twins_are_taken_in_call_order() {
+        let ops = [
+            op(0, None, RegOp::Write(1)),
+            op(1, Some(2), RegOp::Read(0)),
+            op(5, None, RegOp::Write(1)),
+            op(3, None, RegOp::Write(2)),
+            op(6, None, RegOp::Write(1)),
+        ];
+        assert_eq!(twins(&ops, &[0, 3, 2, 4]), vec![NONE, NONE, 0, NONE, 2]);
+        // The read of 0 forces the first write 1 after it; then 2, then 1 again needs a
+        // second write 1: the twins are still usable one after the other.
+        let ops = [
+            op(0, None, RegOp::Write(1)),
+            op(1, Some(2), RegOp::Read(0)),
+            op(5, None, RegOp::Write(1)),
+            op(3, None, RegOp::Write(2)),
+            op(6, Some(7), RegOp::Read(1)),
+            op(8, Some(9), RegOp::Read(2)),
+            op(10, Some(11), RegOp::Read(1)),
+        ];
+        assert_eq!(check(&ops), SearchOutcome::Linearizable);
+        let mut three = ops.to_vec();
+        three.push(op(12, Some(13), RegOp::Read(2)));
+        three.push(op(14, Some(15), RegOp::Read(1)));
+        assert!(matches!(check(&three), SearchOutcome::NotLinearizable(_)));
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub mod unordered_queue;
 /// A sequential specification.
 pub trait Model: Sync {
     type State: Clone + Eq + Hash + Send + Debug + 'static;
-    type Input: Clone + Send + Sync + Debug;
+    type Input: Clone + Eq + Send + Sync + Debug;
 
     /// The initial state.
     fn init(&self, cx: &mut Interner) -> Self::State;
