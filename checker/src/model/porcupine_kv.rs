@@ -13,26 +13,46 @@ use crate::history::{Operation, Outcome};
 #[derive(Clone, Debug, Default)]
 pub struct PorcupineKv;
 
-/// A string with its hash computed once, so that hashing and comparing states (which
-/// grow with every append) costs O(keys), not O(length).
+/// Base of the polynomial string hash: `h(s + t) = h(s) * BASE^len(t) + h(t)` (mod 2^64),
+/// so an append hashes only what it adds.
+const BASE: u64 = 0x100_0000_01B3;
+
+fn poly(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| {
+        h.wrapping_mul(BASE).wrapping_add(u64::from(b) + 1)
+    })
+}
+
+/// A string with its hash computed once (and incrementally on appends), so that hashing
+/// and comparing states (which grow with every append) costs O(keys), not O(length).
 #[derive(Clone, Debug)]
 pub struct HStr {
     hash: u64,
-    s: Arc<str>,
+    s: Arc<[u8]>,
 }
 
 impl HStr {
     fn new(s: &str) -> HStr {
-        let mut h = rustc_hash::FxHasher::default();
-        s.hash(&mut h);
         HStr {
-            hash: h.finish(),
-            s: Arc::from(s),
+            hash: poly(0, s.as_bytes()),
+            s: Arc::from(s.as_bytes()),
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.s
+    /// `self + suffix`.
+    fn append(&self, suffix: &Suffix) -> HStr {
+        let mut joined = Vec::with_capacity(self.s.len() + suffix.s.len());
+        joined.extend_from_slice(&self.s);
+        joined.extend_from_slice(&suffix.s);
+        let s: Arc<[u8]> = Arc::from(joined);
+        HStr {
+            hash: self.hash.wrapping_mul(suffix.pow).wrapping_add(suffix.hash),
+            s,
+        }
+    }
+
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.s)
     }
 }
 
@@ -50,11 +70,57 @@ impl Hash for HStr {
     }
 }
 
+/// What an append adds, with its hash and `BASE^len`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suffix {
+    s: Arc<[u8]>,
+    hash: u64,
+    pow: u64,
+}
+
+impl Suffix {
+    fn new(s: &str) -> Suffix {
+        Suffix {
+            s: Arc::from(s.as_bytes()),
+            hash: poly(0, s.as_bytes()),
+            pow: s.bytes().fold(1u64, |p, _| p.wrapping_mul(BASE)),
+        }
+    }
+}
+
+/// Every key's string: inline for one key (a per-key partition), so that a step that
+/// keeps or replaces the string allocates nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum KvState {
+    One(HStr),
+    Many(Box<[HStr]>),
+}
+
+impl KvState {
+    fn slots(&self) -> &[HStr] {
+        match self {
+            KvState::One(h) => std::slice::from_ref(h),
+            KvState::Many(v) => v,
+        }
+    }
+
+    fn with(&self, i: usize, v: HStr) -> KvState {
+        match self {
+            KvState::One(_) => KvState::One(v),
+            KvState::Many(old) => {
+                let mut n = old.clone();
+                n[i] = v;
+                KvState::Many(n)
+            }
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KvStrOp {
     Get(HStr),
     Put(HStr),
-    Append(Arc<str>),
+    Append(Suffix),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,11 +138,15 @@ fn text(v: &Value) -> String {
 }
 
 impl Model for PorcupineKv {
-    type State = Vec<HStr>;
+    type State = KvState;
     type Input = KvStrInput;
 
-    fn init(&self, cx: &mut Interner) -> Vec<HStr> {
-        vec![HStr::new(""); cx.keys().len()]
+    fn init(&self, cx: &mut Interner) -> KvState {
+        let empty = HStr::new("");
+        match cx.keys().len() {
+            1 => KvState::One(empty),
+            n => KvState::Many(vec![empty; n].into()),
+        }
     }
 
     fn compile(&self, op: &Operation, cx: &mut Interner) -> Result<Option<KvStrInput>, String> {
@@ -90,29 +160,19 @@ impl Model for PorcupineKv {
                 _ => return Ok(None),
             },
             "put" | "write" => KvStrOp::Put(HStr::new(&text(argument(op)))),
-            "append" => KvStrOp::Append(Arc::from(text(argument(op)))),
+            "append" => KvStrOp::Append(Suffix::new(&text(argument(op)))),
             f => return Err(unknown_f("porcupine-kv", f, "get, put, append")),
         };
         Ok(Some(KvStrInput { slot, op: kop }))
     }
 
-    fn step(&self, s: &Vec<HStr>, input: &KvStrInput) -> Option<Vec<HStr>> {
+    fn step(&self, s: &KvState, input: &KvStrInput) -> Option<KvState> {
         let i = input.slot as usize;
+        let cur = &s.slots()[i];
         match &input.op {
-            KvStrOp::Get(v) => (s[i] == *v).then(|| s.clone()),
-            KvStrOp::Put(v) => {
-                let mut n = s.clone();
-                n[i] = v.clone();
-                Some(n)
-            }
-            KvStrOp::Append(v) => {
-                let mut n = s.clone();
-                let mut joined = String::with_capacity(s[i].s.len() + v.len());
-                joined.push_str(&s[i].s);
-                joined.push_str(v);
-                n[i] = HStr::new(&joined);
-                Some(n)
-            }
+            KvStrOp::Get(v) => (cur == v).then(|| s.clone()),
+            KvStrOp::Put(v) => Some(s.with(i, v.clone())),
+            KvStrOp::Append(v) => Some(s.with(i, cur.append(v))),
         }
     }
 
@@ -120,13 +180,18 @@ impl Model for PorcupineKv {
         matches!(input.op, KvStrOp::Get(_))
     }
 
-    fn state_bytes(&self, s: &Vec<HStr>) -> usize {
+    fn state_bytes(&self, s: &KvState) -> usize {
         // Strings are shared between states; count each state's own slots and, as an upper
         // bound, the strings (appends make new ones).
-        s.capacity() * std::mem::size_of::<HStr>() + s.iter().map(|x| x.s.len() + 16).sum::<usize>()
+        let own = match s {
+            KvState::One(_) => 0,
+            KvState::Many(v) => v.len() * std::mem::size_of::<HStr>(),
+        };
+        own + s.slots().iter().map(|x| x.s.len() + 16).sum::<usize>()
     }
 
-    fn show_state(&self, s: &Vec<HStr>, cx: &Interner) -> String {
+    fn show_state(&self, s: &KvState, cx: &Interner) -> String {
+        let s = s.slots();
         if s.len() == 1 {
             return format!("{:?}", s[0].as_str());
         }
@@ -143,7 +208,7 @@ impl Model for PorcupineKv {
         match &input.op {
             KvStrOp::Get(v) => format!("get {key} {:?}", v.as_str()),
             KvStrOp::Put(v) => format!("put {key} {:?}", v.as_str()),
-            KvStrOp::Append(v) => format!("append {key} {:?}", &**v),
+            KvStrOp::Append(v) => format!("append {key} {:?}", String::from_utf8_lossy(&v.s)),
         }
     }
 }
@@ -158,6 +223,17 @@ mod tests {
         let mut op = opn(f, i, o, Outcome::Ok);
         op.key = Some("k".into());
         op
+    }
+
+    #[test]
+    fn incremental_hash_matches_direct_hash() {
+        let ab = HStr::new("ab").append(&Suffix::new("cd"));
+        let direct = HStr::new("abcd");
+        assert_eq!(ab.hash, direct.hash);
+        assert_eq!(ab, direct);
+        assert_ne!(HStr::new("ab").append(&Suffix::new("")), direct);
+        assert_eq!(HStr::new("").append(&Suffix::new("ab")), HStr::new("ab"));
+        assert_ne!(HStr::new("a").hash, HStr::new("").hash);
     }
 
     #[test]
