@@ -16,9 +16,14 @@ pub struct Cli {
     /// This node's id: n<k>, k >= 1.
     #[arg(long)]
     pub id: String,
-    /// Consensus protocol. Only `raft` is available.
+    /// Consensus protocol: raft or multipaxos.
     #[arg(long, default_value = "raft")]
     pub protocol: String,
+    /// Multi-Paxos quorum system: majority, flexible:Q1,Q2 (Q1 + Q2 > N), grid:RxC (phase 1
+    /// a full row, phase 2 a full column) or even (Major(D) ∪ Major(D∖{d}) for an even N).
+    /// Configurations whose phase-1 and phase-2 quorums may not intersect are refused.
+    #[arg(long, default_value = "majority")]
+    pub quorum: String,
     /// Client (RESP) listen address, ip:port.
     #[arg(long)]
     pub listen: String,
@@ -64,6 +69,8 @@ pub struct Cli {
 pub struct NodeConfig {
     pub id: NodeId,
     pub protocol: &'static str,
+    /// Multi-Paxos quorum system (`majority` for Raft, which accepts no other).
+    pub quorum: crate::quorum::QuorumSpec,
     pub client_listen: SocketAddr,
     pub peer_listen: SocketAddr,
     pub peers: BTreeMap<NodeId, String>,
@@ -104,16 +111,31 @@ impl Cli {
         let id = parse_id(&self.id).map_err(|e| format!("--id: {e}"))?;
         let protocol = match self.protocol.as_str() {
             "raft" => "raft",
+            "multipaxos" => "multipaxos",
             other => {
                 return Err(format!(
-                    "--protocol {other:?} is not supported yet; use --protocol raft"
+                    "--protocol {other:?} is unknown; use raft or multipaxos"
                 ));
             }
         };
+        // The quorum module's messages already name the flag.
+        let quorum = crate::quorum::QuorumSpec::parse(&self.quorum)?;
+        if protocol == "raft" && self.quorum != "majority" {
+            return Err(
+                "--quorum applies to --protocol multipaxos only (Raft uses majorities)".into(),
+            );
+        }
+        if protocol == "multipaxos" && self.read_mode == "lease" {
+            return Err("--read-mode lease applies to raft only; Multi-Paxos confirms every read with a phase-2 quorum".into());
+        }
         let client_listen = addr("--listen", &self.listen)?;
         let peer_listen = addr("--peer-listen", &self.peer_listen)?;
         let peers = parse_peers(&self.peers)?;
         if !self.join {
+            if protocol == "multipaxos" {
+                // Refuse quorum systems whose phase-1 and phase-2 quorums may not intersect.
+                crate::quorum::QuorumSystem::new(quorum, &peers.keys().copied().collect())?;
+            }
             if peers.is_empty() {
                 return Err("--peers is required (all initial voters, e.g. n1=127.0.0.1:8001,n2=...); use --join for a node that waits to be added".into());
             }
@@ -154,6 +176,7 @@ impl Cli {
         Ok(NodeConfig {
             id,
             protocol,
+            quorum,
             client_listen,
             peer_listen,
             peers,

@@ -1,4 +1,5 @@
-//! `stasis-node`: a replicated key-value server (Raft) speaking RESP2. See docs/NODE.md.
+//! `stasis-node`: a replicated key-value server (Raft or Multi-Paxos) speaking RESP2.
+//! See docs/NODE.md.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -6,6 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use node::config::{self, NodeConfig};
+use node::paxos::storage::PaxosStorage;
+use node::paxos::{Paxos, PaxosConfig};
 use node::raft::storage::RaftStorage;
 use node::raft::{Membership, Raft, RaftConfig};
 use node::runtime::{self, RuntimeConfig};
@@ -44,29 +47,38 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         )
     })?;
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
-    let (storage, recovered) = RaftStorage::open(fs, &cfg.data_dir)
-        .with_context(|| format!("cannot open the data dir {}", cfg.data_dir.display()))?;
-    let mut rc = RaftConfig::new(cfg.id);
-    rc.election_ticks = cfg.election_ticks;
-    rc.heartbeat_ticks = cfg.heartbeat_ticks;
-    rc.read_mode = cfg.read_mode;
-    rc.lease_margin_ticks = cfg.lease_margin_ticks;
-    rc.seed = SystemTime::now()
+    let open_err = || format!("cannot open the data dir {}", cfg.data_dir.display());
+    let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let bootstrap = (!cfg.join).then(|| Membership::new(cfg.peers.clone()));
-    let raft = Raft::new(rc, bootstrap, recovered);
     let rt = RuntimeConfig {
         id: cfg.id,
         protocol: cfg.protocol,
         client_listen: cfg.client_listen,
         peer_listen: cfg.peer_listen,
-        peers: cfg.peers,
+        peers: cfg.peers.clone(),
         tick: cfg.tick,
         request_timeout: cfg.request_timeout,
         snapshot_every: cfg.snapshot_every,
     };
-    runtime::run(rt, raft, storage)
+    if cfg.protocol == "multipaxos" {
+        let (storage, recovered) = PaxosStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
+        let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
+        pc.election_ticks = cfg.election_ticks;
+        pc.heartbeat_ticks = cfg.heartbeat_ticks;
+        pc.seed = seed;
+        let core = Paxos::new(pc, (!cfg.join).then(|| cfg.peers.clone()), recovered);
+        return runtime::run(rt, core, storage);
+    }
+    let (storage, recovered) = RaftStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
+    let mut rc = RaftConfig::new(cfg.id);
+    rc.election_ticks = cfg.election_ticks;
+    rc.heartbeat_ticks = cfg.heartbeat_ticks;
+    rc.read_mode = cfg.read_mode;
+    rc.lease_margin_ticks = cfg.lease_margin_ticks;
+    rc.seed = seed;
+    let bootstrap = (!cfg.join).then(|| Membership::new(cfg.peers.clone()));
+    runtime::run(rt, Raft::new(rc, bootstrap, recovered), storage)
 }

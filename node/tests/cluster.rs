@@ -14,6 +14,10 @@ use node::resp::{self, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stasis-node");
 
+/// Node flags selecting each protocol (Raft is the default).
+const RAFT: &[&str] = &[];
+const MULTIPAXOS: &[&str] = &["--protocol", "multipaxos"];
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -232,8 +236,17 @@ impl Cluster {
 }
 
 #[test]
-fn writes_survive_kill9_of_the_leader_and_of_all_nodes() {
-    let mut c = Cluster::start(3, 0, &[]);
+fn raft_writes_survive_kill9_of_the_leader_and_of_all_nodes() {
+    writes_survive_kill9(RAFT);
+}
+
+#[test]
+fn multipaxos_writes_survive_kill9_of_the_leader_and_of_all_nodes() {
+    writes_survive_kill9(MULTIPAXOS);
+}
+
+fn writes_survive_kill9(protocol: &[&str]) {
+    let mut c = Cluster::start(3, 0, protocol);
     let mut acked = c.write_keys("a", 40);
     assert_eq!(acked.len(), 40);
     let l = c.leader();
@@ -260,8 +273,17 @@ fn writes_survive_kill9_of_the_leader_and_of_all_nodes() {
 }
 
 #[test]
-fn restarted_node_catches_up_by_snapshot() {
-    let mut c = Cluster::start(3, 0, &["--snapshot-every", "50"]);
+fn raft_restarted_node_catches_up_by_snapshot() {
+    catches_up_by_snapshot(RAFT);
+}
+
+#[test]
+fn multipaxos_restarted_node_catches_up_by_snapshot() {
+    catches_up_by_snapshot(MULTIPAXOS);
+}
+
+fn catches_up_by_snapshot(protocol: &[&str]) {
+    let mut c = Cluster::start(3, 0, &[protocol, &["--snapshot-every", "50"]].concat());
     let l = c.leader();
     let f = (1..=3).find(|&i| i != l).unwrap();
     c.kill9(f);
@@ -345,8 +367,17 @@ fn follower_redirects_and_status_reports_the_cluster() {
 }
 
 #[test]
-fn redis_cli_can_set_get_and_cas() {
-    let c = Cluster::start(3, 0, &[]);
+fn raft_redis_cli_can_set_get_and_cas() {
+    redis_cli(RAFT);
+}
+
+#[test]
+fn multipaxos_redis_cli_can_set_get_and_cas() {
+    redis_cli(MULTIPAXOS);
+}
+
+fn redis_cli(protocol: &[&str]) {
+    let c = Cluster::start(3, 0, protocol);
     let port = c.port(c.leader()).to_string();
     let cli = |args: &[&str]| -> String {
         let out = Command::new("redis-cli")
@@ -409,8 +440,17 @@ fn membership_change_adds_learners_then_removes_old_voters() {
 }
 
 #[test]
-fn sigterm_stops_a_node_cleanly() {
-    let mut c = Cluster::start(1, 0, &[]);
+fn raft_sigterm_stops_a_node_cleanly() {
+    sigterm_stops(RAFT);
+}
+
+#[test]
+fn multipaxos_sigterm_stops_a_node_cleanly() {
+    sigterm_stops(MULTIPAXOS);
+}
+
+fn sigterm_stops(protocol: &[&str]) {
+    let mut c = Cluster::start(1, 0, protocol);
     c.leader();
     let mut child = c.nodes.get_mut(&1).unwrap().child.take().unwrap();
     let st = Command::new("kill")
@@ -465,6 +505,35 @@ fn bad_flags_and_unusable_data_dir_fail_with_one_line() {
     let mut a = common.to_vec();
     a.extend(["--data-dir", "/tmp/x", "--protocol", "paxos"]);
     assert!(run(&a).contains("--protocol"));
+    // Quorum systems whose phase-1 and phase-2 quorums may not intersect are refused.
+    let three = [
+        "--id",
+        "n1",
+        "--listen",
+        "127.0.0.1:1",
+        "--peer-listen",
+        "127.0.0.1:2",
+        "--peers",
+        "n1=127.0.0.1:2,n2=127.0.0.1:3,n3=127.0.0.1:4",
+        "--data-dir",
+        "/tmp/x",
+        "--protocol",
+        "multipaxos",
+    ];
+    for (q, want) in [
+        ("flexible:1,2", "--quorum flexible:1,2"),
+        ("grid:2x2", "--quorum grid:2x2"),
+        ("even", "--quorum even"),
+        ("triangle", "--quorum"),
+    ] {
+        let mut a = three.to_vec();
+        a.extend(["--quorum", q]);
+        let e = run(&a);
+        assert!(e.contains(want), "{q}: {e}");
+    }
+    let mut a = common.to_vec();
+    a.extend(["--data-dir", "/tmp/x", "--quorum", "grid:1x1"]);
+    assert!(run(&a).contains("multipaxos only"));
     // A client port that is already taken.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
