@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Throughput and latency of a 3-node stasis-node Raft cluster on 127.0.0.1 with fsync on,
+# Throughput and latency of a 3-node stasis-node cluster (Raft or Multi-Paxos) on 127.0.0.1 with fsync on,
 # driven by redis-benchmark against the leader, without and with pipelining.
 # Usage: scripts/bench-node.sh [requests (default 100000)] [clients (default 50)]
-# Env: READ_MODE=read-index|lease (default read-index), BASE_PORT (default 27100).
+# Env: PROTOCOL=raft|multipaxos (default raft), READ_MODE=read-index|lease (default
+# read-index; raft only), BASE_PORT (default 27100).
 # Needs redis-benchmark and redis-cli (Debian: apt-get install -y redis-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ source scripts/env.sh
 requests=${1:-100000}
 clients=${2:-50}
 read_mode=${READ_MODE:-read-index}
+protocol=${PROTOCOL:-raft}
 base=${BASE_PORT:-27100}
 for tool in redis-benchmark redis-cli; do
   command -v "$tool" >/dev/null || { echo "bench-node: $tool not found; install redis-tools (apt-get install -y redis-tools)" >&2; exit 3; }
@@ -27,7 +29,7 @@ trap cleanup EXIT INT TERM
 peers="n1=127.0.0.1:$((base + 11)),n2=127.0.0.1:$((base + 12)),n3=127.0.0.1:$((base + 13))"
 for i in 1 2 3; do
   "$bin" --id "n$i" --listen "127.0.0.1:$((base + i))" --peer-listen "127.0.0.1:$((base + 10 + i))" \
-    --peers "$peers" --data-dir "$data/n$i" --read-mode "$read_mode" 2>"$data/n$i.log" &
+    --peers "$peers" --data-dir "$data/n$i" --protocol "$protocol" --read-mode "$read_mode" 2>"$data/n$i.log" &
   pids+=($!)
 done
 leader_port=
@@ -54,4 +56,4 @@ for r in rows[1:]:
         d["test"], sys.argv[1], float(d["rps"]), float(d["p50_latency_ms"]), float(d["p99_latency_ms"])))
 ' "$pipeline"
 done
-echo "(3 nodes, fsync on, read mode $read_mode, $clients clients, $requests requests, $(nproc) cores, $(uname -r), $(date -u +%F))"
+echo "($protocol, 3 nodes, fsync on, read mode $read_mode, $clients clients, $requests requests, $(nproc) cores, $(uname -r), $(date -u +%F))"
