@@ -91,7 +91,10 @@ pub struct SearchStats {
 
 const NONE: u32 = u32::MAX;
 
-/// Runs the search. `watch`: collect (up to 16) distinct states in which that operation
+/// How many states a watching search collects.
+pub const MAX_WATCHED: usize = 16;
+
+/// Runs the search. `watch`: collect (up to [`MAX_WATCHED`]) distinct states in which that operation
 /// could take effect, for explanations; returned in the third slot. A watching search
 /// never linearizes the watched operation, so its verdict is not meaningful.
 pub fn search<M: Model>(
@@ -383,8 +386,12 @@ impl<'a, M: Model> Search<'a, M> {
                 if self.watch == Some(op) {
                     // Watching: note the state and never linearize the watched operation,
                     // so the search visits exactly the configurations it could meet.
-                    if !self.watched.contains(&state) && self.watched.len() < 16 {
+                    if !self.watched.contains(&state) {
                         self.watched.push(state.clone());
+                        if self.watched.len() == MAX_WATCHED {
+                            // Nothing more would be collected: stop here.
+                            return SearchOutcome::Unknown(GaveUp::Cancelled);
+                        }
                     }
                     cur = self.next[cur as usize];
                     cur_alt = 0;
@@ -702,6 +709,30 @@ mod tests {
         let mut seen = seen;
         seen.sort();
         assert_eq!(seen, vec![1, 2]);
+    }
+
+    #[test]
+    fn watch_stops_once_enough_states_are_collected() {
+        // 40 sequential writes and a read of a value nothing wrote, concurrent with all of
+        // them: the read could meet any of 41 states; the search meets one per write, and
+        // stops after MAX_WATCHED instead of going on to the other writes.
+        let mut ops: Vec<_> = (0..40u32)
+            .map(|i| {
+                let t = u64::from(i) * 10;
+                op(t + 1, Some(t + 5), RegOp::Write(i + 1))
+            })
+            .collect();
+        ops.push(op(0, Some(1000), RegOp::Read(999)));
+        let (out, stats, seen) = search(
+            &CasRegister::default(),
+            0,
+            &ops,
+            Limits::default(),
+            Some(40),
+        );
+        assert_eq!(seen.len(), MAX_WATCHED);
+        assert_eq!(out, SearchOutcome::Unknown(GaveUp::Cancelled));
+        assert!(stats.steps < MAX_WATCHED as u64, "{}", stats.steps);
     }
 
     #[test]
