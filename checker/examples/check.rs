@@ -1,6 +1,7 @@
 //! `stasis check` without the harness, for benchmarks of the checker alone:
 //! `cargo run --release -p checker --example check -- FILE [MODEL] [by-key|none]`.
-//! Prints `verdict ops check_ms`; exit codes as `stasis check`.
+//! Prints `verdict ops check_ms`; exit codes as `stasis check`. With `CHECK_STATS=N` set,
+//! also prints the N slowest partitions (key, ops, verdict, ms, steps, memo entries) to stderr.
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next() else {
@@ -24,6 +25,24 @@ fn main() {
     match checker::check_operations(&ops, &opts) {
         Ok(r) => {
             println!("{} {} {:.1}", r.verdict.id(), r.ops, r.elapsed_ms);
+            if let Some(n) = std::env::var("CHECK_STATS")
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+            {
+                let mut parts = r.partitions.clone();
+                parts.sort_by(|a, b| b.elapsed_ms.total_cmp(&a.elapsed_ms));
+                for p in parts.iter().take(n) {
+                    eprintln!(
+                        "{:?} ops={} {} {:.2} ms steps={} memo={}",
+                        p.key,
+                        p.ops,
+                        p.verdict.id(),
+                        p.elapsed_ms,
+                        p.steps,
+                        p.memo_entries
+                    );
+                }
+            }
             std::process::exit(i32::from(r.verdict.exit_code()));
         }
         Err(e) => {
