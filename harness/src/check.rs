@@ -47,25 +47,7 @@ pub struct CheckArgs {
     pub export: Option<PathBuf>,
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` or a number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (use 500ms, 30s, 2m or 1h)"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
-    };
-    Ok(Duration::from_secs_f64(secs))
-}
+use crate::units::parse_duration;
 
 /// Parses `4G`, `512M`, `100K` or a number of bytes.
 pub fn parse_size(s: &str) -> Result<usize, String> {

@@ -17,3 +17,4 @@ pub mod run;
 pub mod signals;
 pub mod store;
 pub mod sut;
+pub mod units;

@@ -383,12 +383,12 @@ pub fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
 }
 
-/// Names of `stasis-` namespaces that currently exist.
-pub fn stasis_namespaces() -> Vec<String> {
-    let Ok(dir) = fs::read_dir("/run/netns") else {
+/// Sorted names in `dir` that start with the `stasis-` prefix (empty if `dir` is missing).
+fn stasis_entries(dir: &str) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
-    let mut out: Vec<String> = dir
+    let mut out: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with(PREFIX))
@@ -397,18 +397,14 @@ pub fn stasis_namespaces() -> Vec<String> {
     out
 }
 
+/// Names of `stasis-` namespaces that currently exist.
+pub fn stasis_namespaces() -> Vec<String> {
+    stasis_entries("/run/netns")
+}
+
 /// Names of `stasis-` links (bridges, veths) in the host namespace.
 pub fn stasis_links() -> Vec<String> {
-    let Ok(dir) = fs::read_dir("/sys/class/net") else {
-        return Vec::new();
-    };
-    let mut out: Vec<String> = dir
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(PREFIX))
-        .collect();
-    out.sort();
-    out
+    stasis_entries("/sys/class/net")
 }
 
 #[cfg(test)]

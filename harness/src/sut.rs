@@ -24,6 +24,7 @@ use crate::client::Client;
 use crate::client::etcd::{self, EtcdClient};
 use crate::client::resp::{Endpoint, RespClient, status};
 use crate::cluster::{Launch, Launcher, NodeInfo};
+use crate::units::parse_duration;
 
 /// The built-in specs, by name.
 pub const BUILTIN: [(&str, &str); 3] = [
@@ -320,10 +321,6 @@ fn check_placeholders(t: &str, known: &[&str]) -> Result<(), String> {
         rest = &after[j + 1..];
     }
     Ok(())
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::run::parse_duration(s)
 }
 
 /// The client protocol of a system: how to make clients and ask nodes about themselves.
