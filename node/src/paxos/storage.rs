@@ -21,9 +21,8 @@ use serde::{Deserialize, Serialize};
 use super::acceptor::Accepted;
 use super::{Ballot, ConfigValue, PaxosPersist, PersistOp, Recovered, Snapshot};
 use crate::core::CoreStorage;
+use crate::storage::durable::DurableStore;
 use crate::storage::file::Fs;
-use crate::storage::snapshot::SnapshotStore;
-use crate::storage::wal::{Wal, WalOptions};
 use crate::storage::{Result, StorageError};
 
 /// Votes per `Accept` record.
@@ -37,21 +36,21 @@ enum Record {
     Base(u64),
 }
 
-fn encode(r: &Record) -> Vec<u8> {
-    postcard::to_allocvec(r).expect("in-memory serialization cannot fail")
+/// `Accept` records for `votes`, at most [`VOTES_PER_RECORD`] votes each.
+fn accept_records(votes: &[(u64, Accepted)]) -> impl Iterator<Item = Record> + '_ {
+    votes
+        .chunks(VOTES_PER_RECORD)
+        .map(|chunk| Record::Accept(chunk.to_vec()))
 }
 
 /// Durable Paxos acceptor state.
 pub struct PaxosStorage {
-    wal: Wal,
-    snaps: SnapshotStore,
+    store: DurableStore<Record>,
 }
 
 impl std::fmt::Debug for PaxosStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PaxosStorage")
-            .field("wal", &self.wal)
-            .finish()
+        self.store.fmt(f)
     }
 }
 
@@ -59,26 +58,12 @@ impl PaxosStorage {
     /// Opens (or creates) the storage in `dir` and recovers the acceptor state. A torn tail
     /// is cut off by the WAL; damaged acknowledged data is an error naming the file.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<(PaxosStorage, Recovered)> {
-        let wal_dir = dir.join("paxos-wal");
-        let snap_dir = dir.join("paxos-snap");
-        let snaps = SnapshotStore::new(fs.clone(), &snap_dir)?;
-        let (wal, rec) = Wal::open(fs, &wal_dir, WalOptions::default())?;
-        if let Some((path, len)) = &rec.truncated_tail {
-            tracing::warn!(file = %path.display(), len, "cut off a torn log tail");
-        }
-        let snapshot = match snaps.load()? {
-            Some(bytes) => Some(postcard::from_bytes::<Snapshot>(&bytes).map_err(|e| {
-                StorageError::corrupt(&snaps.path(), 0, format!("undecodable snapshot: {e}"))
-            })?),
-            None => None,
-        };
+        let (store, opened) = DurableStore::open::<Snapshot>(fs, dir, "paxos", "PaxosStorage")?;
+        let snapshot = opened.snapshot;
         let mut out = Recovered::default();
         let mut base = 0;
         let mut votes: BTreeMap<u64, Accepted> = BTreeMap::new();
-        for (i, bytes) in rec.records.iter().enumerate() {
-            let r: Record = postcard::from_bytes(bytes).map_err(|e| {
-                StorageError::corrupt(&wal_dir, i as u64, format!("undecodable record {i}: {e}"))
-            })?;
+        for r in opened.records {
             match r {
                 Record::Bootstrap(c) => out.bootstrap = Some(c),
                 Record::Promise(b) => out.promised = out.promised.max(b),
@@ -94,7 +79,7 @@ impl PaxosStorage {
         let snap_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
         if snap_index < base {
             return Err(StorageError::corrupt(
-                &snap_dir,
+                store.snap_dir(),
                 0,
                 format!("the log starts after slot {base} but the snapshot is at {snap_index}"),
             ));
@@ -103,14 +88,7 @@ impl PaxosStorage {
         // log; the votes it covers are chosen and applied, drop them.
         out.votes = votes.split_off(&(snap_index + 1));
         out.snapshot = snapshot;
-        Ok((PaxosStorage { wal, snaps }, out))
-    }
-
-    fn append_votes(&mut self, votes: &[(u64, Accepted)]) -> Result<()> {
-        for chunk in votes.chunks(VOTES_PER_RECORD) {
-            self.wal.append(&encode(&Record::Accept(chunk.to_vec())))?;
-        }
-        Ok(())
+        Ok((PaxosStorage { store }, out))
     }
 
     /// Writes a batch and makes it durable.
@@ -119,34 +97,31 @@ impl PaxosStorage {
         for op in batch.ops {
             match op {
                 PersistOp::Bootstrap(c) => {
-                    self.wal.append(&encode(&Record::Bootstrap(c.clone())))?;
+                    self.store.append(&Record::Bootstrap(c.clone()))?;
                     bootstrap = Some(c);
                 }
-                PersistOp::Promise(b) => self.wal.append(&encode(&Record::Promise(b)))?,
-                PersistOp::Accept(vs) => self.append_votes(&vs)?,
+                PersistOp::Promise(b) => self.store.append(&Record::Promise(b))?,
+                PersistOp::Accept(vs) => {
+                    for r in accept_records(&vs) {
+                        self.store.append(&r)?;
+                    }
+                }
                 PersistOp::Snapshot {
                     snapshot,
                     promised,
                     votes,
                 } => {
-                    let bytes = postcard::to_allocvec(&snapshot)
-                        .expect("in-memory serialization cannot fail");
-                    self.snaps.save(&bytes)?;
-                    let mut records = vec![
-                        encode(&Record::Base(snapshot.meta.index)),
-                        encode(&Record::Promise(promised)),
-                    ];
+                    let mut records =
+                        vec![Record::Base(snapshot.meta.index), Record::Promise(promised)];
                     if let Some(c) = &bootstrap {
-                        records.push(encode(&Record::Bootstrap(c.clone())));
+                        records.push(Record::Bootstrap(c.clone()));
                     }
-                    for chunk in votes.chunks(VOTES_PER_RECORD) {
-                        records.push(encode(&Record::Accept(chunk.to_vec())));
-                    }
-                    self.wal.rewrite(&records)?;
+                    records.extend(accept_records(&votes));
+                    self.store.compact(&snapshot, &records)?;
                 }
             }
         }
-        self.wal.sync()
+        self.store.sync()
     }
 }
 
@@ -195,9 +170,7 @@ mod tests {
             ops: vec![PersistOp::Accept(vec![(2, vote(3, 9))])],
         })
         .unwrap();
-        s.wal
-            .append(&encode(&Record::Promise(Ballot::new(9, 9))))
-            .unwrap();
+        s.store.append(&Record::Promise(Ballot::new(9, 9))).unwrap();
         drop(s);
         fs.crash();
         let (_, rec) = open(&fs);
@@ -239,7 +212,7 @@ mod tests {
         assert_eq!(rec.promised, Ballot::new(4, 2));
         assert_eq!(rec.votes.keys().copied().collect::<Vec<_>>(), vec![4, 5]);
         // Crash between saving a newer snapshot and rewriting the log.
-        let (s, _) = open(&fs);
+        let (mut s, _) = open(&fs);
         let newer = Snapshot {
             meta: SnapshotMeta {
                 index: 4,
@@ -247,9 +220,7 @@ mod tests {
             },
             data: vec![8],
         };
-        s.snaps
-            .save(&postcard::to_allocvec(&newer).unwrap())
-            .unwrap();
+        s.store.save_snapshot(&newer).unwrap();
         drop(s);
         fs.crash();
         let (_, rec) = open(&fs);

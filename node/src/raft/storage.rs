@@ -18,9 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{Entry, HardState, PersistOp, RaftPersist, Recovered, Snapshot, SnapshotMeta};
 use crate::core::CoreStorage;
+use crate::storage::durable::DurableStore;
 use crate::storage::file::Fs;
-use crate::storage::snapshot::SnapshotStore;
-use crate::storage::wal::{Wal, WalOptions};
 use crate::storage::{Result, StorageError};
 
 /// Entries per `Append` record (bounds record size together with the message limits).
@@ -54,21 +53,21 @@ fn chunks(es: &[Entry]) -> Vec<&[Entry]> {
     out
 }
 
-fn encode(r: &Record) -> Vec<u8> {
-    postcard::to_allocvec(r).expect("in-memory serialization cannot fail")
+/// `Append` records for `es`, split by [`chunks`].
+fn append_records(es: &[Entry]) -> impl Iterator<Item = Record> + '_ {
+    chunks(es)
+        .into_iter()
+        .map(|chunk| Record::Append(chunk.to_vec()))
 }
 
 /// Durable Raft state.
 pub struct RaftStorage {
-    wal: Wal,
-    snaps: SnapshotStore,
+    store: DurableStore<Record>,
 }
 
 impl std::fmt::Debug for RaftStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RaftStorage")
-            .field("wal", &self.wal)
-            .finish()
+        self.store.fmt(f)
     }
 }
 
@@ -76,26 +75,12 @@ impl RaftStorage {
     /// Opens (or creates) the storage in `dir` and recovers its state. A torn tail is cut
     /// off by the WAL; damaged acknowledged data is an error naming the file.
     pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<(RaftStorage, Recovered)> {
-        let wal_dir = dir.join("raft-wal");
-        let snap_dir = dir.join("raft-snap");
-        let snaps = SnapshotStore::new(fs.clone(), &snap_dir)?;
-        let (mut wal, rec) = Wal::open(fs, &wal_dir, WalOptions::default())?;
-        if let Some((path, len)) = &rec.truncated_tail {
-            tracing::warn!(file = %path.display(), len, "cut off a torn log tail");
-        }
-        let snapshot = match snaps.load()? {
-            Some(bytes) => Some(postcard::from_bytes::<Snapshot>(&bytes).map_err(|e| {
-                StorageError::corrupt(&snaps.path(), 0, format!("undecodable snapshot: {e}"))
-            })?),
-            None => None,
-        };
+        let (mut store, opened) = DurableStore::open::<Snapshot>(fs, dir, "raft", "RaftStorage")?;
+        let snapshot = opened.snapshot;
         let mut hard_state = HardState::default();
         let mut base: Option<SnapshotMeta> = None;
         let mut entries: Vec<Entry> = Vec::new();
-        for (i, bytes) in rec.records.iter().enumerate() {
-            let r: Record = postcard::from_bytes(bytes).map_err(|e| {
-                StorageError::corrupt(&wal_dir, i as u64, format!("undecodable record {i}: {e}"))
-            })?;
+        for (i, r) in opened.records.into_iter().enumerate() {
             match r {
                 Record::HardState(hs) => hard_state = hs,
                 Record::SnapshotMark(meta) => {
@@ -108,7 +93,7 @@ impl RaftStorage {
                     let last = entries.last().map_or(base_index, |e| e.index);
                     if first.index > last + 1 {
                         return Err(StorageError::corrupt(
-                            &wal_dir,
+                            store.wal_dir(),
                             i as u64,
                             format!("record {i} appends index {} after {last}", first.index),
                         ));
@@ -122,14 +107,14 @@ impl RaftStorage {
         match &snapshot {
             None if wal_base > 0 => {
                 return Err(StorageError::corrupt(
-                    &snap_dir,
+                    store.snap_dir(),
                     0,
                     format!("the log starts after index {wal_base} but no snapshot exists"),
                 ));
             }
             Some(s) if s.meta.index < wal_base => {
                 return Err(StorageError::corrupt(
-                    &snap_dir,
+                    store.snap_dir(),
                     0,
                     format!(
                         "snapshot at index {} is older than the log base {wal_base}",
@@ -150,31 +135,22 @@ impl RaftStorage {
                     entries.clear();
                 }
                 let mut records = vec![
-                    encode(&Record::HardState(hard_state)),
-                    encode(&Record::SnapshotMark(s.meta.clone())),
+                    Record::HardState(hard_state),
+                    Record::SnapshotMark(s.meta.clone()),
                 ];
-                for chunk in chunks(&entries) {
-                    records.push(encode(&Record::Append(chunk.to_vec())));
-                }
-                wal.rewrite(&records)?;
+                records.extend(append_records(&entries));
+                store.rewrite(&records)?;
             }
             _ => {}
         }
         Ok((
-            RaftStorage { wal, snaps },
+            RaftStorage { store },
             Recovered {
                 hard_state,
                 snapshot,
                 entries,
             },
         ))
-    }
-
-    fn append_entries(&mut self, es: &[Entry]) -> Result<()> {
-        for chunk in chunks(es) {
-            self.wal.append(&encode(&Record::Append(chunk.to_vec())))?;
-        }
-        Ok(())
     }
 
     /// Writes a batch and makes it durable.
@@ -184,30 +160,29 @@ impl RaftStorage {
             match op {
                 PersistOp::HardState(hs) => {
                     last_hs = Some(hs);
-                    self.wal.append(&encode(&Record::HardState(hs)))?;
+                    self.store.append(&Record::HardState(hs))?;
                 }
-                PersistOp::Append(es) => self.append_entries(&es)?,
+                PersistOp::Append(es) => {
+                    for r in append_records(&es) {
+                        self.store.append(&r)?;
+                    }
+                }
                 PersistOp::Snapshot {
                     snapshot,
                     hard_state,
                     entries,
                 } => {
-                    let bytes = postcard::to_allocvec(&snapshot)
-                        .expect("in-memory serialization cannot fail");
-                    self.snaps.save(&bytes)?;
                     let hs = last_hs.unwrap_or(hard_state);
                     let mut records = vec![
-                        encode(&Record::HardState(hs)),
-                        encode(&Record::SnapshotMark(snapshot.meta)),
+                        Record::HardState(hs),
+                        Record::SnapshotMark(snapshot.meta.clone()),
                     ];
-                    for chunk in chunks(&entries) {
-                        records.push(encode(&Record::Append(chunk.to_vec())));
-                    }
-                    self.wal.rewrite(&records)?;
+                    records.extend(append_records(&entries));
+                    self.store.compact(&snapshot, &records)?;
                 }
             }
         }
-        self.wal.sync()
+        self.store.sync()
     }
 }
 
@@ -381,12 +356,10 @@ mod tests {
             },
             data: vec![1],
         };
-        s.snaps
-            .save(&postcard::to_allocvec(&snap).unwrap())
-            .unwrap();
+        s.store.save_snapshot(&snap).unwrap();
         drop(s);
         fs.crash();
-        let (s, rec) = open(&fs);
+        let (mut s, rec) = open(&fs);
         assert_eq!(rec.snapshot.clone().unwrap().meta.index, 3);
         assert_eq!(rec.entries, vec![e(4, 1), e(5, 1)]);
         // A snapshot that does not match the log (installed from a leader) and a crash
@@ -399,9 +372,7 @@ mod tests {
             },
             data: vec![2],
         };
-        s.snaps
-            .save(&postcard::to_allocvec(&snap).unwrap())
-            .unwrap();
+        s.store.save_snapshot(&snap).unwrap();
         drop(s);
         fs.crash();
         let (mut s, rec) = open(&fs);

@@ -4,10 +4,12 @@
 //!   in memory with simulated power loss).
 //! - [`wal`]: segmented append-only log of opaque, checksummed records.
 //! - [`snapshot`]: one atomically replaced, checksummed blob.
+//! - [`durable`]: a protocol's durable state, a WAL of typed records plus a snapshot.
 //!
 //! All storage operations return [`StorageError`], whose Display is one line naming the
 //! file involved.
 
+pub mod durable;
 pub mod file;
 pub mod snapshot;
 pub mod wal;
