@@ -68,6 +68,18 @@ pub struct NotLeader {
     pub leader: Option<NodeId>,
 }
 
+impl NotLeader {
+    /// Client-request admission shared by every core: `Ok` on the leader, otherwise a
+    /// refusal naming the leader this node knows of (if any).
+    pub fn unless_leader(role: Role, leader: Option<NodeId>) -> Result<(), NotLeader> {
+        if role == Role::Leader {
+            Ok(())
+        } else {
+            Err(NotLeader { leader })
+        }
+    }
+}
+
 /// Why a reconfiguration was refused before anything happened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ReconfigError {
@@ -76,6 +88,23 @@ pub enum ReconfigError {
     Busy,
     /// The requested voter set is unusable (e.g. empty).
     Invalid(String),
+}
+
+impl ReconfigError {
+    /// Reconfiguration admission shared by every core: this node is the leader and the
+    /// requested voter set is not empty. Protocol-specific checks (quorum system, changes
+    /// in flight) follow in the core.
+    pub fn admit(
+        role: Role,
+        leader: Option<NodeId>,
+        voters: &BTreeMap<NodeId, String>,
+    ) -> Result<(), ReconfigError> {
+        NotLeader::unless_leader(role, leader).map_err(ReconfigError::NotLeader)?;
+        if voters.is_empty() {
+            return Err(ReconfigError::Invalid("the new voter set is empty".into()));
+        }
+        Ok(())
+    }
 }
 
 /// One state-machine step handed to the runtime.
@@ -238,5 +267,31 @@ mod tests {
         assert!(parse_id("n+1").is_err());
         assert!(parse_id("nx").is_err());
         assert_eq!(fmt_id(7), "n7");
+    }
+
+    #[test]
+    fn admission_refuses_non_leaders_and_empty_voter_sets() {
+        assert_eq!(NotLeader::unless_leader(Role::Leader, Some(1)), Ok(()));
+        for role in [
+            Role::Follower,
+            Role::Candidate,
+            Role::PreCandidate,
+            Role::Learner,
+        ] {
+            assert_eq!(
+                NotLeader::unless_leader(role, Some(2)),
+                Err(NotLeader { leader: Some(2) })
+            );
+            assert_eq!(
+                ReconfigError::admit(role, None, &BTreeMap::new()),
+                Err(ReconfigError::NotLeader(NotLeader { leader: None }))
+            );
+        }
+        let voters: BTreeMap<NodeId, String> = [(1, "127.0.0.1:1".to_string())].into();
+        assert_eq!(ReconfigError::admit(Role::Leader, Some(1), &voters), Ok(()));
+        assert_eq!(
+            ReconfigError::admit(Role::Leader, Some(1), &BTreeMap::new()),
+            Err(ReconfigError::Invalid("the new voter set is empty".into()))
+        );
     }
 }

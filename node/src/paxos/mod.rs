@@ -1275,11 +1275,7 @@ impl ConsensusCore for Paxos {
     }
 
     fn propose(&mut self, data: Vec<u8>) -> Result<Proposed, NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
-        }
+        NotLeader::unless_leader(self.role, self.leader)?;
         let origin = self.ballot;
         let index = self.propose_value(Value::Command { origin, data });
         Ok(Proposed {
@@ -1289,11 +1285,7 @@ impl ConsensusCore for Paxos {
     }
 
     fn read(&mut self, id: u64) -> Result<(), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
-        }
+        NotLeader::unless_leader(self.role, self.leader)?;
         if self.commit < self.sw_slot {
             self.waiting_reads.push(id);
         } else {
@@ -1307,14 +1299,7 @@ impl ConsensusCore for Paxos {
         id: u64,
         voters: BTreeMap<NodeId, String>,
     ) -> Result<(), ReconfigError> {
-        if self.role != Role::Leader {
-            return Err(ReconfigError::NotLeader(NotLeader {
-                leader: self.leader,
-            }));
-        }
-        if voters.is_empty() {
-            return Err(ReconfigError::Invalid("the new voter set is empty".into()));
-        }
+        ReconfigError::admit(self.role, self.leader, &voters)?;
         let ids: BTreeSet<NodeId> = voters.keys().copied().collect();
         if let Err(e) = QuorumSystem::new(self.cfg.quorum, &ids) {
             return Err(ReconfigError::Invalid(e));

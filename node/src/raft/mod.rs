@@ -1290,11 +1290,7 @@ impl ConsensusCore for Raft {
     }
 
     fn propose(&mut self, data: Vec<u8>) -> Result<Proposed, NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
-        }
+        NotLeader::unless_leader(self.role, self.leader)?;
         let index = self.append_local(Payload::Command(data));
         Ok(Proposed {
             index,
@@ -1303,11 +1299,7 @@ impl ConsensusCore for Raft {
     }
 
     fn read(&mut self, id: u64) -> Result<(), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
-        }
+        NotLeader::unless_leader(self.role, self.leader)?;
         if self.log.term(self.log.commit) != Some(self.term) {
             self.reads_waiting_commit.push(id);
         } else {
@@ -1321,14 +1313,7 @@ impl ConsensusCore for Raft {
         id: u64,
         voters: BTreeMap<NodeId, String>,
     ) -> Result<(), ReconfigError> {
-        if self.role != Role::Leader {
-            return Err(ReconfigError::NotLeader(NotLeader {
-                leader: self.leader,
-            }));
-        }
-        if voters.is_empty() {
-            return Err(ReconfigError::Invalid("the new voter set is empty".into()));
-        }
+        ReconfigError::admit(self.role, self.leader, &voters)?;
         if self.reconfig.is_some()
             || self.membership.is_joint()
             || self.membership_index > self.log.commit
