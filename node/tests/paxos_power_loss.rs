@@ -1,7 +1,7 @@
-//! Power-loss tests of the Multi-Paxos core over real `PaxosStorage` on `SimFs`, which keeps
-//! only fsynced data (optionally a torn prefix of the unsynced tail) when a node crashes;
-//! crashes also hit in the middle of a persist batch (injected I/O failure). Random
-//! proposals on a 3-node cluster. Checked:
+//! Power-loss tests of the Multi-Paxos core over real `PaxosStorage` on `SimFs`, driven by
+//! the shared driver in `common` (crashes keep only fsynced data, optionally a torn prefix
+//! of the unsynced tail, and also hit in the middle of a persist batch). Random proposals
+//! on a 3-node cluster. Checked:
 //!
 //! - no chosen value changes: every node applies the same value at every slot;
 //! - no promise is forgotten: after recovery an acceptor's promise is at least every ballot
@@ -10,46 +10,32 @@
 //!   as high;
 //! - no acknowledged write is lost.
 
-use std::collections::{BTreeMap, VecDeque};
+mod common;
+
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use node::core::{Apply, ConsensusCore, NodeId, Role};
+use common::{Protocol, boot_addrs, run_seed, seeds};
+use node::core::{ConsensusCore, NodeId};
 use node::paxos::storage::PaxosStorage;
-use node::paxos::{Ballot, Message, Paxos, PaxosConfig, Recovered};
+use node::paxos::{Ballot, Message, Paxos, PaxosConfig};
 use node::quorum::QuorumSpec;
-use node::storage::file::{Fs, SimFs};
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use node::storage::file::Fs;
 
-struct Node {
-    fs: Arc<SimFs>,
-    storage: Option<PaxosStorage>,
-    core: Paxos,
-    up: bool,
-    sm: Vec<Vec<u8>>,
-    applied: u64,
-    proposals: BTreeMap<u64, (u64, Vec<u8>)>,
+/// What each acceptor acknowledged before a crash.
+#[derive(Default)]
+struct Acked {
     /// The highest ballot this node acknowledged to anyone.
-    acked_promise: Ballot,
+    promise: Ballot,
     /// Votes it acknowledged: slot -> ballot.
-    acked_votes: BTreeMap<u64, Ballot>,
+    votes: BTreeMap<u64, Ballot>,
 }
 
-struct Cluster {
-    nodes: BTreeMap<NodeId, Node>,
-    queue: VecDeque<(NodeId, NodeId, Message)>,
-    rng: ChaCha8Rng,
+struct PaxosProto {
     spec: QuorumSpec,
-    chosen: BTreeMap<u64, (u64, Option<Vec<u8>>)>,
-    acked: Vec<Vec<u8>>,
-    next: u64,
-    crashes: u64,
+    acked: BTreeMap<NodeId, Acked>,
     recoveries_checked: u64,
-}
-
-fn boot() -> BTreeMap<NodeId, String> {
-    (1..=3).map(|i| (i, format!("127.0.0.1:{i}"))).collect()
 }
 
 fn config(id: NodeId, seed: u64, spec: QuorumSpec) -> PaxosConfig {
@@ -60,302 +46,99 @@ fn config(id: NodeId, seed: u64, spec: QuorumSpec) -> PaxosConfig {
     c
 }
 
-fn open(fs: &Arc<SimFs>) -> (PaxosStorage, Recovered) {
-    let dynfs: Arc<dyn Fs> = fs.clone();
-    PaxosStorage::open(dynfs, Path::new("/data")).expect("storage recovers after power loss")
-}
+impl Protocol for PaxosProto {
+    type Core = Paxos;
+    type Storage = PaxosStorage;
+    type Rank = Ballot;
 
-impl Cluster {
-    fn new(seed: u64, torn: bool, spec: QuorumSpec) -> Cluster {
-        let mut nodes = BTreeMap::new();
-        for id in 1..=3 {
-            let fs = Arc::new(if torn {
-                SimFs::with_torn_writes(seed * 31 + id)
-            } else {
-                SimFs::new()
-            });
-            let (storage, rec) = open(&fs);
-            let core = Paxos::new(config(id, seed + id, spec), Some(boot()), rec);
-            nodes.insert(
-                id,
-                Node {
-                    fs,
-                    storage: Some(storage),
-                    core,
-                    up: true,
-                    sm: Vec::new(),
-                    applied: 0,
-                    proposals: BTreeMap::new(),
-                    acked_promise: Ballot::ZERO,
-                    acked_votes: BTreeMap::new(),
-                },
-            );
-        }
-        let mut c = Cluster {
-            nodes,
-            queue: VecDeque::new(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            spec,
-            chosen: BTreeMap::new(),
-            acked: Vec::new(),
-            next: 0,
-            crashes: 0,
-            recoveries_checked: 0,
-        };
-        for id in 1..=3 {
-            c.process(id);
-        }
-        c
-    }
-
-    fn crash(&mut self, id: NodeId) {
-        let n = self.nodes.get_mut(&id).unwrap();
-        if !n.up {
-            return;
-        }
-        self.crashes += 1;
-        n.up = false;
-        n.storage = None;
-        n.fs.fail_after(None);
-        n.fs.crash();
-        n.proposals.clear();
-        self.queue.retain(|(f, t, _)| *f != id && *t != id);
-    }
-
-    fn restart(&mut self, id: NodeId) {
-        let seed = self.rng.random_range(0..u64::MAX);
-        let spec = self.spec;
-        let n = self.nodes.get_mut(&id).unwrap();
-        let (storage, rec) = open(&n.fs);
-        assert!(
-            rec.promised >= n.acked_promise,
-            "n{id} forgot its promise: recovered {}, acknowledged {}",
-            rec.promised,
-            n.acked_promise
-        );
-        let base = rec.snapshot.as_ref().map_or(0, |s| s.meta.index);
-        for (&slot, &b) in n.acked_votes.range(base + 1..) {
-            let got = rec.votes.get(&slot).map(|a| a.ballot);
+    fn start(
+        &mut self,
+        id: NodeId,
+        seed: u64,
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        restart: bool,
+    ) -> (PaxosStorage, Paxos) {
+        let (storage, rec) =
+            PaxosStorage::open(fs, dir).expect("storage recovers after power loss");
+        if restart {
+            let acked = self.acked.entry(id).or_default();
             assert!(
-                got.is_some_and(|g| g >= b),
-                "n{id} lost its vote at slot {slot} (ballot {b}), recovered {got:?}"
+                rec.promised >= acked.promise,
+                "n{id} forgot its promise: recovered {}, acknowledged {}",
+                rec.promised,
+                acked.promise
             );
+            let base = rec.snapshot.as_ref().map_or(0, |s| s.meta.index);
+            for (&slot, &b) in acked.votes.range(base + 1..) {
+                let got = rec.votes.get(&slot).map(|a| a.ballot);
+                assert!(
+                    got.is_some_and(|g| g >= b),
+                    "n{id} lost its vote at slot {slot} (ballot {b}), recovered {got:?}"
+                );
+            }
+            self.recoveries_checked += 1;
         }
-        self.recoveries_checked += 1;
-        n.core = Paxos::new(config(id, seed, spec), Some(boot()), rec);
-        n.storage = Some(storage);
-        n.up = true;
-        n.sm.clear();
-        n.applied = 0;
-        self.process(id);
+        let core = Paxos::new(config(id, seed, self.spec), Some(boot_addrs()), rec);
+        (storage, core)
     }
 
-    fn leader(&self) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.up && n.core.status().role == Role::Leader)
-            .max_by_key(|(_, n)| n.core.ballot())
-            .map(|(&id, _)| id)
-    }
-
-    fn process(&mut self, id: NodeId) {
-        loop {
-            let n = self.nodes.get_mut(&id).unwrap();
-            if !n.up {
-                return;
+    fn on_send(&mut self, from: NodeId, _to: NodeId, m: &Message) {
+        let n = self.acked.entry(from).or_default();
+        match m {
+            Message::Promise { ballot, .. } | Message::HeartbeatAck { ballot, .. } => {
+                n.promise = n.promise.max(*ballot);
             }
-            let ready = n.core.take_ready();
-            if ready.is_empty() {
-                return;
-            }
-            if let Some(p) = ready.persist {
-                let storage = n.storage.as_mut().expect("up nodes have storage");
-                if storage.write(p).is_err() {
-                    // The machine died in the middle of the batch: nothing was sent.
-                    self.crash(id);
-                    return;
-                }
-            }
-            for (to, m) in ready.messages {
-                match &m {
-                    Message::Promise { ballot, .. } | Message::HeartbeatAck { ballot, .. } => {
-                        n.acked_promise = n.acked_promise.max(*ballot);
-                    }
-                    Message::Accepted { ballot, slots, .. } => {
-                        n.acked_promise = n.acked_promise.max(*ballot);
-                        for s in slots {
-                            let e = n.acked_votes.entry(*s).or_default();
-                            *e = (*e).max(*ballot);
-                        }
-                    }
-                    _ => {}
-                }
-                self.queue.push_back((id, to, m));
-            }
-            for a in ready.apply {
-                match a {
-                    Apply::Snapshot { index, data } => {
-                        n.sm = postcard::from_bytes(&data).unwrap();
-                        n.applied = index;
-                    }
-                    Apply::Entry { index, term, data } => {
-                        assert_eq!(index, n.applied + 1);
-                        n.applied = index;
-                        let prev = self.chosen.entry(index).or_insert((term, data.clone()));
-                        assert_eq!(
-                            *prev,
-                            (term, data.clone()),
-                            "the value chosen at slot {index} changed (seen on n{id})"
-                        );
-                        if let Some(d) = &data {
-                            n.sm.push(d.clone());
-                        }
-                        if let Some((t, d)) = n.proposals.remove(&index)
-                            && t == term
-                            && Some(&d) == data.as_ref()
-                        {
-                            self.acked.push(d);
-                        }
-                    }
-                }
-            }
-            if n.applied.is_multiple_of(20) && n.applied > 0 {
-                let data = postcard::to_allocvec(&n.sm).unwrap();
-                let idx = n.applied;
-                n.core.compact(idx, data);
-            }
-        }
-    }
-
-    fn deliver_one(&mut self) -> bool {
-        if self.queue.is_empty() {
-            return false;
-        }
-        let i = self.rng.random_range(0..self.queue.len().min(4));
-        let (from, to, m) = self.queue.remove(i).unwrap();
-        if self.rng.random_bool(0.02) {
-            return true;
-        }
-        if self.nodes[&to].up {
-            self.nodes.get_mut(&to).unwrap().core.step(from, m);
-            self.process(to);
-        }
-        true
-    }
-
-    fn tick_all(&mut self) {
-        for id in 1..=3 {
-            if self.nodes[&id].up {
-                self.nodes.get_mut(&id).unwrap().core.tick();
-                self.process(id);
-            }
-        }
-    }
-
-    fn propose(&mut self, id: NodeId) {
-        self.next += 1;
-        let data = format!("w{}", self.next).into_bytes();
-        let n = self.nodes.get_mut(&id).unwrap();
-        if let Ok(p) = n.core.propose(data.clone()) {
-            n.proposals.insert(p.index, (p.term, data));
-            self.process(id);
-        }
-    }
-}
-
-fn run_seed(seed: u64, torn: bool, spec: QuorumSpec) -> (usize, u64, u64) {
-    let mut c = Cluster::new(seed, torn, spec);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    for _ in 0..1500 {
-        match rng.random_range(0..100) {
-            0..45 => {
-                if let Some(l) = c.leader() {
-                    c.propose(l);
-                }
-            }
-            45..48 => {
-                // Power loss, sometimes in the middle of the node's next persist batch.
-                let v = rng.random_range(1..=3);
-                if rng.random_bool(0.5) {
-                    c.crash(v);
-                } else if c.nodes[&v].up {
-                    let k = rng.random_range(0..8);
-                    c.nodes[&v].fs.fail_after(Some(k));
-                }
-            }
-            48..56 => {
-                let down: Vec<NodeId> = (1..=3).filter(|i| !c.nodes[i].up).collect();
-                if let Some(&v) = down.first() {
-                    c.restart(v);
+            Message::Accepted { ballot, slots, .. } => {
+                n.promise = n.promise.max(*ballot);
+                for s in slots {
+                    let e = n.votes.entry(*s).or_default();
+                    *e = (*e).max(*ballot);
                 }
             }
             _ => {}
         }
-        c.tick_all();
-        for _ in 0..rng.random_range(0..30) {
-            if !c.deliver_one() {
-                break;
-            }
+    }
+
+    fn rank(core: &Paxos) -> Ballot {
+        core.ballot()
+    }
+
+    fn maybe_compact(core: &mut Paxos, applied: u64, sm: &[Vec<u8>]) {
+        if applied.is_multiple_of(20) && applied > 0 {
+            core.compact(applied, postcard::to_allocvec(sm).unwrap());
         }
     }
-    for id in 1..=3 {
-        c.nodes[&id].fs.fail_after(None);
-        if !c.nodes[&id].up {
-            c.restart(id);
-        }
-    }
-    let mut leader = None;
-    for _ in 0..3000 {
-        c.tick_all();
-        while c.deliver_one() {}
-        if let Some(l) = c.leader() {
-            leader = Some(l);
-            break;
-        }
-    }
-    let l = leader.expect("a leader is elected after recovery");
-    c.propose(l);
-    for _ in 0..200 {
-        c.tick_all();
-        while c.deliver_one() {}
-    }
-    let sm = c.nodes[&l].sm.clone();
-    for id in 1..=3 {
-        assert_eq!(c.nodes[&id].sm, sm, "seed {seed}: n{id} diverged");
-    }
-    for w in &c.acked {
-        assert!(
-            sm.contains(w),
-            "seed {seed}: acknowledged write {} lost",
-            String::from_utf8_lossy(w)
-        );
-    }
-    (c.acked.len(), c.crashes, c.recoveries_checked)
 }
 
-/// STASIS_POWER_LOSS_SEEDS=N runs N seeds per test (default 40) for longer soak runs.
-fn seeds() -> u64 {
-    std::env::var("STASIS_POWER_LOSS_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
+/// Default seeds per test.
+const SEEDS: u64 = 40;
+
+fn run(seed: u64, torn: bool, spec: QuorumSpec) -> (usize, u64, u64) {
+    let proto = PaxosProto {
+        spec,
+        acked: BTreeMap::new(),
+        recoveries_checked: 0,
+    };
+    let c = run_seed(proto, seed, torn, 0x5eed);
+    (c.acked.len(), c.crashes, c.proto.recoveries_checked)
 }
 
 fn soak(torn: bool, spec: QuorumSpec) {
     let (mut acked, mut crashes, mut checked) = (0, 0, 0);
-    for seed in 0..seeds() {
-        let (a, k, r) = run_seed(seed, torn, spec);
+    for seed in 0..seeds(SEEDS) {
+        let (a, k, r) = run(seed, torn, spec);
         acked += a;
         crashes += k;
         checked += r;
     }
     assert!(
-        acked > 30 * seeds() as usize,
+        acked > 30 * seeds(SEEDS) as usize,
         "the workload acknowledged too few writes ({acked}) to mean anything"
     );
-    assert!(crashes > 3 * seeds(), "too few crashes ({crashes})");
+    assert!(crashes > 3 * seeds(SEEDS), "too few crashes ({crashes})");
     assert!(
-        checked > 3 * seeds(),
+        checked > 3 * seeds(SEEDS),
         "too few recoveries checked ({checked})"
     );
 }
