@@ -7,7 +7,8 @@
 //! network checks state-machine safety globally: every node applies the same entry at every
 //! index (snapshots carry the chain value and are checked against it too).
 //!
-//! The Raft tests (`raft/sim.rs`) predate this module and could be switched over to it.
+//! The network itself ([`Network`]) and the delivery loop ([`Driver`]) are shared with the
+//! Raft test harness (`raft/sim.rs`), which keeps only its Raft-specific invariant checks.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -44,15 +45,140 @@ pub type Filter<M> = Box<dyn Fn(NodeId, NodeId, &M) -> bool>;
 /// Builds a core from a node's durable state (at start and after a crash).
 pub type Factory<C, S> = Box<dyn Fn(NodeId, &S) -> C>;
 
-pub struct Net<C: ConsensusCore, S> {
-    pub nodes: BTreeMap<NodeId, SimNode<C, S>>,
-    pub queue: VecDeque<(NodeId, NodeId, C::Message)>,
+/// A seeded in-memory network: a queue that can drop, duplicate, reorder, cut links, or
+/// drop by a message filter.
+pub struct Network<M> {
+    pub queue: VecDeque<(NodeId, NodeId, M)>,
     pub rng: ChaCha8Rng,
+    /// Blocked directed links.
     pub cut: BTreeSet<(NodeId, NodeId)>,
     pub drop_prob: f64,
     pub dup_prob: f64,
     pub reorder: bool,
-    pub filter: Option<Filter<C::Message>>,
+    pub filter: Option<Filter<M>>,
+}
+
+impl<M: Clone> Network<M> {
+    pub fn new(seed: u64) -> Self {
+        Network {
+            queue: VecDeque::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            cut: BTreeSet::new(),
+            drop_prob: 0.0,
+            dup_prob: 0.0,
+            reorder: false,
+            filter: None,
+        }
+    }
+
+    fn lost(&mut self, from: NodeId, to: NodeId, m: &M) -> bool {
+        if self.cut.contains(&(from, to)) {
+            return true;
+        }
+        if self.filter.as_ref().is_some_and(|f| f(from, to, m)) {
+            return true;
+        }
+        self.drop_prob > 0.0 && self.rng.random_bool(self.drop_prob)
+    }
+
+    /// Takes the next message (a random one of the first 8 if reordering): `None` if the
+    /// queue is empty, `Some(None)` if the message is lost or its destination is down,
+    /// otherwise the message to deliver (possibly also queued again as a duplicate).
+    pub fn next(&mut self, up: impl Fn(NodeId) -> bool) -> Option<Option<(NodeId, NodeId, M)>> {
+        let i = if self.reorder && self.queue.len() > 1 {
+            self.rng.random_range(0..self.queue.len().min(8))
+        } else {
+            0
+        };
+        let (from, to, m) = self.queue.remove(i)?;
+        if self.lost(from, to, &m) || !up(to) || !up(from) {
+            return Some(None);
+        }
+        if self.dup_prob > 0.0 && self.rng.random_bool(self.dup_prob) {
+            self.queue.push_back((from, to, m.clone()));
+        }
+        Some(Some((from, to, m)))
+    }
+
+    /// Power loss at `id`: in-flight messages to and from it vanish.
+    pub fn crash(&mut self, id: NodeId) {
+        self.queue.retain(|(f, t, _)| *f != id && *t != id);
+    }
+
+    /// Cuts every link between `group` and the other nodes of `all` (both directions).
+    pub fn partition(&mut self, all: impl IntoIterator<Item = NodeId>, group: &[NodeId]) {
+        let ids: Vec<NodeId> = all.into_iter().collect();
+        for &a in group {
+            for &b in &ids {
+                if !group.contains(&b) {
+                    self.cut.insert((a, b));
+                    self.cut.insert((b, a));
+                }
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+}
+
+/// The delivery loop shared by the test harnesses: a harness says how a node takes a
+/// message or a tick (and handles its `Ready` batches with its own checks).
+pub trait Driver {
+    type Msg: Clone;
+    /// `deliver_all` panics after this many deliveries without the queue running dry.
+    const STORM: usize = 10_000_000;
+    fn network(&mut self) -> &mut Network<Self::Msg>;
+    fn ids(&self) -> Vec<NodeId>;
+    fn is_up(&self, id: NodeId) -> bool;
+    /// `to` handles `m` from `from`, then its `Ready` batches.
+    fn step_node(&mut self, from: NodeId, to: NodeId, m: Self::Msg);
+    /// `id` advances its clock one tick, then handles its `Ready` batches.
+    fn tick_node(&mut self, id: NodeId);
+
+    /// Delivers one queued message. False if none.
+    fn deliver_one(&mut self) -> bool {
+        let ids = self.ids();
+        let up: BTreeSet<NodeId> = ids.into_iter().filter(|&id| self.is_up(id)).collect();
+        match self.network().next(|id| up.contains(&id)) {
+            None => false,
+            Some(None) => true,
+            Some(Some((from, to, m))) => {
+                self.step_node(from, to, m);
+                true
+            }
+        }
+    }
+
+    fn deliver_all(&mut self) {
+        let mut n = 0;
+        while self.deliver_one() {
+            n += 1;
+            assert!(n < Self::STORM, "message storm");
+        }
+    }
+
+    fn tick_all(&mut self) {
+        for id in self.ids() {
+            if self.is_up(id) {
+                self.tick_node(id);
+            }
+        }
+    }
+
+    /// Ticks and delivers for `ticks` rounds.
+    fn run(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            self.tick_all();
+            self.deliver_all();
+        }
+    }
+}
+
+pub struct Net<C: ConsensusCore, S> {
+    pub nodes: BTreeMap<NodeId, SimNode<C, S>>,
+    pub net: Network<C::Message>,
     factory: Factory<C, S>,
     /// index -> (chain value after it, entry): the one history every node must follow.
     pub history: BTreeMap<u64, (u64, Applied)>,
@@ -110,13 +236,7 @@ where
         }
         let mut net = Net {
             nodes,
-            queue: VecDeque::new(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            cut: BTreeSet::new(),
-            drop_prob: 0.0,
-            dup_prob: 0.0,
-            reorder: false,
-            filter: None,
+            net: Network::new(seed),
             factory,
             history: BTreeMap::new(),
         };
@@ -149,7 +269,7 @@ where
                 node.store.persist(p);
             }
             for (to, m) in ready.messages {
-                self.queue.push_back((id, to, m));
+                self.net.queue.push_back((id, to, m));
             }
             let node = self.nodes.get_mut(&id).expect("node");
             for a in ready.apply {
@@ -196,66 +316,9 @@ where
         }
     }
 
-    fn lost(&mut self, from: NodeId, to: NodeId, m: &C::Message) -> bool {
-        if self.cut.contains(&(from, to)) {
-            return true;
-        }
-        if self.filter.as_ref().is_some_and(|f| f(from, to, m)) {
-            return true;
-        }
-        self.drop_prob > 0.0 && self.rng.random_bool(self.drop_prob)
-    }
-
-    /// Delivers one queued message (a random one if reordering). False if none.
-    pub fn deliver_one(&mut self) -> bool {
-        let i = if self.reorder && self.queue.len() > 1 {
-            self.rng.random_range(0..self.queue.len().min(8))
-        } else {
-            0
-        };
-        let Some((from, to, m)) = self.queue.remove(i) else {
-            return false;
-        };
-        if self.lost(from, to, &m) || !self.nodes.get(&to).is_some_and(|n| n.up) {
-            return true;
-        }
-        if self.dup_prob > 0.0 && self.rng.random_bool(self.dup_prob) {
-            self.queue.push_back((from, to, m.clone()));
-        }
-        self.core_mut(to).step(from, m);
-        self.process(to);
-        true
-    }
-
-    pub fn deliver_all(&mut self) {
-        let mut n = 0;
-        while self.deliver_one() {
-            n += 1;
-            assert!(n < 10_000_000, "message storm");
-        }
-    }
-
-    pub fn tick_all(&mut self) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in ids {
-            if self.nodes[&id].up {
-                self.core_mut(id).tick();
-                self.process(id);
-            }
-        }
-    }
-
-    /// Ticks and delivers for `ticks` rounds.
-    pub fn run(&mut self, ticks: u64) {
-        for _ in 0..ticks {
-            self.tick_all();
-            self.deliver_all();
-        }
-    }
-
     /// Power loss: in-flight messages to and from it vanish, the core restarts from its store.
     pub fn crash(&mut self, id: NodeId) {
-        self.queue.retain(|(f, t, _)| *f != id && *t != id);
+        self.net.crash(id);
         self.nodes.get_mut(&id).expect("node").up = false;
     }
 
@@ -275,19 +338,11 @@ where
 
     /// Cuts every link between `group` and the other nodes (both directions).
     pub fn partition(&mut self, group: &[NodeId]) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for &a in group {
-            for &b in &ids {
-                if !group.contains(&b) {
-                    self.cut.insert((a, b));
-                    self.cut.insert((b, a));
-                }
-            }
-        }
+        self.net.partition(self.nodes.keys().copied(), group);
     }
 
     pub fn heal(&mut self) {
-        self.cut.clear();
+        self.net.heal();
     }
 
     pub fn up(&self) -> Vec<NodeId> {
@@ -296,5 +351,49 @@ where
             .filter(|(_, n)| n.up)
             .map(|(&id, _)| id)
             .collect()
+    }
+}
+
+impl<C, S> Driver for Net<C, S>
+where
+    C: ConsensusCore,
+    C::Message: Clone,
+    S: SimStore<C::Persist>,
+{
+    type Msg = C::Message;
+
+    fn network(&mut self) -> &mut Network<C::Message> {
+        &mut self.net
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn is_up(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.up)
+    }
+
+    fn step_node(&mut self, from: NodeId, to: NodeId, m: C::Message) {
+        self.core_mut(to).step(from, m);
+        self.process(to);
+    }
+
+    fn tick_node(&mut self, id: NodeId) {
+        self.core_mut(id).tick();
+        self.process(id);
+    }
+}
+
+impl<C: ConsensusCore, S> std::ops::Deref for Net<C, S> {
+    type Target = Network<C::Message>;
+    fn deref(&self) -> &Network<C::Message> {
+        &self.net
+    }
+}
+
+impl<C: ConsensusCore, S> std::ops::DerefMut for Net<C, S> {
+    fn deref_mut(&mut self) -> &mut Network<C::Message> {
+        &mut self.net
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rand::RngExt;
 
 use super::*;
-use crate::sim::{Net, SimStore, snapshot_data};
+use crate::sim::{Driver, Net, SimStore, snapshot_data};
 
 #[derive(Clone, Debug, Default)]
 pub struct MemStore {

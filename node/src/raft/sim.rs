@@ -3,12 +3,16 @@
 //! entry at an index), leader completeness (a new leader holds every applied entry), and
 //! ReadIndex freshness (a confirmed read index covers every write acknowledged before it).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+//!
+//! The network and the delivery loop are the generic ones of [`crate::sim`].
 
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+
+use rand::RngExt;
 
 use super::*;
+pub use crate::sim::Driver;
+use crate::sim::Network;
 
 /// Storage that keeps everything persisted (the core's view of durable state).
 #[derive(Clone, Debug, Default)]
@@ -66,19 +70,9 @@ pub struct SimNode {
     pub reads: BTreeMap<u64, u64>,
 }
 
-/// Decides whether a message (from, to, message) is lost.
-pub type DropFilter = Box<dyn Fn(NodeId, NodeId, &Message) -> bool>;
-
 pub struct Sim {
     pub nodes: BTreeMap<NodeId, SimNode>,
-    pub queue: VecDeque<(NodeId, NodeId, Message)>,
-    pub rng: ChaCha8Rng,
-    /// Blocked directed links.
-    pub cut: BTreeSet<(NodeId, NodeId)>,
-    pub drop_prob: f64,
-    pub dup_prob: f64,
-    pub reorder: bool,
-    pub drop_if: Option<DropFilter>,
+    pub net: Network<Message>,
     pub cfg: RaftConfig,
     pub bootstrap: Membership,
     /// index -> (term, data) of every applied entry (data None for internal entries).
@@ -122,13 +116,7 @@ impl Sim {
         tweak(&mut cfg);
         let mut sim = Sim {
             nodes: BTreeMap::new(),
-            queue: VecDeque::new(),
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            cut: BTreeSet::new(),
-            drop_prob: 0.0,
-            dup_prob: 0.0,
-            reorder: false,
-            drop_if: None,
+            net: Network::new(seed),
             cfg,
             bootstrap: membership_of(voters),
             applied: BTreeMap::new(),
@@ -164,7 +152,7 @@ impl Sim {
     fn make_raft(&mut self, id: NodeId, boot: Option<Membership>, rec: Recovered) -> Raft {
         let mut cfg = self.cfg.clone();
         cfg.id = id;
-        cfg.seed = self.rng.random_range(0..u64::MAX);
+        cfg.seed = self.net.rng.random_range(0..u64::MAX);
         Raft::new(cfg, boot, rec)
     }
 
@@ -186,19 +174,11 @@ impl Sim {
 
     /// Isolates `group` from every other node (both directions).
     pub fn partition(&mut self, group: &[NodeId]) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for &a in group {
-            for &b in &ids {
-                if !group.contains(&b) {
-                    self.cut.insert((a, b));
-                    self.cut.insert((b, a));
-                }
-            }
-        }
+        self.net.partition(self.nodes.keys().copied(), group);
     }
 
     pub fn heal(&mut self) {
-        self.cut.clear();
+        self.net.heal();
     }
 
     pub fn crash(&mut self, id: NodeId) {
@@ -206,7 +186,7 @@ impl Sim {
         n.up = false;
         n.proposals.clear();
         n.reads.clear();
-        self.queue.retain(|(f, t, _)| *f != id && *t != id);
+        self.net.crash(id);
     }
 
     pub fn restart(&mut self, id: NodeId) {
@@ -263,7 +243,7 @@ impl Sim {
                 n.store.persist(p);
             }
             for (to, m) in ready.messages {
-                self.queue.push_back((id, to, m));
+                self.net.queue.push_back((id, to, m));
             }
             let n = self.nodes.get_mut(&id).expect("node exists");
             for a in ready.apply {
@@ -355,68 +335,6 @@ impl Sim {
         }
     }
 
-    fn deliverable(&self, from: NodeId, to: NodeId, m: &Message) -> bool {
-        if self.cut.contains(&(from, to)) {
-            return false;
-        }
-        if let Some(f) = &self.drop_if
-            && f(from, to, m)
-        {
-            return false;
-        }
-        self.nodes.get(&to).is_some_and(|n| n.up) && self.nodes.get(&from).is_some_and(|n| n.up)
-    }
-
-    /// Delivers one queued message. Returns false if the queue is empty.
-    pub fn deliver_one(&mut self) -> bool {
-        let i = if self.reorder && self.queue.len() > 1 {
-            self.rng.random_range(0..self.queue.len().min(8))
-        } else {
-            0
-        };
-        let Some((from, to, m)) = self.queue.remove(i) else {
-            return false;
-        };
-        if !self.deliverable(from, to, &m) {
-            return true;
-        }
-        if self.drop_prob > 0.0 && self.rng.random_bool(self.drop_prob) {
-            return true;
-        }
-        if self.dup_prob > 0.0 && self.rng.random_bool(self.dup_prob) {
-            self.queue.push_back((from, to, m.clone()));
-        }
-        self.nodes.get_mut(&to).expect("checked").raft.step(from, m);
-        self.process(to);
-        true
-    }
-
-    pub fn deliver_all(&mut self) {
-        let mut n = 0;
-        while self.deliver_one() {
-            n += 1;
-            assert!(n < 1_000_000, "message storm");
-        }
-    }
-
-    pub fn tick_all(&mut self) {
-        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
-        for id in ids {
-            if self.nodes[&id].up {
-                self.raft_mut(id).tick();
-                self.process(id);
-            }
-        }
-    }
-
-    /// Ticks and delivers for `ticks` rounds.
-    pub fn run(&mut self, ticks: u64) {
-        for _ in 0..ticks {
-            self.tick_all();
-            self.deliver_all();
-        }
-    }
-
     /// Runs until some node is leader (and has committed its no-op), or panics.
     pub fn elect(&mut self) -> NodeId {
         for _ in 0..2000 {
@@ -500,5 +418,45 @@ impl Sim {
                 String::from_utf8_lossy(data)
             );
         }
+    }
+}
+
+impl Driver for Sim {
+    type Msg = Message;
+    const STORM: usize = 1_000_000;
+
+    fn network(&mut self) -> &mut Network<Message> {
+        &mut self.net
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    fn is_up(&self, id: NodeId) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.up)
+    }
+
+    fn step_node(&mut self, from: NodeId, to: NodeId, m: Message) {
+        self.raft_mut(to).step(from, m);
+        self.process(to);
+    }
+
+    fn tick_node(&mut self, id: NodeId) {
+        self.raft_mut(id).tick();
+        self.process(id);
+    }
+}
+
+impl std::ops::Deref for Sim {
+    type Target = Network<Message>;
+    fn deref(&self) -> &Network<Message> {
+        &self.net
+    }
+}
+
+impl std::ops::DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut Network<Message> {
+        &mut self.net
     }
 }

@@ -60,7 +60,7 @@ fn vote_requests_are_ignored_while_a_leader_is_alive() {
     let f = (1..=3).find(|&i| i != l).unwrap();
     let o = (1..=3).find(|&i| i != l && i != f).unwrap();
     // Force a real (non-pre) campaign by a follower; only vote traffic flows.
-    sim.drop_if = Some(Box::new(|_, _, m| {
+    sim.filter = Some(Box::new(|_, _, m| {
         !matches!(m.body, Body::Vote { .. } | Body::VoteResp { .. })
     }));
     sim.force_campaign(f);
@@ -74,7 +74,7 @@ fn vote_requests_are_ignored_while_a_leader_is_alive() {
     assert_eq!(sim.raft(l).term(), term);
     assert_eq!(sim.raft(l).role, Role::Leader);
     assert_eq!(sim.raft(f).role, Role::Candidate);
-    sim.drop_if = None;
+    sim.filter = None;
     sim.run(100);
     sim.elect();
     sim.assert_converged();
@@ -162,7 +162,7 @@ fn figure_8_old_term_entry_is_not_committed_by_counting() {
     sim.forget_leaders(&[3, 4, 5]);
     sim.force_campaign(5);
     // Deliver only the vote traffic.
-    sim.drop_if = Some(Box::new(|_, _, m| {
+    sim.filter = Some(Box::new(|_, _, m| {
         matches!(m.body, Body::Append { .. } | Body::Heartbeat { .. })
     }));
     sim.deliver_all();
@@ -180,7 +180,7 @@ fn figure_8_old_term_entry_is_not_committed_by_counting() {
     // n2 gets everything. n3 lacks X: the leader's first probe reaches it (and is rejected,
     // so the leader backs up and sends X alone); later term-t3 entries never reach n3 or n4.
     let first_probe = std::cell::Cell::new(true);
-    sim.drop_if = Some(Box::new(move |_, to, m| match &m.body {
+    sim.filter = Some(Box::new(move |_, to, m| match &m.body {
         Body::Append { entries, .. } if entries.iter().any(|e| e.term == t3) => {
             to != 2 && !(to == 3 && first_probe.replace(false))
         }
@@ -205,7 +205,7 @@ fn figure_8_old_term_entry_is_not_committed_by_counting() {
     // check would fail here.
     sim.crash(1);
     sim.crash(2);
-    sim.drop_if = None;
+    sim.filter = None;
     sim.restart(5);
     sim.forget_leaders(&[3, 4, 5]);
     let l = sim.elect();
