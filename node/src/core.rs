@@ -169,6 +169,18 @@ impl<M, P> Default for Ready<M, P> {
 }
 
 impl<M, P> Ready<M, P> {
+    /// Moves the confirmed reads, failed reads and events a core collected into the batch.
+    pub fn take_outputs(
+        &mut self,
+        reads: &mut Vec<(u64, u64)>,
+        failed_reads: &mut Vec<u64>,
+        events: &mut Vec<Event>,
+    ) {
+        self.reads = std::mem::take(reads);
+        self.failed_reads = std::mem::take(failed_reads);
+        self.events = std::mem::take(events);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.persist.is_none()
             && self.messages.is_empty()
@@ -187,6 +199,17 @@ pub enum Role {
     Candidate,
     PreCandidate,
     Learner,
+}
+
+impl Role {
+    /// The role a core reports: a follower outside the voter set is a learner.
+    pub fn reported(self, is_voter: bool) -> Role {
+        if self == Role::Follower && !is_voter {
+            Role::Learner
+        } else {
+            self
+        }
+    }
 }
 
 impl fmt::Display for Role {
@@ -267,6 +290,24 @@ mod tests {
         assert!(parse_id("n+1").is_err());
         assert!(parse_id("nx").is_err());
         assert_eq!(fmt_id(7), "n7");
+    }
+
+    #[test]
+    fn only_non_voting_followers_report_as_learners() {
+        assert_eq!(Role::Follower.reported(false), Role::Learner);
+        assert_eq!(Role::Follower.reported(true), Role::Follower);
+        assert_eq!(Role::Leader.reported(false), Role::Leader);
+        assert_eq!(Role::Candidate.reported(true), Role::Candidate);
+    }
+
+    #[test]
+    fn take_outputs_moves_everything_into_the_batch() {
+        let mut ready: Ready<(), ()> = Ready::default();
+        let (mut reads, mut failed, mut events) = (vec![(1, 2)], vec![3], vec![]);
+        ready.take_outputs(&mut reads, &mut failed, &mut events);
+        assert_eq!(ready.reads, vec![(1, 2)]);
+        assert_eq!(ready.failed_reads, vec![3]);
+        assert!(reads.is_empty() && failed.is_empty() && ready.events.is_empty());
     }
 
     #[test]

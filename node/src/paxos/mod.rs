@@ -407,11 +407,7 @@ impl Paxos {
     }
 
     pub fn role(&self) -> Role {
-        if self.role == Role::Follower && !self.config.is_voter(self.cfg.id) {
-            Role::Learner
-        } else {
-            self.role
-        }
+        self.role.reported(self.config.is_voter(self.cfg.id))
     }
 
     pub fn leader(&self) -> Option<NodeId> {
@@ -1389,9 +1385,11 @@ impl ConsensusCore for Paxos {
             });
             self.applied = i;
         }
-        ready.reads = std::mem::take(&mut self.ready_reads);
-        ready.failed_reads = std::mem::take(&mut self.failed_reads);
-        ready.events = std::mem::take(&mut self.events);
+        ready.take_outputs(
+            &mut self.ready_reads,
+            &mut self.failed_reads,
+            &mut self.events,
+        );
         ready
     }
 

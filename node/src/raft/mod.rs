@@ -356,11 +356,7 @@ impl Raft {
     }
 
     pub fn role(&self) -> Role {
-        if self.role == Role::Follower && !self.membership.is_voter(self.cfg.id) {
-            Role::Learner
-        } else {
-            self.role
-        }
+        self.role.reported(self.membership.is_voter(self.cfg.id))
     }
 
     pub fn leader(&self) -> Option<NodeId> {
@@ -1438,9 +1434,11 @@ impl ConsensusCore for Raft {
             });
             self.log.applied = i;
         }
-        ready.reads = std::mem::take(&mut self.ready_reads);
-        ready.failed_reads = std::mem::take(&mut self.failed_reads);
-        ready.events = std::mem::take(&mut self.events);
+        ready.take_outputs(
+            &mut self.ready_reads,
+            &mut self.failed_reads,
+            &mut self.events,
+        );
         ready
     }
 
