@@ -13,56 +13,38 @@ use checker::history::{OpType, Process, read_jsonl};
 use common::*;
 use serde_json::Value;
 
-#[test]
-fn kill() {
+/// A short 3-node run with one nemesis family, which must pass clean.
+fn one_nemesis(family: &str) -> Run {
     let r = stasis_test(&[
         "--nemesis",
-        "kill",
+        family,
         "--time-limit",
         "15s",
         "--nemesis-interval",
         "3s",
     ]);
-    assert_clean_pass(&r, &["kill"], 200);
+    assert_clean_pass(&r, &[family], 200);
+    r
+}
+
+#[test]
+fn kill() {
+    one_nemesis("kill");
 }
 
 #[test]
 fn pause() {
-    let r = stasis_test(&[
-        "--nemesis",
-        "pause",
-        "--time-limit",
-        "15s",
-        "--nemesis-interval",
-        "3s",
-    ]);
-    assert_clean_pass(&r, &["pause"], 200);
+    one_nemesis("pause");
 }
 
 #[test]
 fn partition() {
-    let r = stasis_test(&[
-        "--nemesis",
-        "partition",
-        "--time-limit",
-        "15s",
-        "--nemesis-interval",
-        "3s",
-    ]);
-    assert_clean_pass(&r, &["partition"], 200);
+    one_nemesis("partition");
 }
 
 #[test]
 fn clock() {
-    let r = stasis_test(&[
-        "--nemesis",
-        "clock",
-        "--time-limit",
-        "15s",
-        "--nemesis-interval",
-        "3s",
-    ]);
-    assert_clean_pass(&r, &["clock"], 200);
+    let r = one_nemesis("clock");
     // The clock nemesis moved what the node itself reads: evidence from STATUS.
     let results: Value =
         serde_json::from_slice(&std::fs::read(r.dir.join("results.json")).unwrap()).unwrap();
