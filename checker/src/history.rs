@@ -494,50 +494,14 @@ impl Pairer {
 /// Pairs invokes with completions. Nemesis events are skipped. Events must already be
 /// validated (as [`read_jsonl`] does); a completion without an invoke is ignored here.
 pub fn pair(ops: &[Op]) -> Vec<Operation> {
-    let mut out: Vec<Operation> = Vec::new();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    for op in ops {
-        let Process::Client(p) = op.process else {
-            continue;
-        };
-        match op.kind {
-            OpType::Invoke => {
-                open.insert(p, out.len());
-                out.push(Operation {
-                    process: p,
-                    f: op.f.clone(),
-                    key: op.key.clone(),
-                    input: op.value.clone(),
-                    output: Value::Null,
-                    outcome: Outcome::Unknown,
-                    call: op.time,
-                    ret: None,
-                    invoke_index: op.index,
-                    complete_index: None,
-                    error: None,
-                });
-            }
-            kind => {
-                let Some(i) = open.remove(&p) else { continue };
-                let o = &mut out[i];
-                o.complete_index = Some(op.index);
-                o.error = op.error.clone();
-                o.output = op.value.clone();
-                match kind {
-                    OpType::Ok => {
-                        o.outcome = Outcome::Ok;
-                        o.ret = Some(op.time);
-                    }
-                    OpType::Fail => {
-                        o.outcome = Outcome::Fail;
-                        o.ret = Some(op.time);
-                    }
-                    _ => o.outcome = Outcome::Unknown,
-                }
-            }
-        }
+    let mut pairer = Pairer::default();
+    for op in ops
+        .iter()
+        .filter(|o| matches!(o.process, Process::Client(_)))
+    {
+        pairer.push(op.clone());
     }
-    out
+    pairer.out
 }
 
 #[cfg(test)]
