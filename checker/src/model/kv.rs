@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use super::cas_register::{CasRegister, RegOp, show_reg, step_reg};
-use super::{Interner, Model};
+use super::{Interner, Model, show_keyed};
 use crate::history::Operation;
 
 #[derive(Clone, Debug, Default)]
@@ -87,12 +87,7 @@ impl Model for Kv {
     }
 
     fn show_state(&self, state: &Vec<u32>, cx: &Interner) -> String {
-        let parts: Vec<String> = state
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{}={}", cx.keys()[i], cx.show(*v)))
-            .collect();
-        format!("{{{}}}", parts.join(", "))
+        show_keyed(state, cx)
     }
 
     fn show_input(&self, input: &KvOp, cx: &Interner) -> String {

@@ -248,6 +248,16 @@ impl Interner {
 }
 
 /// A JSON value as a person reads it in an explanation.
+/// A state of one value per key slot, as `{x=1, y=nil}`.
+pub fn show_keyed(state: &[u32], cx: &Interner) -> String {
+    let parts: Vec<String> = state
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{}={}", cx.keys()[i], cx.show(*v)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
 pub fn show_value(v: &Value) -> String {
     match v {
         Value::Null => "nil".into(),

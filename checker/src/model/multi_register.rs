@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::{Interner, Model, unknown_f};
+use super::{Interner, Model, show_keyed, unknown_f};
 use crate::history::{Operation, Outcome};
 
 #[derive(Clone, Debug, Default)]
@@ -107,12 +107,7 @@ impl Model for MultiRegister {
     }
 
     fn show_state(&self, state: &Vec<u32>, cx: &Interner) -> String {
-        let parts: Vec<String> = state
-            .iter()
-            .enumerate()
-            .map(|(i, v)| format!("{}={}", cx.keys()[i], cx.show(*v)))
-            .collect();
-        format!("{{{}}}", parts.join(", "))
+        show_keyed(state, cx)
     }
 
     fn show_input(&self, input: &Vec<Micro>, cx: &Interner) -> String {
