@@ -574,6 +574,14 @@ impl Paxos {
         self.reset_timeout();
     }
 
+    /// A message from the current leader of `ballot` (already checked not to be stale):
+    /// follow it, unless this node is that leader.
+    fn heed_leader(&mut self, ballot: Ballot) {
+        if ballot != self.ballot || self.role != Role::Leader {
+            self.follow(ballot);
+        }
+    }
+
     fn follow(&mut self, ballot: Ballot) {
         if self.role == Role::PreCandidate || (ballot > self.ballot && self.role != Role::Follower)
         {
@@ -1080,9 +1088,7 @@ impl Paxos {
         if !votes.is_empty() {
             self.ops.push(PersistOp::Accept(votes));
         }
-        if ballot != self.ballot || self.role != Role::Leader {
-            self.follow(ballot);
-        }
+        self.heed_leader(ballot);
         self.learn_commit(ballot, commit);
         let commit = self.commit;
         self.send(
@@ -1183,9 +1189,7 @@ impl Paxos {
                     self.nack(from, ballot);
                     return;
                 }
-                if ballot != self.ballot || self.role != Role::Leader {
-                    self.follow(ballot);
-                }
+                self.heed_leader(ballot);
                 self.learn_commit(ballot, commit);
                 let commit = self.commit;
                 self.send(
@@ -1230,9 +1234,7 @@ impl Paxos {
 
     fn answer_catch_up(&mut self, from: NodeId, ballot: Ballot) {
         if ballot >= self.acc.promised {
-            if ballot != self.ballot || self.role != Role::Leader {
-                self.follow(ballot);
-            }
+            self.heed_leader(ballot);
             let commit = self.commit;
             self.send(
                 from,
