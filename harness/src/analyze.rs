@@ -52,6 +52,7 @@ pub struct Slot {
 }
 
 /// The result of analyzing a run.
+#[derive(Debug)]
 pub struct Report {
     pub exit_code: u8,
     pub verdict: Verdict,

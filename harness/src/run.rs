@@ -149,15 +149,43 @@ pub struct FaultRecord {
     pub evidence: Vec<String>,
 }
 
+/// What a caller may override beyond the command-line options (`stasis replay` reuses a
+/// stored run's nemesis schedule instead of drawing one from the seed).
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Use this nemesis schedule verbatim instead of drawing one.
+    pub schedule: Option<Vec<Planned>>,
+}
+
+/// The result of one completed run, for callers that run many (selftest, campaign).
+#[derive(Debug)]
+pub struct Outcome {
+    /// 0 linearizable, 1 not, 2 unknown, 3 interrupted (harness errors are `Err`).
+    pub exit_code: u8,
+    pub run_dir: PathBuf,
+    pub seed: u64,
+    /// Client completions recorded and the workload's length.
+    pub completions: u64,
+    pub workload_s: f64,
+    /// `None` when the run was interrupted before analysis.
+    pub report: Option<analyze::Report>,
+}
+
 /// Runs `stasis test`; returns the exit code.
 pub fn run(args: &TestArgs) -> u8 {
-    match run_inner(args, args.families()) {
-        Ok(code) => code,
+    match execute(args, &Overrides::default()) {
+        Ok(outcome) => outcome.exit_code,
         Err(e) => {
             eprintln!("stasis test: {e:#}");
             3
         }
     }
+}
+
+/// Runs one test end to end (cluster, workload, faults, check) and returns its outcome;
+/// `Err` is a harness or environment error (exit code 3 for the CLI).
+pub fn execute(args: &TestArgs, overrides: &Overrides) -> Result<Outcome> {
+    run_inner(args, args.families(), overrides)
 }
 
 fn node_binary(args: &TestArgs) -> Result<PathBuf> {
@@ -195,7 +223,7 @@ fn require_root() -> Result<()> {
     Ok(())
 }
 
-fn run_inner(args: &TestArgs, mut families: Vec<Family>) -> Result<u8> {
+fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) -> Result<Outcome> {
     let spec = SutSpec::load(&args.sut)?;
     if families.contains(&Family::Clock) && !spec.faketime {
         if args.nemesis.split(',').any(|f| f.trim() == "clock") {
@@ -220,6 +248,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>) -> Result<u8> {
         bail!("--write-pct plus --cas-pct must be at most 100");
     }
     signals::install();
+    let cpu_at_start = harness_cpu();
     let cleaned = crate::cleanup::clean_stale()?;
     if !cleaned.is_empty() {
         eprintln!(
@@ -257,15 +286,18 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>) -> Result<u8> {
     let fault_phase = args.time_limit.saturating_sub(warmup);
     let targets = nemesis::Target::parse_list(&args.target).map_err(anyhow::Error::msg)?;
     let shapes = nemesis::partition::Shape::parse_list(&args.shapes).map_err(anyhow::Error::msg)?;
-    let schedule = nemesis::schedule(
-        &families,
-        &targets,
-        &shapes,
-        fault_phase,
-        args.nemesis_interval,
-        names.len(),
-        seed,
-    );
+    let schedule = match &overrides.schedule {
+        Some(s) => s.clone(),
+        None => nemesis::schedule(
+            &families,
+            &targets,
+            &shapes,
+            fault_phase,
+            args.nemesis_interval,
+            names.len(),
+            seed,
+        ),
+    };
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let topo = Topology::create('r', &name_refs)?;
     topo.set_run_dir(&dir.path)?;
@@ -297,7 +329,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>) -> Result<u8> {
     );
     drop(topo);
     let (faults, load) = outcome?;
-    let cpu = harness_cpu();
+    let cpu = harness_cpu() - cpu_at_start;
     let stats = json!({
         "workload_s": load.seconds,
         "completions": load.completions,
@@ -319,11 +351,25 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>) -> Result<u8> {
             "stasis: interrupted; nodes stopped and namespaces removed; the history so far is in {}",
             dir.path.display()
         );
-        return Ok(3);
+        return Ok(Outcome {
+            exit_code: 3,
+            run_dir: dir.path.clone(),
+            seed,
+            completions: load.completions,
+            workload_s: load.seconds,
+            report: None,
+        });
     }
     let report = analyze::analyze_run(&dir.path, Some(&faults), args.check_timeout)?;
     println!("{}", report.summary_text.trim_end());
-    Ok(report.exit_code)
+    Ok(Outcome {
+        exit_code: report.exit_code,
+        run_dir: dir.path.clone(),
+        seed,
+        completions: load.completions,
+        workload_s: load.seconds,
+        report: Some(report),
+    })
 }
 
 /// CPU time (user + system) this process has used so far, seconds.
