@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
-use harness::{analyze, check, cleanup, doctor, run, store};
+use harness::{analyze, check, cleanup, doctor, run, serve, store};
 
 /// Stasis starts real nodes of a replicated system, breaks them on purpose (kill -9,
 /// SIGSTOP, clock skew, network partitions), records every client operation and checks
@@ -52,6 +52,10 @@ enum Cmd {
     Clean,
     /// Check a saved history for linearizability.
     Check(check::CheckArgs),
+    /// A read-only web UI over a run store: runs, campaigns and selftests newest first,
+    /// each run with its summary, report, plots and files. Binds to loopback by default;
+    /// binding elsewhere exposes every file in the store.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => run::run(args),
         Cmd::Analyze { run_dir, timeout } => analyze_cmd(run_dir, *timeout),
         Cmd::Clean => clean_cmd(),
+        Cmd::Serve(args) => serve::run(args),
     };
     ExitCode::from(code)
 }
