@@ -759,7 +759,7 @@ fn nemesis_loop(
         .iter()
         .filter(|f| f.family == Family::Membership)
         .collect();
-    if !changes.is_empty() && !changes.iter().any(|f| f.changed) {
+    if !changes.is_empty() && !changes.iter().any(|f| f.changed) && !signals::interrupted() {
         let last = changes
             .last()
             .map(|f| f.evidence.join("; "))

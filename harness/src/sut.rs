@@ -8,7 +8,7 @@
 //!
 //! Placeholders in `start.program`, `start.args` and `start.env` values:
 //! `{id}` (`n3`), `{k}` (3), `{addr}` (the node's address), `{client_port}`,
-//! `{peer_port}`, `{data_dir}`, `{peers}` (every node rendered with `start.peer_format`,
+//! `{peer_port}`, `{data_dir}`, `{peers}` (every voter rendered with `start.peer_format`,
 //! joined with `start.peer_separator`), `{stasis_node}` (the stasis-node binary).
 //! `peer_format` and `membership.voter_format` may use `{id}`, `{k}`, `{addr}`,
 //! `{client_port}` and `{peer_port}`.

@@ -80,8 +80,8 @@ impl Kinds {
 
 /// Plans a new voter set from the current `voters` among nodes `0..n`. Voter sets keep at
 /// least 3 members when there are 3 nodes in all (at least 1 always). When `change` is
-/// impossible (no non-voter to add, too few voters to remove one) the first possible of
-/// replace, add, remove is made instead. Returns the change made and the sorted new set;
+/// impossible, a remove becomes an add (or a replace), and an add or a replace becomes a
+/// replace, an add or a remove, whichever is possible first. Returns the change made and the sorted new set;
 /// `None` when nothing can change (a single node).
 pub fn plan(
     change: Change,
@@ -99,8 +99,15 @@ pub fn plan(
         Change::Remove => voters.len() > floor,
         Change::Replace => !others.is_empty() && !voters.is_empty(),
     };
-    let made = [change, Change::Replace, Change::Add, Change::Remove]
+    // A remove that would shrink the set below the floor becomes an add (the revert
+    // then removes); other impossible changes become a replacement if they can.
+    let order = match change {
+        Change::Remove => [Change::Remove, Change::Add, Change::Replace],
+        _ => [change, Change::Replace, Change::Add],
+    };
+    let made = order
         .into_iter()
+        .chain([Change::Remove])
         .find(|c| possible(*c))?;
     let mut new = voters.clone();
     match made {
