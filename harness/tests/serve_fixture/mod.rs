@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+use harness::campaign::{CampaignRecord, CellRecord, Verdict};
 use harness::nemesis::{self, Family, Target, partition::Shape};
 use harness::run::{TestArgs, TestJson};
 use harness::sut::SutSpec;
@@ -57,6 +58,8 @@ pub fn class_of(verdict: Option<&str>) -> &'static str {
 }
 
 struct Spec {
+    /// Where the test's directory is (campaigns keep their runs in their own store).
+    under: &'static str,
     test: &'static str,
     ts: &'static str,
     sut: &'static str,
@@ -67,8 +70,11 @@ struct Spec {
     plots: &'static [&'static str],
 }
 
-const SPECS: [Spec; 5] = [
+const CAMPAIGN: &str = "campaigns/nightly/20261117T200000.000Z";
+
+const SPECS: [Spec; 6] = [
     Spec {
+        under: "",
         test: "raft-clock",
         ts: "20261122T080000.000Z",
         sut: "raft",
@@ -78,6 +84,7 @@ const SPECS: [Spec; 5] = [
         plots: &["latency", "throughput", "clock"],
     },
     Spec {
+        under: "",
         test: "multipaxos-partition",
         ts: "20261121T111500.250Z",
         sut: "multipaxos",
@@ -87,6 +94,7 @@ const SPECS: [Spec; 5] = [
         plots: &["latency", "throughput"],
     },
     Spec {
+        under: "",
         test: "raft-all",
         ts: "20261120T101500.000Z",
         sut: "raft",
@@ -96,6 +104,7 @@ const SPECS: [Spec; 5] = [
         plots: &["latency", "throughput"],
     },
     Spec {
+        under: "",
         test: "etcd-kill",
         ts: "20261119T090000.000Z",
         sut: "etcd",
@@ -105,6 +114,7 @@ const SPECS: [Spec; 5] = [
         plots: &[],
     },
     Spec {
+        under: "",
         test: "raft-all",
         ts: "20261118T170000.000Z",
         sut: "raft",
@@ -112,6 +122,17 @@ const SPECS: [Spec; 5] = [
         seed: 0,
         outcome: "valid",
         plots: &[],
+    },
+    // A campaign's run, in the campaign's own store.
+    Spec {
+        under: "campaigns/nightly/20261117T200000.000Z/runs",
+        test: "raft-kill",
+        ts: "20261117T200010.000Z",
+        sut: "raft",
+        nemesis: "kill",
+        seed: 5,
+        outcome: "valid",
+        plots: &["latency"],
     },
 ];
 
@@ -144,48 +165,102 @@ pub fn build() -> Fixture {
     std::os::unix::fs::symlink("../secret", store.join("secret-link")).unwrap();
     std::os::unix::fs::symlink("/", store.join("raft-all").join("20261101T000000.000Z")).unwrap();
 
-    let campaign_rel = "campaigns/nightly/20261122T200000.000Z".to_owned();
+    let campaign_rel = CAMPAIGN.to_owned();
     let cdir = store.join(&campaign_rel);
     std::fs::create_dir_all(&cdir).unwrap();
-    let cells = json!([
-        {"system": "raft", "nemesis": "all", "workload": "kv", "seed": 2, "nodes": 3,
-         "verdict": "linearizable", "ops": 120, "elapsed_s": 14.2,
-         "run_dir": store.join(&runs[2].rel)},
-        {"system": "multipaxos", "nemesis": "partition", "workload": "kv", "seed": 3, "nodes": 3,
-         "verdict": "not-linearizable", "ops": 118, "elapsed_s": 13.9,
-         "explanation": "read of k1 returned 3, which no write <wrote>",
-         "run_dir": format!("/elsewhere/store/{}", runs[1].rel)},
-        {"system": "etcd", "nemesis": "kill", "workload": "kv", "seed": 1, "nodes": 3,
-         "verdict": "error", "error": "etcd did not become ready in 30s", "run_dir": null}
-    ]);
+    let cell =
+        |index: usize, system: &str, nemesis: &str, seed: u64, verdict: Verdict| CellRecord {
+            index,
+            system: system.into(),
+            nemesis: nemesis.into(),
+            workload: "kv".into(),
+            nodes: 3,
+            seed,
+            verdict,
+            exit_code: None,
+            run_dir: None,
+            time_s: 14.2,
+            ops: 120,
+            explanation: None,
+            detail: None,
+        };
+    let mut cells = vec![
+        cell(0, "raft", "kill", 5, Verdict::Valid),
+        cell(1, "multipaxos", "partition", 3, Verdict::Invalid),
+        cell(2, "etcd", "kill", 1, Verdict::Error),
+        cell(3, "raft", "clock", 6, Verdict::Skipped),
+    ];
+    // As the campaign records it: the canonical path of the run.
+    cells[0].exit_code = Some(0);
+    cells[0].run_dir = Some(store.join(&runs[5].rel).display().to_string());
+    // A store that was moved since: the path's tail still names the run.
+    cells[1].exit_code = Some(1);
+    cells[1].run_dir = Some(format!("/elsewhere/store/{}", runs[1].rel));
+    cells[1].explanation = Some("read of k1 returned 999, which no write <wrote>".into());
+    cells[1].detail = Some("read k1 returned 999 at 6.202 s (process 1)\n".repeat(8));
+    cells[2].explanation = Some("etcd did not become ready in 30s".into());
+    cells[2].ops = 0;
+    cells[3].explanation = Some("the campaign budget ran out".into());
+    cells[3].ops = 0;
+    let rec = CampaignRecord {
+        name: "nightly".into(),
+        file: "campaigns/nightly.toml".into(),
+        dir: cdir.display().to_string(),
+        stasis_version: env!("CARGO_PKG_VERSION").into(),
+        started: "20261117T200000.000Z".into(),
+        finished: Some("20261117T210000.000Z".into()),
+        budget_s: 7200.0,
+        time_limit_s: 60.0,
+        seeds: "list".into(),
+        planned: cells.len(),
+        elapsed_s: 3600.0,
+        exit_code: Some(harness::campaign::exit_code(
+            &cells.iter().map(|c| c.verdict).collect::<Vec<_>>(),
+        )),
+        cells,
+    };
     std::fs::write(
         cdir.join("campaign.json"),
-        serde_json::to_vec_pretty(&json!({
-            "name": "nightly", "started": "2026-11-22T20:00:00Z", "budget": "2h",
-            "cells": cells,
-        }))
-        .unwrap(),
+        serde_json::to_vec_pretty(&rec).unwrap(),
     )
     .unwrap();
     std::fs::write(
         cdir.join("summary.txt"),
-        "campaign nightly: 1 valid, 1 invalid, 0 unknown, 1 error\n",
+        harness::campaign::summary_text(&rec),
     )
     .unwrap();
-    std::fs::write(
-        cdir.join("junit.xml"),
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"nightly\" tests=\"3\" failures=\"1\" errors=\"1\"/></testsuites>\n",
-    )
-    .unwrap();
+    std::fs::write(cdir.join("junit.xml"), harness::junit::render(&rec)).unwrap();
 
     let selftest_rel = "selftest/20261122T210000.000Z".to_owned();
     let sdir = store.join(&selftest_rel);
     std::fs::create_dir_all(&sdir).unwrap();
+    // The shape of harness::selftest::SelftestReport.
+    let case = |name: &str, bug: Option<&str>, expect: &str, caught: u32, ok: bool| {
+        json!({
+            "case": name, "protocol": "raft", "bug": bug, "expect": expect,
+            "nemesis": "partition", "runs": 1, "caught": caught,
+            "median_s": if caught > 0 { json!(4.2) } else { Value::Null },
+            "first_violation_dir": if caught > 0 {
+                json!(format!("store/{}", runs[1].rel))
+            } else {
+                Value::Null
+            },
+            "attempts": 2, "unknown": 0, "harness_errors": 0, "ok": ok,
+            "case_runs": [{"run": 1, "caught": caught > 0, "time_to_violation_s": null,
+                "violation_dir": null, "elapsed_s": 9.5, "unknown": 0, "attempts": [],
+                "harness_error": null, "interrupted": false}],
+        })
+    };
     std::fs::write(
         sdir.join("selftest.json"),
         serde_json::to_vec_pretty(&json!({
-            "started": "20261122T210000.000Z", "verdict": "pass",
-            "cases": [{"bug": "stale-read", "caught": true, "verdict": "pass"}],
+            "stasis_version": env!("CARGO_PKG_VERSION"), "started": "20261122T210000.000Z",
+            "time_limit_per_case_s": 30.0, "runs": 1, "min_attempt_s": 5.0,
+            "interrupted": false, "exit_code": 0,
+            "cases": [
+                case("stale-read", Some("stale-read"), "violation", 1, true),
+                case("raft-correct", None, "none", 0, true),
+            ],
         }))
         .unwrap(),
     )
@@ -201,7 +276,11 @@ pub fn build() -> Fixture {
 }
 
 fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
-    let rel = format!("{}/{}", spec.test, spec.ts);
+    let rel = if spec.under.is_empty() {
+        format!("{}/{}", spec.test, spec.ts)
+    } else {
+        format!("{}/{}/{}", spec.under, spec.test, spec.ts)
+    };
     let dir = store.join(&rel);
     std::fs::create_dir_all(&dir).unwrap();
     let cli = Cli::try_parse_from([
@@ -241,6 +320,7 @@ fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
         nemesis_families: families.clone(),
         schedule,
         nodes: names.clone(),
+        spares: Vec::new(),
         sut,
         started: spec.ts.to_owned(),
         topology: json!({"id": "r1a2b", "subnet": "10.77.1.0/24", "bridge": "stasis-r1a2b",
