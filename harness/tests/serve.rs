@@ -222,6 +222,12 @@ fn campaign_and_selftest_pages() {
     // The long detail folds away.
     assert!(html.contains("<details><summary>read k1 returned 999"));
     assert!(html.contains(&format!("href=\"/files/{}/junit.xml\"", f.campaign_rel)));
+    // Its files, but not those of the runs it keeps (they have their own pages).
+    assert!(html.contains(&format!(
+        "<a href=\"/files/{}/campaign.json\">",
+        f.campaign_rel
+    )));
+    assert!(!html.contains("history.jsonl"), "{html}");
     // The campaign's own runs are listed on the index like any other.
     assert!(f.runs[5].rel.starts_with(&f.campaign_rel));
 

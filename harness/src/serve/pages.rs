@@ -65,7 +65,7 @@ figure{margin:0;background:#fff;border:1px solid var(--line);padding:8px}
 figure img{width:100%;height:auto;display:block}
 figcaption{font-size:12px;color:var(--muted);margin-top:4px}
 .links a{margin-right:14px}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}a.run-link{word-break:break-all}
 details summary{cursor:pointer}details pre{max-width:640px;white-space:pre-wrap}
 "#;
 
@@ -675,7 +675,11 @@ fn files(b: &mut String, store: &Path, dir: &Path, rel: &str) {
             let path = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                if depth < 8 {
+                // Runs kept inside a campaign or selftest have their own pages.
+                let nested = [Kind::Run, Kind::Campaign, Kind::Selftest]
+                    .iter()
+                    .any(|k| path.join(k.marker()).is_file());
+                if depth < 8 && !nested {
                     stack.push((path, depth + 1));
                 }
                 continue;

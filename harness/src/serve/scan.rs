@@ -194,11 +194,14 @@ pub fn read_json(path: &Path) -> Value {
     }
 }
 
-/// A JSON value as short text: strings bare, others compact.
+/// A JSON value as short text: strings bare, fractions to 0.1, others compact.
 pub fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        Value::Number(n) if !n.is_u64() && !n.is_i64() => {
+            format!("{:.1}", n.as_f64().unwrap_or_default())
+        }
         other => other.to_string(),
     }
 }
@@ -516,6 +519,19 @@ mod tests {
         };
         assert!(empty.matches(None, None));
         assert!(!empty.matches(Some("raft"), None));
+    }
+
+    #[test]
+    fn json_as_text() {
+        assert_eq!(text(&json!(9.126743611)), "9.1");
+        assert_eq!(
+            text(&json!(11785051293656899585u64)),
+            "11785051293656899585"
+        );
+        assert_eq!(text(&json!(-3)), "-3");
+        assert_eq!(text(&json!("a")), "a");
+        assert_eq!(text(&json!(null)), "");
+        assert_eq!(text(&json!(["n1"])), "[\"n1\"]");
     }
 
     #[test]
