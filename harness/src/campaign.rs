@@ -1273,6 +1273,33 @@ op_timeout = "1s"
     }
 
     #[test]
+    fn shipped_campaigns_and_the_readme_example_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let ci = Campaign::load(&root.join("campaigns/ci.toml")).unwrap();
+        assert_eq!(ci.systems, ["raft", "multipaxos", "etcd"]);
+        // CI's campaign must stay short: every run fits its budget of a few minutes.
+        assert!(ci.budget <= Duration::from_secs(6 * 60));
+        assert!(ci.len() as u32 * (ci.time_limit + INITIAL_OVERHEAD) <= ci.budget);
+        let nightly = Campaign::load(&root.join("campaigns/nightly.toml")).unwrap();
+        assert_eq!(nightly.systems.len(), 3);
+        assert!(nightly.budget <= Duration::from_secs(60 * 60));
+        assert!(nightly.workloads.len() >= 2 && nightly.nemesis.len() >= 3);
+
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let section = readme
+            .split("## Campaigns")
+            .nth(1)
+            .expect("a Campaigns section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a TOML example in the Campaigns section");
+        let c = parse(example).unwrap();
+        assert!(c.len() > 1);
+    }
+
+    #[test]
     fn exit_codes_aggregate() {
         use Verdict::*;
         assert_eq!(exit_code(&[Valid, Valid]), 0);
