@@ -430,3 +430,83 @@ name = "w"
     assert_eq!(attr(&j, "failures"), "1");
     assert_eq!(j.cases[0].class, "specs/etcd-serializable.toml/partition/w");
 }
+
+/// SIGTERM mid-campaign: the current run heals and stops, the rest are recorded as
+/// skipped, the exit is 3, and the files are complete.
+#[test]
+fn an_interrupted_campaign_records_what_it_did() {
+    use std::io::{BufRead, BufReader};
+    common::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("stop.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "stop"
+budget = "5m"
+time_limit = "30s"
+systems = ["raft"]
+nemesis = ["partition"]
+seeds = [1, 2, 3]
+
+[[workloads]]
+name = "w"
+"#,
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    let node = common::node_bin();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("campaign")
+        .arg(&file)
+        .args(["--store", store.to_str().unwrap()])
+        .args(["--node-bin", node.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        // The first run has started; let its workload get under way.
+        if line.starts_with("stasis: run ") {
+            std::thread::sleep(std::time::Duration::from_secs(6));
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{seen}");
+    let dir = campaign_dir(&store);
+    let json = read_json(&dir.join("campaign.json"));
+    assert_eq!(json["exit_code"], 3, "{json}");
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 3);
+    assert_eq!(cells[0]["verdict"], "error", "{json}");
+    for c in &cells[1..] {
+        assert_eq!(c["verdict"], "skipped");
+        assert!(c["explanation"].as_str().unwrap().contains("interrupted"));
+    }
+    // The interrupted run still cleaned up after itself.
+    let run = PathBuf::from(cells[0]["run_dir"].as_str().expect("the run dir"));
+    let test = read_json(&run.join("test.json"));
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for ns in test["topology"]["namespaces"].as_array().unwrap() {
+        assert!(!list.contains(ns.as_str().unwrap()), "{ns} left behind");
+    }
+    let j = parse_junit(&dir);
+    assert_eq!(attr(&j, "errors"), "1");
+    assert_eq!(attr(&j, "skipped"), "2");
+}
