@@ -101,6 +101,7 @@ fn run_page_has_summary_plots_report_and_files() {
     assert_eq!(r.status, 200);
     let html = r.text();
     assert!(html.contains("<span class=\"badge valid\">linearizable</span>"));
+    assert!(html.contains("<dd>2026-11-20 10:15:00 UTC</dd>"), "{html}");
     let summary = std::fs::read_to_string(f.store.join(&run.rel).join("summary.txt")).unwrap();
     assert!(summary.contains("verdict: linearizable"));
     // The summary is shown, escaped.

@@ -50,7 +50,7 @@ tr.valid td:first-child{border-left:4px solid var(--valid-b)}tr.valid{background
 tr.invalid td:first-child{border-left:4px solid var(--invalid-b)}tr.invalid{background:var(--invalid)}
 tr.unknown td:first-child{border-left:4px solid var(--unknown-b)}tr.unknown{background:var(--unknown)}
 tr.none td:first-child{border-left:4px solid var(--none-b)}tr.none{background:var(--none)}
-.badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
+.badge{display:inline-block;white-space:nowrap;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;color:#fff}
 .badge.valid{background:var(--valid-b)}.badge.invalid{background:var(--invalid-b)}
 .badge.unknown{background:var(--unknown-b)}.badge.none{background:var(--none-b)}
 form.filter{display:flex;gap:12px;align-items:center;margin:0 0 12px;flex-wrap:wrap}
@@ -58,8 +58,8 @@ form.filter select{padding:3px}
 .muted{color:var(--muted)}
 pre{background:#fff;border:1px solid var(--line);padding:10px;overflow:auto;font-size:12px;max-height:480px}
 pre.explanation{border-left:4px solid var(--invalid-b)}
-dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:2px 16px;background:#fff;border:1px solid var(--line);padding:10px 14px;margin:0}
-dl.facts dt{color:var(--muted)}dl.facts dd{margin:0;font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}
+dl.facts{display:flex;flex-wrap:wrap;gap:8px 32px;background:#fff;border:1px solid var(--line);padding:10px 14px;margin:0}
+dl.facts dt{color:var(--muted);font-size:12px}dl.facts dd{margin:0;font-family:ui-monospace,monospace;font-size:13px;word-break:break-all}
 .plots{display:grid;grid-template-columns:repeat(auto-fill,minmax(520px,1fr));gap:14px}
 figure{margin:0;background:#fff;border:1px solid var(--line);padding:8px}
 figure img{width:100%;height:auto;display:block}
@@ -149,7 +149,7 @@ pub fn index(store: &Path, query: &[(String, String)]) -> Response {
     let total_runs = entries.iter().filter(|e| e.kind == Kind::Run).count();
     let _ = writeln!(
         b,
-        "<h1>Runs <span class=\"muted\" id=\"run-count\" data-count=\"{runs}\">{runs} of {total_runs}</span></h1>"
+        "<h1>Stasis store <span class=\"muted\" id=\"run-count\" data-count=\"{runs}\">{runs} of {total_runs} runs</span></h1>"
     );
     b.push_str("<form class=\"filter\" method=\"get\" action=\"/\">");
     for (label, name, values, current) in [
@@ -195,11 +195,7 @@ pub fn index(store: &Path, query: &[(String, String)]) -> Response {
         if !exists || (kind != Kind::Run && rows.is_empty()) {
             continue;
         }
-        if kind != Kind::Run {
-            let _ = writeln!(b, "<h2>{title}</h2>");
-        } else if shown.iter().any(|e| e.kind == Kind::Campaign) {
-            b.push_str("<h2>Runs</h2>\n");
-        }
+        let _ = writeln!(b, "<h2>{title}</h2>");
         let name_col = match kind {
             Kind::Run => "Test",
             Kind::Campaign => "Campaign",
@@ -257,7 +253,6 @@ pub fn dir_page(store: &Path, dir: &Path, kind: Kind) -> Response {
         Kind::Run => run_body(&mut b, dir, &rel),
         Kind::Campaign | Kind::Selftest => group_body(&mut b, store, dir, &rel, kind),
     };
-    plots(&mut b, dir, &rel);
     files(&mut b, store, dir, &rel);
     Response::html(200, layout(store, &title, &b))
 }
@@ -283,7 +278,12 @@ fn read_text(path: &Path) -> Option<String> {
 
 fn fact(b: &mut String, name: &str, value: &str) {
     if !value.is_empty() {
-        let _ = write!(b, "<dt>{}</dt><dd>{}</dd>", esc(name), esc(value));
+        let _ = write!(
+            b,
+            "<div><dt>{}</dt><dd>{}</dd></div>",
+            esc(name),
+            esc(value)
+        );
     }
 }
 
@@ -335,7 +335,7 @@ fn run_body(b: &mut String, dir: &Path, rel: &str) -> String {
     fact(
         b,
         "started",
-        &text(test.get("started").unwrap_or(&Value::Null)),
+        &scan::display_time(&text(test.get("started").unwrap_or(&Value::Null))),
     );
     fact(b, "system", &scan::run_system(&test));
     fact(b, "nemesis", &scan::run_nemesis(&test));
@@ -369,6 +369,7 @@ fn run_body(b: &mut String, dir: &Path, rel: &str) -> String {
             esc(&e)
         );
     }
+    plots(b, dir, rel);
     if let Some(s) = read_text(&dir.join("summary.txt")) {
         let _ = write!(
             b,
@@ -430,14 +431,8 @@ fn group_body(b: &mut String, store: &Path, dir: &Path, rel: &str, kind: Kind) -
     } else {
         entry_name
     };
-    let verdict = scan::verdict_of(&doc);
-    let _ = writeln!(b, "<h1>{} {}</h1>", esc(&name), {
-        if verdict.is_empty() {
-            String::new()
-        } else {
-            badge(&verdict, Class::of(&verdict))
-        }
-    });
+    let (verdict, class) = scan::group_verdict(&doc);
+    let _ = writeln!(b, "<h1>{} {}</h1>", esc(&name), badge(&verdict, class));
     links(
         b,
         dir,
@@ -452,7 +447,7 @@ fn group_body(b: &mut String, store: &Path, dir: &Path, rel: &str, kind: Kind) -
     fact(
         b,
         "started",
-        &text(doc.get("started").unwrap_or(&Value::Null)),
+        &scan::display_time(&text(doc.get("started").unwrap_or(&Value::Null))),
     );
     for key in ["finished", "elapsed_s", "budget", "exit_code"] {
         fact(b, key, &text(doc.get(key).unwrap_or(&Value::Null)));
@@ -470,6 +465,7 @@ fn group_body(b: &mut String, store: &Path, dir: &Path, rel: &str, kind: Kind) -
     if !cells.is_empty() {
         cell_table(b, store, dir, cells);
     }
+    plots(b, dir, rel);
     name
 }
 
@@ -478,12 +474,19 @@ const RUN_KEYS: [&str; 4] = ["run_dir", "run", "dir", "path"];
 
 /// One row per cell; columns are the union of the cells' keys in first-seen order.
 fn cell_table(b: &mut String, store: &Path, dir: &Path, cells: &[Value]) {
-    let mut cols: Vec<&str> = Vec::new();
+    // Familiar columns first, the run link last, anything else in between.
+    const FIRST: [&str; 7] = [
+        "system", "nemesis", "workload", "nodes", "seed", "verdict", "ops",
+    ];
+    let has = |k: &str| cells.iter().any(|c| c.get(k).is_some());
+    let mut cols: Vec<&str> = FIRST.into_iter().filter(|k| has(k)).collect();
+    let last: Vec<&str> = RUN_KEYS.into_iter().filter(|k| has(k)).collect();
+    cols.extend(last.iter().copied());
     for c in cells {
         if let Some(o) = c.as_object() {
             for k in o.keys() {
                 if !cols.contains(&k.as_str()) {
-                    cols.push(k);
+                    cols.insert(cols.len() - last.len(), k);
                 }
             }
         }

@@ -281,6 +281,29 @@ pub fn cells(v: &Value) -> &[Value] {
         .unwrap_or_default()
 }
 
+/// A campaign's or selftest's verdict: its own if it records one, else from its cells
+/// (`invalid: 1 of 3 valid`).
+pub fn group_verdict(doc: &Value) -> (String, Class) {
+    let own = verdict_of(doc);
+    if !own.is_empty() {
+        let class = Class::of(&own);
+        return (own, class);
+    }
+    let cells = cells(doc);
+    if cells.is_empty() {
+        return ("none".into(), Class::None);
+    }
+    let class = Class::combine(cells.iter().map(|c| Class::of(&verdict_of(c))));
+    let good = cells
+        .iter()
+        .filter(|c| Class::of(&verdict_of(c)) == Class::Valid)
+        .count();
+    (
+        format!("{}: {good} of {} valid", class.css(), cells.len()),
+        class,
+    )
+}
+
 fn group_entry(dir: &Path, rel: String, kind: Kind) -> Entry {
     let doc = read_json(&dir.join(kind.marker()));
     let cells = cells(&doc);
@@ -294,20 +317,7 @@ fn group_entry(dir: &Path, rel: String, kind: Kind) -> Entry {
             }
         }
     }
-    let own = verdict_of(&doc);
-    let (verdict, class) = if !own.is_empty() {
-        (own.clone(), Class::of(&own))
-    } else if cells.is_empty() {
-        ("none".into(), Class::None)
-    } else {
-        let class = Class::combine(cells.iter().map(|c| Class::of(&verdict_of(c))));
-        let n = cells.len();
-        let good = cells
-            .iter()
-            .filter(|c| Class::of(&verdict_of(c)) == Class::Valid)
-            .count();
-        (format!("{good}/{n} {}", class.css()), class)
-    };
+    let (verdict, class) = group_verdict(&doc);
     let ops: Vec<u64> = cells
         .iter()
         .filter_map(|c| {
@@ -368,6 +378,13 @@ fn normalise_time(s: &str) -> Option<String> {
         return None;
     }
     Some(format!("{}T{}", &digits[..8], &digits[8..]))
+}
+
+/// A recorded time for people: `2026-11-23 09:45:00 UTC`, or the text as it is.
+pub fn display_time(s: &str) -> String {
+    normalise_time(s)
+        .map(|k| human_time(&k))
+        .unwrap_or_else(|| s.to_owned())
 }
 
 fn human_time(key: &str) -> String {
@@ -436,5 +453,17 @@ mod tests {
         assert_eq!(verdict_of(&json!({"verdict": "invalid"})), "invalid");
         assert_eq!(verdict_of(&json!({"passed": true})), "pass");
         assert_eq!(verdict_of(&json!({})), "");
+        let doc = json!({"cells": [{"verdict": "linearizable"}, {"verdict": "error"}]});
+        assert_eq!(
+            group_verdict(&doc),
+            ("unknown: 1 of 2 valid".to_owned(), Class::Unknown)
+        );
+        assert_eq!(group_verdict(&json!({"verdict": "fail"})).1, Class::Invalid);
+        assert_eq!(group_verdict(&json!({})).1, Class::None);
+        assert_eq!(
+            display_time("2026-11-22T20:00:00Z"),
+            "2026-11-22 20:00:00 UTC"
+        );
+        assert_eq!(display_time("yesterday"), "yesterday");
     }
 }
