@@ -124,6 +124,51 @@ fn no_fencing_lets_a_deposed_leader_choose_over_a_newer_ballot() {
     assert_eq!(violation(|| no_fencing_scenario(Bugs::default())), None);
 }
 
+/// `no-fencing`, heartbeats: n2 leads in b2 (n3 promised it) and chooses "new"; the old
+/// leader n1, still believing it leads in b1, confirms a read with the heartbeat round n3
+/// acknowledges. Returns the index n1 read at, if it confirmed the read.
+fn no_fencing_read_scenario(bugs: Bugs) -> (Option<u64>, u64, bool) {
+    let mut net = net_bugs(&[1, 2, 3], &[1, 2, 3], QuorumSpec::Majority, 63, bugs);
+    elect(&mut net, 1);
+    propose(&mut net, 1, b"a");
+    net.deliver_all();
+    spread_commit(&mut net, 1);
+    net.partition(&[1]);
+    assert!(try_elect(&mut net, 2), "n2 leads with n3");
+    let w = propose(&mut net, 2, b"new");
+    net.deliver_all();
+    assert!(
+        net.core(2).commit() >= w,
+        "the write is chosen (acknowledged)"
+    );
+    net.heal();
+    net.cut.insert((1, 2));
+    net.cut.insert((2, 1));
+    assert_eq!(net.core(1).role, Role::Leader, "n1 has not noticed yet");
+    net.core_mut(1).read(7).expect("n1 takes the read");
+    net.process(1);
+    net.deliver_all();
+    let read = net.nodes[&1]
+        .reads
+        .iter()
+        .find(|(id, _)| *id == 7)
+        .map(|&(_, index)| index);
+    (read, w, net.nodes[&1].failed_reads.contains(&7))
+}
+
+#[test]
+fn no_fencing_lets_a_deposed_leader_confirm_a_stale_read() {
+    let (read, w, _) = no_fencing_read_scenario(with(|b| b.no_fencing = true));
+    let index = read.expect("the stale leader confirmed the read");
+    assert!(
+        index < w,
+        "stale read: read index {index} misses the write at {w}"
+    );
+    let (read, _, failed) = no_fencing_read_scenario(Bugs::default());
+    assert_eq!(read, None, "a fenced acceptor refuses the stale heartbeat");
+    assert!(failed, "the Nack deposed n1 and its read failed");
+}
+
 /// `ignore-accepted`: "x" is chosen at slot s by {n1, n2} (n1 applies it and acknowledges
 /// the write) but the commit index never reaches n2 or n3 before n1 crashes. n2's phase 1
 /// reports its vote for "x"; a correct leader adopts it, a buggy one proposes a no-op there.

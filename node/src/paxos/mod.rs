@@ -457,8 +457,8 @@ impl Paxos {
         self.cfg.id
     }
 
-    /// Seeded bug `no-fencing`: false lets phase-2 accepts of a ballot below the promise
-    /// through (see [`Acceptor::accept`]).
+    /// Seeded bug `no-fencing`: false lets phase-2 messages of a ballot below the promise
+    /// through: accepts (see [`Acceptor::accept`]) and heartbeats (empty phase 2a).
     fn fencing(&self) -> bool {
         !self.cfg.bugs.no_fencing
     }
@@ -1200,7 +1200,10 @@ impl Paxos {
                 commit,
                 ctx,
             } => {
-                if self.acc.prepare(ballot).is_err() {
+                // A heartbeat is an empty phase 2a (its acknowledgements confirm reads as a
+                // phase-2 quorum), fenced like an accept; the seeded bug `no-fencing`
+                // acknowledges a stale one too.
+                if self.acc.prepare(ballot).is_err() && self.fencing() {
                     self.nack(from, ballot);
                     return;
                 }
