@@ -17,6 +17,7 @@ pub mod net;
 pub mod recorder;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod signals;
 pub mod store;
 pub mod sut;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
-use harness::{analyze, campaign, check, cleanup, doctor, replay, run, store};
+use harness::{analyze, campaign, check, cleanup, doctor, replay, run, serve, store};
 
 /// Stasis starts real nodes of a replicated system, breaks them on purpose (kill -9,
 /// SIGSTOP, clock skew, network partitions), records every client operation and checks
@@ -59,6 +59,10 @@ enum Cmd {
     /// Start a new run with a stored run's options, seed and nemesis schedule (process
     /// timing is not reproduced).
     Replay(replay::ReplayArgs),
+    /// A read-only web UI over a run store: runs, campaigns and selftests newest first,
+    /// each run with its summary, report, plots and files. Binds to loopback by default;
+    /// binding elsewhere exposes every file in the store.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Cmd::Clean => clean_cmd(),
         Cmd::Campaign(args) => campaign::run(args),
         Cmd::Replay(args) => replay::run(args),
+        Cmd::Serve(args) => serve::run(args),
     };
     ExitCode::from(code)
 }
