@@ -68,6 +68,7 @@ struct FileSpec {
     nemesis_interval: Option<String>,
     check_timeout: Option<String>,
     ready_timeout: Option<String>,
+    spares: Option<i64>,
 }
 
 fn default_nodes() -> Vec<i64> {
@@ -103,6 +104,7 @@ pub struct Campaign {
     pub file: PathBuf,
     pub budget: Duration,
     pub time_limit: Duration,
+    /// As written in the file (built-in names or spec paths).
     pub systems: Vec<String>,
     pub nemesis: Vec<String>,
     pub workloads: Vec<(String, TestArgs)>,
@@ -113,6 +115,9 @@ pub struct Campaign {
     base: TestArgs,
     /// Built-in or spec name per system entry (for run names).
     sut_names: BTreeMap<String, String>,
+    /// What `--sut` gets per system entry (spec paths resolved against the file's
+    /// directory).
+    sut_paths: BTreeMap<String, String>,
 }
 
 /// One run of the matrix.
@@ -228,10 +233,14 @@ impl Campaign {
         if let Some(d) = &f.ready_timeout {
             base.ready_timeout = Some(duration("ready_timeout", d)?);
         }
+        if let Some(n) = f.spares {
+            base.spares = Some(int_in("spares", n, 0, 20)?);
+        }
 
         // Systems: built-ins or spec files (relative paths are relative to the campaign
         // file); each loads now so a typo fails before hours of runs.
-        let mut systems = Vec::new();
+        let mut systems: Vec<String> = Vec::new();
+        let mut sut_paths = BTreeMap::new();
         let mut sut_names = BTreeMap::new();
         let mut faketime = BTreeMap::new();
         for s in &f.systems {
@@ -245,42 +254,42 @@ impl Campaign {
                 base_dir.join(s).to_string_lossy().into_owned()
             };
             let spec = SutSpec::load(&resolved).map_err(|e| format!("systems: {e:#}"))?;
-            sut_names.insert(resolved.clone(), spec.name.clone());
-            faketime.insert(resolved.clone(), (s.clone(), spec.faketime));
-            systems.push(resolved);
+            sut_names.insert(s.clone(), spec.name.clone());
+            faketime.insert(s.clone(), (spec.faketime, spec.membership.is_some()));
+            sut_paths.insert(s.clone(), resolved);
+            systems.push(s.clone());
         }
-        let mut node_args = BTreeMap::new();
-        for (k, v) in f.node_args {
-            let is_builtin = crate::sut::BUILTIN.iter().any(|(n, _)| *n == k);
-            let resolved = if is_builtin || Path::new(&k).is_absolute() {
-                k.clone()
-            } else {
-                base_dir.join(&k).to_string_lossy().into_owned()
-            };
-            if !systems.contains(&resolved) {
+        for k in f.node_args.keys() {
+            if !systems.contains(k) {
                 return Err(format!(
                     "node_args: {k:?} is not one of the systems ({})",
                     f.systems.join(", ")
                 ));
             }
-            node_args.insert(resolved, v);
         }
+        let node_args = f.node_args;
 
         for n in &f.nemesis {
-            let fams = Family::parse_list(n).map_err(|e| format!("nemesis {n:?}: {e}"))?;
+            Family::parse_list(n).map_err(|e| format!("nemesis {n:?}: {e}"))?;
             if f.nemesis.iter().filter(|m| *m == n).count() > 1 {
                 return Err(format!("nemesis: {n:?} is listed twice"));
             }
-            let explicit_clock = n.split(',').any(|p| p.trim() == "clock");
-            if explicit_clock && fams.contains(&Family::Clock) {
-                for (given, ft) in faketime.values() {
-                    if !ft {
-                        return Err(format!(
-                            "nemesis {n:?} includes clock, which cannot move {given}'s clock \
-                             (faketime = false in its spec): use `all` (it skips clock there) \
-                             or a set without clock"
-                        ));
-                    }
+            // `all` skips what a system cannot take; naming it explicitly is a mistake.
+            let named = |f: &str| n.split(',').any(|p| p.trim() == f);
+            for (given, (ft, members)) in &faketime {
+                if named("clock") && !ft {
+                    return Err(format!(
+                        "nemesis {n:?} includes clock, which cannot move {given}'s clock \
+                         (faketime = false in its spec): use `all` (it skips clock there) \
+                         or a set without clock"
+                    ));
+                }
+                if named("membership") && !members {
+                    return Err(format!(
+                        "nemesis {n:?} includes membership, but {given}'s spec has no \
+                         [membership] section: use `all` (it skips membership there) or a \
+                         set without membership"
+                    ));
                 }
             }
         }
@@ -392,6 +401,7 @@ impl Campaign {
             node_args,
             base,
             sut_names,
+            sut_paths,
         })
     }
 
@@ -434,7 +444,7 @@ impl Campaign {
                     for (wname, wargs) in &self.workloads {
                         for &nodes in &self.nodes {
                             let mut args = wargs.clone();
-                            args.sut = system.clone();
+                            args.sut = self.sut_paths.get(system).unwrap_or(system).clone();
                             args.nemesis = nem.clone();
                             args.nodes = nodes;
                             args.seed = *seed;
@@ -1239,11 +1249,70 @@ op_timeout = "1s"
             .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
             .replace("\"partition,pause\"", "\"partition,clock\"");
         assert!(err(&text).contains("includes clock"));
+        let text = BASIC
+            .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
+            .replace("\"partition,pause\"", "\"kill,membership\"");
+        assert!(err(&text).contains("includes membership"));
+        let e = err(&BASIC.replace("budget = \"10m\"", "budget = \"10m\"\nspares = 99"));
+        assert!(e.contains("spares = 99"), "{e}");
         // `all` is fine there (the run skips clock for etcd).
         let text = BASIC
             .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
             .replace("\"partition,pause\"", "\"all\"");
         assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn spec_paths_are_relative_to_the_campaign_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("specs")).unwrap();
+        let spec = crate::sut::BUILTIN[0]
+            .1
+            .replacen("name = ", "name = \"mine\"\n# was: ", 1);
+        std::fs::write(d.path().join("specs/mine.toml"), spec).unwrap();
+        let text = BASIC.replace("[\"raft\", \"multipaxos\"]", "[\"specs/mine.toml\"]");
+        let file = d.path().join("c.toml");
+        let c = Campaign::parse(&text, &file).unwrap();
+        let cell = &c.expand(None)[0];
+        assert_eq!(cell.system, "specs/mine.toml");
+        assert_eq!(
+            Path::new(&cell.args.sut),
+            d.path().join("specs/mine.toml").as_path()
+        );
+        assert_eq!(cell.args.name.as_deref(), Some("mine-kill-small-n3"));
+        // From elsewhere, the same relative path does not resolve.
+        let e = err(&text);
+        assert!(
+            e.contains("systems:") && e.contains("specs/mine.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shipped_campaigns_and_the_readme_example_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let ci = Campaign::load(&root.join("campaigns/ci.toml")).unwrap();
+        assert_eq!(ci.systems, ["raft", "multipaxos", "etcd"]);
+        // CI's campaign must stay short: every run fits its budget of a few minutes.
+        assert!(ci.budget <= Duration::from_secs(6 * 60));
+        assert!(ci.len() as u32 * (ci.time_limit + INITIAL_OVERHEAD) <= ci.budget);
+        let nightly = Campaign::load(&root.join("campaigns/nightly.toml")).unwrap();
+        assert_eq!(nightly.systems.len(), 3);
+        assert!(nightly.budget <= Duration::from_secs(60 * 60));
+        assert!(nightly.workloads.len() >= 2 && nightly.nemesis.len() >= 3);
+
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let section = readme
+            .split("## Campaigns")
+            .nth(1)
+            .expect("a Campaigns section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a TOML example in the Campaigns section");
+        let c = parse(example).unwrap();
+        assert!(c.len() > 1);
     }
 
     #[test]

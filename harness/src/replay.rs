@@ -140,10 +140,9 @@ fn run_inner(a: &ReplayArgs) -> Result<u8> {
     }
     let outcome = result?;
     println!(
-        "stasis replay: new run {} replays {}; {}",
+        "stasis replay: new run {} replays {} (same seed, options and nemesis schedule; process timing not reproduced)",
         outcome.run_dir.display(),
-        old.display(),
-        "its timing differed from the original's (timing is not reproduced)"
+        old.display()
     );
     Ok(outcome.exit_code)
 }

@@ -155,7 +155,8 @@ pub struct FaultRecord {
     pub stop_ns: u64,
     pub value: Value,
     pub evidence: Vec<String>,
-    /// Membership faults: whether the system acknowledged either of the two changes.
+    /// Membership faults: whether either of the two changes took effect (acknowledged,
+    /// or shown by the leader's STATUS).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed: bool,
 }
@@ -482,7 +483,7 @@ fn drive(
         faketime,
     )?;
     cluster.membership = spec.membership.clone();
-    // Spares start too (in join mode); readiness asks only for a leader among the voters.
+    // Spares start too, in join mode; readiness needs a leader, which only a voter can be.
     cluster.start_all()?;
     wait_ready(&mut cluster, spec.ready, ready_timeout).context("the cluster did not come up")?;
 

@@ -36,10 +36,19 @@ fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
+struct Case {
+    name: String,
+    class: String,
+    time: f64,
+    /// Child element tags except system-out.
+    kids: Vec<String>,
+    /// The first child's message (failure, error, skipped).
+    message: Option<String>,
+}
+
 struct Junit {
     attrs: Vec<(String, String)>,
-    /// (name, classname, time, child tags except system-out, failure/error message)
-    cases: Vec<(String, String, f64, Vec<String>, Option<String>)>,
+    cases: Vec<Case>,
 }
 
 fn parse_junit(dir: &Path) -> Junit {
@@ -67,17 +76,19 @@ fn parse_junit(dir: &Path) -> Junit {
                 .children()
                 .filter(|k| k.is_element() && !k.has_tag_name("system-out"))
                 .collect();
-            (
-                c.attribute("name").unwrap().to_owned(),
-                c.attribute("classname").unwrap().to_owned(),
-                c.attribute("time").unwrap().parse().unwrap(),
-                kids.iter()
+            Case {
+                name: c.attribute("name").unwrap().to_owned(),
+                class: c.attribute("classname").unwrap().to_owned(),
+                time: c.attribute("time").unwrap().parse().unwrap(),
+                kids: kids
+                    .iter()
                     .map(|k| k.tag_name().name().to_owned())
                     .collect(),
-                kids.first()
+                message: kids
+                    .first()
                     .and_then(|k| k.attribute("message"))
                     .map(str::to_owned),
-            )
+            }
         })
         .collect();
     Junit { attrs, cases }
@@ -174,11 +185,11 @@ rate = 150
         assert_eq!(attr(&j, a), "0", "{a}");
     }
     assert_eq!(j.cases.len(), 2);
-    for ((name, class, time, kids, _), seed) in j.cases.iter().zip([101, 202]) {
-        assert_eq!(name, &format!("n3 seed {seed}"));
-        assert_eq!(class, "raft/kill/small");
-        assert!(*time >= 8.0);
-        assert!(kids.is_empty(), "{kids:?}");
+    for (c, seed) in j.cases.iter().zip([101, 202]) {
+        assert_eq!(c.name, format!("n3 seed {seed}"));
+        assert_eq!(c.class, "raft/kill/small");
+        assert!(c.time >= 8.0);
+        assert!(c.kids.is_empty(), "{:?}", c.kids);
     }
 }
 
@@ -221,9 +232,9 @@ name = "w"
     assert_eq!(attr(&j, "tests"), "1");
     assert_eq!(attr(&j, "errors"), "1");
     assert_eq!(attr(&j, "failures"), "0");
-    assert_eq!(j.cases[0].1, "multipaxos/kill/w");
-    assert_eq!(j.cases[0].3, ["error"]);
-    assert_eq!(j.cases[0].4.as_deref(), Some(why));
+    assert_eq!(j.cases[0].class, "multipaxos/kill/w");
+    assert_eq!(j.cases[0].kids, ["error"]);
+    assert_eq!(j.cases[0].message.as_deref(), Some(why));
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("exit code 3"), "{summary}");
     assert!(summary.contains(why), "{summary}");
@@ -267,7 +278,7 @@ name = "w"
     let j = parse_junit(&dir);
     assert_eq!(attr(&j, "tests"), "2");
     assert_eq!(attr(&j, "skipped"), "2");
-    assert!(j.cases.iter().all(|c| c.3 == ["skipped"]));
+    assert!(j.cases.iter().all(|c| c.kids == ["skipped"]));
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("2 run(s) SKIPPED"), "{summary}");
 }
@@ -331,7 +342,7 @@ fn the_shipped_ci_campaign_passes() {
     assert!(cells.iter().all(|c| c["verdict"] == "valid"), "{summary}");
     let j = parse_junit(&dir);
     assert_eq!(attr(&j, "tests"), "6");
-    let classes: Vec<&str> = j.cases.iter().map(|c| c.1.as_str()).collect();
+    let classes: Vec<&str> = j.cases.iter().map(|c| c.class.as_str()).collect();
     assert_eq!(
         classes,
         [
@@ -343,4 +354,159 @@ fn the_shipped_ci_campaign_passes() {
             "etcd/partition/mixed",
         ]
     );
+}
+
+/// A system with a known flaw (etcd with serializable reads, which serve stale values
+/// from an isolated member): exit 1, and junit.xml carries the checker's sentence and the
+/// run path. Also checks that a spec path is relative to the campaign file.
+#[test]
+fn a_violation_is_a_junit_failure_with_the_checkers_sentence() {
+    common::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("specs")).unwrap();
+    let text = harness::sut::BUILTIN
+        .iter()
+        .find(|(n, _)| *n == "etcd")
+        .unwrap()
+        .1
+        .replace("serializable_reads = false", "serializable_reads = true")
+        .replace("name = \"etcd\"", "name = \"etcd-serializable\"");
+    std::fs::write(tmp.path().join("specs/etcd-serializable.toml"), text).unwrap();
+    let file = tmp.path().join("flawed.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "flawed"
+budget = "3m"
+time_limit = "25s"
+systems = ["specs/etcd-serializable.toml"]
+nemesis = ["partition"]
+shapes = "isolate-one"
+nemesis_interval = "8s"
+seeds = 1
+
+[[workloads]]
+name = "w"
+"#,
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    let (out, text) = campaign(&file, &store, &[]);
+    assert_eq!(out.status.code(), Some(1), "expected a violation:\n{text}");
+    let dir = campaign_dir(&store);
+    let json = read_json(&dir.join("campaign.json"));
+    assert_eq!(json["exit_code"], 1);
+    let cell = &json["cells"][0];
+    assert_eq!(cell["verdict"], "invalid", "{cell}");
+    let run = PathBuf::from(cell["run_dir"].as_str().unwrap());
+    assert!(
+        run.parent()
+            .unwrap()
+            .ends_with("runs/etcd-serializable-partition-w-n3"),
+        "{}",
+        run.display()
+    );
+    let results = read_json(&run.join("results.json"));
+    let sentence = results["check"]["explanation"]["sentence"]
+        .as_str()
+        .unwrap();
+    assert!(!sentence.is_empty());
+    assert_eq!(cell["explanation"].as_str(), Some(sentence));
+    // The drawn seed is recorded and is the run's.
+    assert_eq!(cell["seed"], read_json(&run.join("test.json"))["seed"]);
+
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("failure"))
+        .expect("a <failure>");
+    assert_eq!(failure.attribute("message"), Some(sentence));
+    assert_eq!(failure.attribute("type"), Some("not-linearizable"));
+    let body = failure.text().unwrap();
+    assert!(body.contains(&format!("run: {}", run.display())), "{body}");
+    assert!(body.contains(sentence), "{body}");
+    let j = parse_junit(&dir);
+    assert_eq!(attr(&j, "failures"), "1");
+    assert_eq!(j.cases[0].class, "specs/etcd-serializable.toml/partition/w");
+}
+
+/// SIGTERM mid-campaign: the current run heals and stops, the rest are recorded as
+/// skipped, the exit is 3, and the files are complete.
+#[test]
+fn an_interrupted_campaign_records_what_it_did() {
+    use std::io::{BufRead, BufReader};
+    common::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("stop.toml");
+    std::fs::write(
+        &file,
+        r#"
+name = "stop"
+budget = "5m"
+time_limit = "30s"
+systems = ["raft"]
+nemesis = ["partition"]
+seeds = [1, 2, 3]
+
+[[workloads]]
+name = "w"
+"#,
+    )
+    .unwrap();
+    let store = tmp.path().join("store");
+    let node = common::node_bin();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("campaign")
+        .arg(&file)
+        .args(["--store", store.to_str().unwrap()])
+        .args(["--node-bin", node.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        // The first run has started; let its workload get under way.
+        if line.starts_with("stasis: run ") {
+            std::thread::sleep(std::time::Duration::from_secs(6));
+            break;
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "{seen}");
+    let dir = campaign_dir(&store);
+    let json = read_json(&dir.join("campaign.json"));
+    assert_eq!(json["exit_code"], 3, "{json}");
+    let cells = json["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 3);
+    assert_eq!(cells[0]["verdict"], "error", "{json}");
+    for c in &cells[1..] {
+        assert_eq!(c["verdict"], "skipped");
+        assert!(c["explanation"].as_str().unwrap().contains("interrupted"));
+    }
+    // The interrupted run still cleaned up after itself.
+    let run = PathBuf::from(cells[0]["run_dir"].as_str().expect("the run dir"));
+    let test = read_json(&run.join("test.json"));
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for ns in test["topology"]["namespaces"].as_array().unwrap() {
+        assert!(!list.contains(ns.as_str().unwrap()), "{ns} left behind");
+    }
+    let j = parse_junit(&dir);
+    assert_eq!(attr(&j, "errors"), "1");
+    assert_eq!(attr(&j, "skipped"), "2");
 }

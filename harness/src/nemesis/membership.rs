@@ -407,10 +407,12 @@ pub fn stop(cluster: &Cluster<'_>, m: &Membership, before: Option<&[usize]>) -> 
     )
 }
 
-/// Whether a `start-membership` or `stop-membership` value records a change the system
-/// acknowledged.
+/// Whether a `start-membership` or `stop-membership` value records a change that took
+/// effect: acknowledged by the leader, or shown by its STATUS (a change whose reply was
+/// lost, e.g. because the old leader was removed, may still have happened).
 pub fn succeeded(value: &Value) -> bool {
     value.get("outcome").and_then(Value::as_str) == Some("ok")
+        || value.get("verified").and_then(Value::as_bool) == Some(true)
 }
 
 #[cfg(test)]
@@ -528,9 +530,14 @@ mod tests {
     }
 
     #[test]
-    fn only_acknowledged_changes_count_as_success() {
+    fn acknowledged_or_verified_changes_count_as_success() {
         assert!(succeeded(&json!({"outcome": "ok", "verified": true})));
-        assert!(!succeeded(&json!({"outcome": "unknown"})));
+        assert!(succeeded(&json!({"outcome": "ok", "verified": false})));
+        assert!(succeeded(&json!({"outcome": "unknown", "verified": true})));
+        assert!(!succeeded(
+            &json!({"outcome": "unknown", "verified": false})
+        ));
+        assert!(!succeeded(&json!({"outcome": "failed", "verified": false})));
         assert!(!succeeded(&json!({"outcome": "unchanged"})));
         assert!(!succeeded(&json!("healed")));
     }

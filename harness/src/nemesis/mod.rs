@@ -305,6 +305,13 @@ fn fault_pool(cluster: &Cluster<'_>) -> Vec<usize> {
     }
 }
 
+/// Renames a grudge drawn over positions in `pool` to cluster indices.
+fn onto_pool(g: partition::Grudge, pool: &[usize]) -> partition::Grudge {
+    g.into_iter()
+        .map(|(x, ys)| (pool[x], ys.into_iter().map(|y| pool[y]).collect()))
+        .collect()
+}
+
 fn pick_nodes(
     target: Target,
     cluster: &Cluster<'_>,
@@ -392,10 +399,10 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             } else {
                 *shape
             };
-            let g: partition::Grudge = partition::grudge(shape, pool.len(), in_pool, &mut rng)?
-                .into_iter()
-                .map(|(x, ys)| (pool[x], ys.into_iter().map(|y| pool[y]).collect()))
-                .collect();
+            let g = onto_pool(
+                partition::grudge(shape, pool.len(), in_pool, &mut rng)?,
+                &pool,
+            );
             let infos = cluster.infos();
             let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
             let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
@@ -736,6 +743,51 @@ mod tests {
             Shape::parse_list("ring")
                 .unwrap_err()
                 .contains("unknown partition shape")
+        );
+    }
+
+    #[test]
+    fn partitions_over_a_pool_leave_the_others_connected() {
+        // Voters n2, n4, n5 of five nodes: isolate the pool's first member (n2).
+        let mut g = partition::Grudge::new();
+        g.insert(0, [1, 2].into());
+        g.insert(1, [0].into());
+        g.insert(2, [0].into());
+        let g = onto_pool(g, &[1, 3, 4]);
+        let cut = partition::expected_unreachable(&g, 5);
+        assert!(cut.contains(&(1, 3)) && cut.contains(&(4, 1)));
+        assert_eq!(cut.len(), 4, "{cut:?}");
+        assert!(
+            cut.iter()
+                .all(|&(a, b)| a != 0 && b != 0 && a != 2 && b != 2)
+        );
+    }
+
+    #[test]
+    fn membership_faults_are_scheduled_and_serialized() {
+        let s = schedule(
+            &[Family::Membership],
+            &Target::ALL,
+            &Shape::ALL,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            3,
+            5,
+        );
+        assert!(s.len() > 5);
+        assert_eq!(
+            s[0].fault,
+            Fault::Reconfig {
+                change: membership::Change::Replace
+            }
+        );
+        assert!(s.iter().all(|p| p.fault.family() == Family::Membership));
+        assert_eq!(s[0].fault.event("start"), "start-membership");
+        let text = serde_json::to_string(&s[0].fault).unwrap();
+        assert_eq!(text, r#"{"kind":"reconfig","change":"replace"}"#);
+        assert_eq!(
+            Family::parse_list("membership,kill").unwrap(),
+            vec![Family::Membership, Family::Kill]
         );
     }
 
