@@ -116,7 +116,15 @@ fn run_page_has_summary_plots_report_and_files() {
     );
     assert!(!html.contains("<script>document.title"));
     // Every plot image as an <img>.
-    assert_eq!(run.images.len(), 4);
+    assert_eq!(
+        run.images,
+        [
+            "latency.png",
+            "latency.svg",
+            "throughput.png",
+            "throughput.svg"
+        ]
+    );
     let imgs = html.matches("<img ").count();
     assert_eq!(imgs, run.images.len(), "{html}");
     for img in &run.images {

@@ -1,8 +1,9 @@
 //! A realistic store for the `stasis serve` tests, written by the harness's own code where
 //! it can be: test.json is a serialized `run::TestJson` (args parsed by clap, the built-in
 //! system specs, a real nemesis schedule), and results.json, summary.txt, explanation.txt
-//! and timeline.html come from `analyze::analyze_run` over a recorded-shape history.
-//! Plots are real (small) PNG and SVG files; a running `stasis serve` child is driven over
+//! timeline.html, the plots and report.html come from `analyze::analyze_run` over a
+//! recorded-shape history; campaign.json, summary.txt and junit.xml from
+//! `harness::campaign`. A running `stasis serve` child is driven over
 //! raw TCP so that malformed and escaping requests reach the server unchanged.
 #![allow(dead_code)]
 
@@ -33,7 +34,7 @@ pub struct FixtureRun {
     pub nemesis: &'static str,
     /// results.json verdict (`None`: the run never finished, no results.json).
     pub verdict: Option<&'static str>,
-    /// Images written into the run directory.
+    /// Plot images in the run directory (drawn by analyze_run).
     pub images: Vec<String>,
 }
 
@@ -67,6 +68,7 @@ struct Spec {
     seed: u64,
     /// `valid`, `invalid`, `unknown` (checker budget hit) or `unfinished`.
     outcome: &'static str,
+    /// Plots analyze_run must have drawn.
     plots: &'static [&'static str],
 }
 
@@ -385,29 +387,27 @@ fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
         s.push_str("note: <script>document.title='pwned'</script> & more\n");
         std::fs::write(dir.join("summary.txt"), s).unwrap();
     }
-    let mut images = Vec::new();
-    for (i, plot) in spec.plots.iter().enumerate() {
-        std::fs::write(dir.join(format!("{plot}.svg")), svg(plot, 800, 360)).unwrap();
-        std::fs::write(
-            dir.join(format!("{plot}.png")),
-            png(400 + 40 * i as u32, 180, i as u8),
-        )
-        .unwrap();
-        images.push(format!("{plot}.png"));
-        images.push(format!("{plot}.svg"));
+    // analyze_run drew the plots (plotters) and wrote report.html; a run that never
+    // finished has neither.
+    let mut images: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".svg") || n.ends_with(".png"))
+        .collect();
+    images.sort();
+    for plot in spec.plots {
+        for ext in ["svg", "png"] {
+            assert!(
+                images.contains(&format!("{plot}.{ext}")),
+                "{rel}: analyze_run wrote no {plot}.{ext} (it wrote {images:?})"
+            );
+        }
     }
-    if !spec.plots.is_empty() {
-        let imgs: String = spec
-            .plots
-            .iter()
-            .map(|p| format!("<img src=\"{p}.svg\" alt=\"{p}\">"))
-            .collect();
-        std::fs::write(
-            dir.join("report.html"),
-            format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{rel}</title></head><body><h1>{rel}</h1>{imgs}</body></html>\n"),
-        )
-        .unwrap();
-    }
+    assert_eq!(
+        dir.join("report.html").is_file(),
+        verdict.is_some(),
+        "{rel}"
+    );
     FixtureRun {
         rel,
         system: spec.sut,
@@ -440,6 +440,13 @@ fn history(family: Option<Family>, stale: bool) -> String {
             .unwrap()
             .to_owned()
     });
+    // The values the nemesis records for each kind of fault.
+    let fault_value = match fault.as_deref() {
+        Some("clock") => json!({"nodes": ["n2"], "offset_ms": -33000}),
+        Some("partition") => json!({"grudge": {"n1": ["n2"], "n2": ["n1", "n3"], "n3": ["n2"]},
+            "shape": "isolate-one"}),
+        _ => json!(["n2"]),
+    };
     let mut last = [0u64; 2];
     for i in 0..60u64 {
         let t = i * 200_000_000 + 1_000_000;
@@ -451,7 +458,7 @@ fn history(family: Option<Family>, stale: bool) -> String {
                     "info",
                     &format!("start-{f}"),
                     None,
-                    json!(["n2"]),
+                    fault_value.clone(),
                 );
             }
             if i == 40 {
@@ -461,7 +468,7 @@ fn history(family: Option<Family>, stale: bool) -> String {
                     "info",
                     &format!("stop-{f}"),
                     None,
-                    json!(["n2"]),
+                    fault_value.clone(),
                 );
             }
         }
@@ -496,76 +503,6 @@ fn history(family: Option<Family>, stale: bool) -> String {
         );
     }
     lines.join("\n") + "\n"
-}
-
-/// A small SVG shaped like the plots' output (explicit size, a shaded fault interval, a
-/// line).
-pub fn svg(title: &str, w: u32, h: u32) -> String {
-    let points: String = (0..40)
-        .map(|i| format!("{},{} ", 40 + i * 18, h / 2 + ((i * 37) % 90)))
-        .collect();
-    format!(
-        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
-<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#FFFFFF\"/>\
-<rect x=\"300\" y=\"20\" width=\"160\" height=\"{}\" fill=\"#F4A582\" opacity=\"0.35\"/>\
-<polyline fill=\"none\" stroke=\"#0B5CAD\" stroke-width=\"2\" points=\"{points}\"/>\
-<text x=\"40\" y=\"18\" font-size=\"14\">{title}</text></svg>\n",
-        h - 40
-    )
-}
-
-/// A valid truecolour PNG (stored deflate blocks), `w` x `h`, a gradient per `seed`.
-pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for y in 0..h {
-        raw.push(0);
-        for x in 0..w {
-            raw.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, seed.wrapping_mul(80)]);
-        }
-    }
-    let mut z = vec![0x78, 0x01];
-    let chunks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, c) in chunks.iter().enumerate() {
-        z.push(u8::from(i + 1 == chunks.len()));
-        let n = c.len() as u16;
-        z.extend_from_slice(&n.to_le_bytes());
-        z.extend_from_slice(&(!n).to_le_bytes());
-        z.extend_from_slice(c);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in &raw {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", z), (b"IEND", Vec::new())] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(&data);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-    }
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// A `stasis serve` child on an ephemeral loopback port; killed on drop.
