@@ -305,6 +305,11 @@ fn raw_files_have_content_types_and_lengths() {
         r.header("content-disposition"),
         Some("attachment; filename=\"node.log\"")
     );
+    // A FIFO in the store is not opened (that would block), just not found.
+    let fifo = f.store.join(&run.rel).join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert_eq!(s.get(&format!("/files/{}/fifo", run.rel)).status, 404);
+    assert!(!s.get(&format!("/run/{}", run.rel)).text().contains("fifo"));
     // Directories are pages, not files.
     assert_eq!(s.get(&format!("/files/{}", run.rel)).status, 404);
     assert_eq!(s.get("/files/").status, 404);
