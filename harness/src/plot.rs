@@ -261,6 +261,9 @@ pub fn thin(samples: &[Sample], t_end: f64, (lo, hi): (f64, f64)) -> (Vec<Sample
 pub struct Bucket {
     /// Bucket start, s.
     pub start: f64,
+    /// Bucket width, s: the nominal width, except for the last bucket, which ends at the
+    /// last event (so the run's end does not look like a drop in throughput).
+    pub width: f64,
     pub ok: f64,
     pub fail: f64,
     pub info: f64,
@@ -279,24 +282,38 @@ impl Bucket {
 }
 
 /// Completions per second by outcome, in buckets of 1 s (wider for long runs, so there
-/// are at most [`MAX_BUCKETS`]). Returns the bucket width and the buckets.
+/// are at most [`MAX_BUCKETS`]). The last bucket covers only up to `t_end`; if that is
+/// less than half a bucket it is folded into the one before. Returns the nominal width and
+/// the buckets.
 pub fn throughput(completions: &[(f64, OpType)], t_end: f64) -> (f64, Vec<Bucket>) {
     let width = (t_end / MAX_BUCKETS).max(1.0).ceil();
-    let n = ((t_end / width).ceil() as usize).max(1);
+    let mut n = ((t_end / width).ceil() as usize).max(1);
+    if n > 1 && t_end - (n - 1) as f64 * width < width / 2.0 {
+        n -= 1;
+    }
     let mut b: Vec<Bucket> = (0..n)
         .map(|k| Bucket {
             start: k as f64 * width,
+            width,
             ..Bucket::default()
         })
         .collect();
+    if let Some(last) = b.last_mut() {
+        last.width = (t_end - last.start).max(1e-9);
+    }
     for &(t, kind) in completions {
         let row = &mut b[((t / width) as usize).min(n - 1)];
         match kind {
-            OpType::Ok => row.ok += 1.0 / width,
-            OpType::Fail => row.fail += 1.0 / width,
-            OpType::Info => row.info += 1.0 / width,
+            OpType::Ok => row.ok += 1.0,
+            OpType::Fail => row.fail += 1.0,
+            OpType::Info => row.info += 1.0,
             OpType::Invoke => {}
         }
+    }
+    for row in &mut b {
+        row.ok /= row.width;
+        row.fail /= row.width;
+        row.info /= row.width;
     }
     (width, b)
 }
@@ -629,7 +646,7 @@ impl Figure for Throughput<'_> {
         for (c, kind) in [(INFO, OpType::Info), (FAIL, OpType::Fail), (OK, OpType::Ok)] {
             let mut pts = Vec::with_capacity(buckets.len() * 2);
             for b in &buckets {
-                let end = (b.start + width).min(d.t_end);
+                let end = b.start + b.width;
                 pts.push((b.start, b.rate(kind)));
                 pts.push((end, b.rate(kind)));
             }
@@ -1009,15 +1026,31 @@ mod tests {
         ];
         let (w, b) = throughput(&c, 3.0);
         assert_eq!(w, 1.0);
-        assert_eq!(b.len(), 3);
-        let row = |b: &Bucket| (b.start, b.ok, b.fail, b.info);
-        assert_eq!(row(&b[0]), (0.0, 2.0, 0.0, 0.0));
-        assert_eq!(row(&b[1]), (1.0, 0.0, 1.0, 0.0));
-        assert_eq!(row(&b[2]), (2.0, 0.0, 0.0, 1.0));
+        let row = |b: &Bucket| (b.start, b.width, b.ok, b.fail, b.info);
+        assert_eq!(
+            b.iter().map(row).collect::<Vec<_>>(),
+            [
+                (0.0, 1.0, 2.0, 0.0, 0.0),
+                (1.0, 1.0, 0.0, 1.0, 0.0),
+                (2.0, 1.0, 0.0, 0.0, 1.0)
+            ]
+        );
+        // A partial last bucket is a rate over the time it covers...
+        let (_, b) = throughput(&c[..3], 2.5);
+        assert_eq!(row(&b[2]), (2.0, 0.5, 0.0, 0.0, 0.0));
+        let (_, b) = throughput(&[(2.7, OpType::Ok)], 2.8);
+        assert!((b[2].width - 0.8).abs() < 1e-9);
+        assert!((b[2].ok - 1.25).abs() < 1e-9);
+        // ...and one shorter than half a bucket joins the bucket before.
+        let (_, b) = throughput(&[(1.2, OpType::Fail), (2.2, OpType::Info)], 2.3);
+        assert_eq!(b.len(), 2);
+        assert!((b[1].width - 1.3).abs() < 1e-9);
+        assert!((b[1].fail - 1.0 / 1.3).abs() < 1e-9);
+        assert!((b[1].info - 1.0 / 1.3).abs() < 1e-9);
         // A long run gets wider buckets, never more than MAX_BUCKETS.
         let (w, b) = throughput(&[(3599.0, OpType::Ok)], 3600.0);
         assert_eq!(w, 6.0);
-        assert!(b.len() as f64 <= MAX_BUCKETS + 1.0);
+        assert!(b.len() as f64 <= MAX_BUCKETS);
         assert_eq!(b.last().unwrap().ok, 1.0 / 6.0);
     }
 
