@@ -13,11 +13,11 @@
 //! fault stays visible where points pile up. Fault kinds are `start-X`/`stop-X` pairs; kinds
 //! without a colour of their own get grey.
 //!
-//! Big histories are thinned, never sampled at random: the latency plot draws at most one
-//! marker per 2×2-pixel cell for each function and outcome (every distinct position is
-//! still drawn, so outliers survive), and the throughput plot uses at most 600 time
-//! buckets (1 s each for runs up to 10 minutes). The legend says how many markers were
-//! drawn out of how many operations.
+//! Big histories are thinned, never sampled at random: the latency plot keeps one marker
+//! per 2×2-pixel cell for each function and outcome (so every visible position, outliers
+//! included, is still drawn), coarsening the cells only when more than [`MAX_MARKERS`]
+//! would remain; the throughput plot uses at most 600 time buckets (1 s each for runs up
+//! to 10 minutes). The legend says how many markers were drawn out of how many operations.
 //!
 //! No system fonts: text is laid out with DejaVu Sans, bundled in `harness/assets/`.
 
@@ -44,6 +44,8 @@ const LEGEND_W: u32 = 210;
 pub const LANE_H: i32 = 10;
 /// Thinning grid of the latency plot (cells across the plotting area).
 const CELLS: (f64, f64) = (450.0, 200.0);
+/// Most latency markers drawn (the thinning grid is coarsened until they fit).
+pub const MAX_MARKERS: usize = 25_000;
 /// Most time buckets of the throughput plot.
 const MAX_BUCKETS: f64 = 600.0;
 
@@ -227,20 +229,31 @@ fn latency_range(samples: &[Sample]) -> (f64, f64) {
 }
 
 /// Thins the latency samples: keeps the first sample of each (x cell, y cell, function,
-/// outcome), on a grid of [`CELLS`] over the plotting area (log y). Every visually distinct
-/// position survives; only markers that would be drawn on top of each other are dropped.
-pub fn thin(samples: &[Sample], t_end: f64, (lo, hi): (f64, f64)) -> Vec<Sample> {
+/// outcome) on a grid over the plotting area (log y). The grid starts at [`CELLS`] (about
+/// 2×2 pixels, so only markers drawn on top of each other are dropped) and is coarsened
+/// until at most [`MAX_MARKERS`] remain, which keeps the SVG small for million-operation
+/// histories. Every occupied cell keeps a marker, so outliers always survive. Returns the
+/// kept samples and the cell size in pixels of the 900×430 plotting area.
+pub fn thin(samples: &[Sample], t_end: f64, (lo, hi): (f64, f64)) -> (Vec<Sample>, f64) {
     let (llo, lspan) = (lo.log10(), (hi.log10() - lo.log10()).max(1e-9));
-    let mut seen: HashSet<(u32, u32, u16, u8)> = HashSet::new();
-    samples
-        .iter()
-        .filter(|s| {
-            let cx = (s.t / t_end * CELLS.0).clamp(0.0, CELLS.0) as u32;
-            let cy = ((s.ms.max(lo).log10() - llo) / lspan * CELLS.1).clamp(0.0, CELLS.1) as u32;
-            seen.insert((cx, cy, s.f, s.kind as u8))
-        })
-        .copied()
-        .collect()
+    let mut scale = 1.0;
+    loop {
+        let (nx, ny) = (CELLS.0 / scale, CELLS.1 / scale);
+        let mut seen: HashSet<(u32, u32, u16, u8)> = HashSet::new();
+        let kept: Vec<Sample> = samples
+            .iter()
+            .filter(|s| {
+                let cx = (s.t / t_end * nx).clamp(0.0, nx) as u32;
+                let cy = ((s.ms.max(lo).log10() - llo) / lspan * ny).clamp(0.0, ny) as u32;
+                seen.insert((cx, cy, s.f, s.kind as u8))
+            })
+            .copied()
+            .collect();
+        if kept.len() <= MAX_MARKERS || scale >= 8.0 {
+            return (kept, 2.0 * scale);
+        }
+        scale *= 1.5;
+    }
 }
 
 /// Completions per second by outcome in one time bucket.
@@ -248,6 +261,9 @@ pub fn thin(samples: &[Sample], t_end: f64, (lo, hi): (f64, f64)) -> Vec<Sample>
 pub struct Bucket {
     /// Bucket start, s.
     pub start: f64,
+    /// Bucket width, s: the nominal width, except for the last bucket, which ends at the
+    /// last event (so the run's end does not look like a drop in throughput).
+    pub width: f64,
     pub ok: f64,
     pub fail: f64,
     pub info: f64,
@@ -266,24 +282,38 @@ impl Bucket {
 }
 
 /// Completions per second by outcome, in buckets of 1 s (wider for long runs, so there
-/// are at most [`MAX_BUCKETS`]). Returns the bucket width and the buckets.
+/// are at most [`MAX_BUCKETS`]). The last bucket covers only up to `t_end`; if that is
+/// less than half a bucket it is folded into the one before. Returns the nominal width and
+/// the buckets.
 pub fn throughput(completions: &[(f64, OpType)], t_end: f64) -> (f64, Vec<Bucket>) {
     let width = (t_end / MAX_BUCKETS).max(1.0).ceil();
-    let n = ((t_end / width).ceil() as usize).max(1);
+    let mut n = ((t_end / width).ceil() as usize).max(1);
+    if n > 1 && t_end - (n - 1) as f64 * width < width / 2.0 {
+        n -= 1;
+    }
     let mut b: Vec<Bucket> = (0..n)
         .map(|k| Bucket {
             start: k as f64 * width,
+            width,
             ..Bucket::default()
         })
         .collect();
+    if let Some(last) = b.last_mut() {
+        last.width = (t_end - last.start).max(1e-9);
+    }
     for &(t, kind) in completions {
         let row = &mut b[((t / width) as usize).min(n - 1)];
         match kind {
-            OpType::Ok => row.ok += 1.0 / width,
-            OpType::Fail => row.fail += 1.0 / width,
-            OpType::Info => row.info += 1.0 / width,
+            OpType::Ok => row.ok += 1.0,
+            OpType::Fail => row.fail += 1.0,
+            OpType::Info => row.info += 1.0,
             OpType::Invoke => {}
         }
+    }
+    for row in &mut b {
+        row.ok /= row.width;
+        row.fail /= row.width;
+        row.info /= row.width;
     }
     (width, b)
 }
@@ -516,7 +546,7 @@ impl Figure for Latency<'_> {
             .light_line_style(TRANSPARENT)
             .draw()
             .map_err(pe)?;
-        let shown = thin(&d.samples, d.t_end, (lo, hi));
+        let (shown, cell) = thin(&d.samples, d.t_end, (lo, hi));
         // ok first, then the rarer fail and info on top.
         for kind in [OpType::Ok, OpType::Fail, OpType::Info] {
             for (fi, f) in d.functions.iter().enumerate() {
@@ -560,7 +590,10 @@ impl Figure for Latency<'_> {
             format!("{} of {} markers drawn", shown.len(), d.samples.len()),
         ));
         if shown.len() < d.samples.len() {
-            rows.push((Swatch::None, "(overlapping ones thinned)".into()));
+            rows.push((
+                Swatch::None,
+                format!("(one per {cell:.0}×{cell:.0} px cell)"),
+            ));
         }
         legend(&side, &rows)
     }
@@ -613,7 +646,7 @@ impl Figure for Throughput<'_> {
         for (c, kind) in [(INFO, OpType::Info), (FAIL, OpType::Fail), (OK, OpType::Ok)] {
             let mut pts = Vec::with_capacity(buckets.len() * 2);
             for b in &buckets {
-                let end = (b.start + width).min(d.t_end);
+                let end = b.start + b.width;
                 pts.push((b.start, b.rate(kind)));
                 pts.push((end, b.rate(kind)));
             }
@@ -938,12 +971,49 @@ mod tests {
             f: 0,
             kind: OpType::Info,
         });
-        let kept = thin(&s, 60.0, latency_range(&s));
+        let (kept, cell) = thin(&s, 60.0, latency_range(&s));
+        assert_eq!(cell, 2.0);
         // One marker per x cell on the 2 ms line, plus the outlier and the info.
         assert!(kept.len() <= CELLS.0 as usize + 3, "{}", kept.len());
         assert!(kept.len() >= CELLS.0 as usize / 2);
         assert!(kept.iter().any(|k| k.ms == 900.0));
         assert!(kept.iter().any(|k| k.kind == OpType::Info));
+    }
+
+    #[test]
+    fn thinning_caps_dense_histories_but_keeps_every_occupied_region() {
+        let mut x = 12345u64;
+        let mut next = || {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut s: Vec<Sample> = (0..300_000)
+            .map(|_| Sample {
+                t: next() * 60.0,
+                ms: 0.5 + next() * 20.0,
+                f: (next() * 3.0) as u16,
+                kind: OpType::Ok,
+            })
+            .collect();
+        s.push(Sample {
+            t: 59.0,
+            ms: 5000.0,
+            f: 2,
+            kind: OpType::Fail,
+        });
+        let (kept, cell) = thin(&s, 60.0, latency_range(&s));
+        assert!(kept.len() <= MAX_MARKERS, "{}", kept.len());
+        assert!(cell > 2.0);
+        assert!(kept.len() > MAX_MARKERS / 3, "{}", kept.len());
+        assert!(
+            kept.iter()
+                .any(|k| k.ms == 5000.0 && k.kind == OpType::Fail)
+        );
+        for f in 0..3 {
+            assert!(kept.iter().any(|k| k.f == f));
+        }
     }
 
     #[test]
@@ -956,15 +1026,31 @@ mod tests {
         ];
         let (w, b) = throughput(&c, 3.0);
         assert_eq!(w, 1.0);
-        assert_eq!(b.len(), 3);
-        let row = |b: &Bucket| (b.start, b.ok, b.fail, b.info);
-        assert_eq!(row(&b[0]), (0.0, 2.0, 0.0, 0.0));
-        assert_eq!(row(&b[1]), (1.0, 0.0, 1.0, 0.0));
-        assert_eq!(row(&b[2]), (2.0, 0.0, 0.0, 1.0));
+        let row = |b: &Bucket| (b.start, b.width, b.ok, b.fail, b.info);
+        assert_eq!(
+            b.iter().map(row).collect::<Vec<_>>(),
+            [
+                (0.0, 1.0, 2.0, 0.0, 0.0),
+                (1.0, 1.0, 0.0, 1.0, 0.0),
+                (2.0, 1.0, 0.0, 0.0, 1.0)
+            ]
+        );
+        // A partial last bucket is a rate over the time it covers...
+        let (_, b) = throughput(&c[..3], 2.5);
+        assert_eq!(row(&b[2]), (2.0, 0.5, 0.0, 0.0, 0.0));
+        let (_, b) = throughput(&[(2.7, OpType::Ok)], 2.8);
+        assert!((b[2].width - 0.8).abs() < 1e-9);
+        assert!((b[2].ok - 1.25).abs() < 1e-9);
+        // ...and one shorter than half a bucket joins the bucket before.
+        let (_, b) = throughput(&[(1.2, OpType::Fail), (2.2, OpType::Info)], 2.3);
+        assert_eq!(b.len(), 2);
+        assert!((b[1].width - 1.3).abs() < 1e-9);
+        assert!((b[1].fail - 1.0 / 1.3).abs() < 1e-9);
+        assert!((b[1].info - 1.0 / 1.3).abs() < 1e-9);
         // A long run gets wider buckets, never more than MAX_BUCKETS.
         let (w, b) = throughput(&[(3599.0, OpType::Ok)], 3600.0);
         assert_eq!(w, 6.0);
-        assert!(b.len() as f64 <= MAX_BUCKETS + 1.0);
+        assert!(b.len() as f64 <= MAX_BUCKETS);
         assert_eq!(b.last().unwrap().ok, 1.0 / 6.0);
     }
 
