@@ -373,3 +373,49 @@ fn unsafe_reconfig_lets_old_and_new_majorities_decide_apart() {
         None
     );
 }
+
+/// `unsafe-reconfig` without any network fault: voters {n1,n2,n3} are replaced by
+/// {n1,n4,n5}. Switched directly, the leader stops replicating to n2 and n3 at once, so
+/// they never learn C_new; once their election timeout passes they are a majority of the
+/// C_old they still believe in and elect a leader of their own (split brain). Through
+/// C_old,new, n2 and n3 receive the joint and the new configuration before they are left
+/// out, and know they were removed.
+fn replace_majority_scenario(bugs: Bugs) {
+    let mut sim = Sim::with_config(&[1, 2, 3, 4, 5], &[1, 2, 3], 61, |c| {
+        c.bugs = bugs.clone();
+    });
+    sim.forget_leaders(&[1, 2, 3]);
+    sim.force_campaign(1);
+    sim.run(3);
+    assert_eq!(sim.leader(), Some(1));
+    sim.propose(1);
+    sim.run(3);
+    let target: BTreeMap<NodeId, String> = [1, 4, 5].iter().map(|&i| (i, addr(i))).collect();
+    sim.raft_mut(1).reconfigure(1, target).expect("accepted");
+    sim.process(1);
+    for _ in 0..20 {
+        sim.propose(1);
+        sim.run(10);
+    }
+    sim.run(100);
+    let l = sim.elect();
+    sim.propose(l);
+    sim.run(50);
+    sim.assert_converged();
+}
+
+#[test]
+fn unsafe_reconfig_replacing_a_majority_splits_the_cluster_without_faults() {
+    assert_caught(
+        violation(|| replace_majority_scenario(with(|b| b.unsafe_reconfig = true))),
+        &[
+            "lacks applied entry",
+            "state machine safety",
+            "two leaders in term",
+        ],
+    );
+    assert_eq!(
+        violation(|| replace_majority_scenario(Bugs::default())),
+        None
+    );
+}
