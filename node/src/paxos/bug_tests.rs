@@ -282,3 +282,37 @@ fn unsafe_reconfig_lets_old_and_new_majorities_choose_apart() {
         None
     );
 }
+
+/// `unsafe-reconfig` without any network fault: voters {n1,n2,n3} are replaced by
+/// {n1,n4,n5}. Switched directly, the leader stops talking to n2 and n3 at once; they
+/// never learn C_new, pass phase 1 as a majority of C_old and choose their own values.
+fn replace_majority_scenario(bugs: Bugs) {
+    let mut net = net_bugs(&[1, 2, 3, 4, 5], &[1, 2, 3], QuorumSpec::Majority, 69, bugs);
+    net.run(40);
+    let l = super::tests::leader(&net).expect("a leader");
+    propose(&mut net, l, b"a");
+    net.run(3);
+    let mut target = voters(&[4, 5]);
+    target.insert(l, super::tests::addr(l));
+    net.core_mut(l).reconfigure(1, target).expect("accepted");
+    net.process(l);
+    for i in 0..20u8 {
+        if let Some(l) = super::tests::leader(&net) {
+            let _ = net.core_mut(l).propose(vec![b'w', i]);
+            net.process(l);
+        }
+        net.run(10);
+    }
+}
+
+#[test]
+fn unsafe_reconfig_replacing_a_majority_splits_the_cluster_without_faults() {
+    assert_caught(
+        violation(|| replace_majority_scenario(with(|b| b.unsafe_reconfig = true))),
+        "others applied",
+    );
+    assert_eq!(
+        violation(|| replace_majority_scenario(Bugs::default())),
+        None
+    );
+}

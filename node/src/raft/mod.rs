@@ -534,6 +534,7 @@ impl Raft {
         self.leader = None;
         self.votes.clear();
         self.election_elapsed = 0;
+        self.heartbeat_elapsed = 0;
         self.reset_randomized_timeout();
         self.votes.insert(self.id(), true);
         if self.membership.vote_result(&self.votes) == VoteResult::Won {
@@ -544,8 +545,31 @@ impl Raft {
             }
             return;
         }
+        self.request_votes();
+    }
+
+    /// (Pre-)candidate: sends its (pre-)vote request to every voter that has not answered
+    /// in this election yet. Called when the election starts and then every heartbeat
+    /// interval while it lasts (Raft §5.1: servers retry RPCs that get no timely
+    /// response), so a request lost on the way, or to a voter that was down, is resent;
+    /// a granted or rejected answer stops the retries to that voter. The request is the
+    /// same each time: the term does not change during an election, nor does the log
+    /// (anything that would change it makes the candidate a follower first).
+    fn request_votes(&mut self) {
+        let pre = match self.role {
+            Role::PreCandidate => true,
+            Role::Candidate => false,
+            _ => return,
+        };
+        let term = if pre { self.term + 1 } else { self.term };
         let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
-        for id in self.membership.all_voters() {
+        let waiting: Vec<NodeId> = self
+            .membership
+            .all_voters()
+            .into_iter()
+            .filter(|id| !self.votes.contains_key(id))
+            .collect();
+        for id in waiting {
             let body = if pre {
                 Body::PreVote {
                     last_index,
@@ -1339,17 +1363,24 @@ impl ConsensusCore for Raft {
             self.tick_leader();
         } else {
             self.election_elapsed = self.election_elapsed.saturating_add(1);
-            if self.election_elapsed >= self.randomized_timeout {
-                if self.promotable() {
-                    self.election_elapsed = 0;
-                    self.campaign(true);
-                } else {
-                    // A learner (or a voter that has not yet seen the configuration that
-                    // makes it one) cannot campaign, but it must stop believing in a leader
-                    // it no longer hears from: otherwise it would refuse votes forever
-                    // and a joint configuration that needs it could never elect anyone.
-                    self.leader = None;
+            if self.election_elapsed < self.randomized_timeout {
+                if matches!(self.role, Role::Candidate | Role::PreCandidate) {
+                    self.heartbeat_elapsed += 1;
+                    if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
+                        self.heartbeat_elapsed = 0;
+                        debug!(node = %fmt_id(self.id()), term = self.term, "resending vote requests");
+                        self.request_votes();
+                    }
                 }
+            } else if self.promotable() {
+                self.election_elapsed = 0;
+                self.campaign(true);
+            } else {
+                // A learner (or a voter that has not yet seen the configuration that
+                // makes it one) cannot campaign, but it must stop believing in a leader
+                // it no longer hears from: otherwise it would refuse votes forever
+                // and a joint configuration that needs it could never elect anyone.
+                self.leader = None;
             }
         }
     }

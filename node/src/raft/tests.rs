@@ -577,3 +577,189 @@ fn membership_chaos_regressions() {
         chaos(seed, true);
     }
 }
+
+/// A voter of an `n`-node cluster, past its start-up grace period.
+fn lone_voter(id: NodeId, n: u64) -> Raft {
+    let ids: Vec<NodeId> = (1..=n).collect();
+    let mut r = Raft::new(
+        RaftConfig::new(id),
+        Some(membership_of(&ids)),
+        Recovered::default(),
+    );
+    r.ticks = 1000;
+    r
+}
+
+/// The (pre-)vote requests `r` sent since the last call: (to, term, body).
+fn vote_requests(r: &mut Raft) -> Vec<(NodeId, u64, Body)> {
+    std::mem::take(&mut r.msgs)
+        .into_iter()
+        .filter(|(_, m)| matches!(m.body, Body::Vote { .. } | Body::PreVote { .. }))
+        .map(|(to, m)| (to, m.term, m.body))
+        .collect()
+}
+
+fn targets(reqs: &[(NodeId, u64, Body)]) -> Vec<NodeId> {
+    reqs.iter().map(|(to, _, _)| *to).collect()
+}
+
+fn ticks(r: &mut Raft, n: u64) {
+    for _ in 0..n {
+        r.tick();
+    }
+}
+
+#[test]
+fn candidate_resends_vote_requests_only_to_voters_that_have_not_answered() {
+    let mut r = lone_voter(1, 5);
+    let hb = r.cfg.heartbeat_ticks;
+    r.campaign(false);
+    assert_eq!(r.role, Role::Candidate);
+    let term = r.term;
+    let first = vote_requests(&mut r);
+    assert_eq!(targets(&first), vec![2, 3, 4, 5]);
+    let request = first[0].2.clone();
+    assert!(first.iter().all(|(_, t, b)| *t == term && *b == request));
+    let resp = |granted| Message {
+        term,
+        body: Body::VoteResp { granted },
+    };
+    r.step(2, resp(true));
+    r.step(3, resp(false));
+    assert_eq!(r.role, Role::Candidate, "2 of 5 votes: still pending");
+    ticks(&mut r, hb - 1);
+    assert!(
+        vote_requests(&mut r).is_empty(),
+        "no retry before an interval"
+    );
+    for _ in 0..2 {
+        ticks(&mut r, 1);
+        let again = vote_requests(&mut r);
+        assert_eq!(
+            targets(&again),
+            vec![4, 5],
+            "granted and rejected voters are skipped"
+        );
+        assert!(again.iter().all(|(_, t, b)| *t == term && *b == request));
+        ticks(&mut r, hb - 1);
+        assert!(vote_requests(&mut r).is_empty());
+    }
+    assert!(
+        r.randomized_timeout > 3 * hb,
+        "the election is still running"
+    );
+    r.step(4, resp(true));
+    assert_eq!(r.role, Role::Leader);
+    vote_requests(&mut r);
+    ticks(&mut r, 4 * hb);
+    assert!(
+        vote_requests(&mut r).is_empty(),
+        "a leader requests no votes"
+    );
+}
+
+#[test]
+fn vote_retries_stop_when_the_election_ends() {
+    let hb = RaftConfig::new(1).heartbeat_ticks;
+    // Lost: a majority rejected.
+    let mut r = lone_voter(1, 5);
+    r.campaign(false);
+    let term = r.term;
+    for from in [2, 3, 4] {
+        r.step(
+            from,
+            Message {
+                term,
+                body: Body::VoteResp { granted: false },
+            },
+        );
+    }
+    assert_eq!(r.role, Role::Follower);
+    vote_requests(&mut r);
+    ticks(&mut r, 4 * hb);
+    assert!(
+        vote_requests(&mut r).is_empty(),
+        "a lost election is not retried"
+    );
+    // Another node won the term: its first heartbeat makes the candidate a follower.
+    let mut r = lone_voter(1, 3);
+    r.campaign(false);
+    let term = r.term;
+    r.step(
+        2,
+        Message {
+            term,
+            body: Body::Heartbeat { commit: 0, ctx: 0 },
+        },
+    );
+    assert_eq!(r.role, Role::Follower);
+    assert_eq!(r.leader, Some(2));
+    vote_requests(&mut r);
+    ticks(&mut r, 4 * hb);
+    assert!(vote_requests(&mut r).is_empty());
+    // A higher term ends it too.
+    let mut r = lone_voter(1, 3);
+    r.campaign(false);
+    r.step(
+        3,
+        Message {
+            term: r.term + 1,
+            body: Body::VoteResp { granted: false },
+        },
+    );
+    assert_eq!(r.role, Role::Follower);
+    vote_requests(&mut r);
+    ticks(&mut r, 4 * hb);
+    assert!(vote_requests(&mut r).is_empty());
+}
+
+#[test]
+fn pre_candidate_resends_pre_votes_to_voters_that_have_not_answered() {
+    let mut r = lone_voter(1, 5);
+    let hb = r.cfg.heartbeat_ticks;
+    r.campaign(true);
+    assert_eq!(r.role, Role::PreCandidate);
+    let term = r.term;
+    let first = vote_requests(&mut r);
+    assert_eq!(targets(&first), vec![2, 3, 4, 5]);
+    assert!(
+        first
+            .iter()
+            .all(|(_, t, b)| *t == term + 1 && matches!(b, Body::PreVote { .. }))
+    );
+    r.step(
+        2,
+        Message {
+            term: term + 1,
+            body: Body::PreVoteResp { granted: true },
+        },
+    );
+    r.step(
+        3,
+        Message {
+            term,
+            body: Body::PreVoteResp { granted: false },
+        },
+    );
+    ticks(&mut r, hb);
+    let again = vote_requests(&mut r);
+    assert_eq!(targets(&again), vec![4, 5]);
+    assert_eq!(again[0].2, first[0].2);
+    assert!(again.iter().all(|(_, t, _)| *t == term + 1));
+    assert_eq!(r.term, term, "pre-vote retries do not bump the term");
+    // The third grant starts the real election: every voter is asked anew.
+    r.step(
+        4,
+        Message {
+            term: term + 1,
+            body: Body::PreVoteResp { granted: true },
+        },
+    );
+    assert_eq!(r.role, Role::Candidate);
+    assert_eq!(r.term, term + 1);
+    let votes = vote_requests(&mut r);
+    assert_eq!(targets(&votes), vec![2, 3, 4, 5]);
+    assert!(votes.iter().all(|(_, _, b)| matches!(b, Body::Vote { .. })));
+    ticks(&mut r, hb);
+    assert_eq!(targets(&vote_requests(&mut r)), vec![2, 3, 4, 5]);
+}
