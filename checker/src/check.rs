@@ -231,7 +231,7 @@ pub fn check_operations(ops: &[Operation], opts: &CheckOptions) -> Result<CheckR
         ModelKind::UnorderedQueue => run(&UnorderedQueue, ops, &p, opts),
         ModelKind::FifoQueue => run(&FifoQueue, ops, &p, opts),
         ModelKind::PorcupineEtcd => run(&PorcupineEtcd, ops, &p, opts),
-        ModelKind::PorcupineKv => run(&PorcupineKv, ops, &p, opts),
+        ModelKind::PorcupineKv => run(&PorcupineKv::default(), ops, &p, opts),
     }
 }
 
@@ -448,6 +448,8 @@ fn check_partition<M: Model>(
     opts: &CheckOptions,
 ) -> PartOutcome {
     let start = Instant::now();
+    let local = model.for_partition();
+    let model = local.as_ref().unwrap_or(model);
     let (sops, origin, mut cx) = match compile(model, opts.model, ops, members) {
         Ok(c) => c,
         Err(e) => {

@@ -491,7 +491,7 @@ impl<'a, M: Model> Search<'a, M> {
         {
             return Some(GaveUp::Timeout);
         }
-        if self.memo_bytes() > self.limits.max_memo_bytes {
+        if self.memo_bytes() + self.model.cache_bytes() > self.limits.max_memo_bytes {
             return Some(GaveUp::Memory);
         }
         None
