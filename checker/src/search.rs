@@ -13,8 +13,8 @@
 //! The memo holds every (set of linearized operations, model state) reached; reaching one
 //! again cannot lead anywhere new. Sets are stored compactly: operations are numbered in
 //! call order (required ones first, unknown ones after), so a set is "every operation below
-//! a frontier" plus a short window of words above it; its hash is maintained incrementally
-//! (Zobrist), so a probe costs a model step, a state hash and a window copy.
+//! a frontier" plus a short window of words above it, so a probe costs a model step, a
+//! window copy and hashing those few words with the state.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,7 +110,7 @@ pub fn search<M: Model>(
 /// Encoded sets of up to this many words live inside the memo's table.
 const INLINE: usize = 4;
 
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, Hash)]
 enum Words {
     Inline(u8, [u64; INLINE]),
     Heap(Box<[u64]>),
@@ -125,24 +125,22 @@ impl Words {
     }
 }
 
-/// A memo entry: the hash is computed incrementally and is all `Hash` feeds the table.
+/// A memo entry. No hash is stored (it would cost 8 bytes an entry): the table hashes
+/// the entry's words and state, which are a few words.
+#[derive(PartialEq, Eq)]
 struct MemoKey<S> {
-    hash: u64,
     words: Words,
     state: S,
 }
 
-impl<S: Eq> PartialEq for MemoKey<S> {
-    fn eq(&self, o: &Self) -> bool {
-        self.hash == o.hash && self.words == o.words && self.state == o.state
-    }
-}
-
-impl<S: Eq> Eq for MemoKey<S> {}
-
-impl<S> Hash for MemoKey<S> {
+impl<S: Hash> Hash for MemoKey<S> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.hash);
+        let mut f = FxHasher::default();
+        self.words.hash(&mut f);
+        self.state.hash(&mut f);
+        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
+        let x = f.finish();
+        h.write_u64((x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9));
     }
 }
 
@@ -183,7 +181,6 @@ struct Search<'a, M: Model> {
     /// whenever the later one is, so the search only linearizes a twin after its
     /// predecessor: any linearization can be rewritten that way with the same states.
     twin_prev: Vec<u32>,
-    zobrist: Vec<u64>,
     bits: Bits,
     memo: HashSet<MemoKey<M::State>, BuildHasherDefault<PassThrough>>,
     memo_heap_bytes: usize,
@@ -245,16 +242,6 @@ impl<'a, M: Model> Search<'a, M> {
             bit_of[i as usize] = b as u32;
         }
         let twin_prev = twins(ops, &order[n_req..]);
-        let mut z = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64);
-        let zobrist = (0..n)
-            .map(|_| {
-                z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut x = z;
-                x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                x ^ (x >> 31)
-            })
-            .collect();
         Search {
             model,
             ops,
@@ -266,7 +253,6 @@ impl<'a, M: Model> Search<'a, M> {
             ret_entry,
             bit_of,
             twin_prev,
-            zobrist,
             bits: Bits::new(n_req, n - n_req),
             memo: HashSet::default(),
             memo_heap_bytes: 0,
@@ -309,20 +295,10 @@ impl<'a, M: Model> Search<'a, M> {
         self.unlift(self.call_entry[op as usize]);
     }
 
-    fn state_hash(s: &M::State) -> u64 {
-        let mut h = FxHasher::default();
-        s.hash(&mut h);
-        h.finish()
-    }
-
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
-        let h = self.bits.zob ^ Self::state_hash(&state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
-        let h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         let key = MemoKey {
-            hash: h,
             words: self.bits.encode(&mut self.scratch),
             state,
         };
@@ -416,7 +392,7 @@ impl<'a, M: Model> Search<'a, M> {
                         continue;
                     };
                     let bit = self.bit_of[op as usize];
-                    self.bits.set(bit, self.zobrist[op as usize]);
+                    self.bits.set(bit);
                     let (new, next_state) = self.memo_insert(next_state);
                     if new {
                         // A pure observation (a read) that fits now can always go first: any linearization from here that places it
@@ -433,7 +409,7 @@ impl<'a, M: Model> Search<'a, M> {
                         lifted = true;
                         break;
                     }
-                    self.bits.clear(bit, self.zobrist[op as usize]);
+                    self.bits.clear(bit);
                     alt += 1;
                 }
                 if lifted {
@@ -465,8 +441,7 @@ impl<'a, M: Model> Search<'a, M> {
                 };
                 common = common.min(stack.len());
                 self.unlift_op(op);
-                self.bits
-                    .clear(self.bit_of[op as usize], self.zobrist[op as usize]);
+                self.bits.clear(self.bit_of[op as usize]);
                 if self.ret_entry[op as usize] != NONE {
                     remaining += 1;
                 }
@@ -534,7 +509,6 @@ struct Bits {
     /// Nonzero unknown words lie in `unk_lo..unk_hi` (empty when equal).
     unk_lo: usize,
     unk_hi: usize,
-    zob: u64,
 }
 
 impl Bits {
@@ -552,7 +526,6 @@ impl Bits {
             req_hi: n_req_words,
             unk_lo: n_req_words,
             unk_hi: n_req_words,
-            zob: 0,
         };
         b.req_lo = b.words[..n_req_words]
             .iter()
@@ -565,10 +538,9 @@ impl Bits {
         self.words[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0
     }
 
-    fn set(&mut self, bit: u32, z: u64) {
+    fn set(&mut self, bit: u32) {
         let w = (bit / 64) as usize;
         self.words[w] |= 1u64 << (bit % 64);
-        self.zob ^= z;
         if w < self.n_req_words {
             self.req_hi = self.req_hi.max(w + 1);
             while self.req_lo < self.n_req_words && self.words[self.req_lo] == !0 {
@@ -583,10 +555,9 @@ impl Bits {
         }
     }
 
-    fn clear(&mut self, bit: u32, z: u64) {
+    fn clear(&mut self, bit: u32) {
         let w = (bit / 64) as usize;
         self.words[w] &= !(1u64 << (bit % 64));
-        self.zob ^= z;
         if w < self.n_req_words {
             self.req_lo = self.req_lo.min(w);
             while self.req_hi > self.req_lo && self.words[self.req_hi - 1] == 0 {

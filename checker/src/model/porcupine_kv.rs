@@ -58,9 +58,52 @@ struct Store {
     /// in other interleavings and cost one lookup.
     appends: FxHashMap<u64, u32>,
     piece_bytes: usize,
+    /// Keys of the partition; with more than one, states are ids of `vecs`.
+    n_keys: usize,
+    vecs: Vec<Box<[u32]>>,
+    vec_ids: FxHashMap<Box<[u32]>, u32>,
 }
 
 impl Store {
+    fn vec_id(&mut self, v: &[u32]) -> u32 {
+        if let Some(&i) = self.vec_ids.get(v) {
+            return i;
+        }
+        let i = self.vecs.len() as u32;
+        self.vecs.push(v.into());
+        self.vec_ids.insert(v.into(), i);
+        self.piece_bytes += 8 * v.len() + 64;
+        i
+    }
+
+    /// The string id of key slot `i` in state `s`.
+    fn slot(&self, s: KvState, i: usize) -> u32 {
+        if self.n_keys <= 1 {
+            s.0
+        } else {
+            self.vecs[s.0 as usize][i]
+        }
+    }
+
+    /// `s` with key slot `i` holding string `v`.
+    fn with(&mut self, s: KvState, i: usize, v: u32) -> KvState {
+        if self.n_keys <= 1 {
+            return KvState(v);
+        }
+        let mut n = self.vecs[s.0 as usize].to_vec();
+        n[i] = v;
+        KvState(self.vec_id(&n))
+    }
+
+    /// Every key's string id, by slot.
+    fn all(&self, s: KvState) -> Vec<u32> {
+        if self.n_keys <= 1 {
+            vec![s.0]
+        } else {
+            self.vecs[s.0 as usize].to_vec()
+        }
+    }
+
     fn piece(&mut self, b: &[u8]) -> u32 {
         if let Some(&i) = self.piece_ids.get(b) {
             return i;
@@ -152,6 +195,7 @@ impl Store {
         self.piece_bytes
             + self.nodes.capacity() * std::mem::size_of::<Node>()
             + (self.by_hash.capacity() + self.appends.capacity()) * 17
+            + self.vec_ids.capacity() * 25
     }
 }
 
@@ -163,32 +207,11 @@ impl PorcupineKv {
     }
 }
 
-/// Every key's string id: inline for one key (a per-key partition).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KvState {
-    One(u32),
-    Many(Box<[u32]>),
-}
-
-impl KvState {
-    fn slots(&self) -> &[u32] {
-        match self {
-            KvState::One(h) => std::slice::from_ref(h),
-            KvState::Many(v) => v,
-        }
-    }
-
-    fn with(&self, i: usize, v: u32) -> KvState {
-        match self {
-            KvState::One(_) => KvState::One(v),
-            KvState::Many(old) => {
-                let mut n = old.clone();
-                n[i] = v;
-                KvState::Many(n)
-            }
-        }
-    }
-}
+/// A state: with one key (a per-key partition) the id of its string; with several, the
+/// id of the vector of every key's string id (vectors are hash-consed too, so a state is
+/// always one `u32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KvState(u32);
 
 /// String ids (`Get`, `Put`) and piece ids (`Append`) of the partition's store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,10 +244,12 @@ impl Model for PorcupineKv {
     }
 
     fn init(&self, cx: &mut Interner) -> KvState {
-        let empty = self.store().intern("");
-        match cx.keys().len() {
-            1 => KvState::One(empty),
-            n => KvState::Many(vec![empty; n].into()),
+        let mut st = self.store();
+        let empty = st.intern("");
+        st.n_keys = cx.keys().len();
+        match st.n_keys {
+            0 | 1 => KvState(empty),
+            n => KvState(st.vec_id(&vec![empty; n])),
         }
     }
 
@@ -248,23 +273,23 @@ impl Model for PorcupineKv {
 
     fn step(&self, s: &KvState, input: &KvStrInput) -> Option<KvState> {
         let i = input.slot as usize;
-        let cur = s.slots()[i];
         match input.op {
-            KvStrOp::Get(v) => (cur == v).then(|| s.clone()),
-            KvStrOp::Put(v) => Some(s.with(i, v)),
-            KvStrOp::Append(v) => Some(s.with(i, self.store().append(cur, v))),
+            KvStrOp::Get(v) => {
+                let st = self.store();
+                (st.slot(*s, i) == v).then_some(*s)
+            }
+            KvStrOp::Put(v) => Some(self.store().with(*s, i, v)),
+            KvStrOp::Append(v) => {
+                let mut st = self.store();
+                let cur = st.slot(*s, i);
+                let next = st.append(cur, v);
+                Some(st.with(*s, i, next))
+            }
         }
     }
 
     fn is_read_only(&self, input: &KvStrInput) -> bool {
         matches!(input.op, KvStrOp::Get(_))
-    }
-
-    fn state_bytes(&self, s: &KvState) -> usize {
-        match s {
-            KvState::One(_) => 0,
-            KvState::Many(v) => v.len() * 4,
-        }
     }
 
     fn cache_bytes(&self) -> usize {
@@ -273,7 +298,7 @@ impl Model for PorcupineKv {
 
     fn show_state(&self, s: &KvState, cx: &Interner) -> String {
         let st = self.store();
-        let s = s.slots();
+        let s = st.all(*s);
         if s.len() == 1 {
             return format!("{:?}", st.text(s[0]));
         }
