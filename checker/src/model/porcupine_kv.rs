@@ -62,6 +62,7 @@ struct Store {
     n_keys: usize,
     vecs: Vec<Box<[u32]>>,
     vec_ids: FxHashMap<Box<[u32]>, u32>,
+    scratch: Vec<u32>,
 }
 
 impl Store {
@@ -90,9 +91,17 @@ impl Store {
         if self.n_keys <= 1 {
             return KvState(v);
         }
-        let mut n = self.vecs[s.0 as usize].to_vec();
+        if self.vecs[s.0 as usize][i] == v {
+            return s;
+        }
+        // Built in a reused buffer: a step allocates only when the vector is new.
+        let mut n = std::mem::take(&mut self.scratch);
+        n.clear();
+        n.extend_from_slice(&self.vecs[s.0 as usize]);
         n[i] = v;
-        KvState(self.vec_id(&n))
+        let id = self.vec_id(&n);
+        self.scratch = n;
+        KvState(id)
     }
 
     /// Every key's string id, by slot.
