@@ -104,43 +104,103 @@ pub fn search<M: Model>(
     limits: Limits<'_>,
     watch: Option<u32>,
 ) -> (SearchOutcome, SearchStats, Vec<M::State>) {
-    Search::new(model, ops, limits, watch).run(init)
+    search_in(model, init, ops, limits, watch, &mut MemoBuf::default())
+}
+
+/// [`search`] with a memo table reused from an earlier search: a worker that checks one
+/// partition after another keeps one table (cleared in between) instead of allocating,
+/// growing and freeing one per partition. Fresh tables cost page faults, rehashing, and
+/// memory the allocator keeps after they are freed. A memo bigger than 2^16 entries is
+/// not kept (it is freed on another thread, see [`Search::run`]).
+pub fn search_in<M: Model>(
+    model: &M,
+    init: M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    watch: Option<u32>,
+    buf: &mut MemoBuf<M::State>,
+) -> (SearchOutcome, SearchStats, Vec<M::State>) {
+    let mut s = Search::new(model, ops, limits, watch);
+    s.memo = std::mem::take(&mut buf.0);
+    let (out, stats, watched, memo) = s.run(init);
+    buf.0 = memo;
+    (out, stats, watched)
+}
+
+type Memo<S> = HashSet<MemoKey<S>, BuildHasherDefault<PassThrough>>;
+
+/// A memo table kept between searches (see [`search_in`]); empty between them.
+pub struct MemoBuf<S>(Memo<S>);
+
+impl<S> Default for MemoBuf<S> {
+    fn default() -> Self {
+        MemoBuf(HashSet::default())
+    }
 }
 
 /// Encoded sets of up to this many words live inside the memo's table.
 const INLINE: usize = 4;
 
-#[derive(PartialEq, Eq, Hash)]
 enum Words {
     Inline(u8, [u64; INLINE]),
     Heap(Box<[u64]>),
 }
 
-impl Words {
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Words::Inline(..) => 0,
-            Words::Heap(b) => b.len() * 8,
-        }
-    }
-}
-
-/// A memo entry. No hash is stored (it would cost 8 bytes an entry): the table hashes
-/// the entry's words and state, which are a few words.
+/// A memo entry: the encoded set (see [`Bits::encode`]) and the state. The words are not
+/// nested in a `Words` so that the tag, the length and a small state share one word
+/// (40 bytes an entry for a `u32` state instead of 48). No hash is stored (it would cost
+/// 8 bytes an entry): the table hashes the few words and the state.
 #[derive(PartialEq, Eq)]
-struct MemoKey<S> {
-    words: Words,
-    state: S,
+enum MemoKey<S> {
+    Inline(u8, S, [u64; INLINE]),
+    Heap(S, Box<[u64]>),
 }
 
 impl<S: Hash> Hash for MemoKey<S> {
     fn hash<H: Hasher>(&self, h: &mut H) {
         let mut f = FxHasher::default();
-        self.words.hash(&mut f);
-        self.state.hash(&mut f);
+        match self {
+            MemoKey::Inline(n, s, w) => {
+                f.write_u8(*n);
+                w.hash(&mut f);
+                s.hash(&mut f);
+            }
+            MemoKey::Heap(s, w) => {
+                w.hash(&mut f);
+                s.hash(&mut f);
+            }
+        }
         // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
         let x = f.finish();
         h.write_u64((x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    }
+}
+
+impl<S> MemoKey<S> {
+    fn new(words: Words, state: S) -> Self {
+        match words {
+            Words::Inline(n, w) => MemoKey::Inline(n, state, w),
+            Words::Heap(w) => MemoKey::Heap(state, w),
+        }
+    }
+
+    fn state(&self) -> &S {
+        match self {
+            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _) => s,
+        }
+    }
+
+    fn into_state(self) -> S {
+        match self {
+            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _) => s,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            MemoKey::Inline(..) => 0,
+            MemoKey::Heap(_, w) => w.len() * 8,
+        }
     }
 }
 
@@ -182,7 +242,7 @@ struct Search<'a, M: Model> {
     /// predecessor: any linearization can be rewritten that way with the same states.
     twin_prev: Vec<u32>,
     bits: Bits,
-    memo: HashSet<MemoKey<M::State>, BuildHasherDefault<PassThrough>>,
+    memo: Memo<M::State>,
     memo_heap_bytes: usize,
     scratch: Vec<u64>,
     watch: Option<u32>,
@@ -298,15 +358,12 @@ impl<'a, M: Model> Search<'a, M> {
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
-        let key = MemoKey {
-            words: self.bits.encode(&mut self.scratch),
-            state,
-        };
+        let key = MemoKey::new(self.bits.encode(&mut self.scratch), state);
         if self.memo.contains(&key) {
-            return (false, key.state);
+            return (false, key.into_state());
         }
-        let state = key.state.clone();
-        self.memo_heap_bytes += key.words.heap_bytes() + self.model.state_bytes(&key.state);
+        let state = key.state().clone();
+        self.memo_heap_bytes += key.heap_bytes() + self.model.state_bytes(key.state());
         self.memo.insert(key);
         (true, state)
     }
@@ -315,17 +372,24 @@ impl<'a, M: Model> Search<'a, M> {
         self.memo.capacity() * (std::mem::size_of::<MemoKey<M::State>>() + 1) + self.memo_heap_bytes
     }
 
-    fn run(mut self, init: M::State) -> (SearchOutcome, SearchStats, Vec<M::State>) {
+    /// The outcome, and the memo emptied for reuse.
+    fn run(
+        mut self,
+        init: M::State,
+    ) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
         let outcome = self.run_inner(init);
         self.stats.memo_entries = self.memo.len() as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
-        // Freeing a big memo (every state in it) takes a while; do it off the caller's
-        // path. A CLI that exits right after never waits for it.
-        if self.memo.len() > 1 << 16 {
-            let memo = std::mem::take(&mut self.memo);
+        let mut memo = std::mem::take(&mut self.memo);
+        if memo.len() > 1 << 16 {
+            // Freeing a big memo (every state in it) takes a while; do it off the
+            // caller's path. A CLI that exits right after never waits for it.
             std::thread::spawn(move || drop(memo));
+            memo = Memo::default();
+        } else {
+            memo.clear();
         }
-        (outcome, self.stats, self.watched)
+        (outcome, self.stats, self.watched, memo)
     }
 
     fn run_inner(&mut self, init: M::State) -> SearchOutcome {
