@@ -13,8 +13,9 @@
 //! The memo holds every (set of linearized operations, model state) reached; reaching one
 //! again cannot lead anywhere new. Sets are stored compactly: operations are numbered in
 //! call order (required ones first, unknown ones after), so a set is "every operation below
-//! a frontier" plus a short window of words above it, so a probe costs a model step, a
-//! window copy and hashing those few words with the state.
+//! a frontier" plus a short window of words above it. A probe costs a model step, a window
+//! copy and a hash: of the words themselves when they fit inline, else the set's Zobrist
+//! hash (maintained incrementally as operations are lifted and unlifted) with the state's.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -148,12 +149,15 @@ enum Words {
 
 /// A memo entry: the encoded set (see [`Bits::encode`]) and the state. The words are not
 /// nested in a `Words` so that the tag, the length and a small state share one word
-/// (40 bytes an entry for a `u32` state instead of 48). No hash is stored (it would cost
-/// 8 bytes an entry): the table hashes the few words and the state.
+/// (40 bytes an entry for a `u32` state instead of 48). An inline entry stores no hash
+/// (it would cost 8 bytes an entry): the table hashes its few words and the state. A wide
+/// one stores its hash, since hashing its words on every probe and rehash is what costs.
 #[derive(PartialEq, Eq)]
 enum MemoKey<S> {
     Inline(u8, S, [u64; INLINE]),
-    Heap(S, Box<[u64]>),
+    /// A wide set: its hash is stored (from the set's Zobrist hash, kept up to date as
+    /// bits change, and the state's), so neither a probe nor a rehash reads the words.
+    Heap(S, u64, Box<[u64]>),
 }
 
 impl<S: Hash> Hash for MemoKey<S> {
@@ -165,10 +169,7 @@ impl<S: Hash> Hash for MemoKey<S> {
                 w.hash(&mut f);
                 s.hash(&mut f);
             }
-            MemoKey::Heap(s, w) => {
-                w.hash(&mut f);
-                s.hash(&mut f);
-            }
+            MemoKey::Heap(_, h, _) => f.write_u64(*h),
         }
         // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
         let x = f.finish();
@@ -177,29 +178,38 @@ impl<S: Hash> Hash for MemoKey<S> {
 }
 
 impl<S> MemoKey<S> {
-    fn new(words: Words, state: S) -> Self {
+    /// `zob`: the set's Zobrist hash (used for wide sets only).
+    fn new(words: Words, state: S, zob: u64) -> Self
+    where
+        S: Hash,
+    {
         match words {
             Words::Inline(n, w) => MemoKey::Inline(n, state, w),
-            Words::Heap(w) => MemoKey::Heap(state, w),
+            Words::Heap(w) => {
+                let mut f = FxHasher::default();
+                state.hash(&mut f);
+                let h = zob ^ f.finish().wrapping_mul(0xD6E8_FEB8_6659_FD93);
+                MemoKey::Heap(state, h, w)
+            }
         }
     }
 
     fn state(&self) -> &S {
         match self {
-            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _) => s,
+            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
         }
     }
 
     fn into_state(self) -> S {
         match self {
-            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _) => s,
+            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
         }
     }
 
     fn heap_bytes(&self) -> usize {
         match self {
             MemoKey::Inline(..) => 0,
-            MemoKey::Heap(_, w) => w.len() * 8,
+            MemoKey::Heap(_, _, w) => w.len() * 8,
         }
     }
 }
@@ -236,6 +246,8 @@ struct Search<'a, M: Model> {
     ret_entry: Vec<u32>,
     /// For each op: its bit (ops renumbered: required in call order, then unknown).
     bit_of: Vec<u32>,
+    /// For each op: a random word; a set's Zobrist hash is the xor of its ops' words.
+    zobrist: Vec<u64>,
     /// For each unknown op: the unknown op with the same input called just before it
     /// (NONE if none). Such twins are interchangeable, and the earlier one is open
     /// whenever the later one is, so the search only linearizes a twin after its
@@ -302,6 +314,16 @@ impl<'a, M: Model> Search<'a, M> {
             bit_of[i as usize] = b as u32;
         }
         let twin_prev = twins(ops, &order[n_req..]);
+        let mut z = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64);
+        let zobrist = (0..n)
+            .map(|_| {
+                z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut x = z;
+                x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                x ^ (x >> 31)
+            })
+            .collect();
         Search {
             model,
             ops,
@@ -312,6 +334,7 @@ impl<'a, M: Model> Search<'a, M> {
             call_entry,
             ret_entry,
             bit_of,
+            zobrist,
             twin_prev,
             bits: Bits::new(n_req, n - n_req),
             memo: HashSet::default(),
@@ -358,7 +381,7 @@ impl<'a, M: Model> Search<'a, M> {
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
-        let key = MemoKey::new(self.bits.encode(&mut self.scratch), state);
+        let key = MemoKey::new(self.bits.encode(&mut self.scratch), state, self.bits.zob);
         if self.memo.contains(&key) {
             return (false, key.into_state());
         }
@@ -456,7 +479,7 @@ impl<'a, M: Model> Search<'a, M> {
                         continue;
                     };
                     let bit = self.bit_of[op as usize];
-                    self.bits.set(bit);
+                    self.bits.set(bit, self.zobrist[op as usize]);
                     let (new, next_state) = self.memo_insert(next_state);
                     if new {
                         // A pure observation (a read) that fits now can always go first: any linearization from here that places it
@@ -473,7 +496,7 @@ impl<'a, M: Model> Search<'a, M> {
                         lifted = true;
                         break;
                     }
-                    self.bits.clear(bit);
+                    self.bits.clear(bit, self.zobrist[op as usize]);
                     alt += 1;
                 }
                 if lifted {
@@ -505,7 +528,8 @@ impl<'a, M: Model> Search<'a, M> {
                 };
                 common = common.min(stack.len());
                 self.unlift_op(op);
-                self.bits.clear(self.bit_of[op as usize]);
+                self.bits
+                    .clear(self.bit_of[op as usize], self.zobrist[op as usize]);
                 if self.ret_entry[op as usize] != NONE {
                     remaining += 1;
                 }
@@ -573,6 +597,8 @@ struct Bits {
     /// Nonzero unknown words lie in `unk_lo..unk_hi` (empty when equal).
     unk_lo: usize,
     unk_hi: usize,
+    /// Zobrist hash of the set.
+    zob: u64,
 }
 
 impl Bits {
@@ -590,6 +616,7 @@ impl Bits {
             req_hi: n_req_words,
             unk_lo: n_req_words,
             unk_hi: n_req_words,
+            zob: 0,
         };
         b.req_lo = b.words[..n_req_words]
             .iter()
@@ -602,9 +629,10 @@ impl Bits {
         self.words[(bit / 64) as usize] & (1u64 << (bit % 64)) != 0
     }
 
-    fn set(&mut self, bit: u32) {
+    fn set(&mut self, bit: u32, z: u64) {
         let w = (bit / 64) as usize;
         self.words[w] |= 1u64 << (bit % 64);
+        self.zob ^= z;
         if w < self.n_req_words {
             self.req_hi = self.req_hi.max(w + 1);
             while self.req_lo < self.n_req_words && self.words[self.req_lo] == !0 {
@@ -619,9 +647,10 @@ impl Bits {
         }
     }
 
-    fn clear(&mut self, bit: u32) {
+    fn clear(&mut self, bit: u32, z: u64) {
         let w = (bit / 64) as usize;
         self.words[w] &= !(1u64 << (bit % 64));
+        self.zob ^= z;
         if w < self.n_req_words {
             self.req_lo = self.req_lo.min(w);
             while self.req_hi > self.req_lo && self.words[self.req_hi - 1] == 0 {
