@@ -1,7 +1,8 @@
 //! `stasis check` without the harness, for benchmarks of the checker alone:
 //! `cargo run --release -p checker --example check -- FILE [MODEL] [by-key|none]`.
 //! Prints `verdict ops check_ms`; exit codes as `stasis check`. With `CHECK_STATS=N` set,
-//! also prints the N slowest partitions (key, ops, verdict, ms, steps, memo entries) to stderr.
+//! also prints the N slowest partitions (key, ops, verdict, ms, steps, memo entries) to stderr;
+//! `CHECK_THREADS=N` sets the number of worker threads (default: one per core).
 fn main() {
     let mut args = std::env::args().skip(1);
     let Some(path) = args.next() else {
@@ -22,6 +23,12 @@ fn main() {
         .unwrap_or(format.default_model());
     let mut opts = checker::CheckOptions::for_format(model, format);
     opts.by_key = args.next().map(|p| p == "by-key");
+    if let Some(n) = std::env::var("CHECK_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        opts.threads = n;
+    }
     match checker::check_operations(&ops, &opts) {
         Ok(r) => {
             println!("{} {} {:.1}", r.verdict.id(), r.ops, r.elapsed_ms);

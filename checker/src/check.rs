@@ -15,7 +15,7 @@ use crate::model::{
     multi_register::MultiRegister, mutex::Mutex as MutexModel, porcupine_etcd::PorcupineEtcd,
     porcupine_kv::PorcupineKv, register::register, set::Set, unordered_queue::UnorderedQueue,
 };
-use crate::search::{GaveUp, Limits, SearchOp, SearchOutcome, search};
+use crate::search::{GaveUp, Limits, MemoBuf, SearchOp, SearchOutcome, search_in};
 
 /// How time values in the history are to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
@@ -231,7 +231,7 @@ pub fn check_operations(ops: &[Operation], opts: &CheckOptions) -> Result<CheckR
         ModelKind::UnorderedQueue => run(&UnorderedQueue, ops, &p, opts),
         ModelKind::FifoQueue => run(&FifoQueue, ops, &p, opts),
         ModelKind::PorcupineEtcd => run(&PorcupineEtcd, ops, &p, opts),
-        ModelKind::PorcupineKv => run(&PorcupineKv, ops, &p, opts),
+        ModelKind::PorcupineKv => run(&PorcupineKv::default(), ops, &p, opts),
     }
 }
 
@@ -305,6 +305,7 @@ fn run<M: Model>(
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
+                let mut memo = MemoBuf::default();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&part) = order.get(i) else { break };
@@ -315,6 +316,7 @@ fn run<M: Model>(
                         p.keys[part].clone(),
                         limits,
                         opts,
+                        &mut memo,
                     );
                     if opts.stop_early
                         && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_))
@@ -446,8 +448,11 @@ fn check_partition<M: Model>(
     key: Option<String>,
     limits: Limits<'_>,
     opts: &CheckOptions,
+    memo: &mut MemoBuf<M::State>,
 ) -> PartOutcome {
     let start = Instant::now();
+    let local = model.for_partition();
+    let model = local.as_ref().unwrap_or(model);
     let (sops, origin, mut cx) = match compile(model, opts.model, ops, members) {
         Ok(c) => c,
         Err(e) => {
@@ -457,7 +462,7 @@ fn check_partition<M: Model>(
     };
     let init = model.init(&mut cx);
     let (pruned, kept) = prune(model, &sops);
-    let (outcome, stats, _) = search(model, init.clone(), &pruned, limits, None);
+    let (outcome, stats, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
     let mut result = PartitionResult {
         key: key.clone(),
         ops: pruned.len(),
@@ -497,7 +502,7 @@ fn check_partition<M: Model>(
     };
     result.verdict = Verdict::NotLinearizable;
     // Second pass, without pruning: which states could the blocked operation have met?
-    let (_, _, watched) = search(
+    let (_, _, watched) = search_in(
         model,
         init.clone(),
         &sops,
@@ -506,6 +511,7 @@ fn check_partition<M: Model>(
             ..limits
         },
         Some(failure.blocked),
+        memo,
     );
     let e = explain(
         model, ops, &sops, &origin, &cx, init, &failure, &watched, key, opts,

@@ -13,8 +13,9 @@
 //! The memo holds every (set of linearized operations, model state) reached; reaching one
 //! again cannot lead anywhere new. Sets are stored compactly: operations are numbered in
 //! call order (required ones first, unknown ones after), so a set is "every operation below
-//! a frontier" plus a short window of words above it; its hash is maintained incrementally
-//! (Zobrist), so a probe costs a model step, a state hash and a window copy.
+//! a frontier" plus a short window of words above it. A probe costs a model step, a window
+//! copy and a hash: of the words themselves when they fit inline, else the set's Zobrist
+//! hash (maintained incrementally as operations are lifted and unlifted) with the state's.
 
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,45 +105,112 @@ pub fn search<M: Model>(
     limits: Limits<'_>,
     watch: Option<u32>,
 ) -> (SearchOutcome, SearchStats, Vec<M::State>) {
-    Search::new(model, ops, limits, watch).run(init)
+    search_in(model, init, ops, limits, watch, &mut MemoBuf::default())
+}
+
+/// [`search`] with a memo table reused from an earlier search: a worker that checks one
+/// partition after another keeps one table (cleared in between) instead of allocating,
+/// growing and freeing one per partition. Fresh tables cost page faults, rehashing, and
+/// memory the allocator keeps after they are freed. A memo bigger than 2^16 entries is
+/// not kept (it is freed on another thread, see [`Search::run`]).
+pub fn search_in<M: Model>(
+    model: &M,
+    init: M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    watch: Option<u32>,
+    buf: &mut MemoBuf<M::State>,
+) -> (SearchOutcome, SearchStats, Vec<M::State>) {
+    let mut s = Search::new(model, ops, limits, watch);
+    s.memo = std::mem::take(&mut buf.0);
+    let (out, stats, watched, memo) = s.run(init);
+    buf.0 = memo;
+    (out, stats, watched)
+}
+
+type Memo<S> = HashSet<MemoKey<S>, BuildHasherDefault<PassThrough>>;
+
+/// A memo table kept between searches (see [`search_in`]); empty between them.
+pub struct MemoBuf<S>(Memo<S>);
+
+impl<S> Default for MemoBuf<S> {
+    fn default() -> Self {
+        MemoBuf(HashSet::default())
+    }
 }
 
 /// Encoded sets of up to this many words live inside the memo's table.
 const INLINE: usize = 4;
 
-#[derive(PartialEq, Eq)]
 enum Words {
     Inline(u8, [u64; INLINE]),
     Heap(Box<[u64]>),
 }
 
-impl Words {
-    fn heap_bytes(&self) -> usize {
+/// A memo entry: the encoded set (see [`Bits::encode`]) and the state. The words are not
+/// nested in a `Words` so that the tag, the length and a small state share one word
+/// (40 bytes an entry for a `u32` state instead of 48). An inline entry stores no hash
+/// (it would cost 8 bytes an entry): the table hashes its few words and the state. A wide
+/// one stores its hash, since hashing its words on every probe and rehash is what costs.
+#[derive(PartialEq, Eq)]
+enum MemoKey<S> {
+    Inline(u8, S, [u64; INLINE]),
+    /// A wide set: its hash is stored (from the set's Zobrist hash, kept up to date as
+    /// bits change, and the state's), so neither a probe nor a rehash reads the words.
+    Heap(S, u64, Box<[u64]>),
+}
+
+impl<S: Hash> Hash for MemoKey<S> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let mut f = FxHasher::default();
         match self {
-            Words::Inline(..) => 0,
-            Words::Heap(b) => b.len() * 8,
+            MemoKey::Inline(n, s, w) => {
+                f.write_u8(*n);
+                w.hash(&mut f);
+                s.hash(&mut f);
+            }
+            MemoKey::Heap(_, h, _) => f.write_u64(*h),
+        }
+        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
+        let x = f.finish();
+        h.write_u64((x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9));
+    }
+}
+
+impl<S> MemoKey<S> {
+    /// `zob`: the set's Zobrist hash (used for wide sets only).
+    fn new(words: Words, state: S, zob: u64) -> Self
+    where
+        S: Hash,
+    {
+        match words {
+            Words::Inline(n, w) => MemoKey::Inline(n, state, w),
+            Words::Heap(w) => {
+                let mut f = FxHasher::default();
+                state.hash(&mut f);
+                let h = zob ^ f.finish().wrapping_mul(0xD6E8_FEB8_6659_FD93);
+                MemoKey::Heap(state, h, w)
+            }
         }
     }
-}
 
-/// A memo entry: the hash is computed incrementally and is all `Hash` feeds the table.
-struct MemoKey<S> {
-    hash: u64,
-    words: Words,
-    state: S,
-}
-
-impl<S: Eq> PartialEq for MemoKey<S> {
-    fn eq(&self, o: &Self) -> bool {
-        self.hash == o.hash && self.words == o.words && self.state == o.state
+    fn state(&self) -> &S {
+        match self {
+            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
+        }
     }
-}
 
-impl<S: Eq> Eq for MemoKey<S> {}
+    fn into_state(self) -> S {
+        match self {
+            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
+        }
+    }
 
-impl<S> Hash for MemoKey<S> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.hash);
+    fn heap_bytes(&self) -> usize {
+        match self {
+            MemoKey::Inline(..) => 0,
+            MemoKey::Heap(_, _, w) => w.len() * 8,
+        }
     }
 }
 
@@ -178,14 +246,15 @@ struct Search<'a, M: Model> {
     ret_entry: Vec<u32>,
     /// For each op: its bit (ops renumbered: required in call order, then unknown).
     bit_of: Vec<u32>,
+    /// For each op: a random word; a set's Zobrist hash is the xor of its ops' words.
+    zobrist: Vec<u64>,
     /// For each unknown op: the unknown op with the same input called just before it
     /// (NONE if none). Such twins are interchangeable, and the earlier one is open
     /// whenever the later one is, so the search only linearizes a twin after its
     /// predecessor: any linearization can be rewritten that way with the same states.
     twin_prev: Vec<u32>,
-    zobrist: Vec<u64>,
     bits: Bits,
-    memo: HashSet<MemoKey<M::State>, BuildHasherDefault<PassThrough>>,
+    memo: Memo<M::State>,
     memo_heap_bytes: usize,
     scratch: Vec<u64>,
     watch: Option<u32>,
@@ -265,8 +334,8 @@ impl<'a, M: Model> Search<'a, M> {
             call_entry,
             ret_entry,
             bit_of,
-            twin_prev,
             zobrist,
+            twin_prev,
             bits: Bits::new(n_req, n - n_req),
             memo: HashSet::default(),
             memo_heap_bytes: 0,
@@ -309,28 +378,15 @@ impl<'a, M: Model> Search<'a, M> {
         self.unlift(self.call_entry[op as usize]);
     }
 
-    fn state_hash(s: &M::State) -> u64 {
-        let mut h = FxHasher::default();
-        s.hash(&mut h);
-        h.finish()
-    }
-
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
-        let h = self.bits.zob ^ Self::state_hash(&state).wrapping_mul(0xD6E8_FEB8_6659_FD93);
-        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
-        let h = (h ^ (h >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        let key = MemoKey {
-            hash: h,
-            words: self.bits.encode(&mut self.scratch),
-            state,
-        };
+        let key = MemoKey::new(self.bits.encode(&mut self.scratch), state, self.bits.zob);
         if self.memo.contains(&key) {
-            return (false, key.state);
+            return (false, key.into_state());
         }
-        let state = key.state.clone();
-        self.memo_heap_bytes += key.words.heap_bytes() + self.model.state_bytes(&key.state);
+        let state = key.state().clone();
+        self.memo_heap_bytes += key.heap_bytes() + self.model.state_bytes(key.state());
         self.memo.insert(key);
         (true, state)
     }
@@ -339,17 +395,24 @@ impl<'a, M: Model> Search<'a, M> {
         self.memo.capacity() * (std::mem::size_of::<MemoKey<M::State>>() + 1) + self.memo_heap_bytes
     }
 
-    fn run(mut self, init: M::State) -> (SearchOutcome, SearchStats, Vec<M::State>) {
+    /// The outcome, and the memo emptied for reuse.
+    fn run(
+        mut self,
+        init: M::State,
+    ) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
         let outcome = self.run_inner(init);
         self.stats.memo_entries = self.memo.len() as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
-        // Freeing a big memo (every state in it) takes a while; do it off the caller's
-        // path. A CLI that exits right after never waits for it.
-        if self.memo.len() > 1 << 16 {
-            let memo = std::mem::take(&mut self.memo);
+        let mut memo = std::mem::take(&mut self.memo);
+        if memo.len() > 1 << 16 {
+            // Freeing a big memo (every state in it) takes a while; do it off the
+            // caller's path. A CLI that exits right after never waits for it.
             std::thread::spawn(move || drop(memo));
+            memo = Memo::default();
+        } else {
+            memo.clear();
         }
-        (outcome, self.stats, self.watched)
+        (outcome, self.stats, self.watched, memo)
     }
 
     fn run_inner(&mut self, init: M::State) -> SearchOutcome {
@@ -491,7 +554,7 @@ impl<'a, M: Model> Search<'a, M> {
         {
             return Some(GaveUp::Timeout);
         }
-        if self.memo_bytes() > self.limits.max_memo_bytes {
+        if self.memo_bytes() + self.model.cache_bytes() > self.limits.max_memo_bytes {
             return Some(GaveUp::Memory);
         }
         None
@@ -534,6 +597,7 @@ struct Bits {
     /// Nonzero unknown words lie in `unk_lo..unk_hi` (empty when equal).
     unk_lo: usize,
     unk_hi: usize,
+    /// Zobrist hash of the set.
     zob: u64,
 }
 

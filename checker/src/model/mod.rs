@@ -33,6 +33,22 @@ pub trait Model: Sync {
     type State: Clone + Eq + Hash + Send + Debug + 'static;
     type Input: Clone + Eq + Send + Sync + Debug;
 
+    /// A fresh instance for one partition, for models that keep tables built while
+    /// searching (hash-consed strings); `None`: the shared instance serves every partition.
+    /// The search, its explanation and the compiled inputs of a partition all use the
+    /// same instance.
+    fn for_partition(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
+    /// Heap memory of such tables, for the search's memory budget.
+    fn cache_bytes(&self) -> usize {
+        0
+    }
+
     /// The initial state.
     fn init(&self, cx: &mut Interner) -> Self::State;
 

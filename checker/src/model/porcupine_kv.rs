@@ -2,19 +2,26 @@
 //! `get` returns it, `put` replaces it, `append` concatenates. Partitioned by key each
 //! partition has one key; with `--partition none` the state is every key's string.
 
-use std::hash::{Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Mutex, MutexGuard};
 
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use super::{Interner, Model, argument, unknown_f};
 use crate::history::{Operation, Outcome};
 
-#[derive(Clone, Debug, Default)]
-pub struct PorcupineKv;
+/// The model. Strings are hash-consed: a state holds one `u32` id per key, and equal
+/// strings always get the same id, so comparing and hashing states costs O(keys) and a
+/// memo entry owns no string. The table lives in the model; [`Model::for_partition`] gives
+/// each partition a fresh one (one thread uses it, so its lock is never contended).
+#[derive(Debug, Default)]
+pub struct PorcupineKv {
+    store: Mutex<Store>,
+}
 
 /// Base of the polynomial string hash: `h(s + t) = h(s) * BASE^len(t) + h(t)` (mod 2^64),
-/// so an append hashes only what it adds.
+/// so an append hashes only what it adds. The hash only picks a bucket: ids are given by
+/// comparing bytes, so a collision costs a comparison, never a wrong answer.
 const BASE: u64 = 0x100_0000_01B3;
 
 fn poly(h: u64, bytes: &[u8]) -> u64 {
@@ -23,107 +30,207 @@ fn poly(h: u64, bytes: &[u8]) -> u64 {
     })
 }
 
-/// A string with its hash computed once (and incrementally on appends), so that hashing
-/// and comparing states (which grow with every append) costs O(keys), not O(length).
-#[derive(Clone, Debug)]
-pub struct HStr {
+const NO_ID: u32 = u32::MAX;
+
+/// A string of the store: a piece (a literal of the history: a put's value, an append's
+/// suffix, a read's result) after the string `parent` (`NO_ID`: after nothing). Strings
+/// share their prefixes, so a new string costs one node whatever its length.
+#[derive(Debug, Clone, Copy)]
+struct Node {
     hash: u64,
-    s: Arc<[u8]>,
+    len: u32,
+    parent: u32,
+    piece: u32,
+    /// The next id with the same hash.
+    next: u32,
 }
 
-impl HStr {
-    fn new(s: &str) -> HStr {
-        HStr {
-            hash: poly(0, s.as_bytes()),
-            s: Arc::from(s.as_bytes()),
+/// Every distinct string of one partition, once: two ids are equal iff their strings are.
+#[derive(Debug, Default)]
+struct Store {
+    nodes: Vec<Node>,
+    /// The first id with a given hash.
+    by_hash: FxHashMap<u64, u32>,
+    /// Distinct pieces: bytes, hash, `BASE^len`.
+    pieces: Vec<(Box<[u8]>, u64, u64)>,
+    piece_ids: FxHashMap<Box<[u8]>, u32>,
+    /// (string id, piece id) -> id of their concatenation: most appends are met again
+    /// in other interleavings and cost one lookup.
+    appends: FxHashMap<u64, u32>,
+    piece_bytes: usize,
+    /// Keys of the partition; with more than one, states are ids of `vecs`.
+    n_keys: usize,
+    vecs: Vec<Box<[u32]>>,
+    vec_ids: FxHashMap<Box<[u32]>, u32>,
+    scratch: Vec<u32>,
+}
+
+impl Store {
+    fn vec_id(&mut self, v: &[u32]) -> u32 {
+        if let Some(&i) = self.vec_ids.get(v) {
+            return i;
+        }
+        let i = self.vecs.len() as u32;
+        self.vecs.push(v.into());
+        self.vec_ids.insert(v.into(), i);
+        self.piece_bytes += 8 * v.len() + 64;
+        i
+    }
+
+    /// The string id of key slot `i` in state `s`.
+    fn slot(&self, s: KvState, i: usize) -> u32 {
+        if self.n_keys <= 1 {
+            s.0
+        } else {
+            self.vecs[s.0 as usize][i]
         }
     }
 
-    /// `self + suffix`.
-    fn append(&self, suffix: &Suffix) -> HStr {
-        let mut joined = Vec::with_capacity(self.s.len() + suffix.s.len());
-        joined.extend_from_slice(&self.s);
-        joined.extend_from_slice(&suffix.s);
-        let s: Arc<[u8]> = Arc::from(joined);
-        HStr {
-            hash: self.hash.wrapping_mul(suffix.pow).wrapping_add(suffix.hash),
-            s,
+    /// `s` with key slot `i` holding string `v`.
+    fn with(&mut self, s: KvState, i: usize, v: u32) -> KvState {
+        if self.n_keys <= 1 {
+            return KvState(v);
+        }
+        if self.vecs[s.0 as usize][i] == v {
+            return s;
+        }
+        // Built in a reused buffer: a step allocates only when the vector is new.
+        let mut n = std::mem::take(&mut self.scratch);
+        n.clear();
+        n.extend_from_slice(&self.vecs[s.0 as usize]);
+        n[i] = v;
+        let id = self.vec_id(&n);
+        self.scratch = n;
+        KvState(id)
+    }
+
+    /// Every key's string id, by slot.
+    fn all(&self, s: KvState) -> Vec<u32> {
+        if self.n_keys <= 1 {
+            vec![s.0]
+        } else {
+            self.vecs[s.0 as usize].to_vec()
         }
     }
 
-    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.s)
-    }
-}
-
-impl PartialEq for HStr {
-    fn eq(&self, o: &HStr) -> bool {
-        self.hash == o.hash && (Arc::ptr_eq(&self.s, &o.s) || self.s == o.s)
-    }
-}
-
-impl Eq for HStr {}
-
-impl Hash for HStr {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        h.write_u64(self.hash);
-    }
-}
-
-/// What an append adds, with its hash and `BASE^len`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Suffix {
-    s: Arc<[u8]>,
-    hash: u64,
-    pow: u64,
-}
-
-impl Suffix {
-    fn new(s: &str) -> Suffix {
-        Suffix {
-            s: Arc::from(s.as_bytes()),
-            hash: poly(0, s.as_bytes()),
-            pow: s.bytes().fold(1u64, |p, _| p.wrapping_mul(BASE)),
+    fn piece(&mut self, b: &[u8]) -> u32 {
+        if let Some(&i) = self.piece_ids.get(b) {
+            return i;
         }
+        let i = self.pieces.len() as u32;
+        let pow = b.iter().fold(1u64, |p, _| p.wrapping_mul(BASE));
+        self.pieces.push((b.into(), poly(0, b), pow));
+        self.piece_ids.insert(b.into(), i);
+        self.piece_bytes += 2 * b.len() + 64;
+        i
     }
-}
 
-/// Every key's string: inline for one key (a per-key partition), so that a step that
-/// keeps or replaces the string allocates nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum KvState {
-    One(HStr),
-    Many(Box<[HStr]>),
-}
-
-impl KvState {
-    fn slots(&self) -> &[HStr] {
-        match self {
-            KvState::One(h) => std::slice::from_ref(h),
-            KvState::Many(v) => v,
+    /// The string's bytes, into `out` (cleared first).
+    fn bytes_into(&self, mut id: u32, out: &mut Vec<u8>) {
+        out.clear();
+        let mut parts = Vec::new();
+        while id != NO_ID {
+            let n = &self.nodes[id as usize];
+            parts.push(n.piece);
+            id = n.parent;
+        }
+        for p in parts.iter().rev() {
+            out.extend_from_slice(&self.pieces[*p as usize].0);
         }
     }
 
-    fn with(&self, i: usize, v: HStr) -> KvState {
-        match self {
-            KvState::One(_) => KvState::One(v),
-            KvState::Many(old) => {
-                let mut n = old.clone();
-                n[i] = v;
-                KvState::Many(n)
+    /// The id of the string `parent + piece`, added if new. Ids are decided by comparing
+    /// bytes (only when hashes collide, which for different strings is rare).
+    fn node(&mut self, parent: u32, piece: u32) -> u32 {
+        let (ph, plen) = match parent {
+            NO_ID => (0, 0),
+            p => (self.nodes[p as usize].hash, self.nodes[p as usize].len),
+        };
+        let (pb, sh, pow) = &self.pieces[piece as usize];
+        let h = ph.wrapping_mul(*pow).wrapping_add(*sh);
+        let len = plen + pb.len() as u32;
+        let first = self.by_hash.get(&h).copied().unwrap_or(NO_ID);
+        if first != NO_ID {
+            let mut want = Vec::new();
+            self.bytes_into(parent, &mut want);
+            want.extend_from_slice(&self.pieces[piece as usize].0);
+            let mut have = Vec::new();
+            let mut id = first;
+            while id != NO_ID {
+                let n = self.nodes[id as usize];
+                if n.len == len {
+                    self.bytes_into(id, &mut have);
+                    if have == want {
+                        return id;
+                    }
+                }
+                id = n.next;
             }
         }
+        let id = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            hash: h,
+            len,
+            parent,
+            piece,
+            next: first,
+        });
+        self.by_hash.insert(h, id);
+        id
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        let p = self.piece(s.as_bytes());
+        self.node(NO_ID, p)
+    }
+
+    fn append(&mut self, id: u32, piece: u32) -> u32 {
+        let key = u64::from(id) << 32 | u64::from(piece);
+        if let Some(&j) = self.appends.get(&key) {
+            return j;
+        }
+        let j = self.node(id, piece);
+        self.appends.insert(key, j);
+        j
+    }
+
+    fn text(&self, id: u32) -> String {
+        let mut b = Vec::new();
+        self.bytes_into(id, &mut b);
+        String::from_utf8_lossy(&b).into_owned()
+    }
+
+    fn bytes(&self) -> usize {
+        self.piece_bytes
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+            + (self.by_hash.capacity() + self.appends.capacity()) * 17
+            + self.vec_ids.capacity() * 25
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KvStrOp {
-    Get(HStr),
-    Put(HStr),
-    Append(Suffix),
+impl PorcupineKv {
+    fn store(&self) -> MutexGuard<'_, Store> {
+        // Only a panic while holding the lock poisons it, and the store stays consistent
+        // at every step (ids are pushed before they are handed out).
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A state: with one key (a per-key partition) the id of its string; with several, the
+/// id of the vector of every key's string id (vectors are hash-consed too, so a state is
+/// always one `u32`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KvState(u32);
+
+/// String ids (`Get`, `Put`) and piece ids (`Append`) of the partition's store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvStrOp {
+    Get(u32),
+    Put(u32),
+    Append(u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvStrInput {
     pub slot: u32,
     pub op: KvStrOp,
@@ -141,11 +248,17 @@ impl Model for PorcupineKv {
     type State = KvState;
     type Input = KvStrInput;
 
+    fn for_partition(&self) -> Option<Self> {
+        Some(PorcupineKv::default())
+    }
+
     fn init(&self, cx: &mut Interner) -> KvState {
-        let empty = HStr::new("");
-        match cx.keys().len() {
-            1 => KvState::One(empty),
-            n => KvState::Many(vec![empty; n].into()),
+        let mut st = self.store();
+        let empty = st.intern("");
+        st.n_keys = cx.keys().len();
+        match st.n_keys {
+            0 | 1 => KvState(empty),
+            n => KvState(st.vec_id(&vec![empty; n])),
         }
     }
 
@@ -154,13 +267,14 @@ impl Model for PorcupineKv {
             return Ok(None);
         }
         let slot = cx.key_slot(op.key.as_deref().unwrap_or(""));
+        let mut st = self.store();
         let kop = match op.f.as_str() {
             "get" | "read" => match op.outcome {
-                Outcome::Ok => KvStrOp::Get(HStr::new(&text(&op.output))),
+                Outcome::Ok => KvStrOp::Get(st.intern(&text(&op.output))),
                 _ => return Ok(None),
             },
-            "put" | "write" => KvStrOp::Put(HStr::new(&text(argument(op)))),
-            "append" => KvStrOp::Append(Suffix::new(&text(argument(op)))),
+            "put" | "write" => KvStrOp::Put(st.intern(&text(argument(op)))),
+            "append" => KvStrOp::Append(st.piece(text(argument(op)).as_bytes())),
             f => return Err(unknown_f("porcupine-kv", f, "get, put, append")),
         };
         Ok(Some(KvStrInput { slot, op: kop }))
@@ -168,11 +282,18 @@ impl Model for PorcupineKv {
 
     fn step(&self, s: &KvState, input: &KvStrInput) -> Option<KvState> {
         let i = input.slot as usize;
-        let cur = &s.slots()[i];
-        match &input.op {
-            KvStrOp::Get(v) => (cur == v).then(|| s.clone()),
-            KvStrOp::Put(v) => Some(s.with(i, v.clone())),
-            KvStrOp::Append(v) => Some(s.with(i, cur.append(v))),
+        match input.op {
+            KvStrOp::Get(v) => {
+                let st = self.store();
+                (st.slot(*s, i) == v).then_some(*s)
+            }
+            KvStrOp::Put(v) => Some(self.store().with(*s, i, v)),
+            KvStrOp::Append(v) => {
+                let mut st = self.store();
+                let cur = st.slot(*s, i);
+                let next = st.append(cur, v);
+                Some(st.with(*s, i, next))
+            }
         }
     }
 
@@ -180,35 +301,34 @@ impl Model for PorcupineKv {
         matches!(input.op, KvStrOp::Get(_))
     }
 
-    fn state_bytes(&self, s: &KvState) -> usize {
-        // Strings are shared between states; count each state's own slots and, as an upper
-        // bound, the strings (appends make new ones).
-        let own = match s {
-            KvState::One(_) => 0,
-            KvState::Many(v) => v.len() * std::mem::size_of::<HStr>(),
-        };
-        own + s.slots().iter().map(|x| x.s.len() + 16).sum::<usize>()
+    fn cache_bytes(&self) -> usize {
+        self.store().bytes()
     }
 
     fn show_state(&self, s: &KvState, cx: &Interner) -> String {
-        let s = s.slots();
+        let st = self.store();
+        let s = st.all(*s);
         if s.len() == 1 {
-            return format!("{:?}", s[0].as_str());
+            return format!("{:?}", st.text(s[0]));
         }
         let parts: Vec<String> = s
             .iter()
             .enumerate()
-            .map(|(i, v)| format!("{}={:?}", cx.keys()[i], v.as_str()))
+            .map(|(i, &v)| format!("{}={:?}", cx.keys()[i], st.text(v)))
             .collect();
         format!("{{{}}}", parts.join(", "))
     }
 
     fn show_input(&self, input: &KvStrInput, cx: &Interner) -> String {
         let key = &cx.keys()[input.slot as usize];
-        match &input.op {
-            KvStrOp::Get(v) => format!("get {key} {:?}", v.as_str()),
-            KvStrOp::Put(v) => format!("put {key} {:?}", v.as_str()),
-            KvStrOp::Append(v) => format!("append {key} {:?}", String::from_utf8_lossy(&v.s)),
+        let st = self.store();
+        match input.op {
+            KvStrOp::Get(v) => format!("get {key} {:?}", st.text(v)),
+            KvStrOp::Put(v) => format!("put {key} {:?}", st.text(v)),
+            KvStrOp::Append(v) => format!(
+                "append {key} {:?}",
+                String::from_utf8_lossy(&st.pieces[v as usize].0)
+            ),
         }
     }
 }
@@ -226,19 +346,45 @@ mod tests {
     }
 
     #[test]
-    fn incremental_hash_matches_direct_hash() {
-        let ab = HStr::new("ab").append(&Suffix::new("cd"));
-        let direct = HStr::new("abcd");
-        assert_eq!(ab.hash, direct.hash);
-        assert_eq!(ab, direct);
-        assert_ne!(HStr::new("ab").append(&Suffix::new("")), direct);
-        assert_eq!(HStr::new("").append(&Suffix::new("ab")), HStr::new("ab"));
-        assert_ne!(HStr::new("a").hash, HStr::new("").hash);
+    fn equal_strings_get_one_id() {
+        let mut st = Store::default();
+        let ab = st.intern("ab");
+        let cd = st.piece(b"cd");
+        let abcd = st.append(ab, cd);
+        assert_eq!(st.intern("abcd"), abcd);
+        assert_eq!(st.append(ab, cd), abcd);
+        let empty = st.piece(b"");
+        assert_eq!(st.append(ab, empty), ab);
+        let e = st.intern("");
+        let a = st.piece(b"a");
+        let b = st.piece(b"b");
+        let a_then_b = st.append(e, a);
+        let a_then_b = st.append(a_then_b, b);
+        assert_eq!(a_then_b, ab);
+        assert_ne!(st.intern("a"), e);
+        assert_eq!(st.text(abcd), "abcd");
+        assert_eq!(st.text(e), "");
+    }
+
+    #[test]
+    fn colliding_hashes_keep_strings_apart() {
+        // Forge a collision: a node claiming the hash of "zz" for the string "xy".
+        let mut st = Store::default();
+        let x = st.intern("xy");
+        let h = poly(0, b"zz");
+        st.by_hash.remove(&st.nodes[x as usize].hash);
+        st.nodes[x as usize].hash = h;
+        st.by_hash.insert(h, x);
+        let zz = st.intern("zz");
+        assert_ne!(zz, x);
+        assert_eq!(st.intern("zz"), zz);
+        assert_eq!(st.text(zz), "zz");
+        assert_eq!(st.text(x), "xy");
     }
 
     #[test]
     fn append_concatenates() {
-        let m = PorcupineKv;
+        let m = PorcupineKv::default();
         let mut cx = Interner::new();
         let a = m
             .compile(&keyed("append", json!("x"), Value::Null), &mut cx)
