@@ -14,6 +14,7 @@ pub mod nemesis;
 pub mod net;
 pub mod recorder;
 pub mod run;
+pub mod selftest;
 pub mod signals;
 pub mod store;
 pub mod sut;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
-use harness::{analyze, check, cleanup, doctor, run, store};
+use harness::{analyze, check, cleanup, doctor, run, selftest, store};
 
 /// Stasis starts real nodes of a replicated system, breaks them on purpose (kill -9,
 /// SIGSTOP, clock skew, network partitions), records every client operation and checks
@@ -52,6 +52,11 @@ enum Cmd {
     Clean,
     /// Check a saved history for linearizability.
     Check(check::CheckArgs),
+    /// Prove the harness catches real consensus bugs: run each seeded bug (`stasis-node
+    /// --bug NAME`) under its targeted faults until the first violation, and the correct
+    /// builds under the same faults. Exit 0 if every bug was caught and no correct build
+    /// showed a violation, 1 otherwise, 3 on a harness error or Ctrl-C.
+    Selftest(selftest::SelftestArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => run::run(args),
         Cmd::Analyze { run_dir, timeout } => analyze_cmd(run_dir, *timeout),
         Cmd::Clean => clean_cmd(),
+        Cmd::Selftest(args) => selftest::run(args),
     };
     ExitCode::from(code)
 }

@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod partition;
+pub mod targeted;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -30,6 +31,8 @@ pub enum Family {
     Pause,
     Partition,
     Clock,
+    /// Combined faults for `stasis selftest` (not selectable with `--nemesis`).
+    Targeted,
 }
 
 impl Family {
@@ -46,6 +49,7 @@ impl Family {
             Family::Pause => "pause",
             Family::Partition => "partition",
             Family::Clock => "clock",
+            Family::Targeted => "targeted",
         }
     }
 
@@ -135,6 +139,10 @@ pub enum Fault {
         offset_ms: i64,
         period_ms: u64,
     },
+    /// A combined fault (see [`targeted`]).
+    Targeted {
+        combo: targeted::Combo,
+    },
 }
 
 impl Fault {
@@ -144,6 +152,7 @@ impl Fault {
             Fault::Pause { .. } => Family::Pause,
             Fault::Partition { .. } => Family::Partition,
             Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => Family::Clock,
+            Fault::Targeted { .. } => Family::Targeted,
         }
     }
 
@@ -178,6 +187,11 @@ pub fn schedule(
     seed: u64,
 ) -> Vec<Planned> {
     let mut out = Vec::new();
+    let families: Vec<Family> = families
+        .iter()
+        .copied()
+        .filter(|f| *f != Family::Targeted)
+        .collect();
     if families.is_empty() {
         return out;
     }
@@ -221,6 +235,10 @@ pub fn schedule(
                     shape: *usable.choose(&mut rng).unwrap_or(&Shape::IsolateOne),
                 }
             }
+            // Never drawn (filtered out above): targeted faults are scheduled by selftest.
+            Family::Targeted => Fault::Kill {
+                target: Target::Leader,
+            },
             Family::Clock => {
                 let secs = rng.random_range(2..=60i64) * if rng.random_bool(0.5) { 1 } else { -1 };
                 if rng.random_bool(0.5) {
@@ -409,6 +427,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             active.strobe = Some((stop, handle));
             json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms, "period_ms": period_ms})
         }
+        Fault::Targeted { combo } => targeted::start(cluster, combo, &mut rng, &mut active)?,
     };
     Ok((active, value))
 }
@@ -458,6 +477,10 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
                 let seen = verify_clock(cluster, i, 0)?;
                 active.evidence.push(format!("reset: {seen}"));
             }
+        }
+        Fault::Targeted { combo } => {
+            let combo = combo.clone();
+            targeted::stop(cluster, &combo, active)?;
         }
     }
     let nodes = names(cluster, &active.nodes);

@@ -1,0 +1,253 @@
+//! Targeted faults: combinations the ordinary scheduler never produces (it never overlaps
+//! faults), built to expose specific consensus bugs quickly. `stasis selftest` schedules
+//! them; they are applied, verified, recorded (`start-targeted` / `stop-targeted`, the
+//! value saying what was done) and healed like every other fault.
+//!
+//! - `isolate-leader-clock`: cut the current leader off from every other node *and* move
+//!   its wall clock (a lease timed by the wall clock then outlives the partition).
+//! - `pause-leader-clock`: move the leader's wall clock, then SIGSTOP it; resumed at stop.
+//! - `vote-restart`: SIGKILL the leader to force an election, then watch the other nodes'
+//!   terms; a node whose term rises (it has just voted or campaigned in the new term) is
+//!   killed with SIGKILL and restarted at once, so it comes back mid-election. The old
+//!   leader is restarted at stop. A node that does not persist its vote can then vote
+//!   twice in one term.
+//!
+//! The `start-targeted` event is recorded when the fault's setup is complete (for
+//! `vote-restart`, after its watch window); the value carries the times of its steps.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::partition::{self, Shape};
+use super::{Active, find_leader, require_faketime, verify_clock, verify_reachability};
+use crate::cluster::Cluster;
+
+/// One targeted fault.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "combo", rename_all = "kebab-case")]
+pub enum Combo {
+    /// Isolate the leader and move its wall clock by `offset_ms`.
+    IsolateLeaderClock { offset_ms: i64 },
+    /// Move the leader's wall clock by `offset_ms`, then pause it.
+    PauseLeaderClock { offset_ms: i64 },
+    /// Kill the leader; for `watch_ms`, kill -9 and restart every node whose term rises.
+    VoteRestart { watch_ms: u64 },
+}
+
+impl Combo {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
+            Combo::PauseLeaderClock { .. } => "pause-leader-clock",
+            Combo::VoteRestart { .. } => "vote-restart",
+        }
+    }
+
+    /// Whether the nodes must run under libfaketime for this fault.
+    pub fn needs_clock(&self) -> bool {
+        !matches!(self, Combo::VoteRestart { .. })
+    }
+}
+
+/// The leader, or (during an election) a node drawn from `rng`.
+fn leader_or_any(cluster: &Cluster<'_>, rng: &mut ChaCha8Rng) -> usize {
+    use rand::RngExt;
+    find_leader(cluster).unwrap_or_else(|| rng.random_range(0..cluster.len()))
+}
+
+fn set_clock(cluster: &Cluster<'_>, i: usize, offset_ms: i64) -> Result<String> {
+    require_faketime(cluster)?;
+    super::clock::write_control(
+        &cluster.info(i).faketime_file(),
+        offset_ms as f64 / 1000.0,
+        1.0,
+    )?;
+    verify_clock(cluster, i, offset_ms)
+}
+
+/// Applies `combo`; fills `active` (nodes, grudge, evidence) and returns the event value.
+pub fn start(
+    cluster: &mut Cluster<'_>,
+    combo: &Combo,
+    rng: &mut ChaCha8Rng,
+    active: &mut Active,
+) -> Result<Value> {
+    match combo {
+        Combo::IsolateLeaderClock { offset_ms } => {
+            let l = leader_or_any(cluster, rng);
+            active.nodes = vec![l];
+            active.evidence.push(set_clock(cluster, l, *offset_ms)?);
+            let g = partition::grudge(Shape::IsolateLeader, cluster.len(), Some(l), rng)?;
+            let infos = cluster.infos();
+            let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+            let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+            partition::apply(&g, &netns, &addrs)?;
+            let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+            let want = partition::expected_unreachable(&g, infos.len());
+            verify_reachability(&netns, &peers, &want)
+                .context("isolating the leader did not take effect")?;
+            active.evidence.push(format!(
+                "{} isolated: {} ordered pairs unreachable, as intended",
+                infos[l].name,
+                want.len()
+            ));
+            let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+            let v = json!({
+                "combo": combo.name(),
+                "leader": infos[l].name,
+                "offset_ms": offset_ms,
+                "grudge": partition::describe(&g, &names),
+            });
+            active.grudge = Some(g);
+            Ok(v)
+        }
+        Combo::PauseLeaderClock { offset_ms } => {
+            let l = leader_or_any(cluster, rng);
+            active.nodes = vec![l];
+            active.evidence.push(set_clock(cluster, l, *offset_ms)?);
+            let pid = cluster.pause(l)?;
+            active
+                .evidence
+                .push(format!("{} pid {pid} in state T", cluster.info(l).name));
+            Ok(json!({
+                "combo": combo.name(),
+                "leader": cluster.info(l).name,
+                "offset_ms": offset_ms,
+            }))
+        }
+        Combo::VoteRestart { watch_ms } => vote_restart(cluster, *watch_ms, rng, active),
+    }
+}
+
+fn term_of(cluster: &Cluster<'_>, i: usize) -> Option<u64> {
+    crate::client::resp::status(cluster.info(i).client_addr(), Duration::from_millis(200))
+        .ok()
+        .and_then(|s| s.get("term").and_then(Value::as_u64))
+}
+
+fn vote_restart(
+    cluster: &mut Cluster<'_>,
+    watch_ms: u64,
+    rng: &mut ChaCha8Rng,
+    active: &mut Active,
+) -> Result<Value> {
+    let began = Instant::now();
+    let l = leader_or_any(cluster, rng);
+    active.nodes = vec![l];
+    let mut terms: Vec<Option<u64>> = (0..cluster.len()).map(|i| term_of(cluster, i)).collect();
+    let killed = cluster.kill(l)?;
+    if let Some(pid) = killed {
+        active
+            .evidence
+            .push(format!("{} pid {pid} killed", cluster.info(l).name));
+    }
+    let mut steps = vec![json!({"at_ms": 0, "killed": cluster.info(l).name})];
+    let deadline = began + Duration::from_millis(watch_ms);
+    while Instant::now() < deadline && !crate::signals::interrupted() {
+        for i in 0..cluster.len() {
+            if i == l || !cluster.is_running(i) {
+                continue;
+            }
+            let Some(t) = term_of(cluster, i) else {
+                continue;
+            };
+            let before = terms[i];
+            terms[i] = Some(t);
+            // A rise in term means the node has just seen a vote request of a new term
+            // (and has probably granted it): restart it now, once per term.
+            if before.is_some_and(|b| t > b) {
+                let old = cluster.kill(i)?;
+                let pid = cluster.start(i)?;
+                if old == Some(pid) {
+                    bail!("{} restarted with its old pid {pid}", cluster.info(i).name);
+                }
+                active.evidence.push(format!(
+                    "{} restarted in term {t} (pid {} -> {pid})",
+                    cluster.info(i).name,
+                    old.map_or("-".to_owned(), |p| p.to_string())
+                ));
+                steps.push(json!({
+                    "at_ms": began.elapsed().as_millis() as u64,
+                    "restarted": cluster.info(i).name,
+                    "term": t,
+                }));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(json!({"combo": "vote-restart", "leader": cluster.info(l).name, "steps": steps}))
+}
+
+/// Undoes `combo` and verifies the heal.
+pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Result<()> {
+    match combo {
+        Combo::IsolateLeaderClock { .. } => {
+            super::heal_network(cluster)?;
+            reset_clocks(cluster, active)?;
+        }
+        Combo::PauseLeaderClock { .. } => {
+            for &i in &active.nodes {
+                cluster.resume(i)?;
+            }
+            reset_clocks(cluster, active)?;
+        }
+        Combo::VoteRestart { .. } => {
+            for i in 0..cluster.len() {
+                if !cluster.is_running(i) {
+                    let pid = cluster.start(i)?;
+                    active
+                        .evidence
+                        .push(format!("{} restarted as pid {pid}", cluster.info(i).name));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            for i in 0..cluster.len() {
+                if !cluster.is_running(i) {
+                    bail!(
+                        "{} exited right after its restart; see {}",
+                        cluster.info(i).name,
+                        cluster.info(i).log_path().display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn reset_clocks(cluster: &Cluster<'_>, active: &mut Active) -> Result<()> {
+    for &i in &active.nodes {
+        super::clock::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+    }
+    for &i in &active.nodes {
+        let seen = verify_clock(cluster, i, 0)?;
+        active.evidence.push(format!("reset: {seen}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combos_round_trip_inside_a_fault() {
+        let f = super::super::Fault::Targeted {
+            combo: Combo::IsolateLeaderClock { offset_ms: -30_000 },
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"targeted","combo":{"combo":"isolate-leader-clock","offset_ms":-30000}}"#
+        );
+        let back: super::super::Fault = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, f);
+        assert_eq!(f.event("start"), "start-targeted");
+        assert!(Combo::PauseLeaderClock { offset_ms: 1 }.needs_clock());
+        assert!(!Combo::VoteRestart { watch_ms: 1 }.needs_clock());
+    }
+}
