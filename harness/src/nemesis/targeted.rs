@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -123,10 +124,17 @@ pub fn start(
     }
 }
 
-fn term_of(cluster: &Cluster<'_>, i: usize) -> Option<u64> {
-    crate::client::resp::status(cluster.info(i).client_addr(), Duration::from_millis(200))
-        .ok()
-        .and_then(|s| s.get("term").and_then(Value::as_u64))
+/// A node's term and role from its STATUS.
+fn term_role(cluster: &Cluster<'_>, i: usize) -> Option<(u64, String)> {
+    let s = crate::client::resp::status(cluster.info(i).client_addr(), Duration::from_millis(200))
+        .ok()?;
+    let term = s.get("term").and_then(Value::as_u64)?;
+    let role = s
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    Some((term, role))
 }
 
 fn vote_restart(
@@ -138,9 +146,12 @@ fn vote_restart(
     let began = Instant::now();
     let l = leader_or_any(cluster, rng);
     active.nodes = vec![l];
-    let mut terms: Vec<Option<u64>> = (0..cluster.len()).map(|i| term_of(cluster, i)).collect();
-    let killed = cluster.kill(l)?;
-    if let Some(pid) = killed {
+    // The highest term seen so far; each new term gets one restart.
+    let mut done_term = (0..cluster.len())
+        .filter_map(|i| term_role(cluster, i).map(|(t, _)| t))
+        .max()
+        .unwrap_or(0);
+    if let Some(pid) = cluster.kill(l)? {
         active
             .evidence
             .push(format!("{} pid {pid} killed", cluster.info(l).name));
@@ -148,34 +159,38 @@ fn vote_restart(
     let mut steps = vec![json!({"at_ms": 0, "killed": cluster.info(l).name})];
     let deadline = began + Duration::from_millis(watch_ms);
     while Instant::now() < deadline && !crate::signals::interrupted() {
-        for i in 0..cluster.len() {
-            if i == l || !cluster.is_running(i) {
+        // A follower in a term newer than any restart so far has just heard a vote
+        // request of that term (and probably granted it): restart it at once, so it comes
+        // back while the election of that term is still going on.
+        let mut order: Vec<usize> = (0..cluster.len()).filter(|&i| i != l).collect();
+        order.shuffle(rng);
+        for i in order {
+            if !cluster.is_running(i) {
                 continue;
             }
-            let Some(t) = term_of(cluster, i) else {
+            let Some((t, role)) = term_role(cluster, i) else {
                 continue;
             };
-            let before = terms[i];
-            terms[i] = Some(t);
-            // A rise in term means the node has just seen a vote request of a new term
-            // (and has probably granted it): restart it now, once per term.
-            if before.is_some_and(|b| t > b) {
-                let old = cluster.kill(i)?;
-                let pid = cluster.start(i)?;
-                if old == Some(pid) {
-                    bail!("{} restarted with its old pid {pid}", cluster.info(i).name);
-                }
-                active.evidence.push(format!(
-                    "{} restarted in term {t} (pid {} -> {pid})",
-                    cluster.info(i).name,
-                    old.map_or("-".to_owned(), |p| p.to_string())
-                ));
-                steps.push(json!({
-                    "at_ms": began.elapsed().as_millis() as u64,
-                    "restarted": cluster.info(i).name,
-                    "term": t,
-                }));
+            if t <= done_term || role != "follower" {
+                continue;
             }
+            done_term = t;
+            let old = cluster.kill(i)?;
+            let pid = cluster.start(i)?;
+            if old == Some(pid) {
+                bail!("{} restarted with its old pid {pid}", cluster.info(i).name);
+            }
+            active.evidence.push(format!(
+                "{} restarted in term {t} (pid {} -> {pid})",
+                cluster.info(i).name,
+                old.map_or("-".to_owned(), |p| p.to_string())
+            ));
+            steps.push(json!({
+                "at_ms": began.elapsed().as_millis() as u64,
+                "restarted": cluster.info(i).name,
+                "term": t,
+            }));
+            break;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
