@@ -31,8 +31,8 @@ impl Targeted {
     pub fn schedule(self, phase: Duration, seed: u64) -> Vec<Planned> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7461_7267_6574);
         let (hold, gap) = match self {
-            Targeted::IsolateLeaderClockBack => (2000..3500, 700..1500),
-            Targeted::PauseLeaderClockBack => (1200..2500, 700..1500),
+            Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
+            Targeted::PauseLeaderClockBack => (1300..2000, 600..1000),
             Targeted::VoteRestart => (1200..2000, 400..900),
         };
         let end = phase.as_millis() as u64;
@@ -95,32 +95,35 @@ pub struct Plan {
     pub op_timeout: &'static str,
 }
 
-/// Fast elections: 5 ms ticks, election timeout 20-40 ticks (100-200 ms).
+/// Short timeouts: 10 ms ticks, election timeout 60-120 ticks (0.6-1.2 s), heartbeats
+/// every 100 ms. An isolated leader steps down 0.6-1.2 s after losing its quorum, and
+/// the others elect a new leader after 0.6-1.2 s (with five nodes, usually near 0.7 s),
+/// so for a while two nodes believe they lead.
 const FAST: &[&str] = &[
     "--tick-ms",
-    "5",
+    "10",
     "--election-ticks",
-    "20",
+    "60",
     "--heartbeat-ticks",
-    "4",
+    "10",
 ];
 
 const BASE: Plan = Plan {
     name: "",
-    nodes: 3,
+    nodes: 5,
     node_args: FAST,
     nemesis: "none",
     target: "leader",
     shapes: "isolate-leader",
-    interval: "1s",
+    interval: "1200ms",
     targeted: None,
-    attempt: Duration::from_secs(12),
-    keys: 3,
-    rate: 400,
-    write_pct: 40,
-    cas_pct: 10,
-    concurrency: 12,
-    op_timeout: "1s",
+    attempt: Duration::from_secs(15),
+    keys: 6,
+    rate: 300,
+    write_pct: 30,
+    cas_pct: 5,
+    concurrency: 15,
+    op_timeout: "500ms",
 };
 
 /// A selftest case.
@@ -144,6 +147,9 @@ impl Case {
 
     /// The nemesis column of the table: the plans' names.
     pub fn nemesis_label(&self) -> String {
+        if !self.is_bug() {
+            return format!("the {} {} plans above", self.plans.len(), self.protocol);
+        }
         let names: Vec<&str> = self.plans.iter().map(|p| p.name).collect();
         names.join(" | ")
     }
@@ -212,48 +218,49 @@ fn plan(name: &'static str, f: impl FnOnce(&mut Plan)) -> Plan {
 
 /// Every bug case, in table order.
 pub fn bug_cases() -> Vec<Case> {
-    let pause_leader = plan("pause:leader", |p| {
-        p.nemesis = "pause";
-        p.target = "leader";
-    });
-    let isolate_leader = plan("partition:isolate-leader", |p| {
+    // The workhorse: cut the leader off (held 1-2 s, a little more than an election
+    // timeout plus a step-down) again and again. Five nodes elect a replacement sooner
+    // than three (the first of four randomized timeouts fires), which widens the window in
+    // which the old leader still believes it leads.
+    let isolate5 = plan("partition:isolate-leader", |p| {
         p.nemesis = "partition";
         p.shapes = "isolate-leader";
     });
-    let kill_isolate_leader = plan("kill+partition:leader", |p| {
-        p.nemesis = "kill,partition";
-        p.target = "leader";
-        p.shapes = "isolate-leader,random-halves";
+    // Three nodes: an isolated leader alone is "one ack early" of a majority of two.
+    let isolate3 = plan("partition:isolate-leader (3 nodes)", |p| {
+        p.nemesis = "partition";
+        p.shapes = "isolate-leader";
+        p.nodes = 3;
     });
-    let lease_clock = plan("isolate-leader+clock-back (lease)", |p| {
+    let pause5 = plan("pause:leader", |p| {
+        p.nemesis = "pause";
+        p.target = "leader";
+    });
+    let kill5 = plan("kill:leader", |p| {
+        p.nemesis = "kill";
+        p.target = "leader";
+        p.interval = "1s";
+    });
+    let lease_clock = plan("isolate-leader+clock-back (lease reads)", |p| {
         p.nemesis = "clock";
         p.targeted = Some(Targeted::IsolateLeaderClockBack);
         p.node_args = &[
             "--tick-ms",
-            "5",
+            "10",
             "--election-ticks",
-            "20",
+            "60",
             "--heartbeat-ticks",
-            "4",
+            "10",
             "--read-mode",
             "lease",
         ];
-        p.write_pct = 30;
-        p.cas_pct = 0;
     });
-    let lease_pause_clock = Plan {
-        name: "pause-leader+clock-back (lease)",
-        targeted: Some(Targeted::PauseLeaderClockBack),
-        ..lease_clock.clone()
-    };
-    let vote_restart = plan("vote-restart (5 nodes)", |p| {
+    let vote_restart = plan("vote-restart", |p| {
         p.nemesis = "kill";
-        p.nodes = 5;
         p.targeted = Some(Targeted::VoteRestart);
     });
-    let figure8 = plan("kill+partition:leader (5 nodes)", |p| {
+    let figure8 = plan("kill+partition:leader,minority", |p| {
         p.nemesis = "kill,partition";
-        p.nodes = 5;
         p.target = "leader,minority";
         p.shapes = "isolate-leader,random-halves";
         p.interval = "700ms";
@@ -264,7 +271,7 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "raft",
             bug: Some("stale-read"),
             bug_args: &[],
-            plans: vec![pause_leader.clone(), isolate_leader.clone()],
+            plans: vec![isolate5.clone()],
         },
         Case {
             id: "raft/forget-vote",
@@ -278,7 +285,7 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "raft",
             bug: Some("commit-minority"),
             bug_args: &[],
-            plans: vec![isolate_leader.clone(), kill_isolate_leader.clone()],
+            plans: vec![isolate3.clone()],
         },
         Case {
             id: "raft/figure8",
@@ -292,28 +299,28 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "raft",
             bug: Some("lease-wallclock"),
             bug_args: &[],
-            plans: vec![lease_clock, lease_pause_clock],
+            plans: vec![lease_clock],
         },
         Case {
             id: "multipaxos/ignore-accepted",
             protocol: "multipaxos",
             bug: Some("ignore-accepted"),
             bug_args: &[],
-            plans: vec![kill_isolate_leader.clone(), pause_leader.clone()],
+            plans: vec![kill5, pause5.clone()],
         },
         Case {
             id: "multipaxos/no-fencing",
             protocol: "multipaxos",
             bug: Some("no-fencing"),
             bug_args: &[],
-            plans: vec![pause_leader.clone(), isolate_leader.clone()],
+            plans: vec![pause5, isolate5],
         },
         Case {
             id: "multipaxos/disjoint-quorums",
             protocol: "multipaxos",
             bug: Some("disjoint-quorums"),
             bug_args: &["--quorum", "flexible:2,1"],
-            plans: vec![isolate_leader.clone()],
+            plans: vec![isolate3],
         },
     ]
 }
