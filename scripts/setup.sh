@@ -17,6 +17,8 @@ declare -A need=(
   [setpriv]=util-linux
   [pgrep]=procps
   [python3]=python3
+  # The real-browser test of `stasis serve` (harness/tests/serve_browser.rs).
+  [chromium]=chromium
 )
 
 missing=()

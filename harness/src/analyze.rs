@@ -1,6 +1,7 @@
 //! Checking a stored run: the verdict, the availability under each fault, and the files
 //! people read (`results.json`, `summary.txt`). `stasis analyze RUN_DIR` re-runs this on
-//! a stored run, including one whose harness was killed (torn history tail).
+//! a stored run, including one whose harness was killed (torn history tail). It also draws
+//! the plots (`plot`) and writes `report.html` (`report_html`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -240,6 +241,18 @@ pub fn analyze_run(
     let summary_text = summary(dir, &check, &counts, &latency, &windows, &slots);
     std::fs::write(dir.join("summary.txt"), &summary_text)
         .with_context(|| format!("cannot write {}", dir.join("summary.txt").display()))?;
+    // Plots are a view: a drawing failure is reported (here and in report.html), not fatal.
+    let plots = crate::plot::write_plots(dir, &ops, &windows).map_err(|e| format!("{e:#}"));
+    if let Err(e) = &plots {
+        eprintln!("stasis: warning: no plots for {}: {e}", dir.display());
+    }
+    let page = crate::report_html::Input {
+        check: &check,
+        results: &results,
+        ops: &ops,
+        plots: &plots,
+    };
+    crate::report_html::write(dir, &page)?;
     Ok(Report {
         exit_code: check.verdict.exit_code(),
         verdict: check.verdict,

@@ -34,6 +34,9 @@ pub struct NodeInfo {
     pub netns: String,
     /// `<run>/<node>/`: log, data dir, faketime control file.
     pub dir: PathBuf,
+    /// Not an initial voter: started in join mode, waits to be added by a membership
+    /// change (see [`crate::nemesis::membership`]).
+    pub spare: bool,
 }
 
 impl NodeInfo {
@@ -80,12 +83,17 @@ pub struct Cluster<'t> {
     pub protocol: Protocol,
     /// libfaketime to preload, when the system can run under it.
     faketime: Option<PathBuf>,
+    /// How to change the voter set (the spec's `[membership]`), for the membership nemesis.
+    pub membership: Option<crate::sut::Membership>,
 }
 
 impl<'t> Cluster<'t> {
-    /// Prepares (does not start) one node per topology host.
+    /// Prepares (does not start) one node per topology host; the last `spares` hosts are
+    /// spare nodes, the others the initial voters.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         topo: &'t Topology,
+        spares: usize,
         run_dir: &Path,
         client_port: u16,
         peer_port: u16,
@@ -94,7 +102,8 @@ impl<'t> Cluster<'t> {
         faketime: Option<PathBuf>,
     ) -> Result<Cluster<'t>> {
         let mut nodes = Vec::new();
-        for h in &topo.hosts {
+        let voters = topo.hosts.len().saturating_sub(spares);
+        for (k, h) in topo.hosts.iter().enumerate() {
             let dir = run_dir.join(&h.name);
             fs::create_dir_all(dir.join("data"))
                 .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -105,6 +114,7 @@ impl<'t> Cluster<'t> {
                 peer_port,
                 netns: h.netns.clone(),
                 dir,
+                spare: k >= voters,
             };
             if faketime.is_some() {
                 crate::nemesis::clock::write_control(&info.faketime_file(), 0.0, 1.0)?;
@@ -121,6 +131,7 @@ impl<'t> Cluster<'t> {
             launcher,
             protocol,
             faketime,
+            membership: None,
         })
     }
 
@@ -138,6 +149,18 @@ impl<'t> Cluster<'t> {
 
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.info.name == name)
+    }
+
+    /// Indices of the initial voters (every node that is not a spare).
+    pub fn initial_voters(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| !self.nodes[i].info.spare)
+            .collect()
+    }
+
+    /// Whether the cluster has spare nodes.
+    pub fn has_spares(&self) -> bool {
+        self.nodes.iter().any(|n| n.info.spare)
     }
 
     pub fn info(&self, i: usize) -> &NodeInfo {

@@ -4,17 +4,23 @@
 //! CLI glue over the `checker` crate.
 
 pub mod analyze;
+pub mod campaign;
 pub mod check;
 pub mod cleanup;
 pub mod client;
 pub mod cluster;
 pub mod doctor;
 pub mod generator;
+pub mod junit;
 pub mod nemesis;
 pub mod net;
+pub mod plot;
 pub mod recorder;
+pub mod replay;
+pub mod report_html;
 pub mod run;
 pub mod selftest;
+pub mod serve;
 pub mod signals;
 pub mod store;
 pub mod sut;

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 use std::path::PathBuf;
 
-use harness::{analyze, check, cleanup, doctor, run, selftest, store};
+use harness::{analyze, campaign, check, cleanup, doctor, replay, run, selftest, serve, store};
 
 /// Stasis starts real nodes of a replicated system, breaks them on purpose (kill -9,
 /// SIGSTOP, clock skew, network partitions), records every client operation and checks
@@ -57,6 +57,17 @@ enum Cmd {
     /// builds under the same faults. Exit 0 if every bug was caught and no correct build
     /// showed a violation, 1 otherwise, 3 on a harness error or Ctrl-C.
     Selftest(selftest::SelftestArgs),
+    /// Run a matrix of tests (systems x nemesis sets x workloads x node counts x seeds)
+    /// from a TOML file within a time budget; write campaign.json, summary.txt and
+    /// junit.xml. Exit 0 all linearizable, 1 any not, 2 any unknown, 3 harness error.
+    Campaign(campaign::CampaignArgs),
+    /// Start a new run with a stored run's options, seed and nemesis schedule (process
+    /// timing is not reproduced).
+    Replay(replay::ReplayArgs),
+    /// A read-only web UI over a run store: runs, campaigns and selftests newest first,
+    /// each run with its summary, report, plots and files. Binds to loopback by default;
+    /// binding elsewhere exposes every file in the store.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +94,9 @@ fn main() -> ExitCode {
         Cmd::Analyze { run_dir, timeout } => analyze_cmd(run_dir, *timeout),
         Cmd::Clean => clean_cmd(),
         Cmd::Selftest(args) => selftest::run(args),
+        Cmd::Campaign(args) => campaign::run(args),
+        Cmd::Replay(args) => replay::run(args),
+        Cmd::Serve(args) => serve::run(args),
     };
     ExitCode::from(code)
 }

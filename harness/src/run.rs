@@ -42,7 +42,12 @@ pub struct TestArgs {
     /// `--node-arg --quorum --node-arg grid:2x3`.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
-    /// Faults to inject: comma-separated kill, pause, partition, clock; `all` or `none`.
+    /// Spare nodes (n<nodes+1>, ...), started in join mode for the membership nemesis to
+    /// add and remove (default: 2 when the membership nemesis is enabled, else 0).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=20))]
+    pub spares: Option<u8>,
+    /// Faults to inject: comma-separated kill, pause, partition, clock, membership; `all`
+    /// or `none`.
     #[arg(long, default_value = "all", value_parser = parse_families)]
     pub nemesis: String,
     /// Nodes a kill or pause may hit, drawn per fault: comma-separated one, leader,
@@ -132,6 +137,9 @@ pub struct TestJson {
     pub nemesis_families: Vec<Family>,
     pub schedule: Vec<Planned>,
     pub nodes: Vec<String>,
+    /// Spare nodes (not initial voters; `nodes` lists the voters).
+    #[serde(default)]
+    pub spares: Vec<String>,
     pub sut: SutSpec,
     pub started: String,
     /// Namespaces, links and subnet this run created (all removed at the end).
@@ -147,6 +155,10 @@ pub struct FaultRecord {
     pub stop_ns: u64,
     pub value: Value,
     pub evidence: Vec<String>,
+    /// Membership faults: whether either of the two changes took effect (acknowledged,
+    /// or shown by the leader's STATUS).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed: bool,
 }
 
 /// What a caller may override beyond the command-line options (`stasis replay` reuses a
@@ -240,6 +252,36 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
             spec.name
         );
     }
+    if families.contains(&Family::Membership) && spec.membership.is_none() {
+        if args.nemesis.split(',').any(|f| f.trim() == "membership") {
+            bail!(
+                "the membership nemesis cannot change {}'s voters: its spec has no [membership] section (add one with command, voter_format and join_args; see README)",
+                spec.name
+            );
+        }
+        families.retain(|f| *f != Family::Membership);
+        eprintln!(
+            "stasis: {}: skipping the membership nemesis (no [membership] section in its spec)",
+            spec.name
+        );
+    }
+    let spares = usize::from(
+        args.spares
+            .unwrap_or(if families.contains(&Family::Membership) {
+                2
+            } else {
+                0
+            }),
+    );
+    if spares > 0 && spec.membership.is_none() {
+        bail!(
+            "--spares {spares}: {} has no [membership] section in its spec, so spare nodes could never join; drop --spares",
+            spec.name
+        );
+    }
+    if families.contains(&Family::Membership) && usize::from(args.nodes) + spares < 2 {
+        bail!("the membership nemesis needs at least 2 nodes in all: give --spares 1 or more");
+    }
     require_root()?;
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -282,6 +324,9 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     println!("stasis: run {} (seed {seed})", dir.path.display());
 
     let names: Vec<String> = (1..=args.nodes).map(|k| format!("n{k}")).collect();
+    let spare_names: Vec<String> = (1..=spares)
+        .map(|k| format!("n{}", usize::from(args.nodes) + k))
+        .collect();
     let warmup = (args.time_limit / 6).min(Duration::from_secs(5));
     let fault_phase = args.time_limit.saturating_sub(warmup);
     let targets = nemesis::Target::parse_list(&args.target).map_err(anyhow::Error::msg)?;
@@ -298,7 +343,11 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
             seed,
         ),
     };
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let name_refs: Vec<&str> = names
+        .iter()
+        .chain(&spare_names)
+        .map(String::as_str)
+        .collect();
     let topo = Topology::create('r', &name_refs)?;
     topo.set_run_dir(&dir.path)?;
     topo.check_connectivity()?;
@@ -310,6 +359,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         nemesis_families: families.clone(),
         schedule: schedule.clone(),
         nodes: names.clone(),
+        spares: spare_names.clone(),
         sut: spec.clone(),
         started: dir.timestamp.clone(),
         topology: json!({
@@ -424,6 +474,7 @@ fn drive(
     let ready_timeout = args.ready_timeout.unwrap_or(spec.ready_timeout());
     let mut cluster = Cluster::new(
         topo,
+        topo.hosts.len() - args.nodes as usize,
         &dir.path,
         spec.ports.client,
         spec.ports.peer,
@@ -431,6 +482,8 @@ fn drive(
         spec.protocol(),
         faketime,
     )?;
+    cluster.membership = spec.membership.clone();
+    // Spares start too, in join mode; readiness needs a leader, which only a voter can be.
     cluster.start_all()?;
     wait_ready(&mut cluster, spec.ready, ready_timeout).context("the cluster did not come up")?;
 
@@ -681,6 +734,9 @@ fn nemesis_loop(
         sleep_until(until);
         let stop_value = nemesis::stop(cluster, &mut active)
             .with_context(|| format!("could not undo fault {:?}", p.fault))?;
+        let changed = p.fault.family() == Family::Membership
+            && (nemesis::membership::succeeded(&value)
+                || nemesis::membership::succeeded(&stop_value));
         let stop_ev = shared.rec.nemesis(&p.fault.event("stop"), stop_value);
         shared
             .active
@@ -694,9 +750,26 @@ fn nemesis_loop(
             stop_ns: stop_ev.time,
             value,
             evidence: active.evidence,
+            changed,
         });
     }
     sleep_until(start + limit);
+    // A membership change the system refuses is a result, not a harness error; but when
+    // not one change of the run worked, the nemesis was not exercising anything.
+    let changes: Vec<&FaultRecord> = done
+        .iter()
+        .filter(|f| f.family == Family::Membership)
+        .collect();
+    if !changes.is_empty() && !changes.iter().any(|f| f.changed) && !signals::interrupted() {
+        let last = changes
+            .last()
+            .map(|f| f.evidence.join("; "))
+            .unwrap_or_default();
+        bail!(
+            "the membership nemesis never changed the voter set ({} faults, every change refused or unanswered; last: {last})",
+            changes.len()
+        );
+    }
     Ok(done)
 }
 

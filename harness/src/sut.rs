@@ -8,10 +8,16 @@
 //!
 //! Placeholders in `start.program`, `start.args` and `start.env` values:
 //! `{id}` (`n3`), `{k}` (3), `{addr}` (the node's address), `{client_port}`,
-//! `{peer_port}`, `{data_dir}`, `{peers}` (every node rendered with `start.peer_format`,
+//! `{peer_port}`, `{data_dir}`, `{peers}` (every voter rendered with `start.peer_format`,
 //! joined with `start.peer_separator`), `{stasis_node}` (the stasis-node binary).
 //! `peer_format` and `membership.voter_format` may use `{id}`, `{k}`, `{addr}`,
 //! `{client_port}` and `{peer_port}`.
+//!
+//! Spare nodes (`stasis test --spares K`, for the membership nemesis) are not initial
+//! voters: `{peers}` lists the voters only, and a spare starts with `start.args` in which
+//! the run `membership.join_replaces` (e.g. `["--peers", "{peers}"]`) is replaced by
+//! `membership.join_args` (e.g. `["--join"]`), so it waits to be added by the
+//! membership command.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,11 +90,31 @@ pub struct EtcdOptions {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
-    /// The admin command, as client-protocol arguments; `{voters}` is the new voter set.
+    /// The admin command, as client-protocol arguments; `{voters}` is the new voter set
+    /// (every voter rendered with `voter_format`, joined with `voter_separator`).
     pub command: Vec<String>,
     pub voter_format: String,
     #[serde(default = "comma")]
     pub voter_separator: String,
+    /// Arguments that make a spare node start empty and wait to be added.
+    pub join_args: Vec<String>,
+    /// A consecutive run of `start.args` that `join_args` replace for a spare (empty:
+    /// `join_args` are appended).
+    #[serde(default)]
+    pub join_replaces: Vec<String>,
+}
+
+impl Membership {
+    /// The membership command that makes `voters` the complete voter set.
+    pub fn render(&self, voters: &[NodeInfo]) -> Vec<String> {
+        let list = voters
+            .iter()
+            .map(|n| render(&self.voter_format, &peer_vars(n)))
+            .collect::<Vec<_>>()
+            .join(&self.voter_separator);
+        let vars = [("voters", list)];
+        self.command.iter().map(|c| render(c, &vars)).collect()
+    }
 }
 
 /// A system under test.
@@ -222,21 +248,76 @@ impl SutSpec {
             )
         })?;
         if let Some(m) = &self.membership {
-            if m.command.is_empty() {
-                return Err((
-                    at("[membership]"),
-                    "membership.command must not be empty".into(),
-                ));
-            }
-            check_placeholders(&m.voter_format, &PEER_PLACEHOLDERS).map_err(|p| {
-                (
-                    at("voter_format"),
-                    format!("membership.voter_format: unknown placeholder {{{p}}}"),
-                )
-            })?;
+            self.validate_membership(m)?;
         }
         if self.client != ClientKind::Etcd && self.etcd != EtcdOptions::default() {
             return Err((at("[etcd]"), "[etcd] options need client = \"etcd\"".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_membership(&self, m: &Membership) -> Result<(), (Option<String>, String)> {
+        let at = |field: &str| Some(field.to_owned());
+        if self.client != ClientKind::Resp {
+            return Err((
+                at("[membership]"),
+                "[membership] needs client = \"resp\": the membership command is sent over the RESP client protocol".into(),
+            ));
+        }
+        if m.command.is_empty() {
+            return Err((
+                at("[membership]"),
+                "membership.command must not be empty".into(),
+            ));
+        }
+        if !m.command.iter().any(|c| c.contains("{voters}")) {
+            return Err((
+                at("command"),
+                "membership.command must contain {voters} (the complete new voter set)".into(),
+            ));
+        }
+        for c in &m.command {
+            check_placeholders(c, &["voters"]).map_err(|p| {
+                (
+                    Some(c.to_owned()),
+                    format!("membership.command: unknown placeholder {{{p}}} (known: voters)"),
+                )
+            })?;
+        }
+        check_placeholders(&m.voter_format, &PEER_PLACEHOLDERS).map_err(|p| {
+            (
+                at("voter_format"),
+                format!(
+                    "membership.voter_format: unknown placeholder {{{p}}} (known: {})",
+                    PEER_PLACEHOLDERS.join(", ")
+                ),
+            )
+        })?;
+        if m.join_args.is_empty() {
+            return Err((
+                at("[membership]"),
+                "membership.join_args must say how a spare node starts empty and waits to be added (e.g. [\"--join\"])".into(),
+            ));
+        }
+        for a in &m.join_args {
+            check_placeholders(a, &NODE_PLACEHOLDERS).map_err(|p| {
+                (
+                    Some(a.to_owned()),
+                    format!(
+                        "membership.join_args: unknown placeholder {{{p}}} (known: {})",
+                        NODE_PLACEHOLDERS.join(", ")
+                    ),
+                )
+            })?;
+        }
+        if !m.join_replaces.is_empty() && find_run(&self.start.args, &m.join_replaces).is_none() {
+            return Err((
+                at("join_replaces"),
+                format!(
+                    "membership.join_replaces {:?} is not a consecutive run of start.args",
+                    m.join_replaces
+                ),
+            ));
         }
         Ok(())
     }
@@ -252,6 +333,7 @@ impl SutSpec {
         Box::new(move |me: &NodeInfo, all: &[NodeInfo]| {
             let peers = all
                 .iter()
+                .filter(|n| !n.spare)
                 .map(|n| render(&spec.start.peer_format, &peer_vars(n)))
                 .collect::<Vec<_>>()
                 .join(&spec.start.peer_separator);
@@ -259,9 +341,13 @@ impl SutSpec {
             vars.push(("data_dir", me.data_dir().display().to_string()));
             vars.push(("peers", peers));
             vars.push(("stasis_node", stasis_node.clone()));
+            let args = match (&spec.membership, me.spare) {
+                (Some(m), true) => join_argv(&spec.start.args, m),
+                _ => spec.start.args.clone(),
+            };
             Launch {
                 program: PathBuf::from(render(&spec.start.program, &vars)),
-                args: spec.start.args.iter().map(|a| render(a, &vars)).collect(),
+                args: args.iter().map(|a| render(a, &vars)).collect(),
                 env: spec
                     .start
                     .env
@@ -275,6 +361,12 @@ impl SutSpec {
     /// Whether the program is the stasis-node binary (so `--node-bin` matters).
     pub fn uses_stasis_node(&self) -> bool {
         self.start.program.contains("{stasis_node}")
+    }
+
+    /// The membership command that makes `voters` the complete voter set, or `None` when
+    /// the spec has no `[membership]` section.
+    pub fn membership_command(&self, voters: &[NodeInfo]) -> Option<Vec<String>> {
+        self.membership.as_ref().map(|m| m.render(voters))
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -295,6 +387,27 @@ fn peer_vars(n: &NodeInfo) -> Vec<(&'static str, String)> {
         ("client_port", n.client_port.to_string()),
         ("peer_port", n.peer_port.to_string()),
     ]
+}
+
+/// Where `run` occurs as consecutive elements of `args`.
+fn find_run(args: &[String], run: &[String]) -> Option<usize> {
+    if run.is_empty() || run.len() > args.len() {
+        return None;
+    }
+    args.windows(run.len()).position(|w| w == run)
+}
+
+/// A spare's argv template: `start.args` with `join_replaces` swapped for `join_args`.
+fn join_argv(args: &[String], m: &Membership) -> Vec<String> {
+    match find_run(args, &m.join_replaces) {
+        Some(i) => {
+            let mut out = args[..i].to_vec();
+            out.extend(m.join_args.iter().cloned());
+            out.extend(args[i + m.join_replaces.len()..].iter().cloned());
+            out
+        }
+        None => args.iter().chain(&m.join_args).cloned().collect(),
+    }
 }
 
 /// Replaces `{name}` by its value.
@@ -405,6 +518,7 @@ mod tests {
                 peer_port: 2380,
                 netns: format!("stasis-r9-n{k}"),
                 dir: PathBuf::from(format!("/run/x/n{k}")),
+                spare: false,
             })
             .collect();
         let launch = (spec.launcher(Path::new("/bin/stasis-node")))(&nodes[1], &nodes);
@@ -469,5 +583,130 @@ peer_format = "{id}={addr}:{peer_port}"
             .unwrap_err()
             .to_string();
         assert!(e.contains("neither a built-in system"), "{e}");
+    }
+
+    fn nodes(voters: u8, spares: u8) -> Vec<NodeInfo> {
+        (1..=voters + spares)
+            .map(|k| NodeInfo {
+                name: format!("n{k}"),
+                addr: std::net::Ipv4Addr::new(10, 211, 9, k + 1),
+                client_port: 6379,
+                peer_port: 7000,
+                netns: format!("stasis-r9-n{k}"),
+                dir: PathBuf::from(format!("/run/x/n{k}")),
+                spare: k > voters,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spares_start_in_join_mode_and_peers_list_only_voters() {
+        for name in ["raft", "multipaxos"] {
+            let spec = SutSpec::load(name).unwrap();
+            let all = nodes(3, 2);
+            let launch = spec.launcher(Path::new("/bin/stasis-node"));
+            let voter = launch(&all[0], &all).args;
+            let peers = "n1=10.211.9.2:7000,n2=10.211.9.3:7000,n3=10.211.9.4:7000";
+            let at = voter.iter().position(|a| a == "--peers").unwrap();
+            assert_eq!(
+                voter[at + 1],
+                peers,
+                "{name}: spares are not initial voters"
+            );
+            assert!(!voter.contains(&"--join".to_owned()));
+            let spare = launch(&all[4], &all).args;
+            assert!(!spare.contains(&"--peers".to_owned()), "{spare:?}");
+            assert!(!spare.iter().any(|a| a.contains("10.211.9.2")), "{spare:?}");
+            // `--join` sits where `--peers {peers}` was; the rest is the voters' argv.
+            assert_eq!(spare[at], "--join");
+            assert_eq!(spare.len(), voter.len() - 1);
+            assert!(spare.join(" ").contains("--id n5"), "{spare:?}");
+            assert!(spare.join(" ").contains("--data-dir /run/x/n5/data"));
+            let cmd = spec.membership_command(&[all[0].clone(), all[4].clone()]);
+            assert_eq!(
+                cmd.unwrap(),
+                vec!["RECONFIG", "n1=10.211.9.2:7000,n5=10.211.9.6:7000"]
+            );
+        }
+        let etcd = SutSpec::load("etcd").unwrap();
+        assert!(etcd.membership.is_none());
+        assert_eq!(etcd.membership_command(&nodes(1, 0)), None);
+    }
+
+    const MEMBERSHIP: &str = r#"
+[membership]
+command = ["ADMIN", "SET-VOTERS", "{voters}"]
+voter_format = "{id}@{addr}"
+voter_separator = " "
+join_args = ["--wait"]
+"#;
+
+    #[test]
+    fn membership_sections_and_their_errors() {
+        // No join_replaces: join_args are appended.
+        let spec = SutSpec::parse(&format!("{GOOD}{MEMBERSHIP}"), Path::new("my.toml")).unwrap();
+        let all = nodes(2, 1);
+        let launch = spec.launcher(Path::new("/x"));
+        assert_eq!(launch(&all[2], &all).args, vec!["--id", "n3", "--wait"]);
+        assert_eq!(launch(&all[0], &all).args, vec!["--id", "n1"]);
+        assert_eq!(
+            spec.membership_command(&all).unwrap(),
+            vec![
+                "ADMIN",
+                "SET-VOTERS",
+                "n1@10.211.9.2 n2@10.211.9.3 n3@10.211.9.4"
+            ]
+        );
+        let with = |m: &str| format!("{GOOD}{m}");
+        let e = err(&with(&MEMBERSHIP.replace("join_args = [\"--wait\"]\n", "")));
+        assert!(e.contains("missing field `join_args`"), "{e}");
+        let e = err(&with(&MEMBERSHIP.replace("[\"--wait\"]", "[]")));
+        assert!(
+            e.contains("membership.join_args must say how a spare"),
+            "{e}"
+        );
+        let e = err(&with(&MEMBERSHIP.replace("\"{voters}\"", "\"all\"")));
+        assert!(e.starts_with("my.toml:"), "{e}");
+        assert!(
+            e.contains("membership.command must contain {voters}"),
+            "{e}"
+        );
+        let e = err(&with(&MEMBERSHIP.replace("SET-VOTERS", "{term}")));
+        assert!(
+            e.starts_with("my.toml:12: membership.command: unknown placeholder {term}"),
+            "{e}"
+        );
+        let e = err(&with(&MEMBERSHIP.replace("{id}@", "{name}@")));
+        assert!(
+            e.starts_with("my.toml:13: membership.voter_format: unknown placeholder {name}"),
+            "{e}"
+        );
+        let e = err(&with(&MEMBERSHIP.replace("\"--wait\"", "\"{ports}\"")));
+        assert!(
+            e.contains("membership.join_args: unknown placeholder {ports}"),
+            "{e}"
+        );
+        let e = err(&with(&format!(
+            "{MEMBERSHIP}join_replaces = [\"--peers\", \"{{peers}}\"]\n"
+        )));
+        assert!(e.starts_with("my.toml:16: membership.join_replaces"), "{e}");
+        assert!(e.contains("not a consecutive run of start.args"), "{e}");
+        // A consecutive run of start.args is accepted and replaced.
+        let spec = SutSpec::parse(
+            &with(&format!("{MEMBERSHIP}join_replaces = [\"{{id}}\"]\n")),
+            Path::new("my.toml"),
+        )
+        .unwrap();
+        assert_eq!(launch_args(&spec, &all, 2), vec!["--id", "--wait"]);
+        let e = err(&format!(
+            "{}{MEMBERSHIP}",
+            GOOD.replace("client = \"resp\"", "client = \"etcd\"")
+        ));
+        assert!(e.contains("[membership] needs client = \"resp\""), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    fn launch_args(spec: &SutSpec, all: &[NodeInfo], i: usize) -> Vec<String> {
+        (spec.launcher(Path::new("/x")))(&all[i], all).args
     }
 }

@@ -14,11 +14,15 @@ fn multipaxos_all_faults() {
         "--nemesis",
         "all",
         "--time-limit",
-        "20s",
+        "25s",
         "--nemesis-interval",
         "2s",
     ]);
-    assert_clean_pass(&r, &["kill", "pause", "partition", "clock"], 200);
+    assert_clean_pass(
+        &r,
+        &["kill", "pause", "partition", "clock", "membership"],
+        200,
+    );
 }
 
 /// Four nodes with `--quorum even` split 2+2: one side keeps a quorum, so clients keep
@@ -87,9 +91,13 @@ fn multipaxos_grid_2x3() {
         "--nemesis",
         "all",
         "--time-limit",
-        "20s",
+        "25s",
         "--nemesis-interval",
         "2s",
     ]);
-    assert_clean_pass(&r, &["kill", "pause", "partition", "clock"], 200);
+    assert_clean_pass(
+        &r,
+        &["kill", "pause", "partition", "clock", "membership"],
+        200,
+    );
 }

@@ -60,11 +60,15 @@ fn all_faults_five_nodes() {
         "--nemesis",
         "all",
         "--time-limit",
-        "20s",
+        "25s",
         "--nemesis-interval",
         "2s",
     ]);
-    assert_clean_pass(&r, &["kill", "pause", "partition", "clock"], 200);
+    assert_clean_pass(
+        &r,
+        &["kill", "pause", "partition", "clock", "membership"],
+        200,
+    );
 }
 
 #[test]
@@ -73,11 +77,15 @@ fn all_faults_three_nodes() {
         "--nemesis",
         "all",
         "--time-limit",
-        "20s",
+        "25s",
         "--nemesis-interval",
         "2s",
     ]);
-    assert_clean_pass(&r, &["kill", "pause", "partition", "clock"], 200);
+    assert_clean_pass(
+        &r,
+        &["kill", "pause", "partition", "clock", "membership"],
+        200,
+    );
 }
 
 #[test]

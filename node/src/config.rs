@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::core::{NodeId, ReadMode, parse_id};
+use crate::core::{Bugs, NodeId, ReadMode, parse_id};
 
 /// A replicated key-value server for Stasis to test (RESP2 protocol).
 #[derive(Parser, Debug, Clone)]
@@ -62,6 +62,12 @@ pub struct Cli {
     /// Answer -TIMEOUT when a request is not done within this many milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub request_timeout_ms: u64,
+    /// Switch on a seeded consensus bug (repeatable or comma-separated; for testing the
+    /// tester, see docs/NODE.md "Seeded bugs"). raft: stale-read, forget-vote,
+    /// commit-minority, figure8, lease-wallclock, unsafe-reconfig; multipaxos:
+    /// ignore-accepted, no-fencing, disjoint-quorums, unsafe-reconfig.
+    #[arg(long = "bug", value_name = "NAME", value_delimiter = ',')]
+    pub bug: Vec<String>,
 }
 
 /// Validated configuration.
@@ -83,6 +89,8 @@ pub struct NodeConfig {
     pub lease_margin_ticks: u64,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
+    /// Seeded bugs switched on (none by default).
+    pub bugs: Bugs,
 }
 
 fn addr(flag: &str, s: &str) -> Result<SocketAddr, String> {
@@ -118,6 +126,7 @@ impl Cli {
                 ));
             }
         };
+        let bugs = Bugs::parse(protocol, &self.bug)?;
         // The quorum module's messages already name the flag.
         let quorum = crate::quorum::QuorumSpec::parse(&self.quorum)?;
         if protocol == "raft" && self.quorum != "majority" {
@@ -134,7 +143,12 @@ impl Cli {
         if !self.join {
             if protocol == "multipaxos" {
                 // Refuse quorum systems whose phase-1 and phase-2 quorums may not intersect.
-                crate::quorum::QuorumSystem::new(quorum, &peers.keys().copied().collect())?;
+                // (The seeded bug `disjoint-quorums` lets a non-intersecting one through.)
+                crate::quorum::QuorumSystem::validate(
+                    quorum,
+                    &peers.keys().copied().collect(),
+                    &bugs,
+                )?;
             }
             if peers.is_empty() {
                 return Err("--peers is required (all initial voters, e.g. n1=127.0.0.1:8001,n2=...); use --join for a node that waits to be added".into());
@@ -155,6 +169,9 @@ impl Cli {
                 ));
             }
         };
+        if bugs.lease_wallclock && read_mode != ReadMode::Lease {
+            return Err("--bug lease-wallclock changes lease reads: add --read-mode lease".into());
+        }
         if self.tick_ms == 0 || self.tick_ms > 10_000 {
             return Err("--tick-ms must be between 1 and 10000".into());
         }
@@ -189,6 +206,7 @@ impl Cli {
             lease_margin_ticks,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            bugs,
         })
     }
 }
@@ -278,6 +296,46 @@ mod tests {
         assert!(err(&["--listen", "nowhere"]).contains("--listen"));
         assert!(err(&["--peers", "n2=127.0.0.1:1"]).contains("must include this node"));
         assert!(err(&["--peers", "n1=127.0.0.1:1,n1=127.0.0.1:2"]).contains("twice"));
+    }
+
+    #[test]
+    fn bug_flags_are_repeatable_comma_separated_and_checked_per_protocol() {
+        let c = from_args(base()).unwrap();
+        assert!(!c.bugs.any(), "no bug unless asked");
+        let mut a = base();
+        a.extend_from_slice(&["--bug", "stale-read,commit-minority", "--bug", "figure8"]);
+        let c = from_args(a).unwrap();
+        assert_eq!(
+            c.bugs.names(),
+            vec!["stale-read", "commit-minority", "figure8"]
+        );
+        let mut a = base();
+        a.extend_from_slice(&["--protocol", "multipaxos", "--bug", "no-fencing"]);
+        assert!(from_args(a).unwrap().bugs.no_fencing);
+        assert!(err(&["--bug", "nonsense"]).contains("unknown"));
+        assert!(err(&["--bug", "no-fencing"]).contains("multipaxos only"));
+        assert!(err(&["--bug", "stale-read,ignore-accepted"]).contains("ignore-accepted"));
+        assert!(err(&["--bug", "lease-wallclock"]).contains("--read-mode lease"));
+        let mut a = base();
+        a.extend_from_slice(&["--bug", "lease-wallclock", "--read-mode", "lease"]);
+        assert!(from_args(a).unwrap().bugs.lease_wallclock);
+        // A quorum system whose quorums may not intersect is refused, unless the seeded
+        // bug `disjoint-quorums` lets it through.
+        let mut a = base();
+        a.extend_from_slice(&["--protocol", "multipaxos", "--quorum", "flexible:2,1"]);
+        let (msg, code) = from_args(a.clone()).unwrap_err();
+        assert!(code == 2 && msg.contains("must exceed"), "{msg}");
+        a.extend_from_slice(&["--bug", "disjoint-quorums"]);
+        let c = from_args(a).unwrap();
+        assert!(c.bugs.disjoint_quorums);
+        assert_eq!(
+            c.quorum,
+            crate::quorum::QuorumSpec::Flexible { q1: 2, q2: 1 }
+        );
+        let mut a = base();
+        a.extend_from_slice(&["--protocol", "multipaxos", "--bug", "figure8"]);
+        let (msg, code) = from_args(a).unwrap_err();
+        assert!(code == 2 && msg.contains("raft only") && msg.lines().count() == 1);
     }
 
     #[test]

@@ -39,11 +39,114 @@ pub fn parse_id(s: &str) -> Result<NodeId, String> {
     }
 }
 
-/// Seeded defects (switched on by a later `--bug NAME` flag). A node never runs a defect
-/// unless asked; this release defines none, so the struct is empty and every core path
-/// behaves correctly.
+/// Seeded defects, switched on by `--bug NAME` (never by default). Each one is a small,
+/// deliberate deviation in the real code path of a protocol core, so that `stasis
+/// selftest` can show the harness catches it. The table of names, deviations and the
+/// faults that expose them is in docs/NODE.md ("Seeded bugs"). With every field false
+/// (the default) every core path behaves correctly.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Bugs {}
+pub struct Bugs {
+    /// raft: the leader serves GET from local state, without ReadIndex or a lease.
+    pub stale_read: bool,
+    /// raft: votedFor is not persisted (the term is), so a restarted node can vote twice.
+    pub forget_vote: bool,
+    /// raft: the leader counts an entry committed one acknowledgement early.
+    pub commit_minority: bool,
+    /// raft: entries of earlier terms are committed by counting replicas (Figure 8).
+    pub figure8: bool,
+    /// raft: lease reads timed by the wall clock, without a drift margin.
+    pub lease_wallclock: bool,
+    /// multipaxos: phase 2 after phase 1 proposes the leader's own value (a no-op) instead
+    /// of the highest-ballot accepted one.
+    pub ignore_accepted: bool,
+    /// multipaxos: acceptors accept phase 2 from a ballot lower than they promised.
+    pub no_fencing: bool,
+    /// multipaxos: the quorum validator lets non-intersecting flexible quorums through.
+    pub disjoint_quorums: bool,
+    /// raft and multipaxos: RECONFIG switches from the old voter set to the new one
+    /// directly, without the joint configuration.
+    pub unsafe_reconfig: bool,
+}
+
+/// Selects one bug's switch in [`Bugs`].
+type BugField = fn(&mut Bugs) -> &mut bool;
+
+/// Every seeded bug: name (for `--bug`), the protocols it applies to, and its field.
+const BUG_TABLE: &[(&str, &[&str], BugField)] = &[
+    ("stale-read", &["raft"], |b| &mut b.stale_read),
+    ("forget-vote", &["raft"], |b| &mut b.forget_vote),
+    ("commit-minority", &["raft"], |b| &mut b.commit_minority),
+    ("figure8", &["raft"], |b| &mut b.figure8),
+    ("lease-wallclock", &["raft"], |b| &mut b.lease_wallclock),
+    ("ignore-accepted", &["multipaxos"], |b| {
+        &mut b.ignore_accepted
+    }),
+    ("no-fencing", &["multipaxos"], |b| &mut b.no_fencing),
+    ("disjoint-quorums", &["multipaxos"], |b| {
+        &mut b.disjoint_quorums
+    }),
+    ("unsafe-reconfig", &["raft", "multipaxos"], |b| {
+        &mut b.unsafe_reconfig
+    }),
+];
+
+impl Bugs {
+    /// Every bug name with the protocols it applies to (for help texts and tests).
+    pub fn catalogue() -> Vec<(&'static str, &'static [&'static str])> {
+        BUG_TABLE.iter().map(|(n, p, _)| (*n, *p)).collect()
+    }
+
+    /// Switches on the named bugs for `protocol`. Names may repeat; an unknown name or one
+    /// that does not apply to the protocol is a one-line error naming the valid ones.
+    pub fn parse<S: AsRef<str>>(protocol: &str, names: &[S]) -> Result<Bugs, String> {
+        let mut bugs = Bugs::default();
+        for name in names.iter().map(|n| n.as_ref().trim()) {
+            if name.is_empty() {
+                continue;
+            }
+            let valid = || {
+                BUG_TABLE
+                    .iter()
+                    .filter(|(_, p, _)| p.contains(&protocol))
+                    .map(|(n, _, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            match BUG_TABLE.iter().find(|(n, _, _)| *n == name) {
+                None => {
+                    return Err(format!(
+                        "--bug {name:?} is unknown; bugs for --protocol {protocol}: {}",
+                        valid()
+                    ));
+                }
+                Some((_, protocols, _)) if !protocols.contains(&protocol) => {
+                    return Err(format!(
+                        "--bug {name} applies to --protocol {} only; bugs for --protocol \
+                         {protocol}: {}",
+                        protocols.join(" or "),
+                        valid()
+                    ));
+                }
+                Some((_, _, field)) => *field(&mut bugs) = true,
+            }
+        }
+        Ok(bugs)
+    }
+
+    /// Names of the bugs switched on, in table order (for STATUS and the startup warning).
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut b = self.clone();
+        BUG_TABLE
+            .iter()
+            .filter(|(_, _, field)| *field(&mut b))
+            .map(|(n, _, _)| *n)
+            .collect()
+    }
+
+    pub fn any(&self) -> bool {
+        *self != Bugs::default()
+    }
+}
 
 /// How linearizable reads are confirmed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -247,6 +350,10 @@ pub trait ConsensusCore: Send + 'static {
     fn id(&self) -> NodeId;
     /// Advances the logical clock by one tick.
     fn tick(&mut self);
+    /// The node's wall clock (Unix milliseconds), read by the runtime before every batch of
+    /// inputs. Correct cores never use it for safety (it jumps: NTP, libfaketime); only the
+    /// seeded bug `lease-wallclock` does.
+    fn wall_clock(&mut self, _unix_ms: u64) {}
     /// Handles a message from a peer. Stale, duplicated and reordered messages are allowed.
     fn step(&mut self, from: NodeId, msg: Self::Message);
     /// Proposes an opaque state-machine command.
@@ -298,6 +405,42 @@ mod tests {
         assert_eq!(Role::Follower.reported(true), Role::Follower);
         assert_eq!(Role::Leader.reported(false), Role::Leader);
         assert_eq!(Role::Candidate.reported(true), Role::Candidate);
+    }
+
+    #[test]
+    fn bugs_parse_by_protocol() {
+        let b = Bugs::parse("raft", &["stale-read", "commit-minority", "stale-read"]).unwrap();
+        assert!(b.stale_read && b.commit_minority && !b.figure8);
+        assert_eq!(b.names(), vec!["stale-read", "commit-minority"]);
+        assert!(b.any());
+        assert!(!Bugs::default().any());
+        assert!(Bugs::default().names().is_empty());
+        let b = Bugs::parse("multipaxos", &["no-fencing", "unsafe-reconfig"]).unwrap();
+        assert_eq!(b.names(), vec!["no-fencing", "unsafe-reconfig"]);
+        assert!(
+            Bugs::parse("raft", &["unsafe-reconfig"])
+                .unwrap()
+                .unsafe_reconfig
+        );
+        let e = Bugs::parse("raft", &["no-fencing"]).unwrap_err();
+        assert!(
+            e.contains("multipaxos only") && e.contains("stale-read"),
+            "{e}"
+        );
+        let e = Bugs::parse("multipaxos", &["figure8"]).unwrap_err();
+        assert!(e.contains("raft only") && e.contains("no-fencing"), "{e}");
+        let e = Bugs::parse("raft", &["stale-reads"]).unwrap_err();
+        assert!(e.contains("unknown") && !e.contains('\n'), "{e}");
+        // Every catalogued name parses for each protocol it names, and only those.
+        for (name, protocols) in Bugs::catalogue() {
+            for p in ["raft", "multipaxos"] {
+                let b = Bugs::parse(p, &[name]);
+                assert_eq!(b.is_ok(), protocols.contains(&p), "{name} {p}");
+                if let Ok(b) = b {
+                    assert_eq!(b.names(), vec![name]);
+                }
+            }
+        }
     }
 
     #[test]

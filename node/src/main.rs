@@ -62,13 +62,22 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         tick: cfg.tick,
         request_timeout: cfg.request_timeout,
         snapshot_every: cfg.snapshot_every,
+        bugs: cfg.bugs.names(),
     };
+    if cfg.bugs.any() {
+        let names = cfg.bugs.names().join(", ");
+        tracing::warn!(bugs = %names, "SEEDED BUGS ON: this node deliberately violates consensus safety (--bug); never use it for real data");
+        eprintln!(
+            "stasis-node: WARNING: seeded bugs on ({names}): this node is deliberately unsafe"
+        );
+    }
     if cfg.protocol == "multipaxos" {
         let (storage, recovered) = PaxosStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
         let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
         pc.election_ticks = cfg.election_ticks;
         pc.heartbeat_ticks = cfg.heartbeat_ticks;
         pc.seed = seed;
+        pc.bugs = cfg.bugs.clone();
         let core = Paxos::new(pc, (!cfg.join).then(|| cfg.peers.clone()), recovered);
         return runtime::run(rt, core, storage);
     }
@@ -79,6 +88,8 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     rc.read_mode = cfg.read_mode;
     rc.lease_margin_ticks = cfg.lease_margin_ticks;
     rc.seed = seed;
+    rc.tick_ms = cfg.tick.as_millis() as u64;
+    rc.bugs = cfg.bugs.clone();
     let bootstrap = (!cfg.join).then(|| Membership::new(cfg.peers.clone()));
     runtime::run(rt, Raft::new(rc, bootstrap, recovered), storage)
 }

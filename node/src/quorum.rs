@@ -21,7 +21,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::core::NodeId;
+use crate::core::{Bugs, NodeId};
 
 /// Largest member count for which [`QuorumSystem::new`] checks intersection exhaustively.
 pub const BRUTE_FORCE_MAX: usize = 20;
@@ -103,7 +103,23 @@ impl QuorumSystem {
     /// Builds the system for `members` and refuses one whose phase-1 and phase-2 quorums
     /// may not intersect (or that cannot be laid out), with a one-line reason.
     pub fn new(spec: QuorumSpec, members: &BTreeSet<NodeId>) -> Result<QuorumSystem, String> {
-        let q = QuorumSystem::fitted(spec, members)?;
+        QuorumSystem::validate(spec, members, &Bugs::default())
+    }
+
+    /// [`QuorumSystem::new`] under the seeded `bugs`. With `disjoint-quorums` the
+    /// intersection checks are skipped (the analytic `Q1 + Q2 > N` one and the exhaustive
+    /// one): a flexible configuration whose phase-1 and phase-2 quorums may miss each other
+    /// is let through, and the node runs with it.
+    pub fn validate(
+        spec: QuorumSpec,
+        members: &BTreeSet<NodeId>,
+        bugs: &Bugs,
+    ) -> Result<QuorumSystem, String> {
+        let q = QuorumSystem::fitted_with(spec, members, bugs)?;
+        if bugs.disjoint_quorums {
+            // Seeded bug `disjoint-quorums`: no intersection check.
+            return Ok(q);
+        }
         if members.len() <= BRUTE_FORCE_MAX
             && let Some((a, b)) = q.non_intersecting_pair()
         {
@@ -117,6 +133,16 @@ impl QuorumSystem {
     /// Like [`QuorumSystem::new`] with the analytic checks only (sizes and layout), without
     /// the exhaustive intersection check: cheap enough for every quorum decision.
     pub fn fitted(spec: QuorumSpec, members: &BTreeSet<NodeId>) -> Result<QuorumSystem, String> {
+        QuorumSystem::fitted_with(spec, members, &Bugs::default())
+    }
+
+    /// [`QuorumSystem::fitted`] under the seeded `bugs` (`disjoint-quorums` skips the
+    /// `Q1 + Q2 > N` check).
+    pub fn fitted_with(
+        spec: QuorumSpec,
+        members: &BTreeSet<NodeId>,
+        bugs: &Bugs,
+    ) -> Result<QuorumSystem, String> {
         let n = members.len();
         if n == 0 {
             return Err("a quorum system needs at least one member".into());
@@ -129,7 +155,7 @@ impl QuorumSystem {
                         "--quorum {spec}: quorum sizes cannot exceed the {n} members"
                     ));
                 }
-                if q1 + q2 <= n {
+                if q1 + q2 <= n && !bugs.disjoint_quorums {
                     return Err(format!(
                         "--quorum {spec}: Q1 + Q2 = {} must exceed N = {n} or phase-1 and \
                          phase-2 quorums may not intersect",
@@ -467,6 +493,27 @@ mod tests {
         let big: BTreeSet<NodeId> = (1..=40).collect();
         assert!(QuorumSystem::new(QuorumSpec::Flexible { q1: 30, q2: 11 }, &big).is_ok());
         assert!(QuorumSystem::new(QuorumSpec::Flexible { q1: 30, q2: 10 }, &big).is_err());
+    }
+
+    #[test]
+    fn seeded_bug_disjoint_quorums_lets_non_intersecting_systems_through() {
+        let bugs = Bugs {
+            disjoint_quorums: true,
+            ..Bugs::default()
+        };
+        let spec = QuorumSpec::Flexible { q1: 2, q2: 1 };
+        assert!(QuorumSystem::new(spec, &ids(3)).is_err());
+        assert!(QuorumSystem::fitted(spec, &ids(3)).is_err());
+        let q = QuorumSystem::validate(spec, &ids(3), &bugs).unwrap();
+        assert!(QuorumSystem::fitted_with(spec, &ids(3), &bugs).is_ok());
+        // The concrete failure: a phase-1 quorum that misses a phase-2 quorum.
+        assert!(q.is_phase1_quorum(&set(&[2, 3])) && q.is_phase2_quorum(&set(&[1])));
+        assert!(q.non_intersecting_pair().is_some());
+        // Layout errors stay errors: the bug is about intersection only.
+        assert!(
+            QuorumSystem::validate(QuorumSpec::Flexible { q1: 4, q2: 1 }, &ids(3), &bugs).is_err()
+        );
+        assert!(QuorumSystem::validate(QuorumSpec::Even, &ids(3), &bugs).is_err());
     }
 
     #[test]

@@ -347,6 +347,11 @@ fn follower_redirects_and_status_reports_the_cluster() {
     assert_eq!(s["voters"], serde_json::json!(["n1", "n2", "n3"]));
     assert_eq!(s["learners"], serde_json::json!([]));
     assert_eq!(s["joint"], false);
+    assert_eq!(
+        s["bugs"],
+        serde_json::json!([]),
+        "no seeded bug unless asked"
+    );
     assert!(s["term"].as_u64().unwrap() >= 1);
     let wall = s["wall_clock_ms"].as_u64().unwrap();
     let now = std::time::SystemTime::now()
@@ -534,6 +539,17 @@ fn bad_flags_and_unusable_data_dir_fail_with_one_line() {
     let mut a = common.to_vec();
     a.extend(["--data-dir", "/tmp/x", "--quorum", "grid:1x1"]);
     assert!(run(&a).contains("multipaxos only"));
+    // Seeded bugs: unknown names and bugs of the other protocol exit 2 with one line.
+    for (bug, want) in [
+        ("no-such-bug", "unknown"),
+        ("no-fencing", "multipaxos only"),
+    ] {
+        let mut a = common.to_vec();
+        a.extend(["--data-dir", "/tmp/x", "--bug", bug]);
+        let out = Command::new(BIN).args(&a).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "--bug {bug}");
+        assert!(run(&a).contains(want), "--bug {bug}");
+    }
     // A client port that is already taken.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_addr = busy.local_addr().unwrap().to_string();
@@ -554,6 +570,22 @@ fn bad_flags_and_unusable_data_dir_fail_with_one_line() {
         &data,
     ];
     assert!(run(&a).contains("port in use"));
+}
+
+#[test]
+fn seeded_bugs_are_reported_by_status_and_warned_about() {
+    let c = Cluster::start(1, 0, &["--bug", "stale-read", "--bug", "unsafe-reconfig"]);
+    let l = c.leader();
+    let s = status(c.port(l)).unwrap();
+    assert_eq!(
+        s["bugs"],
+        serde_json::json!(["stale-read", "unsafe-reconfig"])
+    );
+    assert!(
+        c.log(1).contains("SEEDED BUGS ON"),
+        "no startup warning: {}",
+        c.log(1)
+    );
 }
 
 fn signal(c: &Cluster, id: u64, sig: &str) {

@@ -258,23 +258,37 @@ fn classify(op: &ClientOp, reply: Resp) -> Reply {
     Reply::Done(done)
 }
 
-/// Asks a node for its `STATUS` (a JSON document, see docs/NODE.md).
-pub fn status(addr: SocketAddr, timeout: Duration) -> Result<Value, String> {
+/// Sends one command to `addr` on a fresh connection and reads one reply. On error,
+/// the flag says whether the request may have reached the server.
+pub fn request(
+    addr: SocketAddr,
+    args: &[&[u8]],
+    timeout: Duration,
+) -> Result<Resp, (bool, String)> {
     let deadline = Instant::now() + timeout;
-    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{addr}: {e}"))?;
+    let stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| (false, format!("{addr}: {e}")))?;
     let mut conn = Conn {
         node: 0,
         stream,
         buf: Vec::new(),
     };
     let mut req = Vec::new();
-    encode_command(&[b"STATUS"], &mut req);
-    match exchange(&mut conn, &req, deadline) {
+    encode_command(args, &mut req);
+    exchange(&mut conn, &req, deadline).map_err(|e| match e {
+        Transport::NotSent(e) => (false, format!("{addr}: {e}")),
+        Transport::Sent(e) => (true, format!("{addr}: {e}")),
+    })
+}
+
+/// Asks a node for its `STATUS` (a JSON document, see docs/NODE.md).
+pub fn status(addr: SocketAddr, timeout: Duration) -> Result<Value, String> {
+    match request(addr, &[b"STATUS"], timeout) {
         Ok(Resp::Bulk(Some(b))) => {
             serde_json::from_slice(&b).map_err(|e| format!("{addr}: STATUS is not JSON: {e}"))
         }
         Ok(other) => Err(format!("{addr}: unexpected STATUS reply {other:?}")),
-        Err(Transport::NotSent(e) | Transport::Sent(e)) => Err(format!("{addr}: {e}")),
+        Err((_, e)) => Err(e),
     }
 }
 

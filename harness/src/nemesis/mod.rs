@@ -5,8 +5,16 @@
 //! unreachable (probed with TCP connects inside the namespaces), and a clock bump must
 //! show in the node's own reading of its wall clock. A fault that cannot be applied or
 //! verified aborts the run (exit 3): a run whose faults did not happen proves nothing.
+//! Membership changes are the exception: they are operations on the system, whose
+//! refusals and timeouts are recorded as outcomes (see [`membership`]).
+//!
+//! With spare nodes present (`--spares`), kill, pause, partition and clock faults draw
+//! their nodes from the current voters (the leader's `STATUS`; the initial voters when no
+//! leader answers): spares outside the voter set are idle, so faulting them tests nothing.
+//! Spares are not partitioned off and keep reaching every node.
 
 pub mod clock;
+pub mod membership;
 pub mod partition;
 pub mod targeted;
 
@@ -33,14 +41,16 @@ pub enum Family {
     Clock,
     /// Combined faults for `stasis selftest` (not selectable with `--nemesis`).
     Targeted,
+    Membership,
 }
 
 impl Family {
-    pub const ALL: [Family; 4] = [
+    pub const ALL: [Family; 5] = [
         Family::Kill,
         Family::Pause,
         Family::Partition,
         Family::Clock,
+        Family::Membership,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +60,7 @@ impl Family {
             Family::Partition => "partition",
             Family::Clock => "clock",
             Family::Targeted => "targeted",
+            Family::Membership => "membership",
         }
     }
 
@@ -64,7 +75,7 @@ impl Family {
                     Some(f) => out.push(*f),
                     None => {
                         return Err(format!(
-                            "unknown nemesis {part:?}: use kill, pause, partition, clock, all or none"
+                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, all or none"
                         ));
                     }
                 },
@@ -143,6 +154,11 @@ pub enum Fault {
     Targeted {
         combo: targeted::Combo,
     },
+    /// Change the voter set (the nodes are drawn at start from the current voters and
+    /// the spares); changed back on stop.
+    Reconfig {
+        change: membership::Change,
+    },
 }
 
 impl Fault {
@@ -153,6 +169,7 @@ impl Fault {
             Fault::Partition { .. } => Family::Partition,
             Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => Family::Clock,
             Fault::Targeted { .. } => Family::Targeted,
+            Fault::Reconfig { .. } => Family::Membership,
         }
     }
 
@@ -200,6 +217,7 @@ pub fn schedule(
     let mut t = rng.random_range(0.2..0.6) * mean;
     let end = phase.as_secs_f64();
     let mut order: Vec<Family> = Vec::new();
+    let mut changes = membership::Kinds::default();
     while t < end {
         // Cycle through the families in shuffled rounds, so every enabled family shows up
         // early even in short runs.
@@ -252,6 +270,9 @@ pub fn schedule(
                     }
                 }
             }
+            Family::Membership => Fault::Reconfig {
+                change: changes.next(&mut rng),
+            },
         };
         out.push(Planned {
             at_ms: (t * 1000.0) as u64,
@@ -274,6 +295,8 @@ pub struct Active {
         std::thread::JoinHandle<()>,
     )>,
     old_pids: Vec<u32>,
+    /// The voter set a membership change started from (restored on stop).
+    voters_before: Option<Vec<usize>>,
     /// Human-readable evidence that the fault took effect.
     pub evidence: Vec<String>,
 }
@@ -288,9 +311,33 @@ pub fn find_leader(cluster: &Cluster<'_>) -> Option<usize> {
     })
 }
 
-fn pick_nodes(target: Target, cluster: &Cluster<'_>, rng: &mut ChaCha8Rng) -> Result<Vec<usize>> {
-    let n = cluster.len();
-    let mut all: Vec<usize> = (0..n).collect();
+/// The nodes kill, pause, partition and clock faults draw from: every node, or with
+/// spares present the current voters (the initial ones when no leader answers).
+fn fault_pool(cluster: &Cluster<'_>) -> Vec<usize> {
+    if !cluster.has_spares() {
+        return (0..cluster.len()).collect();
+    }
+    match membership::leader_view(cluster) {
+        Ok(v) if !v.voters.is_empty() => v.voters,
+        _ => cluster.initial_voters(),
+    }
+}
+
+/// Renames a grudge drawn over positions in `pool` to cluster indices.
+fn onto_pool(g: partition::Grudge, pool: &[usize]) -> partition::Grudge {
+    g.into_iter()
+        .map(|(x, ys)| (pool[x], ys.into_iter().map(|y| pool[y]).collect()))
+        .collect()
+}
+
+fn pick_nodes(
+    target: Target,
+    cluster: &Cluster<'_>,
+    pool: &[usize],
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>> {
+    let n = pool.len();
+    let mut all: Vec<usize> = pool.to_vec();
     all.shuffle(rng);
     Ok(match target {
         Target::One => vec![all[0]],
@@ -327,11 +374,16 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
         grudge: None,
         strobe: None,
         old_pids: Vec::new(),
+        voters_before: None,
         evidence: Vec::new(),
+    };
+    let pool = match planned.fault {
+        Fault::Reconfig { .. } => Vec::new(),
+        _ => fault_pool(cluster),
     };
     let value = match &planned.fault {
         Fault::Kill { target } => {
-            active.nodes = pick_nodes(*target, cluster, &mut rng)?;
+            active.nodes = pick_nodes(*target, cluster, &pool, &mut rng)?;
             for &i in &active.nodes {
                 if let Some(pid) = cluster.kill(i)? {
                     active.old_pids.push(pid);
@@ -343,7 +395,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             names(cluster, &active.nodes)
         }
         Fault::Pause { target } => {
-            active.nodes = pick_nodes(*target, cluster, &mut rng)?;
+            active.nodes = pick_nodes(*target, cluster, &pool, &mut rng)?;
             for &i in &active.nodes {
                 let pid = cluster.pause(i)?;
                 active
@@ -358,12 +410,17 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             } else {
                 None
             };
-            let shape = if *shape == Shape::IsolateLeader && leader.is_none() {
+            // The shape is drawn over the pool; grudge indices are then cluster indices.
+            let in_pool = leader.and_then(|l| pool.iter().position(|&p| p == l));
+            let shape = if *shape == Shape::IsolateLeader && in_pool.is_none() {
                 Shape::IsolateOne
             } else {
                 *shape
             };
-            let g = partition::grudge(shape, cluster.len(), leader, &mut rng)?;
+            let g = onto_pool(
+                partition::grudge(shape, pool.len(), in_pool, &mut rng)?,
+                &pool,
+            );
             let infos = cluster.infos();
             let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
             let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
@@ -383,7 +440,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
         }
         Fault::ClockBump { offset_ms } => {
             require_faketime(cluster)?;
-            active.nodes = pick_nodes(Target::Minority, cluster, &mut rng)?;
+            active.nodes = pick_nodes(Target::Minority, cluster, &pool, &mut rng)?;
             for &i in &active.nodes {
                 let info = cluster.info(i);
                 clock::write_control(&info.faketime_file(), *offset_ms as f64 / 1000.0, 1.0)?;
@@ -399,7 +456,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             period_ms,
         } => {
             require_faketime(cluster)?;
-            active.nodes = pick_nodes(Target::Minority, cluster, &mut rng)?;
+            active.nodes = pick_nodes(Target::Minority, cluster, &pool, &mut rng)?;
             let files: Vec<_> = active
                 .nodes
                 .iter()
@@ -428,6 +485,16 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms, "period_ms": period_ms})
         }
         Fault::Targeted { combo } => targeted::start(cluster, combo, &mut rng, &mut active)?,
+        Fault::Reconfig { change } => {
+            let m = cluster
+                .membership
+                .clone()
+                .context("the membership nemesis needs the system spec's [membership] section")?;
+            let s = membership::start(cluster, &m, *change, &mut rng);
+            active.voters_before = s.before;
+            active.evidence.push(s.evidence);
+            s.value
+        }
     };
     Ok((active, value))
 }
@@ -481,6 +548,15 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
         Fault::Targeted { combo } => {
             let combo = combo.clone();
             targeted::stop(cluster, &combo, active)?;
+        }
+        Fault::Reconfig { .. } => {
+            let m = cluster
+                .membership
+                .clone()
+                .context("the membership nemesis needs the system spec's [membership] section")?;
+            let (value, evidence) = membership::stop(cluster, &m, active.voters_before.as_deref());
+            active.evidence.push(evidence);
+            return Ok(value);
         }
     }
     let nodes = names(cluster, &active.nodes);
@@ -623,10 +699,10 @@ mod tests {
         for f in Family::ALL {
             assert!(a.iter().any(|p| p.fault.family() == f), "{f:?} missing");
         }
-        // The first round covers all families within four faults.
+        // The first round covers all families within five faults.
         let first: std::collections::HashSet<Family> =
-            a.iter().take(4).map(|p| p.fault.family()).collect();
-        assert_eq!(first.len(), 4);
+            a.iter().take(5).map(|p| p.fault.family()).collect();
+        assert_eq!(first.len(), 5);
         assert!(
             schedule(
                 &[],
@@ -690,6 +766,51 @@ mod tests {
             Shape::parse_list("ring")
                 .unwrap_err()
                 .contains("unknown partition shape")
+        );
+    }
+
+    #[test]
+    fn partitions_over_a_pool_leave_the_others_connected() {
+        // Voters n2, n4, n5 of five nodes: isolate the pool's first member (n2).
+        let mut g = partition::Grudge::new();
+        g.insert(0, [1, 2].into());
+        g.insert(1, [0].into());
+        g.insert(2, [0].into());
+        let g = onto_pool(g, &[1, 3, 4]);
+        let cut = partition::expected_unreachable(&g, 5);
+        assert!(cut.contains(&(1, 3)) && cut.contains(&(4, 1)));
+        assert_eq!(cut.len(), 4, "{cut:?}");
+        assert!(
+            cut.iter()
+                .all(|&(a, b)| a != 0 && b != 0 && a != 2 && b != 2)
+        );
+    }
+
+    #[test]
+    fn membership_faults_are_scheduled_and_serialized() {
+        let s = schedule(
+            &[Family::Membership],
+            &Target::ALL,
+            &Shape::ALL,
+            Duration::from_secs(60),
+            Duration::from_secs(3),
+            3,
+            5,
+        );
+        assert!(s.len() > 5);
+        assert_eq!(
+            s[0].fault,
+            Fault::Reconfig {
+                change: membership::Change::Replace
+            }
+        );
+        assert!(s.iter().all(|p| p.fault.family() == Family::Membership));
+        assert_eq!(s[0].fault.event("start"), "start-membership");
+        let text = serde_json::to_string(&s[0].fault).unwrap();
+        assert_eq!(text, r#"{"kind":"reconfig","change":"replace"}"#);
+        assert_eq!(
+            Family::parse_list("membership,kill").unwrap(),
+            vec![Family::Membership, Family::Kill]
         );
     }
 

@@ -33,6 +33,8 @@ pub mod leader;
 pub mod storage;
 
 #[cfg(test)]
+mod bug_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,8 +107,9 @@ impl ConfigValue {
         self.voters.contains_key(&id) || self.outgoing.contains_key(&id)
     }
 
-    /// The quorum systems of this configuration (two while joint).
-    fn parts(&self, spec: QuorumSpec) -> Vec<QuorumSystem> {
+    /// The quorum systems of this configuration (two while joint). `bugs` matter only for
+    /// `disjoint-quorums`, which lets a non-intersecting flexible system be used as is.
+    fn parts(&self, spec: QuorumSpec, bugs: &Bugs) -> Vec<QuorumSystem> {
         [&self.voters, &self.outgoing]
             .into_iter()
             .filter(|m| !m.is_empty())
@@ -114,7 +117,8 @@ impl ConfigValue {
                 let ids: BTreeSet<NodeId> = m.keys().copied().collect();
                 // Configurations are validated before they enter the log; one that does not
                 // fit the spec (a node started with other flags) needs everyone.
-                QuorumSystem::fitted(spec, &ids).unwrap_or_else(|_| QuorumSystem::unanimous(&ids))
+                QuorumSystem::fitted_with(spec, &ids, bugs)
+                    .unwrap_or_else(|_| QuorumSystem::unanimous(&ids))
             })
             .collect()
     }
@@ -453,14 +457,16 @@ impl Paxos {
         self.cfg.id
     }
 
-    /// Seeded-bug hook `no-fencing`: false would let stale ballots through.
+    /// Seeded bug `no-fencing`: false lets phase-2 messages of a ballot below the promise
+    /// through: accepts (see [`Acceptor::accept`]) and heartbeats (empty phase 2a).
     fn fencing(&self) -> bool {
-        true
+        !self.cfg.bugs.no_fencing
     }
 
-    /// Seeded-bug hook `ignore-accepted`: true would skip value adoption in phase 1.
+    /// Seeded bug `ignore-accepted`: true makes a new leader propose its own value (a
+    /// no-op) where phase 1 reported an accepted one (see [`Merge::finish`]).
     fn ignore_accepted(&self) -> bool {
-        false
+        self.cfg.bugs.ignore_accepted
     }
 
     fn reset_timeout(&mut self) {
@@ -478,16 +484,25 @@ impl Paxos {
     /// Configurations every decision about an undecided slot must satisfy.
     fn joint(&self) -> Joint {
         let spec = self.cfg.quorum;
-        let mut parts = self.config.parts(spec);
+        let bugs = &self.cfg.bugs;
+        let mut parts = self.config.parts(spec, bugs);
         match self.role {
             Role::Candidate => {
                 for c in self.merge.configs(self.commit) {
-                    parts.extend(c.parts(spec));
+                    parts.extend(c.parts(spec, bugs));
+                }
+            }
+            Role::Leader if bugs.unsafe_reconfig => {
+                // Seeded bug `unsafe-reconfig`: the newest configuration this leader
+                // proposed replaces the one in effect at once; the old voters' quorums
+                // stop counting.
+                if let Some((_, c)) = self.leader_configs.range(self.commit + 1..).next_back() {
+                    parts = c.parts(spec, bugs);
                 }
             }
             Role::Leader => {
                 for c in self.leader_configs.range(self.commit + 1..).map(|(_, c)| c) {
-                    parts.extend(c.parts(spec));
+                    parts.extend(c.parts(spec, bugs));
                 }
             }
             _ => {}
@@ -1185,7 +1200,10 @@ impl Paxos {
                 commit,
                 ctx,
             } => {
-                if self.acc.prepare(ballot).is_err() {
+                // A heartbeat is an empty phase 2a (its acknowledgements confirm reads as a
+                // phase-2 quorum), fenced like an accept; the seeded bug `no-fencing`
+                // acknowledges a stale one too.
+                if self.acc.prepare(ballot).is_err() && self.fencing() {
                     self.nack(from, ballot);
                     return;
                 }
@@ -1299,7 +1317,7 @@ impl ConsensusCore for Paxos {
     ) -> Result<(), ReconfigError> {
         ReconfigError::admit(self.role, self.leader, &voters)?;
         let ids: BTreeSet<NodeId> = voters.keys().copied().collect();
-        if let Err(e) = QuorumSystem::new(self.cfg.quorum, &ids) {
+        if let Err(e) = QuorumSystem::validate(self.cfg.quorum, &ids, &self.cfg.bugs) {
             return Err(ReconfigError::Invalid(e));
         }
         let pending = self
@@ -1315,12 +1333,17 @@ impl ConsensusCore for Paxos {
             return Err(ReconfigError::Busy);
         }
         info!(node = %fmt_id(self.id()), ?voters, "reconfiguration requested");
-        let joint = ConfigValue {
-            voters: voters.clone(),
-            outgoing: self.config.voters.clone(),
+        let next = if self.cfg.bugs.unsafe_reconfig {
+            // Seeded bug `unsafe-reconfig`: straight to C_new, no joint configuration.
+            ConfigValue::new(voters.clone())
+        } else {
+            ConfigValue {
+                voters: voters.clone(),
+                outgoing: self.config.voters.clone(),
+            }
         };
         self.reconfig = Some(Reconfig { id, target: voters });
-        self.propose_value(Value::Config(joint));
+        self.propose_value(Value::Config(next));
         Ok(())
     }
 

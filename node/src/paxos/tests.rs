@@ -46,7 +46,7 @@ impl SimStore<PaxosPersist> for MemStore {
 }
 
 impl MemStore {
-    fn recovered(&self) -> Recovered {
+    pub(super) fn recovered(&self) -> Recovered {
         Recovered {
             bootstrap: self.bootstrap.clone(),
             promised: self.promised,
@@ -56,17 +56,17 @@ impl MemStore {
     }
 }
 
-type PNet = Net<Paxos, MemStore>;
+pub(super) type PNet = Net<Paxos, MemStore>;
 
-fn addr(id: NodeId) -> String {
+pub(super) fn addr(id: NodeId) -> String {
     format!("127.0.0.1:{}", 8000 + id)
 }
 
-fn voters(ids: &[NodeId]) -> BTreeMap<NodeId, String> {
+pub(super) fn voters(ids: &[NodeId]) -> BTreeMap<NodeId, String> {
     ids.iter().map(|&i| (i, addr(i))).collect()
 }
 
-fn cfg(id: NodeId, spec: QuorumSpec, seed: u64) -> PaxosConfig {
+pub(super) fn cfg(id: NodeId, spec: QuorumSpec, seed: u64) -> PaxosConfig {
     PaxosConfig {
         election_ticks: 10,
         heartbeat_ticks: 2,
@@ -96,7 +96,7 @@ fn net(n: u64, spec: QuorumSpec, seed: u64) -> PNet {
 }
 
 /// The up leader with the highest ballot.
-fn leader(net: &PNet) -> Option<NodeId> {
+pub(super) fn leader(net: &PNet) -> Option<NodeId> {
     net.up()
         .into_iter()
         .filter(|&id| net.core(id).role == Role::Leader)
@@ -104,7 +104,7 @@ fn leader(net: &PNet) -> Option<NodeId> {
 }
 
 /// Makes `id` campaign (ignoring leader stickiness) until it leads.
-fn elect(net: &mut PNet, id: NodeId) {
+pub(super) fn elect(net: &mut PNet, id: NodeId) {
     for _ in 0..20 {
         for n in net.nodes.values_mut() {
             n.core.last_heard = None;
@@ -119,13 +119,13 @@ fn elect(net: &mut PNet, id: NodeId) {
     panic!("n{id} could not become leader");
 }
 
-fn propose(net: &mut PNet, id: NodeId, data: &[u8]) -> u64 {
+pub(super) fn propose(net: &mut PNet, id: NodeId, data: &[u8]) -> u64 {
     let p = net.core_mut(id).propose(data.to_vec()).expect("leader");
     net.process(id);
     p.index
 }
 
-fn applied_data(net: &PNet, id: NodeId) -> Vec<Vec<u8>> {
+pub(super) fn applied_data(net: &PNet, id: NodeId) -> Vec<Vec<u8>> {
     net.nodes[&id].sm.iter().map(|(_, d)| d.clone()).collect()
 }
 
@@ -547,7 +547,7 @@ fn membership_change_through_joint_configuration() {
         voters: voters(&[1, 4, 5]),
         outgoing: voters(&[1, 2, 3]),
     };
-    let j = Joint::new(joint.parts(majority()));
+    let j = Joint::new(joint.parts(majority(), &Bugs::default()));
     assert!(!j.is_phase2_quorum(&[4, 5].into_iter().collect()));
     assert!(!j.is_phase2_quorum(&[1, 4].into_iter().collect()));
     assert!(j.is_phase2_quorum(&[1, 2, 4].into_iter().collect()));

@@ -50,13 +50,16 @@ fn majority_result(set: &BTreeSet<NodeId>, votes: &BTreeMap<NodeId, bool>) -> Vo
 
 /// The largest value that a majority of `set` has reached (u64::MAX for an empty set, so
 /// that an empty half of a joint configuration never limits the result).
-fn majority_value(set: &BTreeSet<NodeId>, value: &impl Fn(NodeId) -> u64) -> u64 {
+/// With `early` (the seeded bug `commit-minority`) one node fewer than a majority is
+/// enough (a set of one still needs its only member).
+fn majority_value(set: &BTreeSet<NodeId>, value: &impl Fn(NodeId) -> u64, early: bool) -> u64 {
     if set.is_empty() {
         return u64::MAX;
     }
     let mut vals: Vec<u64> = set.iter().map(|&id| value(id)).collect();
     vals.sort_unstable_by(|a, b| b.cmp(a));
-    vals[set.len() / 2]
+    let k = set.len() / 2;
+    vals[if early { k.saturating_sub(1) } else { k }]
 }
 
 impl Membership {
@@ -128,7 +131,20 @@ impl Membership {
         if self.is_empty() {
             return 0;
         }
-        majority_value(&self.voters, &value).min(majority_value(&self.outgoing, &value))
+        majority_value(&self.voters, &value, false).min(majority_value(
+            &self.outgoing,
+            &value,
+            false,
+        ))
+    }
+
+    /// Seeded bug `commit-minority`: [`Membership::quorum_value`] counted one
+    /// acknowledgement early (the largest value reached by a majority minus one node).
+    pub fn quorum_value_one_early(&self, value: impl Fn(NodeId) -> u64) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        majority_value(&self.voters, &value, true).min(majority_value(&self.outgoing, &value, true))
     }
 }
 
@@ -153,6 +169,8 @@ mod tests {
         let votes: BTreeMap<_, _> = [(1, true), (2, false), (3, false)].into_iter().collect();
         assert_eq!(m.vote_result(&votes), VoteResult::Lost);
         assert_eq!(m.quorum_value(|id| [0, 5, 7, 9][id as usize]), 7);
+        // One acknowledgement early: the largest value alone counts.
+        assert_eq!(m.quorum_value_one_early(|id| [0, 5, 7, 9][id as usize]), 9);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub mod membership;
 pub mod storage;
 
 #[cfg(test)]
+mod bug_tests;
+#[cfg(test)]
 mod sim;
 #[cfg(test)]
 mod tests;
@@ -55,6 +57,9 @@ pub struct RaftConfig {
     /// Lease reads: the lease ends this many ticks before the followers' election timeout
     /// could expire, to absorb clock drift between nodes.
     pub lease_margin_ticks: u64,
+    /// Length of one tick in milliseconds (converts ticks to wall-clock time for the seeded
+    /// bug `lease-wallclock`; nothing else uses it).
+    pub tick_ms: u64,
     pub seed: u64,
     pub bugs: Bugs,
 }
@@ -71,6 +76,7 @@ impl RaftConfig {
             max_apply: 4096,
             read_mode: ReadMode::ReadIndex,
             lease_margin_ticks: 10,
+            tick_ms: 10,
             seed: id,
             bugs: Bugs::default(),
         }
@@ -272,10 +278,15 @@ pub struct Raft {
     // Reads.
     read_seq: u64,
     hb_in_batch: bool,
-    hb_ticks: BTreeMap<u64, u64>,
+    /// Heartbeat round -> (tick, wall clock in ms) when it was sent.
+    hb_ticks: BTreeMap<u64, (u64, u64)>,
     pending_reads: VecDeque<(u64, u64, u64)>,
     reads_waiting_commit: Vec<u64>,
     lease_until: u64,
+    /// The last wall-clock reading from the runtime (Unix ms) and, for the seeded bug
+    /// `lease-wallclock`, the lease end on that clock.
+    wall_ms: u64,
+    lease_until_wall: u64,
     reconfig: Option<Reconfig>,
     // Output of the current batch.
     persisted_hs: HardState,
@@ -336,6 +347,8 @@ impl Raft {
             pending_reads: VecDeque::new(),
             reads_waiting_commit: Vec::new(),
             lease_until: 0,
+            wall_ms: 0,
+            lease_until_wall: 0,
             reconfig: None,
             persisted_hs: recovered.hard_state,
             ops,
@@ -376,6 +389,17 @@ impl Raft {
             term: self.term,
             vote: self.vote,
         }
+    }
+
+    /// The hard state as written to storage. Seeded bug `forget-vote`: the vote is never
+    /// written (the term is), so after a restart the node has forgotten whom it voted for
+    /// in its current term and may grant a second vote in it.
+    fn durable_hard_state(&self) -> HardState {
+        let mut hs = self.hard_state();
+        if self.cfg.bugs.forget_vote {
+            hs.vote = None;
+        }
+        hs
     }
 
     fn id(&self) -> NodeId {
@@ -453,6 +477,7 @@ impl Raft {
             self.progress.clear();
             self.hb_ticks.clear();
             self.lease_until = 0;
+            self.lease_until_wall = 0;
         }
         if term > self.term {
             self.term = term;
@@ -563,6 +588,7 @@ impl Raft {
         self.votes.clear();
         self.progress.clear();
         self.lease_until = 0;
+        self.lease_until_wall = 0;
         self.hb_ticks.clear();
         self.refresh_membership();
         self.append_local(Payload::Noop);
@@ -594,13 +620,19 @@ impl Raft {
 
     fn quorum_match(&self) -> u64 {
         let last = self.log.last_index();
-        self.membership.quorum_value(|id| {
+        let matched = |id| {
             if id == self.cfg.id {
                 last
             } else {
                 self.progress.get(&id).map_or(0, |p| p.matched)
             }
-        })
+        };
+        if self.cfg.bugs.commit_minority {
+            // Seeded bug `commit-minority`: one acknowledgement short of a majority.
+            self.membership.quorum_value_one_early(matched)
+        } else {
+            self.membership.quorum_value(matched)
+        }
     }
 
     /// Advances the commit index to what a quorum stores, but only through an entry of
@@ -610,7 +642,9 @@ impl Raft {
             return false;
         }
         let q = self.quorum_match();
-        if q > self.log.commit && self.log.term(q) == Some(self.term) {
+        // Seeded bug `figure8`: any entry a quorum stores counts, whatever its term.
+        let own_term = self.cfg.bugs.figure8 || self.log.term(q) == Some(self.term);
+        if q > self.log.commit && own_term {
             self.log.commit = q;
             self.on_commit_advanced();
             true
@@ -640,7 +674,7 @@ impl Raft {
     fn send_heartbeats(&mut self) {
         self.read_seq += 1;
         let ctx = self.read_seq;
-        self.hb_ticks.insert(ctx, self.ticks);
+        self.hb_ticks.insert(ctx, (self.ticks, self.wall_ms));
         while self.hb_ticks.len() > 1024 {
             self.hb_ticks.pop_first();
         }
@@ -658,7 +692,7 @@ impl Raft {
     fn start_read(&mut self, id: u64) {
         let commit = self.log.commit;
         let alone = self.membership.has_quorum(|n| n == self.cfg.id);
-        if alone || (self.cfg.read_mode == ReadMode::Lease && self.ticks < self.lease_until) {
+        if alone || (self.cfg.read_mode == ReadMode::Lease && self.lease_held()) {
             self.ready_reads.push((id, commit));
             return;
         }
@@ -686,12 +720,26 @@ impl Raft {
             self.pending_reads.pop_front();
             self.ready_reads.push((id, index));
         }
-        if let Some(&sent) = self.hb_ticks.get(&q) {
+        if let Some(&(sent, sent_wall)) = self.hb_ticks.get(&q) {
             let until =
                 (sent + self.cfg.election_ticks).saturating_sub(self.cfg.lease_margin_ticks);
             self.lease_until = self.lease_until.max(until);
+            // Seeded bug `lease-wallclock`: the same lease on the wall clock, a full
+            // election timeout long (no margin for drift).
+            let until_wall = sent_wall + self.cfg.election_ticks * self.cfg.tick_ms;
+            self.lease_until_wall = self.lease_until_wall.max(until_wall);
         }
         self.hb_ticks.retain(|&c, _| c >= q);
+    }
+
+    /// Whether the leader lease is held now: on the monotonic tick clock with its drift
+    /// margin, or (seeded bug `lease-wallclock`) on the wall clock without one.
+    fn lease_held(&self) -> bool {
+        if self.cfg.bugs.lease_wallclock {
+            self.wall_ms < self.lease_until_wall
+        } else {
+            self.ticks < self.lease_until
+        }
     }
 
     /// Leader: sends the next append (or snapshot) to `to`. Returns true if entries were sent
@@ -820,7 +868,28 @@ impl Raft {
                             .get(id)
                             .is_some_and(|p| p.matched + slack >= last && p.matched > 0)
                     });
-                if caught_up {
+                if caught_up && self.cfg.bugs.unsafe_reconfig {
+                    // Seeded bug `unsafe-reconfig`: C_new replaces C_old at once, however
+                    // many voters change; a majority of C_new that knows it and a majority
+                    // of C_old that does not can decide independently.
+                    let old = self.membership.clone();
+                    let new_voters: BTreeSet<NodeId> = r.target.keys().copied().collect();
+                    let mut addrs = old.addrs.clone();
+                    addrs.extend(r.target.iter().map(|(k, v)| (*k, v.clone())));
+                    let mut m = Membership {
+                        learners: old.learners.difference(&new_voters).copied().collect(),
+                        voters: new_voters,
+                        outgoing: BTreeSet::new(),
+                        addrs,
+                    };
+                    let members = m.members();
+                    m.addrs.retain(|id, _| members.contains(id));
+                    warn!(node = %fmt_id(self.id()), ?m, "switching configuration directly (seeded bug unsafe-reconfig)");
+                    if let Some(rr) = self.reconfig.as_mut() {
+                        rr.stage = Stage::Leaving;
+                    }
+                    self.append_local(Payload::Config(m));
+                } else if caught_up {
                     let old = self.membership.clone();
                     let new_voters: BTreeSet<NodeId> = r.target.keys().copied().collect();
                     let mut addrs = old.addrs.clone();
@@ -959,7 +1028,7 @@ impl Raft {
         self.refresh_membership();
         self.ops.push(PersistOp::Snapshot {
             snapshot,
-            hard_state: self.hard_state(),
+            hard_state: self.durable_hard_state(),
             entries: self.log.entries_after(meta.index),
         });
         self.send(
@@ -1260,6 +1329,10 @@ impl ConsensusCore for Raft {
         self.cfg.id
     }
 
+    fn wall_clock(&mut self, unix_ms: u64) {
+        self.wall_ms = unix_ms;
+    }
+
     fn tick(&mut self) {
         self.ticks += 1;
         if self.role == Role::Leader {
@@ -1296,6 +1369,12 @@ impl ConsensusCore for Raft {
 
     fn read(&mut self, id: u64) -> Result<(), NotLeader> {
         NotLeader::unless_leader(self.role, self.leader)?;
+        if self.cfg.bugs.stale_read {
+            // Seeded bug `stale-read`: answer from local state at once, without confirming
+            // leadership (no ReadIndex round, no lease, no wait for this term's no-op).
+            self.ready_reads.push((id, self.log.commit));
+            return Ok(());
+        }
         if self.log.term(self.log.commit) != Some(self.term) {
             self.reads_waiting_commit.push(id);
         } else {
@@ -1391,7 +1470,7 @@ impl ConsensusCore for Raft {
         self.snapshot = Some(snapshot.clone());
         self.ops.push(PersistOp::Snapshot {
             snapshot,
-            hard_state: self.hard_state(),
+            hard_state: self.durable_hard_state(),
             entries: self.log.entries_after(index),
         });
     }
@@ -1401,7 +1480,7 @@ impl ConsensusCore for Raft {
             self.flush_appends();
         }
         self.hb_in_batch = false;
-        let hs = self.hard_state();
+        let hs = self.durable_hard_state();
         if hs != self.persisted_hs {
             self.ops.insert(0, PersistOp::HardState(hs));
             self.persisted_hs = hs;

@@ -86,6 +86,9 @@ pub struct Sim {
     pub snapshot_every: u64,
     next_id: u64,
     pub restarts: u64,
+    /// Per-node wall-clock offset in ms (a clock nemesis); wall clocks otherwise advance
+    /// `tick_ms` per tick from a common epoch.
+    pub wall_skew: BTreeMap<NodeId, i64>,
 }
 
 pub fn addr(id: NodeId) -> String {
@@ -128,6 +131,7 @@ impl Sim {
             snapshot_every: 0,
             next_id: 0,
             restarts: 0,
+            wall_skew: BTreeMap::new(),
         };
         for &id in all {
             let boot = voters.contains(&id).then(|| sim.bootstrap.clone());
@@ -443,7 +447,11 @@ impl Driver for Sim {
     }
 
     fn tick_node(&mut self, id: NodeId) {
-        self.raft_mut(id).tick();
+        let skew = self.wall_skew.get(&id).copied().unwrap_or(0);
+        let r = self.raft_mut(id);
+        let wall = 1_700_000_000_000 + (r.ticks + 1) * r.cfg.tick_ms;
+        r.wall_clock(wall.saturating_add_signed(skew));
+        r.tick();
         self.process(id);
     }
 }

@@ -54,6 +54,14 @@ const MAX_BATCH: usize = 4096;
 /// Most ticks delivered at once when the process was paused (SIGSTOP) or starved.
 const MAX_CATCH_UP_TICKS: u128 = 10_000;
 
+/// The wall clock in Unix milliseconds (what libfaketime moves; 0 before 1970).
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 fn unknown(why: &str) -> Value {
     Value::error(format!("UNKNOWN {why}; the outcome is unknown"))
 }
@@ -127,7 +135,9 @@ where
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
             // Bring the logical clock up to date before anything else (after a pause the
-            // node must notice that time passed before it serves a lease read).
+            // node must notice that time passed before it serves a lease read). The wall
+            // clock is an input too (only the seeded bug `lease-wallclock` uses it).
+            self.core.wall_clock(wall_ms());
             let now = Instant::now();
             if now >= next_tick {
                 let behind = (now - next_tick).as_nanos() / tick.as_nanos().max(1) + 1;
@@ -404,10 +414,7 @@ where
         let st = self.core.status();
         let leader = st.leader;
         let leader_addr = leader.and_then(|l| self.dir.get(l).client_addr);
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let wall = wall_ms();
         serde_json::json!({
             "id": fmt_id(self.cfg.id),
             "protocol": self.cfg.protocol,
@@ -421,6 +428,7 @@ where
             "learners": st.learners.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
             "joint": st.joint,
             "wall_clock_ms": wall,
+            "bugs": self.cfg.bugs,
         })
         .to_string()
     }

@@ -37,6 +37,8 @@ pub struct RuntimeConfig {
     pub request_timeout: Duration,
     /// Take a snapshot (and compact the log) after this many applied entries (0 = never).
     pub snapshot_every: u64,
+    /// Names of the seeded bugs switched on (reported by STATUS).
+    pub bugs: Vec<&'static str>,
 }
 
 /// What a node knows about a peer's addresses (learned from configuration and handshakes).

@@ -1,0 +1,1389 @@
+//! `stasis campaign FILE.toml`: a matrix of systems x nemesis sets x workloads x node
+//! counts x seeds, run one after another within an overall time budget.
+//!
+//! Every run is a normal run directory under the campaign directory
+//! (`STORE/campaigns/<name>/<UTC timestamp>/runs/`), so the campaign directory alone holds
+//! everything a morning reader or a CI artifact needs: `campaign.json`, `summary.txt`,
+//! `junit.xml` and the runs.
+//!
+//! Order: seeds are the outermost axis, then systems, nemesis sets, workloads and node
+//! counts, so when the budget runs out every combination has had its first seed before
+//! any gets a second.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+
+use crate::nemesis::{self, Family};
+use crate::run::{self, Overrides, TestArgs};
+use crate::store::{self, RunDir};
+use crate::sut::SutSpec;
+use crate::units::parse_duration;
+use crate::{junit, signals};
+
+/// Options of `stasis campaign`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CampaignArgs {
+    /// The campaign file (TOML; see README, "Campaigns").
+    pub file: PathBuf,
+    /// Store directory; the campaign goes to STORE/campaigns/<name>/<timestamp>/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Print the expanded matrix and the time estimate, run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The stasis-node binary (default: next to this `stasis` binary).
+    #[arg(long)]
+    pub node_bin: Option<PathBuf>,
+}
+
+/// Before any run has finished: what a run costs beyond its time limit (cluster start,
+/// recovery, final reads, check).
+const INITIAL_OVERHEAD: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------
+// The file
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    name: String,
+    budget: String,
+    time_limit: String,
+    systems: Vec<String>,
+    nemesis: Vec<String>,
+    seeds: toml::Value,
+    #[serde(default = "default_nodes")]
+    nodes: Vec<i64>,
+    workloads: Vec<WorkloadSpec>,
+    #[serde(default)]
+    node_args: BTreeMap<String, Vec<String>>,
+    target: Option<String>,
+    shapes: Option<String>,
+    nemesis_interval: Option<String>,
+    check_timeout: Option<String>,
+    ready_timeout: Option<String>,
+}
+
+fn default_nodes() -> Vec<i64> {
+    vec![3]
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadSpec {
+    name: String,
+    keys: Option<i64>,
+    write_pct: Option<i64>,
+    cas_pct: Option<i64>,
+    rate: Option<toml::Value>,
+    concurrency: Option<i64>,
+    op_timeout: Option<String>,
+}
+
+/// Where the seeds come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seeds {
+    /// These seeds, in this order.
+    List(Vec<u64>),
+    /// This many fresh random seeds, drawn when the campaign starts (printed and recorded).
+    Random(usize),
+}
+
+/// A validated campaign file.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    pub name: String,
+    pub file: PathBuf,
+    pub budget: Duration,
+    pub time_limit: Duration,
+    /// As written in the file (built-in names or spec paths).
+    pub systems: Vec<String>,
+    pub nemesis: Vec<String>,
+    pub workloads: Vec<(String, TestArgs)>,
+    pub nodes: Vec<u8>,
+    pub seeds: Seeds,
+    pub node_args: BTreeMap<String, Vec<String>>,
+    /// Base options every run starts from (defaults of `stasis test` plus the file's).
+    base: TestArgs,
+    /// Built-in or spec name per system entry (for run names).
+    sut_names: BTreeMap<String, String>,
+    /// What `--sut` gets per system entry (spec paths resolved against the file's
+    /// directory).
+    sut_paths: BTreeMap<String, String>,
+}
+
+/// One run of the matrix.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub system: String,
+    pub nemesis: String,
+    pub workload: String,
+    pub nodes: u8,
+    /// `None` for a fresh random seed not drawn yet (dry run).
+    pub seed: Option<u64>,
+    pub args: TestArgs,
+}
+
+/// The defaults of `stasis test`, exactly as its command line gives them.
+fn default_test_args() -> TestArgs {
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        args: TestArgs,
+    }
+    Wrap::try_parse_from(["stasis"])
+        .map(|w| w.args)
+        .expect("stasis test's defaults parse")
+}
+
+fn name_ok(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// `file: message` (with the line when the TOML parser knows it).
+fn toml_error(path: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(s) => {
+            let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+            anyhow::anyhow!("{}:{line}: {msg}", path.display())
+        }
+        None => anyhow::anyhow!("{}: {msg}", path.display()),
+    }
+}
+
+fn duration(field: &str, s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s).map_err(|e| format!("{field}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{field}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+fn int_in<T: TryFrom<i64>>(field: &str, v: i64, lo: i64, hi: i64) -> Result<T, String> {
+    if v < lo || v > hi {
+        return Err(format!("{field} = {v}: must be between {lo} and {hi}"));
+    }
+    T::try_from(v).map_err(|_| format!("{field} = {v}: out of range"))
+}
+
+fn non_empty<T>(field: &str, v: &[T]) -> Result<(), String> {
+    if v.is_empty() {
+        return Err(format!("{field} is empty: give at least one"));
+    }
+    Ok(())
+}
+
+impl Campaign {
+    /// Reads and validates a campaign file; errors are one line, `file: message`.
+    pub fn load(path: &Path) -> Result<Campaign> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", path.display()))?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Campaign> {
+        let spec: FileSpec = toml::from_str(text).map_err(|e| toml_error(path, text, &e))?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Self::validate(spec, path, base_dir)
+            .map_err(|msg| anyhow::anyhow!("{}: {msg}", path.display()))
+    }
+
+    fn validate(f: FileSpec, path: &Path, base_dir: &Path) -> Result<Campaign, String> {
+        if !name_ok(&f.name) {
+            return Err(format!(
+                "name {:?}: use letters, digits, '-', '_' or '.' (it names the campaign directory)",
+                f.name
+            ));
+        }
+        let budget = duration("budget", &f.budget)?;
+        let time_limit = duration("time_limit", &f.time_limit)?;
+        non_empty("systems", &f.systems)?;
+        non_empty("nemesis", &f.nemesis)?;
+        non_empty("workloads", &f.workloads)?;
+        non_empty("nodes", &f.nodes)?;
+
+        let mut base = default_test_args();
+        base.time_limit = time_limit;
+        if let Some(t) = &f.target {
+            nemesis::Target::parse_list(t).map_err(|e| format!("target: {e}"))?;
+            base.target = t.clone();
+        }
+        if let Some(s) = &f.shapes {
+            nemesis::partition::Shape::parse_list(s).map_err(|e| format!("shapes: {e}"))?;
+            base.shapes = s.clone();
+        }
+        if let Some(d) = &f.nemesis_interval {
+            base.nemesis_interval = duration("nemesis_interval", d)?;
+        }
+        if let Some(d) = &f.check_timeout {
+            base.check_timeout = duration("check_timeout", d)?;
+        }
+        if let Some(d) = &f.ready_timeout {
+            base.ready_timeout = Some(duration("ready_timeout", d)?);
+        }
+
+        // Systems: built-ins or spec files (relative paths are relative to the campaign
+        // file); each loads now so a typo fails before hours of runs.
+        let mut systems: Vec<String> = Vec::new();
+        let mut sut_paths = BTreeMap::new();
+        let mut sut_names = BTreeMap::new();
+        let mut faketime = BTreeMap::new();
+        for s in &f.systems {
+            if systems.contains(s) {
+                return Err(format!("systems: {s:?} is listed twice"));
+            }
+            let is_builtin = crate::sut::BUILTIN.iter().any(|(n, _)| n == s);
+            let resolved = if is_builtin || Path::new(s).is_absolute() {
+                s.clone()
+            } else {
+                base_dir.join(s).to_string_lossy().into_owned()
+            };
+            let spec = SutSpec::load(&resolved).map_err(|e| format!("systems: {e:#}"))?;
+            sut_names.insert(s.clone(), spec.name.clone());
+            faketime.insert(s.clone(), spec.faketime);
+            sut_paths.insert(s.clone(), resolved);
+            systems.push(s.clone());
+        }
+        for k in f.node_args.keys() {
+            if !systems.contains(k) {
+                return Err(format!(
+                    "node_args: {k:?} is not one of the systems ({})",
+                    f.systems.join(", ")
+                ));
+            }
+        }
+        let node_args = f.node_args;
+
+        for n in &f.nemesis {
+            let fams = Family::parse_list(n).map_err(|e| format!("nemesis {n:?}: {e}"))?;
+            if f.nemesis.iter().filter(|m| *m == n).count() > 1 {
+                return Err(format!("nemesis: {n:?} is listed twice"));
+            }
+            let explicit_clock = n.split(',').any(|p| p.trim() == "clock");
+            if explicit_clock && fams.contains(&Family::Clock) {
+                for (given, ft) in &faketime {
+                    if !ft {
+                        return Err(format!(
+                            "nemesis {n:?} includes clock, which cannot move {given}'s clock \
+                             (faketime = false in its spec): use `all` (it skips clock there) \
+                             or a set without clock"
+                        ));
+                    }
+                }
+            }
+        }
+
+        let mut nodes = Vec::new();
+        for n in &f.nodes {
+            let n: u8 = int_in("nodes", *n, 1, 50)?;
+            if nodes.contains(&n) {
+                return Err(format!("nodes: {n} is listed twice"));
+            }
+            nodes.push(n);
+        }
+
+        let seeds = match &f.seeds {
+            toml::Value::Integer(n) => Seeds::Random(int_in("seeds", *n, 1, 100_000)?),
+            toml::Value::Array(items) => {
+                non_empty("seeds", items)?;
+                let mut out = Vec::new();
+                for v in items {
+                    let s = match v {
+                        toml::Value::Integer(i) if *i >= 0 => *i as u64,
+                        toml::Value::String(s) => s.trim().parse::<u64>().map_err(|_| {
+                            format!("seeds: {s:?} is not a seed (a non-negative integer)")
+                        })?,
+                        other => {
+                            return Err(format!(
+                                "seeds: {other} is not a seed (a non-negative integer)"
+                            ));
+                        }
+                    };
+                    if out.contains(&s) {
+                        return Err(format!("seeds: {s} is listed twice"));
+                    }
+                    out.push(s);
+                }
+                Seeds::List(out)
+            }
+            other => {
+                return Err(format!(
+                    "seeds = {other}: give a list of seeds ([1, 2, 3]) or a count of fresh random seeds (3)"
+                ));
+            }
+        };
+
+        let mut workloads = Vec::new();
+        for w in &f.workloads {
+            if !name_ok(&w.name) {
+                return Err(format!(
+                    "workload name {:?}: use letters, digits, '-', '_' or '.'",
+                    w.name
+                ));
+            }
+            if workloads
+                .iter()
+                .any(|(n, _): &(String, TestArgs)| *n == w.name)
+            {
+                return Err(format!("workloads: {:?} is defined twice", w.name));
+            }
+            let field = |k: &str| format!("workload {}: {k}", w.name);
+            let mut a = base.clone();
+            if let Some(v) = w.keys {
+                a.keys = int_in(&field("keys"), v, 1, 1_000_000)?;
+            }
+            if let Some(v) = w.write_pct {
+                a.write_pct = int_in(&field("write_pct"), v, 0, 100)?;
+            }
+            if let Some(v) = w.cas_pct {
+                a.cas_pct = int_in(&field("cas_pct"), v, 0, 100)?;
+            }
+            if a.write_pct + a.cas_pct > 100 {
+                return Err(format!(
+                    "workload {}: write_pct + cas_pct = {} is more than 100",
+                    w.name,
+                    a.write_pct + a.cas_pct
+                ));
+            }
+            if let Some(v) = &w.rate {
+                a.rate = match v {
+                    toml::Value::Integer(i) => *i as f64,
+                    toml::Value::Float(x) => *x,
+                    other => return Err(format!("{} = {other}: not a number", field("rate"))),
+                };
+                if !(a.rate >= 0.0 && a.rate.is_finite()) {
+                    return Err(format!(
+                        "{}: must be 0 (as fast as possible) or more",
+                        field("rate")
+                    ));
+                }
+            }
+            if let Some(v) = w.concurrency {
+                a.concurrency = int_in(&field("concurrency"), v, 1, 10_000)?;
+            }
+            if let Some(d) = &w.op_timeout {
+                a.op_timeout = duration(&field("op_timeout"), d)?;
+            }
+            workloads.push((w.name.clone(), a));
+        }
+
+        Ok(Campaign {
+            name: f.name,
+            file: path.to_path_buf(),
+            budget,
+            time_limit,
+            systems,
+            nemesis: f.nemesis,
+            workloads,
+            nodes,
+            seeds,
+            node_args,
+            base,
+            sut_names,
+            sut_paths,
+        })
+    }
+
+    /// Number of runs in the matrix.
+    pub fn len(&self) -> usize {
+        let seeds = match &self.seeds {
+            Seeds::List(s) => s.len(),
+            Seeds::Random(n) => *n,
+        };
+        seeds * self.systems.len() * self.nemesis.len() * self.workloads.len() * self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The run name of a cell: `<system>-<nemesis>-<workload>-n<nodes>`.
+    fn run_name(&self, system: &str, nemesis: &str, workload: &str, nodes: u8) -> String {
+        let sut = self.sut_names.get(system).map_or(system, String::as_str);
+        let nem: String = nemesis
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .map(|c| if c == ',' { '-' } else { c })
+            .collect();
+        format!("{sut}-{nem}-{workload}-n{nodes}")
+    }
+
+    /// The matrix in run order: seeds outermost, then systems, nemesis sets, workloads and
+    /// node counts. `seeds` are the drawn seeds for `Seeds::Random` (`None` = undrawn).
+    pub fn expand(&self, drawn: Option<&[u64]>) -> Vec<Cell> {
+        let seeds: Vec<Option<u64>> = match (&self.seeds, drawn) {
+            (Seeds::List(s), _) => s.iter().copied().map(Some).collect(),
+            (Seeds::Random(_), Some(d)) => d.iter().copied().map(Some).collect(),
+            (Seeds::Random(n), None) => vec![None; *n],
+        };
+        let mut cells = Vec::with_capacity(self.len());
+        for seed in &seeds {
+            for system in &self.systems {
+                for nem in &self.nemesis {
+                    for (wname, wargs) in &self.workloads {
+                        for &nodes in &self.nodes {
+                            let mut args = wargs.clone();
+                            args.sut = self.sut_paths.get(system).unwrap_or(system).clone();
+                            args.nemesis = nem.clone();
+                            args.nodes = nodes;
+                            args.seed = *seed;
+                            args.node_args =
+                                self.node_args.get(system).cloned().unwrap_or_default();
+                            args.name = Some(self.run_name(system, nem, wname, nodes));
+                            cells.push(Cell {
+                                system: system.clone(),
+                                nemesis: nem.clone(),
+                                workload: wname.clone(),
+                                nodes,
+                                seed: *seed,
+                                args,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        cells
+    }
+
+    /// The base options (for tests and the dry run).
+    pub fn base(&self) -> &TestArgs {
+        &self.base
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Results
+
+/// The verdict of one cell of the campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    Unknown,
+    Error,
+    Skipped,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+            Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// One run's record in campaign.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CellRecord {
+    pub index: usize,
+    pub system: String,
+    pub nemesis: String,
+    pub workload: String,
+    pub nodes: u8,
+    pub seed: u64,
+    pub verdict: Verdict,
+    /// The run's own exit code (`None` when it did not run).
+    pub exit_code: Option<u8>,
+    pub run_dir: Option<String>,
+    /// Wall-clock seconds of the whole run (start, workload, recovery, check).
+    pub time_s: f64,
+    /// Client completions recorded.
+    pub ops: u64,
+    /// One sentence: the checker's explanation (invalid), why it gave up (unknown), the
+    /// harness error, or why the run was skipped.
+    pub explanation: Option<String>,
+    /// Longer text for reports (the checker's full explanation).
+    pub detail: Option<String>,
+}
+
+/// campaign.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    pub name: String,
+    pub file: String,
+    pub dir: String,
+    pub stasis_version: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub budget_s: f64,
+    pub time_limit_s: f64,
+    /// `list` or `random` (drawn at the start; the drawn values are in the cells).
+    pub seeds: String,
+    pub planned: usize,
+    pub elapsed_s: f64,
+    pub exit_code: Option<u8>,
+    pub cells: Vec<CellRecord>,
+}
+
+/// The campaign's exit code: 1 if any run is not linearizable; else 3 if any run hit a
+/// harness error (or nothing ran at all); else 2 if any is unknown; else 0. Skipped runs
+/// do not change it once something ran.
+pub fn exit_code(verdicts: &[Verdict]) -> u8 {
+    let any = |v: Verdict| verdicts.contains(&v);
+    if any(Verdict::Invalid) {
+        1
+    } else if any(Verdict::Error) || verdicts.iter().all(|v| *v == Verdict::Skipped) {
+        3
+    } else if any(Verdict::Unknown) {
+        2
+    } else {
+        0
+    }
+}
+
+fn exit_meaning(code: u8) -> &'static str {
+    match code {
+        0 => "every run is linearizable",
+        1 => "at least one run is NOT linearizable",
+        2 => "at least one run is unknown (checker budget), none invalid",
+        _ => "a harness error (or no run at all): see the error rows",
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s >= 90.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+/// summary.txt: per cell (system, nemesis, workload, nodes) the counts over seeds, time
+/// and ops; then the runs that were not valid, with their sentence and path.
+pub fn summary_text(rec: &CampaignRecord) -> String {
+    type Key = (String, String, String, u8);
+    let mut order: Vec<Key> = Vec::new();
+    let mut groups: BTreeMap<Key, Vec<&CellRecord>> = BTreeMap::new();
+    for c in &rec.cells {
+        let k = (
+            c.system.clone(),
+            c.nemesis.clone(),
+            c.workload.clone(),
+            c.nodes,
+        );
+        if !groups.contains_key(&k) {
+            order.push(k.clone());
+        }
+        groups.entry(k).or_default().push(c);
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "campaign {} ({}), started {}, {} runs planned, budget {}",
+        rec.name,
+        rec.file,
+        rec.started,
+        rec.planned,
+        secs(rec.budget_s)
+    );
+    let _ = writeln!(s, "directory: {}", rec.dir);
+    let _ = writeln!(s);
+    let w_sys = order.iter().map(|k| k.0.len()).max().unwrap_or(6).max(6);
+    let w_nem = order.iter().map(|k| k.1.len()).max().unwrap_or(7).max(7);
+    let w_wl = order.iter().map(|k| k.2.len()).max().unwrap_or(8).max(8);
+    let _ = writeln!(
+        s,
+        "{:<w_sys$}  {:<w_nem$}  {:<w_wl$}  {:>5}  {:>5}  {:>7}  {:>7}  {:>5}  {:>7}  {:>10}  {:>9}",
+        "system",
+        "nemesis",
+        "workload",
+        "nodes",
+        "valid",
+        "invalid",
+        "unknown",
+        "error",
+        "skipped",
+        "time",
+        "ops"
+    );
+    for k in &order {
+        let cells = &groups[k];
+        let n = |v: Verdict| cells.iter().filter(|c| c.verdict == v).count();
+        let time: f64 = cells.iter().map(|c| c.time_s).sum();
+        let ops: u64 = cells.iter().map(|c| c.ops).sum();
+        let _ = writeln!(
+            s,
+            "{:<w_sys$}  {:<w_nem$}  {:<w_wl$}  {:>5}  {:>5}  {:>7}  {:>7}  {:>5}  {:>7}  {:>10}  {:>9}",
+            k.0,
+            k.1,
+            k.2,
+            k.3,
+            n(Verdict::Valid),
+            n(Verdict::Invalid),
+            n(Verdict::Unknown),
+            n(Verdict::Error),
+            n(Verdict::Skipped),
+            secs(time),
+            ops
+        );
+    }
+    let count = |v: Verdict| rec.cells.iter().filter(|c| c.verdict == v).count();
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "total: {} runs: {} valid, {} invalid, {} unknown, {} error, {} skipped; {} of runs, {} ops; campaign took {}",
+        rec.cells.len(),
+        count(Verdict::Valid),
+        count(Verdict::Invalid),
+        count(Verdict::Unknown),
+        count(Verdict::Error),
+        count(Verdict::Skipped),
+        secs(rec.cells.iter().map(|c| c.time_s).sum()),
+        rec.cells.iter().map(|c| c.ops).sum::<u64>(),
+        secs(rec.elapsed_s)
+    );
+    let skipped = count(Verdict::Skipped);
+    if skipped > 0 {
+        let why = rec
+            .cells
+            .iter()
+            .find(|c| c.verdict == Verdict::Skipped)
+            .and_then(|c| c.explanation.clone())
+            .unwrap_or_default();
+        let _ = writeln!(s, "{skipped} run(s) SKIPPED, not tested: {why}");
+    }
+    let bad: Vec<&CellRecord> = rec
+        .cells
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.verdict,
+                Verdict::Invalid | Verdict::Unknown | Verdict::Error
+            )
+        })
+        .collect();
+    if !bad.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "runs that are not valid:");
+        for c in bad {
+            let _ = writeln!(
+                s,
+                "  {:<7} {}/{}/{} n{} seed {}: {}",
+                c.verdict.name(),
+                c.system,
+                c.nemesis,
+                c.workload,
+                c.nodes,
+                c.seed,
+                c.explanation.as_deref().unwrap_or("")
+            );
+            let _ = writeln!(
+                s,
+                "          {}",
+                c.run_dir.as_deref().unwrap_or("(no run directory)")
+            );
+        }
+    }
+    if let Some(code) = rec.exit_code {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "exit code {code}: {}", exit_meaning(code));
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------------------
+// Running
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The target of `dir/latest`, if any (to find the run directory of a failed run).
+fn latest_of(dir: &Path) -> Option<PathBuf> {
+    std::fs::read_link(dir.join("latest"))
+        .ok()
+        .map(|t| dir.join(t))
+}
+
+/// Runs one cell and classifies it.
+fn run_cell(index: usize, cell: &Cell, seed: u64) -> CellRecord {
+    let name = cell.args.name.clone().unwrap_or_default();
+    let run_base = cell.args.store.join(&name);
+    let before = latest_of(&run_base);
+    let mut args = cell.args.clone();
+    args.seed = Some(seed);
+    let start = Instant::now();
+    let result = run::execute(&args, &Overrides::default());
+    let time_s = start.elapsed().as_secs_f64();
+    let mut rec = CellRecord {
+        index,
+        system: cell.system.clone(),
+        nemesis: cell.nemesis.clone(),
+        workload: cell.workload.clone(),
+        nodes: cell.nodes,
+        seed,
+        verdict: Verdict::Error,
+        exit_code: Some(3),
+        run_dir: None,
+        time_s,
+        ops: 0,
+        explanation: None,
+        detail: None,
+    };
+    match result {
+        Ok(o) => {
+            rec.exit_code = Some(o.exit_code);
+            rec.run_dir = Some(o.run_dir.display().to_string());
+            rec.ops = o.completions;
+            match &o.report {
+                None => {
+                    rec.verdict = Verdict::Error;
+                    rec.explanation =
+                        Some("the run was interrupted before its history was checked".into());
+                }
+                Some(r) => {
+                    rec.verdict = match r.exit_code {
+                        0 => Verdict::Valid,
+                        1 => Verdict::Invalid,
+                        2 => Verdict::Unknown,
+                        _ => Verdict::Error,
+                    };
+                    match rec.verdict {
+                        Verdict::Invalid => {
+                            rec.explanation = Some(match &r.check.explanation {
+                                Some(e) => one_line(&e.sentence),
+                                None => "the history is not linearizable".into(),
+                            });
+                            rec.detail = r
+                                .check
+                                .explanation
+                                .as_ref()
+                                .map(checker::report::explanation_text);
+                        }
+                        Verdict::Unknown => {
+                            let why: Vec<String> = r
+                                .check
+                                .partitions
+                                .iter()
+                                .filter_map(|p| {
+                                    p.gave_up.as_ref().map(|g| match &p.key {
+                                        Some(k) => format!("key {k}: {g}"),
+                                        None => g.clone(),
+                                    })
+                                })
+                                .collect();
+                            rec.explanation = Some(if why.is_empty() {
+                                "the checker gave up".into()
+                            } else {
+                                one_line(&why.join("; "))
+                            });
+                        }
+                        Verdict::Error => {
+                            rec.explanation =
+                                Some(format!("the run ended with exit code {}", r.exit_code));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            rec.explanation = Some(one_line(&format!("{e:#}")));
+            rec.detail = Some(format!("{e:?}"));
+            let after = latest_of(&run_base);
+            if after.is_some() && after != before {
+                rec.run_dir = after.map(|p| p.canonicalize().unwrap_or(p).display().to_string());
+            }
+        }
+    }
+    rec
+}
+
+fn skipped(index: usize, cell: &Cell, seed: u64, why: &str) -> CellRecord {
+    CellRecord {
+        index,
+        system: cell.system.clone(),
+        nemesis: cell.nemesis.clone(),
+        workload: cell.workload.clone(),
+        nodes: cell.nodes,
+        seed,
+        verdict: Verdict::Skipped,
+        exit_code: None,
+        run_dir: None,
+        time_s: 0.0,
+        ops: 0,
+        explanation: Some(why.to_owned()),
+        detail: None,
+    }
+}
+
+/// Writes campaign.json, summary.txt and junit.xml (after every run, so a killed campaign
+/// still leaves what it did).
+fn write_outputs(dir: &Path, rec: &CampaignRecord) -> Result<()> {
+    let put = |name: &str, bytes: &[u8]| -> Result<()> {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(name))
+            .with_context(|| format!("cannot write {}", dir.join(name).display()))
+    };
+    put("campaign.json", &serde_json::to_vec_pretty(rec)?)?;
+    put("summary.txt", summary_text(rec).as_bytes())?;
+    put("junit.xml", junit::render(rec).as_bytes())
+}
+
+fn describe(c: &Cell) -> String {
+    format!(
+        "{}/{}/{} n{} seed {}",
+        c.system,
+        c.nemesis,
+        c.workload,
+        c.nodes,
+        c.seed
+            .map_or("(fresh random)".to_owned(), |s| s.to_string())
+    )
+}
+
+/// `stasis campaign`: returns the exit code.
+pub fn run(args: &CampaignArgs) -> u8 {
+    match run_inner(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stasis campaign: {e:#}");
+            3
+        }
+    }
+}
+
+fn dry_run(c: &Campaign) {
+    let cells = c.expand(None);
+    let per_run = c.time_limit + INITIAL_OVERHEAD;
+    let fit = (c.budget.as_secs_f64() / per_run.as_secs_f64()).floor() as usize;
+    let seeds = match &c.seeds {
+        Seeds::List(s) => format!("{} seeds", s.len()),
+        Seeds::Random(n) => format!("{n} fresh random seeds"),
+    };
+    println!(
+        "campaign {} ({}): {} runs = {} systems x {} nemesis sets x {} workloads x {} node counts x {seeds}",
+        c.name,
+        c.file.display(),
+        cells.len(),
+        c.systems.len(),
+        c.nemesis.len(),
+        c.workloads.len(),
+        c.nodes.len()
+    );
+    println!(
+        "time limit {} per run (about {} with start, recovery and check), budget {}: about {} of {} runs fit",
+        secs(c.time_limit.as_secs_f64()),
+        secs(per_run.as_secs_f64()),
+        secs(c.budget.as_secs_f64()),
+        fit.min(cells.len()),
+        cells.len()
+    );
+    for (i, cell) in cells.iter().enumerate() {
+        let extra = if cell.args.node_args.is_empty() {
+            String::new()
+        } else {
+            format!("  node args: {}", cell.args.node_args.join(" "))
+        };
+        println!(
+            "{:>4}  {}{}{extra}",
+            i + 1,
+            describe(cell),
+            if i >= fit {
+                "  (beyond the budget estimate)"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+fn run_inner(args: &CampaignArgs) -> Result<u8> {
+    let c = Campaign::load(&args.file)?;
+    if args.dry_run {
+        dry_run(&c);
+        return Ok(0);
+    }
+    signals::install();
+    let drawn: Option<Vec<u64>> = match &c.seeds {
+        Seeds::Random(n) => Some((0..*n).map(|_| rand::random::<u64>()).collect()),
+        Seeds::List(_) => None,
+    };
+    let dir = RunDir::create(&args.store.join("campaigns"), &c.name)?;
+    let dir_path = dir.path.canonicalize().unwrap_or(dir.path.clone());
+    let runs_store = dir_path.join("runs");
+    let mut cells = c.expand(drawn.as_deref());
+    for cell in &mut cells {
+        cell.args.store = runs_store.clone();
+        cell.args.node_bin = args.node_bin.clone();
+    }
+    println!(
+        "stasis campaign {}: {} runs, {} each, budget {}; results in {}",
+        c.name,
+        cells.len(),
+        secs(c.time_limit.as_secs_f64()),
+        secs(c.budget.as_secs_f64()),
+        dir_path.display()
+    );
+    if let Some(d) = &drawn {
+        let list: Vec<String> = d.iter().map(u64::to_string).collect();
+        println!("fresh random seeds: {}", list.join(", "));
+    }
+    let started = Instant::now();
+    let mut rec = CampaignRecord {
+        name: c.name.clone(),
+        file: c.file.display().to_string(),
+        dir: dir_path.display().to_string(),
+        stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
+        started: dir.timestamp.clone(),
+        finished: None,
+        budget_s: c.budget.as_secs_f64(),
+        time_limit_s: c.time_limit.as_secs_f64(),
+        seeds: match c.seeds {
+            Seeds::List(_) => "list".into(),
+            Seeds::Random(_) => "random".into(),
+        },
+        planned: cells.len(),
+        elapsed_s: 0.0,
+        exit_code: None,
+        cells: Vec::new(),
+    };
+    write_outputs(&dir_path, &rec)?;
+    let mut overhead = INITIAL_OVERHEAD;
+    let mut stop_reason: Option<String> = None;
+    let total = cells.len();
+    for (i, cell) in cells.iter().enumerate() {
+        let seed = cell.seed.unwrap_or_default();
+        if stop_reason.is_none() && signals::interrupted() {
+            stop_reason = Some("the campaign was interrupted (Ctrl-C or SIGTERM)".into());
+        }
+        if stop_reason.is_none() {
+            let left = c.budget.saturating_sub(started.elapsed());
+            let need = c.time_limit + overhead;
+            if need > left {
+                stop_reason = Some(format!(
+                    "the budget ran out: {} left, a run needs about {}",
+                    secs(left.as_secs_f64()),
+                    secs(need.as_secs_f64())
+                ));
+            }
+        }
+        let r = match &stop_reason {
+            Some(why) => skipped(i, cell, seed, why),
+            None => {
+                println!(
+                    "\n=== campaign {}: run {}/{total}: {}",
+                    c.name,
+                    i + 1,
+                    describe(cell)
+                );
+                let r = run_cell(i, cell, seed);
+                if r.verdict != Verdict::Error {
+                    overhead = overhead
+                        .max(Duration::from_secs_f64(r.time_s).saturating_sub(c.time_limit));
+                }
+                println!(
+                    "=== run {}/{total}: {} ({}, {} ops){}",
+                    i + 1,
+                    r.verdict.name(),
+                    secs(r.time_s),
+                    r.ops,
+                    r.explanation
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                );
+                r
+            }
+        };
+        rec.cells.push(r);
+        rec.elapsed_s = started.elapsed().as_secs_f64();
+        write_outputs(&dir_path, &rec)?;
+    }
+    let verdicts: Vec<Verdict> = rec.cells.iter().map(|c| c.verdict).collect();
+    let code = exit_code(&verdicts);
+    rec.exit_code = Some(code);
+    rec.finished = Some(store::utc_timestamp(SystemTime::now()));
+    rec.elapsed_s = started.elapsed().as_secs_f64();
+    write_outputs(&dir_path, &rec)?;
+    println!();
+    print!("{}", summary_text(&rec));
+    println!(
+        "campaign directory: {} (campaign.json, summary.txt, junit.xml, runs/)",
+        dir_path.display()
+    );
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASIC: &str = r#"
+name = "t"
+budget = "10m"
+time_limit = "20s"
+systems = ["raft", "multipaxos"]
+nemesis = ["kill", "partition,pause"]
+seeds = [7, 8, 9]
+nodes = [3, 5]
+
+[[workloads]]
+name = "small"
+keys = 4
+
+[[workloads]]
+name = "cas"
+cas_pct = 50
+write_pct = 20
+rate = 100
+concurrency = 4
+op_timeout = "1s"
+"#;
+
+    fn parse(text: &str) -> Result<Campaign> {
+        Campaign::parse(text, Path::new("camp.toml"))
+    }
+
+    fn err(text: &str) -> String {
+        let e = parse(text).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "error is not one line: {e}");
+        assert!(e.starts_with("camp.toml"), "{e}");
+        e
+    }
+
+    #[test]
+    fn expansion_counts_order_and_fields() {
+        let c = parse(BASIC).unwrap();
+        assert_eq!(c.len(), 3 * 2 * 2 * 2 * 2);
+        let cells = c.expand(None);
+        assert_eq!(cells.len(), 48);
+        // Seeds outermost, then systems, nemesis, workloads, nodes.
+        let first: Vec<String> = cells[..5]
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {} {} {} {:?}",
+                    c.system, c.nemesis, c.workload, c.nodes, c.seed
+                )
+            })
+            .collect();
+        assert_eq!(
+            first,
+            [
+                "raft kill small 3 Some(7)",
+                "raft kill small 5 Some(7)",
+                "raft kill cas 3 Some(7)",
+                "raft kill cas 5 Some(7)",
+                "raft partition,pause small 3 Some(7)",
+            ]
+        );
+        assert_eq!(cells[8].system, "multipaxos");
+        assert_eq!(cells[16].seed, Some(8));
+        assert_eq!(cells[47].seed, Some(9));
+        // Every combination appears once.
+        let mut keys: Vec<String> = cells
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{}{}{}{:?}",
+                    c.system, c.nemesis, c.workload, c.nodes, c.seed
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 48);
+        // Workload fields and the per-run options.
+        let cas = cells.iter().find(|c| c.workload == "cas").unwrap();
+        assert_eq!(cas.args.cas_pct, 50);
+        assert_eq!(cas.args.write_pct, 20);
+        assert_eq!(cas.args.rate, 100.0);
+        assert_eq!(cas.args.concurrency, 4);
+        assert_eq!(cas.args.op_timeout, Duration::from_secs(1));
+        assert_eq!(cas.args.time_limit, Duration::from_secs(20));
+        let small = &cells[0];
+        assert_eq!(small.args.keys, 4);
+        // Unset fields keep `stasis test`'s defaults.
+        let d = default_test_args();
+        assert_eq!(small.args.cas_pct, d.cas_pct);
+        assert_eq!(small.args.concurrency, d.concurrency);
+        assert_eq!(small.args.sut, "raft");
+        assert_eq!(small.args.nemesis, "kill");
+        assert_eq!(small.args.seed, Some(7));
+        assert_eq!(small.args.name.as_deref(), Some("raft-kill-small-n3"));
+        assert_eq!(
+            cells[4].args.name.as_deref(),
+            Some("raft-partition-pause-small-n3")
+        );
+    }
+
+    #[test]
+    fn random_seeds_are_a_count() {
+        let text = BASIC.replace("seeds = [7, 8, 9]", "seeds = 2");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.seeds, Seeds::Random(2));
+        assert_eq!(c.len(), 32);
+        assert!(c.expand(None).iter().all(|c| c.seed.is_none()));
+        let cells = c.expand(Some(&[11, 12]));
+        assert_eq!(cells[0].seed, Some(11));
+        assert_eq!(cells[15].seed, Some(11));
+        assert_eq!(cells[16].seed, Some(12));
+        assert_eq!(cells[16].args.seed, Some(12));
+        // Big seeds can be given as strings (TOML integers stop at i64).
+        let text = BASIC.replace("seeds = [7, 8, 9]", "seeds = [\"18446744073709551615\", 1]");
+        let c = parse(&text).unwrap();
+        assert_eq!(c.seeds, Seeds::List(vec![u64::MAX, 1]));
+    }
+
+    #[test]
+    fn node_args_go_to_their_system_only() {
+        let text = format!("{BASIC}\n[node_args]\nraft = [\"--quorum\", \"grid:2x3\"]\n");
+        let c = parse(&text).unwrap();
+        for cell in c.expand(None) {
+            if cell.system == "raft" {
+                assert_eq!(cell.args.node_args, ["--quorum", "grid:2x3"]);
+            } else {
+                assert!(cell.args.node_args.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn validation_errors_are_one_line_and_say_what() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("budget = \"10m\"", "budget = \"10 parsecs\"", "budget"),
+            (
+                "time_limit = \"20s\"",
+                "time_limit = \"0s\"",
+                "time_limit: must be more",
+            ),
+            ("nodes = [3, 5]", "nodes = []", "nodes is empty"),
+            ("nodes = [3, 5]", "nodes = [0]", "nodes = 0"),
+            (
+                "systems = [\"raft\", \"multipaxos\"]",
+                "systems = []",
+                "systems is empty",
+            ),
+            (
+                "systems = [\"raft\", \"multipaxos\"]",
+                "systems = [\"zookeeper\"]",
+                "zookeeper",
+            ),
+            (
+                "nemesis = [\"kill\", \"partition,pause\"]",
+                "nemesis = [\"kil\"]",
+                "unknown nemesis \"kil\"",
+            ),
+            (
+                "nemesis = [\"kill\", \"partition,pause\"]",
+                "nemesis = []",
+                "nemesis is empty",
+            ),
+            ("seeds = [7, 8, 9]", "seeds = []", "seeds is empty"),
+            ("seeds = [7, 8, 9]", "seeds = [-1]", "not a seed"),
+            ("seeds = [7, 8, 9]", "seeds = 0", "seeds = 0"),
+            (
+                "seeds = [7, 8, 9]",
+                "seeds = \"many\"",
+                "count of fresh random seeds",
+            ),
+            ("seeds = [7, 8, 9]", "seeds = [7, 7]", "listed twice"),
+            ("name = \"t\"", "name = \"a/b\"", "name \"a/b\""),
+            (
+                "keys = 4",
+                "keys = 4\nflavour = \"x\"",
+                "unknown field `flavour`",
+            ),
+            ("keys = 4", "keys = 0", "keys = 0"),
+            ("cas_pct = 50", "cas_pct = 90", "more than 100"),
+            ("op_timeout = \"1s\"", "op_timeout = \"soon\"", "op_timeout"),
+            ("rate = 100", "rate = \"fast\"", "rate"),
+            (
+                "budget = \"10m\"",
+                "budget = \"10m\"\ncolour = 1",
+                "unknown field `colour`",
+            ),
+            ("name = \"small\"", "name = \"cas\"", "defined twice"),
+        ];
+        for (from, to, want) in cases {
+            assert!(BASIC.contains(from), "{from}");
+            let e = err(&BASIC.replacen(from, to, 1));
+            assert!(e.contains(want), "{to}: {e}");
+        }
+        // Unknown keys report the line.
+        let e = err(&BASIC.replace("budget = \"10m\"", "budget = \"10m\"\ncolour = 1"));
+        assert!(e.starts_with("camp.toml:4:"), "{e}");
+        // Missing required keys and empty workloads.
+        let e = err("name = \"x\"\n");
+        assert!(e.contains("missing field"), "{e}");
+        let no_workloads =
+            BASIC.split("[[workloads]]").next().unwrap().to_owned() + "workloads = []\n";
+        assert!(err(&no_workloads).contains("workloads is empty"));
+        // node_args for a system not in the matrix.
+        let e = err(&format!("{BASIC}\n[node_args]\netcd = [\"--x\"]\n"));
+        assert!(
+            e.contains("node_args: \"etcd\" is not one of the systems"),
+            "{e}"
+        );
+        // An explicit clock nemesis for a system whose clock cannot move.
+        let text = BASIC
+            .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
+            .replace("\"partition,pause\"", "\"partition,clock\"");
+        assert!(err(&text).contains("includes clock"));
+        // `all` is fine there (the run skips clock for etcd).
+        let text = BASIC
+            .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
+            .replace("\"partition,pause\"", "\"all\"");
+        assert!(parse(&text).is_ok());
+    }
+
+    #[test]
+    fn spec_paths_are_relative_to_the_campaign_file() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("specs")).unwrap();
+        let spec = crate::sut::BUILTIN[0]
+            .1
+            .replacen("name = ", "name = \"mine\"\n# was: ", 1);
+        std::fs::write(d.path().join("specs/mine.toml"), spec).unwrap();
+        let text = BASIC.replace("[\"raft\", \"multipaxos\"]", "[\"specs/mine.toml\"]");
+        let file = d.path().join("c.toml");
+        let c = Campaign::parse(&text, &file).unwrap();
+        let cell = &c.expand(None)[0];
+        assert_eq!(cell.system, "specs/mine.toml");
+        assert_eq!(
+            Path::new(&cell.args.sut),
+            d.path().join("specs/mine.toml").as_path()
+        );
+        assert_eq!(cell.args.name.as_deref(), Some("mine-kill-small-n3"));
+        // From elsewhere, the same relative path does not resolve.
+        let e = err(&text);
+        assert!(
+            e.contains("systems:") && e.contains("specs/mine.toml"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shipped_campaigns_and_the_readme_example_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let ci = Campaign::load(&root.join("campaigns/ci.toml")).unwrap();
+        assert_eq!(ci.systems, ["raft", "multipaxos", "etcd"]);
+        // CI's campaign must stay short: every run fits its budget of a few minutes.
+        assert!(ci.budget <= Duration::from_secs(6 * 60));
+        assert!(ci.len() as u32 * (ci.time_limit + INITIAL_OVERHEAD) <= ci.budget);
+        let nightly = Campaign::load(&root.join("campaigns/nightly.toml")).unwrap();
+        assert_eq!(nightly.systems.len(), 3);
+        assert!(nightly.budget <= Duration::from_secs(60 * 60));
+        assert!(nightly.workloads.len() >= 2 && nightly.nemesis.len() >= 3);
+
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let section = readme
+            .split("## Campaigns")
+            .nth(1)
+            .expect("a Campaigns section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a TOML example in the Campaigns section");
+        let c = parse(example).unwrap();
+        assert!(c.len() > 1);
+    }
+
+    #[test]
+    fn exit_codes_aggregate() {
+        use Verdict::*;
+        assert_eq!(exit_code(&[Valid, Valid]), 0);
+        assert_eq!(exit_code(&[Valid, Skipped]), 0);
+        assert_eq!(exit_code(&[Valid, Invalid, Unknown, Error]), 1);
+        assert_eq!(exit_code(&[Valid, Unknown]), 2);
+        assert_eq!(exit_code(&[Unknown, Error]), 3);
+        assert_eq!(exit_code(&[Valid, Error, Skipped]), 3);
+        assert_eq!(exit_code(&[Skipped, Skipped]), 3);
+        assert_eq!(exit_code(&[]), 3);
+    }
+
+    fn sample_record() -> CampaignRecord {
+        let cell = |i: usize, v: Verdict, expl: Option<&str>| CellRecord {
+            index: i,
+            system: "raft".into(),
+            nemesis: "kill,partition".into(),
+            workload: "w<&>".into(),
+            nodes: 3,
+            seed: 40 + i as u64,
+            verdict: v,
+            exit_code: Some(0),
+            run_dir: (v != Verdict::Skipped).then(|| format!("/s/runs/r{i}")),
+            time_s: 10.5,
+            ops: 100,
+            explanation: expl.map(str::to_owned),
+            detail: None,
+        };
+        CampaignRecord {
+            name: "night".into(),
+            file: "campaigns/n.toml".into(),
+            dir: "/s/campaigns/night/x".into(),
+            stasis_version: "0.1.0".into(),
+            started: "20261123T094500.123Z".into(),
+            finished: None,
+            budget_s: 600.0,
+            time_limit_s: 10.0,
+            seeds: "list".into(),
+            planned: 5,
+            elapsed_s: 50.0,
+            exit_code: Some(1),
+            cells: vec![
+                cell(0, Verdict::Valid, None),
+                cell(
+                    1,
+                    Verdict::Invalid,
+                    Some("read of \"k1\" saw 3 <stale> & gone"),
+                ),
+                cell(2, Verdict::Unknown, Some("timeout")),
+                cell(3, Verdict::Error, Some("node n1 exited")),
+                cell(4, Verdict::Skipped, Some("the budget ran out")),
+            ],
+        }
+    }
+
+    #[test]
+    fn summary_counts_per_cell() {
+        let s = summary_text(&sample_record());
+        let row = s
+            .lines()
+            .find(|l| l.starts_with("raft "))
+            .expect("a row for the cell");
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        // system nemesis workload nodes valid invalid unknown error skipped time(2) ops
+        assert_eq!(
+            cols[..9],
+            [
+                "raft",
+                "kill,partition",
+                "w<&>",
+                "3",
+                "1",
+                "1",
+                "1",
+                "1",
+                "1"
+            ]
+        );
+        assert_eq!(cols.last(), Some(&"500"));
+        assert!(
+            s.contains("1 run(s) SKIPPED, not tested: the budget ran out"),
+            "{s}"
+        );
+        assert!(s.contains("/s/runs/r1"));
+        assert!(s.contains("exit code 1: at least one run is NOT linearizable"));
+    }
+}

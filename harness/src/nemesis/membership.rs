@@ -1,0 +1,544 @@
+//! Membership changes: the voter set is changed through the system's own admin command.
+//!
+//! A run with the membership nemesis has spare nodes (`--spares K`, started in join mode,
+//! see [`crate::sut`]). Each `Reconfig` fault reads the current voter set from the
+//! leader's `STATUS`, plans a new one among voters and spares (add one, remove one, or
+//! replace two or more members at once), sends the spec's `[membership]` command to the
+//! leader (following `NOTLEADER` and retrying while another change is in progress), and
+//! checks with the leader's `STATUS` that the voter set became the new one. Stopping the
+//! fault changes the voters back to the set it started from, so every fault is two
+//! changes.
+//!
+//! A membership change is an operation on the system, not on the harness: a change that
+//! is refused or times out is recorded with its outcome (`ok`, `failed` or `unknown`), and
+//! the run goes on. Only a run in which no change ever succeeds is a harness error (see
+//! `run.rs`).
+
+use std::time::{Duration, Instant};
+
+use node::resp::Value as Resp;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, RngExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::client::resp::{request, status};
+use crate::cluster::Cluster;
+use crate::sut::Membership;
+
+/// The kind of a planned membership change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// One non-voter becomes a voter.
+    Add,
+    /// One voter is removed.
+    Remove,
+    /// Two or more members change at once: k voters leave and k non-voters join (k >= 2
+    /// when there are enough nodes). Only such changes expose a reconfiguration without a
+    /// joint phase.
+    Replace,
+}
+
+impl Change {
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Add => "add",
+            Change::Remove => "remove",
+            Change::Replace => "replace",
+        }
+    }
+}
+
+/// Draws the kinds of a schedule's membership faults: the first is always a replacement
+/// (the change most likely to expose an unsafe reconfiguration, so even short runs have
+/// one), then kinds come from shuffled bags of two replacements, one add and one remove.
+#[derive(Debug, Default)]
+pub struct Kinds {
+    bag: Vec<Change>,
+    drawn: usize,
+}
+
+impl Kinds {
+    pub fn next(&mut self, rng: &mut impl Rng) -> Change {
+        self.drawn += 1;
+        if self.drawn == 1 {
+            return Change::Replace;
+        }
+        if self.bag.is_empty() {
+            self.bag = vec![
+                Change::Replace,
+                Change::Replace,
+                Change::Add,
+                Change::Remove,
+            ];
+            self.bag.shuffle(rng);
+        }
+        self.bag.pop().expect("refilled")
+    }
+}
+
+/// Plans a new voter set from the current `voters` among nodes `0..n`. Voter sets keep at
+/// least 3 members when there are 3 nodes in all (at least 1 always). When `change` is
+/// impossible, a remove becomes an add (or a replace), and an add or a replace becomes a
+/// replace, an add or a remove, whichever is possible first. Returns the change made and the sorted new set;
+/// `None` when nothing can change (a single node).
+pub fn plan(
+    change: Change,
+    voters: &[usize],
+    n: usize,
+    rng: &mut impl Rng,
+) -> Option<(Change, Vec<usize>)> {
+    let mut voters: Vec<usize> = voters.to_vec();
+    voters.sort_unstable();
+    voters.dedup();
+    let others: Vec<usize> = (0..n).filter(|i| !voters.contains(i)).collect();
+    let floor = n.clamp(1, 3);
+    let possible = |c: Change| match c {
+        Change::Add => !others.is_empty(),
+        Change::Remove => voters.len() > floor,
+        Change::Replace => !others.is_empty() && !voters.is_empty(),
+    };
+    // A remove that would shrink the set below the floor becomes an add (the revert
+    // then removes); other impossible changes become a replacement if they can.
+    let order = match change {
+        Change::Remove => [Change::Remove, Change::Add, Change::Replace],
+        _ => [change, Change::Replace, Change::Add],
+    };
+    let made = order
+        .into_iter()
+        .chain([Change::Remove])
+        .find(|c| possible(*c))?;
+    let mut new = voters.clone();
+    match made {
+        Change::Add => new.push(*others.choose(rng).expect("possible")),
+        Change::Remove => {
+            let out = *voters.choose(rng).expect("possible");
+            new.retain(|v| *v != out);
+        }
+        Change::Replace => {
+            let most = voters.len().min(others.len());
+            let k = if most >= 2 {
+                rng.random_range(2..=most)
+            } else {
+                1
+            };
+            let leaving: Vec<usize> = voters.sample(rng, k).copied().collect();
+            new.retain(|v| !leaving.contains(v));
+            new.extend(others.sample(rng, k).copied());
+        }
+    }
+    new.sort_unstable();
+    Some((made, new))
+}
+
+/// The voter set as the current leader reports it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    pub leader: usize,
+    pub term: u64,
+    pub voters: Vec<usize>,
+    pub joint: bool,
+}
+
+impl View {
+    fn describe(&self, cluster: &Cluster<'_>) -> String {
+        format!(
+            "{} leads (term {}): voters {}, joint {}",
+            cluster.info(self.leader).name,
+            self.term,
+            names(cluster, &self.voters).join(","),
+            self.joint
+        )
+    }
+}
+
+fn names(cluster: &Cluster<'_>, nodes: &[usize]) -> Vec<String> {
+    nodes
+        .iter()
+        .map(|&i| cluster.info(i).name.clone())
+        .collect()
+}
+
+/// Asks every node for its `STATUS` and returns what the leader with the highest term
+/// says about the voters.
+pub fn leader_view(cluster: &Cluster<'_>) -> Result<View, String> {
+    let mut best: Option<View> = None;
+    let mut errors = Vec::new();
+    for i in 0..cluster.len() {
+        let info = cluster.info(i);
+        let s = match status(info.client_addr(), Duration::from_millis(500)) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        if s.get("role").and_then(Value::as_str) != Some("leader") {
+            continue;
+        }
+        let term = s.get("term").and_then(Value::as_u64).unwrap_or(0);
+        let mut voters = Vec::new();
+        for v in s
+            .get("voters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = v.as_str().unwrap_or_default();
+            match cluster.index_of(name) {
+                Some(k) => voters.push(k),
+                None => return Err(format!("{}: STATUS names unknown voter {v}", info.name)),
+            }
+        }
+        voters.sort_unstable();
+        let view = View {
+            leader: i,
+            term,
+            voters,
+            joint: s.get("joint").and_then(Value::as_bool).unwrap_or(false),
+        };
+        if best.as_ref().is_none_or(|b| b.term < view.term) {
+            best = Some(view);
+        }
+    }
+    best.ok_or_else(|| {
+        if errors.is_empty() {
+            "no node says it leads".to_owned()
+        } else {
+            format!("no node says it leads ({})", errors.join("; "))
+        }
+    })
+}
+
+/// Polls the leader's view until it is not in a joint configuration (and, with
+/// `target`, until its voters are `target`), or the deadline passes.
+fn settled_view(
+    cluster: &Cluster<'_>,
+    target: Option<&[usize]>,
+    deadline: Instant,
+) -> Result<View, String> {
+    loop {
+        let last = match leader_view(cluster) {
+            Ok(v) if !v.joint && target.is_none_or(|t| v.voters == t) => return Ok(v),
+            Ok(v) => v.describe(cluster),
+            Err(e) => e,
+        };
+        if Instant::now() >= deadline || crate::signals::interrupted() {
+            return Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// How one membership change went.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// `ok` (the leader acknowledged), `failed` (definitely refused, or no leader would
+    /// take it) or `unknown` (no definite answer; it may still take effect).
+    pub outcome: &'static str,
+    /// The last reply or error.
+    pub reply: String,
+    /// The leader's STATUS showing the new voter set, if it did.
+    pub verified: Option<String>,
+    /// What the leader's STATUS showed last.
+    pub status: String,
+}
+
+/// How long one change may take, retries included.
+const CHANGE_BUDGET: Duration = Duration::from_secs(15);
+/// How long one request may wait for its reply (stasis-node answers `-TIMEOUT` after 5 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
+/// How long the new voter set may take to show in the leader's STATUS.
+const VERIFY_BUDGET: Duration = Duration::from_secs(10);
+
+/// Makes `target` the voter set: sends the membership command to the leader, follows
+/// redirects and retries definite refusals (another change in progress, no leader) within
+/// [`CHANGE_BUDGET`], then checks the leader's STATUS.
+pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> Attempt {
+    let infos: Vec<_> = target.iter().map(|&i| cluster.info(i).clone()).collect();
+    let argv = m.render(&infos);
+    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    let deadline = Instant::now() + CHANGE_BUDGET;
+    let mut last = String::from("no leader found");
+    let (outcome, reply) = loop {
+        if Instant::now() >= deadline || crate::signals::interrupted() {
+            break ("failed", last);
+        }
+        let leader = match leader_view(cluster) {
+            Ok(v) => v.leader,
+            Err(e) => {
+                last = e;
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let addr = cluster.info(leader).client_addr();
+        match request(addr, &args, REQUEST_TIMEOUT) {
+            Ok(Resp::Simple(s)) if s == "OK" => break ("ok", "OK".to_owned()),
+            Ok(Resp::Error(msg)) => {
+                let code = msg.split_whitespace().next().unwrap_or("");
+                let retry = match code {
+                    "NOTLEADER" | "NOTREADY" | "NOQUORUM" => true,
+                    // Definite refusals; the ones that pass are worth a retry.
+                    "ERR" => msg.contains("in progress") || msg.contains("abandoned"),
+                    // TIMEOUT, UNKNOWN, anything else: the change may still happen.
+                    _ => break ("unknown", msg),
+                };
+                if !retry {
+                    break ("failed", msg);
+                }
+                last = msg;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(other) => break ("unknown", format!("unexpected reply {other:?}")),
+            Err((true, e)) => break ("unknown", e),
+            Err((false, e)) => {
+                last = e;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    let verify_until = Instant::now()
+        + if outcome == "failed" {
+            Duration::ZERO
+        } else {
+            VERIFY_BUDGET
+        };
+    let (verified, status) = match settled_view(cluster, Some(target), verify_until) {
+        Ok(v) => {
+            let d = v.describe(cluster);
+            (Some(d.clone()), d)
+        }
+        Err(last) => (None, last),
+    };
+    Attempt {
+        outcome,
+        reply,
+        verified,
+        status,
+    }
+}
+
+/// The history value of one change.
+fn record(cluster: &Cluster<'_>, change: &str, from: &[usize], to: &[usize], a: &Attempt) -> Value {
+    json!({
+        "change": change,
+        "from": names(cluster, from),
+        "to": names(cluster, to),
+        "outcome": a.outcome,
+        "reply": a.reply,
+        "verified": a.verified.is_some(),
+        "status": a.status,
+    })
+}
+
+fn evidence(cluster: &Cluster<'_>, to: &[usize], a: &Attempt) -> String {
+    match &a.verified {
+        Some(v) => format!("STATUS: {v}"),
+        None => format!(
+            "voters {} not confirmed ({}: {}); STATUS: {}",
+            names(cluster, to).join(","),
+            a.outcome,
+            a.reply,
+            a.status
+        ),
+    }
+}
+
+/// What [`start`] did: the voter set to go back to, the history value and the evidence.
+pub struct Started {
+    pub before: Option<Vec<usize>>,
+    pub value: Value,
+    pub evidence: String,
+}
+
+/// Applies a `Reconfig` fault: plans a change of the current voter set and makes it.
+pub fn start(cluster: &Cluster<'_>, m: &Membership, change: Change, rng: &mut impl Rng) -> Started {
+    let view = match settled_view(cluster, None, Instant::now() + Duration::from_secs(10)) {
+        Ok(v) => v,
+        Err(e) => {
+            let why = format!("no current voter set: {e}");
+            return Started {
+                before: None,
+                value: json!({"change": change.name(), "outcome": "failed", "reply": why}),
+                evidence: why,
+            };
+        }
+    };
+    let Some((made, target)) = plan(change, &view.voters, cluster.len(), rng) else {
+        let why = "no other voter set is possible".to_owned();
+        return Started {
+            before: None,
+            value: json!({"change": change.name(), "outcome": "failed", "reply": why}),
+            evidence: why,
+        };
+    };
+    let a = reconfigure(cluster, m, &target);
+    Started {
+        value: record(cluster, made.name(), &view.voters, &target, &a),
+        evidence: evidence(cluster, &target, &a),
+        before: Some(view.voters),
+    }
+}
+
+/// Undoes a `Reconfig` fault: changes the voters back to `before` (nothing to do when
+/// the leader already reports them). Returns the history value and the evidence.
+pub fn stop(cluster: &Cluster<'_>, m: &Membership, before: Option<&[usize]>) -> (Value, String) {
+    let Some(before) = before else {
+        let why = "nothing to undo: the change never started".to_owned();
+        return (json!({"outcome": "unchanged", "reply": why}), why);
+    };
+    let now = settled_view(cluster, None, Instant::now() + Duration::from_secs(10));
+    if let Ok(v) = &now
+        && v.voters == before
+    {
+        let d = v.describe(cluster);
+        return (
+            json!({"change": "revert", "from": names(cluster, &v.voters), "to": names(cluster, before), "outcome": "unchanged", "status": d}),
+            format!("voters already back: {d}"),
+        );
+    }
+    let from = now.map(|v| v.voters).unwrap_or_default();
+    let a = reconfigure(cluster, m, before);
+    (
+        record(cluster, "revert", &from, before, &a),
+        format!("back: {}", evidence(cluster, before, &a)),
+    )
+}
+
+/// Whether a `start-membership` or `stop-membership` value records a change that took
+/// effect: acknowledged by the leader, or shown by its STATUS (a change whose reply was
+/// lost, e.g. because the old leader was removed, may still have happened).
+pub fn succeeded(value: &Value) -> bool {
+    value.get("outcome").and_then(Value::as_str) == Some("ok")
+        || value.get("verified").and_then(Value::as_bool) == Some(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn diff(a: &[usize], b: &[usize]) -> usize {
+        a.iter().filter(|x| !b.contains(x)).count() + b.iter().filter(|x| !a.contains(x)).count()
+    }
+
+    #[test]
+    fn plans_are_valid_and_keep_three_voters() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for n in 2..=8usize {
+            for v in 1..n {
+                let voters: Vec<usize> = (0..v).collect();
+                for change in [Change::Add, Change::Remove, Change::Replace] {
+                    for _ in 0..20 {
+                        let (made, new) = plan(change, &voters, n, &mut rng).unwrap();
+                        assert!(new.windows(2).all(|w| w[0] < w[1]), "{new:?}");
+                        assert!(new.iter().all(|&i| i < n), "{new:?}");
+                        assert!(!new.is_empty());
+                        assert_ne!(new, voters);
+                        match made {
+                            Change::Add => {
+                                assert_eq!(new.len(), v + 1);
+                                assert_eq!(diff(&voters, &new), 1);
+                            }
+                            Change::Remove => {
+                                assert_eq!(new.len(), v - 1);
+                                assert!(new.len() >= n.min(3), "{voters:?} -> {new:?}");
+                            }
+                            Change::Replace => {
+                                assert_eq!(new.len(), v);
+                                let k = diff(&voters, &new) / 2;
+                                assert!(k >= 1);
+                                if v >= 2 && n - v >= 2 {
+                                    assert!(k >= 2, "{voters:?} -> {new:?}");
+                                }
+                            }
+                        }
+                        if made != change {
+                            // Falls back only when the asked change is impossible.
+                            match change {
+                                Change::Add | Change::Replace => assert_eq!(v, n),
+                                Change::Remove => assert!(v <= n.min(3)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // With three voters and no spare, nothing can change; nor with a single node.
+        assert_eq!(plan(Change::Remove, &[0, 1, 2], 3, &mut rng), None);
+        assert_eq!(plan(Change::Add, &[0], 1, &mut rng), None);
+    }
+
+    #[test]
+    fn three_voters_two_spares_replace_two_at_once() {
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..50 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let (made, new) = plan(Change::Replace, &[0, 1, 2], 5, &mut rng).unwrap();
+            assert_eq!(made, Change::Replace);
+            assert_eq!(new.len(), 3);
+            assert_eq!(diff(&[0, 1, 2], &new), 4, "{new:?}");
+            assert!(new.contains(&3) && new.contains(&4), "{new:?}");
+            seen.insert(new);
+        }
+        // Which old voter stays is drawn: all three occur.
+        assert_eq!(seen.len(), 3);
+        // With three spares, replacements of 2 and of all 3 voters both occur.
+        let sizes: std::collections::HashSet<usize> = (0..50)
+            .map(|seed| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let (_, new) = plan(Change::Replace, &[0, 1, 2], 6, &mut rng).unwrap();
+                diff(&[0, 1, 2], &new) / 2
+            })
+            .collect();
+        assert_eq!(sizes, [2, 3].into_iter().collect());
+    }
+
+    #[test]
+    fn plans_are_deterministic_from_the_seed() {
+        let draw = |seed| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            [Change::Add, Change::Remove, Change::Replace]
+                .map(|c| plan(c, &[0, 1, 2, 3], 7, &mut rng).unwrap())
+        };
+        assert_eq!(draw(3), draw(3));
+        assert!((0..10).any(|s| draw(s) != draw(3)));
+    }
+
+    #[test]
+    fn kinds_start_with_a_replacement_and_cover_all() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut k = Kinds::default();
+        let drawn: Vec<Change> = (0..9).map(|_| k.next(&mut rng)).collect();
+        assert_eq!(drawn[0], Change::Replace);
+        for bag in drawn[1..].chunks(4) {
+            let mut bag = bag.to_vec();
+            bag.sort_by_key(|c| c.name());
+            assert_eq!(
+                bag,
+                vec![
+                    Change::Add,
+                    Change::Remove,
+                    Change::Replace,
+                    Change::Replace
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn acknowledged_or_verified_changes_count_as_success() {
+        assert!(succeeded(&json!({"outcome": "ok", "verified": true})));
+        assert!(succeeded(&json!({"outcome": "ok", "verified": false})));
+        assert!(succeeded(&json!({"outcome": "unknown", "verified": true})));
+        assert!(!succeeded(
+            &json!({"outcome": "unknown", "verified": false})
+        ));
+        assert!(!succeeded(&json!({"outcome": "failed", "verified": false})));
+        assert!(!succeeded(&json!({"outcome": "unchanged"})));
+        assert!(!succeeded(&json!("healed")));
+    }
+}

@@ -1,0 +1,469 @@
+//! Finding what a store holds: run directories (`test.json`), campaign directories
+//! (`campaign.json`) and selftest directories (`selftest.json`), read tolerantly: a
+//! missing or half-written file gives a row with what is known, never an error page.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde_json::Value;
+
+/// How deep below the store directories are searched (campaigns may nest their runs).
+const MAX_DEPTH: usize = 6;
+/// At most this many directories are visited per scan.
+const MAX_DIRS: usize = 50_000;
+/// JSON files bigger than this are not parsed for the list (a row is still shown).
+const MAX_JSON: u64 = 32 * 1024 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Run,
+    Campaign,
+    Selftest,
+}
+
+impl Kind {
+    /// The URL prefix of this kind's page.
+    pub fn route(self) -> &'static str {
+        match self {
+            Kind::Run => "run",
+            Kind::Campaign => "campaign",
+            Kind::Selftest => "selftest",
+        }
+    }
+
+    /// The file that marks a directory of this kind.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Kind::Run => "test.json",
+            Kind::Campaign => "campaign.json",
+            Kind::Selftest => "selftest.json",
+        }
+    }
+
+    fn of_dir(dir: &Path) -> Option<Kind> {
+        [Kind::Run, Kind::Campaign, Kind::Selftest]
+            .into_iter()
+            .find(|k| dir.join(k.marker()).is_file())
+    }
+}
+
+/// The colour class of a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Valid,
+    Invalid,
+    Unknown,
+    None,
+}
+
+impl Class {
+    pub fn css(self) -> &'static str {
+        match self {
+            Class::Valid => "valid",
+            Class::Invalid => "invalid",
+            Class::Unknown => "unknown",
+            Class::None => "none",
+        }
+    }
+
+    /// Classifies a verdict word as written by the checker, a campaign or a selftest.
+    pub fn of(verdict: &str) -> Class {
+        match verdict.trim().to_ascii_lowercase().as_str() {
+            "linearizable" | "valid" | "ok" | "pass" | "passed" | "true" => Class::Valid,
+            "not-linearizable" | "not_linearizable" | "invalid" | "fail" | "failed" | "failure"
+            | "false" | "violation" => Class::Invalid,
+            "" | "none" | "null" => Class::None,
+            _ => Class::Unknown,
+        }
+    }
+
+    /// The verdict of a group: invalid if any is, else unknown if any is unknown or
+    /// missing, else valid (none for an empty group).
+    fn combine(classes: impl IntoIterator<Item = Class>) -> Class {
+        let mut seen = false;
+        let mut worst = Class::Valid;
+        for c in classes {
+            seen = true;
+            worst = match (worst, c) {
+                (Class::Invalid, _) | (_, Class::Invalid) => Class::Invalid,
+                (Class::Unknown, _) | (_, Class::Unknown) | (_, Class::None) => Class::Unknown,
+                _ => Class::Valid,
+            };
+        }
+        if seen { worst } else { Class::None }
+    }
+}
+
+/// One row of the index.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub kind: Kind,
+    /// Path relative to the store, `/`-separated.
+    pub rel: String,
+    /// Sortable UTC time `YYYYMMDDTHHMMSS...` (newest sorts last).
+    pub sort_key: String,
+    /// Test, campaign or selftest name.
+    pub name: String,
+    /// Systems under test (a campaign may have several).
+    pub systems: Vec<String>,
+    /// Nemesis sets.
+    pub nemeses: Vec<String>,
+    pub verdict: String,
+    pub class: Class,
+    /// Client completions (runs), summed over cells (campaigns).
+    pub ops: Option<u64>,
+}
+
+impl Entry {
+    /// Human time, e.g. `2026-11-23 09:45:00 UTC`.
+    pub fn time(&self) -> String {
+        human_time(&self.sort_key)
+    }
+
+    pub fn matches(&self, system: Option<&str>, nemesis: Option<&str>) -> bool {
+        system.is_none_or(|s| self.systems.iter().any(|x| x == s))
+            && nemesis.is_none_or(|n| self.nemeses.iter().any(|x| x == n))
+    }
+}
+
+/// Everything listable under `store` (canonical), newest first.
+pub fn scan(store: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut visited = 0;
+    walk(store, store, 0, &mut visited, &mut out);
+    out.sort_by(|a, b| b.sort_key.cmp(&a.sort_key).then_with(|| b.rel.cmp(&a.rel)));
+    out
+}
+
+fn walk(store: &Path, dir: &Path, depth: usize, visited: &mut usize, out: &mut Vec<Entry>) {
+    if depth > MAX_DEPTH || *visited >= MAX_DIRS {
+        return;
+    }
+    let Ok(rd) = fs::read_dir(dir) else { return };
+    let mut children: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        // Symlinks (`latest`) are never followed: every directory is listed once, and
+        // nothing outside the store is reached.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    children.sort();
+    for child in children {
+        *visited += 1;
+        if *visited >= MAX_DIRS {
+            return;
+        }
+        let Ok(rel) = child.strip_prefix(store) else {
+            continue;
+        };
+        let Some(rel) = rel_string(rel) else { continue };
+        match Kind::of_dir(&child) {
+            // A run directory holds node directories, never other runs.
+            Some(Kind::Run) => out.push(run_entry(&child, rel)),
+            Some(kind) => {
+                out.push(group_entry(&child, rel, kind));
+                walk(store, &child, depth + 1, visited, out);
+            }
+            None => walk(store, &child, depth + 1, visited, out),
+        }
+    }
+}
+
+/// `a/b/c` for a relative path of UTF-8 names (others are not served, so not listed).
+pub fn rel_string(rel: &Path) -> Option<String> {
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// Reads a JSON file, `Null` if absent, too big or unparsable.
+pub fn read_json(path: &Path) -> Value {
+    match fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() <= MAX_JSON => fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// A JSON value as short text: strings bare, others compact.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut v = v;
+    for p in path {
+        v = v.get(p)?;
+    }
+    v.as_str().filter(|s| !s.is_empty())
+}
+
+/// The system name of a run: the spec's name (`sut.name`), else the `--sut` argument.
+pub fn run_system(test: &Value) -> String {
+    str_at(test, &["sut", "name"])
+        .or_else(|| str_at(test, &["args", "sut"]))
+        .unwrap_or("?")
+        .to_owned()
+}
+
+pub fn run_nemesis(test: &Value) -> String {
+    str_at(test, &["args", "nemesis"]).unwrap_or("?").to_owned()
+}
+
+/// Client completions: summed from results.json `ops`, else harness.json `completions`.
+pub fn run_ops(results: &Value, harness: &Value) -> Option<u64> {
+    if let Some(ops) = results.get("ops").and_then(Value::as_object) {
+        let total = ops
+            .values()
+            .filter_map(Value::as_object)
+            .flat_map(|kinds| kinds.values())
+            .filter_map(Value::as_u64)
+            .sum();
+        return Some(total);
+    }
+    harness.get("completions").and_then(Value::as_u64)
+}
+
+fn run_entry(dir: &Path, rel: String) -> Entry {
+    let test = read_json(&dir.join("test.json"));
+    let results = read_json(&dir.join("results.json"));
+    let harness = read_json(&dir.join("harness.json"));
+    let verdict = str_at(&results, &["verdict"]).unwrap_or("").to_owned();
+    let name = rel
+        .rsplit_once('/')
+        .map(|(parent, _)| parent.rsplit('/').next().unwrap_or(parent))
+        .unwrap_or(&rel)
+        .to_owned();
+    Entry {
+        kind: Kind::Run,
+        sort_key: sort_key(dir, str_at(&test, &["started"])),
+        name,
+        systems: vec![run_system(&test)],
+        nemeses: vec![run_nemesis(&test)],
+        class: Class::of(&verdict),
+        verdict: if verdict.is_empty() {
+            "none".into()
+        } else {
+            verdict
+        },
+        ops: run_ops(&results, &harness),
+        rel,
+    }
+}
+
+/// The verdict word of a campaign cell or selftest, tolerant of a few spellings.
+pub fn verdict_of(v: &Value) -> String {
+    for key in ["verdict", "outcome", "status", "result"] {
+        if let Some(s) = v.get(key).and_then(Value::as_str) {
+            return s.to_owned();
+        }
+    }
+    for key in ["ok", "passed", "pass", "valid", "success"] {
+        if let Some(b) = v.get(key).and_then(Value::as_bool) {
+            return if b { "pass" } else { "fail" }.to_owned();
+        }
+    }
+    String::new()
+}
+
+/// The cells (campaign) or cases (selftest) of a group file.
+pub fn cells(v: &Value) -> &[Value] {
+    ["cells", "runs", "cases", "results", "bugs"]
+        .into_iter()
+        .find_map(|k| v.get(k).and_then(Value::as_array))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// A campaign's or selftest's verdict: its own if it records one, else from its cells
+/// (`invalid: 1 of 3 valid`).
+pub fn group_verdict(doc: &Value) -> (String, Class) {
+    let own = verdict_of(doc);
+    if !own.is_empty() {
+        let class = Class::of(&own);
+        return (own, class);
+    }
+    let cells = cells(doc);
+    if cells.is_empty() {
+        return ("none".into(), Class::None);
+    }
+    let class = Class::combine(cells.iter().map(|c| Class::of(&verdict_of(c))));
+    let good = cells
+        .iter()
+        .filter(|c| Class::of(&verdict_of(c)) == Class::Valid)
+        .count();
+    (
+        format!("{}: {good} of {} valid", class.css(), cells.len()),
+        class,
+    )
+}
+
+fn group_entry(dir: &Path, rel: String, kind: Kind) -> Entry {
+    let doc = read_json(&dir.join(kind.marker()));
+    let cells = cells(&doc);
+    let mut systems: Vec<String> = Vec::new();
+    let mut nemeses: Vec<String> = Vec::new();
+    for c in cells {
+        for (key, list) in [("system", &mut systems), ("nemesis", &mut nemeses)] {
+            let v = text(c.get(key).unwrap_or(&Value::Null));
+            if !v.is_empty() && !list.contains(&v) {
+                list.push(v);
+            }
+        }
+    }
+    let (verdict, class) = group_verdict(&doc);
+    let ops: Vec<u64> = cells
+        .iter()
+        .filter_map(|c| {
+            c.get("ops")
+                .and_then(Value::as_u64)
+                .or_else(|| c.get("completions").and_then(Value::as_u64))
+        })
+        .collect();
+    let name = str_at(&doc, &["name"])
+        .map(str::to_owned)
+        .unwrap_or_else(|| match kind {
+            Kind::Selftest => "selftest".into(),
+            _ => parent_name(&rel),
+        });
+    Entry {
+        kind,
+        sort_key: sort_key(dir, str_at(&doc, &["started"])),
+        name,
+        systems,
+        nemeses,
+        verdict,
+        class,
+        ops: (!ops.is_empty()).then(|| ops.iter().sum()),
+        rel,
+    }
+}
+
+fn parent_name(rel: &str) -> String {
+    let mut parts = rel.rsplit('/');
+    parts.next();
+    parts.next().unwrap_or(rel).to_owned()
+}
+
+/// The directory's own name when it is a store timestamp, else the recorded start time,
+/// else its modification time; normalised to digits and `T` so all three compare.
+fn sort_key(dir: &Path, started: Option<&str>) -> String {
+    let own = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for candidate in [Some(own), started].into_iter().flatten() {
+        if let Some(k) = normalise_time(candidate) {
+            return k;
+        }
+    }
+    let mtime = fs::metadata(dir)
+        .and_then(|m| m.modified())
+        .unwrap_or(UNIX_EPOCH);
+    normalise_time(&crate::store::utc_timestamp(mtime)).unwrap_or_default()
+}
+
+/// `20261123T094500.123Z`, `2026-11-23T09:45:00Z`, `2026-11-23 09:45:00.5+00:00` ->
+/// `20261123T094500123`; `None` if the text does not start with a date and time.
+fn normalise_time(s: &str) -> Option<String> {
+    let digits: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || "-:T .".contains(*c))
+        .filter(char::is_ascii_digit)
+        .collect();
+    if digits.len() < 14 {
+        return None;
+    }
+    Some(format!("{}T{}", &digits[..8], &digits[8..]))
+}
+
+/// A recorded time for people: `2026-11-23 09:45:00 UTC`, or the text as it is.
+pub fn display_time(s: &str) -> String {
+    normalise_time(s)
+        .map(|k| human_time(&k))
+        .unwrap_or_else(|| s.to_owned())
+}
+
+fn human_time(key: &str) -> String {
+    let b = key.as_bytes();
+    if b.len() < 15 || b[8] != b'T' {
+        return key.to_owned();
+    }
+    format!(
+        "{}-{}-{} {}:{}:{} UTC",
+        &key[0..4],
+        &key[4..6],
+        &key[6..8],
+        &key[9..11],
+        &key[11..13],
+        &key[13..15]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn verdict_classes() {
+        assert_eq!(Class::of("linearizable"), Class::Valid);
+        assert_eq!(Class::of("not-linearizable"), Class::Invalid);
+        assert_eq!(Class::of("unknown"), Class::Unknown);
+        assert_eq!(Class::of("error"), Class::Unknown);
+        assert_eq!(Class::of(""), Class::None);
+        assert_eq!(Class::combine([Class::Valid, Class::Valid]), Class::Valid);
+        assert_eq!(Class::combine([Class::Valid, Class::None]), Class::Unknown);
+        assert_eq!(
+            Class::combine([Class::Unknown, Class::Invalid, Class::Valid]),
+            Class::Invalid
+        );
+        assert_eq!(Class::combine([]), Class::None);
+    }
+
+    #[test]
+    fn times_normalise_and_print() {
+        let a = normalise_time("20261123T094500.123Z").unwrap();
+        let b = normalise_time("2026-11-23T09:45:00Z").unwrap();
+        assert_eq!(a, "20261123T094500123");
+        assert_eq!(b, "20261123T094500");
+        assert!(a > b);
+        assert_eq!(normalise_time("raft-kill"), None);
+        assert_eq!(human_time(&a), "2026-11-23 09:45:00 UTC");
+    }
+
+    #[test]
+    fn ops_and_systems_from_run_files() {
+        let results = json!({"ops": {"read": {"ok": 3, "fail": 1}, "write": {"info": 2}}});
+        assert_eq!(run_ops(&results, &Value::Null), Some(6));
+        assert_eq!(run_ops(&Value::Null, &json!({"completions": 9})), Some(9));
+        assert_eq!(run_ops(&Value::Null, &Value::Null), None);
+        let test =
+            json!({"args": {"sut": "specs/x.toml", "nemesis": "kill"}, "sut": {"name": "x"}});
+        assert_eq!(run_system(&test), "x");
+        assert_eq!(run_nemesis(&test), "kill");
+        assert_eq!(run_system(&Value::Null), "?");
+    }
+
+    #[test]
+    fn cell_verdicts() {
+        assert_eq!(verdict_of(&json!({"verdict": "invalid"})), "invalid");
+        assert_eq!(verdict_of(&json!({"passed": true})), "pass");
+        assert_eq!(verdict_of(&json!({})), "");
+        let doc = json!({"cells": [{"verdict": "linearizable"}, {"verdict": "error"}]});
+        assert_eq!(
+            group_verdict(&doc),
+            ("unknown: 1 of 2 valid".to_owned(), Class::Unknown)
+        );
+        assert_eq!(group_verdict(&json!({"verdict": "fail"})).1, Class::Invalid);
+        assert_eq!(group_verdict(&json!({})).1, Class::None);
+        assert_eq!(
+            display_time("2026-11-22T20:00:00Z"),
+            "2026-11-22 20:00:00 UTC"
+        );
+        assert_eq!(display_time("yesterday"), "yesterday");
+    }
+}

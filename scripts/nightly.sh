@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The nightly job: install what is missing, build release, run the selftest (the seeded
+# bugs must be caught), then the nightly campaign (campaigns/nightly.toml, 45-minute
+# budget). Exits non-zero if either fails: the selftest's exit code if it fails, else
+# the campaign's (1 not linearizable, 2 unknown, 3 harness error). Needs root.
+# Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+store=store
+if [[ ${1:-} == --store ]]; then
+  store=${2:?--store needs a directory}
+  shift 2
+fi
+if (($#)); then
+  echo "nightly.sh: unknown argument $1 (usage: scripts/nightly.sh [--store DIR])" >&2
+  exit 3
+fi
+
+scripts/setup.sh
+cargo build --release --locked -p harness -p node
+stasis=target/release/stasis
+
+echo "nightly.sh: selftest (one run per seeded bug)"
+selftest_rc=0
+"$stasis" selftest --time-limit-per-case 60s --runs 1 || selftest_rc=$?
+
+echo "nightly.sh: campaign campaigns/nightly.toml"
+campaign_rc=0
+"$stasis" campaign campaigns/nightly.toml --store "$store" || campaign_rc=$?
+
+latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
+echo
+echo "nightly.sh: selftest exit $selftest_rc, campaign exit $campaign_rc"
+if [[ -n $latest ]]; then
+  echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
+fi
+if ((selftest_rc != 0)); then
+  echo "nightly.sh: FAILED: the selftest failed (exit $selftest_rc)" >&2
+  exit "$selftest_rc"
+fi
+if ((campaign_rc != 0)); then
+  echo "nightly.sh: FAILED: the campaign did not pass (exit $campaign_rc; see summary.txt)" >&2
+  exit "$campaign_rc"
+fi
+echo "nightly.sh: passed"
