@@ -117,7 +117,18 @@ pub struct SelftestReport {
     pub min_attempt_s: f64,
     pub interrupted: bool,
     pub exit_code: u8,
+    /// `pass` (exit 0), `fail` (1) or `error` (3).
+    pub verdict: String,
     pub cases: Vec<CaseSummary>,
+}
+
+/// The report's verdict word for an exit code.
+pub fn verdict_word(exit_code: u8) -> &'static str {
+    match exit_code {
+        0 => "pass",
+        1 => "fail",
+        _ => "error",
+    }
 }
 
 /// The median of per-run times, `None` (never caught) sorting last; `None` when the
@@ -439,6 +450,7 @@ pub fn execute(args: &SelftestArgs) -> Result<SelftestReport> {
         min_attempt_s: MIN_ATTEMPT.as_secs_f64(),
         interrupted: false,
         exit_code: 3,
+        verdict: verdict_word(3).to_owned(),
         cases: Vec::new(),
     };
     'cases: for case in &selected {
@@ -452,6 +464,7 @@ pub fn execute(args: &SelftestArgs) -> Result<SelftestReport> {
             report.cases.push(summarize(case, &runs));
             report.interrupted = stop;
             report.exit_code = exit_code(&report.cases, stop);
+            report.verdict = verdict_word(report.exit_code).to_owned();
             write_report(&json_path, &report)?;
             if stop {
                 break 'cases;
@@ -576,10 +589,16 @@ mod tests {
             min_attempt_s: 6.0,
             interrupted: false,
             exit_code: exit_code(&rows, false),
+            verdict: "pass".into(),
             cases: rows,
         };
         let v = serde_json::to_value(&report).unwrap();
         assert_eq!(v["exit_code"], 0);
+        assert_eq!(v["verdict"], "pass");
+        assert_eq!(
+            (verdict_word(0), verdict_word(1), verdict_word(3)),
+            ("pass", "fail", "error")
+        );
         let c = &v["cases"][0];
         for k in [
             "case",

@@ -12,6 +12,13 @@
 //!   leader is restarted at stop. A node that does not persist its vote can then vote
 //!   twice in one term.
 //!
+//! - `split-replace`: cut two voters (not the leader) off from everyone, then ask the
+//!   leader to replace exactly those two with two spares in one `RECONFIG`. With joint
+//!   consensus the change cannot commit (it needs a majority of the old voters); a direct
+//!   switch lets the leader and the spares decide while the two cut-off voters, a
+//!   majority of the old configuration, elect a leader of their own. At stop the network
+//!   heals and the voters are changed back.
+//!
 //! The `start-targeted` event is recorded when the fault's setup is complete (for
 //! `vote-restart`, after its watch window); the value carries the times of its steps.
 
@@ -37,6 +44,10 @@ pub enum Combo {
     PauseLeaderClock { offset_ms: i64 },
     /// Kill the leader; for `watch_ms`, kill -9 and restart every node whose term rises.
     VoteRestart { watch_ms: u64 },
+    /// Cut two voters other than the leader off from everyone, then ask the leader to
+    /// replace exactly those two with two spares in one change; the voters are changed
+    /// back (after the heal) at stop.
+    SplitReplace,
 }
 
 impl Combo {
@@ -45,12 +56,16 @@ impl Combo {
             Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
             Combo::PauseLeaderClock { .. } => "pause-leader-clock",
             Combo::VoteRestart { .. } => "vote-restart",
+            Combo::SplitReplace => "split-replace",
         }
     }
 
     /// Whether the nodes must run under libfaketime for this fault.
     pub fn needs_clock(&self) -> bool {
-        !matches!(self, Combo::VoteRestart { .. })
+        matches!(
+            self,
+            Combo::IsolateLeaderClock { .. } | Combo::PauseLeaderClock { .. }
+        )
     }
 }
 
@@ -121,7 +136,94 @@ pub fn start(
             }))
         }
         Combo::VoteRestart { watch_ms } => vote_restart(cluster, *watch_ms, rng, active),
+        Combo::SplitReplace => split_replace(cluster, rng, active),
     }
+}
+
+fn split_replace(
+    cluster: &mut Cluster<'_>,
+    rng: &mut ChaCha8Rng,
+    active: &mut Active,
+) -> Result<Value> {
+    let m = cluster
+        .membership
+        .clone()
+        .context("split-replace needs the system spec's [membership] section (and --spares 2)")?;
+    let view = super::membership::leader_view(cluster)
+        .map_err(|e| anyhow::anyhow!("split-replace: no leader to ask: {e}"))?;
+    let l = view.leader;
+    let mut leaving: Vec<usize> = view.voters.iter().copied().filter(|&v| v != l).collect();
+    let mut joining: Vec<usize> = (0..cluster.len())
+        .filter(|i| !view.voters.contains(i))
+        .collect();
+    if leaving.len() < 2 || joining.len() < 2 {
+        bail!(
+            "split-replace needs two voters besides the leader and two spares (voters {:?}, {} nodes)",
+            view.voters,
+            cluster.len()
+        );
+    }
+    leaving.shuffle(rng);
+    leaving.truncate(2);
+    leaving.sort_unstable();
+    joining.shuffle(rng);
+    joining.truncate(2);
+    let mut target: Vec<usize> = view
+        .voters
+        .iter()
+        .copied()
+        .filter(|v| !leaving.contains(v))
+        .chain(joining.iter().copied())
+        .collect();
+    target.sort_unstable();
+    // The cut: the leaving voters on one side, everybody else on the other.
+    let mut g = partition::Grudge::new();
+    for i in 0..cluster.len() {
+        let cut_off = leaving.contains(&i);
+        let drop: std::collections::BTreeSet<usize> = (0..cluster.len())
+            .filter(|j| leaving.contains(j) != cut_off)
+            .collect();
+        g.insert(i, drop);
+    }
+    let infos = cluster.infos();
+    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+    partition::apply(&g, &netns, &addrs)?;
+    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let want = partition::expected_unreachable(&g, infos.len());
+    verify_reachability(&netns, &peers, &want).context("the split did not take effect")?;
+    let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| infos[i].name.clone()).collect() };
+    active.evidence.push(format!(
+        "{} cut off: {} ordered pairs unreachable, as intended",
+        names(&leaving).join(","),
+        want.len()
+    ));
+    // One request, answered or not within 2 s: the point is what the leader does at once.
+    let voters: Vec<_> = target.iter().map(|&i| infos[i].clone()).collect();
+    let argv = m.render(&voters);
+    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+    let reply =
+        match crate::client::resp::request(infos[l].client_addr(), &args, Duration::from_secs(2)) {
+            Ok(r) => format!("{r:?}"),
+            Err((_, e)) => e,
+        };
+    active.evidence.push(format!(
+        "asked {} for voters {target:?}: {reply}",
+        infos[l].name
+    ));
+    active.nodes = leaving.clone();
+    active.voters_before = Some(view.voters.clone());
+    let v = json!({
+        "combo": "split-replace",
+        "leader": infos[l].name,
+        "cut": names(&leaving),
+        "from": names(&view.voters),
+        "to": names(&target),
+        "reply": reply,
+        "grudge": partition::describe(&g, &infos.iter().map(|i| i.name.clone()).collect::<Vec<_>>()),
+    });
+    active.grudge = Some(g);
+    Ok(v)
 }
 
 /// A node's term and role from its STATUS.
@@ -209,6 +311,14 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
                 cluster.resume(i)?;
             }
             reset_clocks(cluster, active)?;
+        }
+        Combo::SplitReplace => {
+            super::heal_network(cluster)?;
+            if let Some(m) = cluster.membership.clone() {
+                let (_, evidence) =
+                    super::membership::stop(cluster, &m, active.voters_before.as_deref());
+                active.evidence.push(evidence);
+            }
         }
         Combo::VoteRestart { .. } => {
             for i in 0..cluster.len() {

@@ -23,6 +23,8 @@ pub enum Targeted {
     PauseLeaderClockBack,
     /// Kill the leader, restarting every node whose term rises right away.
     VoteRestart,
+    /// Cut two voters off and replace them with two spares in one change.
+    SplitReplace,
 }
 
 impl Targeted {
@@ -34,6 +36,7 @@ impl Targeted {
             Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
             Targeted::PauseLeaderClockBack => (1300..2000, 600..1000),
             Targeted::VoteRestart => (1200..2000, 400..900),
+            Targeted::SplitReplace => (2500..3500, 1000..1500),
         };
         let end = phase.as_millis() as u64;
         let mut t = rng.random_range(300..800);
@@ -48,6 +51,7 @@ impl Targeted {
                     offset_ms: -rng.random_range(20..=40) * 1000,
                 },
                 Targeted::VoteRestart => Combo::VoteRestart { watch_ms: hold_ms },
+                Targeted::SplitReplace => Combo::SplitReplace,
             };
             out.push(Planned {
                 at_ms: t,
@@ -66,7 +70,10 @@ impl Targeted {
 
     /// Whether the nodes must run under libfaketime.
     pub fn needs_clock(self) -> bool {
-        !matches!(self, Targeted::VoteRestart)
+        matches!(
+            self,
+            Targeted::IsolateLeaderClockBack | Targeted::PauseLeaderClockBack
+        )
     }
 }
 
@@ -76,6 +83,8 @@ pub struct Plan {
     /// Short label shown in the table (`pause:leader`, `isolate-leader+clock-back`, ...).
     pub name: &'static str,
     pub nodes: u8,
+    /// Spare nodes (`--spares`) for membership changes.
+    pub spares: u8,
     /// Node flags given to the buggy and the correct build alike.
     pub node_args: &'static [&'static str],
     /// `--nemesis`, `--target`, `--shapes`, `--nemesis-interval` of the ordinary scheduler
@@ -111,6 +120,7 @@ const FAST: &[&str] = &[
 const BASE: Plan = Plan {
     name: "",
     nodes: 5,
+    spares: 0,
     node_args: FAST,
     nemesis: "none",
     target: "leader",
@@ -123,7 +133,7 @@ const BASE: Plan = Plan {
     write_pct: 30,
     cas_pct: 5,
     concurrency: 15,
-    op_timeout: "500ms",
+    op_timeout: "250ms",
 };
 
 /// A selftest case.
@@ -181,6 +191,8 @@ impl Case {
         a.extend([
             "--nodes".into(),
             plan.nodes.to_string(),
+            "--spares".into(),
+            plan.spares.to_string(),
             "--time-limit".into(),
             format!("{}ms", attempt.as_millis()),
             "--concurrency".into(),
@@ -195,6 +207,10 @@ impl Case {
             plan.cas_pct.to_string(),
             "--name".into(),
             self.test_name(),
+            // A hard history must not eat the case's budget: past this the verdict is
+            // `unknown`, which is not a catch.
+            "--check-timeout".into(),
+            "30s".into(),
         ]);
         let mut node_args: Vec<&str> = plan.node_args.to_vec();
         if let Some(bug) = self.bug {
@@ -232,6 +248,13 @@ pub fn bug_cases() -> Vec<Case> {
         p.shapes = "isolate-leader";
         p.nodes = 3;
     });
+    // Partitions that heal about when the new leader is elected, while the old one still
+    // believes it leads (0.5-1.1 s, against a 0.6-1.2 s check-quorum).
+    let isolate5_short = plan("partition:isolate-leader (short)", |p| {
+        p.nemesis = "partition";
+        p.shapes = "isolate-leader";
+        p.interval = "700ms";
+    });
     let pause5 = plan("pause:leader", |p| {
         p.nemesis = "pause";
         p.target = "leader";
@@ -264,6 +287,13 @@ pub fn bug_cases() -> Vec<Case> {
         p.target = "leader,minority";
         p.shapes = "isolate-leader,random-halves";
         p.interval = "700ms";
+    });
+    let split_replace = plan("split+replace-two (3 voters, 2 spares)", |p| {
+        p.nemesis = "partition";
+        p.nodes = 3;
+        p.spares = 2;
+        p.targeted = Some(Targeted::SplitReplace);
+        p.attempt = Duration::from_secs(20);
     });
     vec![
         Case {
@@ -313,7 +343,7 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "multipaxos",
             bug: Some("no-fencing"),
             bug_args: &[],
-            plans: vec![pause5, isolate5],
+            plans: vec![isolate5_short, isolate5.clone()],
         },
         Case {
             id: "multipaxos/disjoint-quorums",
@@ -321,6 +351,20 @@ pub fn bug_cases() -> Vec<Case> {
             bug: Some("disjoint-quorums"),
             bug_args: &["--quorum", "flexible:2,1"],
             plans: vec![isolate3],
+        },
+        Case {
+            id: "raft/unsafe-reconfig",
+            protocol: "raft",
+            bug: Some("unsafe-reconfig"),
+            bug_args: &[],
+            plans: vec![split_replace.clone()],
+        },
+        Case {
+            id: "multipaxos/unsafe-reconfig",
+            protocol: "multipaxos",
+            bug: Some("unsafe-reconfig"),
+            bug_args: &[],
+            plans: vec![split_replace],
         },
     ]
 }
@@ -399,6 +443,8 @@ mod tests {
             "multipaxos/ignore-accepted",
             "multipaxos/no-fencing",
             "multipaxos/disjoint-quorums",
+            "raft/unsafe-reconfig",
+            "multipaxos/unsafe-reconfig",
             "raft/correct",
             "multipaxos/correct",
         ] {
@@ -485,6 +531,7 @@ mod tests {
             Targeted::IsolateLeaderClockBack,
             Targeted::PauseLeaderClockBack,
             Targeted::VoteRestart,
+            Targeted::SplitReplace,
         ] {
             let a = tk.schedule(Duration::from_secs(20), 5);
             assert_eq!(a, tk.schedule(Duration::from_secs(20), 5));
