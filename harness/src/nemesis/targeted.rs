@@ -5,13 +5,15 @@
 //!
 //! - `isolate-leader-clock`: cut the current leader off from every other node *and* move
 //!   its wall clock (a lease timed by the wall clock then outlives the partition).
-//! - `pause-leader-clock`: move the leader's wall clock, then SIGSTOP it; resumed at stop.
 //! - `vote-restart`: SIGKILL the leader to force an election, then watch the other nodes'
 //!   terms; a node whose term rises (it has just voted or campaigned in the new term) is
 //!   killed with SIGKILL and restarted at once, so it comes back mid-election. The old
 //!   leader is restarted at stop. A node that does not persist its vote can then vote
 //!   twice in one term.
 //!
+//! - `isolate-then-cut-pair`: isolate the leader until another node leads, then reconnect
+//!   the old leader to everyone except the new leader: an old leader that nobody fences
+//!   off (acceptors that accept a lower ballot) goes on leading next to the new one.
 //! - `split-replace`: cut two voters (not the leader) off from everyone, then ask the
 //!   leader to replace exactly those two with two spares in one `RECONFIG`. With joint
 //!   consensus the change cannot commit (it needs a majority of the old voters); a direct
@@ -40,10 +42,11 @@ use crate::cluster::Cluster;
 pub enum Combo {
     /// Isolate the leader and move its wall clock by `offset_ms`.
     IsolateLeaderClock { offset_ms: i64 },
-    /// Move the leader's wall clock by `offset_ms`, then pause it.
-    PauseLeaderClock { offset_ms: i64 },
     /// Kill the leader; for `watch_ms`, kill -9 and restart every node whose term rises.
     VoteRestart { watch_ms: u64 },
+    /// Isolate the leader until another node leads (at most `wait_ms`), then let the old
+    /// leader reach everyone except the new leader.
+    IsolateThenCutPair { wait_ms: u64 },
     /// Cut two voters other than the leader off from everyone, then ask the leader to
     /// replace exactly those two with two spares in one change; the voters are changed
     /// back (after the heal) at stop.
@@ -54,18 +57,15 @@ impl Combo {
     pub fn name(&self) -> &'static str {
         match self {
             Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
-            Combo::PauseLeaderClock { .. } => "pause-leader-clock",
             Combo::VoteRestart { .. } => "vote-restart",
             Combo::SplitReplace => "split-replace",
+            Combo::IsolateThenCutPair { .. } => "isolate-then-cut-pair",
         }
     }
 
     /// Whether the nodes must run under libfaketime for this fault.
     pub fn needs_clock(&self) -> bool {
-        matches!(
-            self,
-            Combo::IsolateLeaderClock { .. } | Combo::PauseLeaderClock { .. }
-        )
+        matches!(self, Combo::IsolateLeaderClock { .. })
     }
 }
 
@@ -121,23 +121,87 @@ pub fn start(
             active.grudge = Some(g);
             Ok(v)
         }
-        Combo::PauseLeaderClock { offset_ms } => {
-            let l = leader_or_any(cluster, rng);
-            active.nodes = vec![l];
-            active.evidence.push(set_clock(cluster, l, *offset_ms)?);
-            let pid = cluster.pause(l)?;
-            active
-                .evidence
-                .push(format!("{} pid {pid} in state T", cluster.info(l).name));
-            Ok(json!({
-                "combo": combo.name(),
-                "leader": cluster.info(l).name,
-                "offset_ms": offset_ms,
-            }))
-        }
         Combo::VoteRestart { watch_ms } => vote_restart(cluster, *watch_ms, rng, active),
         Combo::SplitReplace => split_replace(cluster, rng, active),
+        Combo::IsolateThenCutPair { wait_ms } => {
+            isolate_then_cut_pair(cluster, *wait_ms, rng, active)
+        }
     }
+}
+
+fn isolate_then_cut_pair(
+    cluster: &mut Cluster<'_>,
+    wait_ms: u64,
+    rng: &mut ChaCha8Rng,
+    active: &mut Active,
+) -> Result<Value> {
+    let began = Instant::now();
+    let l = leader_or_any(cluster, rng);
+    let n = cluster.len();
+    let infos = cluster.infos();
+    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let g = partition::grudge(Shape::IsolateLeader, n, Some(l), rng)?;
+    partition::apply(&g, &netns, &addrs)?;
+    let want = partition::expected_unreachable(&g, n);
+    verify_reachability(&netns, &peers, &want)
+        .context("isolating the leader did not take effect")?;
+    active.nodes = vec![l];
+    active.evidence.push(format!("{} isolated", infos[l].name));
+    // Wait for the others to elect someone.
+    let deadline = began + Duration::from_millis(wait_ms);
+    let mut new_leader = None;
+    while new_leader.is_none() && Instant::now() < deadline && !crate::signals::interrupted() {
+        new_leader = (0..n)
+            .filter(|&i| i != l)
+            .find(|&i| term_role(cluster, i).is_some_and(|(_, role)| role == "leader"));
+        if new_leader.is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+    let Some(m) = new_leader else {
+        active.grudge = Some(g.clone());
+        return Ok(json!({
+            "combo": "isolate-then-cut-pair",
+            "leader": names[l],
+            "new_leader": null,
+            "grudge": partition::describe(&g, &names),
+        }));
+    };
+    let elected_ms = began.elapsed().as_millis() as u64;
+    // Narrow the cut to the two leaders without ever reconnecting them: drop the other
+    // nodes' rules, and the old leader's rules against everyone but the new leader.
+    for i in (0..n).filter(|&i| i != l && i != m) {
+        crate::net::run_in(&netns[i], &["iptables", "-w", "-F", "INPUT"])?;
+    }
+    for y in (0..n).filter(|&y| y != l && y != m) {
+        let src = addrs[y].to_string();
+        crate::net::run_in(
+            &netns[l],
+            &["iptables", "-w", "-D", "INPUT", "-s", &src, "-j", "DROP"],
+        )?;
+    }
+    let mut pair = partition::Grudge::new();
+    pair.insert(l, [m].into());
+    pair.insert(m, [l].into());
+    let want = partition::expected_unreachable(&pair, n);
+    verify_reachability(&netns, &peers, &want)
+        .context("narrowing the cut to the two leaders did not take effect")?;
+    active.evidence.push(format!(
+        "{} leads after {elected_ms} ms; only {} <-> {} cut now",
+        names[m], names[l], names[m]
+    ));
+    let v = json!({
+        "combo": "isolate-then-cut-pair",
+        "leader": names[l],
+        "new_leader": names[m],
+        "elected_ms": elected_ms,
+        "grudge": partition::describe(&pair, &names),
+    });
+    active.grudge = Some(pair);
+    Ok(v)
 }
 
 fn split_replace(
@@ -306,12 +370,7 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
             super::heal_network(cluster)?;
             reset_clocks(cluster, active)?;
         }
-        Combo::PauseLeaderClock { .. } => {
-            for &i in &active.nodes {
-                cluster.resume(i)?;
-            }
-            reset_clocks(cluster, active)?;
-        }
+        Combo::IsolateThenCutPair { .. } => super::heal_network(cluster)?,
         Combo::SplitReplace => {
             super::heal_network(cluster)?;
             if let Some(m) = cluster.membership.clone() {
@@ -372,7 +431,7 @@ mod tests {
         let back: super::super::Fault = serde_json::from_str(&text).unwrap();
         assert_eq!(back, f);
         assert_eq!(f.event("start"), "start-targeted");
-        assert!(Combo::PauseLeaderClock { offset_ms: 1 }.needs_clock());
+        assert!(Combo::IsolateLeaderClock { offset_ms: 1 }.needs_clock());
         assert!(!Combo::VoteRestart { watch_ms: 1 }.needs_clock());
     }
 }

@@ -19,12 +19,12 @@ use crate::nemesis::{Fault, Planned};
 pub enum Targeted {
     /// Isolate the leader and move its wall clock back by 20 to 40 s.
     IsolateLeaderClockBack,
-    /// Move the leader's wall clock back by 20 to 40 s and pause it.
-    PauseLeaderClockBack,
     /// Kill the leader, restarting every node whose term rises right away.
     VoteRestart,
     /// Cut two voters off and replace them with two spares in one change.
     SplitReplace,
+    /// Isolate the leader until a new one is elected, then cut only the two leaders apart.
+    IsolateThenCutPair,
 }
 
 impl Targeted {
@@ -34,9 +34,9 @@ impl Targeted {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7461_7267_6574);
         let (hold, gap) = match self {
             Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
-            Targeted::PauseLeaderClockBack => (1300..2000, 600..1000),
             Targeted::VoteRestart => (1200..2000, 400..900),
-            Targeted::SplitReplace => (2500..3500, 1000..1500),
+            Targeted::SplitReplace => (8000..10000, 1500..2500),
+            Targeted::IsolateThenCutPair => (1500..2500, 600..1000),
         };
         let end = phase.as_millis() as u64;
         let mut t = rng.random_range(300..800);
@@ -47,11 +47,9 @@ impl Targeted {
                 Targeted::IsolateLeaderClockBack => Combo::IsolateLeaderClock {
                     offset_ms: -rng.random_range(20..=40) * 1000,
                 },
-                Targeted::PauseLeaderClockBack => Combo::PauseLeaderClock {
-                    offset_ms: -rng.random_range(20..=40) * 1000,
-                },
                 Targeted::VoteRestart => Combo::VoteRestart { watch_ms: hold_ms },
                 Targeted::SplitReplace => Combo::SplitReplace,
+                Targeted::IsolateThenCutPair => Combo::IsolateThenCutPair { wait_ms: 1500 },
             };
             out.push(Planned {
                 at_ms: t,
@@ -70,10 +68,7 @@ impl Targeted {
 
     /// Whether the nodes must run under libfaketime.
     pub fn needs_clock(self) -> bool {
-        matches!(
-            self,
-            Targeted::IsolateLeaderClockBack | Targeted::PauseLeaderClockBack
-        )
+        matches!(self, Targeted::IsolateLeaderClockBack)
     }
 }
 
@@ -255,6 +250,10 @@ pub fn bug_cases() -> Vec<Case> {
         p.shapes = "isolate-leader";
         p.interval = "700ms";
     });
+    let cut_pair = plan("isolate-leader, then cut only old<->new leader", |p| {
+        p.nemesis = "partition";
+        p.targeted = Some(Targeted::IsolateThenCutPair);
+    });
     let pause5 = plan("pause:leader", |p| {
         p.nemesis = "pause";
         p.target = "leader";
@@ -288,12 +287,22 @@ pub fn bug_cases() -> Vec<Case> {
         p.shapes = "isolate-leader,random-halves";
         p.interval = "700ms";
     });
+    // A slow check-quorum (3-6 s) keeps the cut-off leader leading while the spares catch
+    // up and the change is made; the two cut-off voters elect their own leader after 3-6 s.
     let split_replace = plan("split+replace-two (3 voters, 2 spares)", |p| {
         p.nemesis = "partition";
         p.nodes = 3;
         p.spares = 2;
         p.targeted = Some(Targeted::SplitReplace);
-        p.attempt = Duration::from_secs(20);
+        p.attempt = Duration::from_secs(25);
+        p.node_args = &[
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "300",
+            "--heartbeat-ticks",
+            "10",
+        ];
     });
     vec![
         Case {
@@ -343,7 +352,7 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "multipaxos",
             bug: Some("no-fencing"),
             bug_args: &[],
-            plans: vec![isolate5_short, isolate5.clone()],
+            plans: vec![cut_pair, isolate5_short],
         },
         Case {
             id: "multipaxos/disjoint-quorums",
@@ -364,7 +373,11 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "multipaxos",
             bug: Some("unsafe-reconfig"),
             bug_args: &[],
-            plans: vec![split_replace],
+            plans: vec![Plan {
+                name: "split+replace-two (3 voters, 2 spares, fast)",
+                node_args: FAST,
+                ..split_replace
+            }],
         },
     ]
 }
@@ -529,18 +542,18 @@ mod tests {
     fn targeted_schedules_are_seeded_and_do_not_overlap() {
         for tk in [
             Targeted::IsolateLeaderClockBack,
-            Targeted::PauseLeaderClockBack,
             Targeted::VoteRestart,
             Targeted::SplitReplace,
+            Targeted::IsolateThenCutPair,
         ] {
-            let a = tk.schedule(Duration::from_secs(20), 5);
-            assert_eq!(a, tk.schedule(Duration::from_secs(20), 5));
-            assert_ne!(a, tk.schedule(Duration::from_secs(20), 6));
-            assert!(a.len() >= 4, "{tk:?}: {}", a.len());
+            let a = tk.schedule(Duration::from_secs(60), 5);
+            assert_eq!(a, tk.schedule(Duration::from_secs(60), 5));
+            assert_ne!(a, tk.schedule(Duration::from_secs(60), 6));
+            assert!(a.len() >= 5, "{tk:?}: {}", a.len());
             for w in a.windows(2) {
                 assert!(w[0].at_ms + w[0].hold_ms < w[1].at_ms, "{w:?}");
             }
-            assert!(a.last().unwrap().at_ms < 20_000);
+            assert!(a.last().unwrap().at_ms < 60_000);
             assert!(a.iter().all(|p| matches!(p.fault, Fault::Targeted { .. })));
         }
         match &Targeted::IsolateLeaderClockBack.schedule(Duration::from_secs(5), 1)[0].fault {
