@@ -24,7 +24,7 @@ stasis=target/release/stasis
 
 echo "nightly.sh: selftest (one run per seeded bug)"
 selftest_rc=0
-"$stasis" selftest --time-limit-per-case 60s --runs 1 || selftest_rc=$?
+"$stasis" selftest --time-limit-per-case 60s --runs 1 --store "$store" || selftest_rc=$?
 
 echo "nightly.sh: campaign campaigns/nightly.toml"
 campaign_rc=0

@@ -68,6 +68,7 @@ struct FileSpec {
     nemesis_interval: Option<String>,
     check_timeout: Option<String>,
     ready_timeout: Option<String>,
+    spares: Option<i64>,
 }
 
 fn default_nodes() -> Vec<i64> {
@@ -232,6 +233,9 @@ impl Campaign {
         if let Some(d) = &f.ready_timeout {
             base.ready_timeout = Some(duration("ready_timeout", d)?);
         }
+        if let Some(n) = f.spares {
+            base.spares = Some(int_in("spares", n, 0, 20)?);
+        }
 
         // Systems: built-ins or spec files (relative paths are relative to the campaign
         // file); each loads now so a typo fails before hours of runs.
@@ -251,7 +255,7 @@ impl Campaign {
             };
             let spec = SutSpec::load(&resolved).map_err(|e| format!("systems: {e:#}"))?;
             sut_names.insert(s.clone(), spec.name.clone());
-            faketime.insert(s.clone(), spec.faketime);
+            faketime.insert(s.clone(), (spec.faketime, spec.membership.is_some()));
             sut_paths.insert(s.clone(), resolved);
             systems.push(s.clone());
         }
@@ -266,20 +270,26 @@ impl Campaign {
         let node_args = f.node_args;
 
         for n in &f.nemesis {
-            let fams = Family::parse_list(n).map_err(|e| format!("nemesis {n:?}: {e}"))?;
+            Family::parse_list(n).map_err(|e| format!("nemesis {n:?}: {e}"))?;
             if f.nemesis.iter().filter(|m| *m == n).count() > 1 {
                 return Err(format!("nemesis: {n:?} is listed twice"));
             }
-            let explicit_clock = n.split(',').any(|p| p.trim() == "clock");
-            if explicit_clock && fams.contains(&Family::Clock) {
-                for (given, ft) in &faketime {
-                    if !ft {
-                        return Err(format!(
-                            "nemesis {n:?} includes clock, which cannot move {given}'s clock \
-                             (faketime = false in its spec): use `all` (it skips clock there) \
-                             or a set without clock"
-                        ));
-                    }
+            // `all` skips what a system cannot take; naming it explicitly is a mistake.
+            let named = |f: &str| n.split(',').any(|p| p.trim() == f);
+            for (given, (ft, members)) in &faketime {
+                if named("clock") && !ft {
+                    return Err(format!(
+                        "nemesis {n:?} includes clock, which cannot move {given}'s clock \
+                         (faketime = false in its spec): use `all` (it skips clock there) \
+                         or a set without clock"
+                    ));
+                }
+                if named("membership") && !members {
+                    return Err(format!(
+                        "nemesis {n:?} includes membership, but {given}'s spec has no \
+                         [membership] section: use `all` (it skips membership there) or a \
+                         set without membership"
+                    ));
                 }
             }
         }
@@ -1239,6 +1249,12 @@ op_timeout = "1s"
             .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
             .replace("\"partition,pause\"", "\"partition,clock\"");
         assert!(err(&text).contains("includes clock"));
+        let text = BASIC
+            .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")
+            .replace("\"partition,pause\"", "\"kill,membership\"");
+        assert!(err(&text).contains("includes membership"));
+        let e = err(&BASIC.replace("budget = \"10m\"", "budget = \"10m\"\nspares = 99"));
+        assert!(e.contains("spares = 99"), "{e}");
         // `all` is fine there (the run skips clock for etcd).
         let text = BASIC
             .replace("[\"raft\", \"multipaxos\"]", "[\"raft\", \"etcd\"]")

@@ -241,6 +241,7 @@ fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
         nemesis_families: families.clone(),
         schedule,
         nodes: names.clone(),
+        spares: Vec::new(),
         sut,
         started: spec.ts.to_owned(),
         topology: json!({"id": "r1a2b", "subnet": "10.77.1.0/24", "bridge": "stasis-r1a2b",
