@@ -14,12 +14,14 @@
 //! - `isolate-then-cut-pair`: isolate the leader until another node leads, then reconnect
 //!   the old leader to everyone except the new leader: an old leader that nobody fences
 //!   off (acceptors that accept a lower ballot) goes on leading next to the new one.
-//! - `split-replace`: cut two voters (not the leader) off from everyone, then ask the
-//!   leader to replace exactly those two with two spares in one `RECONFIG`. With joint
-//!   consensus the change cannot commit (it needs a majority of the old voters); a direct
-//!   switch lets the leader and the spares decide while the two cut-off voters, a
-//!   majority of the old configuration, elect a leader of their own. At stop the network
-//!   heals and the voters are changed back.
+//! - `split-replace`: pause the two spares, ask the leader to replace two voters other
+//!   than itself with them in one `RECONFIG` (the leader adds them as learners under the
+//!   old configuration, then waits for them to catch up), cut the two leaving voters off
+//!   from everyone, and resume the spares. With joint consensus the change cannot commit
+//!   (C_old,new needs a majority of the old voters); a direct switch lets the leader and
+//!   the spares decide while the two cut-off voters, a majority of the old
+//!   configuration, elect a leader of their own. At stop the network heals and the
+//!   voters are changed back.
 //!
 //! The `start-targeted` event is recorded when the fault's setup is complete (for
 //! `vote-restart`, after its watch window); the value carries the times of its steps.
@@ -47,8 +49,8 @@ pub enum Combo {
     /// Isolate the leader until another node leads (at most `wait_ms`), then let the old
     /// leader reach everyone except the new leader.
     IsolateThenCutPair { wait_ms: u64 },
-    /// Cut two voters other than the leader off from everyone, then ask the leader to
-    /// replace exactly those two with two spares in one change; the voters are changed
+    /// Replace two voters other than the leader with two spares in one change, cutting
+    /// the two leaving voters off once the spares are learners; the voters are changed
     /// back (after the heal) at stop.
     SplitReplace,
 }
@@ -173,15 +175,35 @@ fn isolate_then_cut_pair(
     let elected_ms = began.elapsed().as_millis() as u64;
     // Narrow the cut to the two leaders without ever reconnecting them: drop the other
     // nodes' rules, and the old leader's rules against everyone but the new leader.
-    for i in (0..n).filter(|&i| i != l && i != m) {
-        crate::net::run_in(&netns[i], &["iptables", "-w", "-F", "INPUT"])?;
-    }
-    for y in (0..n).filter(|&y| y != l && y != m) {
-        let src = addrs[y].to_string();
-        crate::net::run_in(
-            &netns[l],
-            &["iptables", "-w", "-D", "INPUT", "-s", &src, "-j", "DROP"],
-        )?;
+    // All at once (the old leader's check-quorum is running).
+    let others: Vec<usize> = (0..n).filter(|&i| i != l && i != m).collect();
+    let results: Vec<Result<String>> = std::thread::scope(|sc| {
+        let mut hs = Vec::new();
+        for &i in &others {
+            let ns = &netns[i];
+            hs.push(sc.spawn(move || crate::net::run_in(ns, &["iptables", "-w", "-F", "INPUT"])));
+        }
+        let (ns, srcs) = (&netns[l], &others);
+        let addrs = &addrs;
+        hs.push(sc.spawn(move || {
+            for &y in srcs {
+                let src = addrs[y].to_string();
+                crate::net::run_in(
+                    ns,
+                    &["iptables", "-w", "-D", "INPUT", "-s", &src, "-j", "DROP"],
+                )?;
+            }
+            Ok(String::new())
+        }));
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("iptables thread panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
     }
     let mut pair = partition::Grudge::new();
     pair.insert(l, [m].into());
@@ -250,27 +272,66 @@ fn split_replace(
         g.insert(i, drop);
     }
     let infos = cluster.infos();
+    let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| infos[i].name.clone()).collect() };
+    // Pause the spares, so the leader's change waits in its catch-up stage (the learners
+    // are added under the old configuration, which still works) until they resume.
+    for &i in &joining {
+        cluster.pause(i)?;
+    }
+    active.nodes = joining.clone();
+    let voters: Vec<_> = target.iter().map(|&i| infos[i].clone()).collect();
+    let argv = m.render(&voters);
+    let addr = infos[l].client_addr();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
+        let reply = match crate::client::resp::request(addr, &args, Duration::from_secs(8)) {
+            Ok(r) => format!("{r:?}"),
+            Err((_, e)) => e,
+        };
+        let _ = tx.send(reply);
+    });
+    // Wait until the leader shows the spares as learners.
+    let until = Instant::now() + Duration::from_secs(3);
+    let want_learners: Vec<String> = names(&joining);
+    let mut learners_seen = false;
+    while Instant::now() < until && !crate::signals::interrupted() {
+        if let Ok(st) = crate::client::resp::status(addr, Duration::from_millis(300)) {
+            let l: Vec<String> = st
+                .get("learners")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if want_learners.iter().all(|w| l.contains(w)) {
+                learners_seen = true;
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
     let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
     partition::apply(&g, &netns, &addrs)?;
     let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
     let want = partition::expected_unreachable(&g, infos.len());
+    // Paused spares cannot answer the probes; check the cut before resuming them.
+    for &i in &joining {
+        cluster.resume(i)?;
+    }
     verify_reachability(&netns, &peers, &want).context("the split did not take effect")?;
-    let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| infos[i].name.clone()).collect() };
     active.evidence.push(format!(
-        "{} cut off: {} ordered pairs unreachable, as intended",
+        "{} cut off: {} ordered pairs unreachable, as intended (spares {} learners first: {learners_seen})",
         names(&leaving).join(","),
-        want.len()
+        want.len(),
+        names(&joining).join(",")
     ));
-    // One request, answered or not within 2 s: the point is what the leader does at once.
-    let voters: Vec<_> = target.iter().map(|&i| infos[i].clone()).collect();
-    let argv = m.render(&voters);
-    let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
-    let reply =
-        match crate::client::resp::request(infos[l].client_addr(), &args, Duration::from_secs(2)) {
-            Ok(r) => format!("{r:?}"),
-            Err((_, e)) => e,
-        };
+    let reply = rx
+        .recv_timeout(Duration::from_secs(3))
+        .unwrap_or_else(|_| "no reply within 3 s of the cut".to_owned());
     active.evidence.push(format!(
         "asked {} for voters {target:?}: {reply}",
         infos[l].name
@@ -284,6 +345,7 @@ fn split_replace(
         "from": names(&view.voters),
         "to": names(&target),
         "reply": reply,
+        "learners_first": learners_seen,
         "grudge": partition::describe(&g, &infos.iter().map(|i| i.name.clone()).collect::<Vec<_>>()),
     });
     active.grudge = Some(g);
