@@ -51,8 +51,12 @@ pub enum Combo {
     IsolateThenCutPair { wait_ms: u64 },
     /// Replace two voters other than the leader with two spares in one change, cutting
     /// the two leaving voters off once the spares are learners; the voters are changed
-    /// back (after the heal) at stop.
-    SplitReplace,
+    /// back (after the heal) at stop. Without `pause_spares` the cut comes first and the
+    /// request right after it (enough for a leader that needs no catch-up stage).
+    SplitReplace {
+        #[serde(default)]
+        pause_spares: bool,
+    },
 }
 
 impl Combo {
@@ -60,7 +64,7 @@ impl Combo {
         match self {
             Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
             Combo::VoteRestart { .. } => "vote-restart",
-            Combo::SplitReplace => "split-replace",
+            Combo::SplitReplace { .. } => "split-replace",
             Combo::IsolateThenCutPair { .. } => "isolate-then-cut-pair",
         }
     }
@@ -124,7 +128,7 @@ pub fn start(
             Ok(v)
         }
         Combo::VoteRestart { watch_ms } => vote_restart(cluster, *watch_ms, rng, active),
-        Combo::SplitReplace => split_replace(cluster, rng, active),
+        Combo::SplitReplace { pause_spares } => split_replace(cluster, *pause_spares, rng, active),
         Combo::IsolateThenCutPair { wait_ms } => {
             isolate_then_cut_pair(cluster, *wait_ms, rng, active)
         }
@@ -228,6 +232,7 @@ fn isolate_then_cut_pair(
 
 fn split_replace(
     cluster: &mut Cluster<'_>,
+    pause_spares: bool,
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
@@ -275,8 +280,14 @@ fn split_replace(
     let names = |v: &[usize]| -> Vec<String> { v.iter().map(|&i| infos[i].name.clone()).collect() };
     // Pause the spares, so the leader's change waits in its catch-up stage (the learners
     // are added under the old configuration, which still works) until they resume.
-    for &i in &joining {
-        cluster.pause(i)?;
+    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+    if pause_spares {
+        for &i in &joining {
+            cluster.pause(i)?;
+        }
+    } else {
+        partition::apply(&g, &netns, &addrs)?;
     }
     active.nodes = joining.clone();
     let voters: Vec<_> = target.iter().map(|&i| infos[i].clone()).collect();
@@ -292,7 +303,7 @@ fn split_replace(
         let _ = tx.send(reply);
     });
     // Wait until the leader shows the spares as learners.
-    let until = Instant::now() + Duration::from_secs(3);
+    let until = Instant::now() + Duration::from_secs(if pause_spares { 3 } else { 0 });
     let want_learners: Vec<String> = names(&joining);
     let mut learners_seen = false;
     while Instant::now() < until && !crate::signals::interrupted() {
@@ -313,14 +324,16 @@ fn split_replace(
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
-    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
-    partition::apply(&g, &netns, &addrs)?;
+    if pause_spares {
+        partition::apply(&g, &netns, &addrs)?;
+    }
     let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
     let want = partition::expected_unreachable(&g, infos.len());
     // Paused spares cannot answer the probes; check the cut before resuming them.
-    for &i in &joining {
-        cluster.resume(i)?;
+    if pause_spares {
+        for &i in &joining {
+            cluster.resume(i)?;
+        }
     }
     verify_reachability(&netns, &peers, &want).context("the split did not take effect")?;
     active.evidence.push(format!(
@@ -433,7 +446,7 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
             reset_clocks(cluster, active)?;
         }
         Combo::IsolateThenCutPair { .. } => super::heal_network(cluster)?,
-        Combo::SplitReplace => {
+        Combo::SplitReplace { .. } => {
             super::heal_network(cluster)?;
             if let Some(m) = cluster.membership.clone() {
                 let (_, evidence) =

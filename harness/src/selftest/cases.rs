@@ -21,8 +21,9 @@ pub enum Targeted {
     IsolateLeaderClockBack,
     /// Kill the leader, restarting every node whose term rises right away.
     VoteRestart,
-    /// Cut two voters off and replace them with two spares in one change.
-    SplitReplace,
+    /// Replace two voters with two spares in one change and cut the leaving two off
+    /// (after the spares became learners when `pause_spares`, else first).
+    SplitReplace { pause_spares: bool },
     /// Isolate the leader until a new one is elected, then cut only the two leaders apart.
     IsolateThenCutPair,
 }
@@ -35,7 +36,7 @@ impl Targeted {
         let (hold, gap) = match self {
             Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
             Targeted::VoteRestart => (1200..2000, 400..900),
-            Targeted::SplitReplace => (3000..4000, 1500..2500),
+            Targeted::SplitReplace { .. } => (3000..4000, 1500..2500),
             Targeted::IsolateThenCutPair => (1500..2500, 3000..4000),
         };
         let end = phase.as_millis() as u64;
@@ -48,7 +49,7 @@ impl Targeted {
                     offset_ms: -rng.random_range(20..=40) * 1000,
                 },
                 Targeted::VoteRestart => Combo::VoteRestart { watch_ms: hold_ms },
-                Targeted::SplitReplace => Combo::SplitReplace,
+                Targeted::SplitReplace { pause_spares } => Combo::SplitReplace { pause_spares },
                 Targeted::IsolateThenCutPair => Combo::IsolateThenCutPair { wait_ms: 3500 },
             };
             out.push(Planned {
@@ -302,7 +303,7 @@ pub fn bug_cases() -> Vec<Case> {
         p.nemesis = "partition";
         p.nodes = 3;
         p.spares = 2;
-        p.targeted = Some(Targeted::SplitReplace);
+        p.targeted = Some(Targeted::SplitReplace { pause_spares: true });
         p.attempt = Duration::from_secs(20);
     });
     vec![
@@ -374,7 +375,14 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "multipaxos",
             bug: Some("unsafe-reconfig"),
             bug_args: &[],
-            plans: vec![split_replace],
+            // The Multi-Paxos leader switches without a catch-up stage: cut, then ask.
+            plans: vec![Plan {
+                name: "split+replace-two, cut first (3 voters, 2 spares)",
+                targeted: Some(Targeted::SplitReplace {
+                    pause_spares: false,
+                }),
+                ..split_replace
+            }],
         },
     ]
 }
@@ -540,7 +548,7 @@ mod tests {
         for tk in [
             Targeted::IsolateLeaderClockBack,
             Targeted::VoteRestart,
-            Targeted::SplitReplace,
+            Targeted::SplitReplace { pause_spares: true },
             Targeted::IsolateThenCutPair,
         ] {
             let a = tk.schedule(Duration::from_secs(60), 5);
