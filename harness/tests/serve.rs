@@ -64,11 +64,16 @@ fn index_filters_by_system_and_nemesis() {
     };
     let html = s.get("/?system=raft").text();
     let raft = want(&|r| r.system == "raft");
-    assert_eq!(raft.len(), 3);
+    assert_eq!(raft.len(), 4);
     assert_eq!(run_rows(&html), raft);
     assert!(html.contains("<option value=\"raft\" selected>raft</option>"));
-    // The campaign has a raft cell; the selftest has no system and is hidden.
+    // The campaign has a raft cell and the selftest a raft case: both listed.
     assert_eq!(rows(&html, "row campaign "), vec![f.campaign_rel.clone()]);
+    assert_eq!(rows(&html, "row selftest "), vec![f.selftest_rel.clone()]);
+    // Neither has an etcd clock cell.
+    let html = s.get("/?system=etcd&nemesis=clock").text();
+    assert!(run_rows(&html).is_empty());
+    assert!(rows(&html, "row campaign ").is_empty());
     assert!(rows(&html, "row selftest ").is_empty());
 
     let html = s.get("/?nemesis=partition").text();
@@ -111,7 +116,15 @@ fn run_page_has_summary_plots_report_and_files() {
     );
     assert!(!html.contains("<script>document.title"));
     // Every plot image as an <img>.
-    assert_eq!(run.images.len(), 4);
+    assert_eq!(
+        run.images,
+        [
+            "latency.png",
+            "latency.svg",
+            "throughput.png",
+            "throughput.svg"
+        ]
+    );
     let imgs = html.matches("<img ").count();
     assert_eq!(imgs, run.images.len(), "{html}");
     for img in &run.images {
@@ -189,30 +202,54 @@ fn campaign_and_selftest_pages() {
     assert_eq!(r.status, 200);
     let html = r.text();
     assert!(html.contains("<h1>nightly"));
-    assert!(html.contains("campaign nightly: 1 valid, 1 invalid"));
-    // Cells link to their runs: by absolute path, and by a path from another mount of
-    // the same store.
-    for run in [&f.runs[2], &f.runs[1]] {
+    assert!(
+        html.contains("total: 4 runs: 1 valid, 1 invalid, 0 unknown, 1 error, 1 skipped"),
+        "{html}"
+    );
+    // Cells link to their runs: by the canonical path the campaign records, and by a
+    // path from another mount of the same store.
+    for run in [&f.runs[5], &f.runs[1]] {
         assert!(
-            html.contains(&format!("<a class=\"run-link\" href=\"/run/{}\">", run.rel)),
+            html.contains(&format!(
+                "<a class=\"run-link\" href=\"/run/{}\" title=",
+                run.rel
+            )),
             "{}: {html}",
             run.rel
         );
     }
-    assert_eq!(html.matches("<tr class=\"cell ").count(), 3);
-    assert!(html.contains("<tr class=\"cell invalid\">"));
-    assert!(
-        html.contains("<tr class=\"cell unknown\">"),
-        "an error cell"
-    );
+    assert_eq!(html.matches("<tr class=\"cell ").count(), 4);
+    assert!(html.contains("<span class=\"badge invalid\">invalid: 1 of 4 valid</span>"));
+    for class in ["valid", "invalid", "unknown", "none"] {
+        assert!(
+            html.contains(&format!("<tr class=\"cell {class}\">")),
+            "{class}"
+        );
+    }
     assert!(html.contains("which no write &lt;wrote&gt;"));
+    // The long detail folds away.
+    assert!(html.contains("<details><summary>read k1 returned 999"));
     assert!(html.contains(&format!("href=\"/files/{}/junit.xml\"", f.campaign_rel)));
+    // Its files, but not those of the runs it keeps (they have their own pages).
+    assert!(html.contains(&format!(
+        "<a href=\"/files/{}/campaign.json\">",
+        f.campaign_rel
+    )));
+    assert!(!html.contains("history.jsonl"), "{html}");
+    // The campaign's own runs are listed on the index like any other.
+    assert!(f.runs[5].rel.starts_with(&f.campaign_rel));
 
     let r = s.get(&format!("/selftest/{}", f.selftest_rel));
     assert_eq!(r.status, 200);
     let html = r.text();
-    assert!(html.contains("<span class=\"badge valid\">pass</span>"));
-    assert!(html.contains("stale-read"));
+    assert!(html.contains("<span class=\"badge valid\">pass: 2 of 2 cases ok</span>"));
+    assert!(html.contains("<td>stale-read</td>"));
+    // The first violation's directory, recorded relative to the working directory.
+    assert!(html.contains(&format!(
+        "<a class=\"run-link\" href=\"/run/{}\" title=",
+        f.runs[1].rel
+    )));
+    assert!(html.contains("<details><summary>1 items</summary>"));
 }
 
 #[test]
@@ -268,6 +305,11 @@ fn raw_files_have_content_types_and_lengths() {
         r.header("content-disposition"),
         Some("attachment; filename=\"node.log\"")
     );
+    // A FIFO in the store is not opened (that would block), just not found.
+    let fifo = f.store.join(&run.rel).join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    assert_eq!(s.get(&format!("/files/{}/fifo", run.rel)).status, 404);
+    assert!(!s.get(&format!("/run/{}", run.rel)).text().contains("fifo"));
     // Directories are pages, not files.
     assert_eq!(s.get(&format!("/files/{}", run.rel)).status, 404);
     assert_eq!(s.get("/files/").status, 404);

@@ -186,6 +186,10 @@ fn not_found() -> Response {
 }
 
 fn raw_file(path: &Path, download: bool) -> Response {
+    // Only regular files: opening a FIFO would block this thread, a directory is a page.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return not_found();
+    }
     let Ok(file) = std::fs::File::open(path) else {
         return not_found();
     };

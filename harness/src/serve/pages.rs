@@ -65,6 +65,8 @@ figure{margin:0;background:#fff;border:1px solid var(--line);padding:8px}
 figure img{width:100%;height:auto;display:block}
 figcaption{font-size:12px;color:var(--muted);margin-top:4px}
 .links a{margin-right:14px}
+.scroll{overflow-x:auto}a.run-link{word-break:break-all}
+details summary{cursor:pointer}details pre{max-width:640px;white-space:pre-wrap}
 "#;
 
 /// Records each image's natural width in `data-natural-width` once the page has loaded,
@@ -431,7 +433,7 @@ fn group_body(b: &mut String, store: &Path, dir: &Path, rel: &str, kind: Kind) -
     } else {
         entry_name
     };
-    let (verdict, class) = scan::group_verdict(&doc);
+    let (verdict, class) = scan::group_verdict(&doc, kind);
     let _ = writeln!(b, "<h1>{} {}</h1>", esc(&name), badge(&verdict, class));
     links(
         b,
@@ -449,7 +451,12 @@ fn group_body(b: &mut String, store: &Path, dir: &Path, rel: &str, kind: Kind) -
         "started",
         &scan::display_time(&text(doc.get("started").unwrap_or(&Value::Null))),
     );
-    for key in ["finished", "elapsed_s", "budget", "exit_code"] {
+    fact(
+        b,
+        "finished",
+        &scan::display_time(&text(doc.get("finished").unwrap_or(&Value::Null))),
+    );
+    for key in ["elapsed_s", "budget", "exit_code"] {
         fact(b, key, &text(doc.get(key).unwrap_or(&Value::Null)));
     }
     fact(b, "directory", rel);
@@ -470,28 +477,54 @@ fn group_body(b: &mut String, store: &Path, dir: &Path, rel: &str, kind: Kind) -
 }
 
 /// Keys that name a cell's run directory.
-const RUN_KEYS: [&str; 4] = ["run_dir", "run", "dir", "path"];
+const RUN_KEYS: [&str; 6] = [
+    "run_dir",
+    "first_violation_dir",
+    "violation_dir",
+    "run",
+    "dir",
+    "path",
+];
 
 /// One row per cell; columns are the union of the cells' keys in first-seen order.
 fn cell_table(b: &mut String, store: &Path, dir: &Path, cells: &[Value]) {
-    // Familiar columns first, the run link last, anything else in between.
-    const FIRST: [&str; 7] = [
-        "system", "nemesis", "workload", "nodes", "seed", "verdict", "ops",
+    // Familiar columns first, long texts and the run link last, anything else between;
+    // `index` repeats the row number.
+    const FIRST: [&str; 14] = [
+        "case",
+        "system",
+        "protocol",
+        "bug",
+        "nemesis",
+        "workload",
+        "nodes",
+        "seed",
+        "verdict",
+        "ok",
+        "ops",
+        "time_s",
+        "exit_code",
+        "explanation",
     ];
     let has = |k: &str| cells.iter().any(|c| c.get(k).is_some());
     let mut cols: Vec<&str> = FIRST.into_iter().filter(|k| has(k)).collect();
-    let last: Vec<&str> = RUN_KEYS.into_iter().filter(|k| has(k)).collect();
+    let last: Vec<&str> = std::iter::once("detail")
+        .chain(RUN_KEYS)
+        .filter(|k| has(k))
+        .collect();
     cols.extend(last.iter().copied());
     for c in cells {
         if let Some(o) = c.as_object() {
             for k in o.keys() {
-                if !cols.contains(&k.as_str()) {
+                if k != "index" && !cols.contains(&k.as_str()) {
                     cols.insert(cols.len() - last.len(), k);
                 }
             }
         }
     }
-    b.push_str("<h2>Cells</h2>\n<table class=\"cells\" id=\"cells\"><thead><tr><th>#</th>");
+    b.push_str(
+        "<h2>Cells</h2>\n<div class=\"scroll\"><table class=\"cells\" id=\"cells\"><thead><tr><th>#</th>",
+    );
     for c in &cols {
         let _ = write!(b, "<th>{}</th>", esc(c));
     }
@@ -512,9 +545,10 @@ fn cell_table(b: &mut String, store: &Path, dir: &Path, cells: &[Value]) {
                     Some(r) => {
                         let _ = write!(
                             b,
-                            "<td><a class=\"run-link\" href=\"{}\">{}</a></td>",
+                            "<td><a class=\"run-link\" href=\"{}\" title=\"{}\">{}</a></td>",
                             page_link(Kind::Run, &r),
-                            esc(&r)
+                            esc(&r),
+                            esc(&short_rel(&r))
                         );
                     }
                     None => {
@@ -525,13 +559,40 @@ fn cell_table(b: &mut String, store: &Path, dir: &Path, cells: &[Value]) {
                 let _ = write!(b, "<td>{}</td>", badge(&shown, Class::of(&shown)));
             } else if v.is_number() {
                 let _ = write!(b, "<td class=\"num\">{}</td>", esc(&shown));
+            } else if v.is_array() || v.is_object() || shown.chars().count() > 120 {
+                // Nested records and long texts fold away.
+                let head = match v {
+                    Value::Array(a) => format!("{} items", a.len()),
+                    Value::Object(o) => format!("{} fields", o.len()),
+                    _ => shown.chars().take(40).collect::<String>() + "…",
+                };
+                let full = if v.is_string() {
+                    shown
+                } else {
+                    serde_json::to_string_pretty(v).unwrap_or_default()
+                };
+                let _ = write!(
+                    b,
+                    "<td><details><summary>{}</summary><pre>{}</pre></details></td>",
+                    esc(&head),
+                    esc(&full)
+                );
             } else {
                 let _ = write!(b, "<td>{}</td>", esc(&shown));
             }
         }
         b.push_str("</tr>\n");
     }
-    b.push_str("</tbody></table>\n");
+    b.push_str("</tbody></table></div>\n");
+}
+
+/// The last two components (`test/timestamp`) of a run path.
+fn short_rel(rel: &str) -> String {
+    let parts: Vec<&str> = rel.rsplitn(3, '/').collect();
+    match parts.as_slice() {
+        [ts, test, ..] => format!("{test}/{ts}"),
+        _ => rel.to_owned(),
+    }
 }
 
 /// The store-relative path of a run directory named by a campaign cell: as given
@@ -614,7 +675,11 @@ fn files(b: &mut String, store: &Path, dir: &Path, rel: &str) {
             let path = e.path();
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
-                if depth < 8 {
+                // Runs kept inside a campaign or selftest have their own pages.
+                let nested = [Kind::Run, Kind::Campaign, Kind::Selftest]
+                    .iter()
+                    .any(|k| path.join(k.marker()).is_file());
+                if depth < 8 && !nested {
                     stack.push((path, depth + 1));
                 }
                 continue;
@@ -682,6 +747,16 @@ mod tests {
             esc("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn short_run_paths() {
+        assert_eq!(
+            short_rel("campaigns/n/t/runs/raft-kill/2026Z"),
+            "raft-kill/2026Z"
+        );
+        assert_eq!(short_rel("raft-kill/2026Z"), "raft-kill/2026Z");
+        assert_eq!(short_rel("x"), "x");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::UNIX_EPOCH;
 use serde_json::Value;
 
 /// How deep below the store directories are searched (campaigns may nest their runs).
-const MAX_DEPTH: usize = 6;
+const MAX_DEPTH: usize = 8;
 /// At most this many directories are visited per scan.
 const MAX_DIRS: usize = 50_000;
 /// JSON files bigger than this are not parsed for the list (a row is still shown).
@@ -73,7 +73,7 @@ impl Class {
             "linearizable" | "valid" | "ok" | "pass" | "passed" | "true" => Class::Valid,
             "not-linearizable" | "not_linearizable" | "invalid" | "fail" | "failed" | "failure"
             | "false" | "violation" => Class::Invalid,
-            "" | "none" | "null" => Class::None,
+            "" | "none" | "null" | "skipped" => Class::None,
             _ => Class::Unknown,
         }
     }
@@ -109,6 +109,9 @@ pub struct Entry {
     pub systems: Vec<String>,
     /// Nemesis sets.
     pub nemeses: Vec<String>,
+    /// (system, nemesis) of each run or cell: a filter on both matches a campaign only
+    /// if one cell has both.
+    pub pairs: Vec<(String, String)>,
     pub verdict: String,
     pub class: Class,
     /// Client completions (runs), summed over cells (campaigns).
@@ -122,8 +125,12 @@ impl Entry {
     }
 
     pub fn matches(&self, system: Option<&str>, nemesis: Option<&str>) -> bool {
-        system.is_none_or(|s| self.systems.iter().any(|x| x == s))
-            && nemesis.is_none_or(|n| self.nemeses.iter().any(|x| x == n))
+        if system.is_none() && nemesis.is_none() {
+            return true;
+        }
+        self.pairs
+            .iter()
+            .any(|(s, n)| system.is_none_or(|x| x == s) && nemesis.is_none_or(|x| x == n))
     }
 }
 
@@ -187,11 +194,14 @@ pub fn read_json(path: &Path) -> Value {
     }
 }
 
-/// A JSON value as short text: strings bare, others compact.
+/// A JSON value as short text: strings bare, fractions to 0.1, others compact.
 pub fn text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
+        Value::Number(n) if !n.is_u64() && !n.is_i64() => {
+            format!("{:.1}", n.as_f64().unwrap_or_default())
+        }
         other => other.to_string(),
     }
 }
@@ -246,6 +256,7 @@ fn run_entry(dir: &Path, rel: String) -> Entry {
         name,
         systems: vec![run_system(&test)],
         nemeses: vec![run_nemesis(&test)],
+        pairs: vec![(run_system(&test), run_nemesis(&test))],
         class: Class::of(&verdict),
         verdict: if verdict.is_empty() {
             "none".into()
@@ -281,27 +292,52 @@ pub fn cells(v: &Value) -> &[Value] {
         .unwrap_or_default()
 }
 
-/// A campaign's or selftest's verdict: its own if it records one, else from its cells
-/// (`invalid: 1 of 3 valid`).
-pub fn group_verdict(doc: &Value) -> (String, Class) {
-    let own = verdict_of(doc);
-    if !own.is_empty() {
-        let class = Class::of(&own);
-        return (own, class);
-    }
+/// A campaign's or selftest's verdict: from its recorded exit code (the campaign's and
+/// selftest's own judgement), else its own verdict field, else from its cells; with a
+/// count of the cells that passed, e.g. `invalid: 1 of 3 valid`.
+pub fn group_verdict(doc: &Value, kind: Kind) -> (String, Class) {
     let cells = cells(doc);
-    if cells.is_empty() {
-        return ("none".into(), Class::None);
-    }
-    let class = Class::combine(cells.iter().map(|c| Class::of(&verdict_of(c))));
     let good = cells
         .iter()
         .filter(|c| Class::of(&verdict_of(c)) == Class::Valid)
         .count();
-    (
-        format!("{}: {good} of {} valid", class.css(), cells.len()),
-        class,
-    )
+    let pass = if kind == Kind::Selftest {
+        "pass"
+    } else {
+        "valid"
+    };
+    let (word, class) = match doc.get("exit_code") {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(0) => (pass.to_owned(), Class::Valid),
+            Some(1) if kind == Kind::Selftest => ("fail".to_owned(), Class::Invalid),
+            Some(1) => ("invalid".to_owned(), Class::Invalid),
+            Some(2) => ("unknown".to_owned(), Class::Unknown),
+            _ => ("error".to_owned(), Class::Unknown),
+        },
+        // Written at the start and rewritten as cells finish.
+        Some(Value::Null) if kind == Kind::Campaign => ("running".to_owned(), Class::None),
+        _ => {
+            let own = verdict_of(doc);
+            if !own.is_empty() {
+                let class = Class::of(&own);
+                (own, class)
+            } else if cells.is_empty() {
+                return ("none".into(), Class::None);
+            } else {
+                let class = Class::combine(cells.iter().map(|c| Class::of(&verdict_of(c))));
+                (class.css().to_owned(), class)
+            }
+        }
+    };
+    if cells.is_empty() {
+        return (word, class);
+    }
+    let unit = if kind == Kind::Selftest {
+        "cases ok"
+    } else {
+        "valid"
+    };
+    (format!("{word}: {good} of {} {unit}", cells.len()), class)
 }
 
 fn group_entry(dir: &Path, rel: String, kind: Kind) -> Entry {
@@ -309,15 +345,22 @@ fn group_entry(dir: &Path, rel: String, kind: Kind) -> Entry {
     let cells = cells(&doc);
     let mut systems: Vec<String> = Vec::new();
     let mut nemeses: Vec<String> = Vec::new();
+    let mut pairs: Vec<(String, String)> = Vec::new();
     for c in cells {
-        for (key, list) in [("system", &mut systems), ("nemesis", &mut nemeses)] {
-            let v = text(c.get(key).unwrap_or(&Value::Null));
-            if !v.is_empty() && !list.contains(&v) {
-                list.push(v);
+        let get = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| c.get(*k).map(text))
+                .unwrap_or_default()
+        };
+        let (system, nemesis) = (get(&["system", "protocol"]), get(&["nemesis"]));
+        for (v, list) in [(&system, &mut systems), (&nemesis, &mut nemeses)] {
+            if !v.is_empty() && !list.contains(v) {
+                list.push(v.clone());
             }
         }
+        pairs.push((system, nemesis));
     }
-    let (verdict, class) = group_verdict(&doc);
+    let (verdict, class) = group_verdict(&doc, kind);
     let ops: Vec<u64> = cells
         .iter()
         .filter_map(|c| {
@@ -338,6 +381,7 @@ fn group_entry(dir: &Path, rel: String, kind: Kind) -> Entry {
         name,
         systems,
         nemeses,
+        pairs,
         verdict,
         class,
         ops: (!ops.is_empty()).then(|| ops.iter().sum()),
@@ -449,17 +493,81 @@ mod tests {
     }
 
     #[test]
+    fn filters_match_one_cell_on_both() {
+        let e = Entry {
+            kind: Kind::Campaign,
+            rel: "c".into(),
+            sort_key: String::new(),
+            name: "c".into(),
+            systems: vec!["raft".into(), "etcd".into()],
+            nemeses: vec!["kill".into(), "clock".into()],
+            pairs: vec![
+                ("raft".into(), "clock".into()),
+                ("etcd".into(), "kill".into()),
+            ],
+            verdict: String::new(),
+            class: Class::None,
+            ops: None,
+        };
+        assert!(e.matches(None, None));
+        assert!(e.matches(Some("raft"), None));
+        assert!(e.matches(Some("etcd"), Some("kill")));
+        assert!(!e.matches(Some("etcd"), Some("clock")));
+        let empty = Entry {
+            pairs: Vec::new(),
+            ..e
+        };
+        assert!(empty.matches(None, None));
+        assert!(!empty.matches(Some("raft"), None));
+    }
+
+    #[test]
+    fn json_as_text() {
+        assert_eq!(text(&json!(9.126743611)), "9.1");
+        assert_eq!(
+            text(&json!(11785051293656899585u64)),
+            "11785051293656899585"
+        );
+        assert_eq!(text(&json!(-3)), "-3");
+        assert_eq!(text(&json!("a")), "a");
+        assert_eq!(text(&json!(null)), "");
+        assert_eq!(text(&json!(["n1"])), "[\"n1\"]");
+    }
+
+    #[test]
     fn cell_verdicts() {
         assert_eq!(verdict_of(&json!({"verdict": "invalid"})), "invalid");
         assert_eq!(verdict_of(&json!({"passed": true})), "pass");
         assert_eq!(verdict_of(&json!({})), "");
         let doc = json!({"cells": [{"verdict": "linearizable"}, {"verdict": "error"}]});
         assert_eq!(
-            group_verdict(&doc),
+            group_verdict(&doc, Kind::Campaign),
             ("unknown: 1 of 2 valid".to_owned(), Class::Unknown)
         );
-        assert_eq!(group_verdict(&json!({"verdict": "fail"})).1, Class::Invalid);
-        assert_eq!(group_verdict(&json!({})).1, Class::None);
+        let doc = json!({"exit_code": 1, "cells": [{"verdict": "valid"}, {"verdict": "invalid"}, {"verdict": "skipped"}]});
+        assert_eq!(
+            group_verdict(&doc, Kind::Campaign),
+            ("invalid: 1 of 3 valid".to_owned(), Class::Invalid)
+        );
+        let doc = json!({"exit_code": null, "cells": []});
+        assert_eq!(
+            group_verdict(&doc, Kind::Campaign),
+            ("running".to_owned(), Class::None)
+        );
+        let doc = json!({"exit_code": 0, "runs": 2, "cases": [{"ok": true}, {"ok": true}]});
+        assert_eq!(
+            group_verdict(&doc, Kind::Selftest),
+            ("pass: 2 of 2 cases ok".to_owned(), Class::Valid)
+        );
+        assert_eq!(
+            group_verdict(&json!({"exit_code": 3}), Kind::Selftest).1,
+            Class::Unknown
+        );
+        assert_eq!(
+            group_verdict(&json!({"verdict": "fail"}), Kind::Campaign).1,
+            Class::Invalid
+        );
+        assert_eq!(group_verdict(&json!({}), Kind::Campaign).1, Class::None);
         assert_eq!(
             display_time("2026-11-22T20:00:00Z"),
             "2026-11-22 20:00:00 UTC"

@@ -1,8 +1,9 @@
 //! A realistic store for the `stasis serve` tests, written by the harness's own code where
 //! it can be: test.json is a serialized `run::TestJson` (args parsed by clap, the built-in
 //! system specs, a real nemesis schedule), and results.json, summary.txt, explanation.txt
-//! and timeline.html come from `analyze::analyze_run` over a recorded-shape history.
-//! Plots are real (small) PNG and SVG files; a running `stasis serve` child is driven over
+//! timeline.html, the plots and report.html come from `analyze::analyze_run` over a
+//! recorded-shape history; campaign.json, summary.txt and junit.xml from
+//! `harness::campaign`. A running `stasis serve` child is driven over
 //! raw TCP so that malformed and escaping requests reach the server unchanged.
 #![allow(dead_code)]
 
@@ -13,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser;
+use harness::campaign::{CampaignRecord, CellRecord, Verdict};
 use harness::nemesis::{self, Family, Target, partition::Shape};
 use harness::run::{TestArgs, TestJson};
 use harness::sut::SutSpec;
@@ -32,7 +34,7 @@ pub struct FixtureRun {
     pub nemesis: &'static str,
     /// results.json verdict (`None`: the run never finished, no results.json).
     pub verdict: Option<&'static str>,
-    /// Images written into the run directory.
+    /// Plot images in the run directory (drawn by analyze_run).
     pub images: Vec<String>,
 }
 
@@ -57,6 +59,8 @@ pub fn class_of(verdict: Option<&str>) -> &'static str {
 }
 
 struct Spec {
+    /// Where the test's directory is (campaigns keep their runs in their own store).
+    under: &'static str,
     test: &'static str,
     ts: &'static str,
     sut: &'static str,
@@ -64,11 +68,15 @@ struct Spec {
     seed: u64,
     /// `valid`, `invalid`, `unknown` (checker budget hit) or `unfinished`.
     outcome: &'static str,
+    /// Plots analyze_run must have drawn.
     plots: &'static [&'static str],
 }
 
-const SPECS: [Spec; 5] = [
+const CAMPAIGN: &str = "campaigns/nightly/20261117T200000.000Z";
+
+const SPECS: [Spec; 6] = [
     Spec {
+        under: "",
         test: "raft-clock",
         ts: "20261122T080000.000Z",
         sut: "raft",
@@ -78,6 +86,7 @@ const SPECS: [Spec; 5] = [
         plots: &["latency", "throughput", "clock"],
     },
     Spec {
+        under: "",
         test: "multipaxos-partition",
         ts: "20261121T111500.250Z",
         sut: "multipaxos",
@@ -87,6 +96,7 @@ const SPECS: [Spec; 5] = [
         plots: &["latency", "throughput"],
     },
     Spec {
+        under: "",
         test: "raft-all",
         ts: "20261120T101500.000Z",
         sut: "raft",
@@ -96,6 +106,7 @@ const SPECS: [Spec; 5] = [
         plots: &["latency", "throughput"],
     },
     Spec {
+        under: "",
         test: "etcd-kill",
         ts: "20261119T090000.000Z",
         sut: "etcd",
@@ -105,6 +116,7 @@ const SPECS: [Spec; 5] = [
         plots: &[],
     },
     Spec {
+        under: "",
         test: "raft-all",
         ts: "20261118T170000.000Z",
         sut: "raft",
@@ -112,6 +124,17 @@ const SPECS: [Spec; 5] = [
         seed: 0,
         outcome: "valid",
         plots: &[],
+    },
+    // A campaign's run, in the campaign's own store.
+    Spec {
+        under: "campaigns/nightly/20261117T200000.000Z/runs",
+        test: "raft-kill",
+        ts: "20261117T200010.000Z",
+        sut: "raft",
+        nemesis: "kill",
+        seed: 5,
+        outcome: "valid",
+        plots: &["latency"],
     },
 ];
 
@@ -144,48 +167,102 @@ pub fn build() -> Fixture {
     std::os::unix::fs::symlink("../secret", store.join("secret-link")).unwrap();
     std::os::unix::fs::symlink("/", store.join("raft-all").join("20261101T000000.000Z")).unwrap();
 
-    let campaign_rel = "campaigns/nightly/20261122T200000.000Z".to_owned();
+    let campaign_rel = CAMPAIGN.to_owned();
     let cdir = store.join(&campaign_rel);
     std::fs::create_dir_all(&cdir).unwrap();
-    let cells = json!([
-        {"system": "raft", "nemesis": "all", "workload": "kv", "seed": 2, "nodes": 3,
-         "verdict": "linearizable", "ops": 120, "elapsed_s": 14.2,
-         "run_dir": store.join(&runs[2].rel)},
-        {"system": "multipaxos", "nemesis": "partition", "workload": "kv", "seed": 3, "nodes": 3,
-         "verdict": "not-linearizable", "ops": 118, "elapsed_s": 13.9,
-         "explanation": "read of k1 returned 3, which no write <wrote>",
-         "run_dir": format!("/elsewhere/store/{}", runs[1].rel)},
-        {"system": "etcd", "nemesis": "kill", "workload": "kv", "seed": 1, "nodes": 3,
-         "verdict": "error", "error": "etcd did not become ready in 30s", "run_dir": null}
-    ]);
+    let cell =
+        |index: usize, system: &str, nemesis: &str, seed: u64, verdict: Verdict| CellRecord {
+            index,
+            system: system.into(),
+            nemesis: nemesis.into(),
+            workload: "kv".into(),
+            nodes: 3,
+            seed,
+            verdict,
+            exit_code: None,
+            run_dir: None,
+            time_s: 14.2,
+            ops: 120,
+            explanation: None,
+            detail: None,
+        };
+    let mut cells = vec![
+        cell(0, "raft", "kill", 5, Verdict::Valid),
+        cell(1, "multipaxos", "partition", 3, Verdict::Invalid),
+        cell(2, "etcd", "kill", 1, Verdict::Error),
+        cell(3, "raft", "clock", 6, Verdict::Skipped),
+    ];
+    // As the campaign records it: the canonical path of the run.
+    cells[0].exit_code = Some(0);
+    cells[0].run_dir = Some(store.join(&runs[5].rel).display().to_string());
+    // A store that was moved since: the path's tail still names the run.
+    cells[1].exit_code = Some(1);
+    cells[1].run_dir = Some(format!("/elsewhere/store/{}", runs[1].rel));
+    cells[1].explanation = Some("read of k1 returned 999, which no write <wrote>".into());
+    cells[1].detail = Some("read k1 returned 999 at 6.202 s (process 1)\n".repeat(8));
+    cells[2].explanation = Some("etcd did not become ready in 30s".into());
+    cells[2].ops = 0;
+    cells[3].explanation = Some("the campaign budget ran out".into());
+    cells[3].ops = 0;
+    let rec = CampaignRecord {
+        name: "nightly".into(),
+        file: "campaigns/nightly.toml".into(),
+        dir: cdir.display().to_string(),
+        stasis_version: env!("CARGO_PKG_VERSION").into(),
+        started: "20261117T200000.000Z".into(),
+        finished: Some("20261117T210000.000Z".into()),
+        budget_s: 7200.0,
+        time_limit_s: 60.0,
+        seeds: "list".into(),
+        planned: cells.len(),
+        elapsed_s: 3600.0,
+        exit_code: Some(harness::campaign::exit_code(
+            &cells.iter().map(|c| c.verdict).collect::<Vec<_>>(),
+        )),
+        cells,
+    };
     std::fs::write(
         cdir.join("campaign.json"),
-        serde_json::to_vec_pretty(&json!({
-            "name": "nightly", "started": "2026-11-22T20:00:00Z", "budget": "2h",
-            "cells": cells,
-        }))
-        .unwrap(),
+        serde_json::to_vec_pretty(&rec).unwrap(),
     )
     .unwrap();
     std::fs::write(
         cdir.join("summary.txt"),
-        "campaign nightly: 1 valid, 1 invalid, 0 unknown, 1 error\n",
+        harness::campaign::summary_text(&rec),
     )
     .unwrap();
-    std::fs::write(
-        cdir.join("junit.xml"),
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites><testsuite name=\"nightly\" tests=\"3\" failures=\"1\" errors=\"1\"/></testsuites>\n",
-    )
-    .unwrap();
+    std::fs::write(cdir.join("junit.xml"), harness::junit::render(&rec)).unwrap();
 
     let selftest_rel = "selftest/20261122T210000.000Z".to_owned();
     let sdir = store.join(&selftest_rel);
     std::fs::create_dir_all(&sdir).unwrap();
+    // The shape of harness::selftest::SelftestReport.
+    let case = |name: &str, bug: Option<&str>, expect: &str, caught: u32, ok: bool| {
+        json!({
+            "case": name, "protocol": "raft", "bug": bug, "expect": expect,
+            "nemesis": "partition", "runs": 1, "caught": caught,
+            "median_s": if caught > 0 { json!(4.2) } else { Value::Null },
+            "first_violation_dir": if caught > 0 {
+                json!(format!("store/{}", runs[1].rel))
+            } else {
+                Value::Null
+            },
+            "attempts": 2, "unknown": 0, "harness_errors": 0, "ok": ok,
+            "case_runs": [{"run": 1, "caught": caught > 0, "time_to_violation_s": null,
+                "violation_dir": null, "elapsed_s": 9.5, "unknown": 0, "attempts": [],
+                "harness_error": null, "interrupted": false}],
+        })
+    };
     std::fs::write(
         sdir.join("selftest.json"),
         serde_json::to_vec_pretty(&json!({
-            "started": "20261122T210000.000Z", "verdict": "pass",
-            "cases": [{"bug": "stale-read", "caught": true, "verdict": "pass"}],
+            "stasis_version": env!("CARGO_PKG_VERSION"), "started": "20261122T210000.000Z",
+            "time_limit_per_case_s": 30.0, "runs": 1, "min_attempt_s": 5.0,
+            "interrupted": false, "exit_code": 0,
+            "cases": [
+                case("stale-read", Some("stale-read"), "violation", 1, true),
+                case("raft-correct", None, "none", 0, true),
+            ],
         }))
         .unwrap(),
     )
@@ -201,7 +278,11 @@ pub fn build() -> Fixture {
 }
 
 fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
-    let rel = format!("{}/{}", spec.test, spec.ts);
+    let rel = if spec.under.is_empty() {
+        format!("{}/{}", spec.test, spec.ts)
+    } else {
+        format!("{}/{}/{}", spec.under, spec.test, spec.ts)
+    };
     let dir = store.join(&rel);
     std::fs::create_dir_all(&dir).unwrap();
     let cli = Cli::try_parse_from([
@@ -306,29 +387,27 @@ fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
         s.push_str("note: <script>document.title='pwned'</script> & more\n");
         std::fs::write(dir.join("summary.txt"), s).unwrap();
     }
-    let mut images = Vec::new();
-    for (i, plot) in spec.plots.iter().enumerate() {
-        std::fs::write(dir.join(format!("{plot}.svg")), svg(plot, 800, 360)).unwrap();
-        std::fs::write(
-            dir.join(format!("{plot}.png")),
-            png(400 + 40 * i as u32, 180, i as u8),
-        )
-        .unwrap();
-        images.push(format!("{plot}.png"));
-        images.push(format!("{plot}.svg"));
+    // analyze_run drew the plots (plotters) and wrote report.html; a run that never
+    // finished has neither.
+    let mut images: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".svg") || n.ends_with(".png"))
+        .collect();
+    images.sort();
+    for plot in spec.plots {
+        for ext in ["svg", "png"] {
+            assert!(
+                images.contains(&format!("{plot}.{ext}")),
+                "{rel}: analyze_run wrote no {plot}.{ext} (it wrote {images:?})"
+            );
+        }
     }
-    if !spec.plots.is_empty() {
-        let imgs: String = spec
-            .plots
-            .iter()
-            .map(|p| format!("<img src=\"{p}.svg\" alt=\"{p}\">"))
-            .collect();
-        std::fs::write(
-            dir.join("report.html"),
-            format!("<!doctype html><html><head><meta charset=\"utf-8\"><title>{rel}</title></head><body><h1>{rel}</h1>{imgs}</body></html>\n"),
-        )
-        .unwrap();
-    }
+    assert_eq!(
+        dir.join("report.html").is_file(),
+        verdict.is_some(),
+        "{rel}"
+    );
     FixtureRun {
         rel,
         system: spec.sut,
@@ -361,6 +440,13 @@ fn history(family: Option<Family>, stale: bool) -> String {
             .unwrap()
             .to_owned()
     });
+    // The values the nemesis records for each kind of fault.
+    let fault_value = match fault.as_deref() {
+        Some("clock") => json!({"nodes": ["n2"], "offset_ms": -33000}),
+        Some("partition") => json!({"grudge": {"n1": ["n2"], "n2": ["n1", "n3"], "n3": ["n2"]},
+            "shape": "isolate-one"}),
+        _ => json!(["n2"]),
+    };
     let mut last = [0u64; 2];
     for i in 0..60u64 {
         let t = i * 200_000_000 + 1_000_000;
@@ -372,7 +458,7 @@ fn history(family: Option<Family>, stale: bool) -> String {
                     "info",
                     &format!("start-{f}"),
                     None,
-                    json!(["n2"]),
+                    fault_value.clone(),
                 );
             }
             if i == 40 {
@@ -382,7 +468,7 @@ fn history(family: Option<Family>, stale: bool) -> String {
                     "info",
                     &format!("stop-{f}"),
                     None,
-                    json!(["n2"]),
+                    fault_value.clone(),
                 );
             }
         }
@@ -417,76 +503,6 @@ fn history(family: Option<Family>, stale: bool) -> String {
         );
     }
     lines.join("\n") + "\n"
-}
-
-/// A small SVG shaped like the plots' output (explicit size, a shaded fault interval, a
-/// line).
-pub fn svg(title: &str, w: u32, h: u32) -> String {
-    let points: String = (0..40)
-        .map(|i| format!("{},{} ", 40 + i * 18, h / 2 + ((i * 37) % 90)))
-        .collect();
-    format!(
-        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">\
-<rect x=\"0\" y=\"0\" width=\"{w}\" height=\"{h}\" fill=\"#FFFFFF\"/>\
-<rect x=\"300\" y=\"20\" width=\"160\" height=\"{}\" fill=\"#F4A582\" opacity=\"0.35\"/>\
-<polyline fill=\"none\" stroke=\"#0B5CAD\" stroke-width=\"2\" points=\"{points}\"/>\
-<text x=\"40\" y=\"18\" font-size=\"14\">{title}</text></svg>\n",
-        h - 40
-    )
-}
-
-/// A valid truecolour PNG (stored deflate blocks), `w` x `h`, a gradient per `seed`.
-pub fn png(w: u32, h: u32, seed: u8) -> Vec<u8> {
-    let mut raw = Vec::new();
-    for y in 0..h {
-        raw.push(0);
-        for x in 0..w {
-            raw.extend_from_slice(&[(x % 256) as u8, (y % 256) as u8, seed.wrapping_mul(80)]);
-        }
-    }
-    let mut z = vec![0x78, 0x01];
-    let chunks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, c) in chunks.iter().enumerate() {
-        z.push(u8::from(i + 1 == chunks.len()));
-        let n = c.len() as u16;
-        z.extend_from_slice(&n.to_le_bytes());
-        z.extend_from_slice(&(!n).to_le_bytes());
-        z.extend_from_slice(c);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for &byte in &raw {
-        a = (a + u32::from(byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [(b"IHDR", ihdr), (b"IDAT", z), (b"IEND", Vec::new())] {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut body = kind.to_vec();
-        body.extend_from_slice(&data);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&crc32(&body).to_be_bytes());
-    }
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xffff_ffffu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xedb8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
 }
 
 /// A `stasis serve` child on an ephemeral loopback port; killed on drop.
