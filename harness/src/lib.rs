@@ -19,6 +19,7 @@ pub mod recorder;
 pub mod replay;
 pub mod report_html;
 pub mod run;
+pub mod selftest;
 pub mod serve;
 pub mod signals;
 pub mod store;

@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod membership;
 pub mod partition;
+pub mod targeted;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,6 +39,8 @@ pub enum Family {
     Pause,
     Partition,
     Clock,
+    /// Combined faults for `stasis selftest` (not selectable with `--nemesis`).
+    Targeted,
     Membership,
 }
 
@@ -56,6 +59,7 @@ impl Family {
             Family::Pause => "pause",
             Family::Partition => "partition",
             Family::Clock => "clock",
+            Family::Targeted => "targeted",
             Family::Membership => "membership",
         }
     }
@@ -146,6 +150,10 @@ pub enum Fault {
         offset_ms: i64,
         period_ms: u64,
     },
+    /// A combined fault (see [`targeted`]).
+    Targeted {
+        combo: targeted::Combo,
+    },
     /// Change the voter set (the nodes are drawn at start from the current voters and
     /// the spares); changed back on stop.
     Reconfig {
@@ -160,6 +168,7 @@ impl Fault {
             Fault::Pause { .. } => Family::Pause,
             Fault::Partition { .. } => Family::Partition,
             Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => Family::Clock,
+            Fault::Targeted { .. } => Family::Targeted,
             Fault::Reconfig { .. } => Family::Membership,
         }
     }
@@ -195,6 +204,11 @@ pub fn schedule(
     seed: u64,
 ) -> Vec<Planned> {
     let mut out = Vec::new();
+    let families: Vec<Family> = families
+        .iter()
+        .copied()
+        .filter(|f| *f != Family::Targeted)
+        .collect();
     if families.is_empty() {
         return out;
     }
@@ -239,6 +253,10 @@ pub fn schedule(
                     shape: *usable.choose(&mut rng).unwrap_or(&Shape::IsolateOne),
                 }
             }
+            // Never drawn (filtered out above): targeted faults are scheduled by selftest.
+            Family::Targeted => Fault::Kill {
+                target: Target::Leader,
+            },
             Family::Clock => {
                 let secs = rng.random_range(2..=60i64) * if rng.random_bool(0.5) { 1 } else { -1 };
                 if rng.random_bool(0.5) {
@@ -466,6 +484,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             active.strobe = Some((stop, handle));
             json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms, "period_ms": period_ms})
         }
+        Fault::Targeted { combo } => targeted::start(cluster, combo, &mut rng, &mut active)?,
         Fault::Reconfig { change } => {
             let m = cluster
                 .membership
@@ -525,6 +544,10 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
                 let seen = verify_clock(cluster, i, 0)?;
                 active.evidence.push(format!("reset: {seen}"));
             }
+        }
+        Fault::Targeted { combo } => {
+            let combo = combo.clone();
+            targeted::stop(cluster, &combo, active)?;
         }
         Fault::Reconfig { .. } => {
             let m = cluster

@@ -1,0 +1,571 @@
+//! The selftest cases: one per seeded bug, plus the correct builds.
+//!
+//! Each case has one or more *plans*: a nemesis (the ordinary scheduler's families,
+//! targets and shapes, or a targeted schedule of combined faults), node flags (faster
+//! ticks, lease reads, ...), a workload and the length of one attempt. A case's attempts
+//! cycle through its plans. The correct builds of a protocol cycle through the plans of
+//! every bug case of that protocol, so a schedule that "finds bugs" in correct code shows.
+
+use std::time::Duration;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::nemesis::targeted::Combo;
+use crate::nemesis::{Fault, Planned};
+
+/// A schedule of targeted faults, drawn from the attempt's seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Targeted {
+    /// Isolate the leader and move its wall clock back by 20 to 40 s.
+    IsolateLeaderClockBack,
+    /// Kill the leader, restarting every node whose term rises right away.
+    VoteRestart,
+    /// Replace two voters with two spares in one change and cut the leaving two off
+    /// (after the spares became learners when `pause_spares`, else first).
+    SplitReplace { pause_spares: bool },
+    /// Isolate the leader until a new one is elected, then cut only the two leaders apart.
+    IsolateThenCutPair,
+}
+
+impl Targeted {
+    /// Faults back to back over `phase`: held `hold`, then a quiet gap of `gap` (both
+    /// jittered by the seed) so a new leader settles before the next one.
+    pub fn schedule(self, phase: Duration, seed: u64) -> Vec<Planned> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7461_7267_6574);
+        let (hold, gap) = match self {
+            Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
+            Targeted::VoteRestart => (1200..2000, 400..900),
+            Targeted::SplitReplace { .. } => (3000..4000, 1500..2500),
+            Targeted::IsolateThenCutPair => (1500..2500, 3000..4000),
+        };
+        let end = phase.as_millis() as u64;
+        let mut t = rng.random_range(300..800);
+        let mut out = Vec::new();
+        while t + 500 < end {
+            let hold_ms = rng.random_range(hold.clone());
+            let combo = match self {
+                Targeted::IsolateLeaderClockBack => Combo::IsolateLeaderClock {
+                    offset_ms: -rng.random_range(20..=40) * 1000,
+                },
+                Targeted::VoteRestart => Combo::VoteRestart { watch_ms: hold_ms },
+                Targeted::SplitReplace { pause_spares } => Combo::SplitReplace { pause_spares },
+                Targeted::IsolateThenCutPair => Combo::IsolateThenCutPair { wait_ms: 3500 },
+            };
+            out.push(Planned {
+                at_ms: t,
+                hold_ms: match self {
+                    // The watch window is the fault itself; stop restarts the old leader.
+                    Targeted::VoteRestart => 50,
+                    _ => hold_ms,
+                },
+                fault: Fault::Targeted { combo },
+                pick: rng.random(),
+            });
+            t += hold_ms + rng.random_range(gap.clone());
+        }
+        out
+    }
+
+    /// Whether the nodes must run under libfaketime.
+    pub fn needs_clock(self) -> bool {
+        matches!(self, Targeted::IsolateLeaderClockBack)
+    }
+}
+
+/// One way to attack a case: nemesis, node flags, workload and attempt length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Short label shown in the table (`pause:leader`, `isolate-leader+clock-back`, ...).
+    pub name: &'static str,
+    pub nodes: u8,
+    /// Spare nodes (`--spares`) for membership changes.
+    pub spares: u8,
+    /// Node flags given to the buggy and the correct build alike.
+    pub node_args: &'static [&'static str],
+    /// `--nemesis`, `--target`, `--shapes`, `--nemesis-interval` of the ordinary scheduler
+    /// (ignored for the schedule when `targeted` is set).
+    pub nemesis: &'static str,
+    pub target: &'static str,
+    pub shapes: &'static str,
+    pub interval: &'static str,
+    pub targeted: Option<Targeted>,
+    /// Workload length of one attempt (warm-up and faults included).
+    pub attempt: Duration,
+    pub keys: usize,
+    pub rate: u32,
+    pub write_pct: u32,
+    pub cas_pct: u32,
+    pub concurrency: usize,
+    pub op_timeout: &'static str,
+}
+
+/// Short timeouts: 10 ms ticks, election timeout 60-120 ticks (0.6-1.2 s), heartbeats
+/// every 100 ms. An isolated leader steps down 0.6-1.2 s after losing its quorum, and
+/// the others elect a new leader after 0.6-1.2 s (with five nodes, usually near 0.7 s),
+/// so for a while two nodes believe they lead.
+const FAST: &[&str] = &[
+    "--tick-ms",
+    "10",
+    "--election-ticks",
+    "60",
+    "--heartbeat-ticks",
+    "10",
+];
+
+const BASE: Plan = Plan {
+    name: "",
+    nodes: 5,
+    spares: 0,
+    node_args: FAST,
+    nemesis: "none",
+    target: "leader",
+    shapes: "isolate-leader",
+    interval: "1200ms",
+    targeted: None,
+    attempt: Duration::from_secs(15),
+    keys: 6,
+    rate: 300,
+    write_pct: 30,
+    cas_pct: 5,
+    concurrency: 15,
+    op_timeout: "250ms",
+};
+
+/// A selftest case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Case {
+    /// `raft/stale-read`, `multipaxos/correct`, ...
+    pub id: &'static str,
+    /// `--sut` (and the node's `--protocol`).
+    pub protocol: &'static str,
+    /// The node's `--bug NAME`, or `None` for the correct build.
+    pub bug: Option<&'static str>,
+    /// Node flags only the buggy build gets (a correct node refuses them).
+    pub bug_args: &'static [&'static str],
+    pub plans: Vec<Plan>,
+}
+
+impl Case {
+    pub fn is_bug(&self) -> bool {
+        self.bug.is_some()
+    }
+
+    /// The nemesis column of the table: the plans' names.
+    pub fn nemesis_label(&self) -> String {
+        if !self.is_bug() {
+            return format!("the {} {} plans above", self.plans.len(), self.protocol);
+        }
+        let names: Vec<&str> = self.plans.iter().map(|p| p.name).collect();
+        names.join(" | ")
+    }
+
+    /// `raft-stale-read`: the test name of its runs (a run dir component).
+    pub fn test_name(&self) -> String {
+        self.id.replace('/', "-")
+    }
+
+    /// The `stasis test` arguments of one attempt (store, node binary and seed excluded).
+    pub fn test_argv(&self, plan: &Plan, attempt: Duration) -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--sut",
+            self.protocol,
+            "--nemesis",
+            plan.nemesis,
+            "--target",
+            plan.target,
+            "--shapes",
+            plan.shapes,
+            "--nemesis-interval",
+            plan.interval,
+            "--op-timeout",
+            plan.op_timeout,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend([
+            "--nodes".into(),
+            plan.nodes.to_string(),
+            "--spares".into(),
+            plan.spares.to_string(),
+            "--time-limit".into(),
+            format!("{}ms", attempt.as_millis()),
+            "--concurrency".into(),
+            plan.concurrency.to_string(),
+            "--rate".into(),
+            plan.rate.to_string(),
+            "--keys".into(),
+            plan.keys.to_string(),
+            "--write-pct".into(),
+            plan.write_pct.to_string(),
+            "--cas-pct".into(),
+            plan.cas_pct.to_string(),
+            "--name".into(),
+            self.test_name(),
+            // A hard history must not eat the case's budget: past this the verdict is
+            // `unknown`, which is not a catch.
+            "--check-timeout".into(),
+            "30s".into(),
+        ]);
+        let mut node_args: Vec<&str> = plan.node_args.to_vec();
+        if let Some(bug) = self.bug {
+            node_args.extend(["--bug", bug]);
+            node_args.extend(self.bug_args);
+        }
+        for n in node_args {
+            a.push("--node-arg".into());
+            a.push(n.into());
+        }
+        a
+    }
+}
+
+fn plan(name: &'static str, f: impl FnOnce(&mut Plan)) -> Plan {
+    let mut p = BASE.clone();
+    p.name = name;
+    f(&mut p);
+    p
+}
+
+/// Every bug case, in table order.
+pub fn bug_cases() -> Vec<Case> {
+    // The workhorse: cut the leader off (held 1-2 s, a little more than an election
+    // timeout plus a step-down) again and again. Five nodes elect a replacement sooner
+    // than three (the first of four randomized timeouts fires), which widens the window in
+    // which the old leader still believes it leads.
+    let isolate5 = plan("partition:isolate-leader", |p| {
+        p.nemesis = "partition";
+        p.shapes = "isolate-leader";
+    });
+    // Three nodes: an isolated leader alone is "one ack early" of a majority of two.
+    let isolate3 = plan("partition:isolate-leader (3 nodes)", |p| {
+        p.nemesis = "partition";
+        p.shapes = "isolate-leader";
+        p.nodes = 3;
+    });
+    // Partitions that heal about when the new leader is elected, while the old one still
+    // believes it leads (0.5-1.1 s, against a 0.6-1.2 s check-quorum).
+    let isolate5_short = plan("partition:isolate-leader (short)", |p| {
+        p.nemesis = "partition";
+        p.shapes = "isolate-leader";
+        p.interval = "700ms";
+    });
+    // Slow timeouts (1.5-3 s): the cut is narrowed hundreds of milliseconds after the
+    // election, still before the old leader's check-quorum (1.5-3 s after the cut) fires.
+    let cut_pair = plan("isolate-leader, then cut only old<->new leader", |p| {
+        p.nemesis = "partition";
+        p.targeted = Some(Targeted::IsolateThenCutPair);
+        p.attempt = Duration::from_secs(20);
+        p.node_args = &[
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "150",
+            "--heartbeat-ticks",
+            "10",
+        ];
+    });
+    let pause5 = plan("pause:leader", |p| {
+        p.nemesis = "pause";
+        p.target = "leader";
+    });
+    let kill5 = plan("kill:leader", |p| {
+        p.nemesis = "kill";
+        p.target = "leader";
+        p.interval = "1s";
+    });
+    let lease_clock = plan("isolate-leader+clock-back (lease reads)", |p| {
+        p.nemesis = "clock";
+        p.targeted = Some(Targeted::IsolateLeaderClockBack);
+        p.node_args = &[
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "60",
+            "--heartbeat-ticks",
+            "10",
+            "--read-mode",
+            "lease",
+        ];
+    });
+    let vote_restart = plan("vote-restart", |p| {
+        p.nemesis = "kill";
+        p.targeted = Some(Targeted::VoteRestart);
+    });
+    let figure8 = plan("kill+partition:leader,minority", |p| {
+        p.nemesis = "kill,partition";
+        p.target = "leader,minority";
+        p.shapes = "isolate-leader,random-halves";
+        p.interval = "700ms";
+    });
+    let split_replace = plan("split+replace-two (3 voters, 2 spares)", |p| {
+        p.nemesis = "partition";
+        p.nodes = 3;
+        p.spares = 2;
+        p.targeted = Some(Targeted::SplitReplace { pause_spares: true });
+        p.attempt = Duration::from_secs(20);
+    });
+    vec![
+        Case {
+            id: "raft/stale-read",
+            protocol: "raft",
+            bug: Some("stale-read"),
+            bug_args: &[],
+            plans: vec![isolate5.clone()],
+        },
+        Case {
+            id: "raft/forget-vote",
+            protocol: "raft",
+            bug: Some("forget-vote"),
+            bug_args: &[],
+            plans: vec![vote_restart],
+        },
+        Case {
+            id: "raft/commit-minority",
+            protocol: "raft",
+            bug: Some("commit-minority"),
+            bug_args: &[],
+            plans: vec![isolate3.clone()],
+        },
+        Case {
+            id: "raft/figure8",
+            protocol: "raft",
+            bug: Some("figure8"),
+            bug_args: &[],
+            plans: vec![figure8],
+        },
+        Case {
+            id: "raft/lease-wallclock",
+            protocol: "raft",
+            bug: Some("lease-wallclock"),
+            bug_args: &[],
+            plans: vec![lease_clock],
+        },
+        Case {
+            id: "multipaxos/ignore-accepted",
+            protocol: "multipaxos",
+            bug: Some("ignore-accepted"),
+            bug_args: &[],
+            plans: vec![kill5, pause5.clone()],
+        },
+        Case {
+            id: "multipaxos/no-fencing",
+            protocol: "multipaxos",
+            bug: Some("no-fencing"),
+            bug_args: &[],
+            plans: vec![cut_pair, isolate5_short],
+        },
+        Case {
+            id: "multipaxos/disjoint-quorums",
+            protocol: "multipaxos",
+            bug: Some("disjoint-quorums"),
+            bug_args: &["--quorum", "flexible:2,1"],
+            plans: vec![isolate3],
+        },
+        Case {
+            id: "raft/unsafe-reconfig",
+            protocol: "raft",
+            bug: Some("unsafe-reconfig"),
+            bug_args: &[],
+            plans: vec![split_replace.clone()],
+        },
+        Case {
+            id: "multipaxos/unsafe-reconfig",
+            protocol: "multipaxos",
+            bug: Some("unsafe-reconfig"),
+            bug_args: &[],
+            // The Multi-Paxos leader switches without a catch-up stage: cut, then ask.
+            plans: vec![Plan {
+                name: "split+replace-two, cut first (3 voters, 2 spares)",
+                targeted: Some(Targeted::SplitReplace {
+                    pause_spares: false,
+                }),
+                ..split_replace
+            }],
+        },
+    ]
+}
+
+/// Every case: the bug cases, then one correct build per protocol that cycles through
+/// the plans of that protocol's bug cases (each plan once).
+pub fn all_cases() -> Vec<Case> {
+    let bugs = bug_cases();
+    let mut out = bugs.clone();
+    for protocol in ["raft", "multipaxos"] {
+        let mut plans: Vec<Plan> = Vec::new();
+        for c in bugs.iter().filter(|c| c.protocol == protocol) {
+            for p in &c.plans {
+                if !plans.contains(p) {
+                    plans.push(p.clone());
+                }
+            }
+        }
+        out.push(Case {
+            id: if protocol == "raft" {
+                "raft/correct"
+            } else {
+                "multipaxos/correct"
+            },
+            protocol,
+            bug: None,
+            bug_args: &[],
+            plans,
+        });
+    }
+    out
+}
+
+/// The cases named by `--case` (all when none is named), in table order, each once.
+pub fn select(names: &[String]) -> Result<Vec<Case>, String> {
+    let all = all_cases();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    for n in names {
+        if !all.iter().any(|c| c.id == n) {
+            let ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+            return Err(format!(
+                "unknown case {n:?}: use one of {} (repeat --case for several)",
+                ids.join(", ")
+            ));
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|c| names.iter().any(|n| n == c.id))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: crate::run::TestArgs,
+    }
+
+    #[test]
+    fn every_bug_has_a_case_and_ids_are_unique() {
+        let all = all_cases();
+        let ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+        for want in [
+            "raft/stale-read",
+            "raft/forget-vote",
+            "raft/commit-minority",
+            "raft/figure8",
+            "raft/lease-wallclock",
+            "multipaxos/ignore-accepted",
+            "multipaxos/no-fencing",
+            "multipaxos/disjoint-quorums",
+            "raft/unsafe-reconfig",
+            "multipaxos/unsafe-reconfig",
+            "raft/correct",
+            "multipaxos/correct",
+        ] {
+            assert!(ids.contains(&want), "{want} missing from {ids:?}");
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len(), "{ids:?}");
+        for c in &all {
+            assert!(!c.plans.is_empty(), "{}", c.id);
+            assert!(c.id.starts_with(c.protocol), "{}", c.id);
+            assert_eq!(c.id.ends_with("/correct"), c.bug.is_none(), "{}", c.id);
+        }
+    }
+
+    #[test]
+    fn correct_builds_cycle_through_their_protocols_plans() {
+        let all = all_cases();
+        for protocol in ["raft", "multipaxos"] {
+            let correct = all
+                .iter()
+                .find(|c| c.protocol == protocol && !c.is_bug())
+                .unwrap();
+            for c in all.iter().filter(|c| c.protocol == protocol && c.is_bug()) {
+                for p in &c.plans {
+                    assert!(
+                        correct.plans.contains(p),
+                        "{} plan {} missing",
+                        c.id,
+                        p.name
+                    );
+                }
+            }
+            assert!(correct.bug_args.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_plan_is_a_valid_stasis_test_command_line() {
+        for c in all_cases() {
+            for p in &c.plans {
+                let argv = c.test_argv(p, p.attempt);
+                let t = T::try_parse_from(std::iter::once("stasis-test".to_owned()).chain(argv))
+                    .unwrap_or_else(|e| panic!("{} / {}: {e}", c.id, p.name));
+                assert_eq!(t.args.sut, c.protocol);
+                assert_eq!(t.args.nodes, p.nodes);
+                let bug_flag = t.args.node_args.iter().position(|a| a == "--bug");
+                match c.bug {
+                    Some(b) => {
+                        assert_eq!(t.args.node_args[bug_flag.unwrap() + 1], b, "{}", c.id)
+                    }
+                    None => assert!(bug_flag.is_none(), "{}", c.id),
+                }
+                if let Some(tk) = p.targeted {
+                    assert_eq!(
+                        tk.needs_clock(),
+                        t.args.families().contains(&crate::nemesis::Family::Clock),
+                        "{}: libfaketime is loaded only with the clock family",
+                        p.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn selection_keeps_table_order_and_rejects_unknown_names() {
+        let got = select(&["raft/correct".into(), "raft/stale-read".into()]).unwrap();
+        let ids: Vec<&str> = got.iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["raft/stale-read", "raft/correct"]);
+        assert_eq!(select(&[]).unwrap().len(), all_cases().len());
+        let e = select(&["raft/stale-reads".into()]).unwrap_err();
+        assert!(
+            e.starts_with("unknown case \"raft/stale-reads\": use one of raft/stale-read,"),
+            "{e}"
+        );
+        assert!(!e.contains('\n'));
+    }
+
+    #[test]
+    fn targeted_schedules_are_seeded_and_do_not_overlap() {
+        for tk in [
+            Targeted::IsolateLeaderClockBack,
+            Targeted::VoteRestart,
+            Targeted::SplitReplace { pause_spares: true },
+            Targeted::IsolateThenCutPair,
+        ] {
+            let a = tk.schedule(Duration::from_secs(60), 5);
+            assert_eq!(a, tk.schedule(Duration::from_secs(60), 5));
+            assert_ne!(a, tk.schedule(Duration::from_secs(60), 6));
+            assert!(a.len() >= 5, "{tk:?}: {}", a.len());
+            for w in a.windows(2) {
+                assert!(w[0].at_ms + w[0].hold_ms < w[1].at_ms, "{w:?}");
+            }
+            assert!(a.last().unwrap().at_ms < 60_000);
+            assert!(a.iter().all(|p| matches!(p.fault, Fault::Targeted { .. })));
+        }
+        match &Targeted::IsolateLeaderClockBack.schedule(Duration::from_secs(5), 1)[0].fault {
+            Fault::Targeted {
+                combo: Combo::IsolateLeaderClock { offset_ms },
+            } => assert!((-40_000..=-20_000).contains(offset_ms)),
+            f => panic!("{f:?}"),
+        }
+    }
+}
