@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::core::{Bugs, NodeId, ReadMode, parse_id};
+use crate::core::{Bugs, CheckQuorum, NodeId, ReadMode, parse_id};
 
 /// A replicated key-value server for Stasis to test (RESP2 protocol).
 #[derive(Parser, Debug, Clone)]
@@ -56,6 +56,11 @@ pub struct Cli {
     /// election timeout).
     #[arg(long)]
     pub lease_margin_ticks: Option<u64>,
+    /// Check quorum: a leader that has heard no quorum for this many ticks steps down
+    /// (default: the election timeout; 0 = never, only a higher term/ballot deposes it).
+    /// Must be at least --election-ticks. Only liveness depends on it.
+    #[arg(long)]
+    pub check_quorum_ticks: Option<u64>,
     /// Snapshot and compact the log every N applied entries (0 = never).
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
@@ -87,6 +92,7 @@ pub struct NodeConfig {
     pub election_ticks: u64,
     pub heartbeat_ticks: u64,
     pub lease_margin_ticks: u64,
+    pub check_quorum: CheckQuorum,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     /// Seeded bugs switched on (none by default).
@@ -187,6 +193,22 @@ impl Cli {
         if lease_margin_ticks >= self.election_ticks {
             return Err("--lease-margin-ticks must be below --election-ticks".into());
         }
+        let check_quorum = match self.check_quorum_ticks {
+            None => CheckQuorum::ElectionTimeout,
+            Some(0) => CheckQuorum::Off,
+            Some(n) if n < self.election_ticks => {
+                return Err(format!(
+                    "--check-quorum-ticks {n} is below --election-ticks {}: a leader would step down while its followers still follow it; use at least the election timeout, or 0 to never step down",
+                    self.election_ticks
+                ));
+            }
+            Some(n) if n > 1_000_000 => {
+                return Err(format!(
+                    "--check-quorum-ticks {n} is too large (at most 1000000); use 0 to never step down"
+                ));
+            }
+            Some(n) => CheckQuorum::Ticks(n),
+        };
         if self.request_timeout_ms == 0 {
             return Err("--request-timeout-ms must be positive".into());
         }
@@ -204,6 +226,7 @@ impl Cli {
             election_ticks: self.election_ticks,
             heartbeat_ticks: self.heartbeat_ticks,
             lease_margin_ticks,
+            check_quorum,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             bugs,
@@ -336,6 +359,47 @@ mod tests {
         a.extend_from_slice(&["--protocol", "multipaxos", "--bug", "figure8"]);
         let (msg, code) = from_args(a).unwrap_err();
         assert!(code == 2 && msg.contains("raft only") && msg.lines().count() == 1);
+    }
+
+    #[test]
+    fn check_quorum_ticks_default_off_and_bounds() {
+        assert_eq!(
+            from_args(base()).unwrap().check_quorum,
+            CheckQuorum::ElectionTimeout
+        );
+        for (protocol, read_mode) in [
+            ("raft", "read-index"),
+            ("raft", "lease"),
+            ("multipaxos", "read-index"),
+        ] {
+            let mut a = base();
+            a.extend_from_slice(&[
+                "--protocol",
+                protocol,
+                "--read-mode",
+                read_mode,
+                "--check-quorum-ticks",
+                "300",
+            ]);
+            assert_eq!(from_args(a).unwrap().check_quorum, CheckQuorum::Ticks(300));
+            let mut a = base();
+            a.extend_from_slice(&[
+                "--protocol",
+                protocol,
+                "--read-mode",
+                read_mode,
+                "--check-quorum-ticks",
+                "0",
+            ]);
+            assert_eq!(from_args(a).unwrap().check_quorum, CheckQuorum::Off);
+        }
+        let mut a = base();
+        a.extend_from_slice(&["--check-quorum-ticks", "30"]);
+        assert_eq!(from_args(a).unwrap().check_quorum, CheckQuorum::Ticks(30));
+        assert!(err(&["--check-quorum-ticks", "29"]).contains("below --election-ticks 30"));
+        assert!(err(&["--check-quorum-ticks", "1000001"]).contains("too large"));
+        assert!(err(&["--check-quorum-ticks=-1"]).contains("check-quorum-ticks"));
+        assert!(err(&["--check-quorum-ticks", "x"]).contains("check-quorum-ticks"));
     }
 
     #[test]

@@ -158,6 +158,47 @@ pub enum ReadMode {
     Lease,
 }
 
+/// Check quorum (`--check-quorum-ticks`): when a leader that has not heard from a quorum
+/// steps down. Only liveness depends on it (clients get NOTLEADER instead of waiting on a
+/// leader that cannot decide anything); reads and writes are confirmed by quorums whatever
+/// the setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CheckQuorum {
+    /// Check every (minimum) election timeout: the default.
+    #[default]
+    ElectionTimeout,
+    /// Check every N ticks (N > 0): a leader without quorum contact for N ticks steps down.
+    Ticks(u64),
+    /// Never step down for lack of quorum contact (only a higher term/ballot deposes it).
+    Off,
+}
+
+impl CheckQuorum {
+    /// The check period in ticks, `None` when off.
+    pub fn period(self, election_ticks: u64) -> Option<u64> {
+        match self {
+            CheckQuorum::ElectionTimeout => Some(election_ticks),
+            CheckQuorum::Ticks(n) => Some(n),
+            CheckQuorum::Off => None,
+        }
+    }
+
+    /// Advances a leader's check-quorum counter by one tick; true when a check is due now
+    /// (the counter then restarts).
+    pub fn due(self, election_ticks: u64, elapsed: &mut u64) -> bool {
+        let Some(period) = self.period(election_ticks) else {
+            return false;
+        };
+        *elapsed += 1;
+        if *elapsed >= period {
+            *elapsed = 0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// A proposal was accepted into the leader's log at this position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proposed {

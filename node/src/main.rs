@@ -76,6 +76,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
         pc.election_ticks = cfg.election_ticks;
         pc.heartbeat_ticks = cfg.heartbeat_ticks;
+        pc.check_quorum = cfg.check_quorum;
         pc.seed = seed;
         pc.bugs = cfg.bugs.clone();
         let core = Paxos::new(pc, (!cfg.join).then(|| cfg.peers.clone()), recovered);
@@ -87,6 +88,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     rc.heartbeat_ticks = cfg.heartbeat_ticks;
     rc.read_mode = cfg.read_mode;
     rc.lease_margin_ticks = cfg.lease_margin_ticks;
+    rc.check_quorum = cfg.check_quorum;
     rc.seed = seed;
     rc.tick_ms = cfg.tick.as_millis() as u64;
     rc.bugs = cfg.bugs.clone();

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info};
 
 use crate::core::{
-    Apply, Bugs, ConsensusCore, CoreStatus, Event, NodeId, NotLeader, Proposed, Ready,
+    Apply, Bugs, CheckQuorum, ConsensusCore, CoreStatus, Event, NodeId, NotLeader, Proposed, Ready,
     ReconfigError, Role, fmt_id,
 };
 use crate::quorum::{Joint, QuorumSpec, QuorumSystem};
@@ -65,6 +65,8 @@ pub struct PaxosConfig {
     /// Entries handed to the runtime per `take_ready`.
     pub max_apply: usize,
     pub quorum: QuorumSpec,
+    /// When a leader without a phase-2 quorum's acks steps down.
+    pub check_quorum: CheckQuorum,
     pub seed: u64,
     pub bugs: Bugs,
 }
@@ -78,6 +80,7 @@ impl PaxosConfig {
             max_batch: 512,
             max_apply: 4096,
             quorum,
+            check_quorum: CheckQuorum::ElectionTimeout,
             seed: id,
             bugs: Bugs::default(),
         }
@@ -972,17 +975,17 @@ impl Paxos {
     fn tick_leader(&mut self) {
         self.last_heard = Some(self.ticks);
         self.heartbeat_elapsed += 1;
-        self.quorum_elapsed += 1;
         if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks {
             self.heartbeat_elapsed = 0;
             self.broadcast_heartbeat();
             self.retransmit();
         }
-        if self.quorum_elapsed >= self.cfg.election_ticks {
-            self.quorum_elapsed = 0;
+        let check = self.cfg.check_quorum;
+        if check.due(self.cfg.election_ticks, &mut self.quorum_elapsed) {
             // Check quorum: step down if no phase-2 quorum answered recently (clients then
             // get NOTLEADER instead of waiting on a leader that cannot decide anything).
-            let since = self.ticks.saturating_sub(self.cfg.election_ticks);
+            let period = check.period(self.cfg.election_ticks).unwrap_or(0);
+            let since = self.ticks.saturating_sub(period);
             let mut alive: BTreeSet<NodeId> = self
                 .peer_ack_tick
                 .iter()

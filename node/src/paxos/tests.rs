@@ -770,3 +770,45 @@ fn an_isolated_node_does_not_raise_ballots_or_depose_the_leader() {
     net.run(5);
     assert!(net.nodes[&x].applied >= w);
 }
+
+/// Elects n1 with `check` and isolates it right after a check-quorum round (no acks
+/// counted); returns the ticks it stays leader (capped at `limit`).
+fn ticks_until_step_down(check: CheckQuorum, limit: u64) -> u64 {
+    let ids = [1, 2, 3];
+    let bootv = voters(&ids);
+    let mut net: PNet = Net::new(
+        &ids,
+        23,
+        Box::new(move |id, store: &MemStore| {
+            let c = PaxosConfig {
+                check_quorum: check,
+                ..cfg(id, majority(), 23)
+            };
+            Paxos::new(c, Some(bootv.clone()), store.recovered())
+        }),
+    );
+    elect(&mut net, 1);
+    net.partition(&[1]);
+    let p = net.core_mut(1);
+    p.quorum_elapsed = 0;
+    p.peer_ack_tick.clear();
+    for t in 1..=limit {
+        p.tick();
+        if p.role != Role::Leader {
+            return t;
+        }
+    }
+    limit
+}
+
+#[test]
+fn check_quorum_ticks_set_when_an_isolated_leader_steps_down() {
+    // Default: one election timeout (the tests' election_ticks is 10).
+    assert_eq!(
+        ticks_until_step_down(CheckQuorum::ElectionTimeout, 1000),
+        10
+    );
+    assert_eq!(ticks_until_step_down(CheckQuorum::Ticks(10), 1000), 10);
+    assert_eq!(ticks_until_step_down(CheckQuorum::Ticks(37), 1000), 37);
+    assert_eq!(ticks_until_step_down(CheckQuorum::Off, 1000), 1000);
+}

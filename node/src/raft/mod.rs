@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
 use crate::core::{
-    Apply, Bugs, ConsensusCore, CoreStatus, Event, NodeId, NotLeader, Proposed, ReadMode, Ready,
-    ReconfigError, Role, fmt_id,
+    Apply, Bugs, CheckQuorum, ConsensusCore, CoreStatus, Event, NodeId, NotLeader, Proposed,
+    ReadMode, Ready, ReconfigError, Role, fmt_id,
 };
 pub use log::{Entry, Payload, RaftLog};
 pub use membership::{Membership, VoteResult};
@@ -57,6 +57,9 @@ pub struct RaftConfig {
     /// Lease reads: the lease ends this many ticks before the followers' election timeout
     /// could expire, to absorb clock drift between nodes.
     pub lease_margin_ticks: u64,
+    /// When a leader without quorum contact steps down (lease reads do not depend on it:
+    /// the lease comes from acknowledged heartbeats).
+    pub check_quorum: CheckQuorum,
     /// Length of one tick in milliseconds (converts ticks to wall-clock time for the seeded
     /// bug `lease-wallclock`; nothing else uses it).
     pub tick_ms: u64,
@@ -76,6 +79,7 @@ impl RaftConfig {
             max_apply: 4096,
             read_mode: ReadMode::ReadIndex,
             lease_margin_ticks: 10,
+            check_quorum: CheckQuorum::ElectionTimeout,
             tick_ms: 10,
             seed: id,
             bugs: Bugs::default(),
@@ -271,6 +275,8 @@ pub struct Raft {
     snapshot: Option<Snapshot>,
     ticks: u64,
     election_elapsed: u64,
+    /// Leader: ticks since the last check-quorum round.
+    quorum_elapsed: u64,
     heartbeat_elapsed: u64,
     randomized_timeout: u64,
     votes: BTreeMap<NodeId, bool>,
@@ -337,6 +343,7 @@ impl Raft {
             snapshot: recovered.snapshot,
             ticks: 0,
             election_elapsed: 0,
+            quorum_elapsed: 0,
             heartbeat_elapsed: 0,
             randomized_timeout: cfg.election_ticks,
             votes: BTreeMap::new(),
@@ -608,6 +615,7 @@ impl Raft {
         self.role = Role::Leader;
         self.leader = Some(self.id());
         self.election_elapsed = 0;
+        self.quorum_elapsed = 0;
         self.heartbeat_elapsed = 0;
         self.votes.clear();
         self.progress.clear();
@@ -1306,6 +1314,12 @@ impl Raft {
         self.election_elapsed += 1;
         if self.election_elapsed >= self.cfg.election_ticks {
             self.election_elapsed = 0;
+        }
+        let due = self
+            .cfg
+            .check_quorum
+            .due(self.cfg.election_ticks, &mut self.quorum_elapsed);
+        if due {
             let me = self.cfg.id;
             let ok = self.membership.has_quorum(|id| {
                 id == me || self.progress.get(&id).is_some_and(|p| p.recent_active)

@@ -763,3 +763,47 @@ fn pre_candidate_resends_pre_votes_to_voters_that_have_not_answered() {
     ticks(&mut r, hb);
     assert_eq!(targets(&vote_requests(&mut r)), vec![2, 3, 4, 5]);
 }
+
+/// Elects a leader with `check` and isolates it right after a check-quorum round (no peer
+/// counted as recently active); returns the ticks it stays leader (capped at `limit`).
+fn ticks_until_step_down(check: CheckQuorum, limit: u64) -> u64 {
+    let ids = [1, 2, 3];
+    let mut sim = Sim::with_config(&ids, &ids, 21, |c| c.check_quorum = check);
+    let l = sim.elect();
+    sim.partition(&[l]);
+    let r = sim.raft_mut(l);
+    r.quorum_elapsed = 0;
+    for p in r.progress.values_mut() {
+        p.recent_active = false;
+    }
+    for t in 1..=limit {
+        r.tick();
+        if r.role != Role::Leader {
+            return t;
+        }
+    }
+    limit
+}
+
+#[test]
+fn check_quorum_ticks_set_when_an_isolated_leader_steps_down() {
+    // Default: one election timeout (the sim's election_ticks is 10).
+    assert_eq!(
+        ticks_until_step_down(CheckQuorum::ElectionTimeout, 1000),
+        10
+    );
+    assert_eq!(ticks_until_step_down(CheckQuorum::Ticks(10), 1000), 10);
+    assert_eq!(ticks_until_step_down(CheckQuorum::Ticks(37), 1000), 37);
+    assert_eq!(ticks_until_step_down(CheckQuorum::Off, 1000), 1000);
+}
+
+#[test]
+fn leader_with_quorum_contact_keeps_leading_with_long_check_quorum() {
+    let ids = [1, 2, 3];
+    let mut sim = Sim::with_config(&ids, &ids, 22, |c| c.check_quorum = CheckQuorum::Ticks(40));
+    let l = sim.elect();
+    let term = sim.raft(l).term();
+    sim.run(400);
+    assert_eq!(sim.leader(), Some(l));
+    assert_eq!(sim.raft(l).term(), term);
+}
