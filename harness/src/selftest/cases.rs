@@ -244,27 +244,34 @@ pub fn bug_cases() -> Vec<Case> {
         p.shapes = "isolate-leader";
         p.nodes = 3;
     });
-    // Partitions that heal about when the new leader is elected, while the old one still
-    // believes it leads (0.5-1.1 s, against a 0.6-1.2 s check-quorum).
-    let isolate5_short = plan("partition:isolate-leader (short)", |p| {
+    // Multi-Paxos stale leaders: a check-quorum ten election timeouts long keeps the old
+    // leader (and its ballot) through the cut, the election and the narrowing or heal, so
+    // its phase 2 reaches acceptors that promised a higher ballot.
+    const LONG_CHECK_QUORUM: &[&str] = &[
+        "--tick-ms",
+        "10",
+        "--election-ticks",
+        "60",
+        "--heartbeat-ticks",
+        "10",
+        "--check-quorum-ticks",
+        "600",
+    ];
+    // Partitions that heal about when the new leader is elected (0.5-1.1 s), while the
+    // old one still believes it leads.
+    let isolate5_short = plan("partition:isolate-leader (short, long check-quorum)", |p| {
         p.nemesis = "partition";
         p.shapes = "isolate-leader";
         p.interval = "700ms";
+        p.node_args = LONG_CHECK_QUORUM;
     });
-    // Slow timeouts (1.5-3 s): the cut is narrowed hundreds of milliseconds after the
-    // election, still before the old leader's check-quorum (1.5-3 s after the cut) fires.
+    // The cut is narrowed to old<->new leader right after the election; the old leader
+    // keeps leading (check-quorum 6 s) and proposes to the acceptors it still reaches.
     let cut_pair = plan("isolate-leader, then cut only old<->new leader", |p| {
         p.nemesis = "partition";
         p.targeted = Some(Targeted::IsolateThenCutPair);
         p.attempt = Duration::from_secs(20);
-        p.node_args = &[
-            "--tick-ms",
-            "10",
-            "--election-ticks",
-            "150",
-            "--heartbeat-ticks",
-            "10",
-        ];
+        p.node_args = LONG_CHECK_QUORUM;
     });
     let pause5 = plan("pause:leader", |p| {
         p.nemesis = "pause";
