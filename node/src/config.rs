@@ -61,6 +61,11 @@ pub struct Cli {
     /// Must be at least --election-ticks. Only liveness depends on it.
     #[arg(long)]
     pub check_quorum_ticks: Option<u64>,
+    /// Raft pre-vote (thesis §9.6; etcd's --pre-vote): on (default), a node whose election
+    /// timer fires first asks whether it could win before it raises its term; off, it
+    /// campaigns at once in a new term (etcd's behaviour before 3.5). raft only.
+    #[arg(long, default_value = "on")]
+    pub pre_vote: String,
     /// Snapshot and compact the log every N applied entries (0 = never).
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
@@ -93,6 +98,8 @@ pub struct NodeConfig {
     pub heartbeat_ticks: u64,
     pub lease_margin_ticks: u64,
     pub check_quorum: CheckQuorum,
+    /// Raft pre-vote before each election (always true for Multi-Paxos, which ignores it).
+    pub pre_vote: bool,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     /// Seeded bugs switched on (none by default).
@@ -209,6 +216,16 @@ impl Cli {
             }
             Some(n) => CheckQuorum::Ticks(n),
         };
+        let pre_vote = match self.pre_vote.as_str() {
+            "on" => true,
+            "off" => false,
+            other => {
+                return Err(format!("--pre-vote {other:?} is unknown; use on or off"));
+            }
+        };
+        if protocol == "multipaxos" && !pre_vote {
+            return Err("--pre-vote applies to --protocol raft only".into());
+        }
         if self.request_timeout_ms == 0 {
             return Err("--request-timeout-ms must be positive".into());
         }
@@ -227,6 +244,7 @@ impl Cli {
             heartbeat_ticks: self.heartbeat_ticks,
             lease_margin_ticks,
             check_quorum,
+            pre_vote,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             bugs,
@@ -400,6 +418,19 @@ mod tests {
         assert!(err(&["--check-quorum-ticks", "1000001"]).contains("too large"));
         assert!(err(&["--check-quorum-ticks=-1"]).contains("check-quorum-ticks"));
         assert!(err(&["--check-quorum-ticks", "x"]).contains("check-quorum-ticks"));
+    }
+
+    #[test]
+    fn pre_vote_on_by_default_off_for_raft_only() {
+        assert!(from_args(base()).unwrap().pre_vote);
+        let mut a = base();
+        a.extend_from_slice(&["--pre-vote", "off"]);
+        assert!(!from_args(a).unwrap().pre_vote);
+        assert!(err(&["--pre-vote", "maybe"]).contains("use on or off"));
+        let mut a = base();
+        a.extend_from_slice(&["--protocol", "multipaxos", "--pre-vote", "off"]);
+        let (msg, code) = from_args(a).unwrap_err();
+        assert!(code == 2 && msg.contains("raft only"), "{msg}");
     }
 
     #[test]

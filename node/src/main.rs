@@ -89,6 +89,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     rc.read_mode = cfg.read_mode;
     rc.lease_margin_ticks = cfg.lease_margin_ticks;
     rc.check_quorum = cfg.check_quorum;
+    rc.pre_vote = cfg.pre_vote;
     rc.seed = seed;
     rc.tick_ms = cfg.tick.as_millis() as u64;
     rc.bugs = cfg.bugs.clone();

@@ -5,11 +5,20 @@
 //!
 //! - `isolate-leader-clock`: cut the current leader off from every other node *and* move
 //!   its wall clock (a lease timed by the wall clock then outlives the partition).
-//! - `vote-restart`: SIGKILL the leader to force an election, then watch the other nodes'
-//!   terms; a node whose term rises (it has just voted or campaigned in the new term) is
-//!   killed with SIGKILL and restarted at once, so it comes back mid-election. The old
-//!   leader is restarted at stop. A node that does not persist its vote can then vote
-//!   twice in one term.
+//! - `double-vote` (three nodes, built for Raft without pre-vote): make one node Y grant
+//!   its vote in a term to two candidates, A and L, across a restart, before either
+//!   candidate's entries reach it. Steps: cut all three apart (iptables REJECT, so
+//!   connections fail with a reset and reconnect at once when allowed) and restart the
+//!   leader L; wait until all three are candidates of the same new term (each voted for
+//!   itself); restart Y (the term is durable) and pause it; reconnect A and Y and wait
+//!   until A's vote request sits in Y's socket (`/proc/<pid>/net/tcp`); pause A, resume Y
+//!   and wait until Y's answer sits in A's socket; restart Y again, reconnect it with L;
+//!   once L leads (or gave up waiting), resume A. A node that persists its vote refuses A
+//!   (it voted for itself) and then L: no leader in that term. One that forgets it grants
+//!   A and then L, and A and L lead the same term side by side, both replicating through
+//!   Y, while A and L stay cut apart until stop. Each step checks the state it needs
+//!   (STATUS terms and roles, socket queues) and the fault records where it stopped when
+//!   the race went the other way.
 //!
 //! - `isolate-then-cut-pair`: isolate the leader until another node leads, then reconnect
 //!   the old leader to everyone except the new leader: an old leader that nobody fences
@@ -44,8 +53,9 @@ use crate::cluster::Cluster;
 pub enum Combo {
     /// Isolate the leader and move its wall clock by `offset_ms`.
     IsolateLeaderClock { offset_ms: i64 },
-    /// Kill the leader; for `watch_ms`, kill -9 and restart every node whose term rises.
-    VoteRestart { watch_ms: u64 },
+    /// Make one node vote twice in a term across restarts (see the module docs);
+    /// `election_ms` is the nodes' minimum election timeout.
+    DoubleVote { election_ms: u64 },
     /// Isolate the leader until another node leads (at most `wait_ms`), then let the old
     /// leader reach everyone except the new leader.
     IsolateThenCutPair { wait_ms: u64 },
@@ -63,7 +73,7 @@ impl Combo {
     pub fn name(&self) -> &'static str {
         match self {
             Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
-            Combo::VoteRestart { .. } => "vote-restart",
+            Combo::DoubleVote { .. } => "double-vote",
             Combo::SplitReplace { .. } => "split-replace",
             Combo::IsolateThenCutPair { .. } => "isolate-then-cut-pair",
         }
@@ -127,7 +137,7 @@ pub fn start(
             active.grudge = Some(g);
             Ok(v)
         }
-        Combo::VoteRestart { watch_ms } => vote_restart(cluster, *watch_ms, rng, active),
+        Combo::DoubleVote { election_ms } => double_vote(cluster, *election_ms, rng, active),
         Combo::SplitReplace { pause_spares } => split_replace(cluster, *pause_spares, rng, active),
         Combo::IsolateThenCutPair { wait_ms } => {
             isolate_then_cut_pair(cluster, *wait_ms, rng, active)
@@ -378,64 +388,375 @@ fn term_role(cluster: &Cluster<'_>, i: usize) -> Option<(u64, String)> {
     Some((term, role))
 }
 
-fn vote_restart(
+/// Polls node `i`'s STATUS every 5 ms until `done(term, role)` holds or `deadline` passes;
+/// returns the last answer (`None` if it never answered).
+fn poll_status(
+    cluster: &Cluster<'_>,
+    i: usize,
+    deadline: Instant,
+    done: impl Fn(u64, &str) -> bool,
+) -> Option<(u64, String)> {
+    let mut last = None;
+    loop {
+        if let Some((t, r)) = term_role(cluster, i) {
+            let finished = done(t, &r);
+            last = Some((t, r));
+            if finished {
+                return last;
+            }
+        }
+        if Instant::now() >= deadline || crate::signals::interrupted() {
+            return last;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Adds (`cut`) or removes the DROP rules between nodes `x` and `y`, both ways at once.
+fn set_pair(
+    netns: &[String],
+    addrs: &[std::net::Ipv4Addr],
+    x: usize,
+    y: usize,
+    cut: bool,
+    reject: bool,
+) -> Result<()> {
+    let op = if cut { "-A" } else { "-D" };
+    // REJECT answers with a TCP reset, so a node's connection attempts fail at once and it
+    // retries on its short back-off; with DROP a connect would hang for its full timeout
+    // and delay the first message after the reconnect. Incoming resets pass (both ends
+    // hold a rule, and each must see the other's reset).
+    let target: &[&str] = if reject {
+        &[
+            "-p",
+            "tcp",
+            "!",
+            "--tcp-flags",
+            "RST",
+            "RST",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ]
+    } else {
+        &["-j", "DROP"]
+    };
+    let results: Vec<Result<String>> = std::thread::scope(|sc| {
+        let hs: Vec<_> = [(x, y), (y, x)]
+            .into_iter()
+            .map(|(at, from)| {
+                let ns = &netns[at];
+                let src = addrs[from].to_string();
+                sc.spawn(move || {
+                    let mut argv = vec!["iptables", "-w", op, "INPUT", "-s", &src];
+                    argv.extend_from_slice(target);
+                    crate::net::run_in(ns, &argv)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("iptables thread panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
+/// Whether a connection from namespace `ns` to `to` is refused. Used where the peer's
+/// process exists and listens, so a refusal can only come from a REJECT rule.
+fn reset_by_rule(ns: &str, to: std::net::SocketAddr) -> Result<bool> {
+    crate::net::with_netns(ns, || {
+        match std::net::TcpStream::connect_timeout(&to, Duration::from_millis(500)) {
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+            Ok(_) => false,
+        }
+    })
+}
+
+fn shown(s: &Option<(u64, String)>) -> String {
+    match s {
+        Some((t, r)) => format!("{r} in term {t}"),
+        None => "no answer".to_owned(),
+    }
+}
+
+/// Whether bytes from `from_ip` wait unread in an established TCP connection to local port
+/// `port` of the process `pid` (its network namespace's `/proc/<pid>/net/tcp`).
+fn bytes_waiting(pid: u32, port: u16, from_ip: std::net::Ipv4Addr) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")) else {
+        return false;
+    };
+    // Addresses are little-endian hex words: 0100000A:1B58 is 10.0.0.1:7000.
+    let want_ip = format!("{:08X}", u32::from_le_bytes(from_ip.octets()));
+    let want_port = format!("{port:04X}");
+    text.lines().skip(1).any(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 5 || f[3] != "01" {
+            return false;
+        }
+        let (Some((_, lport)), Some((rip, _))) = (f[1].split_once(':'), f[2].split_once(':'))
+        else {
+            return false;
+        };
+        let rx = f[4]
+            .split_once(':')
+            .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+            .unwrap_or(0);
+        lport == want_port && rip == want_ip && rx > 0
+    })
+}
+
+/// Waits until `cond` holds or `deadline` passes.
+fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline || crate::signals::interrupted() {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn double_vote(
     cluster: &mut Cluster<'_>,
-    watch_ms: u64,
+    election_ms: u64,
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
+    let n = cluster.len();
+    if n != 3 {
+        bail!("the double-vote fault needs exactly 3 nodes, not {n}");
+    }
     let began = Instant::now();
-    let l = leader_or_any(cluster, rng);
-    active.nodes = vec![l];
-    // The highest term seen so far; each new term gets one restart.
-    let mut done_term = (0..cluster.len())
-        .filter_map(|i| term_role(cluster, i).map(|(t, _)| t))
-        .max()
-        .unwrap_or(0);
-    if let Some(pid) = cluster.kill(l)? {
-        active
-            .evidence
-            .push(format!("{} pid {pid} killed", cluster.info(l).name));
+    let infos = cluster.infos();
+    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let ms = Duration::from_millis;
+    let e = ms(election_ms);
+    let mut steps: Vec<Value> = Vec::new();
+    let step = |steps: &mut Vec<Value>, what: String| {
+        steps.push(json!({"at_ms": began.elapsed().as_millis() as u64, "step": what}));
+    };
+    let missed = |steps: Vec<Value>, why: String| json!({"combo": "double-vote", "outcome": format!("missed: {why}"), "steps": steps});
+    // The previous fault may have left an election going on.
+    let mut leader = None;
+    wait_until(began + ms(4000), || {
+        leader = super::find_leader(cluster);
+        leader.is_some()
+    });
+    let Some(l) = leader else {
+        return Ok(missed(steps, "no node leads".into()));
+    };
+    let Some((term, _)) = term_role(cluster, l) else {
+        return Ok(missed(steps, format!("{} did not answer STATUS", names[l])));
+    };
+    let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
+    others.shuffle(rng);
+    let (a, y) = (others[0], others[1]);
+    let next = term + 1;
+    active.nodes = vec![l, a, y];
+
+    // 1. Cut all three apart (TCP resets, so reconnecting later is immediate) and restart
+    //    L: every node campaigns in `next` alone, voting for itself.
+    for (p, q) in [(l, a), (l, y), (a, y)] {
+        set_pair(&netns, &addrs, p, q, true, true)?;
     }
-    let mut steps = vec![json!({"at_ms": 0, "killed": cluster.info(l).name})];
-    let deadline = began + Duration::from_millis(watch_ms);
-    while Instant::now() < deadline && !crate::signals::interrupted() {
-        // A follower in a term newer than any restart so far has just heard a vote
-        // request of that term (and probably granted it): restart it at once, so it comes
-        // back while the election of that term is still going on.
-        let mut order: Vec<usize> = (0..cluster.len()).filter(|&i| i != l).collect();
-        order.shuffle(rng);
-        for i in order {
-            if !cluster.is_running(i) {
-                continue;
+    let cut_at = Instant::now();
+    active.grudge = Some(
+        (0..n)
+            .map(|i| (i, (0..n).filter(|&j| j != i).collect()))
+            .collect(),
+    );
+    let old = cluster.kill(l)?;
+    let pid = cluster.start(l)?;
+    if old == Some(pid) {
+        bail!("{} restarted with its old pid {pid}", names[l]);
+    }
+    step(
+        &mut steps,
+        format!(
+            "all three cut apart; {} (leader of term {term}) restarted as pid {pid}",
+            names[l]
+        ),
+    );
+    if !wait_until(Instant::now() + ms(2000), || {
+        term_role(cluster, l).is_some()
+    }) {
+        bail!("{} did not answer STATUS after its restart", names[l]);
+    }
+    // A refusal between two listening nodes can only come from the rules.
+    for p in 0..n {
+        for q in (0..n).filter(|&q| q != p) {
+            if !reset_by_rule(&netns[p], peers[q])? {
+                bail!(
+                    "the cut from {} to {} did not take effect",
+                    names[p],
+                    names[q]
+                );
             }
-            let Some((t, role)) = term_role(cluster, i) else {
-                continue;
-            };
-            if t <= done_term || role != "follower" {
-                continue;
-            }
-            done_term = t;
-            let old = cluster.kill(i)?;
-            let pid = cluster.start(i)?;
-            if old == Some(pid) {
-                bail!("{} restarted with its old pid {pid}", cluster.info(i).name);
-            }
-            active.evidence.push(format!(
-                "{} restarted in term {t} (pid {} -> {pid})",
-                cluster.info(i).name,
-                old.map_or("-".to_owned(), |p| p.to_string())
-            ));
-            steps.push(json!({
-                "at_ms": began.elapsed().as_millis() as u64,
-                "restarted": cluster.info(i).name,
-                "term": t,
-            }));
-            break;
         }
-        std::thread::sleep(Duration::from_millis(2));
     }
-    Ok(json!({"combo": "vote-restart", "leader": cluster.info(l).name, "steps": steps}))
+    active
+        .evidence
+        .push("all three nodes cut apart (every connection reset)".to_owned());
+
+    // 2. Wait until all three are candidates in `next`.
+    let deadline = cut_at + 2 * e + ms(500);
+    let mut seen = vec![None; n];
+    let all = wait_until(deadline, || {
+        for i in [a, y, l] {
+            seen[i] = term_role(cluster, i);
+        }
+        seen.iter()
+            .all(|s| matches!(s, Some((t, r)) if *t == next && r == "candidate"))
+            || seen.iter().any(|s| matches!(s, Some((t, _)) if *t > next))
+    });
+    if !all
+        || seen
+            .iter()
+            .any(|s| !matches!(s, Some((t, _)) if *t == next))
+    {
+        let got: Vec<String> = (0..n)
+            .map(|i| format!("{} {}", names[i], shown(&seen[i])))
+            .collect();
+        return Ok(missed(
+            steps,
+            format!("not all candidates in term {next}: {}", got.join(", ")),
+        ));
+    }
+    step(
+        &mut steps,
+        format!("all three are candidates in term {next}"),
+    );
+
+    // 3. Restart Y: the term is durable; a node that forgets its vote may vote again.
+    //    Pause it once it listens, then let A's vote request reach it and wait there.
+    let restart_y = |cluster: &mut Cluster<'_>| -> Result<u32> {
+        let old = cluster.kill(y)?;
+        let pid = cluster.start(y)?;
+        if old == Some(pid) {
+            bail!("{} restarted with its old pid {pid}", names[y]);
+        }
+        Ok(pid)
+    };
+    let pid_y = restart_y(cluster)?;
+    if !wait_until(Instant::now() + ms(1000), || {
+        term_role(cluster, y).is_some()
+    }) {
+        bail!("{} did not answer STATUS after its restart", names[y]);
+    }
+    cluster.pause(y)?;
+    set_pair(&netns, &addrs, a, y, false, true)?;
+    step(
+        &mut steps,
+        format!(
+            "{} restarted as pid {pid_y} and paused; {} <-> {} reconnected",
+            names[y], names[a], names[y]
+        ),
+    );
+    let port_y = infos[y].peer_port;
+    if !wait_until(Instant::now() + ms(1200), || {
+        bytes_waiting(pid_y, port_y, addrs[a])
+    }) {
+        cluster.resume(y)?;
+        return Ok(missed(
+            steps,
+            format!("{}'s vote request never reached {}", names[a], names[y]),
+        ));
+    }
+    // The first bytes may be only the connection's handshake frame: give A one more
+    // retry interval (its vote requests are resent every heartbeat) before pausing it.
+    std::thread::sleep(ms(150));
+    // 4. Pause A, resume Y: Y answers, and the answer waits in A's socket.
+    cluster.pause(a)?;
+    cluster.resume(y)?;
+    let pid_a = cluster.pid(a).context("A is not running")?;
+    let port_a = infos[a].peer_port;
+    if !wait_until(Instant::now() + ms(500), || {
+        bytes_waiting(pid_a, port_a, addrs[y])
+    }) {
+        cluster.resume(a)?;
+        return Ok(missed(
+            steps,
+            format!("{} did not answer {}", names[y], names[a]),
+        ));
+    }
+    std::thread::sleep(ms(30));
+    step(
+        &mut steps,
+        format!(
+            "{} paused with {}'s answer to its vote request waiting",
+            names[a], names[y]
+        ),
+    );
+
+    // 5. Restart Y again and reconnect it with L, which asks it for its vote too.
+    let pid_y = restart_y(cluster)?;
+    set_pair(&netns, &addrs, l, y, false, true)?;
+    step(
+        &mut steps,
+        format!(
+            "{} restarted as pid {pid_y}; {} <-> {} reconnected",
+            names[y], names[l], names[y]
+        ),
+    );
+    let seen_l = poll_status(cluster, l, Instant::now() + ms(1500), |t, r| {
+        r == "leader" || t > next
+    });
+    step(&mut steps, format!("{} is {}", names[l], shown(&seen_l)));
+
+    // 6. Resume A: it reads Y's first answer. A and L stay cut apart.
+    cluster.resume(a)?;
+    let seen_a = poll_status(cluster, a, Instant::now() + ms(500), |t, r| {
+        r == "leader" || t > next
+    });
+    step(
+        &mut steps,
+        format!("{} resumed: {}", names[a], shown(&seen_a)),
+    );
+    let mut g = partition::Grudge::new();
+    g.insert(l, [a].into());
+    g.insert(a, [l].into());
+    active.grudge = Some(g.clone());
+    let leads =
+        |s: &Option<(u64, String)>| matches!(s, Some((t, r)) if *t == next && r == "leader");
+    let outcome = if leads(&seen_l) && leads(&seen_a) {
+        format!("two leaders in term {next}: {} and {}", names[a], names[l])
+    } else {
+        format!(
+            "{} {}, {} {}",
+            names[l],
+            shown(&seen_l),
+            names[a],
+            shown(&seen_a)
+        )
+    };
+    for (p, q) in [(a, l), (l, a)] {
+        if !reset_by_rule(&netns[p], peers[q])? {
+            bail!("the cut from {} to {} did not hold", names[p], names[q]);
+        }
+    }
+    active.evidence.push(outcome.clone());
+    Ok(json!({
+        "combo": "double-vote",
+        "leader": names[l],
+        "voter": names[y],
+        "candidates": [names[a], names[l]],
+        "term": next,
+        "outcome": outcome,
+        "steps": steps,
+        "grudge": partition::describe(&g, &names),
+    }))
 }
 
 /// Undoes `combo` and verifies the heal.
@@ -454,7 +775,13 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
                 active.evidence.push(evidence);
             }
         }
-        Combo::VoteRestart { .. } => {
+        Combo::DoubleVote { .. } => {
+            super::heal_network(cluster)?;
+            for i in 0..cluster.len() {
+                if cluster.is_paused(i) {
+                    cluster.resume(i)?;
+                }
+            }
             for i in 0..cluster.len() {
                 if !cluster.is_running(i) {
                     let pid = cluster.start(i)?;
@@ -507,6 +834,6 @@ mod tests {
         assert_eq!(back, f);
         assert_eq!(f.event("start"), "start-targeted");
         assert!(Combo::IsolateLeaderClock { offset_ms: 1 }.needs_clock());
-        assert!(!Combo::VoteRestart { watch_ms: 1 }.needs_clock());
+        assert!(!Combo::DoubleVote { election_ms: 1 }.needs_clock());
     }
 }

@@ -19,8 +19,8 @@ use crate::nemesis::{Fault, Planned};
 pub enum Targeted {
     /// Isolate the leader and move its wall clock back by 20 to 40 s.
     IsolateLeaderClockBack,
-    /// Kill the leader, restarting every node whose term rises right away.
-    VoteRestart,
+    /// Make a node vote twice in one term across a restart (three nodes, no pre-vote).
+    DoubleVote,
     /// Replace two voters with two spares in one change and cut the leaving two off
     /// (after the spares became learners when `pause_spares`, else first).
     SplitReplace { pause_spares: bool },
@@ -35,7 +35,8 @@ impl Targeted {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7461_7267_6574);
         let (hold, gap) = match self {
             Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
-            Targeted::VoteRestart => (1200..2000, 400..900),
+            // The fault's own steps take up to two election timeouts before the hold.
+            Targeted::DoubleVote => (2000..3000, 5000..6000),
             Targeted::SplitReplace { .. } => (3000..4000, 1500..2500),
             Targeted::IsolateThenCutPair => (1500..2500, 3000..4000),
         };
@@ -48,17 +49,15 @@ impl Targeted {
                 Targeted::IsolateLeaderClockBack => Combo::IsolateLeaderClock {
                     offset_ms: -rng.random_range(20..=40) * 1000,
                 },
-                Targeted::VoteRestart => Combo::VoteRestart { watch_ms: hold_ms },
+                Targeted::DoubleVote => Combo::DoubleVote {
+                    election_ms: DOUBLE_VOTE_ELECTION_MS,
+                },
                 Targeted::SplitReplace { pause_spares } => Combo::SplitReplace { pause_spares },
                 Targeted::IsolateThenCutPair => Combo::IsolateThenCutPair { wait_ms: 3500 },
             };
             out.push(Planned {
                 at_ms: t,
-                hold_ms: match self {
-                    // The watch window is the fault itself; stop restarts the old leader.
-                    Targeted::VoteRestart => 50,
-                    _ => hold_ms,
-                },
+                hold_ms,
                 fault: Fault::Targeted { combo },
                 pick: rng.random(),
             });
@@ -99,6 +98,9 @@ pub struct Plan {
     pub concurrency: usize,
     pub op_timeout: &'static str,
 }
+
+/// The minimum election timeout of the double-vote plan's nodes (150 ticks of 10 ms).
+const DOUBLE_VOTE_ELECTION_MS: u64 = 1500;
 
 /// Short timeouts: 10 ms ticks, election timeout 60-120 ticks (0.6-1.2 s), heartbeats
 /// every 100 ms. An isolated leader steps down 0.6-1.2 s after losing its quorum, and
@@ -296,9 +298,23 @@ pub fn bug_cases() -> Vec<Case> {
             "lease",
         ];
     });
-    let vote_restart = plan("vote-restart", |p| {
-        p.nemesis = "kill";
-        p.targeted = Some(Targeted::VoteRestart);
+    // Three nodes without pre-vote (etcd's `--pre-vote=false`), elections of 1.5-3 s so
+    // the fault's pause/kill/reconnect steps fit inside one candidacy.
+    let double_vote = plan("double-vote (3 nodes, --pre-vote off)", |p| {
+        p.nemesis = "partition";
+        p.nodes = 3;
+        p.targeted = Some(Targeted::DoubleVote);
+        p.attempt = Duration::from_secs(30);
+        p.node_args = &[
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "150",
+            "--heartbeat-ticks",
+            "10",
+            "--pre-vote",
+            "off",
+        ];
     });
     let figure8 = plan("kill+partition:leader,minority", |p| {
         p.nemesis = "kill,partition";
@@ -326,7 +342,7 @@ pub fn bug_cases() -> Vec<Case> {
             protocol: "raft",
             bug: Some("forget-vote"),
             bug_args: &[],
-            plans: vec![vote_restart],
+            plans: vec![double_vote],
         },
         Case {
             id: "raft/commit-minority",
@@ -554,7 +570,7 @@ mod tests {
     fn targeted_schedules_are_seeded_and_do_not_overlap() {
         for tk in [
             Targeted::IsolateLeaderClockBack,
-            Targeted::VoteRestart,
+            Targeted::DoubleVote,
             Targeted::SplitReplace { pause_spares: true },
             Targeted::IsolateThenCutPair,
         ] {

@@ -60,6 +60,11 @@ pub struct RaftConfig {
     /// When a leader without quorum contact steps down (lease reads do not depend on it:
     /// the lease comes from acknowledged heartbeats).
     pub check_quorum: CheckQuorum,
+    /// Pre-vote (thesis §9.6): a node whose election timer fires first asks the voters
+    /// whether they would vote for it in the next term, and raises its term only if a
+    /// quorum would. Off, it campaigns in a new term at once (it can disrupt a leader when
+    /// it rejoins, and two nodes cut off from each other campaign in the same terms).
+    pub pre_vote: bool,
     /// Length of one tick in milliseconds (converts ticks to wall-clock time for the seeded
     /// bug `lease-wallclock`; nothing else uses it).
     pub tick_ms: u64,
@@ -80,6 +85,7 @@ impl RaftConfig {
             read_mode: ReadMode::ReadIndex,
             lease_margin_ticks: 10,
             check_quorum: CheckQuorum::ElectionTimeout,
+            pre_vote: true,
             tick_ms: 10,
             seed: id,
             bugs: Bugs::default(),
@@ -1388,7 +1394,7 @@ impl ConsensusCore for Raft {
                 }
             } else if self.promotable() {
                 self.election_elapsed = 0;
-                self.campaign(true);
+                self.campaign(self.cfg.pre_vote);
             } else {
                 // A learner (or a voter that has not yet seen the configuration that
                 // makes it one) cannot campaign, but it must stop believing in a leader

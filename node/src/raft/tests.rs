@@ -460,6 +460,13 @@ fn chaos(seed: u64, membership: bool) -> usize {
     if seed.is_multiple_of(3) {
         sim.cfg.read_mode = ReadMode::Lease;
     }
+    // Every fourth seed runs without pre-vote (`--pre-vote off`), restarts included.
+    if seed % 4 == 1 {
+        sim.cfg.pre_vote = false;
+        for id in sim.ids() {
+            sim.raft_mut(id).cfg.pre_vote = false;
+        }
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut reconfig_id = 0;
     for _ in 0..600 {
@@ -762,6 +769,39 @@ fn pre_candidate_resends_pre_votes_to_voters_that_have_not_answered() {
     assert!(votes.iter().all(|(_, _, b)| matches!(b, Body::Vote { .. })));
     ticks(&mut r, hb);
     assert_eq!(targets(&vote_requests(&mut r)), vec![2, 3, 4, 5]);
+}
+
+#[test]
+fn without_pre_vote_an_expired_timer_starts_a_real_election() {
+    for pre_vote in [true, false] {
+        let mut r = lone_voter(1, 3);
+        r.cfg.pre_vote = pre_vote;
+        let term = r.term;
+        for _ in 0..2 * r.cfg.election_ticks {
+            if r.role != Role::Follower {
+                break;
+            }
+            r.tick();
+        }
+        let reqs = vote_requests(&mut r);
+        assert_eq!(targets(&reqs), vec![2, 3]);
+        if pre_vote {
+            assert_eq!(r.role, Role::PreCandidate);
+            assert_eq!(r.term, term, "a pre-candidate keeps its term");
+            assert!(
+                reqs.iter()
+                    .all(|(_, t, b)| *t == term + 1 && matches!(b, Body::PreVote { .. }))
+            );
+        } else {
+            assert_eq!(r.role, Role::Candidate);
+            assert_eq!(r.term, term + 1);
+            assert_eq!(r.vote, Some(1));
+            assert!(
+                reqs.iter()
+                    .all(|(_, t, b)| *t == term + 1 && matches!(b, Body::Vote { .. }))
+            );
+        }
+    }
 }
 
 /// Elects a leader with `check` and isolates it right after a check-quorum round (no peer
