@@ -33,7 +33,7 @@
 //!   voters are changed back.
 //!
 //! The `start-targeted` event is recorded when the fault's setup is complete (for
-//! `vote-restart`, after its watch window); the value carries the times of its steps.
+//! `double-vote`, after its last step); the value carries the times of its steps.
 
 use std::time::{Duration, Instant};
 
