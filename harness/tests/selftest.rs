@@ -107,14 +107,7 @@ fn selftest_catches_seeded_bugs_and_passes_the_correct_build() {
             );
         }
         // The run used the buggy node.
-        let test: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
-        let node_args: Vec<&str> = test["args"]["node_args"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let node_args = node_args_of(dir);
         assert!(
             node_args
                 .windows(2)

@@ -47,14 +47,7 @@ fn forget_vote_is_caught_by_the_double_vote_fault() {
         "no double-vote fault electing two leaders in {}",
         dir.display()
     );
-    let test: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("test.json")).unwrap()).unwrap();
-    let args: Vec<&str> = test["args"]["node_args"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let args = node_args_of(dir);
     assert!(
         args.windows(2).any(|w| w == ["--pre-vote", "off"]),
         "{args:?}"

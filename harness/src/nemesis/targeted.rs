@@ -512,6 +512,13 @@ fn bytes_waiting(pid: u32, port: u16, from_ip: std::net::Ipv4Addr) -> bool {
     })
 }
 
+/// Waits up to `within` for bytes from `from_ip` to wait in `pid`'s socket on `port`.
+fn bytes_arrive(pid: u32, port: u16, from_ip: std::net::Ipv4Addr, within: Duration) -> bool {
+    wait_until(Instant::now() + within, || {
+        bytes_waiting(pid, port, from_ip)
+    })
+}
+
 /// Waits until `cond` holds or `deadline` passes.
 fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
     loop {
@@ -664,10 +671,7 @@ fn double_vote(
             names[y], names[a], names[y]
         ),
     );
-    let port_y = infos[y].peer_port;
-    if !wait_until(Instant::now() + ms(1200), || {
-        bytes_waiting(pid_y, port_y, addrs[a])
-    }) {
+    if !bytes_arrive(pid_y, infos[y].peer_port, addrs[a], ms(1200)) {
         cluster.resume(y)?;
         return Ok(missed(
             steps,
@@ -681,10 +685,7 @@ fn double_vote(
     cluster.pause(a)?;
     cluster.resume(y)?;
     let pid_a = cluster.pid(a).context("A is not running")?;
-    let port_a = infos[a].peer_port;
-    if !wait_until(Instant::now() + ms(500), || {
-        bytes_waiting(pid_a, port_a, addrs[y])
-    }) {
+    if !bytes_arrive(pid_a, infos[a].peer_port, addrs[y], ms(500)) {
         cluster.resume(a)?;
         return Ok(missed(
             steps,

@@ -137,3 +137,15 @@ pub fn assert_nothing_left(dir: &Path, pid: u32) {
         "node processes of {run} still alive: {alive:?}"
     );
 }
+
+/// The `--node-arg` values a run was started with (from its test.json).
+pub fn node_args_of(run_dir: &std::path::Path) -> Vec<String> {
+    let test: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("test.json")).unwrap()).unwrap();
+    test["args"]["node_args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
