@@ -21,9 +21,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
-
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use rustc_hash::FxHasher;
 
 use crate::model::Model;
@@ -128,107 +127,97 @@ pub fn search_in<M: Model>(
     (out, stats, watched)
 }
 
-type Memo<S> = HashSet<MemoKey<S>, BuildHasherDefault<PassThrough>>;
+/// The memo: a hash table of entries, and the words of wide sets back to back in one
+/// arena (an entry holds their offset). A probe encodes the set into a reused buffer and
+/// looks it up once (the table's `entry`); only a new wide set copies its words, into the
+/// arena: no allocation per probe or per entry.
+struct Memo<S> {
+    table: HashTable<MemoKey<S>>,
+    arena: Vec<u64>,
+}
+
+impl<S> Default for Memo<S> {
+    fn default() -> Self {
+        Memo {
+            table: HashTable::new(),
+            arena: Vec::new(),
+        }
+    }
+}
+
+impl<S> Memo<S> {
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.arena.clear();
+    }
+
+    /// Memory of the table and the arena (not what states own on the heap).
+    fn bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<MemoKey<S>>() + 1) + self.arena.capacity() * 8
+    }
+}
 
 /// A memo table kept between searches (see [`search_in`]); empty between them.
 pub struct MemoBuf<S>(Memo<S>);
 
 impl<S> Default for MemoBuf<S> {
     fn default() -> Self {
-        MemoBuf(HashSet::default())
+        MemoBuf(Memo::default())
     }
 }
 
 /// Encoded sets of up to this many words live inside the memo's table.
 const INLINE: usize = 4;
 
+/// An encoded set (see [`Bits::encode`]): inline, or in the search's scratch buffer.
 enum Words {
     Inline(u8, [u64; INLINE]),
-    Heap(Box<[u64]>),
+    Wide,
 }
 
 /// A memo entry: the encoded set (see [`Bits::encode`]) and the state. The words are not
 /// nested in a `Words` so that the tag, the length and a small state share one word
-/// (40 bytes an entry for a `u32` state instead of 48). An inline entry stores no hash
-/// (it would cost 8 bytes an entry): the table hashes its few words and the state. A wide
-/// one stores its hash, since hashing its words on every probe and rehash is what costs.
-#[derive(PartialEq, Eq)]
+/// (40 bytes an entry for a `u32` state). An inline entry stores no hash (it would cost 8
+/// bytes an entry): its few words and the state are hashed when needed. A wide one stores
+/// its hash, since hashing its words on every probe and rehash is what costs.
 enum MemoKey<S> {
     Inline(u8, S, [u64; INLINE]),
-    /// A wide set: its hash is stored (from the set's Zobrist hash, kept up to date as
-    /// bits change, and the state's), so neither a probe nor a rehash reads the words.
-    Heap(S, u64, Box<[u64]>),
+    /// A wide set: its length, its hash (from the set's Zobrist hash, kept up to date as
+    /// bits change, and the state's: neither a probe nor a rehash reads the words), and
+    /// the offset of its words in the memo's arena.
+    Wide(S, u32, u64, usize),
 }
 
-impl<S: Hash> Hash for MemoKey<S> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let mut f = FxHasher::default();
-        match self {
-            MemoKey::Inline(n, s, w) => {
-                f.write_u8(*n);
-                w.hash(&mut f);
-                s.hash(&mut f);
-            }
-            MemoKey::Heap(_, h, _) => f.write_u64(*h),
-        }
-        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
-        let x = f.finish();
-        h.write_u64((x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    }
+/// Spreads a hash so that the table's bucket (low bits) and tag (high bits) both vary.
+fn mix(x: u64) -> u64 {
+    (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
-impl<S> MemoKey<S> {
-    /// `zob`: the set's Zobrist hash (used for wide sets only).
-    fn new(words: Words, state: S, zob: u64) -> Self
-    where
-        S: Hash,
-    {
-        match words {
-            Words::Inline(n, w) => MemoKey::Inline(n, state, w),
-            Words::Heap(w) => {
-                let mut f = FxHasher::default();
-                state.hash(&mut f);
-                let h = zob ^ f.finish().wrapping_mul(0xD6E8_FEB8_6659_FD93);
-                MemoKey::Heap(state, h, w)
-            }
-        }
-    }
-
-    fn state(&self) -> &S {
-        match self {
-            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
-        }
-    }
-
-    fn into_state(self) -> S {
-        match self {
-            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            MemoKey::Inline(..) => 0,
-            MemoKey::Heap(_, _, w) => w.len() * 8,
-        }
-    }
+fn inline_hash<S: Hash>(n: u8, w: &[u64; INLINE], s: &S) -> u64 {
+    let mut f = FxHasher::default();
+    f.write_u8(n);
+    w.hash(&mut f);
+    s.hash(&mut f);
+    mix(f.finish())
 }
 
-/// Passes a precomputed, well-mixed hash through.
-#[derive(Default, Clone, Copy)]
-struct PassThrough(u64);
+/// `zob`: the set's Zobrist hash.
+fn wide_hash<S: Hash>(zob: u64, s: &S) -> u64 {
+    let mut f = FxHasher::default();
+    s.hash(&mut f);
+    mix(zob ^ f.finish().wrapping_mul(0xD6E8_FEB8_6659_FD93))
+}
 
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+impl<S: Hash> MemoKey<S> {
+    fn hash(&self) -> u64 {
+        match self {
+            MemoKey::Inline(n, s, w) => inline_hash(*n, w, s),
+            MemoKey::Wide(_, _, h, _) => *h,
         }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
     }
 }
 
@@ -337,7 +326,7 @@ impl<'a, M: Model> Search<'a, M> {
             zobrist,
             twin_prev,
             bits: Bits::new(n_req, n - n_req),
-            memo: HashSet::default(),
+            memo: Memo::default(),
             memo_heap_bytes: 0,
             scratch: Vec::new(),
             watch,
@@ -381,18 +370,49 @@ impl<'a, M: Model> Search<'a, M> {
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
-        let key = MemoKey::new(self.bits.encode(&mut self.scratch), state, self.bits.zob);
-        if self.memo.contains(&key) {
-            return (false, key.into_state());
+        let memo = &mut self.memo;
+        let new = match self.bits.encode(&mut self.scratch) {
+            Words::Inline(n, w) => {
+                let h = inline_hash(n, &w, &state);
+                let eq = |e: &MemoKey<M::State>| matches!(e, MemoKey::Inline(n2, s2, w2) if *n2 == n && *w2 == w && *s2 == state);
+                match memo.table.entry(h, eq, MemoKey::hash) {
+                    Entry::Occupied(_) => false,
+                    Entry::Vacant(v) => {
+                        v.insert(MemoKey::Inline(n, state.clone(), w));
+                        true
+                    }
+                }
+            }
+            Words::Wide => {
+                let words = self.scratch.as_slice();
+                let h = wide_hash(self.bits.zob, &state);
+                let arena = &memo.arena;
+                let eq = |e: &MemoKey<M::State>| {
+                    matches!(e, MemoKey::Wide(s2, len, h2, off)
+                        if *h2 == h
+                            && *len as usize == words.len()
+                            && arena[*off..*off + words.len()] == *words
+                            && *s2 == state)
+                };
+                match memo.table.entry(h, eq, MemoKey::hash) {
+                    Entry::Occupied(_) => false,
+                    Entry::Vacant(v) => {
+                        let off = memo.arena.len();
+                        v.insert(MemoKey::Wide(state.clone(), words.len() as u32, h, off));
+                        memo.arena.extend_from_slice(words);
+                        true
+                    }
+                }
+            }
+        };
+        if new {
+            self.memo_heap_bytes += self.model.state_bytes(&state);
         }
-        let state = key.state().clone();
-        self.memo_heap_bytes += key.heap_bytes() + self.model.state_bytes(key.state());
-        self.memo.insert(key);
-        (true, state)
+        (new, state)
     }
 
     fn memo_bytes(&self) -> usize {
-        self.memo.capacity() * (std::mem::size_of::<MemoKey<M::State>>() + 1) + self.memo_heap_bytes
+        self.memo.bytes() + self.memo_heap_bytes
     }
 
     /// The outcome, and the memo emptied for reuse.
@@ -433,8 +453,11 @@ impl<'a, M: Model> Search<'a, M> {
                 return SearchOutcome::Linearizable;
             }
             tick = tick.wrapping_add(1);
-            if tick & 0xFFF == 0
-                && let Some(g) = self.over_budget()
+            // The cancel flag is one relaxed load: polled often, so that a search whose
+            // verdict no longer matters stops within microseconds and frees its core. The
+            // clock and the memory count cost more and are read less often.
+            if tick & 0xFF == 0
+                && let Some(g) = self.over_budget(tick & 0xFFF == 0)
             {
                 return SearchOutcome::Unknown(g);
             }
@@ -543,11 +566,15 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    fn over_budget(&self) -> Option<GaveUp> {
+    /// `all`: check the deadline and the memory cap too, not only the cancel flag.
+    fn over_budget(&self, all: bool) -> Option<GaveUp> {
         if let Some(c) = self.limits.cancel
             && c.load(Ordering::Relaxed)
         {
             return Some(GaveUp::Cancelled);
+        }
+        if !all {
+            return None;
         }
         if let Some(d) = self.limits.deadline
             && Instant::now() >= d
@@ -671,7 +698,7 @@ impl Bits {
     }
 
     /// An injective encoding of the set: [lo|hi header, window words, unknown header, words].
-    /// Small sets are built in place, without touching `scratch`.
+    /// Small sets are built in place; wide ones into `scratch`.
     #[inline]
     fn encode(&self, scratch: &mut Vec<u64>) -> Words {
         let hi = self.req_hi.max(self.req_lo);
@@ -707,7 +734,7 @@ impl Bits {
             scratch.push(self.unk_lo as u64 | (self.unk_hi as u64) << 32);
             scratch.extend_from_slice(&self.words[self.unk_lo..self.unk_hi]);
         }
-        Words::Heap(scratch.as_slice().into())
+        Words::Wide
     }
 }
 
