@@ -277,7 +277,34 @@ enum PartOutcome {
     BadInput(String),
 }
 
-fn run<M: Model>(
+const NOT_SEARCHED: &str = "not searched: another key was already not linearizable";
+
+/// Runs `f(i, memo)` for every `i` in `0..n` on `threads` worker threads (items taken in
+/// order as workers free up), each worker reusing one memo table.
+fn parallel<S: Send, F: Fn(usize, &mut MemoBuf<S>) + Sync>(threads: usize, n: usize, f: F) {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut memo = MemoBuf::default();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= n {
+                break;
+            }
+            f(i, &mut memo);
+        }
+    };
+    if threads <= 1 {
+        work();
+        return;
+    }
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(work);
+        }
+    });
+}
+
+fn run<M: Model + Send>(
     model: &M,
     ops: &[Operation],
     p: &Partitions,
@@ -294,7 +321,6 @@ fn run<M: Model>(
     .max(1);
     let mut order: Vec<usize> = (0..p.members.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(p.members[i].len()));
-    let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, PartOutcome)>> = Mutex::new(Vec::new());
     let limits = Limits {
@@ -302,32 +328,91 @@ fn run<M: Model>(
         max_memo_bytes: opts.max_memo_bytes / threads,
         cancel: Some(&cancel),
     };
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut memo = MemoBuf::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&part) = order.get(i) else { break };
-                    let out = check_partition(
-                        model,
-                        ops,
-                        &p.members[part],
-                        p.keys[part].clone(),
-                        limits,
-                        opts,
-                        &mut memo,
-                    );
-                    if opts.stop_early
-                        && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_))
-                    {
-                        cancel.store(true, Ordering::Relaxed);
-                    }
-                    results.lock().expect("no worker panics").push((part, out));
-                }
-            });
+    // Partitions compiled ahead of the search (for models that screen them).
+    let mut prepared: Vec<Mutex<Option<Prepared<M>>>> = Vec::new();
+    // Partitions to search, in stages: a stage starts once the one before has ended.
+    let mut stages = vec![order];
+    if model.screens() {
+        // Compile and screen every partition first. A refuted partition is sure to fail,
+        // so refuted ones are searched first (those with the fewest operations before
+        // the refutation first), alone, and when the check stops at the first violation
+        // the others are not searched at all (rather than each core searching whatever
+        // comes next until a failure cancels it). Should a screen be wrong, the second
+        // stage still searches the others: a screen can change the cost, not the verdict.
+        let order = stages.pop().expect("one stage");
+        prepared = (0..p.members.len()).map(|_| Mutex::new(None)).collect();
+        parallel(threads, order.len(), |i, _: &mut MemoBuf<M::State>| {
+            let part = order[i];
+            match prepare(
+                model,
+                opts.model,
+                ops,
+                &p.members[part],
+                p.keys[part].as_deref(),
+            ) {
+                Ok(prep) => *prepared[part].lock().expect("no worker panics") = Some(prep),
+                Err(m) => results
+                    .lock()
+                    .expect("no worker panics")
+                    .push((part, PartOutcome::BadInput(m))),
+            }
+        });
+        let refuted = |part: usize| {
+            prepared[part]
+                .lock()
+                .expect("no worker panics")
+                .as_ref()
+                .and_then(|prep| prep.refuted)
+        };
+        let (mut first, rest): (Vec<usize>, Vec<usize>) = order
+            .iter()
+            .copied()
+            .filter(|&part| prepared[part].lock().expect("no worker panics").is_some())
+            .partition(|&part| refuted(part).is_some());
+        first.sort_by_key(|&part| refuted(part));
+        if opts.stop_early && !results.lock().expect("no worker panics").is_empty() {
+            // Bad input: the check reports it and nothing else.
+        } else if opts.stop_early {
+            stages = vec![first, rest];
+        } else {
+            stages = vec![first.into_iter().chain(rest).collect()];
         }
-    });
+    }
+    for order in &stages {
+        parallel(threads.min(order.len()), order.len(), |i, memo| {
+            let part = order[i];
+            let key = p.keys[part].clone();
+            let prep = prepared
+                .get(part)
+                .and_then(|slot| slot.lock().expect("no worker panics").take());
+            let out = if opts.stop_early && cancel.load(Ordering::Relaxed) {
+                // The verdict is already known: no search (nor compiling) for this one.
+                PartOutcome::Done(PartitionResult {
+                    key,
+                    ops: prep.map_or(0, |prep| prep.pruned.len()),
+                    verdict: Verdict::Unknown,
+                    gave_up: Some(NOT_SEARCHED.into()),
+                    elapsed_ms: 0.0,
+                    steps: 0,
+                    memo_entries: 0,
+                })
+            } else {
+                let start = Instant::now();
+                let prep = prep.map(Ok).unwrap_or_else(|| {
+                    prepare(model, opts.model, ops, &p.members[part], key.as_deref())
+                });
+                match prep {
+                    Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start),
+                    Err(m) => PartOutcome::BadInput(m),
+                }
+            };
+            if opts.stop_early && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_))
+            {
+                cancel.store(true, Ordering::Relaxed);
+            }
+            results.lock().expect("no worker panics").push((part, out));
+        });
+    }
     let mut results = results.into_inner().expect("no worker panics");
     results.sort_by_key(|(part, _)| *part);
     let mut partitions = Vec::with_capacity(results.len());
@@ -441,27 +526,86 @@ fn view<M: Model>(model: &M, op: &Operation, input: Option<&M::Input>, cx: &Inte
     }
 }
 
+/// A partition compiled for the search.
+struct Prepared<M: Model> {
+    /// The partition's own model instance (see [`Model::for_partition`]).
+    local: Option<M>,
+    sops: Vec<SearchOp<M::Input>>,
+    origin: Vec<u32>,
+    cx: Interner,
+    init: M::State,
+    /// `sops` after [`prune`], and for each its index in `sops`.
+    pruned: Vec<SearchOp<M::Input>>,
+    kept: Vec<u32>,
+    /// When the model's screen ([`Model::refutes`]) proved the partition not
+    /// linearizable: how many operations were invoked before the refutation's time (the
+    /// search never gets past it, so fewer usually means a shorter search).
+    refuted: Option<usize>,
+    /// Time spent compiling and screening.
+    prepare_ms: f64,
+}
+
+/// Compiles, prunes and (for models that screen) screens one partition; `Err` is a
+/// one-line message about an operation the model cannot read.
+fn prepare<M: Model>(
+    model: &M,
+    kind: ModelKind,
+    ops: &[Operation],
+    members: &[u32],
+    key: Option<&str>,
+) -> Result<Prepared<M>, String> {
+    let start = Instant::now();
+    let local = model.for_partition();
+    let m = local.as_ref().unwrap_or(model);
+    let (sops, origin, mut cx) = compile(m, kind, ops, members).map_err(|e| {
+        let k = key.map(|k| format!("key {k}: ")).unwrap_or_default();
+        format!("{k}{e}")
+    })?;
+    let init = m.init(&mut cx);
+    let (pruned, kept) = prune(m, &sops);
+    let refuted = if m.screens() {
+        m.refutes(&pruned)
+            .map(|t| pruned.iter().filter(|o| o.call <= t).count())
+    } else {
+        None
+    };
+    Ok(Prepared {
+        local,
+        sops,
+        origin,
+        cx,
+        init,
+        pruned,
+        kept,
+        refuted,
+        prepare_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check_partition<M: Model>(
     model: &M,
     ops: &[Operation],
-    members: &[u32],
+    prep: Prepared<M>,
     key: Option<String>,
     limits: Limits<'_>,
     opts: &CheckOptions,
     memo: &mut MemoBuf<M::State>,
+    start: Instant,
 ) -> PartOutcome {
-    let start = Instant::now();
-    let local = model.for_partition();
+    let Prepared {
+        local,
+        sops,
+        origin,
+        cx,
+        init,
+        pruned,
+        kept,
+        prepare_ms,
+        ..
+    } = prep;
     let model = local.as_ref().unwrap_or(model);
-    let (sops, origin, mut cx) = match compile(model, opts.model, ops, members) {
-        Ok(c) => c,
-        Err(e) => {
-            let k = key.map(|k| format!("key {k}: ")).unwrap_or_default();
-            return PartOutcome::BadInput(format!("{k}{e}"));
-        }
-    };
-    let init = model.init(&mut cx);
-    let (pruned, kept) = prune(model, &sops);
+    let elapsed = || prepare_ms + start.elapsed().as_secs_f64() * 1e3;
     let (outcome, stats, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
     let mut result = PartitionResult {
         key: key.clone(),
@@ -497,7 +641,7 @@ fn check_partition<M: Model>(
         }),
     };
     let Some(failure) = failure else {
-        result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        result.elapsed_ms = elapsed();
         return PartOutcome::Done(result);
     };
     result.verdict = Verdict::NotLinearizable;
@@ -516,7 +660,7 @@ fn check_partition<M: Model>(
     let e = explain(
         model, ops, &sops, &origin, &cx, init, &failure, &watched, key, opts,
     );
-    result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    result.elapsed_ms = elapsed();
     PartOutcome::Failed(result, Box::new(e))
 }
 
