@@ -15,7 +15,7 @@ use crate::model::{
     multi_register::MultiRegister, mutex::Mutex as MutexModel, porcupine_etcd::PorcupineEtcd,
     porcupine_kv::PorcupineKv, register::register, set::Set, unordered_queue::UnorderedQueue,
 };
-use crate::search::{GaveUp, Limits, MemoBuf, SearchOp, SearchOutcome, search_in};
+use crate::search::{GaveUp, Limits, MemoBuf, SearchOp, SearchOutcome, search_in, search_noting};
 
 /// How time values in the history are to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
@@ -602,11 +602,21 @@ fn check_partition<M: Model>(
         pruned,
         kept,
         prepare_ms,
-        ..
+        refuted,
     } = prep;
     let model = local.as_ref().unwrap_or(model);
     let elapsed = || prepare_ms + start.elapsed().as_secs_f64() * 1e3;
-    let (outcome, stats, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
+    // A refuted partition is sure to fail: note what the search meets so that the
+    // explanation may not need a second pass (see `search_noting`). The noted states are
+    // those of the second pass only when both search the same operations.
+    let noting = refuted.is_some() && pruned.len() == sops.len();
+    let (outcome, stats, met) = if noting {
+        let (o, s, met) = search_noting(model, init.clone(), &pruned, limits, memo);
+        (o, s, Some(met))
+    } else {
+        let (o, s, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
+        (o, s, None)
+    };
     let mut result = PartitionResult {
         key: key.clone(),
         ops: pruned.len(),
@@ -645,18 +655,30 @@ fn check_partition<M: Model>(
         return PartOutcome::Done(result);
     };
     result.verdict = Verdict::NotLinearizable;
-    // Second pass, without pruning: which states could the blocked operation have met?
-    let (_, _, watched) = search_in(
-        model,
-        init.clone(),
-        &sops,
-        Limits {
-            cancel: None,
-            ..limits
-        },
-        Some(failure.blocked),
-        memo,
-    );
+    // Which states could the blocked operation have met? What the search noted, if it
+    // never linearized that operation; otherwise a second pass, without pruning, that
+    // watches it.
+    let noted = met.and_then(|mut m| {
+        let b = failure.blocked as usize;
+        (!m.lifted[b]).then(|| std::mem::take(&mut m.states[b]))
+    });
+    let watched = match noted {
+        Some(w) => w,
+        None => {
+            search_in(
+                model,
+                init.clone(),
+                &sops,
+                Limits {
+                    cancel: None,
+                    ..limits
+                },
+                Some(failure.blocked),
+                memo,
+            )
+            .2
+        }
+    };
     let e = explain(
         model, ops, &sops, &origin, &cx, init, &failure, &watched, key, opts,
     );

@@ -127,6 +127,44 @@ pub fn search_in<M: Model>(
     (out, stats, watched)
 }
 
+/// What a noting search (see [`search_noting`]) saw of each operation.
+#[derive(Clone, Debug)]
+pub struct Met<S> {
+    /// For each operation with a known outcome: the first [`MAX_WATCHED`] distinct states
+    /// in which the search reached its call entry (with everything that must precede it
+    /// linearized), in the order met.
+    pub states: Vec<Vec<S>>,
+    /// For each operation: whether the search ever linearized it.
+    pub lifted: Vec<bool>,
+}
+
+/// [`search_in`] that also notes, for every operation, the states in which it could have
+/// taken effect ([`Met`]). For an operation the search never linearized, these are exactly
+/// the states a search watching that operation collects: that search never linearizes it
+/// either, and otherwise makes the same moves in the same order (the operation's step
+/// failed at every visit, since a step that fits is memoized and then linearized), so it
+/// explores the same configurations. A failing search whose blocked operation was never
+/// linearized thus explains itself without a second pass. Costs a little per step, so
+/// the check uses it where failure is expected (partitions a screen refuted).
+pub fn search_noting<M: Model>(
+    model: &M,
+    init: M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    buf: &mut MemoBuf<M::State>,
+) -> (SearchOutcome, SearchStats, Met<M::State>) {
+    let mut s = Search::new(model, ops, limits, None);
+    s.met = Some(Met {
+        states: vec![Vec::new(); ops.len()],
+        lifted: vec![false; ops.len()],
+    });
+    s.memo = std::mem::take(&mut buf.0);
+    let met = &mut None;
+    let (out, stats, _, memo) = s.run_with(init, met);
+    buf.0 = memo;
+    (out, stats, met.take().expect("a noting search notes"))
+}
+
 /// The memo: a hash table of entries, and the words of wide sets back to back in one
 /// arena (an entry holds their offset). A probe encodes the set into a reused buffer and
 /// looks it up once (the table's `entry`); only a new wide set copies its words, into the
@@ -248,6 +286,8 @@ struct Search<'a, M: Model> {
     scratch: Vec<u64>,
     watch: Option<u32>,
     watched: Vec<M::State>,
+    /// Noting (see [`search_noting`]).
+    met: Option<Met<M::State>>,
     stats: SearchStats,
 }
 
@@ -331,6 +371,7 @@ impl<'a, M: Model> Search<'a, M> {
             scratch: Vec::new(),
             watch,
             watched: Vec::new(),
+            met: None,
             stats: SearchStats::default(),
         }
     }
@@ -416,11 +457,18 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     /// The outcome, and the memo emptied for reuse.
-    fn run(
+    fn run(self, init: M::State) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
+        self.run_with(init, &mut None)
+    }
+
+    /// [`Search::run`], handing what a noting search met to `met`.
+    fn run_with(
         mut self,
         init: M::State,
+        met: &mut Option<Met<M::State>>,
     ) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
         let outcome = self.run_inner(init);
+        *met = self.met.take();
         self.stats.memo_entries = self.memo.len() as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
         let mut memo = std::mem::take(&mut self.memo);
@@ -483,6 +531,14 @@ impl<'a, M: Model> Search<'a, M> {
                     cur_alt = 0;
                     continue;
                 }
+                if let Some(met) = &mut self.met
+                    && self.ret_entry[op as usize] != NONE
+                {
+                    let seen = &mut met.states[op as usize];
+                    if seen.len() < MAX_WATCHED && !seen.contains(&state) {
+                        seen.push(state.clone());
+                    }
+                }
                 let twin = self.twin_prev[op as usize];
                 if twin != NONE && !self.bits.get(self.bit_of[twin as usize]) {
                     cur = self.next[cur as usize];
@@ -513,6 +569,9 @@ impl<'a, M: Model> Search<'a, M> {
                         let before = std::mem::replace(&mut state, next_state);
                         stack.push((op, alt, before, forced));
                         self.lift_op(op);
+                        if let Some(met) = &mut self.met {
+                            met.lifted[op as usize] = true;
+                        }
                         if self.ret_entry[op as usize] != NONE {
                             remaining -= 1;
                         }
@@ -899,5 +958,45 @@ mod tests {
         };
         let (out, _, _) = search(&CasRegister::default(), 0, &ops, limits, None);
         assert_eq!(out, SearchOutcome::Unknown(GaveUp::Timeout));
+    }
+
+    #[test]
+    fn noting_meets_what_a_watching_search_collects() {
+        // For every failing random history whose blocked operation the search never
+        // linearized, the states noted for it equal a watching search's, in order.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut compared = 0;
+        for case in 0..3000 {
+            let ops: Vec<_> = (0..rng.random_range(1..=9))
+                .map(|_| {
+                    let call = rng.random_range(0..40u64);
+                    let ret = (!rng.random_bool(0.15)).then(|| call + rng.random_range(1..25));
+                    let v = rng.random_range(0..3u32);
+                    let input = match rng.random_range(0..3) {
+                        0 => RegOp::Read(v),
+                        1 => RegOp::Write(v),
+                        _ => RegOp::Cas(v, rng.random_range(0..3u32)),
+                    };
+                    op(call, ret, input)
+                })
+                .collect();
+            let m = CasRegister::default();
+            let (out, _, met) =
+                search_noting(&m, 0, &ops, Limits::default(), &mut MemoBuf::default());
+            let SearchOutcome::NotLinearizable(f) = out else {
+                continue;
+            };
+            if met.lifted[f.blocked as usize] {
+                continue;
+            }
+            let (_, _, watched) = search(&m, 0, &ops, Limits::default(), Some(f.blocked));
+            assert_eq!(
+                met.states[f.blocked as usize], watched,
+                "case {case}: {ops:?}"
+            );
+            compared += 1;
+        }
+        assert!(compared > 300, "only {compared} failing histories compared");
     }
 }
