@@ -281,7 +281,11 @@ const NOT_SEARCHED: &str = "not searched: another key was already not linearizab
 
 /// Runs `f(i, memo)` for every `i` in `0..n` on `threads` worker threads (items taken in
 /// order as workers free up), each worker reusing one memo table.
-fn parallel<S: Send, F: Fn(usize, &mut MemoBuf<S>) + Sync>(threads: usize, n: usize, f: F) {
+fn parallel<S: Send + 'static, F: Fn(usize, &mut MemoBuf<S>) + Sync>(
+    threads: usize,
+    n: usize,
+    f: F,
+) {
     let next = AtomicUsize::new(0);
     let work = || {
         let mut memo = MemoBuf::default();
@@ -292,6 +296,7 @@ fn parallel<S: Send, F: Fn(usize, &mut MemoBuf<S>) + Sync>(threads: usize, n: us
             }
             f(i, &mut memo);
         }
+        memo.release();
     };
     if threads <= 1 {
         work();
@@ -379,7 +384,14 @@ fn run<M: Model + Send>(
         }
     }
     for order in &stages {
-        parallel(threads.min(order.len()), order.len(), |i, memo| {
+        // Once the verdict is known, a stage needs no threads: every partition in it is
+        // reported as not searched (below, inline).
+        let threads = if opts.stop_early && cancel.load(Ordering::Relaxed) {
+            1
+        } else {
+            threads.min(order.len())
+        };
+        parallel(threads, order.len(), |i, memo| {
             let part = order[i];
             let key = p.keys[part].clone();
             let prep = prepared

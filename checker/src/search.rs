@@ -121,7 +121,7 @@ pub fn search_in<M: Model>(
     buf: &mut MemoBuf<M::State>,
 ) -> (SearchOutcome, SearchStats, Vec<M::State>) {
     let mut s = Search::new(model, ops, limits, watch);
-    s.memo = std::mem::take(&mut buf.0);
+    s.take_memo(buf);
     let (out, stats, watched, memo) = s.run(init);
     buf.0 = memo;
     (out, stats, watched)
@@ -158,7 +158,7 @@ pub fn search_noting<M: Model>(
         states: vec![Vec::new(); ops.len()],
         lifted: vec![false; ops.len()],
     });
-    s.memo = std::mem::take(&mut buf.0);
+    s.take_memo(buf);
     let met = &mut None;
     let (out, stats, _, memo) = s.run_with(init, met);
     buf.0 = memo;
@@ -205,6 +205,17 @@ pub struct MemoBuf<S>(Memo<S>);
 impl<S> Default for MemoBuf<S> {
     fn default() -> Self {
         MemoBuf(Memo::default())
+    }
+}
+
+impl<S: Send + 'static> MemoBuf<S> {
+    /// Frees the table; one of more than 2^12 slots on another thread, since unmapping
+    /// its pages takes a while and a worker that is done should not wait for it (a CLI
+    /// that exits right after never does).
+    pub fn release(self) {
+        if self.0.table.capacity() > 1 << 12 {
+            std::thread::spawn(move || drop(self));
+        }
     }
 }
 
@@ -373,6 +384,27 @@ impl<'a, M: Model> Search<'a, M> {
             watched: Vec::new(),
             met: None,
             stats: SearchStats::default(),
+        }
+    }
+
+    /// Takes the reused memo table, grown ahead to a size the search will likely reach:
+    /// growing it step by step rehashes every entry at each doubling and faults in the
+    /// pages of every intermediate table. Entries found in practice: 50-100 for each
+    /// operation of the hard Porcupine keys (a few hundred operations). Ahead of need at
+    /// most 57,344 entries (a table of 2^16 slots, 2.7 MB for a `u32` state), and at most
+    /// a quarter of the memory budget, so the cap still gives `unknown` on time.
+    fn take_memo(&mut self, buf: &mut MemoBuf<M::State>) {
+        self.memo = std::mem::take(&mut buf.0);
+        let entry = std::mem::size_of::<MemoKey<M::State>>() + 1;
+        let budget = self.limits.max_memo_bytes / 4;
+        let want = (self.ops.len() * 64).min(57_344).min(budget / 2 / entry);
+        if self.memo.table.capacity() < want {
+            self.memo.table.reserve(want, MemoKey::hash);
+        }
+        // Room for wide sets too (untouched pages cost no memory, but count here).
+        let words = (want * 4).min(budget / 2 / 8);
+        if self.memo.arena.capacity() < words {
+            self.memo.arena.reserve(words);
         }
     }
 

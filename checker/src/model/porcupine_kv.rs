@@ -33,6 +33,9 @@ fn poly(h: u64, bytes: &[u8]) -> u64 {
 
 const NO_ID: u32 = u32::MAX;
 
+/// Strings room is made for at a partition's first append (about 0.5 MB).
+const APPENDS_AHEAD: usize = 8192;
+
 /// A string of the store: a piece (a literal of the history: a put's value, an append's
 /// suffix, a read's result) after the string `parent` (`NO_ID`: after nothing). Strings
 /// share their prefixes, so a new string costs one node whatever its length.
@@ -189,6 +192,13 @@ impl Store {
         let key = u64::from(id) << 32 | u64::from(piece);
         if let Some(&j) = self.appends.get(&key) {
             return j;
+        }
+        if self.appends.capacity() < APPENDS_AHEAD {
+            // The first append of a search: grow the tables ahead (a hard key makes
+            // thousands of strings) instead of through a dozen doublings.
+            self.appends.reserve(APPENDS_AHEAD);
+            self.by_hash.reserve(APPENDS_AHEAD);
+            self.nodes.reserve(APPENDS_AHEAD);
         }
         let j = self.node(id, piece);
         self.appends.insert(key, j);
