@@ -2,6 +2,7 @@
 //! `get` returns it, `put` replaces it, `append` concatenates. Partitioned by key each
 //! partition has one key; with `--partition none` the state is every key's string.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
@@ -18,6 +19,9 @@ use crate::search::SearchOp;
 #[derive(Debug, Default)]
 pub struct PorcupineKv {
     store: Mutex<Store>,
+    /// Set by `init` when the partition has at most one key: a state is then the id of
+    /// that key's string, and a `get` is checked without the store (nor its lock).
+    single_key: AtomicBool,
 }
 
 /// Base of the polynomial string hash: `h(s + t) = h(s) * BASE^len(t) + h(t)` (mod 2^64),
@@ -267,6 +271,7 @@ impl Model for PorcupineKv {
         let mut st = self.store();
         let empty = st.intern("");
         st.n_keys = cx.keys().len();
+        self.single_key.store(st.n_keys <= 1, Ordering::Relaxed);
         match st.n_keys {
             0 | 1 => KvState(empty),
             n => KvState(st.vec_id(&vec![empty; n])),
@@ -294,6 +299,7 @@ impl Model for PorcupineKv {
     fn step(&self, s: &KvState, input: &KvStrInput) -> Option<KvState> {
         let i = input.slot as usize;
         match input.op {
+            KvStrOp::Get(v) if self.single_key.load(Ordering::Relaxed) => (s.0 == v).then_some(*s),
             KvStrOp::Get(v) => {
                 let st = self.store();
                 (st.slot(*s, i) == v).then_some(*s)
