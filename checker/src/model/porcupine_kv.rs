@@ -37,7 +37,7 @@ fn poly(h: u64, bytes: &[u8]) -> u64 {
 
 const NO_ID: u32 = u32::MAX;
 
-/// Strings room is made for at a partition's first append (about 0.5 MB).
+/// Strings room is made for once a search has made an eighth of them (about 0.5 MB).
 const APPENDS_AHEAD: usize = 8192;
 
 /// A string of the store: a piece (a literal of the history: a put's value, an append's
@@ -197,9 +197,10 @@ impl Store {
         if let Some(&j) = self.appends.get(&key) {
             return j;
         }
-        if self.appends.capacity() < APPENDS_AHEAD {
-            // The first append of a search: grow the tables ahead (a hard key makes
-            // thousands of strings) instead of through a dozen doublings.
+        if self.appends.len() == APPENDS_AHEAD / 8 {
+            // A search that made this many strings is a hard one (thousands): grow the
+            // tables ahead rather than through more doublings. Not sooner: a big table
+            // that few strings land in at random still faults in a page for each.
             self.appends.reserve(APPENDS_AHEAD);
             self.by_hash.reserve(APPENDS_AHEAD);
             self.nodes.reserve(APPENDS_AHEAD);
