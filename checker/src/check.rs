@@ -1,8 +1,8 @@
 //! The checking pipeline: partition a history, compile each partition for the model,
 //! search each (in parallel across cores), and explain the first violation found.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -279,36 +279,6 @@ enum PartOutcome {
 
 const NOT_SEARCHED: &str = "not searched: another key was already not linearizable";
 
-/// Runs `f(i, memo)` for every `i` in `0..n` on `threads` worker threads (items taken in
-/// order as workers free up), each worker reusing one memo table.
-fn parallel<S: Send + 'static, F: Fn(usize, &mut MemoBuf<S>) + Sync>(
-    threads: usize,
-    n: usize,
-    f: F,
-) {
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut memo = MemoBuf::default();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            if i >= n {
-                break;
-            }
-            f(i, &mut memo);
-        }
-        memo.release();
-    };
-    if threads <= 1 {
-        work();
-        return;
-    }
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(work);
-        }
-    });
-}
-
 fn run<M: Model + Send>(
     model: &M,
     ops: &[Operation],
@@ -334,34 +304,42 @@ fn run<M: Model + Send>(
         cancel: Some(&cancel),
     };
     // Partitions compiled ahead of the search (for models that screen them).
-    let mut prepared: Vec<Mutex<Option<Prepared<M>>>> = Vec::new();
+    let screens = model.screens();
+    let prepared: Vec<Mutex<Option<Prepared<M>>>> = if screens {
+        (0..p.members.len()).map(|_| Mutex::new(None)).collect()
+    } else {
+        Vec::new()
+    };
     // Partitions to search, in stages: a stage starts once the one before has ended.
-    let mut stages = vec![order];
-    if model.screens() {
-        // Compile and screen every partition first. A refuted partition is sure to fail,
-        // so refuted ones are searched first (those with the fewest operations before
-        // the refutation first), alone, and when the check stops at the first violation
-        // the others are not searched at all (rather than each core searching whatever
-        // comes next until a failure cancels it). Should a screen be wrong, the second
-        // stage still searches the others: a screen can change the cost, not the verdict.
-        let order = stages.pop().expect("one stage");
-        prepared = (0..p.members.len()).map(|_| Mutex::new(None)).collect();
-        parallel(threads, order.len(), |i, _: &mut MemoBuf<M::State>| {
-            let part = order[i];
-            match prepare(
-                model,
-                opts.model,
-                ops,
-                &p.members[part],
-                p.keys[part].as_deref(),
-            ) {
-                Ok(prep) => *prepared[part].lock().expect("no worker panics") = Some(prep),
-                Err(m) => results
-                    .lock()
-                    .expect("no worker panics")
-                    .push((part, PartOutcome::BadInput(m))),
-            }
-        });
+    // Without a screen, one stage in size order; with one, decided once every partition
+    // is compiled and screened (below).
+    let stages: OnceLock<Vec<Vec<usize>>> = OnceLock::new();
+    if !screens {
+        stages.get_or_init(|| vec![order.clone()]);
+    }
+    // One counter per phase: compiling (with a screen), then each stage.
+    let next: [AtomicUsize; 3] = Default::default();
+    let barrier = Barrier::new(threads);
+    let prepare_one = |part: usize| match prepare(
+        model,
+        opts.model,
+        ops,
+        &p.members[part],
+        p.keys[part].as_deref(),
+    ) {
+        Ok(prep) => *prepared[part].lock().expect("no worker panics") = Some(prep),
+        Err(m) => results
+            .lock()
+            .expect("no worker panics")
+            .push((part, PartOutcome::BadInput(m))),
+    };
+    // Compile and screen every partition first. A refuted partition is sure to fail,
+    // so refuted ones are searched first (those with the fewest operations before the
+    // refutation first), alone, and when the check stops at the first violation the
+    // others are not searched at all (rather than each core searching whatever comes
+    // next until a failure cancels it). Should a screen be wrong, the second stage still
+    // searches the others: a screen can change the cost, not the verdict.
+    let plan = || {
         let refuted = |part: usize| {
             prepared[part]
                 .lock()
@@ -377,52 +355,80 @@ fn run<M: Model + Send>(
         first.sort_by_key(|&part| refuted(part));
         if opts.stop_early && !results.lock().expect("no worker panics").is_empty() {
             // Bad input: the check reports it and nothing else.
+            Vec::new()
         } else if opts.stop_early {
-            stages = vec![first, rest];
+            vec![first, rest]
         } else {
-            stages = vec![first.into_iter().chain(rest).collect()];
+            vec![first.into_iter().chain(rest).collect()]
         }
-    }
-    for order in &stages {
-        // Once the verdict is known, a stage needs no threads: every partition in it is
-        // reported as not searched (below, inline).
-        let threads = if opts.stop_early && cancel.load(Ordering::Relaxed) {
-            1
+    };
+    let search_one = |part: usize, memo: &mut MemoBuf<M::State>| {
+        let key = p.keys[part].clone();
+        let prep = prepared
+            .get(part)
+            .and_then(|slot| slot.lock().expect("no worker panics").take());
+        let out = if opts.stop_early && cancel.load(Ordering::Relaxed) {
+            // The verdict is already known: no search (nor compiling) for this one.
+            PartOutcome::Done(PartitionResult {
+                key,
+                ops: prep.map_or(0, |prep| prep.pruned.len()),
+                verdict: Verdict::Unknown,
+                gave_up: Some(NOT_SEARCHED.into()),
+                elapsed_ms: 0.0,
+                steps: 0,
+                memo_entries: 0,
+            })
         } else {
-            threads.min(order.len())
-        };
-        parallel(threads, order.len(), |i, memo| {
-            let part = order[i];
-            let key = p.keys[part].clone();
-            let prep = prepared
-                .get(part)
-                .and_then(|slot| slot.lock().expect("no worker panics").take());
-            let out = if opts.stop_early && cancel.load(Ordering::Relaxed) {
-                // The verdict is already known: no search (nor compiling) for this one.
-                PartOutcome::Done(PartitionResult {
-                    key,
-                    ops: prep.map_or(0, |prep| prep.pruned.len()),
-                    verdict: Verdict::Unknown,
-                    gave_up: Some(NOT_SEARCHED.into()),
-                    elapsed_ms: 0.0,
-                    steps: 0,
-                    memo_entries: 0,
-                })
-            } else {
-                let start = Instant::now();
-                let prep = prep.map(Ok).unwrap_or_else(|| {
-                    prepare(model, opts.model, ops, &p.members[part], key.as_deref())
-                });
-                match prep {
-                    Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start),
-                    Err(m) => PartOutcome::BadInput(m),
-                }
-            };
-            if opts.stop_early && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_))
-            {
-                cancel.store(true, Ordering::Relaxed);
+            let start = Instant::now();
+            let prep = prep.map(Ok).unwrap_or_else(|| {
+                prepare(model, opts.model, ops, &p.members[part], key.as_deref())
+            });
+            match prep {
+                Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start),
+                Err(m) => PartOutcome::BadInput(m),
             }
-            results.lock().expect("no worker panics").push((part, out));
+        };
+        if opts.stop_early && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_)) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        results.lock().expect("no worker panics").push((part, out));
+    };
+    // Every worker runs the phases in turn, taking items as it frees up; a barrier ends
+    // each phase (one pool of threads for the whole check: spawning threads again per
+    // phase costs a scheduling delay each time on a busy machine).
+    let work = || {
+        let mut memo = MemoBuf::default();
+        if screens {
+            loop {
+                let i = next[0].fetch_add(1, Ordering::Relaxed);
+                let Some(&part) = order.get(i) else { break };
+                prepare_one(part);
+            }
+            if barrier.wait().is_leader() {
+                stages.get_or_init(plan);
+            }
+            barrier.wait();
+        }
+        let stages = stages.get().expect("the plan is made before any search");
+        for (k, stage) in stages.iter().enumerate() {
+            loop {
+                let i = next[1 + k].fetch_add(1, Ordering::Relaxed);
+                let Some(&part) = stage.get(i) else { break };
+                search_one(part, &mut memo);
+            }
+            if k + 1 < stages.len() {
+                barrier.wait();
+            }
+        }
+        memo.release();
+    };
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(work);
+            }
         });
     }
     let mut results = results.into_inner().expect("no worker panics");
