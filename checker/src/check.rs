@@ -1,8 +1,8 @@
 //! The checking pipeline: partition a history, compile each partition for the model,
 //! search each (in parallel across cores), and explain the first violation found.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -15,7 +15,7 @@ use crate::model::{
     multi_register::MultiRegister, mutex::Mutex as MutexModel, porcupine_etcd::PorcupineEtcd,
     porcupine_kv::PorcupineKv, register::register, set::Set, unordered_queue::UnorderedQueue,
 };
-use crate::search::{GaveUp, Limits, MemoBuf, SearchOp, SearchOutcome, search_in};
+use crate::search::{GaveUp, Limits, MemoBuf, SearchOp, SearchOutcome, search_in, search_noting};
 
 /// How time values in the history are to be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
@@ -277,7 +277,9 @@ enum PartOutcome {
     BadInput(String),
 }
 
-fn run<M: Model>(
+const NOT_SEARCHED: &str = "not searched: another key was already not linearizable";
+
+fn run<M: Model + Send>(
     model: &M,
     ops: &[Operation],
     p: &Partitions,
@@ -294,7 +296,6 @@ fn run<M: Model>(
     .max(1);
     let mut order: Vec<usize> = (0..p.members.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(p.members[i].len()));
-    let next = AtomicUsize::new(0);
     let cancel = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, PartOutcome)>> = Mutex::new(Vec::new());
     let limits = Limits {
@@ -302,32 +303,134 @@ fn run<M: Model>(
         max_memo_bytes: opts.max_memo_bytes / threads,
         cancel: Some(&cancel),
     };
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let mut memo = MemoBuf::default();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&part) = order.get(i) else { break };
-                    let out = check_partition(
-                        model,
-                        ops,
-                        &p.members[part],
-                        p.keys[part].clone(),
-                        limits,
-                        opts,
-                        &mut memo,
-                    );
-                    if opts.stop_early
-                        && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_))
-                    {
-                        cancel.store(true, Ordering::Relaxed);
-                    }
-                    results.lock().expect("no worker panics").push((part, out));
-                }
-            });
+    // Partitions compiled ahead of the search (for models that screen them).
+    let screens = model.screens();
+    let prepared: Vec<Mutex<Option<Prepared<M>>>> = if screens {
+        (0..p.members.len()).map(|_| Mutex::new(None)).collect()
+    } else {
+        Vec::new()
+    };
+    // Partitions to search, in stages: a stage starts once the one before has ended.
+    // Without a screen, one stage in size order; with one, decided once every partition
+    // is compiled and screened (below).
+    let stages: OnceLock<Vec<Vec<usize>>> = OnceLock::new();
+    if !screens {
+        stages.get_or_init(|| vec![order.clone()]);
+    }
+    // One counter per phase: compiling (with a screen), then each stage.
+    let next: [AtomicUsize; 3] = Default::default();
+    let barrier = Barrier::new(threads);
+    let prepare_one = |part: usize| match prepare(
+        model,
+        opts.model,
+        ops,
+        &p.members[part],
+        p.keys[part].as_deref(),
+    ) {
+        Ok(prep) => *prepared[part].lock().expect("no worker panics") = Some(prep),
+        Err(m) => results
+            .lock()
+            .expect("no worker panics")
+            .push((part, PartOutcome::BadInput(m))),
+    };
+    // Compile and screen every partition first. A refuted partition is sure to fail,
+    // so refuted ones are searched first (those with the fewest operations before the
+    // refutation first), alone, and when the check stops at the first violation the
+    // others are not searched at all (rather than each core searching whatever comes
+    // next until a failure cancels it). Should a screen be wrong, the second stage still
+    // searches the others: a screen can change the cost, not the verdict.
+    let plan = || {
+        let refuted = |part: usize| {
+            prepared[part]
+                .lock()
+                .expect("no worker panics")
+                .as_ref()
+                .and_then(|prep| prep.refuted)
+        };
+        let (mut first, rest): (Vec<usize>, Vec<usize>) = order
+            .iter()
+            .copied()
+            .filter(|&part| prepared[part].lock().expect("no worker panics").is_some())
+            .partition(|&part| refuted(part).is_some());
+        first.sort_by_key(|&part| refuted(part));
+        if opts.stop_early && !results.lock().expect("no worker panics").is_empty() {
+            // Bad input: the check reports it and nothing else.
+            Vec::new()
+        } else if opts.stop_early {
+            vec![first, rest]
+        } else {
+            vec![first.into_iter().chain(rest).collect()]
         }
-    });
+    };
+    let search_one = |part: usize, memo: &mut MemoBuf<M::State>| {
+        let key = p.keys[part].clone();
+        let prep = prepared
+            .get(part)
+            .and_then(|slot| slot.lock().expect("no worker panics").take());
+        let out = if opts.stop_early && cancel.load(Ordering::Relaxed) {
+            // The verdict is already known: no search (nor compiling) for this one.
+            PartOutcome::Done(PartitionResult {
+                key,
+                ops: prep.map_or(0, |prep| prep.pruned.len()),
+                verdict: Verdict::Unknown,
+                gave_up: Some(NOT_SEARCHED.into()),
+                elapsed_ms: 0.0,
+                steps: 0,
+                memo_entries: 0,
+            })
+        } else {
+            let start = Instant::now();
+            let prep = prep.map(Ok).unwrap_or_else(|| {
+                prepare(model, opts.model, ops, &p.members[part], key.as_deref())
+            });
+            match prep {
+                Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start),
+                Err(m) => PartOutcome::BadInput(m),
+            }
+        };
+        if opts.stop_early && matches!(out, PartOutcome::Failed(..) | PartOutcome::BadInput(_)) {
+            cancel.store(true, Ordering::Relaxed);
+        }
+        results.lock().expect("no worker panics").push((part, out));
+    };
+    // Every worker runs the phases in turn, taking items as it frees up; a barrier ends
+    // each phase (one pool of threads for the whole check: spawning threads again per
+    // phase costs a scheduling delay each time on a busy machine).
+    let work = || {
+        let mut memo = MemoBuf::default();
+        if screens {
+            loop {
+                let i = next[0].fetch_add(1, Ordering::Relaxed);
+                let Some(&part) = order.get(i) else { break };
+                prepare_one(part);
+            }
+            if barrier.wait().is_leader() {
+                stages.get_or_init(plan);
+            }
+            barrier.wait();
+        }
+        let stages = stages.get().expect("the plan is made before any search");
+        for (k, stage) in stages.iter().enumerate() {
+            loop {
+                let i = next[1 + k].fetch_add(1, Ordering::Relaxed);
+                let Some(&part) = stage.get(i) else { break };
+                search_one(part, &mut memo);
+            }
+            if k + 1 < stages.len() {
+                barrier.wait();
+            }
+        }
+        memo.release();
+    };
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(work);
+            }
+        });
+    }
     let mut results = results.into_inner().expect("no worker panics");
     results.sort_by_key(|(part, _)| *part);
     let mut partitions = Vec::with_capacity(results.len());
@@ -441,28 +544,97 @@ fn view<M: Model>(model: &M, op: &Operation, input: Option<&M::Input>, cx: &Inte
     }
 }
 
+/// A partition compiled for the search.
+struct Prepared<M: Model> {
+    /// The partition's own model instance (see [`Model::for_partition`]).
+    local: Option<M>,
+    sops: Vec<SearchOp<M::Input>>,
+    origin: Vec<u32>,
+    cx: Interner,
+    init: M::State,
+    /// `sops` after [`prune`], and for each its index in `sops`.
+    pruned: Vec<SearchOp<M::Input>>,
+    kept: Vec<u32>,
+    /// When the model's screen ([`Model::refutes`]) proved the partition not
+    /// linearizable: how many operations were invoked before the refutation's time (the
+    /// search never gets past it, so fewer usually means a shorter search).
+    refuted: Option<usize>,
+    /// Time spent compiling and screening.
+    prepare_ms: f64,
+}
+
+/// Compiles, prunes and (for models that screen) screens one partition; `Err` is a
+/// one-line message about an operation the model cannot read.
+fn prepare<M: Model>(
+    model: &M,
+    kind: ModelKind,
+    ops: &[Operation],
+    members: &[u32],
+    key: Option<&str>,
+) -> Result<Prepared<M>, String> {
+    let start = Instant::now();
+    let local = model.for_partition();
+    let m = local.as_ref().unwrap_or(model);
+    let (sops, origin, mut cx) = compile(m, kind, ops, members).map_err(|e| {
+        let k = key.map(|k| format!("key {k}: ")).unwrap_or_default();
+        format!("{k}{e}")
+    })?;
+    let init = m.init(&mut cx);
+    let (pruned, kept) = prune(m, &sops);
+    let refuted = if m.screens() {
+        m.refutes(&pruned)
+            .map(|t| pruned.iter().filter(|o| o.call <= t).count())
+    } else {
+        None
+    };
+    Ok(Prepared {
+        local,
+        sops,
+        origin,
+        cx,
+        init,
+        pruned,
+        kept,
+        refuted,
+        prepare_ms: start.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check_partition<M: Model>(
     model: &M,
     ops: &[Operation],
-    members: &[u32],
+    prep: Prepared<M>,
     key: Option<String>,
     limits: Limits<'_>,
     opts: &CheckOptions,
     memo: &mut MemoBuf<M::State>,
+    start: Instant,
 ) -> PartOutcome {
-    let start = Instant::now();
-    let local = model.for_partition();
+    let Prepared {
+        local,
+        sops,
+        origin,
+        cx,
+        init,
+        pruned,
+        kept,
+        prepare_ms,
+        refuted,
+    } = prep;
     let model = local.as_ref().unwrap_or(model);
-    let (sops, origin, mut cx) = match compile(model, opts.model, ops, members) {
-        Ok(c) => c,
-        Err(e) => {
-            let k = key.map(|k| format!("key {k}: ")).unwrap_or_default();
-            return PartOutcome::BadInput(format!("{k}{e}"));
-        }
+    let elapsed = || prepare_ms + start.elapsed().as_secs_f64() * 1e3;
+    // A refuted partition is sure to fail: note what the search meets so that the
+    // explanation may not need a second pass (see `search_noting`). The noted states are
+    // those of the second pass only when both search the same operations.
+    let noting = refuted.is_some() && pruned.len() == sops.len();
+    let (outcome, stats, met) = if noting {
+        let (o, s, met) = search_noting(model, init.clone(), &pruned, limits, memo);
+        (o, s, Some(met))
+    } else {
+        let (o, s, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
+        (o, s, None)
     };
-    let init = model.init(&mut cx);
-    let (pruned, kept) = prune(model, &sops);
-    let (outcome, stats, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
     let mut result = PartitionResult {
         key: key.clone(),
         ops: pruned.len(),
@@ -497,26 +669,38 @@ fn check_partition<M: Model>(
         }),
     };
     let Some(failure) = failure else {
-        result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+        result.elapsed_ms = elapsed();
         return PartOutcome::Done(result);
     };
     result.verdict = Verdict::NotLinearizable;
-    // Second pass, without pruning: which states could the blocked operation have met?
-    let (_, _, watched) = search_in(
-        model,
-        init.clone(),
-        &sops,
-        Limits {
-            cancel: None,
-            ..limits
-        },
-        Some(failure.blocked),
-        memo,
-    );
+    // Which states could the blocked operation have met? What the search noted, if it
+    // never linearized that operation; otherwise a second pass, without pruning, that
+    // watches it.
+    let noted = met.and_then(|mut m| {
+        let b = failure.blocked as usize;
+        (!m.lifted[b]).then(|| std::mem::take(&mut m.states[b]))
+    });
+    let watched = match noted {
+        Some(w) => w,
+        None => {
+            search_in(
+                model,
+                init.clone(),
+                &sops,
+                Limits {
+                    cancel: None,
+                    ..limits
+                },
+                Some(failure.blocked),
+                memo,
+            )
+            .2
+        }
+    };
     let e = explain(
         model, ops, &sops, &origin, &cx, init, &failure, &watched, key, opts,
     );
-    result.elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    result.elapsed_ms = elapsed();
     PartOutcome::Failed(result, Box::new(e))
 }
 

@@ -21,9 +21,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use std::collections::HashSet;
-use std::hash::BuildHasherDefault;
-
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 use rustc_hash::FxHasher;
 
 use crate::model::Model;
@@ -122,113 +121,152 @@ pub fn search_in<M: Model>(
     buf: &mut MemoBuf<M::State>,
 ) -> (SearchOutcome, SearchStats, Vec<M::State>) {
     let mut s = Search::new(model, ops, limits, watch);
-    s.memo = std::mem::take(&mut buf.0);
+    s.take_memo(buf);
     let (out, stats, watched, memo) = s.run(init);
     buf.0 = memo;
     (out, stats, watched)
 }
 
-type Memo<S> = HashSet<MemoKey<S>, BuildHasherDefault<PassThrough>>;
+/// What a noting search (see [`search_noting`]) saw of each operation.
+#[derive(Clone, Debug)]
+pub struct Met<S> {
+    /// For each operation with a known outcome: the first [`MAX_WATCHED`] distinct states
+    /// in which the search reached its call entry (with everything that must precede it
+    /// linearized), in the order met.
+    pub states: Vec<Vec<S>>,
+    /// For each operation: whether the search ever linearized it.
+    pub lifted: Vec<bool>,
+}
+
+/// [`search_in`] that also notes, for every operation, the states in which it could have
+/// taken effect ([`Met`]). For an operation the search never linearized, these are exactly
+/// the states a search watching that operation collects: that search never linearizes it
+/// either, and otherwise makes the same moves in the same order (the operation's step
+/// failed at every visit, since a step that fits is memoized and then linearized), so it
+/// explores the same configurations. A failing search whose blocked operation was never
+/// linearized thus explains itself without a second pass. Costs a little per step, so
+/// the check uses it where failure is expected (partitions a screen refuted).
+pub fn search_noting<M: Model>(
+    model: &M,
+    init: M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    buf: &mut MemoBuf<M::State>,
+) -> (SearchOutcome, SearchStats, Met<M::State>) {
+    let mut s = Search::new(model, ops, limits, None);
+    s.met = Some(Met {
+        states: vec![Vec::new(); ops.len()],
+        lifted: vec![false; ops.len()],
+    });
+    s.take_memo(buf);
+    let met = &mut None;
+    let (out, stats, _, memo) = s.run_with(init, met);
+    buf.0 = memo;
+    (out, stats, met.take().expect("a noting search notes"))
+}
+
+/// The memo: a hash table of entries, and the words of wide sets back to back in one
+/// arena (an entry holds their offset). A probe encodes the set into a reused buffer and
+/// looks it up once (the table's `entry`); only a new wide set copies its words, into the
+/// arena: no allocation per probe or per entry.
+struct Memo<S> {
+    table: HashTable<MemoKey<S>>,
+    arena: Vec<u64>,
+}
+
+impl<S> Default for Memo<S> {
+    fn default() -> Self {
+        Memo {
+            table: HashTable::new(),
+            arena: Vec::new(),
+        }
+    }
+}
+
+impl<S> Memo<S> {
+    fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    fn clear(&mut self) {
+        self.table.clear();
+        self.arena.clear();
+    }
+
+    /// Memory of the table and the arena (not what states own on the heap).
+    fn bytes(&self) -> usize {
+        self.table.capacity() * (std::mem::size_of::<MemoKey<S>>() + 1) + self.arena.capacity() * 8
+    }
+}
 
 /// A memo table kept between searches (see [`search_in`]); empty between them.
 pub struct MemoBuf<S>(Memo<S>);
 
 impl<S> Default for MemoBuf<S> {
     fn default() -> Self {
-        MemoBuf(HashSet::default())
+        MemoBuf(Memo::default())
+    }
+}
+
+impl<S: Send + 'static> MemoBuf<S> {
+    /// Frees the table; one of more than 2^12 slots on another thread, since unmapping
+    /// its pages takes a while and a worker that is done should not wait for it (a CLI
+    /// that exits right after never does).
+    pub fn release(self) {
+        if self.0.table.capacity() > 1 << 12 {
+            std::thread::spawn(move || drop(self));
+        }
     }
 }
 
 /// Encoded sets of up to this many words live inside the memo's table.
 const INLINE: usize = 4;
 
+/// An encoded set (see [`Bits::encode`]): inline, or in the search's scratch buffer.
 enum Words {
     Inline(u8, [u64; INLINE]),
-    Heap(Box<[u64]>),
+    Wide,
 }
 
 /// A memo entry: the encoded set (see [`Bits::encode`]) and the state. The words are not
 /// nested in a `Words` so that the tag, the length and a small state share one word
-/// (40 bytes an entry for a `u32` state instead of 48). An inline entry stores no hash
-/// (it would cost 8 bytes an entry): the table hashes its few words and the state. A wide
-/// one stores its hash, since hashing its words on every probe and rehash is what costs.
-#[derive(PartialEq, Eq)]
+/// (40 bytes an entry for a `u32` state). An inline entry stores no hash (it would cost 8
+/// bytes an entry): its few words and the state are hashed when needed. A wide one stores
+/// its hash, since hashing its words on every probe and rehash is what costs.
 enum MemoKey<S> {
     Inline(u8, S, [u64; INLINE]),
-    /// A wide set: its hash is stored (from the set's Zobrist hash, kept up to date as
-    /// bits change, and the state's), so neither a probe nor a rehash reads the words.
-    Heap(S, u64, Box<[u64]>),
+    /// A wide set: its length, its hash (from the set's Zobrist hash, kept up to date as
+    /// bits change, and the state's: neither a probe nor a rehash reads the words), and
+    /// the offset of its words in the memo's arena.
+    Wide(S, u32, u64, usize),
 }
 
-impl<S: Hash> Hash for MemoKey<S> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let mut f = FxHasher::default();
-        match self {
-            MemoKey::Inline(n, s, w) => {
-                f.write_u8(*n);
-                w.hash(&mut f);
-                s.hash(&mut f);
-            }
-            MemoKey::Heap(_, h, _) => f.write_u64(*h),
-        }
-        // Mix so that the table's bucket (low bits) and tag (high bits) both vary.
-        let x = f.finish();
-        h.write_u64((x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    }
+/// Spreads a hash so that the table's bucket (low bits) and tag (high bits) both vary.
+fn mix(x: u64) -> u64 {
+    (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
 }
 
-impl<S> MemoKey<S> {
-    /// `zob`: the set's Zobrist hash (used for wide sets only).
-    fn new(words: Words, state: S, zob: u64) -> Self
-    where
-        S: Hash,
-    {
-        match words {
-            Words::Inline(n, w) => MemoKey::Inline(n, state, w),
-            Words::Heap(w) => {
-                let mut f = FxHasher::default();
-                state.hash(&mut f);
-                let h = zob ^ f.finish().wrapping_mul(0xD6E8_FEB8_6659_FD93);
-                MemoKey::Heap(state, h, w)
-            }
-        }
-    }
-
-    fn state(&self) -> &S {
-        match self {
-            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
-        }
-    }
-
-    fn into_state(self) -> S {
-        match self {
-            MemoKey::Inline(_, s, _) | MemoKey::Heap(s, _, _) => s,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            MemoKey::Inline(..) => 0,
-            MemoKey::Heap(_, _, w) => w.len() * 8,
-        }
-    }
+fn inline_hash<S: Hash>(n: u8, w: &[u64; INLINE], s: &S) -> u64 {
+    let mut f = FxHasher::default();
+    f.write_u8(n);
+    w.hash(&mut f);
+    s.hash(&mut f);
+    mix(f.finish())
 }
 
-/// Passes a precomputed, well-mixed hash through.
-#[derive(Default, Clone, Copy)]
-struct PassThrough(u64);
+/// `zob`: the set's Zobrist hash.
+fn wide_hash<S: Hash>(zob: u64, s: &S) -> u64 {
+    let mut f = FxHasher::default();
+    s.hash(&mut f);
+    mix(zob ^ f.finish().wrapping_mul(0xD6E8_FEB8_6659_FD93))
+}
 
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+impl<S: Hash> MemoKey<S> {
+    fn hash(&self) -> u64 {
+        match self {
+            MemoKey::Inline(n, s, w) => inline_hash(*n, w, s),
+            MemoKey::Wide(_, _, h, _) => *h,
         }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
     }
 }
 
@@ -259,6 +297,8 @@ struct Search<'a, M: Model> {
     scratch: Vec<u64>,
     watch: Option<u32>,
     watched: Vec<M::State>,
+    /// Noting (see [`search_noting`]).
+    met: Option<Met<M::State>>,
     stats: SearchStats,
 }
 
@@ -337,12 +377,34 @@ impl<'a, M: Model> Search<'a, M> {
             zobrist,
             twin_prev,
             bits: Bits::new(n_req, n - n_req),
-            memo: HashSet::default(),
+            memo: Memo::default(),
             memo_heap_bytes: 0,
             scratch: Vec::new(),
             watch,
             watched: Vec::new(),
+            met: None,
             stats: SearchStats::default(),
+        }
+    }
+
+    /// Takes the reused memo table, grown ahead to a size the search will likely reach:
+    /// growing it step by step rehashes every entry at each doubling and faults in the
+    /// pages of every intermediate table. Entries found in practice: 50-100 for each
+    /// operation of the hard Porcupine keys (a few hundred operations). Ahead of need at
+    /// most 57,344 entries (a table of 2^16 slots, 2.7 MB for a `u32` state), and at most
+    /// a quarter of the memory budget, so the cap still gives `unknown` on time.
+    fn take_memo(&mut self, buf: &mut MemoBuf<M::State>) {
+        self.memo = std::mem::take(&mut buf.0);
+        let entry = std::mem::size_of::<MemoKey<M::State>>() + 1;
+        let budget = self.limits.max_memo_bytes / 4;
+        let want = (self.ops.len() * 64).min(57_344).min(budget / 2 / entry);
+        if self.memo.table.capacity() < want {
+            self.memo.table.reserve(want, MemoKey::hash);
+        }
+        // Room for wide sets too (untouched pages cost no memory, but count here).
+        let words = (want * 4).min(budget / 2 / 8);
+        if self.memo.arena.capacity() < words {
+            self.memo.arena.reserve(words);
         }
     }
 
@@ -381,26 +443,64 @@ impl<'a, M: Model> Search<'a, M> {
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
-        let key = MemoKey::new(self.bits.encode(&mut self.scratch), state, self.bits.zob);
-        if self.memo.contains(&key) {
-            return (false, key.into_state());
+        let memo = &mut self.memo;
+        let new = match self.bits.encode(&mut self.scratch) {
+            Words::Inline(n, w) => {
+                let h = inline_hash(n, &w, &state);
+                let eq = |e: &MemoKey<M::State>| matches!(e, MemoKey::Inline(n2, s2, w2) if *n2 == n && *w2 == w && *s2 == state);
+                match memo.table.entry(h, eq, MemoKey::hash) {
+                    Entry::Occupied(_) => false,
+                    Entry::Vacant(v) => {
+                        v.insert(MemoKey::Inline(n, state.clone(), w));
+                        true
+                    }
+                }
+            }
+            Words::Wide => {
+                let words = self.scratch.as_slice();
+                let h = wide_hash(self.bits.zob, &state);
+                let arena = &memo.arena;
+                let eq = |e: &MemoKey<M::State>| {
+                    matches!(e, MemoKey::Wide(s2, len, h2, off)
+                        if *h2 == h
+                            && *len as usize == words.len()
+                            && arena[*off..*off + words.len()] == *words
+                            && *s2 == state)
+                };
+                match memo.table.entry(h, eq, MemoKey::hash) {
+                    Entry::Occupied(_) => false,
+                    Entry::Vacant(v) => {
+                        let off = memo.arena.len();
+                        v.insert(MemoKey::Wide(state.clone(), words.len() as u32, h, off));
+                        memo.arena.extend_from_slice(words);
+                        true
+                    }
+                }
+            }
+        };
+        if new {
+            self.memo_heap_bytes += self.model.state_bytes(&state);
         }
-        let state = key.state().clone();
-        self.memo_heap_bytes += key.heap_bytes() + self.model.state_bytes(key.state());
-        self.memo.insert(key);
-        (true, state)
+        (new, state)
     }
 
     fn memo_bytes(&self) -> usize {
-        self.memo.capacity() * (std::mem::size_of::<MemoKey<M::State>>() + 1) + self.memo_heap_bytes
+        self.memo.bytes() + self.memo_heap_bytes
     }
 
     /// The outcome, and the memo emptied for reuse.
-    fn run(
+    fn run(self, init: M::State) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
+        self.run_with(init, &mut None)
+    }
+
+    /// [`Search::run`], handing what a noting search met to `met`.
+    fn run_with(
         mut self,
         init: M::State,
+        met: &mut Option<Met<M::State>>,
     ) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
         let outcome = self.run_inner(init);
+        *met = self.met.take();
         self.stats.memo_entries = self.memo.len() as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
         let mut memo = std::mem::take(&mut self.memo);
@@ -433,8 +533,11 @@ impl<'a, M: Model> Search<'a, M> {
                 return SearchOutcome::Linearizable;
             }
             tick = tick.wrapping_add(1);
-            if tick & 0xFFF == 0
-                && let Some(g) = self.over_budget()
+            // The cancel flag is one relaxed load: polled often, so that a search whose
+            // verdict no longer matters stops within microseconds and frees its core. The
+            // clock and the memory count cost more and are read less often.
+            if tick & 0xFF == 0
+                && let Some(g) = self.over_budget(tick & 0xFFF == 0)
             {
                 return SearchOutcome::Unknown(g);
             }
@@ -459,6 +562,14 @@ impl<'a, M: Model> Search<'a, M> {
                     cur = self.next[cur as usize];
                     cur_alt = 0;
                     continue;
+                }
+                if let Some(met) = &mut self.met
+                    && self.ret_entry[op as usize] != NONE
+                {
+                    let seen = &mut met.states[op as usize];
+                    if seen.len() < MAX_WATCHED && !seen.contains(&state) {
+                        seen.push(state.clone());
+                    }
                 }
                 let twin = self.twin_prev[op as usize];
                 if twin != NONE && !self.bits.get(self.bit_of[twin as usize]) {
@@ -490,6 +601,9 @@ impl<'a, M: Model> Search<'a, M> {
                         let before = std::mem::replace(&mut state, next_state);
                         stack.push((op, alt, before, forced));
                         self.lift_op(op);
+                        if let Some(met) = &mut self.met {
+                            met.lifted[op as usize] = true;
+                        }
                         if self.ret_entry[op as usize] != NONE {
                             remaining -= 1;
                         }
@@ -543,11 +657,15 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    fn over_budget(&self) -> Option<GaveUp> {
+    /// `all`: check the deadline and the memory cap too, not only the cancel flag.
+    fn over_budget(&self, all: bool) -> Option<GaveUp> {
         if let Some(c) = self.limits.cancel
             && c.load(Ordering::Relaxed)
         {
             return Some(GaveUp::Cancelled);
+        }
+        if !all {
+            return None;
         }
         if let Some(d) = self.limits.deadline
             && Instant::now() >= d
@@ -671,7 +789,7 @@ impl Bits {
     }
 
     /// An injective encoding of the set: [lo|hi header, window words, unknown header, words].
-    /// Small sets are built in place, without touching `scratch`.
+    /// Small sets are built in place; wide ones into `scratch`.
     #[inline]
     fn encode(&self, scratch: &mut Vec<u64>) -> Words {
         let hi = self.req_hi.max(self.req_lo);
@@ -707,7 +825,7 @@ impl Bits {
             scratch.push(self.unk_lo as u64 | (self.unk_hi as u64) << 32);
             scratch.extend_from_slice(&self.words[self.unk_lo..self.unk_hi]);
         }
-        Words::Heap(scratch.as_slice().into())
+        Words::Wide
     }
 }
 
@@ -872,5 +990,45 @@ mod tests {
         };
         let (out, _, _) = search(&CasRegister::default(), 0, &ops, limits, None);
         assert_eq!(out, SearchOutcome::Unknown(GaveUp::Timeout));
+    }
+
+    #[test]
+    fn noting_meets_what_a_watching_search_collects() {
+        // For every failing random history whose blocked operation the search never
+        // linearized, the states noted for it equal a watching search's, in order.
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let mut compared = 0;
+        for case in 0..3000 {
+            let ops: Vec<_> = (0..rng.random_range(1..=9))
+                .map(|_| {
+                    let call = rng.random_range(0..40u64);
+                    let ret = (!rng.random_bool(0.15)).then(|| call + rng.random_range(1..25));
+                    let v = rng.random_range(0..3u32);
+                    let input = match rng.random_range(0..3) {
+                        0 => RegOp::Read(v),
+                        1 => RegOp::Write(v),
+                        _ => RegOp::Cas(v, rng.random_range(0..3u32)),
+                    };
+                    op(call, ret, input)
+                })
+                .collect();
+            let m = CasRegister::default();
+            let (out, _, met) =
+                search_noting(&m, 0, &ops, Limits::default(), &mut MemoBuf::default());
+            let SearchOutcome::NotLinearizable(f) = out else {
+                continue;
+            };
+            if met.lifted[f.blocked as usize] {
+                continue;
+            }
+            let (_, _, watched) = search(&m, 0, &ops, Limits::default(), Some(f.blocked));
+            assert_eq!(
+                met.states[f.blocked as usize], watched,
+                "case {case}: {ops:?}"
+            );
+            compared += 1;
+        }
+        assert!(compared > 300, "only {compared} failing histories compared");
     }
 }

@@ -355,3 +355,143 @@ fn partitioning_by_key_agrees_with_one_partition() {
         "good {good}, bad {bad}"
     );
 }
+
+/// A random history of Porcupine's kv model (get/put/append on strings, ok/fail/info),
+/// results from linearization points, then maybe one get's result replaced.
+fn generate_strings(rng: &mut ChaCha8Rng, keys: usize) -> Vec<Operation> {
+    let procs = rng.random_range(2..=4usize);
+    let mut clock = vec![0u64; procs];
+    // (operation, linearization point, takes effect)
+    let mut made: Vec<(Operation, u64, bool)> = Vec::new();
+    for i in 0..rng.random_range(1..=8u64) {
+        let p = rng.random_range(0..procs);
+        let call = clock[p] + rng.random_range(1..20u64);
+        let ret = call + rng.random_range(1..30u64);
+        clock[p] = ret;
+        let lp = rng.random_range(call..ret);
+        let f = ["get", "put", "append"][rng.random_range(0..3)];
+        let value = ["", "a", "b", "ab"][rng.random_range(0..4)];
+        let outcome = match rng.random_range(0..10) {
+            0 => Outcome::Fail,
+            1 | 2 => Outcome::Unknown,
+            _ => Outcome::Ok,
+        };
+        let effect =
+            outcome == Outcome::Ok || (outcome == Outcome::Unknown && rng.random_bool(0.5));
+        let op = Operation {
+            process: p as u64 + 100 * i,
+            f: f.into(),
+            key: Some(format!("k{}", rng.random_range(0..keys))),
+            input: if f == "get" {
+                Value::Null
+            } else {
+                json!(value)
+            },
+            output: Value::Null,
+            outcome,
+            call: call * 100 + i,
+            ret: (outcome != Outcome::Unknown).then_some(ret * 100 + i),
+            invoke_index: i,
+            complete_index: None,
+            error: None,
+        };
+        made.push((op, lp * 100 + i, effect));
+    }
+    let mut order: Vec<usize> = (0..made.len()).collect();
+    order.sort_by_key(|&i| made[i].1);
+    let mut state: std::collections::HashMap<Option<String>, String> = Default::default();
+    for i in order {
+        let (op, _, effect) = &mut made[i];
+        let cur = state.entry(op.key.clone()).or_default();
+        match op.f.as_str() {
+            "get" => op.output = json!(cur.clone()),
+            _ if !*effect => {}
+            "put" => *cur = op.input.as_str().unwrap().to_owned(),
+            _ => cur.push_str(op.input.as_str().unwrap()),
+        }
+    }
+    let mut ops: Vec<Operation> = made.into_iter().map(|(op, _, _)| op).collect();
+    let gets: Vec<usize> = (0..ops.len())
+        .filter(|&i| ops[i].f == "get" && ops[i].outcome == Outcome::Ok)
+        .collect();
+    if !gets.is_empty() && rng.random_bool(0.6) {
+        let i = gets[rng.random_range(0..gets.len())];
+        ops[i].output = json!(["", "a", "ab", "b", "aab", "ba"][rng.random_range(0..6)]);
+    }
+    ops
+}
+
+/// Every order for Porcupine's kv model: ok operations must all be placed, unknown ones
+/// may be; failed ones and gets with unknown results have no effect.
+fn brute_force_strings(ops: &[Operation]) -> bool {
+    let live: Vec<&Operation> = ops
+        .iter()
+        .filter(|o| o.outcome != Outcome::Fail && !(o.f == "get" && o.outcome != Outcome::Ok))
+        .collect();
+    fn go(
+        live: &[&Operation],
+        used: &mut [bool],
+        state: &mut std::collections::HashMap<Option<String>, String>,
+    ) -> bool {
+        if live
+            .iter()
+            .zip(used.iter())
+            .all(|(o, u)| *u || o.outcome == Outcome::Unknown)
+        {
+            return true;
+        }
+        for i in 0..live.len() {
+            let x = live[i];
+            let blocked = live.iter().zip(used.iter()).any(|(o, u)| {
+                !*u && o.outcome != Outcome::Unknown && o.ret.is_some_and(|r| r < x.call)
+            });
+            if used[i] || blocked {
+                continue;
+            }
+            let before = state.get(&x.key).cloned().unwrap_or_default();
+            let after = match x.f.as_str() {
+                "get" if x.output.as_str() != Some(before.as_str()) => continue,
+                "get" => before.clone(),
+                "put" => x.input.as_str().unwrap().to_owned(),
+                _ => before.clone() + x.input.as_str().unwrap(),
+            };
+            used[i] = true;
+            state.insert(x.key.clone(), after);
+            let ok = go(live, used, state);
+            state.insert(x.key.clone(), before);
+            used[i] = false;
+            if ok {
+                return true;
+            }
+        }
+        false
+    }
+    go(&live, &mut vec![false; live.len()], &mut Default::default())
+}
+
+#[test]
+fn porcupine_kv_search_and_screen_agree_with_brute_force() {
+    // Covers the screen (`Model::refutes`) and the staged search it drives: by key, the
+    // refuted keys are searched first and the others only if none fails.
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let (mut good, mut bad) = (0, 0);
+    for case in 0..CASES {
+        let ops = generate_strings(&mut rng, 3);
+        let expect = brute_force_strings(&ops);
+        assert_eq!(
+            ours(&ops, ModelKind::PorcupineKv, true),
+            expect,
+            "case {case} by key: {ops:#?}"
+        );
+        assert_eq!(
+            ours(&ops, ModelKind::PorcupineKv, false),
+            expect,
+            "case {case} whole: {ops:#?}"
+        );
+        if expect { good += 1 } else { bad += 1 }
+    }
+    assert!(
+        good > CASES / 5 && bad > CASES / 10,
+        "good {good}, bad {bad}"
+    );
+}

@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::history::{Operation, Outcome};
+use crate::search::SearchOp;
 
 pub mod cas_register;
 pub mod fifo_queue;
@@ -73,6 +74,24 @@ pub trait Model: Sync {
     /// the default drops nothing.
     fn prune_unknown(&self, _inputs: &[Self::Input], _unknown: &[bool]) -> Vec<bool> {
         vec![false; _inputs.len()]
+    }
+
+    /// Whether [`Model::refutes`] can ever answer `true`. A checker of such a model
+    /// compiles and screens every partition before searching any.
+    fn screens(&self) -> bool {
+        false
+    }
+
+    /// Before the search, a cheap screen of a partition's compiled operations: `Some(t)`
+    /// only if the operations have no linearization (a necessary condition fails), where
+    /// `t` is a time by which no order consistent with real time gets: an operation that
+    /// returned at `t` can never be linearized, so the search is sure to fail and never
+    /// goes past `t`. `None` says nothing. The check searches refuted partitions first
+    /// (fewest operations invoked before `t` first) and, when it stops at the first
+    /// violation, no others. The verdict still comes from the search; each model states
+    /// its argument for soundness. The default refutes nothing.
+    fn refutes(&self, _ops: &[SearchOp<Self::Input>]) -> Option<u64> {
+        None
     }
 
     /// How many ways `input` may take effect. Deterministic operations have one; an

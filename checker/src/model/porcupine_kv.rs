@@ -2,6 +2,7 @@
 //! `get` returns it, `put` replaces it, `append` concatenates. Partitioned by key each
 //! partition has one key; with `--partition none` the state is every key's string.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 use super::{Interner, Model, argument, unknown_f};
 use crate::history::{Operation, Outcome};
+use crate::search::SearchOp;
 
 /// The model. Strings are hash-consed: a state holds one `u32` id per key, and equal
 /// strings always get the same id, so comparing and hashing states costs O(keys) and a
@@ -17,6 +19,9 @@ use crate::history::{Operation, Outcome};
 #[derive(Debug, Default)]
 pub struct PorcupineKv {
     store: Mutex<Store>,
+    /// Set by `init` when the partition has at most one key: a state is then the id of
+    /// that key's string, and a `get` is checked without the store (nor its lock).
+    single_key: AtomicBool,
 }
 
 /// Base of the polynomial string hash: `h(s + t) = h(s) * BASE^len(t) + h(t)` (mod 2^64),
@@ -31,6 +36,9 @@ fn poly(h: u64, bytes: &[u8]) -> u64 {
 }
 
 const NO_ID: u32 = u32::MAX;
+
+/// Strings room is made for once a search has made an eighth of them (about 0.5 MB).
+const APPENDS_AHEAD: usize = 8192;
 
 /// A string of the store: a piece (a literal of the history: a put's value, an append's
 /// suffix, a read's result) after the string `parent` (`NO_ID`: after nothing). Strings
@@ -189,6 +197,14 @@ impl Store {
         if let Some(&j) = self.appends.get(&key) {
             return j;
         }
+        if self.appends.len() == APPENDS_AHEAD / 8 {
+            // A search that made this many strings is a hard one (thousands): grow the
+            // tables ahead rather than through more doublings. Not sooner: a big table
+            // that few strings land in at random still faults in a page for each.
+            self.appends.reserve(APPENDS_AHEAD);
+            self.by_hash.reserve(APPENDS_AHEAD);
+            self.nodes.reserve(APPENDS_AHEAD);
+        }
         let j = self.node(id, piece);
         self.appends.insert(key, j);
         j
@@ -256,6 +272,7 @@ impl Model for PorcupineKv {
         let mut st = self.store();
         let empty = st.intern("");
         st.n_keys = cx.keys().len();
+        self.single_key.store(st.n_keys <= 1, Ordering::Relaxed);
         match st.n_keys {
             0 | 1 => KvState(empty),
             n => KvState(st.vec_id(&vec![empty; n])),
@@ -283,6 +300,7 @@ impl Model for PorcupineKv {
     fn step(&self, s: &KvState, input: &KvStrInput) -> Option<KvState> {
         let i = input.slot as usize;
         match input.op {
+            KvStrOp::Get(v) if self.single_key.load(Ordering::Relaxed) => (s.0 == v).then_some(*s),
             KvStrOp::Get(v) => {
                 let st = self.store();
                 (st.slot(*s, i) == v).then_some(*s)
@@ -299,6 +317,105 @@ impl Model for PorcupineKv {
 
     fn is_read_only(&self, input: &KvStrInput) -> bool {
         matches!(input.op, KvStrOp::Get(_))
+    }
+
+    fn screens(&self) -> bool {
+        true
+    }
+
+    /// Refutes a partition in which a `get` (`g2`) cannot have read what it returned
+    /// (the refutation's time is the earliest return of such a `get`): some `get` `g1` of
+    /// the same key returned before `g2` was invoked, `g2`'s string does not start with
+    /// `g1`'s, and no `put` that could fall between them wrote a string that `g2`'s starts
+    /// with.
+    ///
+    /// Soundness: take any linearization. Both `get`s completed `ok`, so it holds both, and
+    /// real time puts `g1` first (`g1` returned before `g2`'s call: strictly, as the search
+    /// treats equal times as concurrent and reads a return before its call as at the
+    /// call). Between them, `append`s only extend the key's string and `get`s leave it
+    /// alone (failed operations have no effect and are not compiled). So if no `put` of the
+    /// key lies between them, `g2`'s string starts with `g1`'s; otherwise the last such
+    /// `put` `p` wrote a string that `g2`'s starts with, and `p` can only lie between them
+    /// if it did not return before `g1`'s call (a `put` with an unknown outcome never
+    /// returns) and was not invoked after `g2`'s return. For each `g2` only two `g1` are
+    /// tried, among the `get`s that returned before its call: the one invoked last (it
+    /// leaves the fewest `put`s) and the one that returned the longest string. That may
+    /// miss violations (then the search finds them), never invent one.
+    fn refutes(&self, ops: &[SearchOp<KvStrInput>]) -> Option<u64> {
+        let st = self.store();
+        let n_slots = ops
+            .iter()
+            .map(|o| o.input.slot as usize + 1)
+            .max()
+            .unwrap_or(0);
+        // Per slot: (call, return, string id) of every get and every put (a put with an
+        // unknown outcome returns at u64::MAX).
+        let mut gets: Vec<Vec<(u64, u64, u32)>> = vec![Vec::new(); n_slots];
+        let mut puts: Vec<Vec<(u64, u64, u32)>> = vec![Vec::new(); n_slots];
+        for o in ops {
+            let ret = o.ret.map_or(u64::MAX, |r| r.max(o.call));
+            match o.input.op {
+                KvStrOp::Get(v) if o.ret.is_some() => {
+                    gets[o.input.slot as usize].push((o.call, ret, v));
+                }
+                KvStrOp::Put(v) => puts[o.input.slot as usize].push((o.call, ret, v)),
+                _ => {}
+            }
+        }
+        // Whether string `v` starts with string `prefix`; bytes built once per string.
+        let mut text: FxHashMap<u32, Vec<u8>> = FxHashMap::default();
+        let mut starts = |v: u32, prefix: u32| -> bool {
+            if v == prefix {
+                return true;
+            }
+            if st.nodes[v as usize].len < st.nodes[prefix as usize].len {
+                return false;
+            }
+            for id in [v, prefix] {
+                text.entry(id).or_insert_with(|| {
+                    let mut b = Vec::new();
+                    st.bytes_into(id, &mut b);
+                    b
+                });
+            }
+            text[&v].starts_with(&text[&prefix])
+        };
+        let mut refuted: Option<u64> = None;
+        for (g, p) in gets.iter_mut().zip(&puts) {
+            let mut by_ret: Vec<(u64, u64, u32)> = g.clone();
+            by_ret.sort_unstable_by_key(|&(_, r, _)| r);
+            g.sort_unstable();
+            let mut done = 0;
+            // Among the gets that returned so far: (call, id) of the one invoked last,
+            // and (length, id) of the one with the longest string.
+            let mut last: Option<(u64, u32)> = None;
+            let mut longest: Option<(u32, u64, u32)> = None;
+            for &(call2, ret2, v2) in g.iter() {
+                while done < by_ret.len() && by_ret[done].1 < call2 {
+                    let (c, _, v) = by_ret[done];
+                    if last.is_none_or(|(lc, _)| c > lc) {
+                        last = Some((c, v));
+                    }
+                    let len = st.nodes[v as usize].len;
+                    if longest.is_none_or(|(l, _, _)| len > l) {
+                        longest = Some((len, c, v));
+                    }
+                    done += 1;
+                }
+                for (call1, v1) in last.into_iter().chain(longest.map(|(_, c, v)| (c, v))) {
+                    if starts(v2, v1) {
+                        continue;
+                    }
+                    let explained = p
+                        .iter()
+                        .any(|&(pc, pr, pv)| pr >= call1 && pc <= ret2 && starts(v2, pv));
+                    if !explained && refuted.is_none_or(|t| ret2 < t) {
+                        refuted = Some(ret2);
+                    }
+                }
+            }
+        }
+        refuted
     }
 
     fn cache_bytes(&self) -> usize {
@@ -408,6 +525,177 @@ mod tests {
         assert!(
             m.compile(&keyed("cas", json!(1), json!(1)), &mut cx)
                 .is_err()
+        );
+    }
+
+    /// What a random operation of [`screen_never_refutes_a_linearizable_history`] does.
+    #[derive(Clone, Debug)]
+    struct Gen {
+        slot: u32,
+        /// 0 get, 1 put, 2 append.
+        kind: u8,
+        /// The put's value, the append's suffix, or the get's result.
+        value: String,
+        call: u64,
+        /// `None`: unknown outcome.
+        ret: Option<u64>,
+    }
+
+    /// Tries every order consistent with real time: ok operations must all be placed,
+    /// unknown ones may be.
+    fn brute(ops: &[Gen], slots: usize) -> bool {
+        fn go(ops: &[Gen], used: &mut [bool], state: &mut Vec<String>) -> bool {
+            if ops
+                .iter()
+                .zip(used.iter())
+                .all(|(o, u)| *u || o.ret.is_none())
+            {
+                return true;
+            }
+            for i in 0..ops.len() {
+                let x = &ops[i];
+                let blocked = ops
+                    .iter()
+                    .zip(used.iter())
+                    .any(|(o, u)| !*u && o.ret.is_some_and(|r| r < x.call));
+                if used[i] || blocked {
+                    continue;
+                }
+                let s = x.slot as usize;
+                let before = state[s].clone();
+                match x.kind {
+                    0 if x.value != before => continue,
+                    0 => {}
+                    1 => state[s] = x.value.clone(),
+                    _ => state[s].push_str(&x.value),
+                }
+                used[i] = true;
+                let ok = go(ops, used, state);
+                used[i] = false;
+                state[s] = before;
+                if ok {
+                    return true;
+                }
+            }
+            false
+        }
+        go(
+            ops,
+            &mut vec![false; ops.len()],
+            &mut vec![String::new(); slots],
+        )
+    }
+
+    #[test]
+    fn screen_never_refutes_a_linearizable_history() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (mut refuted, mut bad) = (0, 0);
+        const CASES: usize = 4000;
+        for case in 0..CASES {
+            let slots = rng.random_range(1..=2usize);
+            let procs = rng.random_range(2..=4usize);
+            let mut clock = vec![0u64; procs];
+            // (op, linearization point, takes effect)
+            let mut made: Vec<(Gen, u64, bool)> = Vec::new();
+            for _ in 0..rng.random_range(1..=7) {
+                let p = rng.random_range(0..procs);
+                let call = clock[p] + rng.random_range(1..20u64);
+                let ret = call + rng.random_range(1..30u64);
+                clock[p] = ret;
+                let lp = rng.random_range(call..ret);
+                let kind = rng.random_range(0..3u8);
+                let value = ["", "a", "b", "ab"][rng.random_range(0..4)].to_owned();
+                let outcome = rng.random_range(0..10);
+                if outcome == 0 {
+                    continue; // a failure: no effect, not compiled
+                }
+                let known = outcome < 8;
+                let effect = known || rng.random_bool(0.5);
+                made.push((
+                    Gen {
+                        slot: rng.random_range(0..slots as u32),
+                        kind,
+                        value,
+                        call,
+                        ret: known.then_some(ret),
+                    },
+                    lp,
+                    effect,
+                ));
+            }
+            // Results from the linearization points, then maybe one corrupted get.
+            let mut order: Vec<usize> = (0..made.len()).collect();
+            order.sort_by_key(|&i| made[i].1);
+            let mut state = vec![String::new(); slots];
+            for i in order {
+                let (g, _, effect) = &mut made[i];
+                let s = g.slot as usize;
+                match g.kind {
+                    _ if !*effect => {}
+                    0 => g.value = state[s].clone(),
+                    1 => state[s] = g.value.clone(),
+                    _ => state[s].push_str(&g.value),
+                }
+            }
+            // Unknown gets observe nothing and are not compiled.
+            let mut ops: Vec<Gen> = made
+                .into_iter()
+                .map(|(g, _, _)| g)
+                .filter(|g| g.kind != 0 || g.ret.is_some())
+                .collect();
+            let gets: Vec<usize> = (0..ops.len()).filter(|&i| ops[i].kind == 0).collect();
+            if !gets.is_empty() && rng.random_bool(0.6) {
+                let i = gets[rng.random_range(0..gets.len())];
+                ops[i].value = ["", "a", "ab", "b", "aab", "ba"][rng.random_range(0..6)].to_owned();
+            }
+            let m = PorcupineKv::default();
+            let mut cx = Interner::new();
+            for k in 0..slots {
+                cx.key_slot(&format!("k{k}"));
+            }
+            let sops: Vec<SearchOp<KvStrInput>> = {
+                let mut st = m.store();
+                ops.iter()
+                    .map(|g| SearchOp {
+                        call: g.call,
+                        ret: g.ret,
+                        input: KvStrInput {
+                            slot: g.slot,
+                            op: match g.kind {
+                                0 => KvStrOp::Get(st.intern(&g.value)),
+                                1 => KvStrOp::Put(st.intern(&g.value)),
+                                _ => KvStrOp::Append(st.piece(g.value.as_bytes())),
+                            },
+                        },
+                    })
+                    .collect()
+            };
+            let init = m.init(&mut cx);
+            let expect = brute(&ops, slots);
+            let (out, _, _) =
+                crate::search::search(&m, init, &sops, crate::search::Limits::default(), None);
+            assert_eq!(
+                out == crate::search::SearchOutcome::Linearizable,
+                expect,
+                "case {case}: search vs brute force on {ops:#?}"
+            );
+            if let Some(t) = m.refutes(&sops) {
+                assert!(
+                    !expect,
+                    "case {case}: refuted (at {t}) a linearizable {ops:#?}"
+                );
+                refuted += 1;
+            }
+            if !expect {
+                bad += 1;
+            }
+        }
+        // The generator must give the screen work: many bad histories, some refuted (most
+        // are too small to hold two ordered gets).
+        assert!(
+            bad > CASES / 5 && refuted > CASES / 50,
+            "bad {bad}, refuted {refuted}"
         );
     }
 }
