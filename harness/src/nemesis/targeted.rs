@@ -168,14 +168,12 @@ fn isolate_then_cut_pair(
     // Wait for the others to elect someone.
     let deadline = began + Duration::from_millis(wait_ms);
     let mut new_leader = None;
-    while new_leader.is_none() && Instant::now() < deadline && !crate::signals::interrupted() {
+    wait_until(deadline, || {
         new_leader = (0..n)
             .filter(|&i| i != l)
             .find(|&i| term_role(cluster, i).is_some_and(|(_, role)| role == "leader"));
-        if new_leader.is_none() {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+        new_leader.is_some()
+    });
     let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
     let Some(m) = new_leader else {
         active.grudge = Some(g.clone());
@@ -397,22 +395,19 @@ fn poll_status(
     done: impl Fn(u64, &str) -> bool,
 ) -> Option<(u64, String)> {
     let mut last = None;
-    loop {
-        if let Some((t, r)) = term_role(cluster, i) {
-            let finished = done(t, &r);
-            last = Some((t, r));
-            if finished {
-                return last;
-            }
-        }
-        if Instant::now() >= deadline || crate::signals::interrupted() {
-            return last;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(deadline, || {
+        let Some((t, r)) = term_role(cluster, i) else {
+            return false;
+        };
+        let finished = done(t, &r);
+        last = Some((t, r));
+        finished
+    });
+    last
 }
 
-/// Adds (`cut`) or removes the DROP rules between nodes `x` and `y`, both ways at once.
+/// Adds (`cut`) or removes the rules (DROP, or with `reject` a TCP-reset REJECT) between
+/// nodes `x` and `y`, both ways at once.
 fn set_pair(
     netns: &[String],
     addrs: &[std::net::Ipv4Addr],
