@@ -289,9 +289,7 @@ pub fn attempt_args(
 fn overrides(plan: &Plan, length: Duration, seed: u64) -> Overrides {
     let warmup = (length / 6).min(Duration::from_secs(5));
     Overrides {
-        schedule: plan
-            .targeted
-            .map(|t| t.schedule(length.saturating_sub(warmup), seed)),
+        schedule: plan.schedule(length.saturating_sub(warmup), seed),
     }
 }
 

@@ -30,8 +30,9 @@ pub enum Targeted {
 
 impl Targeted {
     /// Faults back to back over `phase`: held `hold`, then a quiet gap of `gap` (both
-    /// jittered by the seed) so a new leader settles before the next one.
-    pub fn schedule(self, phase: Duration, seed: u64) -> Vec<Planned> {
+    /// jittered by the seed) so a new leader settles before the next one. `election_ms`
+    /// is the nodes' minimum election timeout ([`Plan::election_ms`]).
+    pub fn schedule(self, phase: Duration, seed: u64, election_ms: u64) -> Vec<Planned> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7461_7267_6574);
         let (hold, gap) = match self {
             Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
@@ -49,9 +50,7 @@ impl Targeted {
                 Targeted::IsolateLeaderClockBack => Combo::IsolateLeaderClock {
                     offset_ms: -rng.random_range(20..=40) * 1000,
                 },
-                Targeted::DoubleVote => Combo::DoubleVote {
-                    election_ms: DOUBLE_VOTE_ELECTION_MS,
-                },
+                Targeted::DoubleVote => Combo::DoubleVote { election_ms },
                 Targeted::SplitReplace { pause_spares } => Combo::SplitReplace { pause_spares },
                 Targeted::IsolateThenCutPair => Combo::IsolateThenCutPair { wait_ms: 3500 },
             };
@@ -99,8 +98,27 @@ pub struct Plan {
     pub op_timeout: &'static str,
 }
 
-/// The minimum election timeout of the double-vote plan's nodes (150 ticks of 10 ms).
-const DOUBLE_VOTE_ELECTION_MS: u64 = 1500;
+impl Plan {
+    /// The nodes' minimum election timeout in milliseconds, from the plan's node flags
+    /// (`--tick-ms` x `--election-ticks`, stasis-node's defaults 10 and 30 when absent).
+    pub fn election_ms(&self) -> u64 {
+        let flag = |name: &str, default: u64| {
+            self.node_args
+                .windows(2)
+                .find(|w| w[0] == name)
+                .and_then(|w| w[1].parse().ok())
+                .unwrap_or(default)
+        };
+        flag("--tick-ms", 10) * flag("--election-ticks", 30)
+    }
+
+    /// The fixed fault schedule of a targeted plan over `phase` (`None` for the ordinary
+    /// scheduler).
+    pub fn schedule(&self, phase: Duration, seed: u64) -> Option<Vec<Planned>> {
+        self.targeted
+            .map(|t| t.schedule(phase, seed, self.election_ms()))
+    }
+}
 
 /// Short timeouts: 10 ms ticks, election timeout 60-120 ticks (0.6-1.2 s), heartbeats
 /// every 100 ms. An isolated leader steps down 0.6-1.2 s after losing its quorum, and
@@ -567,6 +585,32 @@ mod tests {
     }
 
     #[test]
+    fn double_vote_faults_carry_the_plan_nodes_election_timeout() {
+        let case = bug_cases()
+            .into_iter()
+            .find(|c| c.id == "raft/forget-vote")
+            .unwrap();
+        let plan = &case.plans[0];
+        // --tick-ms 10 x --election-ticks 150.
+        assert_eq!(plan.election_ms(), 1500);
+        let faults = plan.schedule(Duration::from_secs(30), 3).unwrap();
+        assert!(!faults.is_empty());
+        for f in faults {
+            assert_eq!(
+                f.fault,
+                Fault::Targeted {
+                    combo: Combo::DoubleVote { election_ms: 1500 }
+                }
+            );
+        }
+        // Node defaults when a plan gives no timing flags.
+        let mut bare = plan.clone();
+        bare.node_args = &[];
+        assert_eq!(bare.election_ms(), 300);
+        assert_eq!(BASE.schedule(Duration::from_secs(30), 3), None);
+    }
+
+    #[test]
     fn targeted_schedules_are_seeded_and_do_not_overlap() {
         for tk in [
             Targeted::IsolateLeaderClockBack,
@@ -574,9 +618,9 @@ mod tests {
             Targeted::SplitReplace { pause_spares: true },
             Targeted::IsolateThenCutPair,
         ] {
-            let a = tk.schedule(Duration::from_secs(60), 5);
-            assert_eq!(a, tk.schedule(Duration::from_secs(60), 5));
-            assert_ne!(a, tk.schedule(Duration::from_secs(60), 6));
+            let a = tk.schedule(Duration::from_secs(60), 5, 600);
+            assert_eq!(a, tk.schedule(Duration::from_secs(60), 5, 600));
+            assert_ne!(a, tk.schedule(Duration::from_secs(60), 6, 600));
             assert!(a.len() >= 5, "{tk:?}: {}", a.len());
             for w in a.windows(2) {
                 assert!(w[0].at_ms + w[0].hold_ms < w[1].at_ms, "{w:?}");
@@ -584,7 +628,7 @@ mod tests {
             assert!(a.last().unwrap().at_ms < 60_000);
             assert!(a.iter().all(|p| matches!(p.fault, Fault::Targeted { .. })));
         }
-        match &Targeted::IsolateLeaderClockBack.schedule(Duration::from_secs(5), 1)[0].fault {
+        match &Targeted::IsolateLeaderClockBack.schedule(Duration::from_secs(5), 1, 600)[0].fault {
             Fault::Targeted {
                 combo: Combo::IsolateLeaderClock { offset_ms },
             } => assert!((-40_000..=-20_000).contains(offset_ms)),
