@@ -9,26 +9,12 @@ use serde_json::Value;
 
 use super::http::{Response, encode_path};
 use super::scan::{self, Class, Entry, Kind, read_json, text};
+use crate::report_html::esc;
 
 /// Files listed per directory page at most.
 const MAX_FILES: usize = 5_000;
 /// Text files shown inline (summaries, explanations) are cut at this size.
 const MAX_INLINE: u64 = 256 * 1024;
-
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const CSS: &str = r#"
 :root{--fg:#1d2330;--muted:#5f6b7a;--line:#d9dee5;--bg:#f6f7f9;
