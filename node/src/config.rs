@@ -66,6 +66,10 @@ pub struct Cli {
     /// campaigns at once in a new term (etcd's behaviour before 3.5). raft only.
     #[arg(long, default_value = "on")]
     pub pre_vote: String,
+    /// Most log entries in one replication message (Raft AppendEntries, Multi-Paxos
+    /// phase-2 batch); like etcd's --max-size-per-msg, but counted in entries.
+    #[arg(long, default_value_t = 512)]
+    pub max_msg_entries: usize,
     /// Snapshot and compact the log every N applied entries (0 = never).
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
@@ -100,6 +104,8 @@ pub struct NodeConfig {
     pub check_quorum: CheckQuorum,
     /// Raft pre-vote before each election (always true for Multi-Paxos, which ignores it).
     pub pre_vote: bool,
+    /// Most entries per replication message.
+    pub max_msg_entries: usize,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     /// Seeded bugs switched on (none by default).
@@ -229,6 +235,12 @@ impl Cli {
         if self.request_timeout_ms == 0 {
             return Err("--request-timeout-ms must be positive".into());
         }
+        if !(1..=1_000_000).contains(&self.max_msg_entries) {
+            return Err(format!(
+                "--max-msg-entries {} is out of range; use 1 to 1000000",
+                self.max_msg_entries
+            ));
+        }
         Ok(NodeConfig {
             id,
             protocol,
@@ -245,6 +257,7 @@ impl Cli {
             lease_margin_ticks,
             check_quorum,
             pre_vote,
+            max_msg_entries: self.max_msg_entries,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             bugs,
@@ -418,6 +431,16 @@ mod tests {
         assert!(err(&["--check-quorum-ticks", "1000001"]).contains("too large"));
         assert!(err(&["--check-quorum-ticks=-1"]).contains("check-quorum-ticks"));
         assert!(err(&["--check-quorum-ticks", "x"]).contains("check-quorum-ticks"));
+    }
+
+    #[test]
+    fn max_msg_entries_defaults_to_512_and_is_bounded() {
+        assert_eq!(from_args(base()).unwrap().max_msg_entries, 512);
+        let mut a = base();
+        a.extend_from_slice(&["--max-msg-entries", "1"]);
+        assert_eq!(from_args(a).unwrap().max_msg_entries, 1);
+        assert!(err(&["--max-msg-entries", "0"]).contains("out of range; use 1 to 1000000"));
+        assert!(err(&["--max-msg-entries", "1000001"]).contains("out of range"));
     }
 
     #[test]

@@ -379,6 +379,9 @@ pub struct CoreStatus {
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
     pub joint: bool,
+    /// Raft only: the last log entry (index, term) and the vote of the current term.
+    pub log_tip: Option<(u64, u64)>,
+    pub vote: Option<NodeId>,
 }
 
 /// The interface the runtime drives. See the module docs for the `Ready` contract.

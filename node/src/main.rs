@@ -79,6 +79,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         pc.check_quorum = cfg.check_quorum;
         pc.seed = seed;
         pc.bugs = cfg.bugs.clone();
+        pc.max_batch = cfg.max_msg_entries;
         let core = Paxos::new(pc, (!cfg.join).then(|| cfg.peers.clone()), recovered);
         return runtime::run(rt, core, storage);
     }
@@ -90,6 +91,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     rc.lease_margin_ticks = cfg.lease_margin_ticks;
     rc.check_quorum = cfg.check_quorum;
     rc.pre_vote = cfg.pre_vote;
+    rc.max_msg_entries = cfg.max_msg_entries;
     rc.seed = seed;
     rc.tick_ms = cfg.tick.as_millis() as u64;
     rc.bugs = cfg.bugs.clone();

@@ -644,3 +644,45 @@ fn paused_leader_serves_no_stale_lease_reads() {
         }
     }
 }
+
+/// A write pending at a leader that loses leadership stays pending (as in etcd's server):
+/// when the same node wins again and commits the entry, the client gets +OK, not an
+/// UNKNOWN from the moment it stepped down.
+#[test]
+fn raft_write_pending_across_a_lost_and_regained_leadership_is_answered() {
+    let c = Cluster::start(
+        3,
+        0,
+        &["--election-ticks", "30", "--request-timeout-ms", "30000"],
+    );
+    assert_eq!(c.request(&["SET", "w", "before"]), Value::ok());
+    let l = c.leader();
+    let term = status(c.port(l)).unwrap()["term"].as_u64().unwrap();
+    let followers: Vec<u64> = (1..=3).filter(|&i| i != l).collect();
+    for &f in &followers {
+        signal(&c, f, "-STOP");
+    }
+    let port = c.port(l);
+    let writer = std::thread::spawn(move || call(port, &["SET", "w", "after"]));
+    // Without acknowledgements the leader steps down (check quorum, one election timeout).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(c.port(l)).is_some_and(|s| s["role"] == "leader") {
+        assert!(Instant::now() < deadline, "n{l} never stepped down");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let s = status(c.port(l)).unwrap();
+    assert!(s["last_index"].as_u64() > s["commit_index"].as_u64(), "{s}");
+    // One follower comes back: its log lacks the entry, so only the old leader can win.
+    signal(&c, followers[0], "-CONT");
+    let reply = writer.join().unwrap();
+    assert_eq!(reply, Some(Value::ok()), "pending write not answered +OK");
+    let s = status(c.port(l)).unwrap();
+    assert_eq!(s["role"], "leader", "{s}");
+    assert!(s["term"].as_u64().unwrap() > term, "{s}");
+    assert_eq!(s["vote"], format!("n{l}"), "{s}");
+    assert_eq!(
+        call(c.port(l), &["GET", "w"]),
+        Some(Value::Bulk(Some(b"after".to_vec())))
+    );
+    signal(&c, followers[1], "-CONT");
+}

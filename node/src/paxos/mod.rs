@@ -1433,6 +1433,8 @@ impl ConsensusCore for Paxos {
             voters: voters.into_iter().collect(),
             learners: Vec::new(),
             joint: self.config.is_joint(),
+            log_tip: None,
+            vote: None,
         }
     }
 

@@ -1582,6 +1582,8 @@ impl ConsensusCore for Raft {
             voters: self.membership.all_voters().into_iter().collect(),
             learners: self.membership.learners.iter().copied().collect(),
             joint: self.membership.is_joint(),
+            log_tip: Some((self.log.last_index(), self.log.last_term())),
+            vote: self.vote,
         }
     }
 

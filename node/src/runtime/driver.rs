@@ -234,7 +234,7 @@ where
     fn propose(&mut self, cmd: Command, reply: oneshot::Sender<Value>, deadline: Instant) {
         match self.core.propose(cmd.encode()) {
             Ok(p) => {
-                self.writes.insert(
+                let earlier = self.writes.insert(
                     p.index,
                     PendingWrite {
                         term: p.term,
@@ -242,6 +242,13 @@ where
                         deadline,
                     },
                 );
+                // A proposal from an earlier leadership whose entry another leader has
+                // since truncated: this node now proposes at the same index.
+                if let Some(w) = earlier {
+                    let _ = w
+                        .reply
+                        .send(unknown("the entry was replaced by another leader's"));
+                }
             }
             Err(nl) => {
                 let _ = reply.send(self.not_leader(nl));
@@ -318,6 +325,14 @@ where
                     anyhow::anyhow!("cannot restore the snapshot at index {index}: {e}")
                 })?;
                 info!(index, "state machine restored from snapshot");
+                // Entries up to `index` arrived inside the snapshot: whether a pending
+                // write's entry is among them cannot be told.
+                let rest = self.writes.split_off(&(index + 1));
+                for (_, w) in std::mem::replace(&mut self.writes, rest) {
+                    let _ = w
+                        .reply
+                        .send(unknown("the entry was installed inside a snapshot"));
+                }
                 self.kv = kv;
                 self.applied = index;
                 self.last_snapshot = index;
@@ -359,11 +374,16 @@ where
 
     fn event(&mut self, ev: Event) {
         match ev {
+            // Pending writes stay pending, as in etcd's server: each is answered when
+            // this node applies its index (the same entry if the term matches, Log
+            // Matching; otherwise another leader's), or `-TIMEOUT` at its deadline. A
+            // leader that loses leadership and wins it back may still commit them.
             Event::SteppedDown => {
-                for (_, w) in std::mem::take(&mut self.writes) {
-                    let _ = w
-                        .reply
-                        .send(unknown("leadership lost before the write committed"));
+                if !self.writes.is_empty() {
+                    info!(
+                        pending = self.writes.len(),
+                        "leadership lost; pending writes wait for their index to be applied"
+                    );
                 }
             }
             Event::ReconfigDone(id) => {
@@ -427,6 +447,9 @@ where
             "voters": st.voters.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
             "learners": st.learners.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
             "joint": st.joint,
+            "last_index": st.log_tip.map(|t| t.0),
+            "last_term": st.log_tip.map(|t| t.1),
+            "vote": st.vote.map(fmt_id),
             "wall_clock_ms": wall,
             "bugs": self.cfg.bugs,
         })
