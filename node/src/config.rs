@@ -70,6 +70,10 @@ pub struct Cli {
     /// phase-2 batch); like etcd's --max-size-per-msg, but counted in entries.
     #[arg(long, default_value_t = 512)]
     pub max_msg_entries: usize,
+    /// Replication messages in flight to one follower before the leader waits for an
+    /// acknowledgement (etcd's MaxInflightMsgs). Raft only.
+    #[arg(long, default_value_t = 64)]
+    pub max_inflight_msgs: usize,
     /// Snapshot and compact the log every N applied entries (0 = never).
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
@@ -106,6 +110,8 @@ pub struct NodeConfig {
     pub pre_vote: bool,
     /// Most entries per replication message.
     pub max_msg_entries: usize,
+    /// Raft: replication messages in flight per follower.
+    pub max_inflight_msgs: usize,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     /// Seeded bugs switched on (none by default).
@@ -241,6 +247,15 @@ impl Cli {
                 self.max_msg_entries
             ));
         }
+        if !(1..=4096).contains(&self.max_inflight_msgs) {
+            return Err(format!(
+                "--max-inflight-msgs {} is out of range; use 1 to 4096",
+                self.max_inflight_msgs
+            ));
+        }
+        if protocol == "multipaxos" && self.max_inflight_msgs != 64 {
+            return Err("--max-inflight-msgs applies to --protocol raft only".into());
+        }
         Ok(NodeConfig {
             id,
             protocol,
@@ -258,6 +273,7 @@ impl Cli {
             check_quorum,
             pre_vote,
             max_msg_entries: self.max_msg_entries,
+            max_inflight_msgs: self.max_inflight_msgs,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             bugs,
@@ -434,13 +450,18 @@ mod tests {
     }
 
     #[test]
-    fn max_msg_entries_defaults_to_512_and_is_bounded() {
+    fn flow_control_flags_default_and_are_bounded() {
         assert_eq!(from_args(base()).unwrap().max_msg_entries, 512);
         let mut a = base();
         a.extend_from_slice(&["--max-msg-entries", "1"]);
         assert_eq!(from_args(a).unwrap().max_msg_entries, 1);
         assert!(err(&["--max-msg-entries", "0"]).contains("out of range; use 1 to 1000000"));
         assert!(err(&["--max-msg-entries", "1000001"]).contains("out of range"));
+        assert_eq!(from_args(base()).unwrap().max_inflight_msgs, 64);
+        assert!(err(&["--max-inflight-msgs", "0"]).contains("use 1 to 4096"));
+        let mut a = base();
+        a.extend_from_slice(&["--protocol", "multipaxos", "--max-inflight-msgs", "1"]);
+        assert!(from_args(a).unwrap_err().0.contains("raft only"));
     }
 
     #[test]

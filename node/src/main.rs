@@ -92,6 +92,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     rc.check_quorum = cfg.check_quorum;
     rc.pre_vote = cfg.pre_vote;
     rc.max_msg_entries = cfg.max_msg_entries;
+    rc.max_inflight = cfg.max_inflight_msgs;
     rc.seed = seed;
     rc.tick_ms = cfg.tick.as_millis() as u64;
     rc.bugs = cfg.bugs.clone();

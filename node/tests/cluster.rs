@@ -679,6 +679,9 @@ fn raft_write_pending_across_a_lost_and_regained_leadership_is_answered() {
     assert_eq!(reply, Some(Value::ok()), "pending write not answered +OK");
     let s = status(c.port(l)).unwrap();
     assert!(s["term"].as_u64().unwrap() > term, "{s}");
-    assert_eq!(c.request(&["GET", "w"]), Value::Bulk(Some(b"after".to_vec())));
+    assert_eq!(
+        c.request(&["GET", "w"]),
+        Value::Bulk(Some(b"after".to_vec()))
+    );
     signal(&c, followers[1], "-CONT");
 }

@@ -56,6 +56,9 @@ pub enum Combo {
     /// Make one node vote twice in a term across restarts (see the module docs);
     /// `election_ms` is the nodes' minimum election timeout.
     DoubleVote { election_ms: u64 },
+    /// The Raft paper's Figure 8 on five nodes (see the module docs); `election_ms` is
+    /// the nodes' minimum election timeout.
+    Figure8 { election_ms: u64 },
     /// Isolate the leader until another node leads (at most `wait_ms`), then let the old
     /// leader reach everyone except the new leader.
     IsolateThenCutPair { wait_ms: u64 },
@@ -74,6 +77,7 @@ impl Combo {
         match self {
             Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
             Combo::DoubleVote { .. } => "double-vote",
+            Combo::Figure8 { .. } => "figure8",
             Combo::SplitReplace { .. } => "split-replace",
             Combo::IsolateThenCutPair { .. } => "isolate-then-cut-pair",
         }
@@ -138,6 +142,7 @@ pub fn start(
             Ok(v)
         }
         Combo::DoubleVote { election_ms } => double_vote(cluster, *election_ms, rng, active),
+        Combo::Figure8 { election_ms } => figure8(cluster, *election_ms, rng, active),
         Combo::SplitReplace { pause_spares } => split_replace(cluster, *pause_spares, rng, active),
         Combo::IsolateThenCutPair { wait_ms } => {
             isolate_then_cut_pair(cluster, *wait_ms, rng, active)
@@ -189,34 +194,21 @@ fn isolate_then_cut_pair(
     // nodes' rules, and the old leader's rules against everyone but the new leader.
     // All at once (the old leader's check-quorum is running).
     let others: Vec<usize> = (0..n).filter(|&i| i != l && i != m).collect();
-    let results: Vec<Result<String>> = std::thread::scope(|sc| {
-        let mut hs = Vec::new();
-        for &i in &others {
-            let ns = &netns[i];
-            hs.push(sc.spawn(move || crate::net::run_in(ns, &["iptables", "-w", "-F", "INPUT"])));
-        }
-        let (ns, srcs) = (&netns[l], &others);
-        let addrs = &addrs;
-        hs.push(sc.spawn(move || {
-            for &y in srcs {
-                let src = addrs[y].to_string();
-                crate::net::run_in(
-                    ns,
-                    &["iptables", "-w", "-D", "INPUT", "-s", &src, "-j", "DROP"],
-                )?;
-            }
-            Ok(String::new())
-        }));
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("iptables thread panicked")))
-            })
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
+    let mut jobs: Vec<(&str, Vec<String>)> = others
+        .iter()
+        .map(|&i| {
+            (
+                netns[i].as_str(),
+                ["iptables", "-w", "-F", "INPUT"].map(String::from).to_vec(),
+            )
+        })
+        .collect();
+    jobs.extend(
+        others
+            .iter()
+            .map(|&y| rule(&netns, &addrs, (l, y, None), false, false)),
+    );
+    run_parallel(jobs)?;
     let mut pair = partition::Grudge::new();
     pair.insert(l, [m].into());
     pair.insert(m, [l].into());
@@ -406,46 +398,15 @@ fn poll_status(
     last
 }
 
-/// Adds (`cut`) or removes the rules (DROP, or with `reject` a TCP-reset REJECT) between
-/// nodes `x` and `y`, both ways at once.
-fn set_pair(
-    netns: &[String],
-    addrs: &[std::net::Ipv4Addr],
-    x: usize,
-    y: usize,
-    cut: bool,
-    reject: bool,
-) -> Result<()> {
-    let op = if cut { "-A" } else { "-D" };
-    // REJECT answers with a TCP reset, so a node's connection attempts fail at once and it
-    // retries on its short back-off; with DROP a connect would hang for its full timeout
-    // and delay the first message after the reconnect. Incoming resets pass (both ends
-    // hold a rule, and each must see the other's reset).
-    let target: &[&str] = if reject {
-        &[
-            "-p",
-            "tcp",
-            "!",
-            "--tcp-flags",
-            "RST",
-            "RST",
-            "-j",
-            "REJECT",
-            "--reject-with",
-            "tcp-reset",
-        ]
-    } else {
-        &["-j", "DROP"]
-    };
+/// Runs iptables commands (one per namespace and argument list) in parallel: faults
+/// change several namespaces at once while the nodes' timers run.
+fn run_parallel(jobs: Vec<(&str, Vec<String>)>) -> Result<()> {
     let results: Vec<Result<String>> = std::thread::scope(|sc| {
-        let hs: Vec<_> = [(x, y), (y, x)]
-            .into_iter()
-            .map(|(at, from)| {
-                let ns = &netns[at];
-                let src = addrs[from].to_string();
+        let hs: Vec<_> = jobs
+            .iter()
+            .map(|(ns, argv)| {
                 sc.spawn(move || {
-                    let mut argv = vec!["iptables", "-w", op, "INPUT", "-s", &src];
-                    argv.extend_from_slice(target);
+                    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
                     crate::net::run_in(ns, &argv)
                 })
             })
@@ -461,6 +422,68 @@ fn set_pair(
         r?;
     }
     Ok(())
+}
+
+// (For TCP packets.) REJECT answers with a TCP reset, so a node's connection attempts fail at once and it
+// retries on its short back-off; with DROP a connect would hang for its full timeout and
+// delay the first message after the reconnect. Incoming resets pass (both ends may hold a
+// rule, and each must see the other's reset).
+const REJECT: &[&str] = &[
+    "!",
+    "--tcp-flags",
+    "RST",
+    "RST",
+    "-j",
+    "REJECT",
+    "--reject-with",
+    "tcp-reset",
+];
+
+/// One INPUT rule in `at`'s namespace against packets from node `from` (only those to
+/// `at`'s port `dport` when given): DROP, or with `reject` a TCP-reset REJECT.
+fn rule<'a>(
+    netns: &'a [String],
+    addrs: &[std::net::Ipv4Addr],
+    (at, from, dport): (usize, usize, Option<u16>),
+    cut: bool,
+    reject: bool,
+) -> (&'a str, Vec<String>) {
+    let mut argv: Vec<String> = [
+        "iptables",
+        "-w",
+        if cut { "-A" } else { "-D" },
+        "INPUT",
+        "-s",
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.push(addrs[from].to_string());
+    if reject || dport.is_some() {
+        argv.extend(["-p", "tcp"].map(String::from));
+    }
+    if let Some(p) = dport {
+        argv.push("--dport".into());
+        argv.push(p.to_string());
+    }
+    let target: &[&str] = if reject { REJECT } else { &["-j", "DROP"] };
+    argv.extend(target.iter().map(|a| a.to_string()));
+    (netns[at].as_str(), argv)
+}
+
+/// Adds (`cut`) or removes the rules (DROP, or with `reject` a TCP-reset REJECT) between
+/// nodes `x` and `y`, both ways at once.
+fn set_pair(
+    netns: &[String],
+    addrs: &[std::net::Ipv4Addr],
+    x: usize,
+    y: usize,
+    cut: bool,
+    reject: bool,
+) -> Result<()> {
+    run_parallel(vec![
+        rule(netns, addrs, (x, y, None), cut, reject),
+        rule(netns, addrs, (y, x, None), cut, reject),
+    ])
 }
 
 /// Whether a connection from namespace `ns` to `to` is refused. Used where the peer's
@@ -755,6 +778,402 @@ fn double_vote(
     }))
 }
 
+/// Node `i`'s STATUS (`None` if it does not answer within 200 ms).
+fn status_of(cluster: &Cluster<'_>, i: usize) -> Option<Value> {
+    crate::client::resp::status(cluster.info(i).client_addr(), Duration::from_millis(200)).ok()
+}
+
+/// A number from a STATUS answer (0 when absent).
+fn num(s: &Value, key: &str) -> u64 {
+    s.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Runs node `v` and the `senders` in turns, never at the same time, so that each of
+/// `v`'s answers reaches a sender that is stopped: the senders run until bytes from one
+/// of them wait in `v`'s socket; then they are paused and `v` runs until it has read
+/// them. Stops when `v`'s STATUS satisfies `done` and returns it, with `v` running and the
+/// senders paused (their next messages, sent once resumed, are still unsent), so the
+/// caller can cut them off from `v` first. `None` at `deadline`, with everyone running.
+/// Expects `v` paused and the senders running.
+fn lockstep(
+    cluster: &mut Cluster<'_>,
+    senders: &[usize],
+    v: usize,
+    deadline: Instant,
+    turns: &mut u32,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Option<Value>> {
+    let ms = Duration::from_millis;
+    let pid = cluster.pid(v).context("the voter is not running")?;
+    let port = cluster.info(v).peer_port;
+    let from: Vec<std::net::Ipv4Addr> = senders.iter().map(|&s| cluster.info(s).addr).collect();
+    let waiting = || from.iter().any(|&ip| bytes_waiting(pid, port, ip));
+    loop {
+        if !wait_until(deadline, waiting) {
+            cluster.resume(v)?;
+            return Ok(None);
+        }
+        // Let a burst (a connection's greeting and the message after it) arrive whole.
+        std::thread::sleep(ms(30));
+        for &s in senders {
+            cluster.pause(s)?;
+        }
+        cluster.resume(v)?;
+        *turns += 1;
+        wait_until(Instant::now() + ms(500), || !waiting());
+        // Reading is not handling: give it time to persist and answer.
+        std::thread::sleep(ms(30));
+        if let Some(st) = status_of(cluster, v)
+            && done(&st)
+        {
+            return Ok(Some(st));
+        }
+        cluster.pause(v)?;
+        for &s in senders {
+            cluster.resume(s)?;
+        }
+    }
+}
+
+/// The iptables rules a fault keeps in place: (namespace owner, source node, only to the
+/// owner's peer port). All are TCP-reset REJECTs.
+type Rules = std::collections::BTreeSet<(usize, usize, Option<u16>)>;
+
+/// Moves from the rules in place to `want`: new rules first, then the removals, so no
+/// link that both keep cut is ever open in between.
+fn set_rules(
+    netns: &[String],
+    addrs: &[std::net::Ipv4Addr],
+    have: &mut Rules,
+    want: Rules,
+) -> Result<()> {
+    run_parallel(
+        want.difference(have)
+            .map(|&r| rule(netns, addrs, r, true, true))
+            .collect(),
+    )?;
+    run_parallel(
+        have.difference(&want)
+            .map(|&r| rule(netns, addrs, r, false, true))
+            .collect(),
+    )?;
+    *have = want;
+    Ok(())
+}
+
+/// Both directions between every node of `xs` and every node of `ys`.
+fn cut_between(xs: &[usize], ys: &[usize]) -> Rules {
+    let mut r = Rules::new();
+    for &x in xs {
+        for &y in ys {
+            r.insert((x, y, None));
+            r.insert((y, x, None));
+        }
+    }
+    r
+}
+
+/// Checks that every rule in `rules` refuses connections (a refusal between listening
+/// nodes can only come from a rule).
+fn verify_rules(
+    netns: &[String],
+    peers: &[std::net::SocketAddr],
+    names: &[String],
+    rules: &Rules,
+) -> Result<()> {
+    for &(at, from, _) in rules {
+        if !reset_by_rule(&netns[from], peers[at])? {
+            bail!(
+                "the cut from {} to {} did not take effect",
+                names[from],
+                names[at]
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The Raft paper's Figure 8 on five nodes; see the module docs.
+fn figure8(
+    cluster: &mut Cluster<'_>,
+    election_ms: u64,
+    rng: &mut ChaCha8Rng,
+    active: &mut Active,
+) -> Result<Value> {
+    let n = cluster.len();
+    if n != 5 {
+        bail!("the figure8 fault needs exactly 5 nodes, not {n}");
+    }
+    let began = Instant::now();
+    let infos = cluster.infos();
+    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let ms = Duration::from_millis;
+    let e = ms(election_ms);
+    let mut steps: Vec<Value> = Vec::new();
+    let step = |steps: &mut Vec<Value>, what: String| {
+        steps.push(json!({"at_ms": began.elapsed().as_millis() as u64, "step": what}));
+    };
+    let missed = |steps: Vec<Value>, why: String| json!({"combo": "figure8", "outcome": format!("missed: {why}"), "steps": steps});
+    let mut leader = None;
+    wait_until(began + ms(4000), || {
+        leader = super::find_leader(cluster);
+        leader.is_some()
+    });
+    let Some(l) = leader else {
+        return Ok(missed(steps, "no node leads".into()));
+    };
+    let Some(term) = status_of(cluster, l).map(|s| num(&s, "term")) else {
+        return Ok(missed(steps, format!("{} did not answer STATUS", names[l])));
+    };
+    let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
+    others.shuffle(rng);
+    let f = others[0];
+    let mut rest = others[1..].to_vec();
+    active.nodes = (0..n).collect();
+    let mut rules = Rules::new();
+
+    // 1. Cut the leader L and one follower F off from the other three. New client writes
+    //    reach F only. Of the three, N (the longest log) will lead the next term with
+    //    V's vote (V and W are cut apart, so only N can collect three votes).
+    set_rules(&netns, &addrs, &mut rules, cut_between(&[l, f], &rest))?;
+    active.grudge = Some(
+        (0..n)
+            .map(|i| {
+                let cut: Vec<usize> = if [l, f].contains(&i) {
+                    rest.clone()
+                } else {
+                    vec![l, f]
+                };
+                (i, cut.into_iter().collect())
+            })
+            .collect(),
+    );
+    let last =
+        |cluster: &Cluster<'_>, i: usize| status_of(cluster, i).map(|s| num(&s, "last_index"));
+    let mut lasts = Vec::new();
+    for &i in &rest {
+        let Some(li) = last(cluster, i) else {
+            return Ok(missed(steps, format!("{} did not answer STATUS", names[i])));
+        };
+        lasts.push((li, i));
+    }
+    rest.sort_by_key(|&i| std::cmp::Reverse(lasts.iter().find(|x| x.1 == i).map_or(0, |x| x.0)));
+    let (nn, v, w) = (rest[0], rest[1], rest[2]);
+    let i_n = lasts.iter().map(|x| x.0).max().unwrap_or(0) + 1;
+    cluster.pause(v)?;
+    let mut want = rules.clone();
+    want.extend(cut_between(&[v], &[w]));
+    set_rules(&netns, &addrs, &mut rules, want)?;
+    verify_rules(&netns, &peers, &names, &rules)?;
+    step(
+        &mut steps,
+        format!(
+            "{} (leader of term {term}) and {} cut off from {}, {}, {}; {} paused; {} <-> {} cut",
+            names[l], names[f], names[nn], names[v], names[w], names[v], names[v], names[w]
+        ),
+    );
+    active.evidence.push(format!(
+        "{} and {} cut off from the other three (every connection reset)",
+        names[l], names[f]
+    ));
+
+    // 2. Wait until L and F store an entry at index i_n that N, V and W lack.
+    let stored = wait_until(Instant::now() + e, || {
+        [l, f]
+            .iter()
+            .all(|&i| last(cluster, i).is_some_and(|li| li >= i_n))
+    });
+    if !stored {
+        cluster.resume(v)?;
+        return Ok(missed(
+            steps,
+            format!(
+                "no new entry at index {i_n} on {} and {}",
+                names[l], names[f]
+            ),
+        ));
+    }
+    step(
+        &mut steps,
+        format!(
+            "{} and {} store index {i_n} of term {term}",
+            names[l], names[f]
+        ),
+    );
+
+    // 3. N campaigns; V grants its vote, and N's entries never reach V.
+    let mut turns = 0;
+    let voted = lockstep(
+        cluster,
+        &[nn],
+        v,
+        Instant::now() + 3 * e + ms(1000),
+        &mut turns,
+        |s| {
+            num(s, "term") > term
+                && s.get("vote").and_then(Value::as_str) == Some(names[nn].as_str())
+        },
+    )?;
+    let Some(voted) = voted else {
+        return Ok(missed(
+            steps,
+            format!("{} never voted for {} ({turns} turns)", names[v], names[nn]),
+        ));
+    };
+    let t1 = num(&voted, "term");
+    let mut want = rules.clone();
+    want.insert((v, nn, Some(infos[v].peer_port)));
+    set_rules(&netns, &addrs, &mut rules, want)?;
+    if !reset_by_rule(&netns[nn], peers[v])? {
+        bail!(
+            "the one-way cut from {} to {} did not take effect",
+            names[nn],
+            names[v]
+        );
+    }
+    cluster.resume(nn)?;
+    let led = wait_until(Instant::now() + ms(1000), || {
+        status_of(cluster, nn).is_some_and(|s| s["role"] == "leader" && num(&s, "term") == t1)
+    });
+    if !led {
+        return Ok(missed(
+            steps,
+            format!(
+                "{} did not lead term {t1} with {}'s vote",
+                names[nn], names[v]
+            ),
+        ));
+    }
+    // Stop N at once: client writes it accepted as leader would reach the later leader
+    // and could hide the lost entry (same key, concurrent with it). It is restarted in
+    // step 5, which drops the requests waiting in its sockets.
+    cluster.pause(nn)?;
+    step(
+        &mut steps,
+        format!(
+            "{} leads term {t1} with {}'s vote ({turns} turns) and is paused; its entries cannot reach {}",
+            names[nn], names[v], names[v]
+        ),
+    );
+
+    // 4. Isolate N. L or F campaigns; V votes for it, and the new leader sends V the old
+    //    entries one message at a time (--max-msg-entries 1). Once V stores index i_n,
+    //    cut the leader off from V before the next message (its own term's first entry).
+    cluster.pause(v)?;
+    let mut want = rules.clone();
+    want.extend(cut_between(&[nn], &[v, w]));
+    want.retain(|&(at, from, _)| {
+        !((at == v && [l, f].contains(&from)) || (from == v && [l, f].contains(&at)))
+    });
+    set_rules(&netns, &addrs, &mut rules, want)?;
+    let mut turns = 0;
+    let got = lockstep(
+        cluster,
+        &[l, f],
+        v,
+        Instant::now() + 5 * e + ms(2000),
+        &mut turns,
+        |s| num(s, "last_index") >= i_n,
+    )?;
+    let Some(got) = got else {
+        return Ok(missed(
+            steps,
+            format!("{} never stored index {i_n} ({turns} turns)", names[v]),
+        ));
+    };
+    let t2 = num(&got, "term");
+    if num(&got, "last_term") >= t2 {
+        for s in [l, f] {
+            cluster.resume(s)?;
+        }
+        return Ok(missed(
+            steps,
+            format!(
+                "{} got an entry of term {t2} with index {i_n} ({turns} turns)",
+                names[v]
+            ),
+        ));
+    }
+    let mut want = rules.clone();
+    for s in [l, f] {
+        want.insert((v, s, Some(infos[v].peer_port)));
+    }
+    set_rules(&netns, &addrs, &mut rules, want)?;
+    for s in [l, f] {
+        if !reset_by_rule(&netns[s], peers[v])? {
+            bail!(
+                "the one-way cut from {} to {} did not take effect",
+                names[s],
+                names[v]
+            );
+        }
+        cluster.resume(s)?;
+    }
+    step(
+        &mut steps,
+        format!(
+            "{} stores index {i_n} (term {t2}, {turns} turns); {} and {} can no longer send to it",
+            names[v], names[l], names[f]
+        ),
+    );
+    // Raft commits index i_n here only through an entry of term t2, which V lacks: a
+    // correct leader leaves it uncommitted; one that counts replicas commits it.
+    let mut committed = None;
+    wait_until(Instant::now() + e, || {
+        committed = [l, f].into_iter().find(|&i| {
+            status_of(cluster, i)
+                .is_some_and(|s| s["role"] == "leader" && num(&s, "commit_index") >= i_n)
+        });
+        committed.is_some()
+    });
+
+    // 5. Let N, V and W elect a leader again (N or W: their entry at i_n is newer than
+    //    V's), with L and F cut off from them.
+    let want = cut_between(&[l, f], &[nn, v, w]);
+    set_rules(&netns, &addrs, &mut rules, want)?;
+    verify_rules(&netns, &peers, &names, &rules)?;
+    let old = cluster.kill(nn)?;
+    let pid = cluster.start(nn)?;
+    if old == Some(pid) {
+        bail!("{} restarted with its old pid {pid}", names[nn]);
+    }
+    step(
+        &mut steps,
+        format!(
+            "{} restarted as pid {pid}; {}, {} and {} reconnected",
+            names[nn], names[nn], names[v], names[w]
+        ),
+    );
+    let mut g = partition::Grudge::new();
+    for &(at, from, _) in &rules {
+        g.entry(at).or_default().insert(from);
+    }
+    let outcome = match committed {
+        Some(c) => format!(
+            "{} committed index {i_n} (term {term}) in term {t2} by replica count; {}, {} and {} may now replace it",
+            names[c], names[nn], names[v], names[w]
+        ),
+        None => format!("index {i_n} (term {term}) stayed uncommitted in term {t2}"),
+    };
+    step(&mut steps, outcome.clone());
+    active.evidence.push(outcome.clone());
+    let v_json = json!({
+        "combo": "figure8",
+        "leader": names[l],
+        "roles": {"f": names[f], "n": names[nn], "v": names[v], "w": names[w]},
+        "index": i_n,
+        "terms": [term, t1, t2],
+        "outcome": outcome,
+        "steps": steps,
+        "grudge": partition::describe(&g, &names),
+    });
+    active.grudge = Some(g);
+    Ok(v_json)
+}
+
 /// Undoes `combo` and verifies the heal.
 pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Result<()> {
     match combo {
@@ -771,7 +1190,7 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
                 active.evidence.push(evidence);
             }
         }
-        Combo::DoubleVote { .. } => {
+        Combo::DoubleVote { .. } | Combo::Figure8 { .. } => {
             super::heal_network(cluster)?;
             for i in 0..cluster.len() {
                 if cluster.is_paused(i) {
