@@ -20,6 +20,22 @@
 //!   (STATUS terms and roles, socket queues) and the fault records where it stopped when
 //!   the race went the other way.
 //!
+//! - `figure8` (five nodes, built for Raft with `--max-msg-entries 1 --max-inflight-msgs
+//!   1`): the Raft paper's Figure 8. Cut the leader L and a follower F off from the other
+//!   three, so a new client write at index i reaches F only. Of the three, N (the longest
+//!   log) leads the next term with V's vote, V and W being cut apart so nobody else can;
+//!   N's entries must not reach V, so V and N run in turns ([`lockstep`]: whenever bytes
+//!   from N wait in V's socket, N is paused and V resumed) and once V voted, a one-way
+//!   TCP-reset rule against N goes in before N runs again. N is paused as soon as it
+//!   leads. Then V is reconnected to L and F, and the same turns run until V stores
+//!   index i: L or F leads a newer term with V's vote and, one entry per message, sends
+//!   V the old entries; right after V stores i, and before the leader reads V's
+//!   acknowledgement, L and F are cut off from V (one way: V's answers still arrive).
+//!   Index i is now on a majority (L, F, V) but the leader's own first entry is only on
+//!   L and F. Finally L and F are cut off from the rest, N is restarted and N, V, W
+//!   elect a leader whose entry at i is N's, which replaces V's. A correct leader never
+//!   commits i (not of its term); one that counts replicas commits it, and the write,
+//!   pending at L since before the cut, is answered `+OK` and then read gone.
 //! - `isolate-then-cut-pair`: isolate the leader until another node leads, then reconnect
 //!   the old leader to everyone except the new leader: an old leader that nobody fences
 //!   off (acceptors that accept a lower ballot) goes on leading next to the new one.
@@ -33,7 +49,8 @@
 //!   voters are changed back.
 //!
 //! The `start-targeted` event is recorded when the fault's setup is complete (for
-//! `double-vote`, after its last step); the value carries the times of its steps.
+//! `double-vote` and `figure8`, after its last step); the value carries the times of its
+//! steps.
 
 use std::time::{Duration, Instant};
 

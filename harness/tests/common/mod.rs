@@ -149,3 +149,32 @@ pub fn node_args_of(run_dir: &std::path::Path) -> Vec<String> {
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect()
 }
+
+/// Runs `stasis selftest --case CASE` with a budget of `budget` (e.g. `100s`), requires
+/// exit 0 and the case caught, and returns the store (removed when dropped) and the first
+/// violation's run directory.
+pub fn selftest_catches(case: &str, budget: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let store = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("selftest")
+        .args(["--store", store.path().to_str().unwrap()])
+        .args(["--node-bin", node_bin().to_str().unwrap()])
+        .args(["--time-limit-per-case", budget])
+        .args(["--case", case])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "selftest failed:\n{text}");
+    let json_path = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("selftest.json: "))
+        .unwrap_or_else(|| panic!("no selftest.json path printed:\n{text}"));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(json_path).unwrap()).unwrap();
+    let c = &v["cases"][0];
+    assert_eq!(c["case"], case);
+    assert_eq!(c["caught"], 1, "{text}");
+    let dir = std::path::PathBuf::from(c["first_violation_dir"].as_str().unwrap());
+    assert!(dir.join("explanation.txt").is_file());
+    (store, dir)
+}
