@@ -567,6 +567,76 @@ fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// The nodes a multi-step targeted fault works on, as parallel vectors.
+struct Target {
+    infos: Vec<crate::cluster::NodeInfo>,
+    names: Vec<String>,
+    netns: Vec<String>,
+    addrs: Vec<std::net::Ipv4Addr>,
+    peers: Vec<std::net::SocketAddr>,
+}
+
+impl Target {
+    fn of(cluster: &Cluster<'_>) -> Target {
+        let infos = cluster.infos();
+        Target {
+            names: infos.iter().map(|i| i.name.clone()).collect(),
+            netns: infos.iter().map(|i| i.netns.clone()).collect(),
+            addrs: infos.iter().map(|i| i.addr).collect(),
+            peers: infos.iter().map(|i| i.peer_addr()).collect(),
+            infos,
+        }
+    }
+}
+
+/// The steps a multi-step targeted fault took, with their times, for its event value.
+struct Record {
+    combo: &'static str,
+    began: Instant,
+    steps: Vec<Value>,
+}
+
+impl Record {
+    fn new(combo: &'static str) -> Record {
+        Record {
+            combo,
+            began: Instant::now(),
+            steps: Vec::new(),
+        }
+    }
+
+    fn step(&mut self, what: String) {
+        let at_ms = self.began.elapsed().as_millis() as u64;
+        self.steps.push(json!({"at_ms": at_ms, "step": what}));
+    }
+
+    /// The event value of a fault that stopped early: which precondition failed.
+    fn missed(&self, why: String) -> Value {
+        json!({"combo": self.combo, "outcome": format!("missed: {why}"), "steps": self.steps})
+    }
+}
+
+/// Waits until some node leads; returns it and its term.
+fn settled_leader(cluster: &Cluster<'_>, deadline: Instant) -> Option<(usize, u64)> {
+    let mut leader = None;
+    wait_until(deadline, || {
+        leader = super::find_leader(cluster);
+        leader.is_some()
+    });
+    let l = leader?;
+    Some((l, term_role(cluster, l)?.0))
+}
+
+/// Restarts node `i` (SIGKILL, then a fresh process on the same data); its new pid.
+fn restart(cluster: &mut Cluster<'_>, i: usize) -> Result<u32> {
+    let old = cluster.kill(i)?;
+    let pid = cluster.start(i)?;
+    if old == Some(pid) {
+        bail!("{} restarted with its old pid {pid}", cluster.info(i).name);
+    }
+    Ok(pid)
+}
+
 fn double_vote(
     cluster: &mut Cluster<'_>,
     election_ms: u64,
@@ -577,30 +647,20 @@ fn double_vote(
     if n != 3 {
         bail!("the double-vote fault needs exactly 3 nodes, not {n}");
     }
-    let began = Instant::now();
-    let infos = cluster.infos();
-    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
-    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
-    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
-    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let Target {
+        infos,
+        names,
+        netns,
+        addrs,
+        peers,
+    } = Target::of(cluster);
+    let mut rec = Record::new("double-vote");
+    let began = rec.began;
     let ms = Duration::from_millis;
     let e = ms(election_ms);
-    let mut steps: Vec<Value> = Vec::new();
-    let step = |steps: &mut Vec<Value>, what: String| {
-        steps.push(json!({"at_ms": began.elapsed().as_millis() as u64, "step": what}));
-    };
-    let missed = |steps: Vec<Value>, why: String| json!({"combo": "double-vote", "outcome": format!("missed: {why}"), "steps": steps});
     // The previous fault may have left an election going on.
-    let mut leader = None;
-    wait_until(began + ms(4000), || {
-        leader = super::find_leader(cluster);
-        leader.is_some()
-    });
-    let Some(l) = leader else {
-        return Ok(missed(steps, "no node leads".into()));
-    };
-    let Some((term, _)) = term_role(cluster, l) else {
-        return Ok(missed(steps, format!("{} did not answer STATUS", names[l])));
+    let Some((l, term)) = settled_leader(cluster, began + ms(4000)) else {
+        return Ok(rec.missed("no node leads (or it did not answer STATUS)".into()));
     };
     let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
     others.shuffle(rng);
@@ -619,18 +679,11 @@ fn double_vote(
             .map(|i| (i, (0..n).filter(|&j| j != i).collect()))
             .collect(),
     );
-    let old = cluster.kill(l)?;
-    let pid = cluster.start(l)?;
-    if old == Some(pid) {
-        bail!("{} restarted with its old pid {pid}", names[l]);
-    }
-    step(
-        &mut steps,
-        format!(
-            "all three cut apart; {} (leader of term {term}) restarted as pid {pid}",
-            names[l]
-        ),
-    );
+    let pid = restart(cluster, l)?;
+    rec.step(format!(
+        "all three cut apart; {} (leader of term {term}) restarted as pid {pid}",
+        names[l]
+    ));
     if !wait_until(Instant::now() + ms(2000), || {
         term_role(cluster, l).is_some()
     }) {
@@ -671,27 +724,16 @@ fn double_vote(
         let got: Vec<String> = (0..n)
             .map(|i| format!("{} {}", names[i], shown(&seen[i])))
             .collect();
-        return Ok(missed(
-            steps,
-            format!("not all candidates in term {next}: {}", got.join(", ")),
-        ));
+        return Ok(rec.missed(format!(
+            "not all candidates in term {next}: {}",
+            got.join(", ")
+        )));
     }
-    step(
-        &mut steps,
-        format!("all three are candidates in term {next}"),
-    );
+    rec.step(format!("all three are candidates in term {next}"));
 
     // 3. Restart Y: the term is durable; a node that forgets its vote may vote again.
     //    Pause it once it listens, then let A's vote request reach it and wait there.
-    let restart_y = |cluster: &mut Cluster<'_>| -> Result<u32> {
-        let old = cluster.kill(y)?;
-        let pid = cluster.start(y)?;
-        if old == Some(pid) {
-            bail!("{} restarted with its old pid {pid}", names[y]);
-        }
-        Ok(pid)
-    };
-    let pid_y = restart_y(cluster)?;
+    let pid_y = restart(cluster, y)?;
     if !wait_until(Instant::now() + ms(1000), || {
         term_role(cluster, y).is_some()
     }) {
@@ -699,19 +741,16 @@ fn double_vote(
     }
     cluster.pause(y)?;
     set_pair(&netns, &addrs, a, y, false, true)?;
-    step(
-        &mut steps,
-        format!(
-            "{} restarted as pid {pid_y} and paused; {} <-> {} reconnected",
-            names[y], names[a], names[y]
-        ),
-    );
+    rec.step(format!(
+        "{} restarted as pid {pid_y} and paused; {} <-> {} reconnected",
+        names[y], names[a], names[y]
+    ));
     if !bytes_arrive(pid_y, infos[y].peer_port, addrs[a], ms(1200)) {
         cluster.resume(y)?;
-        return Ok(missed(
-            steps,
-            format!("{}'s vote request never reached {}", names[a], names[y]),
-        ));
+        return Ok(rec.missed(format!(
+            "{}'s vote request never reached {}",
+            names[a], names[y]
+        )));
     }
     // The first bytes may be only the connection's handshake frame: give A one more
     // retry interval (its vote requests are resent every heartbeat) before pausing it.
@@ -722,44 +761,32 @@ fn double_vote(
     let pid_a = cluster.pid(a).context("A is not running")?;
     if !bytes_arrive(pid_a, infos[a].peer_port, addrs[y], ms(500)) {
         cluster.resume(a)?;
-        return Ok(missed(
-            steps,
-            format!("{} did not answer {}", names[y], names[a]),
-        ));
+        return Ok(rec.missed(format!("{} did not answer {}", names[y], names[a])));
     }
     std::thread::sleep(ms(30));
-    step(
-        &mut steps,
-        format!(
-            "{} paused with {}'s answer to its vote request waiting",
-            names[a], names[y]
-        ),
-    );
+    rec.step(format!(
+        "{} paused with {}'s answer to its vote request waiting",
+        names[a], names[y]
+    ));
 
     // 5. Restart Y again and reconnect it with L, which asks it for its vote too.
-    let pid_y = restart_y(cluster)?;
+    let pid_y = restart(cluster, y)?;
     set_pair(&netns, &addrs, l, y, false, true)?;
-    step(
-        &mut steps,
-        format!(
-            "{} restarted as pid {pid_y}; {} <-> {} reconnected",
-            names[y], names[l], names[y]
-        ),
-    );
+    rec.step(format!(
+        "{} restarted as pid {pid_y}; {} <-> {} reconnected",
+        names[y], names[l], names[y]
+    ));
     let seen_l = poll_status(cluster, l, Instant::now() + ms(1500), |t, r| {
         r == "leader" || t > next
     });
-    step(&mut steps, format!("{} is {}", names[l], shown(&seen_l)));
+    rec.step(format!("{} is {}", names[l], shown(&seen_l)));
 
     // 6. Resume A: it reads Y's first answer. A and L stay cut apart.
     cluster.resume(a)?;
     let seen_a = poll_status(cluster, a, Instant::now() + ms(500), |t, r| {
         r == "leader" || t > next
     });
-    step(
-        &mut steps,
-        format!("{} resumed: {}", names[a], shown(&seen_a)),
-    );
+    rec.step(format!("{} resumed: {}", names[a], shown(&seen_a)));
     let mut g = partition::Grudge::new();
     g.insert(l, [a].into());
     g.insert(a, [l].into());
@@ -790,7 +817,7 @@ fn double_vote(
         "candidates": [names[a], names[l]],
         "term": next,
         "outcome": outcome,
-        "steps": steps,
+        "steps": rec.steps,
         "grudge": partition::describe(&g, &names),
     }))
 }
@@ -921,29 +948,20 @@ fn figure8(
     if n != 5 {
         bail!("the figure8 fault needs exactly 5 nodes, not {n}");
     }
-    let began = Instant::now();
-    let infos = cluster.infos();
-    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
-    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
-    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
-    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let Target {
+        infos,
+        names,
+        netns,
+        addrs,
+        peers,
+    } = Target::of(cluster);
+    let mut rec = Record::new("figure8");
+    let began = rec.began;
     let ms = Duration::from_millis;
     let e = ms(election_ms);
-    let mut steps: Vec<Value> = Vec::new();
-    let step = |steps: &mut Vec<Value>, what: String| {
-        steps.push(json!({"at_ms": began.elapsed().as_millis() as u64, "step": what}));
-    };
-    let missed = |steps: Vec<Value>, why: String| json!({"combo": "figure8", "outcome": format!("missed: {why}"), "steps": steps});
-    let mut leader = None;
-    wait_until(began + ms(4000), || {
-        leader = super::find_leader(cluster);
-        leader.is_some()
-    });
-    let Some(l) = leader else {
-        return Ok(missed(steps, "no node leads".into()));
-    };
-    let Some(term) = status_of(cluster, l).map(|s| num(&s, "term")) else {
-        return Ok(missed(steps, format!("{} did not answer STATUS", names[l])));
+    // The previous fault may have left an election going on.
+    let Some((l, term)) = settled_leader(cluster, began + ms(4000)) else {
+        return Ok(rec.missed("no node leads (or it did not answer STATUS)".into()));
     };
     let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
     others.shuffle(rng);
@@ -973,7 +991,7 @@ fn figure8(
     let mut lasts = Vec::new();
     for &i in &rest {
         let Some(li) = last(cluster, i) else {
-            return Ok(missed(steps, format!("{} did not answer STATUS", names[i])));
+            return Ok(rec.missed(format!("{} did not answer STATUS", names[i])));
         };
         lasts.push((li, i));
     }
@@ -985,13 +1003,10 @@ fn figure8(
     want.extend(cut_between(&[v], &[w]));
     set_rules(&netns, &addrs, &mut rules, want)?;
     verify_rules(&netns, &peers, &names, &rules)?;
-    step(
-        &mut steps,
-        format!(
-            "{} (leader of term {term}) and {} cut off from {}, {}, {}; {} paused; {} <-> {} cut",
-            names[l], names[f], names[nn], names[v], names[w], names[v], names[v], names[w]
-        ),
-    );
+    rec.step(format!(
+        "{} (leader of term {term}) and {} cut off from {}, {}, {}; {} paused; {} <-> {} cut",
+        names[l], names[f], names[nn], names[v], names[w], names[v], names[v], names[w]
+    ));
     active.evidence.push(format!(
         "{} and {} cut off from the other three (every connection reset)",
         names[l], names[f]
@@ -1005,21 +1020,15 @@ fn figure8(
     });
     if !stored {
         cluster.resume(v)?;
-        return Ok(missed(
-            steps,
-            format!(
-                "no new entry at index {i_n} on {} and {}",
-                names[l], names[f]
-            ),
-        ));
-    }
-    step(
-        &mut steps,
-        format!(
-            "{} and {} store index {i_n} of term {term}",
+        return Ok(rec.missed(format!(
+            "no new entry at index {i_n} on {} and {}",
             names[l], names[f]
-        ),
-    );
+        )));
+    }
+    rec.step(format!(
+        "{} and {} store index {i_n} of term {term}",
+        names[l], names[f]
+    ));
 
     // 3. N campaigns; V grants its vote, and N's entries never reach V.
     let mut turns = 0;
@@ -1035,10 +1044,10 @@ fn figure8(
         },
     )?;
     let Some(voted) = voted else {
-        return Ok(missed(
-            steps,
-            format!("{} never voted for {} ({turns} turns)", names[v], names[nn]),
-        ));
+        return Ok(rec.missed(format!(
+            "{} never voted for {} ({turns} turns)",
+            names[v], names[nn]
+        )));
     };
     let t1 = num(&voted, "term");
     let mut want = rules.clone();
@@ -1056,21 +1065,16 @@ fn figure8(
         status_of(cluster, nn).is_some_and(|s| s["role"] == "leader" && num(&s, "term") == t1)
     });
     if !led {
-        return Ok(missed(
-            steps,
-            format!(
-                "{} did not lead term {t1} with {}'s vote",
-                names[nn], names[v]
-            ),
-        ));
+        return Ok(rec.missed(format!(
+            "{} did not lead term {t1} with {}'s vote",
+            names[nn], names[v]
+        )));
     }
     // Stop N at once: client writes it accepted as leader would reach the later leader
     // and could hide the lost entry (same key, concurrent with it). It is restarted in
     // step 5, which drops the requests waiting in its sockets.
     cluster.pause(nn)?;
-    step(
-        &mut steps,
-        format!(
+    rec.step(format!(
             "{} leads term {t1} with {}'s vote ({turns} turns) and is paused; its entries cannot reach {}",
             names[nn], names[v], names[v]
         ),
@@ -1096,23 +1100,20 @@ fn figure8(
         |s| num(s, "last_index") >= i_n,
     )?;
     let Some(got) = got else {
-        return Ok(missed(
-            steps,
-            format!("{} never stored index {i_n} ({turns} turns)", names[v]),
-        ));
+        return Ok(rec.missed(format!(
+            "{} never stored index {i_n} ({turns} turns)",
+            names[v]
+        )));
     };
     let t2 = num(&got, "term");
     if num(&got, "last_term") >= t2 {
         for s in [l, f] {
             cluster.resume(s)?;
         }
-        return Ok(missed(
-            steps,
-            format!(
-                "{} got an entry of term {t2} with index {i_n} ({turns} turns)",
-                names[v]
-            ),
-        ));
+        return Ok(rec.missed(format!(
+            "{} got an entry of term {t2} with index {i_n} ({turns} turns)",
+            names[v]
+        )));
     }
     let mut want = rules.clone();
     for s in [l, f] {
@@ -1129,13 +1130,10 @@ fn figure8(
         }
         cluster.resume(s)?;
     }
-    step(
-        &mut steps,
-        format!(
-            "{} stores index {i_n} (term {t2}, {turns} turns); {} and {} can no longer send to it",
-            names[v], names[l], names[f]
-        ),
-    );
+    rec.step(format!(
+        "{} stores index {i_n} (term {t2}, {turns} turns); {} and {} can no longer send to it",
+        names[v], names[l], names[f]
+    ));
     // Raft commits index i_n here only through an entry of term t2, which V lacks: a
     // correct leader leaves it uncommitted; one that counts replicas commits it.
     let mut committed = None;
@@ -1152,18 +1150,11 @@ fn figure8(
     let want = cut_between(&[l, f], &[nn, v, w]);
     set_rules(&netns, &addrs, &mut rules, want)?;
     verify_rules(&netns, &peers, &names, &rules)?;
-    let old = cluster.kill(nn)?;
-    let pid = cluster.start(nn)?;
-    if old == Some(pid) {
-        bail!("{} restarted with its old pid {pid}", names[nn]);
-    }
-    step(
-        &mut steps,
-        format!(
-            "{} restarted as pid {pid}; {}, {} and {} reconnected",
-            names[nn], names[nn], names[v], names[w]
-        ),
-    );
+    let pid = restart(cluster, nn)?;
+    rec.step(format!(
+        "{} restarted as pid {pid}; {}, {} and {} reconnected",
+        names[nn], names[nn], names[v], names[w]
+    ));
     let mut g = partition::Grudge::new();
     for &(at, from, _) in &rules {
         g.entry(at).or_default().insert(from);
@@ -1175,7 +1166,7 @@ fn figure8(
         ),
         None => format!("index {i_n} (term {term}) stayed uncommitted in term {t2}"),
     };
-    step(&mut steps, outcome.clone());
+    rec.step(outcome.clone());
     active.evidence.push(outcome.clone());
     let v_json = json!({
         "combo": "figure8",
@@ -1184,7 +1175,7 @@ fn figure8(
         "index": i_n,
         "terms": [term, t1, t2],
         "outcome": outcome,
-        "steps": steps,
+        "steps": rec.steps,
         "grudge": partition::describe(&g, &names),
     });
     active.grudge = Some(g);

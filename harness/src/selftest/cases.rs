@@ -341,7 +341,8 @@ pub fn bug_cases() -> Vec<Case> {
         ];
     });
     // One entry per append message and one message in flight let a leader hand a voter
-    // an old entry without the first entry of its own term; writes wait up to 20 s for a leader that commits them.
+    // an old entry without the first entry of its own term; writes wait up to 20 s for
+    // a leader that commits them.
     let figure8 = plan("figure8 (5 nodes, one entry in flight)", |p| {
         p.nemesis = "partition";
         p.targeted = Some(Targeted::Figure8);
