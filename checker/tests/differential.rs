@@ -331,29 +331,42 @@ fn search_brute_force_and_porcupine_agree_on_random_registers() {
     );
 }
 
-#[test]
-fn partitioning_by_key_agrees_with_one_partition() {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
+/// Checks `CASES` histories from `generate`, by key and as one partition, against
+/// `brute`, and requires both verdicts to be exercised: more than a fifth of the cases
+/// linearizable and more than `CASES / bad_share` not.
+fn by_key_and_whole_agree_with(
+    seed: u64,
+    mut generate: impl FnMut(&mut ChaCha8Rng) -> Vec<Operation>,
+    brute: impl Fn(&[Operation]) -> bool,
+    model: ModelKind,
+    bad_share: u64,
+) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut good, mut bad) = (0, 0);
     for case in 0..CASES {
-        let ops = generate(&mut rng, 2);
-        let expect = brute_force(&ops);
+        let ops = generate(&mut rng);
+        let expect = brute(&ops);
         assert_eq!(
-            ours(&ops, ModelKind::Kv, true),
+            ours(&ops, model, true),
             expect,
             "case {case} by key: {ops:#?}"
         );
         assert_eq!(
-            ours(&ops, ModelKind::Kv, false),
+            ours(&ops, model, false),
             expect,
             "case {case} whole: {ops:#?}"
         );
         if expect { good += 1 } else { bad += 1 }
     }
     assert!(
-        good > CASES / 5 && bad > CASES / 20,
+        good > CASES / 5 && bad > CASES / bad_share,
         "good {good}, bad {bad}"
     );
+}
+
+#[test]
+fn partitioning_by_key_agrees_with_one_partition() {
+    by_key_and_whole_agree_with(7, |r| generate(r, 2), brute_force, ModelKind::Kv, 20);
 }
 
 /// A random history of Porcupine's kv model (get/put/append on strings, ok/fail/info),
@@ -473,25 +486,11 @@ fn brute_force_strings(ops: &[Operation]) -> bool {
 fn porcupine_kv_search_and_screen_agree_with_brute_force() {
     // Covers the screen (`Model::refutes`) and the staged search it drives: by key, the
     // refuted keys are searched first and the others only if none fails.
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let (mut good, mut bad) = (0, 0);
-    for case in 0..CASES {
-        let ops = generate_strings(&mut rng, 3);
-        let expect = brute_force_strings(&ops);
-        assert_eq!(
-            ours(&ops, ModelKind::PorcupineKv, true),
-            expect,
-            "case {case} by key: {ops:#?}"
-        );
-        assert_eq!(
-            ours(&ops, ModelKind::PorcupineKv, false),
-            expect,
-            "case {case} whole: {ops:#?}"
-        );
-        if expect { good += 1 } else { bad += 1 }
-    }
-    assert!(
-        good > CASES / 5 && bad > CASES / 10,
-        "good {good}, bad {bad}"
+    by_key_and_whole_agree_with(
+        11,
+        |r| generate_strings(r, 3),
+        brute_force_strings,
+        ModelKind::PorcupineKv,
+        10,
     );
 }
