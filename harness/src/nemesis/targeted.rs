@@ -176,17 +176,20 @@ fn isolate_then_cut_pair(
     let began = Instant::now();
     let l = leader_or_any(cluster, rng);
     let n = cluster.len();
-    let infos = cluster.infos();
-    let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
-    let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
-    let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
+    let Target {
+        names,
+        netns,
+        addrs,
+        peers,
+        ..
+    } = Target::of(cluster);
     let g = partition::grudge(Shape::IsolateLeader, n, Some(l), rng)?;
     partition::apply(&g, &netns, &addrs)?;
     let want = partition::expected_unreachable(&g, n);
     verify_reachability(&netns, &peers, &want)
         .context("isolating the leader did not take effect")?;
     active.nodes = vec![l];
-    active.evidence.push(format!("{} isolated", infos[l].name));
+    active.evidence.push(format!("{} isolated", names[l]));
     // Wait for the others to elect someone.
     let deadline = began + Duration::from_millis(wait_ms);
     let mut new_leader = None;
@@ -196,7 +199,6 @@ fn isolate_then_cut_pair(
             .find(|&i| term_role(cluster, i).is_some_and(|(_, role)| role == "leader"));
         new_leader.is_some()
     });
-    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
     let Some(m) = new_leader else {
         active.grudge = Some(g.clone());
         return Ok(json!({
@@ -384,8 +386,7 @@ fn split_replace(
 
 /// A node's term and role from its STATUS.
 fn term_role(cluster: &Cluster<'_>, i: usize) -> Option<(u64, String)> {
-    let s = crate::client::resp::status(cluster.info(i).client_addr(), Duration::from_millis(200))
-        .ok()?;
+    let s = status_of(cluster, i)?;
     let term = s.get("term").and_then(Value::as_u64)?;
     let role = s
         .get("role")
@@ -616,6 +617,15 @@ impl Record {
     }
 }
 
+/// The cluster's size, which must be `want` for the fault `combo`.
+fn exactly(cluster: &Cluster<'_>, combo: &str, want: usize) -> Result<usize> {
+    let n = cluster.len();
+    if n != want {
+        bail!("the {combo} fault needs exactly {want} nodes, not {n}");
+    }
+    Ok(n)
+}
+
 /// Waits until some node leads; returns it and its term.
 fn settled_leader(cluster: &Cluster<'_>, deadline: Instant) -> Option<(usize, u64)> {
     let mut leader = None;
@@ -643,10 +653,7 @@ fn double_vote(
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
-    let n = cluster.len();
-    if n != 3 {
-        bail!("the double-vote fault needs exactly 3 nodes, not {n}");
-    }
+    let n = exactly(cluster, "double-vote", 3)?;
     let Target {
         infos,
         names,
@@ -944,10 +951,7 @@ fn figure8(
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
-    let n = cluster.len();
-    if n != 5 {
-        bail!("the figure8 fault needs exactly 5 nodes, not {n}");
-    }
+    let n = exactly(cluster, "figure8", 5)?;
     let Target {
         infos,
         names,
@@ -966,7 +970,7 @@ fn figure8(
     let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
     others.shuffle(rng);
     let f = others[0];
-    let mut rest = others[1..].to_vec();
+    let rest = others[1..].to_vec();
     active.nodes = (0..n).collect();
     let mut rules = Rules::new();
 
@@ -995,9 +999,10 @@ fn figure8(
         };
         lasts.push((li, i));
     }
-    rest.sort_by_key(|&i| std::cmp::Reverse(lasts.iter().find(|x| x.1 == i).map_or(0, |x| x.0)));
-    let (nn, v, w) = (rest[0], rest[1], rest[2]);
-    let i_n = lasts.iter().map(|x| x.0).max().unwrap_or(0) + 1;
+    // Longest log first; ties keep the shuffled order.
+    lasts.sort_by_key(|&(li, _)| std::cmp::Reverse(li));
+    let (nn, v, w) = (lasts[0].1, lasts[1].1, lasts[2].1);
+    let i_n = lasts[0].0 + 1;
     cluster.pause(v)?;
     let mut want = rules.clone();
     want.extend(cut_between(&[v], &[w]));
