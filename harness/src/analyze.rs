@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use checker::check::{CheckOptions, CheckResult, Verdict, check_history};
 use checker::history::{Op, OpType, Process, read_jsonl};
 use checker::model::ModelKind;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::run::FaultRecord;
@@ -55,12 +55,64 @@ pub struct Slot {
 /// The result of analyzing a run.
 #[derive(Debug)]
 pub struct Report {
+    /// The run's exit code: the verdict's (0, 1, 2) combined with how the run ended
+    /// ([`Problem::exit_code`]).
     pub exit_code: u8,
+    /// Why the run ended early, if it did.
+    pub problem: Option<Problem>,
     pub verdict: Verdict,
     pub summary_text: String,
     pub windows: Vec<FaultWindow>,
     pub slots: Vec<Slot>,
     pub check: CheckResult,
+}
+
+/// Who is to blame for a run that ended before its normal end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProblemKind {
+    /// The system under test stopped answering (it did not recover after healing, a final
+    /// read never succeeded, no membership change was ever answered): a finding about the
+    /// system, not about the harness.
+    System,
+    /// The harness or its environment failed (a fault could not be applied or undone, a
+    /// file could not be written).
+    Harness,
+}
+
+/// Why a run ended early, reported beside its verdict (`results.json` `problem`,
+/// `summary.txt`, `report.html`). The history recorded up to then is checked all the
+/// same, so a harness problem never hides a violation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+impl Problem {
+    /// The run's exit code from its verdict's (`verdict_code`: 0, 1 or 2) and how it
+    /// ended: a violation wins over everything; a harness problem is exit 3; a system
+    /// problem leaves the verdict's code (the finding is reported beside it).
+    pub fn exit_code(verdict_code: u8, problem: Option<&Problem>) -> u8 {
+        match problem {
+            _ if verdict_code == 1 => 1,
+            Some(Problem {
+                kind: ProblemKind::Harness,
+                ..
+            }) => 3,
+            _ => verdict_code,
+        }
+    }
+
+    /// One line for summaries: `harness error: ...` or `system stopped answering: ...`.
+    pub fn line(&self) -> String {
+        match self.kind {
+            ProblemKind::System => {
+                format!("finding: the system stopped answering: {}", self.message)
+            }
+            ProblemKind::Harness => format!("harness error: {}", self.message),
+        }
+    }
 }
 
 /// Pairs `start-X` / `stop-X` nemesis events into windows and counts client completions
@@ -168,9 +220,13 @@ pub fn latencies(ops: &[Op]) -> Vec<Latency> {
 }
 
 /// Checks the run in `dir` and writes `results.json` and `summary.txt`.
+///
+/// `faults` and `problem` come from the live run; when re-analyzing (`None`), those of the
+/// previous `results.json` are kept.
 pub fn analyze_run(
     dir: &Path,
     faults: Option<&[FaultRecord]>,
+    problem: Option<&Problem>,
     timeout: Duration,
 ) -> Result<Report> {
     let path = dir.join("history.jsonl");
@@ -195,18 +251,30 @@ pub fn analyze_run(
             .entry(op.kind.to_string())
             .or_default() += 1;
     }
-    // Keep the fault evidence of the live run when re-analyzing.
-    let evidence: Value = match faults {
-        Some(f) => serde_json::to_value(f)?,
-        None => std::fs::read(dir.join("results.json"))
+    // Keep the fault evidence and the problem of the live run when re-analyzing.
+    let previous = || {
+        std::fs::read(dir.join("results.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    let evidence: Value = match faults {
+        Some(f) => serde_json::to_value(f)?,
+        None => previous()
             .and_then(|v| v.get("faults").cloned())
             .unwrap_or(Value::Null),
     };
+    let problem: Option<Problem> = match (faults, problem) {
+        (_, Some(p)) => Some(p.clone()),
+        (Some(_), None) => None,
+        (None, None) => previous()
+            .and_then(|v| v.get("problem").cloned())
+            .and_then(|p| serde_json::from_value(p).ok()),
+    };
+    let exit_code = Problem::exit_code(check.verdict.exit_code(), problem.as_ref());
     let results = json!({
         "verdict": check.verdict.id(),
-        "exit_code": check.verdict.exit_code(),
+        "exit_code": exit_code,
+        "problem": problem,
         "ops": counts,
         "history_warnings": history.warnings,
         "check": {
@@ -238,7 +306,15 @@ pub fn analyze_run(
         )
         .with_context(|| format!("cannot write {}", dir.join("timeline.html").display()))?;
     }
-    let summary_text = summary(dir, &check, &counts, &latency, &windows, &slots);
+    let mut summary_text = summary(dir, &check, &counts, &latency, &windows, &slots);
+    if let Some(p) = &problem {
+        // Right under the verdict line.
+        let at = summary_text
+            .match_indices('\n')
+            .nth(1)
+            .map_or(summary_text.len(), |(i, _)| i + 1);
+        summary_text.insert_str(at, &format!("{}\n", p.line()));
+    }
     std::fs::write(dir.join("summary.txt"), &summary_text)
         .with_context(|| format!("cannot write {}", dir.join("summary.txt").display()))?;
     // Plots are a view: a drawing failure is reported (here and in report.html), not fatal.
@@ -254,7 +330,8 @@ pub fn analyze_run(
     };
     crate::report_html::write(dir, &page)?;
     Ok(Report {
-        exit_code: check.verdict.exit_code(),
+        exit_code,
+        problem,
         verdict: check.verdict,
         summary_text,
         windows,

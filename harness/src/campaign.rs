@@ -801,6 +801,16 @@ fn run_cell(index: usize, cell: &Cell, seed: u64) -> CellRecord {
                         }
                         _ => {}
                     }
+                    // A run that ended early was still checked: its problem goes beside
+                    // the verdict (a harness problem is the explanation of an error).
+                    if let Some(p) = &r.problem {
+                        rec.explanation = Some(match rec.explanation.take() {
+                            Some(e) if rec.verdict != Verdict::Error => {
+                                format!("{e}; also {}", one_line(&p.line()))
+                            }
+                            _ => one_line(&p.line()),
+                        });
+                    }
                 }
             }
         }

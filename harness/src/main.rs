@@ -102,7 +102,8 @@ fn main() -> ExitCode {
 }
 
 fn analyze_cmd(arg: &std::path::Path, timeout: std::time::Duration) -> u8 {
-    let result = store::resolve_run(arg).and_then(|dir| analyze::analyze_run(&dir, None, timeout));
+    let result =
+        store::resolve_run(arg).and_then(|dir| analyze::analyze_run(&dir, None, None, timeout));
     match result {
         Ok(report) => {
             println!("{}", report.summary_text.trim_end());

@@ -50,6 +50,7 @@ body{font-family:system-ui,'DejaVu Sans',sans-serif;margin:1.5em auto;max-width:
 h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
 .verdict{display:inline-block;padding:.25em .8em;border-radius:4px;color:#fff;font-weight:bold}
 .v-linearizable{background:#1a7f37} .v-not-linearizable{background:#cf222e} .v-unknown{background:#9a6700}
+.problem{border-left:4px solid #9a6700;padding:.3em .8em;background:#fff8c5}
 table{border-collapse:collapse;margin:.5em 0;font-size:.92em} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f4f4f4} td.n{text-align:right;font-variant-numeric:tabular-nums}
 .sw{display:inline-block;width:.9em;height:.9em;border-radius:2px;vertical-align:middle;margin-right:.35em}
@@ -113,6 +114,19 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
         check.elapsed_ms,
         esc(check.model)
     );
+
+    // A run that ended early: its problem, right under the verdict.
+    if let Some(p) = results
+        .get("problem")
+        .cloned()
+        .and_then(|p| serde_json::from_value::<crate::analyze::Problem>(p).ok())
+    {
+        let _ = writeln!(
+            h,
+            "<p class=\"problem\" id=\"problem\">{}</p>",
+            esc(&p.line())
+        );
+    }
 
     // The run: options from test.json.
     let _ = writeln!(h, "<h2>Run</h2><table>");

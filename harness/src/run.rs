@@ -15,7 +15,7 @@ use checker::history::{Op, OpType, Process};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::analyze;
+use crate::analyze::{self, Problem, ProblemKind};
 use crate::client::resp::Endpoint;
 use crate::client::{Client, ClientOp, Completion};
 use crate::cluster::{Cluster, Launcher, NodeInfo};
@@ -172,7 +172,9 @@ pub struct Overrides {
 /// The result of one completed run, for callers that run many (selftest, campaign).
 #[derive(Debug)]
 pub struct Outcome {
-    /// 0 linearizable, 1 not, 2 unknown, 3 interrupted (harness errors are `Err`).
+    /// 0 linearizable, 1 not, 2 unknown, 3 interrupted, or a harness problem after the
+    /// recorded history was checked and found linearizable (`report.problem`). Errors
+    /// before any history was recorded are `Err`.
     pub exit_code: u8,
     pub run_dir: PathBuf,
     pub seed: u64,
@@ -378,7 +380,10 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         args, &spec, &dir, &topo, &bin, faketime, seed, warmup, &schedule,
     );
     drop(topo);
-    let (faults, load) = outcome?;
+    let (faults, load) = match outcome {
+        Ok(v) => v,
+        Err(e) => return ended_early(e, args, &dir, seed),
+    };
     let cpu = harness_cpu() - cpu_at_start;
     let stats = json!({
         "workload_s": load.seconds,
@@ -410,7 +415,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
             report: None,
         });
     }
-    let report = analyze::analyze_run(&dir.path, Some(&faults), args.check_timeout)?;
+    let report = analyze::analyze_run(&dir.path, Some(&faults), None, args.check_timeout)?;
     println!("{}", report.summary_text.trim_end());
     Ok(Outcome {
         exit_code: report.exit_code,
@@ -418,6 +423,78 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         seed,
         completions: load.completions,
         workload_s: load.seconds,
+        report: Some(report),
+    })
+}
+
+/// An error that is a finding about the system under test: it stopped answering (did not
+/// recover after healing, never answered a final read, refused or dropped every membership
+/// change). The run's history is checked as usual and its verdict decides the exit code;
+/// the finding is reported beside it.
+#[derive(Debug)]
+pub struct Unresponsive(pub String);
+
+impl std::fmt::Display for Unresponsive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unresponsive {}
+
+/// The problem behind a run's error: [`Unresponsive`] anywhere in its chain makes it a
+/// system finding, anything else a harness error.
+pub fn problem_of(e: &anyhow::Error) -> Problem {
+    let kind = if e.chain().any(|c| c.is::<Unresponsive>()) {
+        ProblemKind::System
+    } else {
+        ProblemKind::Harness
+    };
+    Problem {
+        kind,
+        message: format!("{e:#}"),
+    }
+}
+
+/// A run that ended with an error after its history was started: check what was recorded
+/// (a violation wins: exit 1), report the problem beside the verdict, and give exit 3 only
+/// for a harness problem. Without a history there is nothing to check: the error stands.
+fn ended_early(e: anyhow::Error, args: &TestArgs, dir: &RunDir, seed: u64) -> Result<Outcome> {
+    let history = dir.file("history.jsonl");
+    let recorded = std::fs::metadata(&history).is_ok_and(|m| m.len() > 0);
+    if !recorded || signals::interrupted() {
+        return Err(e);
+    }
+    let problem = problem_of(&e);
+    eprintln!(
+        "stasis: {}; checking the history recorded so far",
+        problem.line()
+    );
+    let report = match analyze::analyze_run(&dir.path, None, Some(&problem), args.check_timeout) {
+        Ok(r) => r,
+        Err(check_err) => {
+            return Err(e.context(format!(
+                "the history could not be checked either: {check_err:#}"
+            )));
+        }
+    };
+    println!("{}", report.summary_text.trim_end());
+    // The load figures the live run would have counted, from the recorded history.
+    let (completions, last_ns) = checker::history::read_jsonl(&history)
+        .map(|h| {
+            let done = h.ops.iter().filter(|o| o.is_client_completion());
+            (
+                done.clone().count() as u64,
+                done.map(|o| o.time).max().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0));
+    Ok(Outcome {
+        exit_code: report.exit_code,
+        run_dir: dir.path.clone(),
+        seed,
+        completions,
+        workload_s: last_ns as f64 / 1e9,
         report: Some(report),
     })
 }
@@ -765,10 +842,11 @@ fn nemesis_loop(
             .last()
             .map(|f| f.evidence.join("; "))
             .unwrap_or_default();
-        bail!(
+        return Err(Unresponsive(format!(
             "the membership nemesis never changed the voter set ({} faults, every change refused or unanswered; last: {last})",
             changes.len()
-        );
+        ))
+        .into());
     }
     Ok(done)
 }
@@ -802,7 +880,8 @@ fn recover(
     shared
         .rec
         .nemesis("heal", json!("all faults healed, all nodes running"));
-    wait_ready(cluster, ready, timeout).context("the cluster did not recover after healing")?;
+    wait_ready(cluster, ready, timeout)
+        .map_err(|e| Unresponsive(format!("the cluster did not recover after healing: {e:#}")))?;
     // Let the cluster serve for a moment after recovery while the workload continues.
     std::thread::sleep(Duration::from_secs(2));
     Ok(())
@@ -824,7 +903,11 @@ fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
                 break;
             }
             if Instant::now() > deadline {
-                bail!("final read of {} did not succeed within 20 s", op.key());
+                return Err(Unresponsive(format!(
+                    "final read of {} did not succeed within 20 s",
+                    op.key()
+                ))
+                .into());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -875,5 +958,128 @@ fn progress(limit: Duration, shared: &Shared, done: &AtomicBool, start: Instant)
     }
     if tty {
         eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args() -> TestArgs {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: TestArgs,
+        }
+        Wrap::try_parse_from(["stasis"]).unwrap().args
+    }
+
+    /// A run directory whose history writes 1 to k1 and then reads 2 (`bad`) or 1.
+    fn run_dir(store: &Path, bad: bool) -> RunDir {
+        let dir = RunDir::create(store, "early").unwrap();
+        let read = if bad { 2 } else { 1 };
+        let lines = [
+            r#"{"index":0,"time":1000,"process":0,"type":"invoke","f":"write","key":"k1","value":1}"#.to_owned(),
+            r#"{"index":1,"time":2000,"process":0,"type":"ok","f":"write","key":"k1","value":1}"#.to_owned(),
+            r#"{"index":2,"time":3000,"process":1,"type":"invoke","f":"read","key":"k1","value":null}"#.to_owned(),
+            format!(r#"{{"index":3,"time":4000,"process":1,"type":"ok","f":"read","key":"k1","value":{read}}}"#),
+        ];
+        std::fs::write(dir.file("history.jsonl"), lines.join("\n") + "\n").unwrap();
+        dir
+    }
+
+    fn results(dir: &RunDir) -> Value {
+        serde_json::from_slice(&std::fs::read(dir.file("results.json")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_violation_wins_over_a_harness_error() {
+        let store = tempfile::tempdir().unwrap();
+        let dir = run_dir(store.path(), true);
+        let e = anyhow::anyhow!("iptables vanished").context("could not apply fault");
+        let o = ended_early(e, &args(), &dir, 7).unwrap();
+        assert_eq!(o.exit_code, 1);
+        assert_eq!(o.completions, 2);
+        let r = results(&dir);
+        assert_eq!(r["verdict"], "not-linearizable");
+        assert_eq!(r["exit_code"], 1);
+        assert_eq!(r["problem"]["kind"], "harness");
+        let summary = std::fs::read_to_string(dir.file("summary.txt")).unwrap();
+        assert!(
+            summary.contains("harness error: could not apply fault: iptables vanished"),
+            "{summary}"
+        );
+        assert!(dir.file("report.html").is_file());
+    }
+
+    #[test]
+    fn a_harness_error_on_a_linearizable_history_is_exit_3_with_the_verdict_beside_it() {
+        let store = tempfile::tempdir().unwrap();
+        let dir = run_dir(store.path(), false);
+        let o = ended_early(anyhow::anyhow!("disk full"), &args(), &dir, 7).unwrap();
+        assert_eq!(o.exit_code, 3);
+        let r = results(&dir);
+        assert_eq!(r["verdict"], "linearizable");
+        assert_eq!(r["exit_code"], 3);
+        assert_eq!(r["problem"]["kind"], "harness");
+        // Re-analysis keeps the problem and its exit code.
+        let again = analyze::analyze_run(&dir.path, None, None, Duration::from_secs(10)).unwrap();
+        assert_eq!(again.exit_code, 3);
+        assert_eq!(again.problem.map(|p| p.kind), Some(ProblemKind::Harness));
+    }
+
+    #[test]
+    fn an_unresponsive_system_is_a_finding_and_the_verdict_decides() {
+        let store = tempfile::tempdir().unwrap();
+        let dir = run_dir(store.path(), false);
+        let e = anyhow::Error::new(Unresponsive("final read of k1 did not succeed".into()))
+            .context("recovery");
+        let o = ended_early(e, &args(), &dir, 7).unwrap();
+        assert_eq!(o.exit_code, 0);
+        let p = o.report.unwrap().problem.unwrap();
+        assert_eq!(p.kind, ProblemKind::System);
+        assert!(
+            p.line()
+                .starts_with("finding: the system stopped answering"),
+            "{}",
+            p.line()
+        );
+        let bad = run_dir(store.path(), true);
+        let e = anyhow::Error::new(Unresponsive("no leader".into()));
+        assert_eq!(ended_early(e, &args(), &bad, 7).unwrap().exit_code, 1);
+    }
+
+    #[test]
+    fn without_a_history_the_error_stands() {
+        let store = tempfile::tempdir().unwrap();
+        let dir = RunDir::create(store.path(), "early").unwrap();
+        let e =
+            ended_early(anyhow::anyhow!("cluster did not come up"), &args(), &dir, 7).unwrap_err();
+        assert_eq!(format!("{e}"), "cluster did not come up");
+    }
+
+    #[test]
+    fn exit_codes_of_problems() {
+        let harness = Problem {
+            kind: ProblemKind::Harness,
+            message: String::new(),
+        };
+        let system = Problem {
+            kind: ProblemKind::System,
+            message: String::new(),
+        };
+        for (code, p, want) in [
+            (0, None, 0),
+            (2, None, 2),
+            (1, Some(&harness), 1),
+            (0, Some(&harness), 3),
+            (2, Some(&harness), 3),
+            (0, Some(&system), 0),
+            (2, Some(&system), 2),
+            (1, Some(&system), 1),
+        ] {
+            assert_eq!(Problem::exit_code(code, p), want, "{code} {p:?}");
+        }
     }
 }

@@ -357,7 +357,15 @@ fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path) -> CaseRun
                         out.violation_dir = Some(o.run_dir.clone());
                     }
                     2 => out.unknown += 1,
-                    3 => out.interrupted = true,
+                    // Exit 3 with a report: a harness problem after the history was
+                    // checked (and found linearizable); without one: interrupted.
+                    3 => match o.report.as_ref().and_then(|r| r.problem.as_ref()) {
+                        Some(p) => {
+                            a.error = Some(p.message.clone());
+                            out.harness_error = Some(p.message.clone());
+                        }
+                        None => out.interrupted = true,
+                    },
                     _ => {}
                 }
             }

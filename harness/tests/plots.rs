@@ -190,7 +190,7 @@ fn plots_of_a_known_run_shade_every_fault_in_svg_and_png() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_run(dir, &history(true));
-    let report = analyze_run(dir, None, Duration::from_secs(30)).unwrap();
+    let report = analyze_run(dir, None, None, Duration::from_secs(30)).unwrap();
     assert_eq!(report.exit_code, 0, "{}", report.summary_text);
     assert_eq!(report.windows.len(), 4);
 
@@ -315,7 +315,7 @@ fn a_violation_report_carries_the_explanation_and_timeline() {
     ];
     write_run(dir, &events);
     // A run without clock faults gets no clock plot.
-    let report = analyze_run(dir, None, Duration::from_secs(30)).unwrap();
+    let report = analyze_run(dir, None, None, Duration::from_secs(30)).unwrap();
     assert_eq!(report.exit_code, 1);
     for f in [
         "latency.svg",

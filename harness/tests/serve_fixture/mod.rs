@@ -362,7 +362,8 @@ fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
     let verdict = if spec.outcome == "unfinished" {
         None
     } else {
-        let report = harness::analyze::analyze_run(&dir, None, Duration::from_secs(30)).unwrap();
+        let report =
+            harness::analyze::analyze_run(&dir, None, None, Duration::from_secs(30)).unwrap();
         let v = report.verdict.id();
         assert_eq!(
             v == "linearizable",
