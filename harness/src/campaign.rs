@@ -69,6 +69,7 @@ struct FileSpec {
     check_timeout: Option<String>,
     ready_timeout: Option<String>,
     spares: Option<i64>,
+    settings: Option<String>,
 }
 
 fn default_nodes() -> Vec<i64> {
@@ -235,6 +236,10 @@ impl Campaign {
         }
         if let Some(n) = f.spares {
             base.spares = Some(int_in("spares", n, 0, 20)?);
+        }
+        if let Some(m) = &f.settings {
+            base.settings = <crate::settings::Mode as clap::ValueEnum>::from_str(m, false)
+                .map_err(|_| format!("settings = {m:?}: use \"vary\" or \"default\""))?;
         }
 
         // Systems: built-ins or spec files (relative paths are relative to the campaign

@@ -21,6 +21,7 @@ pub mod report_html;
 pub mod run;
 pub mod selftest;
 pub mod serve;
+pub mod settings;
 pub mod signals;
 pub mod store;
 pub mod sut;

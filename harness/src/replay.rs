@@ -114,6 +114,7 @@ fn run_inner(a: &ReplayArgs) -> Result<u8> {
     println!("stasis replay: note: {TIMING_NOTE}");
     let overrides = Overrides {
         schedule: Some(stored.schedule.clone()),
+        settings: Some(stored.settings.clone()),
     };
     // The same test name as the original (its run directory's parent).
     let name = old

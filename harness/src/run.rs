@@ -23,10 +23,10 @@ use crate::generator::{Mix, Workload, pause_between};
 use crate::nemesis::{self, Family, Planned};
 use crate::net::Topology;
 use crate::recorder::Recorder;
-use crate::signals;
 use crate::store::RunDir;
 use crate::sut::{Protocol, Ready, SutSpec};
 pub use crate::units::parse_duration;
+use crate::{settings, signals};
 
 /// Options of `stasis test` (all recorded in test.json).
 #[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
@@ -103,6 +103,12 @@ pub struct TestArgs {
     /// Budget for the linearizability check.
     #[arg(long, default_value = "120s", value_parser = parse_duration)]
     pub check_timeout: Duration,
+    /// Node settings: `vary` draws one choice of each knob of the system's spec
+    /// (`[[settings]]`: snapshot interval, message batch, timing, read mode, ...) from the
+    /// seed; `default` keeps the system's defaults. Flags given with --node-arg win.
+    #[arg(long, value_enum, default_value = "vary")]
+    #[serde(default)]
+    pub settings: settings::Mode,
 }
 
 fn parse_families(s: &str) -> Result<String, String> {
@@ -141,6 +147,9 @@ pub struct TestJson {
     #[serde(default)]
     pub spares: Vec<String>,
     pub sut: SutSpec,
+    /// The node settings drawn for this run (empty with `--settings default`).
+    #[serde(default)]
+    pub settings: Vec<settings::Drawn>,
     pub started: String,
     /// Namespaces, links and subnet this run created (all removed at the end).
     pub topology: Value,
@@ -167,6 +176,8 @@ pub struct FaultRecord {
 pub struct Overrides {
     /// Use this nemesis schedule verbatim instead of drawing one.
     pub schedule: Option<Vec<Planned>>,
+    /// Use these node settings verbatim instead of drawing them.
+    pub settings: Option<Vec<settings::Drawn>>,
 }
 
 /// The result of one completed run, for callers that run many (selftest, campaign).
@@ -345,6 +356,14 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
             seed,
         ),
     };
+    let drawn = match (&overrides.settings, args.settings) {
+        (Some(d), _) => d.clone(),
+        (None, settings::Mode::Vary) => settings::draw(&spec.settings, seed, &args.node_args),
+        (None, settings::Mode::Default) => Vec::new(),
+    };
+    if !drawn.is_empty() {
+        println!("stasis: node settings: {}", settings::describe(&drawn));
+    }
     let name_refs: Vec<&str> = names
         .iter()
         .chain(&spare_names)
@@ -363,6 +382,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         nodes: names.clone(),
         spares: spare_names.clone(),
         sut: spec.clone(),
+        settings: drawn.clone(),
         started: dir.timestamp.clone(),
         topology: json!({
             "id": topo.id,
@@ -376,8 +396,10 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         dir.file("test.json"),
         serde_json::to_vec_pretty(&test_json)?,
     )?;
+    let mut node_args = settings::args(&drawn);
+    node_args.extend(args.node_args.iter().cloned());
     let outcome = drive(
-        args, &spec, &dir, &topo, &bin, faketime, seed, warmup, &schedule,
+        args, &spec, &dir, &topo, &bin, &node_args, faketime, seed, warmup, &schedule,
     );
     drop(topo);
     let (faults, load) = match outcome {
@@ -543,6 +565,7 @@ fn drive(
     dir: &RunDir,
     topo: &Topology,
     bin: &Path,
+    node_args: &[String],
     faketime: Option<PathBuf>,
     seed: u64,
     warmup: Duration,
@@ -555,7 +578,7 @@ fn drive(
         &dir.path,
         spec.ports.client,
         spec.ports.peer,
-        launcher(spec, bin, args.node_args.clone()),
+        launcher(spec, bin, node_args.to_vec()),
         spec.protocol(),
         faketime,
     )?;

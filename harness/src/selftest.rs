@@ -269,6 +269,9 @@ pub fn attempt_args(
         seed.to_string(),
         "--store".into(),
         store.display().to_string(),
+        // Each plan names the node settings it needs; nothing is drawn on top.
+        "--settings".into(),
+        "default".into(),
     ]);
     if let Some(b) = node_bin {
         argv.extend(["--node-bin".into(), b.display().to_string()]);
@@ -290,6 +293,7 @@ fn overrides(plan: &Plan, length: Duration, seed: u64) -> Overrides {
     let warmup = (length / 6).min(Duration::from_secs(5));
     Overrides {
         schedule: plan.schedule(length.saturating_sub(warmup), seed),
+        settings: None,
     }
 }
 

@@ -138,6 +138,9 @@ pub struct SutSpec {
     pub etcd: EtcdOptions,
     #[serde(default)]
     pub membership: Option<Membership>,
+    /// Node settings a run may vary (`stasis test --settings vary`; see [`crate::settings`]).
+    #[serde(default)]
+    pub settings: Vec<crate::settings::Setting>,
 }
 
 fn default_ready() -> Ready {
@@ -250,6 +253,8 @@ impl SutSpec {
         if let Some(m) = &self.membership {
             self.validate_membership(m)?;
         }
+        crate::settings::validate(&self.settings)
+            .map_err(|(name, msg)| (Some(format!("\"{name}\"")), msg))?;
         if self.client != ClientKind::Etcd && self.etcd != EtcdOptions::default() {
             return Err((at("[etcd]"), "[etcd] options need client = \"etcd\"".into()));
         }
