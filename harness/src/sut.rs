@@ -546,6 +546,43 @@ mod tests {
         assert!(raft.uses_stasis_node() && !spec.uses_stasis_node());
     }
 
+    /// Every combination of the built-in stasis-node specs' setting choices is a node
+    /// configuration the node accepts (a draw can never start a cluster that refuses to
+    /// run), for the initial voters and for a spare in join mode.
+    #[test]
+    fn every_combination_of_builtin_settings_is_a_valid_node_configuration() {
+        let nodes: Vec<NodeInfo> = (1..=3)
+            .map(|k| NodeInfo {
+                name: format!("n{k}"),
+                addr: std::net::Ipv4Addr::new(10, 211, 9, k + 1),
+                client_port: 6379,
+                peer_port: 7000,
+                netns: format!("stasis-r9-n{k}"),
+                dir: PathBuf::from(format!("/run/x/n{k}")),
+                spare: false,
+            })
+            .collect();
+        for name in ["raft", "multipaxos"] {
+            let spec = SutSpec::load(name).unwrap();
+            assert!(spec.settings.len() >= 4, "{name}: {:?}", spec.settings);
+            let base = (spec.launcher(Path::new("/bin/stasis-node")))(&nodes[0], &nodes).args;
+            // Mixed-radix count over every knob's choices.
+            let radix: Vec<usize> = spec.settings.iter().map(|s| s.choices.len()).collect();
+            let total: usize = radix.iter().product();
+            for mut n in 0..total {
+                let mut argv = vec!["stasis-node".to_owned()];
+                argv.extend(base.iter().cloned());
+                for (s, r) in spec.settings.iter().zip(&radix) {
+                    argv.extend(s.choices[n % r].iter().cloned());
+                    n /= r;
+                }
+                if let Err((e, _)) = node::config::from_args(&argv) {
+                    panic!("{name}: {e}: {}", argv.join(" "));
+                }
+            }
+        }
+    }
+
     fn err(text: &str) -> String {
         SutSpec::parse(text, Path::new("my.toml"))
             .unwrap_err()

@@ -191,9 +191,13 @@ pub struct Planned {
     pub pick: u64,
 }
 
+/// The share of kills, pauses and partitions that are short (0.15-1 s).
+pub const SHORT_FAULTS: f64 = 0.3;
+
 /// Builds the whole fault schedule from the seed, before the run starts (so it can be
 /// stored in test.json and replayed). Faults do not overlap: each is healed before the
-/// next quiet gap.
+/// next quiet gap. Most last 0.8-1.6 times `interval`; a share ([`SHORT_FAULTS`]) of
+/// kills, pauses and partitions last 0.15-1 s instead.
 pub fn schedule(
     families: &[Family],
     targets: &[Target],
@@ -213,6 +217,12 @@ pub fn schedule(
         return out;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973);
+    // A stream of its own decides which kills, pauses and partitions are short: a
+    // partition that heals inside a check-quorum window (no new election, the old leader's
+    // messages arrive late), a pause shorter than an election timeout (a leader that never
+    // noticed it was gone), a node killed and restarted at once (recovery in the middle of
+    // replication). The main stream, and so every other draw, is the same as without it.
+    let mut short = ChaCha8Rng::seed_from_u64(seed ^ 0x0073_686f_7274_6661);
     let mean = interval.as_secs_f64().max(0.5);
     let mut t = rng.random_range(0.2..0.6) * mean;
     let end = phase.as_secs_f64();
@@ -226,7 +236,12 @@ pub fn schedule(
             order.shuffle(&mut rng);
         }
         let family = order.pop().expect("non-empty");
-        let hold = (rng.random_range(0.8..1.6) * mean).min((end - t).max(1.0));
+        let mut hold = (rng.random_range(0.8..1.6) * mean).min((end - t).max(1.0));
+        if matches!(family, Family::Kill | Family::Pause | Family::Partition)
+            && short.random_bool(SHORT_FAULTS)
+        {
+            hold = short.random_range(0.15..1.0);
+        }
         let fault = match family {
             Family::Kill => Fault::Kill {
                 target: *targets.choose(&mut rng).unwrap_or(&Target::One),
@@ -696,6 +711,38 @@ mod tests {
         for w in a.windows(2) {
             assert!(w[0].at_ms + w[0].hold_ms < w[1].at_ms, "{w:?}");
         }
+        // Short kills, pauses and partitions (0.15-1 s) over many seeds, near their share,
+        // and never of another family.
+        let (mut short, mut eligible) = (0, 0);
+        for seed in 0..200 {
+            let s = schedule(
+                &fams,
+                &Target::ALL,
+                &Shape::ALL,
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+                3,
+                seed,
+            );
+            for p in &s {
+                let fam = p.fault.family();
+                let is_short = p.hold_ms < 1000;
+                if matches!(fam, Family::Kill | Family::Pause | Family::Partition) {
+                    eligible += 1;
+                    short += usize::from(is_short);
+                    if is_short {
+                        assert!(p.hold_ms >= 150, "{p:?}");
+                    }
+                } else {
+                    assert!(!is_short, "{p:?}");
+                }
+            }
+        }
+        let share = short as f64 / eligible as f64;
+        assert!(
+            (SHORT_FAULTS - 0.05..SHORT_FAULTS + 0.05).contains(&share),
+            "{share}"
+        );
         for f in Family::ALL {
             assert!(a.iter().any(|p| p.fault.family() == f), "{f:?} missing");
         }
