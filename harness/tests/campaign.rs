@@ -325,6 +325,26 @@ fn bad_files_and_dry_runs() {
     assert!(text.contains("missing.toml: cannot read"), "{text}");
 }
 
+/// The shipped nightly campaign is valid: its dry run expands every system, fault mix
+/// and workload (the nightly itself runs in scripts/nightly.sh, not in CI).
+#[test]
+fn the_shipped_nightly_campaign_expands() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../campaigns/nightly.toml");
+    let (out, text) = campaign(&file, tmp.path(), &["--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for needle in [
+        "raft",
+        "multipaxos",
+        "etcd",
+        "contended",
+        "read-heavy",
+        "many-keys",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
 /// The shipped CI campaign, end to end (a few minutes: three systems, two fault mixes).
 #[test]
 fn the_shipped_ci_campaign_passes() {

@@ -324,6 +324,7 @@ fn write_run(store: &Path, spec: &Spec) -> FixtureRun {
         nodes: names.clone(),
         spares: Vec::new(),
         sut,
+        settings: Vec::new(),
         started: spec.ts.to_owned(),
         topology: json!({"id": "r1a2b", "subnet": "10.77.1.0/24", "bridge": "stasis-r1a2b",
             "namespaces": ["stasis-r1a2b-n1", "stasis-r1a2b-n2", "stasis-r1a2b-n3"],
