@@ -212,6 +212,12 @@ impl Cli {
         if lease_margin_ticks >= self.election_ticks {
             return Err("--lease-margin-ticks must be below --election-ticks".into());
         }
+        if lease_margin_ticks == 0 && read_mode == ReadMode::Lease {
+            // Finding 4 of the node review: ticks of different nodes are not aligned, so
+            // even with perfect clocks a lease and a follower's election timer can overlap
+            // by up to one tick.
+            return Err("--lease-margin-ticks 0 is unsafe with --read-mode lease: tick quantization alone needs a margin of at least 1".into());
+        }
         let check_quorum = match self.check_quorum_ticks {
             None => CheckQuorum::ElectionTimeout,
             Some(0) => CheckQuorum::Off,
@@ -362,6 +368,10 @@ mod tests {
         assert!(err(&["--tick-ms", "abc"]).contains("tick-ms"));
         assert!(err(&["--bogus"]).contains("--bogus"));
         assert!(err(&["--heartbeat-ticks", "40"]).contains("--heartbeat-ticks"));
+        assert!(
+            err(&["--read-mode", "lease", "--lease-margin-ticks", "0"])
+                .contains("--lease-margin-ticks 0")
+        );
         assert!(err(&["--id", "x1"]).contains("--id"));
         assert!(err(&["--listen", "nowhere"]).contains("--listen"));
         assert!(err(&["--peers", "n2=127.0.0.1:1"]).contains("must include this node"));

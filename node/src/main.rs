@@ -40,13 +40,15 @@ fn main() {
 }
 
 fn run(cfg: NodeConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
+    let fs: Arc<dyn Fs> = Arc::new(RealFs);
+    // Durable creation: the data directory must not vanish in a power loss after the node
+    // has answered anything.
+    fs.create_dir_all(&cfg.data_dir).with_context(|| {
         format!(
             "cannot create data dir {} (check the path and permissions)",
             cfg.data_dir.display()
         )
     })?;
-    let fs: Arc<dyn Fs> = Arc::new(RealFs);
     let open_err = || format!("cannot open the data dir {}", cfg.data_dir.display());
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -8,7 +8,9 @@ use node::kv::{Command, KvStore};
 use node::storage::StorageError;
 use node::storage::file::{Fs, RealFs, SimFs};
 use node::storage::snapshot::SnapshotStore;
-use node::storage::wal::{FRAME_HEADER_LEN, Recovered, SEGMENT_HEADER_LEN, Wal, WalOptions};
+use node::storage::wal::{
+    FRAME_HEADER_LEN, Recovered, SEGMENT_HEADER_LEN, SYNC_MARK_LEN, Wal, WalOptions,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -19,7 +21,7 @@ fn record(i: usize) -> Vec<u8> {
 }
 
 /// Writes N records (synced one by one) into a fresh log on disk; returns the dir, the
-/// segment path and each record's start offset.
+/// segment path and each record's start offset (after its batch's sync mark).
 fn write_log() -> (tempfile::TempDir, PathBuf, Vec<u64>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (mut wal, _) =
@@ -27,6 +29,10 @@ fn write_log() -> (tempfile::TempDir, PathBuf, Vec<u64>) {
     let mut starts = Vec::new();
     let mut off = SEGMENT_HEADER_LEN;
     for i in 0..N {
+        if i > 0 {
+            // Each write-out after a sync starts with a sync mark.
+            off += SYNC_MARK_LEN as u64;
+        }
         starts.push(off);
         wal.append(&record(i)).expect("append");
         wal.sync().expect("sync");

@@ -46,6 +46,11 @@ fn accept_records(votes: &[(u64, Accepted)]) -> impl Iterator<Item = Record> + '
 /// Durable Paxos acceptor state.
 pub struct PaxosStorage {
     store: DurableStore<Record>,
+    /// The highest ballot promised in any record written (or recovered) so far. A
+    /// compaction rewrites the log with at least this promise: a batch can carry a newer
+    /// promise than the snapshot op that follows it, and the rewrite drops the buffered
+    /// promise record (finding 1 of the node review).
+    promised: Ballot,
 }
 
 impl std::fmt::Debug for PaxosStorage {
@@ -88,7 +93,8 @@ impl PaxosStorage {
         // log; the votes it covers are chosen and applied, drop them.
         out.votes = votes.split_off(&(snap_index + 1));
         out.snapshot = snapshot;
-        Ok((PaxosStorage { store }, out))
+        let promised = out.promised;
+        Ok((PaxosStorage { store, promised }, out))
     }
 
     /// Writes a batch and makes it durable.
@@ -100,8 +106,14 @@ impl PaxosStorage {
                     self.store.append(&Record::Bootstrap(c.clone()))?;
                     bootstrap = Some(c);
                 }
-                PersistOp::Promise(b) => self.store.append(&Record::Promise(b))?,
+                PersistOp::Promise(b) => {
+                    self.promised = self.promised.max(b);
+                    self.store.append(&Record::Promise(b))?;
+                }
                 PersistOp::Accept(vs) => {
+                    if let Some(b) = vs.iter().map(|(_, a)| a.ballot).max() {
+                        self.promised = self.promised.max(b);
+                    }
                     for r in accept_records(&vs) {
                         self.store.append(&r)?;
                     }
@@ -111,8 +123,11 @@ impl PaxosStorage {
                     promised,
                     votes,
                 } => {
-                    let mut records =
-                        vec![Record::Base(snapshot.meta.index), Record::Promise(promised)];
+                    self.promised = self.promised.max(promised);
+                    let mut records = vec![
+                        Record::Base(snapshot.meta.index),
+                        Record::Promise(self.promised),
+                    ];
                     if let Some(c) = &bootstrap {
                         records.push(Record::Bootstrap(c.clone()));
                     }
@@ -177,6 +192,42 @@ mod tests {
         assert_eq!(rec.promised, Ballot::new(3, 1));
         assert_eq!(rec.votes.get(&2), Some(&vote(3, 9)));
         assert_eq!(rec.votes.len(), 2);
+    }
+
+    /// Finding 1 of the node review: an acceptor that installs a snapshot and promises a
+    /// higher ballot in one batch gets `[Promise(new), Snapshot { promised: old }]`; the
+    /// compaction must not rewrite the log with the older promise.
+    #[test]
+    fn a_newer_promise_in_the_batch_survives_a_snapshot_compaction() {
+        let fs = Arc::new(SimFs::new());
+        let (mut s, _) = open(&fs);
+        s.write(PaxosPersist {
+            ops: vec![PersistOp::Promise(Ballot::new(2, 1))],
+        })
+        .unwrap();
+        let snapshot = Snapshot {
+            meta: SnapshotMeta {
+                index: 4,
+                config: ConfigValue::default(),
+                epoch: Ballot::new(2, 1),
+            },
+            data: vec![1],
+        };
+        s.write(PaxosPersist {
+            ops: vec![
+                PersistOp::Promise(Ballot::new(7, 3)),
+                PersistOp::Snapshot {
+                    snapshot,
+                    promised: Ballot::new(2, 1),
+                    votes: Vec::new(),
+                },
+            ],
+        })
+        .unwrap();
+        drop(s);
+        fs.crash();
+        let (_, rec) = open(&fs);
+        assert_eq!(rec.promised, Ballot::new(7, 3));
     }
 
     #[test]

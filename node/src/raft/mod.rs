@@ -280,6 +280,11 @@ pub struct Raft {
     membership_index: u64,
     snapshot: Option<Snapshot>,
     ticks: u64,
+    /// Tick at which a leader of the current term was last heard. Kept apart from
+    /// `leader`, which any higher-term message clears: a follower's refusal to vote (what
+    /// makes leader leases safe) must last a full election timeout after the leader's last
+    /// message whatever else arrives (finding 5 of the node review).
+    leader_heard: Option<u64>,
     election_elapsed: u64,
     /// Leader: ticks since the last check-quorum round.
     quorum_elapsed: u64,
@@ -348,6 +353,7 @@ impl Raft {
             membership_index: 0,
             snapshot: recovered.snapshot,
             ticks: 0,
+            leader_heard: None,
             election_elapsed: 0,
             quorum_elapsed: 0,
             heartbeat_elapsed: 0,
@@ -465,11 +471,14 @@ impl Raft {
         }
     }
 
-    /// A node ignores vote requests while it believes a leader is alive (and for one
-    /// election timeout after it starts, since it may have forgotten one).
+    /// A node ignores vote requests while it believes a leader is alive: it is the leader,
+    /// or it heard one less than an election timeout ago (and for one election timeout
+    /// after it starts, since it may have forgotten one).
     fn in_lease(&self) -> bool {
-        self.election_elapsed < self.cfg.election_ticks
-            && (self.leader.is_some() || self.ticks < self.cfg.election_ticks)
+        let heard = self
+            .leader_heard
+            .is_some_and(|t| self.ticks.saturating_sub(t) < self.cfg.election_ticks);
+        self.role == Role::Leader || heard || self.ticks < self.cfg.election_ticks
     }
 
     fn become_follower(&mut self, term: u64, leader: Option<NodeId>) {
@@ -497,6 +506,9 @@ impl Raft {
             self.vote = None;
         }
         self.role = Role::Follower;
+        if leader.is_some() {
+            self.leader_heard = Some(self.ticks);
+        }
         self.leader = leader;
         self.votes.clear();
         self.election_elapsed = 0;
@@ -1309,6 +1321,7 @@ impl Raft {
             }
             _ => {
                 self.leader = Some(from);
+                self.leader_heard = Some(self.ticks);
                 self.election_elapsed = 0;
                 true
             }

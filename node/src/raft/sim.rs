@@ -383,6 +383,7 @@ impl Sim {
         for &id in ids {
             let r = self.raft_mut(id);
             r.leader = None;
+            r.leader_heard = None;
             r.ticks = r.ticks.max(1000);
             r.election_elapsed = 1000;
         }

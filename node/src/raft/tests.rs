@@ -847,3 +847,67 @@ fn leader_with_quorum_contact_keeps_leading_with_long_check_quorum() {
     assert_eq!(sim.leader(), Some(l));
     assert_eq!(sim.raft(l).term(), term);
 }
+
+/// Finding 5 of the node review: a follower that heard its leader refuses votes for a full
+/// election timeout (what lease reads rely on), even after an unrelated higher-term reply
+/// made it forget who the leader is.
+#[test]
+fn a_higher_term_reply_does_not_end_a_followers_lease_protection() {
+    let mut r = lone_voter(1, 3);
+    r.step(
+        2,
+        Message {
+            term: 1,
+            body: Body::Heartbeat { commit: 0, ctx: 1 },
+        },
+    );
+    assert_eq!(r.leader, Some(2));
+    ticks(&mut r, 1);
+    r.step(
+        3,
+        Message {
+            term: 2,
+            body: Body::AppendResp {
+                reject: true,
+                index: 0,
+                hint_index: 0,
+                hint_term: 0,
+            },
+        },
+    );
+    assert_eq!(r.leader, None, "the reply moved it to term 2");
+    r.msgs.clear();
+    r.step(
+        3,
+        Message {
+            term: 3,
+            body: Body::Vote {
+                last_index: 100,
+                last_term: 3,
+            },
+        },
+    );
+    assert_ne!(r.vote, Some(3), "voted within the leader's lease");
+    assert!(
+        !r.msgs
+            .iter()
+            .any(|(_, m)| m.body == Body::VoteResp { granted: true }),
+        "{:?}",
+        r.msgs
+    );
+    // After a full election timeout without the leader it votes again.
+    let timeout = r.cfg.election_ticks;
+    ticks(&mut r, timeout);
+    r.msgs.clear();
+    r.step(
+        3,
+        Message {
+            term: 4,
+            body: Body::Vote {
+                last_index: 100,
+                last_term: 3,
+            },
+        },
+    );
+    assert_eq!(r.vote, Some(3));
+}

@@ -21,11 +21,19 @@
 //!   into it. So damage to any frame except at the very end of the last segment means
 //!   acknowledged data was damaged: [`Wal::open`] fails with [`StorageError::Corrupt`]
 //!   naming the file and offset, and never drops it silently.
-//! - At the end of the newest segment, a frame that is incomplete, whose CRC fails while it
-//!   is the final frame of the file, or a tail of zero bytes, is a torn write of unsynced
-//!   data: `open` truncates it durably and reports it in [`Recovered::truncated_tail`].
-//!   Residual risk: a bit flip in the length field of the final few frames that makes a
-//!   frame look longer than the file is indistinguishable from a torn write.
+//! - Sync marks: every write-out that follows a successful fsync of a non-empty segment
+//!   starts with a *sync mark* frame (length field `0x8000_0008`, payload the u64 LE segment
+//!   offset that was durable when it was written). A mark proves that everything before its
+//!   offset had been fsynced. Only one batch is ever unsynced (each batch is fsynced before
+//!   the next is written), and page writeback is not ordered, so a power loss can leave a
+//!   damaged frame of that batch followed by intact ones.
+//! - In the newest segment, damage at offset X (an incomplete or failing frame, a zero tail)
+//!   is a torn write of unsynced data unless an intact sync mark after X records a durable
+//!   offset beyond X: then acknowledged data was damaged and `open` fails with
+//!   [`StorageError::Corrupt`]. A torn write is truncated durably at X (dropping the rest of
+//!   the unsynced batch) and reported in [`Recovered::truncated_tail`]. Residual risk: damage
+//!   to the last *synced* batch before anything else was written is indistinguishable from a
+//!   torn write of it (no later mark exists to prove it was synced).
 //! - [`Wal::rewrite`] is atomic across crashes: the new base segment is written to a
 //!   `.tmp` file, fsynced, renamed into place and the directory fsynced; only then are old
 //!   segments removed. `open` removes leftover `.tmp` files and segments below the
@@ -46,6 +54,10 @@ pub const SEGMENT_HEADER_LEN: u64 = 16;
 /// Length of a frame's header (length + CRC).
 pub const FRAME_HEADER_LEN: usize = 8;
 const KIND_BASE: u32 = 1;
+/// Length field of a sync mark frame (flag bit plus its 8-byte payload).
+const MARK_LEN_FIELD: u32 = 0x8000_0008;
+/// Bytes a sync mark takes on disk.
+pub const SYNC_MARK_LEN: usize = FRAME_HEADER_LEN + 8;
 const KIND_CONTINUATION: u32 = 0;
 
 /// Tuning of a [`Wal`].
@@ -156,12 +168,52 @@ fn encode_frame(rec: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(rec);
 }
 
+fn encode_mark(synced: u64, out: &mut Vec<u8>) {
+    let len = MARK_LEN_FIELD.to_le_bytes();
+    let payload = synced.to_le_bytes();
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&checksum(&[&len, &payload]).to_le_bytes());
+    out.extend_from_slice(&payload);
+}
+
+/// The durable offset recorded by an intact sync mark at the start of `rest`, if any.
+fn decode_mark(rest: &[u8]) -> Option<u64> {
+    if rest.len() < SYNC_MARK_LEN || le_u32(rest) != MARK_LEN_FIELD {
+        return None;
+    }
+    let payload = &rest[FRAME_HEADER_LEN..SYNC_MARK_LEN];
+    (checksum(&[&rest[..4], payload]) == le_u32(&rest[4..8])).then(|| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(payload);
+        u64::from_le_bytes(a)
+    })
+}
+
+/// The highest durable offset claimed by an intact sync mark anywhere in `data[from..]`
+/// (searched byte by byte: after damage, frame boundaries are unknown).
+fn latest_mark_after(data: &[u8], from: usize) -> Option<(usize, u64)> {
+    let key = MARK_LEN_FIELD.to_le_bytes();
+    let mut best: Option<(usize, u64)> = None;
+    let mut i = from;
+    while i + SYNC_MARK_LEN <= data.len() {
+        if data[i..i + 4] == key
+            && let Some(synced) = decode_mark(&data[i..])
+            && best.is_none_or(|(_, b)| synced > b)
+        {
+            best = Some((i, synced));
+        }
+        i += 1;
+    }
+    best
+}
+
 enum Frame<'a> {
     Ok(&'a [u8]),
-    /// Damaged frame; `torn` is true when the damage reaches the end of the file.
+    /// A sync mark: everything before this segment offset was durable when it was written.
+    Mark,
+    /// Damaged frame (torn or corrupt: the caller decides from where it is).
     Bad {
         reason: String,
-        torn: bool,
     },
 }
 
@@ -169,34 +221,37 @@ fn decode_frame(rest: &[u8], max: usize) -> Frame<'_> {
     if rest.iter().all(|&b| b == 0) {
         return Frame::Bad {
             reason: "zero-filled tail".into(),
-            torn: true,
         };
     }
     if rest.len() < FRAME_HEADER_LEN {
         return Frame::Bad {
             reason: "incomplete frame header".into(),
-            torn: true,
+        };
+    }
+    if le_u32(rest) == MARK_LEN_FIELD && rest.len() >= SYNC_MARK_LEN {
+        return match decode_mark(rest) {
+            Some(_) => Frame::Mark,
+            None => Frame::Bad {
+                reason: "sync mark checksum mismatch".into(),
+            },
         };
     }
     let len = le_u32(rest) as usize;
     if len > max {
         return Frame::Bad {
             reason: format!("frame length {len} exceeds the record limit {max}"),
-            torn: false,
         };
     }
     let end = FRAME_HEADER_LEN + len;
     if rest.len() < end {
         return Frame::Bad {
             reason: format!("frame of {len} bytes cut short"),
-            torn: true,
         };
     }
     let payload = &rest[FRAME_HEADER_LEN..end];
     if checksum(&[&rest[..4], payload]) != le_u32(&rest[4..8]) {
         return Frame::Bad {
             reason: "frame checksum mismatch".into(),
-            torn: rest.len() == end,
         };
     }
     Frame::Ok(payload)
@@ -294,7 +349,22 @@ impl Wal {
                         rec.records.push(payload.to_vec());
                         off += FRAME_HEADER_LEN + payload.len();
                     }
-                    Frame::Bad { torn: true, .. } if Some(i) == torn_ok => {
+                    Frame::Mark => off += SYNC_MARK_LEN,
+                    Frame::Bad { reason, .. } if Some(i) == torn_ok => {
+                        // Damage in the newest segment: a torn unsynced write unless a
+                        // later sync mark proves this offset had been fsynced.
+                        if let Some((at, synced)) = latest_mark_after(data, off + 1)
+                            && synced > off as u64
+                        {
+                            return Err(StorageError::corrupt(
+                                path,
+                                off as u64,
+                                format!(
+                                    "{reason}, in data that was synced (sync mark at byte {at} \
+                                     records {synced} durable bytes)"
+                                ),
+                            ));
+                        }
                         fs.truncate(path, off as u64)
                             .map_err(StorageError::io("truncate", path))?;
                         rec.truncated_tail = Some((path.clone(), off as u64));
@@ -434,6 +504,14 @@ impl Wal {
     fn write_out_and_sync(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             let path = self.seg_path(self.seg);
+            let synced = self.file.len();
+            if !self.dirty && synced > SEGMENT_HEADER_LEN {
+                let mut mark = Vec::with_capacity(SYNC_MARK_LEN);
+                encode_mark(synced, &mut mark);
+                self.file
+                    .write_all(&mark)
+                    .map_err(StorageError::io("write", &path))?;
+            }
             self.file
                 .write_all(&self.buf)
                 .map_err(StorageError::io("write", &path))?;
@@ -749,6 +827,66 @@ mod tests {
         fs.remove(&second).expect("remove");
         let err = Wal::open(Arc::new(fs.clone()), &dir(), small()).expect_err("gap");
         assert!(err.to_string().contains("segment 2 is missing"), "{err}");
+    }
+
+    /// Finding 2 of the node review: page writeback is unordered, so a power loss can
+    /// damage one frame of the unsynced batch and keep a later one intact. Nothing in that
+    /// batch was acknowledged; the log must open without it.
+    #[test]
+    fn torn_unsynced_frame_before_an_intact_one_is_a_torn_tail() {
+        let fs = SimFs::new();
+        let (mut wal, _) = open(&fs, WalOptions::default());
+        wal.append(b"acked").expect("append");
+        wal.sync().expect("sync");
+        let seg = dir().join(segment_name(1));
+        let synced = fs.read(&seg).expect("read").len();
+        wal.append(b"first of the batch").expect("append");
+        wal.append(b"second of the batch").expect("append");
+        wal.sync().expect("write out the batch");
+        drop(wal);
+        // As if the batch's first frame never reached the disk but its second did.
+        let mut data = fs.read(&seg).expect("read");
+        let first = synced + SYNC_MARK_LEN;
+        for b in &mut data[first + 2..first + FRAME_HEADER_LEN + 4] {
+            *b = 0;
+        }
+        let mut f = fs.create(&seg).expect("create");
+        f.write_all(&data).expect("write");
+        f.sync().expect("sync");
+        let (mut wal, rec) = open(&fs, WalOptions::default());
+        assert_eq!(rec.records, vec![b"acked".to_vec()]);
+        assert_eq!(rec.truncated_tail, Some((seg.clone(), first as u64)));
+        wal.append(b"next").expect("append");
+        wal.sync().expect("sync");
+        let (_, rec) = open(&fs, WalOptions::default());
+        assert_eq!(rec.records, vec![b"acked".to_vec(), b"next".to_vec()]);
+    }
+
+    /// The same damage in a batch that a later sync mark proves was fsynced is corruption
+    /// of acknowledged data, never a torn tail.
+    #[test]
+    fn damage_proven_synced_by_a_later_mark_is_corruption() {
+        let fs = SimFs::new();
+        let (mut wal, _) = open(&fs, WalOptions::default());
+        for r in [&b"a"[..], b"b", b"c"] {
+            wal.append(r).expect("append");
+            wal.sync().expect("sync");
+        }
+        drop(wal);
+        let seg = dir().join(segment_name(1));
+        let mut data = fs.read(&seg).expect("read");
+        // Record "b" follows the header, record "a" and the second batch's mark.
+        let b = SEGMENT_HEADER_LEN as usize + FRAME_HEADER_LEN + 1 + SYNC_MARK_LEN;
+        data[b + FRAME_HEADER_LEN] ^= 0x40;
+        let mut f = fs.create(&seg).expect("create");
+        f.write_all(&data).expect("write");
+        f.sync().expect("sync");
+        let err = Wal::open(Arc::new(fs.clone()), &dir(), WalOptions::default())
+            .expect_err("synced data was damaged");
+        let msg = err.to_string();
+        assert!(matches!(err, StorageError::Corrupt { .. }), "{msg}");
+        assert!(msg.contains(&format!("at byte {b}")), "{msg}");
+        assert!(msg.contains("sync mark"), "{msg}");
     }
 
     #[test]
