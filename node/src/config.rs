@@ -118,6 +118,23 @@ pub struct NodeConfig {
     pub bugs: Bugs,
 }
 
+impl NodeConfig {
+    /// The settings that every node of one cluster must share, as one canonical string
+    /// exchanged in the peer handshake: the protocol and quorum system (nodes started with
+    /// `flexible:4,2` and `flexible:2,4` would have disjoint quorums) and the timing that
+    /// lease safety relies on (a leader's lease is measured in its ticks against the
+    /// followers' election timeout).
+    pub fn agreement(&self) -> String {
+        format!(
+            "protocol={} quorum={} tick-ms={} election-ticks={}",
+            self.protocol,
+            self.quorum,
+            self.tick.as_millis(),
+            self.election_ticks
+        )
+    }
+}
+
 fn addr(flag: &str, s: &str) -> Result<SocketAddr, String> {
     s.parse()
         .map_err(|_| format!("{flag} {s:?} is not an ip:port address (e.g. 127.0.0.1:7001)"))

@@ -27,14 +27,19 @@ pub fn fmt_id(id: NodeId) -> String {
 }
 
 /// Parses `n<k>` (k >= 1).
+/// Largest node id: Multi-Paxos packs a ballot's node id into 20 bits of the `term` that
+/// pending writes are matched by ([`crate::paxos::Ballot::as_u64`]), so larger ids could
+/// collide and one client be told +OK for another's command (finding 6 of the node review).
+pub const MAX_NODE_ID: NodeId = (1 << 20) - 1;
+
 pub fn parse_id(s: &str) -> Result<NodeId, String> {
     let digits = s
         .strip_prefix('n')
         .ok_or_else(|| format!("node id {s:?} must look like n1, n2, ..."))?;
     match digits.parse::<NodeId>() {
-        Ok(k) if k >= 1 && !digits.starts_with('+') => Ok(k),
+        Ok(k) if (1..=MAX_NODE_ID).contains(&k) && !digits.starts_with('+') => Ok(k),
         _ => Err(format!(
-            "node id {s:?} must be 'n' followed by a number >= 1"
+            "node id {s:?} must be 'n' followed by a number from 1 to {MAX_NODE_ID}"
         )),
     }
 }
@@ -440,6 +445,8 @@ mod tests {
         assert!(parse_id("n").is_err());
         assert!(parse_id("n+1").is_err());
         assert!(parse_id("nx").is_err());
+        assert_eq!(parse_id("n1048575"), Ok(MAX_NODE_ID));
+        assert!(parse_id("n1048576").is_err(), "ballots would collide");
         assert_eq!(fmt_id(7), "n7");
     }
 

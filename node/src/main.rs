@@ -65,6 +65,7 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         request_timeout: cfg.request_timeout,
         snapshot_every: cfg.snapshot_every,
         bugs: cfg.bugs.names(),
+        agreement: cfg.agreement(),
     };
     if cfg.bugs.any() {
         let names = cfg.bugs.names().join(", ");

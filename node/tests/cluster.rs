@@ -685,3 +685,33 @@ fn raft_write_pending_across_a_lost_and_regained_leadership_is_answered() {
     );
     signal(&c, followers[1], "-CONT");
 }
+
+/// Finding 6 of the node review: nodes whose quorum system or timing differ must not form
+/// one cluster silently (disjoint flexible quorums, leases measured against a different
+/// election timeout). The peer handshake refuses them, and says why in the log.
+#[test]
+fn a_peer_started_with_different_cluster_settings_is_refused() {
+    let mut c = Cluster::start(3, 0, MULTIPAXOS);
+    c.leader();
+    c.kill9(3);
+    c.nodes
+        .get_mut(&3)
+        .unwrap()
+        .args
+        .extend(["--quorum".to_string(), "flexible:3,1".to_string()]);
+    c.spawn(3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let refused =
+        |c: &Cluster| (1..=3).any(|i| c.log(i).contains("runs with different cluster settings"));
+    while !refused(&c) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: String = (1..=3).map(|i| c.log(i)).collect();
+    assert!(refused(&c), "no refusal logged:\n{logs}");
+    assert!(logs.contains("quorum=flexible:3,1"), "{logs}");
+    // n3 takes no part: the other two still serve writes, and n3 learns none of them.
+    let acked = c.write_keys("after", 5);
+    assert_eq!(acked.len(), 5);
+    let st = status(c.port(3)).expect("n3 answers STATUS");
+    assert_ne!(st["role"], "leader", "{st}");
+}

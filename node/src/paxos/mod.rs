@@ -1285,6 +1285,17 @@ impl ConsensusCore for Paxos {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.timeout && self.may_campaign() {
                 self.pre_campaign();
+            } else if self.role == Role::Candidate
+                && self
+                    .election_elapsed
+                    .is_multiple_of(self.cfg.heartbeat_ticks)
+            {
+                // A Prepare can be lost (a connection that broke under it): resend to the
+                // acceptors that have not promised yet, every heartbeat interval, instead of
+                // waiting for a whole new phase 1 (finding 6 of the node review).
+                let promised = &self.promised_by;
+                self.prepared.retain(|p| promised.contains(p));
+                self.send_prepares();
             }
         }
     }

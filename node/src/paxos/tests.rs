@@ -812,3 +812,39 @@ fn check_quorum_ticks_set_when_an_isolated_leader_steps_down() {
     assert_eq!(ticks_until_step_down(CheckQuorum::Ticks(37), 1000), 37);
     assert_eq!(ticks_until_step_down(CheckQuorum::Off, 1000), 1000);
 }
+
+/// Finding 6 of the node review: a lost Prepare was never resent; a candidate waited for a
+/// whole new phase 1. Now it resends to the acceptors that have not promised, every
+/// heartbeat interval, within one ballot.
+#[test]
+fn a_candidate_resends_prepares_to_acceptors_that_have_not_promised() {
+    let ids = [1, 2, 3];
+    let mut p = Paxos::new(
+        cfg(1, majority(), 5),
+        Some(voters(&ids)),
+        Default::default(),
+    );
+    p.campaign();
+    let ballot = p.ballot;
+    let prepares = |p: &mut Paxos| -> Vec<NodeId> {
+        std::mem::take(&mut p.msgs)
+            .into_iter()
+            .filter(|(_, m)| matches!(m, Message::Prepare { ballot: b, .. } if *b == ballot))
+            .map(|(to, _)| to)
+            .collect()
+    };
+    assert_eq!(prepares(&mut p), vec![2, 3]);
+    // Both Prepares were lost; n2's promise arrives late, after a resend.
+    for _ in 0..p.cfg.heartbeat_ticks {
+        p.tick();
+    }
+    assert_eq!(p.role, Role::Candidate);
+    assert_eq!(p.ballot, ballot, "same ballot");
+    assert_eq!(prepares(&mut p), vec![2, 3], "resent to both");
+    p.promised_by.insert(2);
+    for _ in 0..p.cfg.heartbeat_ticks {
+        p.tick();
+    }
+    let again = prepares(&mut p);
+    assert!(again == vec![3] || p.role != Role::Candidate, "{again:?}");
+}

@@ -39,6 +39,10 @@ pub struct RuntimeConfig {
     pub snapshot_every: u64,
     /// Names of the seeded bugs switched on (reported by STATUS).
     pub bugs: Vec<&'static str>,
+    /// The settings every node of the cluster must share
+    /// ([`crate::config::NodeConfig::agreement`]); peers whose handshake carries different
+    /// ones are refused.
+    pub agreement: String,
 }
 
 /// What a node knows about a peer's addresses (learned from configuration and handshakes).
@@ -112,11 +116,13 @@ where
         from: cfg.id,
         peer_addr: cfg.peer_listen.to_string(),
         client_addr: cfg.client_listen.to_string(),
+        agreement: cfg.agreement.clone(),
     };
     let net = transport::Transport::<C::Message>::new(rt.handle().clone(), dir.clone(), hello);
     rt.spawn(transport::accept_peers::<C::Message>(
         peer_listener,
         cfg.id,
+        cfg.agreement.clone(),
         dir.clone(),
         tx.clone(),
     ));

@@ -40,6 +40,10 @@ pub struct Hello {
     pub from: NodeId,
     pub peer_addr: String,
     pub client_addr: String,
+    /// Settings that must agree across the cluster (quorum system, timing); a peer with
+    /// different ones is refused rather than silently breaking quorum intersection or
+    /// lease safety (finding 6 of the node review).
+    pub agreement: String,
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -192,6 +196,7 @@ async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 pub async fn accept_peers<M>(
     listener: TcpListener,
     me: NodeId,
+    agreement: String,
     dir: Directory,
     tx: Sender<Input<M>>,
 ) where
@@ -202,9 +207,14 @@ pub async fn accept_peers<M>(
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let (dir, tx, live) = (dir.clone(), tx.clone(), live.clone());
+                let agreement = agreement.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = inbound(stream, me, dir, tx, live).await {
-                        debug!(%remote, "peer connection closed: {e}");
+                    match inbound(stream, me, &agreement, dir, tx, live).await {
+                        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                            warn!(%remote, "refused a peer: {e}");
+                        }
+                        Err(e) => debug!(%remote, "peer connection closed: {e}"),
+                        Ok(()) => {}
                     }
                 });
             }
@@ -219,6 +229,7 @@ pub async fn accept_peers<M>(
 async fn inbound<M>(
     mut stream: TcpStream,
     me: NodeId,
+    agreement: &str,
     dir: Directory,
     tx: Sender<Input<M>>,
     live: Inbound,
@@ -234,6 +245,17 @@ where
         postcard::from_bytes(&first).map_err(|e| bad(format!("bad handshake: {e}")))?;
     if hello.from == me {
         return Err(bad("connection from a node with our own id".into()));
+    }
+    if hello.agreement != agreement {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} runs with different cluster settings ({}) than this node ({}); start every node with the same --quorum, --tick-ms and --election-ticks",
+                fmt_id(hello.from),
+                hello.agreement,
+                agreement
+            ),
+        ));
     }
     let from = hello.from;
     dir.set_peer_addr(from, hello.peer_addr);
