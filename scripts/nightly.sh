@@ -30,15 +30,25 @@ echo "nightly.sh: campaign campaigns/nightly.toml"
 campaign_rc=0
 "$stasis" campaign campaigns/nightly.toml --store "$store" || campaign_rc=$?
 
+# The mutation score (issue 19): a rotating 1/16 slice of the node's mutants each night,
+# 5 minutes of the nightly campaign per survivor; the table goes to the store.
+echo "nightly.sh: mutation score (scripts/mutation.sh, slice $(( 10#$(date +%j) % 16 + 1 ))/16)"
+mutation_rc=0
+scripts/mutation.sh --out "$store/mutation" --shard "$(( 10#$(date +%j) % 16 ))/16" --budget 5m || mutation_rc=$?
+
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, campaign exit $campaign_rc"
+echo "nightly.sh: selftest exit $selftest_rc, campaign exit $campaign_rc, mutation exit $mutation_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
 if ((selftest_rc != 0)); then
   echo "nightly.sh: FAILED: the selftest failed (exit $selftest_rc)" >&2
   exit "$selftest_rc"
+fi
+if ((mutation_rc != 0)); then
+  echo "nightly.sh: FAILED: the mutation run failed (exit $mutation_rc; a violation on the unmutated node is a false alarm or a real bug)" >&2
+  exit "$mutation_rc"
 fi
 if ((campaign_rc != 0)); then
   echo "nightly.sh: FAILED: the campaign did not pass (exit $campaign_rc; see summary.txt)" >&2

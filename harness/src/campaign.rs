@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +40,17 @@ pub struct CampaignArgs {
     /// The stasis-node binary (default: next to this `stasis` binary).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
+    /// Stop after the first run that finds a violation (the rest are recorded as
+    /// skipped): for gating and for measuring time to the first violation.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run only these of the campaign's systems (comma-separated), e.g. the one a change
+    /// touches.
+    #[arg(long, value_delimiter = ',')]
+    pub systems: Option<Vec<String>>,
+    /// Replace the campaign file's budget (e.g. `10m`).
+    #[arg(long)]
+    pub budget: Option<String>,
 }
 
 /// Before any run has finished: what a run costs beyond its time limit (cluster start,
@@ -932,7 +943,19 @@ fn dry_run(c: &Campaign) {
 }
 
 fn run_inner(args: &CampaignArgs) -> Result<u8> {
-    let c = Campaign::load(&args.file)?;
+    let mut c = Campaign::load(&args.file)?;
+    if let Some(b) = &args.budget {
+        c.budget = parse_duration(b).map_err(|e| anyhow::anyhow!("--budget: {e}"))?;
+    }
+    if let Some(only) = &args.systems {
+        if let Some(bad) = only.iter().find(|s| !c.systems.contains(s)) {
+            bail!(
+                "--systems: {bad:?} is not one of the campaign's systems ({})",
+                c.systems.join(", ")
+            );
+        }
+        c.systems.retain(|s| only.contains(s));
+    }
     if args.dry_run {
         dry_run(&c);
         return Ok(0);
@@ -1026,6 +1049,9 @@ fn run_inner(args: &CampaignArgs) -> Result<u8> {
                         .map(|e| format!(": {e}"))
                         .unwrap_or_default()
                 );
+                if args.fail_fast && r.verdict == Verdict::Invalid {
+                    stop_reason = Some(format!("--fail-fast: run {} found a violation", i + 1));
+                }
                 r
             }
         };

@@ -343,6 +343,22 @@ fn the_shipped_nightly_campaign_expands() {
     ] {
         assert!(text.contains(needle), "{needle} missing from:\n{text}");
     }
+    // --systems keeps only the named systems, --budget replaces the file's.
+    let (out, text) = campaign(
+        &file,
+        tmp.path(),
+        &["--dry-run", "--systems", "raft", "--budget", "7m"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 systems"), "{text}");
+    assert!(
+        !text.contains("etcd") && !text.contains("multipaxos"),
+        "{text}"
+    );
+    assert!(text.contains("budget 7.0 min"), "{text}");
+    let (out, text) = campaign(&file, tmp.path(), &["--dry-run", "--systems", "zk"]);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("--systems: \"zk\""), "{text}");
 }
 
 /// The shipped CI campaign, end to end (a few minutes: three systems, two fault mixes).
@@ -403,7 +419,7 @@ systems = ["specs/etcd-serializable.toml"]
 nemesis = ["partition"]
 shapes = "isolate-one"
 nemesis_interval = "8s"
-seeds = 1
+seeds = 2
 
 [[workloads]]
 name = "w"
@@ -411,13 +427,22 @@ name = "w"
     )
     .unwrap();
     let store = tmp.path().join("store");
-    let (out, text) = campaign(&file, &store, &[]);
+    let (out, text) = campaign(&file, &store, &["--fail-fast"]);
     assert_eq!(out.status.code(), Some(1), "expected a violation:\n{text}");
     let dir = campaign_dir(&store);
     let json = read_json(&dir.join("campaign.json"));
     assert_eq!(json["exit_code"], 1);
     let cell = &json["cells"][0];
     assert_eq!(cell["verdict"], "invalid", "{cell}");
+    // --fail-fast: the second seed never ran.
+    let second = &json["cells"][1];
+    assert_eq!(second["verdict"], "skipped", "{second}");
+    assert!(
+        second["explanation"]
+            .as_str()
+            .is_some_and(|e| e.contains("--fail-fast")),
+        "{second}"
+    );
     let run = PathBuf::from(cell["run_dir"].as_str().unwrap());
     assert!(
         run.parent()
