@@ -38,12 +38,19 @@ pub enum Shape {
 #[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum FaultKind {
     /// The node's process dies; with `power_loss` its unsynced writes are lost too.
-    /// Restarted when the fault ends.
+    /// Restarted when the fault ends. Node 0 (here and below) is the node leading when
+    /// the fault starts.
     Crash { node: u64, power_loss: bool },
     /// The node stops (SIGSTOP): no ticks, no input handled until the fault ends.
     Pause { node: u64 },
-    /// A network partition.
-    Partition { shape: Shape },
+    /// A network partition. With `hold`, messages across the cut are held and delivered
+    /// when it heals (TCP retransmitting through a partition that drops packets);
+    /// otherwise they are lost (connections reset).
+    Partition {
+        shape: Shape,
+        #[serde(default)]
+        hold: bool,
+    },
     /// Every message: lost with `loss`, duplicated with `dup`, delayed up to `delay_ms`
     /// (which also reorders).
     Net { loss: f64, dup: f64, delay_ms: u64 },
@@ -114,19 +121,23 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
     while t < sim_ns / 10 * 8 {
         let kind = kinds[rng.random_range(0..kinds.len())];
         let node = rng.random_range(1..=nodes);
-        // Short faults (under an election timeout) and long ones (several).
-        let len = if rng.random_bool(0.4) {
-            rng.random_range(20 * ms..300 * ms)
-        } else {
-            rng.random_range(300 * ms..3000 * ms)
+        // The leader (0) or a node picked now.
+        let target = if rng.random_bool(0.4) { 0 } else { node };
+        // Bounces (a crash or pause shorter than an election round trip), short faults
+        // (under an election timeout) and long ones (several).
+        let len = match rng.random_range(0..10u32) {
+            0..=2 => rng.random_range(ms..40 * ms),
+            3..=5 => rng.random_range(40 * ms..400 * ms),
+            _ => rng.random_range(400 * ms..3000 * ms),
         };
         let kind = match kind {
             "crash" => FaultKind::Crash {
-                node,
+                node: target,
                 power_loss: rng.random_bool(0.5),
             },
-            "pause" => FaultKind::Pause { node },
+            "pause" => FaultKind::Pause { node: target },
             "partition" => FaultKind::Partition {
+                hold: rng.random_bool(0.5),
                 shape: match rng.random_range(0..7u32) {
                     0 => Shape::IsolateNode(node),
                     1 | 2 => Shape::IsolateLeader,
@@ -155,7 +166,7 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                 permille: rng.random_range(950..=1050),
             },
             _ => FaultKind::Clock {
-                node,
+                node: target,
                 ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
             },
         };

@@ -165,11 +165,15 @@ enum Ev<M> {
     FaultStop(usize),
 }
 
+/// A message held at a cut link: (from, from incarnation, to, to incarnation, message).
+type Held<M> = (NodeId, u64, NodeId, u64, M);
+
 /// Network conditions currently in force.
-#[derive(Default)]
-struct NetState {
-    /// Directed links that drop everything: (from, to).
-    cut: BTreeMap<(NodeId, NodeId), u32>,
+struct NetState<M> {
+    /// Directed links that carry nothing: (from, to) -> (cuts, of which holding).
+    cut: BTreeMap<(NodeId, NodeId), (u32, u32)>,
+    /// Messages held at holding cuts, in arrival order.
+    held: Vec<Held<M>>,
     /// Active `Net` faults by schedule index: (loss, dup, delay_ms).
     chaos: BTreeMap<usize, (f64, f64, u64)>,
 }
@@ -198,8 +202,10 @@ pub struct World<C: ConsensusCore, S> {
     outbox: Rc<RefCell<Vec<(usize, u64, Resp)>>>,
     writer: HistoryWriter<Vec<u8>>,
     ops: Vec<Op>,
-    net: NetState,
+    net: NetState<C::Message>,
     schedule: Vec<Fault>,
+    /// The node each node-targeted fault hit (resolved at its start), by schedule index.
+    resolved: BTreeMap<usize, usize>,
     /// What each started partition cut, by schedule index (to undo exactly that).
     partition_cuts: BTreeMap<usize, Vec<(NodeId, NodeId)>>,
     completions: u64,
@@ -262,8 +268,13 @@ where
             outbox: Rc::new(RefCell::new(Vec::new())),
             writer: HistoryWriter::new(Vec::new()),
             ops: Vec::new(),
-            net: NetState::default(),
+            net: NetState {
+                cut: BTreeMap::new(),
+                held: Vec::new(),
+                chaos: BTreeMap::new(),
+            },
             schedule,
+            resolved: BTreeMap::new(),
             partition_cuts: BTreeMap::new(),
             completions: 0,
             events: 0,
@@ -481,8 +492,13 @@ where
                 if self.nodes[fi].incarnation != from_inc
                     || self.nodes[ti].incarnation != to_inc
                     || !self.up(ti)
-                    || self.net.cut.contains_key(&(from, to))
                 {
+                    return Ok(());
+                }
+                if let Some(&(_, holding)) = self.net.cut.get(&(from, to)) {
+                    if holding > 0 {
+                        self.net.held.push((from, from_inc, to, to_inc, msg));
+                    }
                     return Ok(());
                 }
                 if self.nodes[ti].paused {
@@ -805,8 +821,34 @@ where
     fn fault(&mut self, i: usize, start: bool) -> Result<()> {
         let f = self.schedule[i].clone();
         let name = format!("{}-{i}", f.kind.family());
-        let idx = |k: u64| (k.saturating_sub(1) as usize) % self.nodes.len();
         let mut value = serde_json::to_value(&f.kind).unwrap_or(Value::Null);
+        // Node 0 is whoever leads at the start (any node if none does).
+        let n_nodes = self.nodes.len();
+        let target = match &f.kind {
+            FaultKind::Crash { node, .. }
+            | FaultKind::Pause { node }
+            | FaultKind::Drift { node, .. }
+            | FaultKind::Clock { node, .. } => Some(*node),
+            _ => None,
+        };
+        if let Some(k) = target {
+            let n = if start {
+                let n = if k == 0 {
+                    self.leader().unwrap_or(i % n_nodes)
+                } else {
+                    (k as usize - 1) % n_nodes
+                };
+                self.resolved.insert(i, n);
+                n
+            } else {
+                match self.resolved.get(&i) {
+                    Some(&n) => n,
+                    None => return Ok(()),
+                }
+            };
+            value["resolved"] = json!(node::core::fmt_id(self.nodes[n].cfg.id));
+        }
+        let idx = |_k: u64| self.resolved.get(&i).copied().unwrap_or(0);
         match &f.kind {
             FaultKind::Crash { node, power_loss } => {
                 let n = idx(*node);
@@ -838,23 +880,28 @@ where
                     })?;
                 }
             }
-            FaultKind::Partition { shape } => {
+            FaultKind::Partition { shape, hold } => {
+                let hold = u32::from(*hold);
                 if start {
                     let cuts = self.cuts(shape);
-                    value = json!({"shape": shape, "cut": cuts.iter().map(|(a, b)| format!("n{a}->n{b}")).collect::<Vec<_>>()});
+                    value = json!({"shape": shape, "hold": hold == 1, "cut": cuts.iter().map(|(a, b)| format!("n{a}->n{b}")).collect::<Vec<_>>()});
                     for c in &cuts {
-                        *self.net.cut.entry(*c).or_default() += 1;
+                        let e = self.net.cut.entry(*c).or_default();
+                        e.0 += 1;
+                        e.1 += hold;
                     }
                     self.partition_cuts.insert(i, cuts);
                 } else if let Some(cuts) = self.partition_cuts.remove(&i) {
                     for c in cuts {
                         if let Some(k) = self.net.cut.get_mut(&c) {
-                            *k -= 1;
-                            if *k == 0 {
+                            k.0 -= 1;
+                            k.1 -= hold;
+                            if k.0 == 0 {
                                 self.net.cut.remove(&c);
                             }
                         }
                     }
+                    self.release_held();
                 }
             }
             FaultKind::Net {
@@ -886,6 +933,30 @@ where
         let f = if start { "start" } else { "stop" };
         self.nemesis(format!("{f}-{name}"), value);
         Ok(())
+    }
+
+    /// Delivers held messages whose link is open again, in the order they were held.
+    fn release_held(&mut self) {
+        let held = std::mem::take(&mut self.net.held);
+        let mut k = 0;
+        for m in held {
+            if self.net.cut.contains_key(&(m.0, m.2)) {
+                self.net.held.push(m);
+                continue;
+            }
+            k += 1;
+            let (from, from_inc, to, to_inc, msg) = m;
+            self.at(
+                self.now + k * 10_000,
+                Ev::Deliver {
+                    from,
+                    from_inc,
+                    to,
+                    to_inc,
+                    msg,
+                },
+            );
+        }
     }
 
     fn crash(&mut self, n: usize, power_loss: bool) {
