@@ -6,6 +6,7 @@
 //! results.json, report.html) and is shrunk to a smaller failing schedule.
 
 pub mod schedule;
+pub mod selftest;
 pub mod world;
 
 use std::path::{Path, PathBuf};
