@@ -50,7 +50,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock.
+    /// drift, clock, bounce.
     #[arg(long, default_value = "all")]
     pub faults: String,
     /// Simulated client workers.

@@ -11,7 +11,15 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Fault kinds `--faults` can select.
-pub const KINDS: &[&str] = &["crash", "pause", "partition", "net", "drift", "clock"];
+pub const KINDS: &[&str] = &[
+    "crash",
+    "pause",
+    "partition",
+    "net",
+    "drift",
+    "clock",
+    "bounce",
+];
 
 /// How a partition splits the nodes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +51,10 @@ pub enum FaultKind {
     Crash { node: u64, power_loss: bool },
     /// The node stops (SIGSTOP): no ticks, no input handled until the fault ends.
     Pause { node: u64 },
+    /// The node's process is killed and restarted at once, every `every_ms`, until the
+    /// fault ends (a restart storm: whatever it keeps only in memory is lost again and
+    /// again, at every stage of an election or a replication).
+    Bounce { node: u64, every_ms: u64 },
     /// A network partition. With `hold`, messages across the cut are held and delivered
     /// when it heals (TCP retransmitting through a partition that drops packets);
     /// otherwise they are lost (connections reset).
@@ -66,6 +78,7 @@ impl FaultKind {
         match self {
             FaultKind::Crash { .. } => "crash",
             FaultKind::Pause { .. } => "pause",
+            FaultKind::Bounce { .. } => "bounce",
             FaultKind::Partition { .. } => "partition",
             FaultKind::Net { .. } => "net",
             FaultKind::Drift { .. } => "drift",
@@ -136,6 +149,10 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                 power_loss: rng.random_bool(0.5),
             },
             "pause" => FaultKind::Pause { node: target },
+            "bounce" => FaultKind::Bounce {
+                node: target,
+                every_ms: rng.random_range(5..200),
+            },
             "partition" => FaultKind::Partition {
                 hold: rng.random_bool(0.5),
                 shape: match rng.random_range(0..7u32) {
@@ -177,10 +194,10 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
         });
         t += rng.random_range(50 * ms..800 * ms);
     }
-    // One crash or pause at a time (they would otherwise often take down a majority).
+    // One crash, pause or bounce at a time (they would otherwise often take down a majority).
     let mut busy_until = 0;
     out.retain(|f| match f.kind {
-        FaultKind::Crash { .. } | FaultKind::Pause { .. } => {
+        FaultKind::Crash { .. } | FaultKind::Pause { .. } | FaultKind::Bounce { .. } => {
             if f.start_ns < busy_until {
                 false
             } else {

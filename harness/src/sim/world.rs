@@ -163,6 +163,8 @@ enum Ev<M> {
     },
     FaultStart(usize),
     FaultStop(usize),
+    /// The next kill-and-restart of a `Bounce` fault.
+    Bounce(usize),
 }
 
 /// A message held at a cut link: (from, from incarnation, to, to incarnation, message).
@@ -546,6 +548,23 @@ where
             Ev::ClientNext { client } => self.invoke(client),
             Ev::FaultStart(i) => self.fault(i, true)?,
             Ev::FaultStop(i) => self.fault(i, false)?,
+            Ev::Bounce(i) => {
+                let f = &self.schedule[i];
+                let (FaultKind::Bounce { every_ms, .. }, Some(&n)) =
+                    (&f.kind, self.resolved.get(&i))
+                else {
+                    return Ok(());
+                };
+                if self.now >= f.stop_ns {
+                    return Ok(());
+                }
+                let next = self.now + every_ms.max(&1) * MS;
+                if self.up(n) {
+                    self.crash(n, false);
+                    self.start_node(n)?;
+                }
+                self.at(next, Ev::Bounce(i));
+            }
         }
         Ok(())
     }
@@ -827,6 +846,7 @@ where
         let target = match &f.kind {
             FaultKind::Crash { node, .. }
             | FaultKind::Pause { node }
+            | FaultKind::Bounce { node, .. }
             | FaultKind::Drift { node, .. }
             | FaultKind::Clock { node, .. } => Some(*node),
             _ => None,
@@ -878,6 +898,11 @@ where
                         }
                         drop(h.expire(now));
                     })?;
+                }
+            }
+            FaultKind::Bounce { .. } => {
+                if start {
+                    self.at(self.now, Ev::Bounce(i));
                 }
             }
             FaultKind::Partition { shape, hold } => {
