@@ -23,6 +23,7 @@ pub mod selftest;
 pub mod serve;
 pub mod settings;
 pub mod signals;
+pub mod sim;
 pub mod store;
 pub mod sut;
 pub mod units;

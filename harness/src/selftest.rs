@@ -48,6 +48,11 @@ pub struct SelftestArgs {
     /// The stasis-node binary (default: next to this `stasis` binary).
     #[arg(long)]
     pub node_bin: Option<PathBuf>,
+    /// Run every case under deterministic simulation (`stasis sim`) instead of real
+    /// processes: same plans' node flags and workloads, generic faults from fresh seeds.
+    /// Results go to STORE/selftest-sim/<timestamp>/. Needs no root.
+    #[arg(long)]
+    pub sim: bool,
 }
 
 /// One test run inside a case-run.
@@ -404,7 +409,12 @@ fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path) -> CaseRun
 
 /// Runs the selftest; returns the exit code.
 pub fn run(args: &SelftestArgs) -> u8 {
-    match execute(args) {
+    let result = if args.sim {
+        crate::sim::selftest::execute(args)
+    } else {
+        execute(args)
+    };
+    match result {
         Ok(report) => report.exit_code,
         Err(e) => {
             eprintln!("stasis selftest: {e:#}");

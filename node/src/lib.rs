@@ -4,8 +4,10 @@
 //! with tokio, TCP and the `storage` layer; `resp` is the client protocol and `kv` the
 //! replicated state machine. Everything outside the cores is protocol-neutral.
 
+pub mod boot;
 pub mod config;
 pub mod core;
+pub mod host;
 pub mod kv;
 pub mod paxos;
 pub mod quorum;

@@ -6,12 +6,9 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use node::boot;
 use node::config::{self, NodeConfig};
-use node::paxos::storage::PaxosStorage;
-use node::paxos::{Paxos, PaxosConfig};
-use node::raft::storage::RaftStorage;
-use node::raft::{Membership, Raft, RaftConfig};
-use node::runtime::{self, RuntimeConfig};
+use node::runtime;
 use node::storage::file::{Fs, RealFs};
 
 fn main() {
@@ -49,24 +46,12 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             cfg.data_dir.display()
         )
     })?;
-    let open_err = || format!("cannot open the data dir {}", cfg.data_dir.display());
     let seed = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ cfg.id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    let rt = RuntimeConfig {
-        id: cfg.id,
-        protocol: cfg.protocol,
-        client_listen: cfg.client_listen,
-        peer_listen: cfg.peer_listen,
-        peers: cfg.peers.clone(),
-        tick: cfg.tick,
-        request_timeout: cfg.request_timeout,
-        snapshot_every: cfg.snapshot_every,
-        bugs: cfg.bugs.names(),
-        agreement: cfg.agreement(),
-    };
+    let rt = boot::runtime_config(&cfg);
     if cfg.bugs.any() {
         let names = cfg.bugs.names().join(", ");
         tracing::warn!(bugs = %names, "SEEDED BUGS ON: this node deliberately violates consensus safety (--bug); never use it for real data");
@@ -75,30 +60,9 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         );
     }
     if cfg.protocol == "multipaxos" {
-        let (storage, recovered) = PaxosStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
-        let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
-        pc.election_ticks = cfg.election_ticks;
-        pc.heartbeat_ticks = cfg.heartbeat_ticks;
-        pc.check_quorum = cfg.check_quorum;
-        pc.seed = seed;
-        pc.bugs = cfg.bugs.clone();
-        pc.max_batch = cfg.max_msg_entries;
-        let core = Paxos::new(pc, (!cfg.join).then(|| cfg.peers.clone()), recovered);
+        let (core, storage) = boot::paxos(&cfg, fs, seed)?;
         return runtime::run(rt, core, storage);
     }
-    let (storage, recovered) = RaftStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
-    let mut rc = RaftConfig::new(cfg.id);
-    rc.election_ticks = cfg.election_ticks;
-    rc.heartbeat_ticks = cfg.heartbeat_ticks;
-    rc.read_mode = cfg.read_mode;
-    rc.lease_margin_ticks = cfg.lease_margin_ticks;
-    rc.check_quorum = cfg.check_quorum;
-    rc.pre_vote = cfg.pre_vote;
-    rc.max_msg_entries = cfg.max_msg_entries;
-    rc.max_inflight = cfg.max_inflight_msgs;
-    rc.seed = seed;
-    rc.tick_ms = cfg.tick.as_millis() as u64;
-    rc.bugs = cfg.bugs.clone();
-    let bootstrap = (!cfg.join).then(|| Membership::new(cfg.peers.clone()));
-    runtime::run(rt, Raft::new(rc, bootstrap, recovered), storage)
+    let (core, storage) = boot::raft(&cfg, fs, seed)?;
+    runtime::run(rt, core, storage)
 }

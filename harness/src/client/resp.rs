@@ -216,13 +216,15 @@ impl Client for RespClient {
     }
 }
 
-enum Reply {
+/// What one reply means for an operation.
+pub enum Reply {
     Done(Completion),
     /// `NOTLEADER [<id> <addr>]`: the text after the code, if any.
     Redirect(Option<String>),
 }
 
-fn classify(op: &ClientOp, reply: Resp) -> Reply {
+/// Maps a node's reply to an operation's outcome (or a redirect to follow).
+pub fn classify(op: &ClientOp, reply: Resp) -> Reply {
     let indeterminate = |msg: String| {
         if op.is_read() {
             Completion::Fail(msg)

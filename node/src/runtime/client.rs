@@ -11,8 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::driver::{Input, Request};
+use super::driver::Input;
 use crate::core::{NodeId, parse_id};
+use crate::host::Request;
 use crate::resp::{self, Value};
 
 /// Largest total size of a write's arguments (key and values).

@@ -1,0 +1,425 @@
+//! `stasis sim`: deterministic simulation. The same cores, storage code and request
+//! handling as `stasis-node`, N nodes in one process over a seeded network and simulated
+//! disks and clocks ([`world`]), under a fault schedule drawn from the seed
+//! ([`schedule`]). Each schedule's client history is the usual JSONL, checked by the
+//! usual checker; a failing seed leaves a normal run directory (test.json, history.jsonl,
+//! results.json, report.html) and is shrunk to a smaller failing schedule.
+
+pub mod schedule;
+pub mod selftest;
+pub mod world;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use checker::check::{CheckOptions, check_history};
+use checker::history::Op;
+use checker::model::ModelKind;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::generator::Mix;
+use crate::run::parse_duration;
+use crate::store::{RunDir, utc_timestamp};
+use schedule::Fault;
+use world::{World, WorldOptions};
+
+/// Options of `stasis sim`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SimArgs {
+    /// raft or multipaxos.
+    #[arg(long, default_value = "raft")]
+    pub protocol: String,
+    /// Switch on a seeded bug in every node (repeatable), as `stasis-node --bug`.
+    #[arg(long = "bug", value_name = "NAME")]
+    pub bugs: Vec<String>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub nodes: u64,
+    /// The first seed (default: drawn from the clock and printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// How many schedules to run (seeds seed, seed+1, ...).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: u64,
+    /// Simulated time of one schedule.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub sim_time: Duration,
+    /// Stop starting schedules after this much wall time (0 = no limit).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub budget: Duration,
+    /// Fault kinds: all, or a comma-separated list of crash, pause, partition, net,
+    /// drift, clock, bounce.
+    #[arg(long, default_value = "all")]
+    pub faults: String,
+    /// Simulated client workers.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: usize,
+    /// Target ops/s over all clients (simulated time).
+    #[arg(long, default_value_t = 300.0)]
+    pub rate: f64,
+    #[arg(long, default_value_t = 6)]
+    pub keys: usize,
+    #[arg(long, default_value_t = 30)]
+    pub write_pct: u32,
+    #[arg(long, default_value_t = 10)]
+    pub cas_pct: u32,
+    /// A client gives up on an operation after this much simulated time.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub op_timeout: Duration,
+    /// A flag for every simulated node, as `stasis-node` takes it (repeatable), e.g.
+    /// `--node-arg=--read-mode --node-arg=lease`.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// Run store: run directories go to STORE/sim-<protocol>[-<bug>]/<timestamp>/.
+    #[arg(long, default_value = "store")]
+    pub store: PathBuf,
+    /// Keep a run directory for every schedule, not only failing ones.
+    #[arg(long)]
+    pub keep: bool,
+    /// Do not shrink a failing schedule.
+    #[arg(long)]
+    pub no_shrink: bool,
+    /// Keep going after a failing schedule (default: stop at the first).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Replay the schedule stored in a sim run directory's test.json (its seed, faults
+    /// and options) instead of drawing one.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Budget of each linearizability check.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub check_timeout: Duration,
+}
+
+/// Everything that determines one simulated run (stored as test.json).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SimSpec {
+    pub mode: String,
+    pub protocol: String,
+    pub bugs: Vec<String>,
+    pub nodes: u64,
+    pub seed: u64,
+    pub sim_time_ns: u64,
+    pub concurrency: usize,
+    pub rate: f64,
+    pub keys: usize,
+    pub write_pct: u32,
+    pub cas_pct: u32,
+    pub op_timeout_ns: u64,
+    pub node_args: Vec<String>,
+    pub schedule: Vec<Fault>,
+}
+
+impl SimSpec {
+    /// The spec of `seed` under `args`, with its schedule drawn from the seed.
+    pub fn draw(args: &SimArgs, seed: u64) -> Result<SimSpec, String> {
+        let kinds = schedule::parse_faults(&args.faults)?;
+        if args.write_pct + args.cas_pct > 100 {
+            return Err("--write-pct plus --cas-pct must be at most 100".into());
+        }
+        let sim_ns = args.sim_time.as_nanos() as u64;
+        Ok(SimSpec {
+            mode: "sim".into(),
+            protocol: args.protocol.clone(),
+            bugs: args.bugs.clone(),
+            nodes: args.nodes,
+            seed,
+            sim_time_ns: sim_ns,
+            concurrency: args.concurrency.max(1),
+            rate: args.rate,
+            keys: args.keys.max(1),
+            write_pct: args.write_pct,
+            cas_pct: args.cas_pct,
+            op_timeout_ns: args.op_timeout.as_nanos() as u64,
+            node_args: args.node_args.clone(),
+            schedule: schedule::draw(seed, args.nodes, sim_ns, &kinds),
+        })
+    }
+
+    fn node_flags(&self) -> Vec<String> {
+        let mut v = self.node_args.clone();
+        for b in &self.bugs {
+            v.push("--bug".into());
+            v.push(b.clone());
+        }
+        v
+    }
+
+    /// The test name of its run directories.
+    pub fn test_name(&self) -> String {
+        let mut s = format!("sim-{}", self.protocol);
+        for b in &self.bugs {
+            s.push('-');
+            s.push_str(b);
+        }
+        s
+    }
+}
+
+/// The result of one simulated schedule.
+pub struct SimRun {
+    pub history: Vec<u8>,
+    pub ops: Vec<Op>,
+    pub completions: u64,
+    pub events: u64,
+    /// The checker's exit code: 0 linearizable, 1 not, 2 unknown.
+    pub verdict: u8,
+}
+
+/// Runs one schedule and checks its history.
+pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
+    let configs = world::node_configs(&spec.protocol, spec.nodes as usize, &spec.node_flags())
+        .map_err(anyhow::Error::msg)?;
+    let opts = WorldOptions {
+        seed: spec.seed,
+        sim_ns: spec.sim_time_ns,
+        clients: spec.concurrency,
+        rate: spec.rate,
+        keys: spec.keys,
+        mix: Mix {
+            write: spec.write_pct,
+            cas: spec.cas_pct,
+        },
+        op_timeout_ns: spec.op_timeout_ns,
+    };
+    let out = match spec.protocol.as_str() {
+        "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run()?,
+        "multipaxos" => {
+            World::new(opts, configs, node::boot::paxos, spec.schedule.clone())?.run()?
+        }
+        p => bail!("--protocol {p:?} is unknown; use raft or multipaxos"),
+    };
+    let mut copts = CheckOptions::new(ModelKind::Kv);
+    copts.timeout = Some(check_timeout);
+    let check = check_history(&out.ops, &copts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(SimRun {
+        history: out.history,
+        ops: out.ops,
+        completions: out.completions,
+        events: out.events,
+        verdict: check.verdict.exit_code(),
+    })
+}
+
+/// Writes a normal run directory for a simulated run (test.json, history.jsonl) and
+/// analyzes it like `stasis analyze` (results.json, summary.txt, report.html, ...).
+pub fn write_run(
+    store: &Path,
+    spec: &SimSpec,
+    run: &SimRun,
+    note: Option<&str>,
+) -> Result<PathBuf> {
+    let dir = RunDir::create(store, &spec.test_name())?;
+    let mut test = serde_json::to_value(spec)?;
+    test["stasis_version"] = json!(env!("CARGO_PKG_VERSION"));
+    test["started"] = json!(utc_timestamp(std::time::SystemTime::now()));
+    test["nodes_list"] = json!(
+        (1..=spec.nodes)
+            .map(|k| format!("n{k}"))
+            .collect::<Vec<_>>()
+    );
+    if let Some(n) = note {
+        test["note"] = json!(n);
+    }
+    std::fs::write(dir.file("test.json"), serde_json::to_vec_pretty(&test)?)
+        .with_context(|| format!("cannot write {}", dir.file("test.json").display()))?;
+    std::fs::write(dir.file("history.jsonl"), &run.history)
+        .with_context(|| format!("cannot write {}", dir.file("history.jsonl").display()))?;
+    crate::analyze::analyze_run(&dir.path, Some(&[]), None, Duration::from_secs(120))?;
+    Ok(dir.path)
+}
+
+/// A smaller failing schedule found by [`shrink`].
+pub struct Shrunk {
+    pub spec: SimSpec,
+    pub run: SimRun,
+    pub tries: u32,
+}
+
+/// Searches for a smaller schedule that still fails: drops faults one at a time (while
+/// the run still fails), then shortens the simulated time, then halves the clients. At
+/// most `max_tries` simulations.
+pub fn shrink(
+    spec: &SimSpec,
+    run: SimRun,
+    check_timeout: Duration,
+    max_tries: u32,
+) -> Result<Shrunk> {
+    let mut best = (spec.clone(), run);
+    let mut tries = 0;
+    let fails = |s: &SimSpec, tries: &mut u32| -> Result<Option<SimRun>> {
+        *tries += 1;
+        let r = simulate(s, check_timeout)?;
+        Ok((r.verdict == 1).then_some(r))
+    };
+    // Faults, one at a time, repeated until no single fault can go.
+    let mut changed = true;
+    while changed && tries < max_tries {
+        changed = false;
+        let mut i = 0;
+        while i < best.0.schedule.len() && tries < max_tries {
+            let mut s = best.0.clone();
+            s.schedule.remove(i);
+            if let Some(r) = fails(&s, &mut tries)? {
+                best = (s, r);
+                changed = true;
+            } else {
+                i += 1;
+            }
+        }
+    }
+    // Simulated time: cut to just after the last fault ends, then by quarters.
+    let last_stop = best.0.schedule.iter().map(|f| f.stop_ns).max().unwrap_or(0);
+    let mut candidates = vec![last_stop + 2_000_000_000];
+    let mut t = best.0.sim_time_ns;
+    while t > 1_000_000_000 {
+        t = t * 3 / 4;
+        candidates.push(t);
+    }
+    for t in candidates {
+        if t >= best.0.sim_time_ns || tries >= max_tries {
+            continue;
+        }
+        let mut s = best.0.clone();
+        s.sim_time_ns = t;
+        s.schedule.retain(|f| f.start_ns < t);
+        if let Some(r) = fails(&s, &mut tries)? {
+            best = (s, r);
+        }
+    }
+    // Fewer clients (fewer concurrent operations).
+    while best.0.concurrency > 1 && tries < max_tries {
+        let mut s = best.0.clone();
+        s.concurrency /= 2;
+        match fails(&s, &mut tries)? {
+            Some(r) => best = (s, r),
+            None => break,
+        }
+    }
+    Ok(Shrunk {
+        spec: best.0,
+        run: best.1,
+        tries,
+    })
+}
+
+fn client_ops(run: &SimRun) -> usize {
+    run.ops.iter().filter(|o| o.is_client_completion()).count()
+}
+
+/// Runs `stasis sim`; returns the exit code.
+pub fn run(args: &SimArgs) -> u8 {
+    match execute(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("stasis sim: {e:#}");
+            3
+        }
+    }
+}
+
+fn execute(args: &SimArgs) -> Result<u8> {
+    let specs: Box<dyn Iterator<Item = Result<SimSpec, String>>> = match &args.replay {
+        Some(dir) => {
+            let path = crate::store::resolve_run(dir)?.join("test.json");
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let spec: SimSpec = serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("{} is not a sim run's test.json: {e}", path.display())
+            })?;
+            Box::new(std::iter::once(Ok(spec)))
+        }
+        None => {
+            let first = args.seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+                    % 1_000_000_000
+            });
+            let args = args.clone();
+            Box::new((0..args.seeds).map(move |i| SimSpec::draw(&args, first.wrapping_add(i))))
+        }
+    };
+    let started = Instant::now();
+    let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    for spec in specs {
+        if !args.budget.is_zero() && started.elapsed() >= args.budget {
+            break;
+        }
+        let spec = spec.map_err(anyhow::Error::msg)?;
+        let run = simulate(&spec, args.check_timeout)?;
+        schedules += 1;
+        ops += run.completions;
+        events += run.events;
+        match run.verdict {
+            1 => {
+                violations += 1;
+                let dir = write_run(&args.store, &spec, &run, None)?;
+                println!(
+                    "seed {}: NOT LINEARIZABLE ({} faults, {} ops) -> {}",
+                    spec.seed,
+                    spec.schedule.len(),
+                    client_ops(&run),
+                    dir.display()
+                );
+                if !args.no_shrink {
+                    let shrunk = shrink(&spec, run, args.check_timeout, 200)?;
+                    let note = format!(
+                        "shrunk from seed {} ({} faults, {:.1} s simulated) in {} tries",
+                        spec.seed,
+                        spec.schedule.len(),
+                        spec.sim_time_ns as f64 / 1e9,
+                        shrunk.tries
+                    );
+                    let sdir = write_run(&args.store, &shrunk.spec, &shrunk.run, Some(&note))?;
+                    println!(
+                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
+                        spec.seed,
+                        shrunk.spec.schedule.len(),
+                        shrunk.spec.sim_time_ns as f64 / 1e9,
+                        shrunk.spec.concurrency,
+                        client_ops(&shrunk.run),
+                        shrunk.tries,
+                        sdir.display(),
+                        sdir.display()
+                    );
+                }
+                if !args.keep_going {
+                    break;
+                }
+            }
+            v => {
+                if v == 2 {
+                    unknown += 1;
+                }
+                if args.keep || args.replay.is_some() {
+                    let dir = write_run(&args.store, &spec, &run, None)?;
+                    println!(
+                        "seed {}: {} ({} faults, {} ops) -> {}",
+                        spec.seed,
+                        if v == 0 { "linearizable" } else { "unknown" },
+                        spec.schedule.len(),
+                        client_ops(&run),
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "sim: {schedules} schedules, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
+        ops as f64 / secs.max(1e-9)
+    );
+    Ok(if violations > 0 {
+        1
+    } else if unknown > 0 {
+        2
+    } else {
+        0
+    })
+}

@@ -1,0 +1,245 @@
+//! Fault schedules for `stasis sim`, drawn from a seed.
+//!
+//! A schedule is a list of faults, each active over a window of simulated time. It is a
+//! plain value (serialized into test.json) so a failing schedule can be replayed and
+//! shrunk fault by fault. Which nodes a partition separates may depend on who leads when
+//! it starts (`Shape::IsolateLeader`, `Shape::LeaderMinority`); that is resolved by the
+//! world at the start time, deterministically.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Fault kinds `--faults` can select.
+pub const KINDS: &[&str] = &[
+    "crash",
+    "pause",
+    "partition",
+    "net",
+    "drift",
+    "clock",
+    "bounce",
+];
+
+/// How a partition splits the nodes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// One node (by index) cut off from all others.
+    IsolateNode(u64),
+    /// The node leading at the start cut off from all others.
+    IsolateLeader,
+    /// The leader plus a minority on one side, the majority on the other.
+    LeaderMinority,
+    /// A random split into two halves (by a permutation seed).
+    Halves(u64),
+    /// `bridge` sees both sides, which cannot see each other.
+    Bridge(u64),
+    /// Traffic from `from` to `to` is dropped, the reverse direction flows.
+    OneWay { from: u64, to: u64 },
+    /// Each node sees only its two ring neighbours.
+    Ring,
+}
+
+/// One fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum FaultKind {
+    /// The node's process dies; with `power_loss` its unsynced writes are lost too.
+    /// Restarted when the fault ends. Node 0 (here and below) is the node leading when
+    /// the fault starts.
+    Crash { node: u64, power_loss: bool },
+    /// The node stops (SIGSTOP): no ticks, no input handled until the fault ends.
+    Pause { node: u64 },
+    /// The node's process is killed and restarted at once, every `every_ms`, until the
+    /// fault ends (a restart storm: whatever it keeps only in memory is lost again and
+    /// again, at every stage of an election or a replication).
+    Bounce { node: u64, every_ms: u64 },
+    /// A network partition. With `hold`, messages across the cut are held and delivered
+    /// when it heals (TCP retransmitting through a partition that drops packets);
+    /// otherwise they are lost (connections reset).
+    Partition {
+        shape: Shape,
+        #[serde(default)]
+        hold: bool,
+    },
+    /// Every message: lost with `loss`, duplicated with `dup`, delayed up to `delay_ms`
+    /// (which also reorders).
+    Net { loss: f64, dup: f64, delay_ms: u64 },
+    /// The node's tick runs at `permille`/1000 of the nominal rate.
+    Drift { node: u64, permille: u64 },
+    /// The node's wall clock jumps by `ms` (and back when the fault ends).
+    Clock { node: u64, ms: i64 },
+}
+
+impl FaultKind {
+    /// The name `--faults` uses for this kind.
+    pub fn family(&self) -> &'static str {
+        match self {
+            FaultKind::Crash { .. } => "crash",
+            FaultKind::Pause { .. } => "pause",
+            FaultKind::Bounce { .. } => "bounce",
+            FaultKind::Partition { .. } => "partition",
+            FaultKind::Net { .. } => "net",
+            FaultKind::Drift { .. } => "drift",
+            FaultKind::Clock { .. } => "clock",
+        }
+    }
+}
+
+/// A fault active over `[start_ns, stop_ns)` of simulated time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub start_ns: u64,
+    pub stop_ns: u64,
+    #[serde(flatten)]
+    pub kind: FaultKind,
+}
+
+/// Parses `--faults` (comma-separated kinds, or `all`).
+pub fn parse_faults(s: &str) -> Result<Vec<&'static str>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if part == "all" {
+            return Ok(KINDS.to_vec());
+        }
+        match KINDS.iter().find(|k| **k == part) {
+            Some(k) if !out.contains(k) => out.push(*k),
+            Some(_) => {}
+            None => {
+                return Err(format!(
+                    "--faults {part:?} is unknown; choose from all, {}",
+                    KINDS.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Draws a schedule for `nodes` nodes over `sim_ns` of simulated time: faults start in
+/// the first 80% and end by 90%, so the cluster has time to recover before the end.
+/// At most one crash or pause at a time keeps a majority alive most of the time; the
+/// other kinds overlap freely.
+pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_fa17_5eed_fa17);
+    let mut out = Vec::new();
+    if kinds.is_empty() || nodes == 0 {
+        return out;
+    }
+    let ms = 1_000_000u64;
+    let horizon = sim_ns / 10 * 9;
+    // Mean gap between fault starts: a few hundred milliseconds.
+    let mut t = rng.random_range(100 * ms..600 * ms);
+    while t < sim_ns / 10 * 8 {
+        let kind = kinds[rng.random_range(0..kinds.len())];
+        let node = rng.random_range(1..=nodes);
+        // The leader (0) or a node picked now.
+        let target = if rng.random_bool(0.4) { 0 } else { node };
+        // Bounces (a crash or pause shorter than an election round trip), short faults
+        // (under an election timeout) and long ones (several).
+        let len = match rng.random_range(0..10u32) {
+            0..=2 => rng.random_range(ms..40 * ms),
+            3..=5 => rng.random_range(40 * ms..400 * ms),
+            _ => rng.random_range(400 * ms..3000 * ms),
+        };
+        let kind = match kind {
+            "crash" => FaultKind::Crash {
+                node: target,
+                power_loss: rng.random_bool(0.5),
+            },
+            "pause" => FaultKind::Pause { node: target },
+            "bounce" => FaultKind::Bounce {
+                node: target,
+                every_ms: rng.random_range(5..200),
+            },
+            "partition" => FaultKind::Partition {
+                hold: rng.random_bool(0.5),
+                shape: match rng.random_range(0..7u32) {
+                    0 => Shape::IsolateNode(node),
+                    1 | 2 => Shape::IsolateLeader,
+                    3 => Shape::LeaderMinority,
+                    4 => Shape::Halves(rng.random_range(0..u64::MAX)),
+                    5 => Shape::Bridge(node),
+                    _ => {
+                        let to = (node % nodes) + 1;
+                        if rng.random_bool(0.5) {
+                            Shape::OneWay { from: node, to }
+                        } else if nodes >= 4 {
+                            Shape::Ring
+                        } else {
+                            Shape::OneWay { from: to, to: node }
+                        }
+                    }
+                },
+            },
+            "net" => FaultKind::Net {
+                loss: [0.0, 0.05, 0.2, 0.5][rng.random_range(0..4)],
+                dup: [0.0, 0.05, 0.2][rng.random_range(0..3)],
+                delay_ms: [0, 5, 50, 200, 1000][rng.random_range(0..5)],
+            },
+            "drift" => FaultKind::Drift {
+                node,
+                permille: rng.random_range(950..=1050),
+            },
+            _ => FaultKind::Clock {
+                node: target,
+                ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
+            },
+        };
+        out.push(Fault {
+            start_ns: t,
+            stop_ns: (t + len).min(horizon),
+            kind,
+        });
+        t += rng.random_range(50 * ms..800 * ms);
+    }
+    // One crash, pause or bounce at a time (they would otherwise often take down a majority).
+    let mut busy_until = 0;
+    out.retain(|f| match f.kind {
+        FaultKind::Crash { .. } | FaultKind::Pause { .. } | FaultKind::Bounce { .. } => {
+            if f.start_ns < busy_until {
+                false
+            } else {
+                busy_until = f.stop_ns;
+                true
+            }
+        }
+        _ => true,
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_schedule_and_different_seeds_differ() {
+        let kinds = KINDS.to_vec();
+        let a = draw(7, 5, 20_000_000_000, &kinds);
+        assert_eq!(a, draw(7, 5, 20_000_000_000, &kinds));
+        assert_ne!(a, draw(8, 5, 20_000_000_000, &kinds));
+        assert!(a.len() > 5, "{a:?}");
+        for f in &a {
+            assert!(
+                f.start_ns < f.stop_ns && f.stop_ns <= 18_000_000_000,
+                "{f:?}"
+            );
+        }
+        let only = draw(7, 5, 20_000_000_000, &["pause"]);
+        assert!(only.iter().all(|f| f.kind.family() == "pause"));
+        assert!(draw(7, 5, 20_000_000_000, &[]).is_empty());
+    }
+
+    #[test]
+    fn faults_parse_with_one_line_errors() {
+        assert_eq!(
+            parse_faults("crash,pause,crash").unwrap(),
+            vec!["crash", "pause"]
+        );
+        assert_eq!(parse_faults("all").unwrap(), KINDS.to_vec());
+        let e = parse_faults("crash,bogus").unwrap_err();
+        assert!(e.contains("bogus") && !e.contains('\n'), "{e}");
+    }
+}

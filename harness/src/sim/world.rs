@@ -1,0 +1,1070 @@
+//! The simulated world: N nodes, their clients and the network, in one process, driven by
+//! one event queue over simulated time and one seeded RNG.
+//!
+//! Each node is the real thing minus the sockets and threads: the core built by
+//! [`node::boot`] from a [`NodeConfig`] parsed from the same flags `stasis-node` takes,
+//! its real storage code over a [`SimFs`] (which loses unsynced writes on a simulated
+//! power loss), and the runtime's request handling ([`node::host::Host`]). Clients draw
+//! operations from the same [`Workload`] as `stasis test` and map replies to outcomes
+//! with the RESP client's classification. Faults come from a [`Fault`] schedule.
+//!
+//! Everything that happens is a function of the seed and the schedule: events are ordered
+//! by (simulated time, insertion sequence), and every random choice comes from one
+//! ChaCha8 stream, so a run replays bit for bit.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use checker::history::{HistoryWriter, Op, OpType, Process};
+use node::config::NodeConfig;
+use node::core::{ConsensusCore, CoreStorage, NodeId, Role};
+use node::host::{Answer, Host, HostEnv, Request};
+use node::resp::Value as Resp;
+use node::storage::file::{Fs, SimFs};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{Value, json};
+
+use super::schedule::{Fault, FaultKind, Shape};
+use crate::client::resp::{Reply, classify};
+use crate::client::{ClientOp, Completion};
+use crate::generator::{Mix, Workload, pause_between};
+
+const MS: u64 = 1_000_000;
+/// Wall clock at simulated time 0 (Unix ms): 2026-01-01.
+const WALL_EPOCH_MS: u64 = 1_767_225_600_000;
+/// Most ticks a resumed node catches up at once (the runtime's bound).
+const MAX_CATCH_UP_TICKS: u64 = 10_000;
+
+/// Builds a core and its storage from a node configuration on a file system.
+pub type Boot<C, S> = fn(&NodeConfig, Arc<dyn Fs>, u64) -> Result<(C, S)>;
+
+/// What a simulation run does besides its faults.
+#[derive(Clone, Debug)]
+pub struct WorldOptions {
+    pub seed: u64,
+    pub sim_ns: u64,
+    pub clients: usize,
+    /// Target ops/s over all clients (0: back to back).
+    pub rate: f64,
+    pub keys: usize,
+    pub mix: Mix,
+    pub op_timeout_ns: u64,
+}
+
+/// Where an answer from a host goes: (client, attempt) into the shared outbox.
+struct SimAnswer {
+    client: usize,
+    attempt: u64,
+    outbox: Rc<RefCell<Vec<(usize, u64, Resp)>>>,
+}
+
+impl Answer for SimAnswer {
+    fn answer(self, v: Resp) {
+        self.outbox
+            .borrow_mut()
+            .push((self.client, self.attempt, v));
+    }
+}
+
+/// A host's view of the world while it is fed: messages it sends are collected here.
+struct Outgoing<M> {
+    sent: Vec<(NodeId, M)>,
+    wall_ms: u64,
+}
+
+impl<M: Clone> HostEnv<M> for Outgoing<M> {
+    fn send(&mut self, to: NodeId, msg: &M) {
+        self.sent.push((to, msg.clone()));
+    }
+    fn client_addr(&self, id: NodeId) -> Option<String> {
+        Some(sim_addr(id))
+    }
+    fn set_peer_addr(&mut self, _id: NodeId, _addr: &str) {}
+    fn wall_ms(&self) -> u64 {
+        self.wall_ms
+    }
+}
+
+/// The (never bound) address a simulated node reports for redirects.
+fn sim_addr(id: NodeId) -> String {
+    format!("127.0.0.1:{}", 16_000 + id)
+}
+
+struct SimNode<C: ConsensusCore, S> {
+    cfg: NodeConfig,
+    fs: SimFs,
+    /// `None` while crashed.
+    host: Option<Host<C, S, SimAnswer, u64>>,
+    /// Bumped by every restart: ticks and messages of an older incarnation are void.
+    incarnation: u64,
+    paused: bool,
+    /// Ticks missed while paused (caught up on resume, as the runtime does).
+    missed_ticks: u64,
+    /// Tick period in simulated ns (drift changes it).
+    tick_ns: u64,
+    wall_offset_ms: i64,
+}
+
+struct SimClient {
+    rng: ChaCha8Rng,
+    process: u64,
+    /// The node this client sends to next (it follows redirects).
+    target: usize,
+    /// The operation in flight: its invoke event, op, deadline, attempt number.
+    current: Option<Current>,
+    /// Numbers the operations (for timeouts) and the attempts (for replies).
+    op_no: u64,
+    attempt: u64,
+}
+
+struct Current {
+    op: ClientOp,
+    invoke: Op,
+    deadline: u64,
+    tries: u64,
+    /// (node index, incarnation) the request was last sent to, once it arrived there.
+    at: Option<(usize, u64)>,
+    last_error: String,
+}
+
+enum Ev<M> {
+    Tick {
+        node: usize,
+        inc: u64,
+    },
+    Deliver {
+        from: NodeId,
+        from_inc: u64,
+        to: NodeId,
+        to_inc: u64,
+        msg: M,
+    },
+    /// A client's request reaches a node.
+    Request {
+        node: usize,
+        client: usize,
+        attempt: u64,
+    },
+    Reply {
+        client: usize,
+        attempt: u64,
+        v: Resp,
+    },
+    ClientTimeout {
+        client: usize,
+        op_no: u64,
+    },
+    ClientNext {
+        client: usize,
+    },
+    FaultStart(usize),
+    FaultStop(usize),
+    /// The next kill-and-restart of a `Bounce` fault.
+    Bounce(usize),
+}
+
+/// A message held at a cut link: (from, from incarnation, to, to incarnation, message).
+type Held<M> = (NodeId, u64, NodeId, u64, M);
+
+/// Network conditions currently in force.
+struct NetState<M> {
+    /// Directed links that carry nothing: (from, to) -> (cuts, of which holding).
+    cut: BTreeMap<(NodeId, NodeId), (u32, u32)>,
+    /// Messages held at holding cuts, in arrival order.
+    held: Vec<Held<M>>,
+    /// Active `Net` faults by schedule index: (loss, dup, delay_ms).
+    chaos: BTreeMap<usize, (f64, f64, u64)>,
+}
+
+/// What one run produced.
+pub struct Outcome {
+    /// The JSONL history, byte for byte.
+    pub history: Vec<u8>,
+    pub ops: Vec<Op>,
+    /// Client operations completed (ok, fail or info).
+    pub completions: u64,
+    /// Simulated events processed.
+    pub events: u64,
+}
+
+pub struct World<C: ConsensusCore, S> {
+    opts: WorldOptions,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Ev<C::Message>>,
+    nodes: Vec<SimNode<C, S>>,
+    boot: Boot<C, S>,
+    rng: ChaCha8Rng,
+    clients: Vec<SimClient>,
+    workload: Workload,
+    outbox: Rc<RefCell<Vec<(usize, u64, Resp)>>>,
+    writer: HistoryWriter<Vec<u8>>,
+    ops: Vec<Op>,
+    net: NetState<C::Message>,
+    schedule: Vec<Fault>,
+    /// The node each node-targeted fault hit (resolved at its start), by schedule index.
+    resolved: BTreeMap<usize, usize>,
+    /// What each started partition cut, by schedule index (to undo exactly that).
+    partition_cuts: BTreeMap<usize, Vec<(NodeId, NodeId)>>,
+    completions: u64,
+    events: u64,
+}
+
+impl<C, S> World<C, S>
+where
+    C: ConsensusCore,
+    C::Message: Clone,
+    S: CoreStorage<C::Persist>,
+{
+    /// Builds the world: every node from its configuration on a fresh simulated disk.
+    pub fn new(
+        opts: WorldOptions,
+        configs: Vec<NodeConfig>,
+        boot: Boot<C, S>,
+        schedule: Vec<Fault>,
+    ) -> Result<Self> {
+        let rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let mut nodes = Vec::new();
+        for cfg in configs {
+            let fs = SimFs::new();
+            fs.create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+            let tick_ns = cfg.tick.as_nanos() as u64;
+            nodes.push(SimNode {
+                cfg,
+                fs,
+                host: None,
+                incarnation: 0,
+                paused: false,
+                missed_ticks: 0,
+                tick_ns: tick_ns.max(1),
+                wall_offset_ms: 0,
+            });
+        }
+        let n = nodes.len();
+        let clients = (0..opts.clients)
+            .map(|w| SimClient {
+                rng: Workload::rng(opts.seed, w),
+                process: w as u64,
+                target: w % n.max(1),
+                current: None,
+                op_no: 0,
+                attempt: 0,
+            })
+            .collect();
+        let workload = Workload::new(opts.keys, opts.mix);
+        let mut w = World {
+            opts,
+            now: 0,
+            seq: 0,
+            queue: BTreeMap::new(),
+            nodes,
+            boot,
+            rng,
+            clients,
+            workload,
+            outbox: Rc::new(RefCell::new(Vec::new())),
+            writer: HistoryWriter::new(Vec::new()),
+            ops: Vec::new(),
+            net: NetState {
+                cut: BTreeMap::new(),
+                held: Vec::new(),
+                chaos: BTreeMap::new(),
+            },
+            schedule,
+            resolved: BTreeMap::new(),
+            partition_cuts: BTreeMap::new(),
+            completions: 0,
+            events: 0,
+        };
+        for i in 0..n {
+            w.start_node(i)?;
+        }
+        for c in 0..w.clients.len() {
+            // Clients start a little after the nodes, staggered.
+            let at = w.rng.random_range(0..50 * MS);
+            w.at(at, Ev::ClientNext { client: c });
+        }
+        for (i, f) in w.schedule.clone().iter().enumerate() {
+            w.at(f.start_ns, Ev::FaultStart(i));
+            w.at(f.stop_ns.max(f.start_ns), Ev::FaultStop(i));
+        }
+        Ok(w)
+    }
+
+    fn at(&mut self, t: u64, ev: Ev<C::Message>) {
+        self.seq += 1;
+        self.queue.insert((t.max(self.now), self.seq), ev);
+    }
+
+    fn wall_ms(&self, i: usize) -> u64 {
+        (WALL_EPOCH_MS + self.now / MS).saturating_add_signed(self.nodes[i].wall_offset_ms)
+    }
+
+    fn start_node(&mut self, i: usize) -> Result<()> {
+        let seed = self.rng.random_range(0..u64::MAX);
+        let node = &mut self.nodes[i];
+        let fs: Arc<dyn Fs> = Arc::new(node.fs.clone());
+        let (core, storage) = (self.boot)(&node.cfg, fs, seed)
+            .with_context(|| format!("simulated n{} cannot start", node.cfg.id))?;
+        node.host = Some(Host::new(node::boot::host_config(&node.cfg), core, storage));
+        node.incarnation += 1;
+        node.missed_ticks = 0;
+        let inc = node.incarnation;
+        let first = self.rng.random_range(1..=self.nodes[i].tick_ns);
+        self.at(self.now + first, Ev::Tick { node: i, inc });
+        self.drain(i)
+    }
+
+    /// Feeds the node's host through `f`, then drains its `Ready` batches and routes what
+    /// it sent and answered.
+    fn feed(
+        &mut self,
+        i: usize,
+        f: impl FnOnce(&mut Host<C, S, SimAnswer, u64>, &Outgoing<C::Message>),
+    ) -> Result<()> {
+        let wall = self.wall_ms(i);
+        let env = Outgoing {
+            sent: Vec::new(),
+            wall_ms: wall,
+        };
+        let Some(host) = self.nodes[i].host.as_mut() else {
+            return Ok(());
+        };
+        host.core_mut().wall_clock(wall);
+        f(host, &env);
+        self.drain_with(i, env)
+    }
+
+    fn drain(&mut self, i: usize) -> Result<()> {
+        let env = Outgoing {
+            sent: Vec::new(),
+            wall_ms: self.wall_ms(i),
+        };
+        self.drain_with(i, env)
+    }
+
+    fn drain_with(&mut self, i: usize, mut env: Outgoing<C::Message>) -> Result<()> {
+        let id = self.nodes[i].cfg.id;
+        if let Some(host) = self.nodes[i].host.as_mut() {
+            host.drain_ready(&mut env)
+                .with_context(|| format!("simulated n{id} stopped"))?;
+        }
+        let from = self.nodes[i].cfg.id;
+        let from_inc = self.nodes[i].incarnation;
+        for (to, msg) in env.sent {
+            self.send(from, from_inc, to, msg);
+        }
+        let answers: Vec<_> = self.outbox.borrow_mut().drain(..).collect();
+        for (client, attempt, v) in answers {
+            let lat = self.rng.random_range(50_000..500_000);
+            self.at(self.now + lat, Ev::Reply { client, attempt, v });
+        }
+        Ok(())
+    }
+
+    fn index_of(&self, id: NodeId) -> Option<usize> {
+        self.nodes.iter().position(|n| n.cfg.id == id)
+    }
+
+    fn send(&mut self, from: NodeId, from_inc: u64, to: NodeId, msg: C::Message) {
+        let Some(ti) = self.index_of(to) else { return };
+        let to_inc = self.nodes[ti].incarnation;
+        let (mut loss, mut dup, mut delay_ms) = (0.0f64, 0.0f64, 0u64);
+        for (l, d, ms) in self.net.chaos.values() {
+            loss = loss.max(*l);
+            dup = dup.max(*d);
+            delay_ms = delay_ms.max(*ms);
+        }
+        if loss > 0.0 && self.rng.random_bool(loss) {
+            return;
+        }
+        let copies = if dup > 0.0 && self.rng.random_bool(dup) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            // Base latency 0.1-1 ms; under a `net` fault, up to `delay_ms` more (which
+            // reorders messages on the same link).
+            let mut lat = self.rng.random_range(100_000..1_000_000);
+            if delay_ms > 0 {
+                lat += self.rng.random_range(0..delay_ms * MS);
+            }
+            self.at(
+                self.now + lat,
+                Ev::Deliver {
+                    from,
+                    from_inc,
+                    to,
+                    to_inc,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    fn up(&self, i: usize) -> bool {
+        self.nodes[i].host.is_some()
+    }
+
+    fn record(&mut self, mut op: Op) -> Op {
+        op.time = self.now;
+        // Writing into a Vec cannot fail.
+        let _ = self.writer.write(&mut op);
+        self.ops.push(op.clone());
+        op
+    }
+
+    fn nemesis(&mut self, f: String, value: Value) {
+        self.record(Op {
+            index: 0,
+            time: 0,
+            process: Process::Nemesis,
+            kind: OpType::Info,
+            f,
+            key: None,
+            value,
+            error: None,
+            node: None,
+        });
+    }
+
+    /// Runs until the simulated time limit.
+    pub fn run(mut self) -> Result<Outcome> {
+        while let Some(entry) = self.queue.first_entry() {
+            let (t, _) = *entry.key();
+            if t > self.opts.sim_ns {
+                break;
+            }
+            let ev = entry.remove();
+            self.now = t;
+            self.events += 1;
+            self.handle(ev)?;
+        }
+        // Operations still in flight at the end are unknown (writes) or failed (reads).
+        for c in 0..self.clients.len() {
+            if self.clients[c].current.is_some() {
+                self.complete(c, Completion::Info("the simulation ended".into()));
+            }
+        }
+        let history = self.writer.into_inner().unwrap_or_default();
+        Ok(Outcome {
+            history,
+            ops: self.ops,
+            completions: self.completions,
+            events: self.events,
+        })
+    }
+
+    fn handle(&mut self, ev: Ev<C::Message>) -> Result<()> {
+        match ev {
+            Ev::Tick { node, inc } => {
+                if self.nodes[node].incarnation != inc || !self.up(node) {
+                    return Ok(());
+                }
+                let next = self.now + self.nodes[node].tick_ns;
+                self.at(next, Ev::Tick { node, inc });
+                if self.nodes[node].paused {
+                    self.nodes[node].missed_ticks += 1;
+                    return Ok(());
+                }
+                let now = self.now;
+                self.feed(node, |h, _| {
+                    h.core_mut().tick();
+                    // Clients of expired requests time out on their own deadline.
+                    drop(h.expire(now));
+                })?;
+            }
+            Ev::Deliver {
+                from,
+                from_inc,
+                to,
+                to_inc,
+                msg,
+            } => {
+                let (Some(fi), Some(ti)) = (self.index_of(from), self.index_of(to)) else {
+                    return Ok(());
+                };
+                // A connection does not survive a restart of either end.
+                if self.nodes[fi].incarnation != from_inc
+                    || self.nodes[ti].incarnation != to_inc
+                    || !self.up(ti)
+                {
+                    return Ok(());
+                }
+                if let Some(&(_, holding)) = self.net.cut.get(&(from, to)) {
+                    if holding > 0 {
+                        self.net.held.push((from, from_inc, to, to_inc, msg));
+                    }
+                    return Ok(());
+                }
+                if self.nodes[ti].paused {
+                    // The kernel buffers it; the process reads it after it resumes.
+                    let again = self.now + self.rng.random_range(1..=self.nodes[ti].tick_ns);
+                    self.at(
+                        again,
+                        Ev::Deliver {
+                            from,
+                            from_inc,
+                            to,
+                            to_inc,
+                            msg,
+                        },
+                    );
+                    return Ok(());
+                }
+                self.feed(ti, |h, _| h.core_mut().step(from, msg))?;
+            }
+            Ev::Request {
+                node,
+                client,
+                attempt,
+            } => self.request_arrives(node, client, attempt)?,
+            Ev::Reply { client, attempt, v } => self.reply(client, attempt, v),
+            Ev::ClientTimeout { client, op_no } => {
+                if self.clients[client].op_no == op_no && self.clients[client].current.is_some() {
+                    let c = if self.clients[client]
+                        .current
+                        .as_ref()
+                        .is_some_and(|c| c.at.is_some())
+                    {
+                        Completion::Info("timeout".into())
+                    } else {
+                        let e = self.clients[client]
+                            .current
+                            .as_ref()
+                            .map(|c| c.last_error.clone())
+                            .unwrap_or_default();
+                        Completion::Fail(format!("no node accepted it: {e}"))
+                    };
+                    self.complete(client, c);
+                }
+            }
+            Ev::ClientNext { client } => self.invoke(client),
+            Ev::FaultStart(i) => self.fault(i, true)?,
+            Ev::FaultStop(i) => self.fault(i, false)?,
+            Ev::Bounce(i) => {
+                let f = &self.schedule[i];
+                let (FaultKind::Bounce { every_ms, .. }, Some(&n)) =
+                    (&f.kind, self.resolved.get(&i))
+                else {
+                    return Ok(());
+                };
+                if self.now >= f.stop_ns {
+                    return Ok(());
+                }
+                let next = self.now + every_ms.max(&1) * MS;
+                if self.up(n) {
+                    self.crash(n, false);
+                    self.start_node(n)?;
+                }
+                self.at(next, Ev::Bounce(i));
+            }
+        }
+        Ok(())
+    }
+
+    fn invoke(&mut self, client: usize) {
+        let op = self.workload.next(&mut self.clients[client].rng);
+        let invoke = Op {
+            index: 0,
+            time: 0,
+            process: Process::Client(self.clients[client].process),
+            kind: OpType::Invoke,
+            f: op.f().to_owned(),
+            key: Some(op.key().to_owned()),
+            value: op.value(),
+            error: None,
+            node: None,
+        };
+        let invoke = self.record(invoke);
+        let deadline = self.now + self.opts.op_timeout_ns;
+        let c = &mut self.clients[client];
+        c.op_no += 1;
+        let op_no = c.op_no;
+        c.current = Some(Current {
+            op,
+            invoke,
+            deadline,
+            tries: 0,
+            at: None,
+            last_error: "no attempt".into(),
+        });
+        self.at(deadline, Ev::ClientTimeout { client, op_no });
+        self.send_request(client, 0);
+    }
+
+    fn send_request(&mut self, client: usize, delay: u64) {
+        let c = &mut self.clients[client];
+        c.attempt += 1;
+        let attempt = c.attempt;
+        let node = c.target;
+        if let Some(cur) = c.current.as_mut() {
+            cur.tries += 1;
+        }
+        let lat = delay + self.rng.random_range(50_000..500_000);
+        self.at(
+            self.now + lat,
+            Ev::Request {
+                node,
+                client,
+                attempt,
+            },
+        );
+    }
+
+    fn request_arrives(&mut self, node: usize, client: usize, attempt: u64) -> Result<()> {
+        if self.clients[client].attempt != attempt || self.clients[client].current.is_none() {
+            return Ok(());
+        }
+        if !self.up(node) {
+            // Connection refused: nothing was sent; try the next node a little later.
+            let n = self.nodes.len();
+            let c = &mut self.clients[client];
+            c.target = (node + 1) % n;
+            if let Some(cur) = c.current.as_mut() {
+                cur.last_error = format!("n{} is down", self.nodes[node].cfg.id);
+            }
+            self.send_request(client, 10 * MS);
+            return Ok(());
+        }
+        if self.nodes[node].paused {
+            // Queued in the socket until the node resumes.
+            let again = self.now + self.nodes[node].tick_ns;
+            self.at(
+                again,
+                Ev::Request {
+                    node,
+                    client,
+                    attempt,
+                },
+            );
+            return Ok(());
+        }
+        let inc = self.nodes[node].incarnation;
+        let (req, deadline) = {
+            let cur = self.clients[client]
+                .current
+                .as_mut()
+                .expect("checked above");
+            cur.at = Some((node, inc));
+            (request_of(&cur.op), cur.deadline)
+        };
+        let answer = SimAnswer {
+            client,
+            attempt,
+            outbox: self.outbox.clone(),
+        };
+        self.feed(node, |h, env| h.request(env, req, answer, deadline))
+    }
+
+    fn reply(&mut self, client: usize, attempt: u64, v: Resp) {
+        if self.clients[client].attempt != attempt {
+            return;
+        }
+        let Some(cur) = self.clients[client].current.as_ref() else {
+            return;
+        };
+        match classify(&cur.op, v) {
+            Reply::Done(c) => self.complete(client, c),
+            Reply::Redirect(target) => {
+                let n = self.nodes.len();
+                let tries = cur.tries;
+                let from = cur.at.map_or(0, |(i, _)| i);
+                let next = target
+                    .as_deref()
+                    .and_then(|t| t.split_whitespace().next())
+                    .and_then(|name| node::core::parse_id(name).ok())
+                    .and_then(|id| self.index_of(id));
+                let cur = self.clients[client].current.as_mut().expect("checked");
+                cur.last_error = target.unwrap_or_else(|| "NOTLEADER".into());
+                cur.at = None;
+                match next {
+                    Some(i) if i != from => {
+                        self.clients[client].target = i;
+                        self.send_request(client, 0);
+                    }
+                    _ => {
+                        // No leader known yet: back off a little and ask the next node.
+                        self.clients[client].target = (from + 1) % n;
+                        self.send_request(client, 20 * MS * tries.min(5));
+                    }
+                }
+            }
+        }
+    }
+
+    fn complete(&mut self, client: usize, c: Completion) {
+        let Some(cur) = self.clients[client].current.take() else {
+            return;
+        };
+        self.clients[client].attempt += 1;
+        let mut event = cur.invoke;
+        event.node = cur
+            .at
+            .map(|(i, _)| node::core::fmt_id(self.nodes[i].cfg.id));
+        let info = matches!(c, Completion::Info(_));
+        match c {
+            Completion::Ok(v) => {
+                let seen = match &cur.op {
+                    ClientOp::Read { .. } => v.as_i64(),
+                    ClientOp::Write { value, .. } => Some(*value),
+                    ClientOp::Cas { new, .. } => Some(*new),
+                };
+                if let Some(seen) = seen {
+                    self.workload.observe(cur.op.key(), seen);
+                }
+                event.kind = OpType::Ok;
+                event.value = v;
+            }
+            Completion::Fail(e) => {
+                event.kind = OpType::Fail;
+                event.error = Some(e);
+            }
+            Completion::Info(e) => {
+                if cur.op.is_read() {
+                    // A read that may not have happened observed nothing: fail.
+                    event.kind = OpType::Fail;
+                } else {
+                    event.kind = OpType::Info;
+                }
+                event.error = Some(e);
+            }
+        }
+        self.record(event);
+        self.completions += 1;
+        if info && !cur.op.is_read() {
+            self.clients[client].process += self.opts.clients as u64;
+        }
+        let gap = pause_between(
+            self.opts.rate,
+            self.opts.clients,
+            &mut self.clients[client].rng,
+        )
+        .map_or(0, |d| d.as_nanos() as u64);
+        self.at(self.now + gap.max(1), Ev::ClientNext { client });
+    }
+
+    /// The node currently leading (the highest term among those that say so).
+    fn leader(&self) -> Option<usize> {
+        (0..self.nodes.len())
+            .filter_map(|i| {
+                let st = self.nodes[i].host.as_ref()?.core().status();
+                (st.role == Role::Leader).then_some((st.term, i))
+            })
+            .max()
+            .map(|(_, i)| i)
+    }
+
+    fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.cfg.id).collect()
+    }
+
+    /// The directed links a partition shape cuts, resolved now.
+    fn cuts(&mut self, shape: &Shape) -> Vec<(NodeId, NodeId)> {
+        let ids = self.ids();
+        let n = ids.len();
+        let id_at = |k: u64| ids[(k.saturating_sub(1) as usize) % n];
+        let split = |side: &[NodeId]| -> Vec<(NodeId, NodeId)> {
+            let mut out = Vec::new();
+            for &a in side {
+                for &b in &ids {
+                    if !side.contains(&b) {
+                        out.push((a, b));
+                        out.push((b, a));
+                    }
+                }
+            }
+            out
+        };
+        match shape {
+            Shape::IsolateNode(k) => split(&[id_at(*k)]),
+            Shape::IsolateLeader => match self.leader() {
+                Some(l) => split(&[ids[l]]),
+                None => Vec::new(),
+            },
+            Shape::LeaderMinority => {
+                let l = self.leader().unwrap_or(0);
+                let mut side = vec![ids[l]];
+                let mut others: Vec<NodeId> =
+                    ids.iter().copied().filter(|&x| x != ids[l]).collect();
+                while side.len() < n.div_ceil(2).saturating_sub(1).max(1) && !others.is_empty() {
+                    let j = self.rng.random_range(0..others.len());
+                    side.push(others.remove(j));
+                }
+                split(&side)
+            }
+            Shape::Halves(perm) => {
+                let mut r = ChaCha8Rng::seed_from_u64(*perm);
+                let mut order = ids.clone();
+                for i in (1..order.len()).rev() {
+                    let j = r.random_range(0..=i);
+                    order.swap(i, j);
+                }
+                split(&order[..n / 2])
+            }
+            Shape::Bridge(k) => {
+                let b = id_at(*k);
+                let others: Vec<NodeId> = ids.iter().copied().filter(|&x| x != b).collect();
+                let (left, right) = others.split_at(others.len() / 2);
+                let mut out = Vec::new();
+                for &a in left {
+                    for &c in right {
+                        out.push((a, c));
+                        out.push((c, a));
+                    }
+                }
+                out
+            }
+            Shape::OneWay { from, to } => vec![(id_at(*from), id_at(*to))],
+            Shape::Ring => {
+                let mut out = Vec::new();
+                for (i, &a) in ids.iter().enumerate() {
+                    for (j, &b) in ids.iter().enumerate() {
+                        let d = i.abs_diff(j);
+                        if i != j && d != 1 && d != n - 1 {
+                            out.push((a, b));
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn fault(&mut self, i: usize, start: bool) -> Result<()> {
+        let f = self.schedule[i].clone();
+        let name = format!("{}-{i}", f.kind.family());
+        let mut value = serde_json::to_value(&f.kind).unwrap_or(Value::Null);
+        // Node 0 is whoever leads at the start (any node if none does).
+        let n_nodes = self.nodes.len();
+        let target = match &f.kind {
+            FaultKind::Crash { node, .. }
+            | FaultKind::Pause { node }
+            | FaultKind::Bounce { node, .. }
+            | FaultKind::Drift { node, .. }
+            | FaultKind::Clock { node, .. } => Some(*node),
+            _ => None,
+        };
+        if let Some(k) = target {
+            let n = if start {
+                let n = if k == 0 {
+                    self.leader().unwrap_or(i % n_nodes)
+                } else {
+                    (k as usize - 1) % n_nodes
+                };
+                self.resolved.insert(i, n);
+                n
+            } else {
+                match self.resolved.get(&i) {
+                    Some(&n) => n,
+                    None => return Ok(()),
+                }
+            };
+            value["resolved"] = json!(node::core::fmt_id(self.nodes[n].cfg.id));
+        }
+        let idx = |_k: u64| self.resolved.get(&i).copied().unwrap_or(0);
+        match &f.kind {
+            FaultKind::Crash { node, power_loss } => {
+                let n = idx(*node);
+                if start {
+                    if !self.up(n) {
+                        return Ok(());
+                    }
+                    self.crash(n, *power_loss);
+                } else {
+                    if self.up(n) {
+                        return Ok(());
+                    }
+                    self.start_node(n)?;
+                }
+            }
+            FaultKind::Pause { node } => {
+                let n = idx(*node);
+                if start {
+                    self.nodes[n].paused = true;
+                } else if self.nodes[n].paused {
+                    self.nodes[n].paused = false;
+                    let missed = std::mem::take(&mut self.nodes[n].missed_ticks);
+                    let now = self.now;
+                    self.feed(n, |h, _| {
+                        for _ in 0..missed.min(MAX_CATCH_UP_TICKS) {
+                            h.core_mut().tick();
+                        }
+                        drop(h.expire(now));
+                    })?;
+                }
+            }
+            FaultKind::Bounce { .. } => {
+                if start {
+                    self.at(self.now, Ev::Bounce(i));
+                }
+            }
+            FaultKind::Partition { shape, hold } => {
+                let hold = u32::from(*hold);
+                if start {
+                    let cuts = self.cuts(shape);
+                    value = json!({"shape": shape, "hold": hold == 1, "cut": cuts.iter().map(|(a, b)| format!("n{a}->n{b}")).collect::<Vec<_>>()});
+                    for c in &cuts {
+                        let e = self.net.cut.entry(*c).or_default();
+                        e.0 += 1;
+                        e.1 += hold;
+                    }
+                    self.partition_cuts.insert(i, cuts);
+                } else if let Some(cuts) = self.partition_cuts.remove(&i) {
+                    for c in cuts {
+                        if let Some(k) = self.net.cut.get_mut(&c) {
+                            k.0 -= 1;
+                            k.1 -= hold;
+                            if k.0 == 0 {
+                                self.net.cut.remove(&c);
+                            }
+                        }
+                    }
+                    self.release_held();
+                }
+            }
+            FaultKind::Net {
+                loss,
+                dup,
+                delay_ms,
+            } => {
+                if start {
+                    self.net.chaos.insert(i, (*loss, *dup, *delay_ms));
+                } else {
+                    self.net.chaos.remove(&i);
+                }
+            }
+            FaultKind::Drift { node, permille } => {
+                let n = idx(*node);
+                let nominal = self.nodes[n].cfg.tick.as_nanos() as u64;
+                // A faster clock (permille > 1000) means shorter tick periods.
+                self.nodes[n].tick_ns = if start {
+                    (nominal * 1000 / (*permille).max(1)).max(1)
+                } else {
+                    nominal.max(1)
+                };
+            }
+            FaultKind::Clock { node, ms } => {
+                let n = idx(*node);
+                self.nodes[n].wall_offset_ms += if start { *ms } else { -*ms };
+            }
+        }
+        let f = if start { "start" } else { "stop" };
+        self.nemesis(format!("{f}-{name}"), value);
+        Ok(())
+    }
+
+    /// Delivers held messages whose link is open again, in the order they were held.
+    fn release_held(&mut self) {
+        let held = std::mem::take(&mut self.net.held);
+        let mut k = 0;
+        for m in held {
+            if self.net.cut.contains_key(&(m.0, m.2)) {
+                self.net.held.push(m);
+                continue;
+            }
+            k += 1;
+            let (from, from_inc, to, to_inc, msg) = m;
+            self.at(
+                self.now + k * 10_000,
+                Ev::Deliver {
+                    from,
+                    from_inc,
+                    to,
+                    to_inc,
+                    msg,
+                },
+            );
+        }
+    }
+
+    fn crash(&mut self, n: usize, power_loss: bool) {
+        self.nodes[n].host = None;
+        self.nodes[n].paused = false;
+        if power_loss {
+            self.nodes[n].fs.crash();
+        }
+        // Clients waiting on this node see their connection reset: the request may have
+        // been applied (writes: info; reads: nothing observed, fail).
+        let inc = self.nodes[n].incarnation;
+        for c in 0..self.clients.len() {
+            let waiting = self.clients[c]
+                .current
+                .as_ref()
+                .is_some_and(|cur| cur.at == Some((n, inc)));
+            if waiting {
+                self.complete(
+                    c,
+                    Completion::Info("connection reset (node crashed)".into()),
+                );
+            }
+        }
+    }
+}
+
+/// The node request for a client operation (what the RESP client sends as SET/GET/CAS).
+fn request_of(op: &ClientOp) -> Request {
+    match op {
+        ClientOp::Read { key } => Request::Get(key.as_bytes().to_vec()),
+        ClientOp::Write { key, value } => {
+            Request::Set(key.as_bytes().to_vec(), value.to_string().into_bytes())
+        }
+        ClientOp::Cas { key, old, new } => Request::Cas(
+            key.as_bytes().to_vec(),
+            old.to_string().into_bytes(),
+            new.to_string().into_bytes(),
+        ),
+    }
+}
+
+/// Parses node flags (as `stasis-node` takes them) into the configurations of `n` nodes.
+pub fn node_configs(protocol: &str, n: usize, extra: &[String]) -> Result<Vec<NodeConfig>, String> {
+    let peers: Vec<String> = (1..=n as u64)
+        .map(|k| format!("n{k}=127.0.0.1:{}", 17_000 + k))
+        .collect();
+    let peers = peers.join(",");
+    (1..=n as u64)
+        .map(|k| {
+            let mut argv: Vec<String> = vec![
+                "stasis-node".into(),
+                "--id".into(),
+                format!("n{k}"),
+                "--protocol".into(),
+                protocol.into(),
+                "--listen".into(),
+                sim_addr(k),
+                "--peer-listen".into(),
+                format!("127.0.0.1:{}", 17_000 + k),
+                "--peers".into(),
+                peers.clone(),
+                "--data-dir".into(),
+                format!("/sim/n{k}"),
+            ];
+            argv.extend(extra.iter().cloned());
+            node::config::from_args(argv).map_err(|(msg, _)| {
+                format!("node flags: {}", msg.lines().next().unwrap_or("invalid"))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_flags_are_validated_like_stasis_node() {
+        let c = node_configs("raft", 3, &[]).unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[2].id, 3);
+        assert_eq!(c[0].peers.len(), 3);
+        let e = node_configs("raft", 3, &["--bug".into(), "no-fencing".into()]).unwrap_err();
+        assert!(e.contains("multipaxos") && !e.contains('\n'), "{e}");
+    }
+}

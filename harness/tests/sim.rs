@@ -1,0 +1,149 @@
+//! `stasis sim`: deterministic simulation. Same seed, same bytes; different seeds,
+//! different schedules; a seeded bug is found, leaves a normal run directory, is shrunk,
+//! and the shrunk schedule replays and still fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn sim(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("sim")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// Every run directory under `store/<test>/` (not the `latest` link), oldest first.
+fn runs(store: &Path, test: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(store.join(test))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.is_symlink())
+        .collect();
+    v.sort();
+    v
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+#[test]
+fn same_seed_gives_byte_identical_histories_and_different_seeds_differ() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut histories = Vec::new();
+    for (i, seed) in ["11", "11", "12"].iter().enumerate() {
+        let store = tmp.path().join(format!("s{i}"));
+        let (code, text) = sim(&[
+            "--protocol",
+            "multipaxos",
+            "--seed",
+            seed,
+            "--sim-time",
+            "4s",
+            "--keep",
+            "--store",
+            store.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(0), "{text}");
+        let dir = &runs(&store, "sim-multipaxos")[0];
+        let history = std::fs::read(dir.join("history.jsonl")).unwrap();
+        assert!(history.len() > 10_000, "{text}");
+        assert!(dir.join("report.html").is_file() && dir.join("results.json").is_file());
+        let test = read_json(&dir.join("test.json"));
+        histories.push((history, test["schedule"].clone()));
+    }
+    assert!(
+        histories[0].0 == histories[1].0,
+        "same seed, different histories"
+    );
+    assert_eq!(histories[0].1, histories[1].1);
+    assert_ne!(
+        histories[0].1, histories[2].1,
+        "different seeds, same schedule"
+    );
+    assert!(histories[0].0 != histories[2].0);
+}
+
+#[test]
+fn a_seeded_bug_is_found_shrunk_and_replayed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().to_str().unwrap();
+    let (code, text) = sim(&[
+        "--bug",
+        "stale-read",
+        "--seed",
+        "1",
+        "--seeds",
+        "40",
+        "--sim-time",
+        "5s",
+        "--store",
+        store,
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("NOT LINEARIZABLE") && text.contains("smallest failing schedule"),
+        "{text}"
+    );
+    let dirs = runs(tmp.path(), "sim-raft-stale-read");
+    assert_eq!(dirs.len(), 2, "{text}");
+    let (found, shrunk) = (&dirs[0], &dirs[1]);
+    for d in [found, shrunk] {
+        let results = read_json(&d.join("results.json"));
+        assert_eq!(results["verdict"], "not-linearizable", "{}", d.display());
+        assert!(d.join("report.html").is_file() && d.join("explanation.txt").is_file());
+    }
+    let a = read_json(&found.join("test.json"));
+    let b = read_json(&shrunk.join("test.json"));
+    let n = |v: &Value| v["schedule"].as_array().unwrap().len();
+    assert!(n(&b) <= n(&a));
+    assert!(
+        n(&b) < n(&a) || b["sim_time_ns"].as_u64() < a["sim_time_ns"].as_u64(),
+        "nothing was shrunk: {text}"
+    );
+    // The shrunk schedule replays bit for bit and still fails.
+    let replay_store = tmp.path().join("replay");
+    let (code, text) = sim(&[
+        "--replay",
+        shrunk.to_str().unwrap(),
+        "--no-shrink",
+        "--store",
+        replay_store.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    let again = &runs(&replay_store, "sim-raft-stale-read")[0];
+    assert!(
+        std::fs::read(again.join("history.jsonl")).unwrap()
+            == std::fs::read(shrunk.join("history.jsonl")).unwrap()
+    );
+    // `stasis check` reads the history like any other run's.
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("check")
+        .arg(again.join("history.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    for args in [
+        &["--protocol", "zab"][..],
+        &["--faults", "crash,meteor"],
+        &["--bug", "no-fencing"],
+        &["--replay", "/nonexistent/run"],
+    ] {
+        let (code, text) = sim(args);
+        assert_eq!(code, Some(3), "{args:?}: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "{args:?}: {text}");
+    }
+}

@@ -1,0 +1,463 @@
+//! Request handling around a consensus core, shared by the runtime's driver thread and the
+//! deterministic simulator (`stasis sim`): the same code answers clients in both.
+//!
+//! A [`Host`] owns a core, its storage and the KV state machine. It admits client requests
+//! (redirects with `NOTLEADER`, proposals, read confirmation, reconfigurations), keeps the
+//! pending ones until their outcome is known, and drains the core's `Ready` batches in the
+//! order the [`crate::core`] contract demands: persist → send → apply → answer. Pending
+//! writes are answered when their index is applied (the same entry if the term matches,
+//! otherwise an unknown outcome), confirmed reads once the state machine reached their
+//! index. The host does no I/O of its own: messages go out and addresses are looked up
+//! through a [`HostEnv`], answers go to an [`Answer`] (a oneshot channel in the runtime, a
+//! simulated client in the simulator), and deadlines are any ordered time (`Instant` in the
+//! runtime, simulated nanoseconds in the simulator).
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::core::{
+    Apply, ConsensusCore, CoreStorage, Event, NodeId, NotLeader, ReconfigError, fmt_id,
+};
+use crate::kv::{Command, KvStore, Reply};
+use crate::resp::Value;
+
+/// A client request that needs the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    Get(Vec<u8>),
+    Set(Vec<u8>, Vec<u8>),
+    Cas(Vec<u8>, Vec<u8>, Vec<u8>),
+    Status,
+    Reconfig(BTreeMap<NodeId, String>),
+}
+
+/// Where the answer to one request goes.
+pub trait Answer {
+    fn answer(self, v: Value);
+}
+
+impl Answer for tokio::sync::oneshot::Sender<Value> {
+    fn answer(self, v: Value) {
+        // The client may have hung up; nothing to do then.
+        let _ = self.send(v);
+    }
+}
+
+/// What a host needs from the world around it.
+pub trait HostEnv<M> {
+    /// Sends a message to a peer (best effort: it may be lost).
+    fn send(&mut self, to: NodeId, msg: &M);
+    /// The client address of a node, for `NOTLEADER` redirects.
+    fn client_addr(&self, id: NodeId) -> Option<String>;
+    /// A member's peer address became known or changed.
+    fn set_peer_addr(&mut self, id: NodeId, addr: &str);
+    /// The node's wall clock in Unix milliseconds (STATUS only).
+    fn wall_ms(&self) -> u64;
+}
+
+/// Static facts about the node a host reports.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    pub id: NodeId,
+    /// Name reported by STATUS ("raft", "multipaxos").
+    pub protocol: &'static str,
+    /// Take a snapshot (and compact the log) after this many applied entries (0 = never).
+    pub snapshot_every: u64,
+    /// Names of the seeded bugs switched on (reported by STATUS).
+    pub bugs: Vec<&'static str>,
+}
+
+/// An answer for a request whose outcome cannot be known.
+pub fn unknown(why: &str) -> Value {
+    Value::error(format!("UNKNOWN {why}; the outcome is unknown"))
+}
+
+struct PendingWrite<A, T> {
+    term: u64,
+    reply: A,
+    deadline: T,
+}
+
+struct PendingRead<A, T> {
+    key: Vec<u8>,
+    reply: A,
+    deadline: T,
+}
+
+/// A core with its storage, state machine and pending client requests.
+pub struct Host<C: ConsensusCore, S, A, T> {
+    cfg: HostConfig,
+    core: C,
+    storage: S,
+    kv: KvStore,
+    applied: u64,
+    last_snapshot: u64,
+    writes: BTreeMap<u64, PendingWrite<A, T>>,
+    reads: HashMap<u64, PendingRead<A, T>>,
+    /// Confirmed reads waiting for the state machine: read index -> reads.
+    confirmed: BTreeMap<u64, Vec<PendingRead<A, T>>>,
+    /// Reconfigurations in flight, by id (a BTreeMap so expiry order is deterministic).
+    reconfigs: BTreeMap<u64, (A, T)>,
+    next_id: u64,
+    known_addrs: BTreeMap<NodeId, String>,
+}
+
+impl<C, S, A, T> Host<C, S, A, T>
+where
+    C: ConsensusCore,
+    S: CoreStorage<C::Persist>,
+    A: Answer,
+    T: Ord + Copy,
+{
+    pub fn new(cfg: HostConfig, core: C, storage: S) -> Self {
+        Host {
+            cfg,
+            core,
+            storage,
+            kv: KvStore::new(),
+            applied: 0,
+            last_snapshot: 0,
+            writes: BTreeMap::new(),
+            reads: HashMap::new(),
+            confirmed: BTreeMap::new(),
+            reconfigs: BTreeMap::new(),
+            next_id: 0,
+            known_addrs: BTreeMap::new(),
+        }
+    }
+
+    pub fn core(&self) -> &C {
+        &self.core
+    }
+
+    /// The core, for inputs that are not client requests (ticks, peer messages, the wall
+    /// clock). Call [`Host::drain_ready`] after feeding it.
+    pub fn core_mut(&mut self) -> &mut C {
+        &mut self.core
+    }
+
+    /// The index the state machine has applied.
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Requests waiting for an outcome (writes, reads, reconfigurations).
+    pub fn pending(&self) -> usize {
+        self.writes.len()
+            + self.reads.len()
+            + self.confirmed.values().map(Vec::len).sum::<usize>()
+            + self.reconfigs.len()
+    }
+
+    fn not_leader(&self, env: &impl HostEnv<C::Message>, nl: NotLeader) -> Value {
+        match nl.leader {
+            Some(l) if l != self.cfg.id => match env.client_addr(l) {
+                Some(addr) => Value::error(format!("NOTLEADER {} {addr}", fmt_id(l))),
+                None => Value::error("NOTLEADER"),
+            },
+            _ => Value::error("NOTLEADER"),
+        }
+    }
+
+    /// Admits one client request; its answer comes now (redirects, STATUS, refusals) or
+    /// from a later [`Host::drain_ready`].
+    pub fn request(&mut self, env: &impl HostEnv<C::Message>, req: Request, reply: A, deadline: T) {
+        match req {
+            Request::Get(key) => {
+                self.next_id += 1;
+                let id = self.next_id;
+                match self.core.read(id) {
+                    Ok(()) => {
+                        self.reads.insert(
+                            id,
+                            PendingRead {
+                                key,
+                                reply,
+                                deadline,
+                            },
+                        );
+                    }
+                    Err(nl) => reply.answer(self.not_leader(env, nl)),
+                }
+            }
+            Request::Set(key, value) => {
+                self.propose(env, Command::Set { key, value }, reply, deadline)
+            }
+            Request::Cas(key, old, new) => {
+                self.propose(env, Command::Cas { key, old, new }, reply, deadline)
+            }
+            Request::Status => reply.answer(Value::Bulk(Some(self.status_json(env).into_bytes()))),
+            Request::Reconfig(voters) => {
+                self.next_id += 1;
+                let id = self.next_id;
+                match self.core.reconfigure(id, voters) {
+                    Ok(()) => {
+                        self.reconfigs.insert(id, (reply, deadline));
+                    }
+                    Err(ReconfigError::NotLeader(nl)) => reply.answer(self.not_leader(env, nl)),
+                    Err(ReconfigError::Busy) => reply.answer(Value::error(
+                        "ERR another membership change is in progress; retry later",
+                    )),
+                    Err(ReconfigError::Invalid(why)) => {
+                        reply.answer(Value::error(format!("ERR {why}")))
+                    }
+                }
+            }
+        }
+    }
+
+    fn propose(&mut self, env: &impl HostEnv<C::Message>, cmd: Command, reply: A, deadline: T) {
+        match self.core.propose(cmd.encode()) {
+            Ok(p) => {
+                let earlier = self.writes.insert(
+                    p.index,
+                    PendingWrite {
+                        term: p.term,
+                        reply,
+                        deadline,
+                    },
+                );
+                // A proposal from an earlier leadership whose entry another leader has
+                // since truncated: this node now proposes at the same index.
+                if let Some(w) = earlier {
+                    w.reply
+                        .answer(unknown("the entry was replaced by another leader's"));
+                }
+            }
+            Err(nl) => reply.answer(self.not_leader(env, nl)),
+        }
+    }
+
+    /// Forgets requests whose deadline passed (their client already got `-TIMEOUT`) and
+    /// cancels expired reconfigurations. Returns the answers the forgotten requests would
+    /// have needed, so a caller that owns the clients (the simulator) can time them out.
+    pub fn expire(&mut self, now: T) -> Vec<A> {
+        let mut out = Vec::new();
+        let late = |d: &T| *d <= now;
+        let keep: BTreeMap<u64, PendingWrite<A, T>> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .filter_map(|(i, w)| {
+                if late(&w.deadline) {
+                    out.push(w.reply);
+                    None
+                } else {
+                    Some((i, w))
+                }
+            })
+            .collect();
+        self.writes = keep;
+        let mut ids: Vec<u64> = self
+            .reads
+            .iter()
+            .filter(|(_, r)| late(&r.deadline))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(r) = self.reads.remove(&id) {
+                out.push(r.reply);
+            }
+        }
+        for v in self.confirmed.values_mut() {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(v)
+                .into_iter()
+                .partition(|r| late(&r.deadline));
+            out.extend(gone.into_iter().map(|r| r.reply));
+            *v = kept;
+        }
+        self.confirmed.retain(|_, v| !v.is_empty());
+        let expired: Vec<u64> = self
+            .reconfigs
+            .iter()
+            .filter(|(_, (_, d))| late(d))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            if let Some((reply, _)) = self.reconfigs.remove(&id) {
+                out.push(reply);
+            }
+            self.core.cancel_reconfigure(id);
+        }
+        out
+    }
+
+    /// Handles the core's `Ready` batches until it has nothing more to do. An error
+    /// (failed persist, undecodable committed entry) is fatal for the node.
+    pub fn drain_ready(&mut self, env: &mut impl HostEnv<C::Message>) -> anyhow::Result<()> {
+        loop {
+            let ready = self.core.take_ready();
+            if ready.is_empty() {
+                return Ok(());
+            }
+            if let Some(p) = ready.persist {
+                // Durable before anything that depends on it leaves this node.
+                if let Err(e) = self.storage.persist(p) {
+                    tracing::error!("cannot persist: {e:#}");
+                    return Err(e.context("persisting the consensus state failed; stopping (restart to recover from disk)"));
+                }
+            }
+            for (to, msg) in &ready.messages {
+                env.send(*to, msg);
+            }
+            for a in ready.apply {
+                self.apply(a)?;
+            }
+            for (id, index) in ready.reads {
+                if let Some(r) = self.reads.remove(&id) {
+                    self.confirmed.entry(index).or_default().push(r);
+                }
+            }
+            for id in ready.failed_reads {
+                if let Some(r) = self.reads.remove(&id) {
+                    r.reply.answer(Value::error(
+                        "UNKNOWN leadership lost before the read was confirmed; nothing was read",
+                    ));
+                }
+            }
+            self.serve_reads();
+            for ev in ready.events {
+                self.event(ev);
+            }
+            self.maybe_snapshot();
+            self.refresh_addrs(env);
+        }
+    }
+
+    /// Applies one step. A snapshot or committed command that does not decode means the
+    /// replicated state is damaged: continuing would serve wrong data, so it is fatal.
+    fn apply(&mut self, a: Apply) -> anyhow::Result<()> {
+        match a {
+            Apply::Snapshot { index, data } => {
+                let kv = KvStore::restore(&data).map_err(|e| {
+                    anyhow::anyhow!("cannot restore the snapshot at index {index}: {e}")
+                })?;
+                tracing::info!(index, "state machine restored from snapshot");
+                // Entries up to `index` arrived inside the snapshot: whether a pending
+                // write's entry is among them cannot be told.
+                let rest = self.writes.split_off(&(index + 1));
+                for (_, w) in std::mem::replace(&mut self.writes, rest) {
+                    w.reply
+                        .answer(unknown("the entry was installed inside a snapshot"));
+                }
+                self.kv = kv;
+                self.applied = index;
+                self.last_snapshot = index;
+            }
+            Apply::Entry { index, term, data } => {
+                self.applied = index;
+                let reply = match data.map(|d| Command::decode(&d)) {
+                    None => None,
+                    Some(Ok(cmd)) => Some(self.kv.apply(&cmd)),
+                    Some(Err(e)) => {
+                        anyhow::bail!("committed entry {index} is not a KV command: {e}")
+                    }
+                };
+                if let Some(w) = self.writes.remove(&index) {
+                    let v = match (w.term == term, reply) {
+                        (true, Some(Reply::Ok)) => Value::ok(),
+                        (true, Some(Reply::Cas(b))) => Value::Integer(b as i64),
+                        (true, Some(Reply::Value(v))) => Value::Bulk(v),
+                        _ => unknown("the entry was replaced by another leader's"),
+                    };
+                    w.reply.answer(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn serve_reads(&mut self) {
+        while let Some(entry) = self.confirmed.first_entry() {
+            if *entry.key() > self.applied {
+                break;
+            }
+            for r in entry.remove() {
+                let v = Value::Bulk(self.kv.get(&r.key).map(<[u8]>::to_vec));
+                r.reply.answer(v);
+            }
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match ev {
+            // Pending writes stay pending, as in etcd's server: each is answered when
+            // this node applies its index (the same entry if the term matches, Log
+            // Matching; otherwise another leader's), or `-TIMEOUT` at its deadline. A
+            // leader that loses leadership and wins it back may still commit them.
+            Event::SteppedDown => {
+                if !self.writes.is_empty() {
+                    tracing::info!(
+                        pending = self.writes.len(),
+                        "leadership lost; pending writes wait for their index to be applied"
+                    );
+                }
+            }
+            Event::ReconfigDone(id) => {
+                if let Some((reply, _)) = self.reconfigs.remove(&id) {
+                    reply.answer(Value::ok());
+                }
+            }
+            Event::ReconfigAborted { id, definite } => {
+                if let Some((reply, _)) = self.reconfigs.remove(&id) {
+                    let v = if definite {
+                        Value::error("ERR reconfiguration abandoned before the voter set changed")
+                    } else {
+                        unknown("leadership lost during the reconfiguration")
+                    };
+                    reply.answer(v);
+                }
+            }
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let every = self.cfg.snapshot_every;
+        if every > 0 && self.applied >= self.last_snapshot + every {
+            let data = self.kv.snapshot();
+            tracing::info!(
+                index = self.applied,
+                bytes = data.len(),
+                "taking a snapshot"
+            );
+            self.core.compact(self.applied, data);
+            self.last_snapshot = self.applied;
+        }
+    }
+
+    fn refresh_addrs(&mut self, env: &mut impl HostEnv<C::Message>) {
+        let addrs = self.core.peer_addrs();
+        if addrs != self.known_addrs {
+            for (id, a) in &addrs {
+                if *id != self.cfg.id && self.known_addrs.get(id) != Some(a) {
+                    env.set_peer_addr(*id, a);
+                }
+            }
+            self.known_addrs = addrs;
+        }
+    }
+
+    /// The STATUS reply.
+    pub fn status_json(&self, env: &impl HostEnv<C::Message>) -> String {
+        let st = self.core.status();
+        let leader = st.leader;
+        let leader_addr = leader.and_then(|l| env.client_addr(l));
+        serde_json::json!({
+            "id": fmt_id(self.cfg.id),
+            "protocol": self.cfg.protocol,
+            "role": st.role.to_string(),
+            "term": st.term,
+            "leader": leader.map(fmt_id),
+            "leader_addr": leader_addr,
+            "commit_index": st.commit_index,
+            "applied_index": self.applied,
+            "voters": st.voters.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
+            "learners": st.learners.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
+            "joint": st.joint,
+            "last_index": st.log_tip.map(|t| t.0),
+            "last_term": st.log_tip.map(|t| t.1),
+            "vote": st.vote.map(fmt_id),
+            "wall_clock_ms": env.wall_ms(),
+            "bugs": self.cfg.bugs,
+        })
+        .to_string()
+    }
+}
