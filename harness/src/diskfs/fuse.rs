@@ -486,6 +486,25 @@ impl Filesystem for DiskFs {
         reply.ok();
     }
 
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        reply.error(Errno::ENODATA);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        if size == 0 {
+            reply.size(0)
+        } else {
+            reply.data(&[])
+        }
+    }
+
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let root = self.store().root_dir();
         match nix::sys::statvfs::statvfs(&root) {
@@ -556,6 +575,7 @@ impl Filesystem for DiskFs {
 pub struct Mounted {
     pub store: Arc<Mutex<Store>>,
     pub ctl: Arc<Controls>,
+    mountpoint: std::path::PathBuf,
     session: Option<fuser::BackgroundSession>,
 }
 
@@ -579,6 +599,7 @@ impl Mounted {
         Ok(Mounted {
             store,
             ctl,
+            mountpoint: mountpoint.to_owned(),
             session: Some(session),
         })
     }
@@ -599,8 +620,11 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if let Some(s) = self.session.take() {
-            let _ = s.umount_and_join();
+        if let Some(s) = self.session.take()
+            && s.umount_and_join().is_err()
+        {
+            // Still busy (a process kept a file open): detach it instead.
+            let _ = nix::mount::umount2(&self.mountpoint, nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }

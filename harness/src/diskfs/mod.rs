@@ -14,6 +14,28 @@ use std::path::{Path, PathBuf};
 pub use fuse::{Controls, Mounted};
 pub use model::{Corruption, Loss, Store};
 
+/// `stasis test --disk`: whether the nodes' data directories get the disk-fault
+/// filesystem even when no disk fault is scheduled (to measure its cost).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiskMode {
+    /// Plain directories (a disk nemesis still mounts the filesystem).
+    #[default]
+    Off,
+    /// Mount the filesystem over every data directory.
+    Fuse,
+}
+
 /// The prefix of every mount source this module creates.
 pub const PREFIX: &str = "stasis-";
 

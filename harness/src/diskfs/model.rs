@@ -95,6 +95,8 @@ pub struct Store {
     /// Directories changed since their last fsync: their listing at that fsync.
     snaps: HashMap<u64, BTreeMap<OsString, u64>>,
     trash_seq: u64,
+    /// The last corrupted file (relative to root) and its contents before.
+    corrupted: Option<(PathBuf, Vec<u8>)>,
 }
 
 fn enoent() -> io::Error {
@@ -118,6 +120,7 @@ impl Store {
             logs: HashMap::new(),
             snaps: HashMap::new(),
             trash_seq: 0,
+            corrupted: None,
         })
     }
 
@@ -585,6 +588,7 @@ impl Store {
         };
         let path = self.root_dir().join(&rel);
         let f = OpenOptions::new().read(true).write(true).open(&path)?;
+        self.corrupted = Some((rel.clone(), read_range(&f, 0, size, size)?));
         let how = ["flip-bits", "truncate", "zero-range"][rng.random_range(0..3)];
         let (offset, len) = match how {
             "truncate" => {
@@ -616,6 +620,25 @@ impl Store {
             len,
             size_before: size,
         }))
+    }
+}
+
+impl Store {
+    /// Puts back the contents the last [`Store::corrupt`] damaged (a disk replaced from a
+    /// backup). Returns the file's path inside the data directory, `None` if nothing was
+    /// corrupted since the last undo.
+    pub fn undo_corruption(&mut self) -> io::Result<Option<String>> {
+        let Some((rel, bytes)) = self.corrupted.take() else {
+            return Ok(None);
+        };
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.root_dir().join(&rel))?;
+        f.write_all_at(&bytes, 0)?;
+        f.sync_all()?;
+        Ok(Some(rel.display().to_string()))
     }
 }
 

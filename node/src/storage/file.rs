@@ -106,7 +106,19 @@ impl RealFs {
 
 impl Fs for RealFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+        std::fs::create_dir_all(dir)?;
+        // The contract says a created directory is durable: sync it and every ancestor
+        // that holds a new entry (a power loss otherwise drops a never-synced `-wal/`).
+        let mut d = Some(dir);
+        while let Some(p) = d {
+            match File::open(p).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(_) if p != dir => break,
+                Err(e) => return Err(e),
+            }
+            d = p.parent().filter(|q| !q.as_os_str().is_empty());
+        }
+        Ok(())
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();

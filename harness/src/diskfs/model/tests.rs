@@ -464,7 +464,9 @@ fn corrupt_damages_one_file_and_says_how() {
         let after = fs.tree()["d/f"].clone().unwrap();
         assert_ne!(before, after, "{c:?}");
         hows.insert(c.how.clone());
-        fs.write("d/f", 0, &[7u8; 1000]).unwrap();
+        assert_eq!(fs.store.undo_corruption().unwrap(), Some("d/f".into()));
+        assert_eq!(fs.tree()["d/f"], Some(before));
+        assert_eq!(fs.store.undo_corruption().unwrap(), None);
     }
     assert_eq!(hows.len(), 3, "{hows:?}");
     let mut empty = Fs::new();
