@@ -39,6 +39,9 @@ fn main() {
     }
 }
 
+/// How often a node with the seeded bug `ack-before-fsync` really fsyncs its log.
+const ACK_BEFORE_FSYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir).with_context(|| {
         format!(
@@ -72,7 +75,11 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         );
     }
     if cfg.protocol == "multipaxos" {
-        let (storage, recovered) = PaxosStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
+        let (mut storage, recovered) =
+            PaxosStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
+        if cfg.bugs.ack_before_fsync {
+            storage.defer_sync(ACK_BEFORE_FSYNC_EVERY);
+        }
         let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
         pc.election_ticks = cfg.election_ticks;
         pc.heartbeat_ticks = cfg.heartbeat_ticks;
@@ -83,7 +90,10 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         let core = Paxos::new(pc, (!cfg.join).then(|| cfg.peers.clone()), recovered);
         return runtime::run(rt, core, storage);
     }
-    let (storage, recovered) = RaftStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
+    let (mut storage, recovered) = RaftStorage::open(fs, &cfg.data_dir).with_context(open_err)?;
+    if cfg.bugs.ack_before_fsync {
+        storage.defer_sync(ACK_BEFORE_FSYNC_EVERY);
+    }
     let mut rc = RaftConfig::new(cfg.id);
     rc.election_ticks = cfg.election_ticks;
     rc.heartbeat_ticks = cfg.heartbeat_ticks;
