@@ -10,7 +10,8 @@
 //!   files; on stop it restarts and the fault records whether it refused to start or came
 //!   back (the checker decides whether it then served wrong data). A node that refused
 //!   gets the file's old contents back and restarts (the heal).
-//! - `disk-full`: writes, creates and size increases fail with ENOSPC.
+//! - `disk-full`: writes, creates and size increases fail with ENOSPC; nodes that exited
+//!   on it (rather than acknowledge what they could not persist) restart on stop.
 //! - `slow-disk`: every fsync first sleeps 50-500 ms.
 //!
 //! Each is verified: a loss reports what it dropped, a full disk how many calls it
@@ -204,6 +205,19 @@ pub fn start(
     }
 }
 
+/// The last non-empty line of a node's log (its fatal error when it exited).
+fn last_log_line(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
 /// How long a restarted node gets to show it refuses its data (exits) or serves.
 const SETTLE: Duration = Duration::from_secs(3);
 
@@ -238,15 +252,7 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
                     outcome.insert(info.name.clone(), json!("running"));
                     continue;
                 }
-                let last = std::fs::read_to_string(info.log_path())
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .rev()
-                            .find(|l| !l.trim().is_empty())
-                            .map(str::to_owned)
-                    })
-                    .unwrap_or_default();
+                let last = last_log_line(&info.log_path());
                 if kind != Kind::Corrupt {
                     // After a power loss a correct node starts; one that cannot is broken.
                     bail!(
@@ -284,17 +290,29 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
         }
         Kind::DiskFull => {
             let mut refused = serde_json::Map::new();
-            for &i in &active.nodes {
+            let mut restarted = serde_json::Map::new();
+            for &i in &active.nodes.clone() {
                 let d = disk(cluster, i)?;
                 d.ctl.full.store(false, Relaxed);
                 let n = d.ctl.enospc.load(Relaxed);
-                active.evidence.push(format!(
-                    "{}: {n} calls failed with ENOSPC",
-                    cluster.info(i).name
-                ));
-                refused.insert(cluster.info(i).name.clone(), json!(n));
+                let info = cluster.info(i).clone();
+                active
+                    .evidence
+                    .push(format!("{}: {n} calls failed with ENOSPC", info.name));
+                refused.insert(info.name.clone(), json!(n));
+                // A node that stopped on a failed write (rather than acknowledge what it
+                // could not persist) is restarted once there is space again.
+                if !cluster.is_running(i) {
+                    let last = last_log_line(&info.log_path());
+                    let pid = cluster.start(i)?;
+                    active.evidence.push(format!(
+                        "{} had exited ({last}); restarted as pid {pid}",
+                        info.name
+                    ));
+                    restarted.insert(info.name.clone(), json!(last));
+                }
             }
-            Ok(json!({"kind": kind.name(), "enospc": refused}))
+            Ok(json!({"kind": kind.name(), "enospc": refused, "exited": restarted}))
         }
         Kind::SlowDisk => {
             let mut slowed = serde_json::Map::new();
