@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The nightly job: install what is missing, build release, run the selftest (the seeded
-# bugs must be caught), then the nightly campaign (campaigns/nightly.toml, 45-minute
+# bugs must be caught), correct raft and multipaxos under the disk nemesis, then the nightly campaign (campaigns/nightly.toml, 45-minute
 # budget). Exits non-zero if either fails: the selftest's exit code if it fails, else
 # the campaign's (1 not linearizable, 2 unknown, 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
@@ -26,6 +26,13 @@ echo "nightly.sh: selftest (one run per seeded bug)"
 selftest_rc=0
 "$stasis" selftest --time-limit-per-case 60s --runs 1 --store "$store" || selftest_rc=$?
 
+echo "nightly.sh: disk faults (correct builds under --nemesis disk must stay linearizable)"
+disk_rc=0
+for sut in raft multipaxos; do
+  "$stasis" test --sut "$sut" --nemesis disk --time-limit 60s --nemesis-interval 3s \
+    --store "$store" --name "nightly-disk-$sut" || disk_rc=$?
+done
+
 echo "nightly.sh: campaign campaigns/nightly.toml"
 campaign_rc=0
 "$stasis" campaign campaigns/nightly.toml --store "$store" || campaign_rc=$?
@@ -38,13 +45,17 @@ scripts/mutation.sh --out "$store/mutation" --shard "$(( 10#$(date +%j) % 16 ))/
 
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, campaign exit $campaign_rc, mutation exit $mutation_rc"
+echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, mutation exit $mutation_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
 if ((selftest_rc != 0)); then
   echo "nightly.sh: FAILED: the selftest failed (exit $selftest_rc)" >&2
   exit "$selftest_rc"
+fi
+if ((disk_rc != 0)); then
+  echo "nightly.sh: FAILED: a correct build failed under disk faults (exit $disk_rc)" >&2
+  exit "$disk_rc"
 fi
 if ((mutation_rc != 0)); then
   echo "nightly.sh: FAILED: the mutation run failed (exit $mutation_rc; a violation on the unmutated node is a false alarm or a real bug)" >&2

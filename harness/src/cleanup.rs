@@ -123,18 +123,28 @@ pub struct Cleaned {
     pub processes: usize,
     pub links: usize,
     pub namespaces: usize,
+    /// Disk-fault FUSE mounts of dead harnesses (see [`crate::diskfs::sweep`]).
+    pub mounts: usize,
     pub errors: Vec<String>,
 }
 
 impl Cleaned {
     pub fn is_empty(&self) -> bool {
-        self.runs == 0 && self.processes == 0 && self.links == 0 && self.namespaces == 0
+        self.runs == 0
+            && self.processes == 0
+            && self.links == 0
+            && self.namespaces == 0
+            && self.mounts == 0
     }
 }
 
 /// Removes everything registered by runs whose owner is gone.
 pub fn clean_stale() -> Result<Cleaned> {
     let mut out = Cleaned::default();
+    // Mounts of dead harnesses first: the processes under them are gone or get killed below.
+    let (mounts, errors) = crate::diskfs::sweep();
+    out.mounts = mounts;
+    out.errors.extend(errors);
     let dir = runs_dir();
     let Ok(entries) = fs::read_dir(&dir) else {
         return Ok(out);

@@ -85,6 +85,9 @@ pub struct Cluster<'t> {
     faketime: Option<PathBuf>,
     /// How to change the voter set (the spec's `[membership]`), for the membership nemesis.
     pub membership: Option<crate::sut::Membership>,
+    /// The disk-fault filesystems over the nodes' data directories (empty unless
+    /// [`Cluster::mount_disks`] was called); unmounted after the nodes stop.
+    disks: Vec<crate::diskfs::Mounted>,
 }
 
 impl<'t> Cluster<'t> {
@@ -132,7 +135,27 @@ impl<'t> Cluster<'t> {
             protocol,
             faketime,
             membership: None,
+            disks: Vec::new(),
         })
+    }
+
+    /// Mounts a disk-fault filesystem over every node's data directory (backing state in
+    /// `<node>/disk/`). Call before the nodes start.
+    pub fn mount_disks(&mut self) -> Result<()> {
+        for n in &self.nodes {
+            let m = crate::diskfs::mount_node(
+                &n.info.dir.join("disk"),
+                &n.info.data_dir(),
+                &n.info.name,
+            )?;
+            self.disks.push(m);
+        }
+        Ok(())
+    }
+
+    /// Node `i`'s disk-fault filesystem, if mounted.
+    pub fn disk(&self, i: usize) -> Option<&crate::diskfs::Mounted> {
+        self.disks.get(i)
     }
 
     pub fn infos(&self) -> Vec<NodeInfo> {

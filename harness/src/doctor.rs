@@ -130,6 +130,12 @@ pub fn checks(network: bool) -> Vec<Check> {
         }
     }
     out.push(Check::from(
+        "/dev/fuse",
+        false,
+        check_fuse(),
+        "modprobe fuse (the disk nemesis mounts a FUSE filesystem; in a container, pass --device /dev/fuse)",
+    ));
+    out.push(Check::from(
         "libfaketime",
         true,
         check_faketime(),
@@ -368,6 +374,26 @@ fn check_faketime() -> Result<String> {
         );
     }
     Ok(format!("{} fakes the wall clock", lib.display()))
+}
+
+fn check_fuse() -> Result<String> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .context("cannot open /dev/fuse")?;
+    let stale = crate::diskfs::leftovers();
+    if !stale.is_empty() {
+        bail!(
+            "/dev/fuse opens, but disk mounts of dead runs are left: {} (run `stasis clean`)",
+            stale
+                .iter()
+                .map(|m| m.mountpoint.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    Ok("/dev/fuse opens (disk nemesis)".into())
 }
 
 fn check_ports() -> Result<String> {

@@ -9,6 +9,7 @@ pub mod check;
 pub mod cleanup;
 pub mod client;
 pub mod cluster;
+pub mod diskfs;
 pub mod doctor;
 pub mod generator;
 pub mod junit;

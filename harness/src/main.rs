@@ -133,8 +133,8 @@ fn clean_cmd() -> u8 {
     match cleanup::clean_stale() {
         Ok(c) => {
             println!(
-                "removed {} processes, {} links, {} namespaces of {} stale run(s)",
-                c.processes, c.links, c.namespaces, c.runs
+                "removed {} processes, {} links, {} namespaces of {} stale run(s), {} disk mounts",
+                c.processes, c.links, c.namespaces, c.runs, c.mounts
             );
             for e in &c.errors {
                 eprintln!("stasis clean: {e}");

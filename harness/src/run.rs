@@ -109,6 +109,11 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value = "vary")]
     #[serde(default)]
     pub settings: settings::Mode,
+    /// `fuse`: mount the disk-fault filesystem over the nodes' data directories even
+    /// without a disk fault (the disk nemesis mounts it anyway).
+    #[arg(long, value_enum, default_value = "off")]
+    #[serde(default)]
+    pub disk: crate::diskfs::DiskMode,
 }
 
 fn parse_families(s: &str) -> Result<String, String> {
@@ -130,6 +135,11 @@ impl TestArgs {
     /// The enabled fault families.
     pub fn families(&self) -> Vec<Family> {
         Family::parse_list(&self.nemesis).unwrap_or_default()
+    }
+
+    /// Whether the nodes' data directories get the disk-fault filesystem.
+    pub fn mounts_disks(&self) -> bool {
+        self.disk == crate::diskfs::DiskMode::Fuse || self.families().contains(&Family::Disk)
     }
 }
 
@@ -307,8 +317,8 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     let cleaned = crate::cleanup::clean_stale()?;
     if !cleaned.is_empty() {
         eprintln!(
-            "stasis: removed leftovers of {} killed run(s): {} processes, {} links, {} namespaces",
-            cleaned.runs, cleaned.processes, cleaned.links, cleaned.namespaces
+            "stasis: removed leftovers of {} killed run(s): {} processes, {} links, {} namespaces, {} mounts",
+            cleaned.runs, cleaned.processes, cleaned.links, cleaned.namespaces, cleaned.mounts
         );
     }
     let bin = if spec.uses_stasis_node() {
@@ -346,15 +356,19 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     let shapes = nemesis::partition::Shape::parse_list(&args.shapes).map_err(anyhow::Error::msg)?;
     let schedule = match &overrides.schedule {
         Some(s) => s.clone(),
-        None => nemesis::schedule(
-            &families,
-            &targets,
-            &shapes,
-            fault_phase,
-            args.nemesis_interval,
-            names.len(),
-            seed,
-        ),
+        None => {
+            let mut s = nemesis::schedule(
+                &families,
+                &targets,
+                &shapes,
+                fault_phase,
+                args.nemesis_interval,
+                names.len(),
+                seed,
+            );
+            nemesis::disk::restrict(&mut s, &nemesis::disk::kinds_in(&args.nemesis));
+            s
+        }
     };
     let drawn = match (&overrides.settings, args.settings) {
         (Some(d), _) => d.clone(),
@@ -583,6 +597,15 @@ fn drive(
         faketime,
     )?;
     cluster.membership = spec.membership.clone();
+    if args.mounts_disks() {
+        if !spec.start.args.iter().any(|a| a.contains("{data_dir}")) {
+            bail!(
+                "the disk nemesis needs {}'s spec to put its data in {{data_dir}} (start.args has no {{data_dir}})",
+                spec.name
+            );
+        }
+        cluster.mount_disks()?;
+    }
     // Spares start too, in join mode; readiness needs a leader, which only a voter can be.
     cluster.start_all()?;
     wait_ready(&mut cluster, spec.ready, ready_timeout).context("the cluster did not come up")?;

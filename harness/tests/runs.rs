@@ -168,48 +168,20 @@ fn available_while_one_node_is_paused() {
     assert_available_during_faults(&r);
 }
 
-/// Starts `stasis test` in the background and waits until its history has ok operations.
-// The child is returned to the caller, which signals and waits on it; on the failure path
-// it is waited here. Clippy's zombie check does not follow the return.
-#[allow(clippy::zombie_processes)]
+/// Starts a partition run in the background and waits until it has ok operations.
 fn start_background(store: &Path) -> (std::process::Child, PathBuf) {
-    require_root();
-    let child = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .arg("test")
-        .args(["--store", store.to_str().unwrap()])
-        .args(["--node-bin", node_bin().to_str().unwrap()])
-        .args([
+    common::start_background(
+        store,
+        &[
             "--nemesis",
             "partition",
             "--time-limit",
             "60s",
             "--nemesis-interval",
             "2s",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        if let Ok(dir) = store.join("latest").canonicalize()
-            && let Ok(text) = std::fs::read_to_string(dir.join("history.jsonl"))
-            && text.matches("\"type\":\"ok\"").count() > 50
-            && text.contains("start-partition")
-        {
-            return (child, dir);
-        }
-        if std::time::Instant::now() > deadline {
-            // Stop the run (it cleans up on SIGTERM) before failing.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let out = child.wait_with_output();
-            panic!("the run never got going: {out:?}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+        ],
+        "start-partition",
+    )
 }
 
 #[test]

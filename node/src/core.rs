@@ -71,6 +71,10 @@ pub struct Bugs {
     /// raft and multipaxos: RECONFIG switches from the old voter set to the new one
     /// directly, without the joint configuration.
     pub unsafe_reconfig: bool,
+    /// raft and multipaxos: the log's fsync is deferred (at most one a second); a batch
+    /// is answered, voted on and acknowledged once written, before it is durable
+    /// (`storage::wal::Wal::sync`).
+    pub ack_before_fsync: bool,
 }
 
 /// Selects one bug's switch in [`Bugs`].
@@ -92,6 +96,9 @@ const BUG_TABLE: &[(&str, &[&str], BugField)] = &[
     }),
     ("unsafe-reconfig", &["raft", "multipaxos"], |b| {
         &mut b.unsafe_reconfig
+    }),
+    ("ack-before-fsync", &["raft", "multipaxos"], |b| {
+        &mut b.ack_before_fsync
     }),
 ];
 
@@ -473,6 +480,13 @@ mod tests {
                 .unwrap()
                 .unsafe_reconfig
         );
+        for p in ["raft", "multipaxos"] {
+            assert!(
+                Bugs::parse(p, &["ack-before-fsync"])
+                    .unwrap()
+                    .ack_before_fsync
+            );
+        }
         let e = Bugs::parse("raft", &["no-fencing"]).unwrap_err();
         assert!(
             e.contains("multipaxos only") && e.contains("stale-read"),

@@ -36,6 +36,9 @@ fn main() {
     }
 }
 
+/// How often a node with the seeded bug `ack-before-fsync` really fsyncs its log.
+const ACK_BEFORE_FSYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
     // Durable creation: the data directory must not vanish in a power loss after the node
@@ -60,9 +63,15 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
         );
     }
     if cfg.protocol == "multipaxos" {
-        let (core, storage) = boot::paxos(&cfg, fs, seed)?;
+        let (core, mut storage) = boot::paxos(&cfg, fs, seed)?;
+        if cfg.bugs.ack_before_fsync {
+            storage.defer_sync(ACK_BEFORE_FSYNC_EVERY);
+        }
         return runtime::run(rt, core, storage);
     }
-    let (core, storage) = boot::raft(&cfg, fs, seed)?;
+    let (core, mut storage) = boot::raft(&cfg, fs, seed)?;
+    if cfg.bugs.ack_before_fsync {
+        storage.defer_sync(ACK_BEFORE_FSYNC_EVERY);
+    }
     runtime::run(rt, core, storage)
 }

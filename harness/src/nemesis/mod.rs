@@ -14,6 +14,7 @@
 //! Spares are not partitioned off and keep reaching every node.
 
 pub mod clock;
+pub mod disk;
 pub mod membership;
 pub mod partition;
 pub mod targeted;
@@ -42,6 +43,8 @@ pub enum Family {
     /// Combined faults for `stasis selftest` (not selectable with `--nemesis`).
     Targeted,
     Membership,
+    /// Disk faults (see [`disk`]); not part of `all`: it mounts a FUSE filesystem.
+    Disk,
 }
 
 impl Family {
@@ -61,6 +64,7 @@ impl Family {
             Family::Clock => "clock",
             Family::Targeted => "targeted",
             Family::Membership => "membership",
+            Family::Disk => "disk",
         }
     }
 
@@ -71,17 +75,24 @@ impl Family {
             match part {
                 "all" => out.extend(Family::ALL),
                 "none" => {}
+                "disk" => out.push(Family::Disk),
+                k if disk::Kind::parse(k).is_some() => out.push(Family::Disk),
                 _ => match Family::ALL.iter().find(|f| f.name() == part) {
                     Some(f) => out.push(*f),
                     None => {
                         return Err(format!(
-                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, all or none"
+                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, all, none, disk or a disk kind (lose-unfsynced, lose-unfsynced-torn, corrupt, disk-full, slow-disk)"
                         ));
                     }
                 },
             }
         }
-        out.dedup();
+        let mut seen = Vec::new();
+        out.retain(|f| {
+            let first = !seen.contains(f);
+            seen.push(*f);
+            first
+        });
         Ok(out)
     }
 }
@@ -159,6 +170,10 @@ pub enum Fault {
     Reconfig {
         change: membership::Change,
     },
+    /// A disk fault through the node's FUSE mount.
+    Disk {
+        disk: disk::Kind,
+    },
 }
 
 impl Fault {
@@ -170,6 +185,7 @@ impl Fault {
             Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => Family::Clock,
             Fault::Targeted { .. } => Family::Targeted,
             Fault::Reconfig { .. } => Family::Membership,
+            Fault::Disk { .. } => Family::Disk,
         }
     }
 
@@ -288,6 +304,9 @@ pub fn schedule(
             Family::Membership => Fault::Reconfig {
                 change: changes.next(&mut rng),
             },
+            Family::Disk => Fault::Disk {
+                disk: *disk::Kind::ALL.choose(&mut rng).expect("non-empty"),
+            },
         };
         out.push(Planned {
             at_ms: (t * 1000.0) as u64,
@@ -309,7 +328,7 @@ pub struct Active {
         std::sync::Arc<std::sync::atomic::AtomicBool>,
         std::thread::JoinHandle<()>,
     )>,
-    old_pids: Vec<u32>,
+    pub(crate) old_pids: Vec<u32>,
     /// The voter set a membership change started from (restored on stop).
     voters_before: Option<Vec<usize>>,
     /// Human-readable evidence that the fault took effect.
@@ -328,7 +347,7 @@ pub fn find_leader(cluster: &Cluster<'_>) -> Option<usize> {
 
 /// The nodes kill, pause, partition and clock faults draw from: every node, or with
 /// spares present the current voters (the initial ones when no leader answers).
-fn fault_pool(cluster: &Cluster<'_>) -> Vec<usize> {
+pub(crate) fn fault_pool(cluster: &Cluster<'_>) -> Vec<usize> {
     if !cluster.has_spares() {
         return (0..cluster.len()).collect();
     }
@@ -370,7 +389,7 @@ fn pick_nodes(
     })
 }
 
-fn names(cluster: &Cluster<'_>, nodes: &[usize]) -> Value {
+pub(crate) fn names(cluster: &Cluster<'_>, nodes: &[usize]) -> Value {
     json!(
         nodes
             .iter()
@@ -500,6 +519,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms, "period_ms": period_ms})
         }
         Fault::Targeted { combo } => targeted::start(cluster, combo, &mut rng, &mut active)?,
+        Fault::Disk { disk: kind } => disk::start(cluster, *kind, &mut rng, &mut active)?,
         Fault::Reconfig { change } => {
             let m = cluster
                 .membership
@@ -563,6 +583,10 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
         Fault::Targeted { combo } => {
             let combo = combo.clone();
             targeted::stop(cluster, &combo, active)?;
+        }
+        Fault::Disk { disk: kind } => {
+            let kind = *kind;
+            return disk::stop(cluster, kind, active);
         }
         Fault::Reconfig { .. } => {
             let m = cluster

@@ -299,6 +299,14 @@ pub fn bug_cases() -> Vec<Case> {
         p.attempt = Duration::from_secs(20);
         p.node_args = LONG_CHECK_QUORUM;
     });
+    // Power losses from the generic disk nemesis only: kill nodes (one, a minority, or
+    // every node), drop what they did not fsync, restart them; every 2 s on 3 nodes.
+    let power_loss = plan("disk:lose-unfsynced (3 nodes)", |p| {
+        p.nemesis = "lose-unfsynced";
+        p.nodes = 3;
+        p.interval = "2s";
+        p.attempt = Duration::from_secs(20);
+    });
     let pause5 = plan("pause:leader", |p| {
         p.nemesis = "pause";
         p.target = "leader";
@@ -440,6 +448,20 @@ pub fn bug_cases() -> Vec<Case> {
             plans: vec![split_replace.clone()],
         },
         Case {
+            id: "raft/ack-before-fsync",
+            protocol: "raft",
+            bug: Some("ack-before-fsync"),
+            bug_args: &[],
+            plans: vec![power_loss.clone()],
+        },
+        Case {
+            id: "multipaxos/ack-before-fsync",
+            protocol: "multipaxos",
+            bug: Some("ack-before-fsync"),
+            bug_args: &[],
+            plans: vec![power_loss],
+        },
+        Case {
             id: "multipaxos/unsafe-reconfig",
             protocol: "multipaxos",
             bug: Some("unsafe-reconfig"),
@@ -532,6 +554,8 @@ mod tests {
             "multipaxos/disjoint-quorums",
             "raft/unsafe-reconfig",
             "multipaxos/unsafe-reconfig",
+            "raft/ack-before-fsync",
+            "multipaxos/ack-before-fsync",
             "raft/correct",
             "multipaxos/correct",
         ] {

@@ -136,6 +136,17 @@ pub fn assert_nothing_left(dir: &Path, pid: u32) {
         alive.is_empty(),
         "node processes of {run} still alive: {alive:?}"
     );
+    // Disk-fault mounts live under the run directory.
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let left: Vec<&str> = mounts
+        .lines()
+        .filter(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|m| m.starts_with(&run))
+        })
+        .collect();
+    assert!(left.is_empty(), "mounts of {run} left: {left:?}");
 }
 
 /// The `--node-arg` values a run was started with (from its test.json).
@@ -177,4 +188,46 @@ pub fn selftest_catches(case: &str, budget: &str) -> (tempfile::TempDir, std::pa
     let dir = std::path::PathBuf::from(c["first_violation_dir"].as_str().unwrap());
     assert!(dir.join("explanation.txt").is_file());
     (store, dir)
+}
+
+/// Starts `stasis test ARGS` in the background and waits until its history has ok
+/// operations and contains `marker` (e.g. a fault's start event).
+// The child is returned to the caller, which signals and waits on it; on the failure path
+// it is waited here. Clippy's zombie check does not follow the return.
+#[allow(clippy::zombie_processes)]
+pub fn start_background(
+    store: &Path,
+    args: &[&str],
+    marker: &str,
+) -> (std::process::Child, PathBuf) {
+    require_root();
+    let child = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("test")
+        .args(["--store", store.to_str().unwrap()])
+        .args(["--node-bin", node_bin().to_str().unwrap()])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Ok(dir) = store.join("latest").canonicalize()
+            && let Ok(text) = std::fs::read_to_string(dir.join("history.jsonl"))
+            && text.matches("\"type\":\"ok\"").count() > 50
+            && text.contains(marker)
+        {
+            return (child, dir);
+        }
+        if std::time::Instant::now() > deadline {
+            // Stop the run (it cleans up on SIGTERM) before failing.
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let out = child.wait_with_output();
+            panic!("the run never got going: {out:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }

@@ -116,6 +116,11 @@ impl<R: Serialize + DeserializeOwned> DurableStore<R> {
         self.wal.append(&encode(record))
     }
 
+    /// Seeded bug `ack-before-fsync`: see [`crate::storage::wal::Wal::defer_sync`].
+    pub fn defer_sync(&mut self, every: std::time::Duration) {
+        self.wal.defer_sync(every);
+    }
+
     /// Makes everything appended so far durable (one fsync for the whole batch).
     pub fn sync(&mut self) -> Result<()> {
         self.wal.sync()

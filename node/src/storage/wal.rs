@@ -105,6 +105,9 @@ pub struct Wal {
     /// Bytes were written to `file` since its last fsync.
     dirty: bool,
     poisoned: bool,
+    /// Seeded bug `ack-before-fsync`: [`Wal::sync`] fsyncs at most once per this
+    /// interval (the time of the last real fsync beside it).
+    deferred_sync: Option<(std::time::Duration, std::time::Instant)>,
 }
 
 impl std::fmt::Debug for Wal {
@@ -410,6 +413,7 @@ impl Wal {
             buf: Vec::new(),
             dirty: false,
             poisoned: false,
+            deferred_sync: None,
         };
         Ok((wal, rec))
     }
@@ -433,8 +437,24 @@ impl Wal {
     /// survive a crash.
     pub fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
+        if let Some((every, last)) = self.deferred_sync
+            && last.elapsed() < every
+        {
+            // The seeded bug: written to the file, not fsynced; the caller answers anyway.
+            let r = self.write_out();
+            return self.poison_on_err(r);
+        }
         let r = self.write_out_and_sync();
+        if let Some((_, last)) = &mut self.deferred_sync {
+            *last = std::time::Instant::now();
+        }
         self.poison_on_err(r)
+    }
+
+    /// Switches on the seeded bug `ack-before-fsync`: [`Wal::sync`] writes every record
+    /// out but fsyncs at most once per `every`, so it returns before the batch is durable.
+    pub fn defer_sync(&mut self, every: std::time::Duration) {
+        self.deferred_sync = Some((every, std::time::Instant::now()));
     }
 
     /// Atomically replaces the whole log by `records` (compaction). Buffered, unsynced
@@ -501,7 +521,9 @@ impl Wal {
         self.dir.join(segment_name(n))
     }
 
-    fn write_out_and_sync(&mut self) -> Result<()> {
+    /// Writes the buffered frames to the file (no fsync). A write-out that follows a
+    /// successful fsync of a non-empty segment starts with a sync mark.
+    fn write_out(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
             let path = self.seg_path(self.seg);
             let synced = self.file.len();
@@ -518,6 +540,11 @@ impl Wal {
             self.buf.clear();
             self.dirty = true;
         }
+        Ok(())
+    }
+
+    fn write_out_and_sync(&mut self) -> Result<()> {
+        self.write_out()?;
         if self.dirty {
             let path = self.seg_path(self.seg);
             self.file.sync().map_err(StorageError::io("fsync", &path))?;
@@ -635,6 +662,26 @@ mod tests {
         fs.crash();
         let (_, rec) = open(&fs, WalOptions::default());
         assert_eq!(rec.records, vec![b"a".to_vec()]);
+    }
+
+    #[test]
+    fn ack_before_fsync_returns_from_sync_before_the_batch_is_durable() {
+        let fs = SimFs::new();
+        let (mut wal, _) = open(&fs, WalOptions::default());
+        wal.defer_sync(std::time::Duration::from_millis(200));
+        wal.append(b"a").expect("append");
+        wal.sync().expect("sync");
+        fs.crash();
+        let (mut wal, rec) = open(&fs, WalOptions::default());
+        assert!(rec.records.is_empty(), "{rec:?}");
+        // Once the interval has passed, a sync is real again.
+        wal.defer_sync(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        wal.append(b"b").expect("append");
+        wal.sync().expect("sync");
+        fs.crash();
+        let (_, rec) = open(&fs, WalOptions::default());
+        assert_eq!(rec.records, vec![b"b".to_vec()]);
     }
 
     #[test]
