@@ -85,6 +85,8 @@ pub struct Cluster<'t> {
     faketime: Option<PathBuf>,
     /// How to change the voter set (the spec's `[membership]`), for the membership nemesis.
     pub membership: Option<crate::sut::Membership>,
+    /// The packet delayer, when the run has a baseline latency or the net nemesis.
+    pub shaper: Option<crate::netfault::Shaper>,
 }
 
 impl<'t> Cluster<'t> {
@@ -132,6 +134,7 @@ impl<'t> Cluster<'t> {
             protocol,
             faketime,
             membership: None,
+            shaper: None,
         })
     }
 

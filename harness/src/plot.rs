@@ -72,6 +72,7 @@ pub fn fault_colour(kind: &str) -> RGBColor {
         "partition" => RGBColor(255, 127, 14),
         "clock" => RGBColor(23, 190, 207),
         "membership" => RGBColor(188, 189, 34),
+        "net" => RGBColor(0, 110, 90),
         _ => RGBColor(127, 127, 127),
     }
 }
@@ -1056,7 +1057,7 @@ mod tests {
 
     #[test]
     fn fault_colours_are_distinct_and_unknown_kinds_fall_back() {
-        let kinds = ["kill", "pause", "partition", "clock", "membership"];
+        let kinds = ["kill", "pause", "partition", "clock", "membership", "net"];
         for (i, a) in kinds.iter().enumerate() {
             for b in &kinds[i + 1..] {
                 assert_ne!(fault_colour(a), fault_colour(b));

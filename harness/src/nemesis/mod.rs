@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod membership;
+pub mod net;
 pub mod partition;
 pub mod targeted;
 
@@ -42,15 +43,18 @@ pub enum Family {
     /// Combined faults for `stasis selftest` (not selectable with `--nemesis`).
     Targeted,
     Membership,
+    /// Slow, lossy, duplicating, reordering, narrow links (see [`net`]).
+    Net,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Kill,
         Family::Pause,
         Family::Partition,
         Family::Clock,
         Family::Membership,
+        Family::Net,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Family {
             Family::Clock => "clock",
             Family::Targeted => "targeted",
             Family::Membership => "membership",
+            Family::Net => "net",
         }
     }
 
@@ -75,7 +80,7 @@ impl Family {
                     Some(f) => out.push(*f),
                     None => {
                         return Err(format!(
-                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, all or none"
+                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, net, all or none"
                         ));
                     }
                 },
@@ -159,6 +164,10 @@ pub enum Fault {
     Reconfig {
         change: membership::Change,
     },
+    /// Delay, loss, duplication, reordering or a bandwidth cap on some links.
+    Net {
+        net: net::NetFault,
+    },
 }
 
 impl Fault {
@@ -170,6 +179,7 @@ impl Fault {
             Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => Family::Clock,
             Fault::Targeted { .. } => Family::Targeted,
             Fault::Reconfig { .. } => Family::Membership,
+            Fault::Net { .. } => Family::Net,
         }
     }
 
@@ -287,6 +297,9 @@ pub fn schedule(
             }
             Family::Membership => Fault::Reconfig {
                 change: changes.next(&mut rng),
+            },
+            Family::Net => Fault::Net {
+                net: net::NetFault::draw(&mut rng, &net::Kind::ALL),
             },
         };
         out.push(Planned {
@@ -500,6 +513,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             json!({"nodes": names(cluster, &active.nodes), "offset_ms": offset_ms, "period_ms": period_ms})
         }
         Fault::Targeted { combo } => targeted::start(cluster, combo, &mut rng, &mut active)?,
+        Fault::Net { net } => net::start(cluster, net, &pool, &mut rng, &mut active.evidence)?,
         Fault::Reconfig { change } => {
             let m = cluster
                 .membership
@@ -547,6 +561,9 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
         Fault::Partition { .. } => {
             heal_network(cluster)?;
         }
+        Fault::Net { net } => {
+            net::stop(cluster, net, &mut active.evidence)?;
+        }
         Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => {
             if let Some((flag, handle)) = active.strobe.take() {
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -576,7 +593,7 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
     }
     let nodes = names(cluster, &active.nodes);
     Ok(match active.planned.fault.family() {
-        Family::Partition => json!("healed"),
+        Family::Partition | Family::Net => json!("healed"),
         _ => nodes,
     })
 }
@@ -586,6 +603,9 @@ pub fn heal_network(cluster: &Cluster<'_>) -> Result<()> {
     let infos = cluster.infos();
     let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
     partition::heal(&netns)?;
+    if let Some(shaper) = &cluster.shaper {
+        shaper.clear_faults();
+    }
     let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
     verify_reachability(&netns, &peers, &Default::default()).context("the network did not heal")
 }
@@ -747,9 +767,12 @@ mod tests {
             assert!(a.iter().any(|p| p.fault.family() == f), "{f:?} missing");
         }
         // The first round covers all families within five faults.
-        let first: std::collections::HashSet<Family> =
-            a.iter().take(5).map(|p| p.fault.family()).collect();
-        assert_eq!(first.len(), 5);
+        let first: std::collections::HashSet<Family> = a
+            .iter()
+            .take(Family::ALL.len())
+            .map(|p| p.fault.family())
+            .collect();
+        assert_eq!(first.len(), Family::ALL.len());
         assert!(
             schedule(
                 &[],

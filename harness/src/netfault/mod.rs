@@ -9,6 +9,7 @@ pub mod sched;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+use std::sync::Mutex;
 
 use anyhow::{Result, bail};
 use serde::Serialize;
@@ -21,7 +22,7 @@ pub struct Shaper {
     addrs: Vec<Ipv4Addr>,
     base: LinkSpec,
     /// Directed links (from, to) with a fault on top of the baseline.
-    faults: BTreeMap<(usize, usize), LinkSpec>,
+    faults: Mutex<BTreeMap<(usize, usize), LinkSpec>>,
 }
 
 /// Counters over all delayers.
@@ -62,9 +63,9 @@ impl Shaper {
             delayers,
             addrs: addrs.to_vec(),
             base,
-            faults: BTreeMap::new(),
+            faults: Mutex::new(BTreeMap::new()),
         };
-        s.push();
+        s.push(&BTreeMap::new());
         Ok(s)
     }
 
@@ -74,36 +75,56 @@ impl Shaper {
 
     /// What link (from, to) does now.
     pub fn effective(&self, from: usize, to: usize) -> LinkSpec {
-        match self.faults.get(&(from, to)) {
+        self.effective_in(&self.faults(), from, to)
+    }
+
+    fn faults(&self) -> std::sync::MutexGuard<'_, BTreeMap<(usize, usize), LinkSpec>> {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The links that carry a fault now.
+    pub fn fault_links(&self) -> Vec<(usize, usize)> {
+        self.faults().keys().copied().collect()
+    }
+
+    fn effective_in(
+        &self,
+        faults: &BTreeMap<(usize, usize), LinkSpec>,
+        from: usize,
+        to: usize,
+    ) -> LinkSpec {
+        match faults.get(&(from, to)) {
             Some(f) => self.base.with(f),
             None => self.base,
         }
     }
 
     /// Puts `faults` on top of the baseline (replacing any earlier faults).
-    pub fn set_faults(&mut self, faults: BTreeMap<(usize, usize), LinkSpec>) -> Result<()> {
+    pub fn set_faults(&self, faults: BTreeMap<(usize, usize), LinkSpec>) -> Result<()> {
         for (&(a, b), s) in &faults {
             if a >= self.addrs.len() || b >= self.addrs.len() || a == b {
                 bail!("no link {a} -> {b}");
             }
             s.validate().map_err(anyhow::Error::msg)?;
         }
-        self.faults = faults;
-        self.push();
+        let mut guard = self.faults();
+        *guard = faults;
+        self.push(&guard);
         Ok(())
     }
 
     /// Back to the baseline on every link.
-    pub fn clear_faults(&mut self) {
-        self.faults.clear();
-        self.push();
+    pub fn clear_faults(&self) {
+        let mut guard = self.faults();
+        guard.clear();
+        self.push(&guard);
     }
 
-    fn push(&self) {
+    fn push(&self, faults: &BTreeMap<(usize, usize), LinkSpec>) {
         for (i, d) in self.delayers.iter().enumerate() {
             let specs = (0..self.addrs.len())
                 .filter(|&j| j != i)
-                .map(|j| (self.addrs[j], self.effective(i, j)))
+                .map(|j| (self.addrs[j], self.effective_in(faults, i, j)))
                 .filter(|(_, s)| !s.is_clean())
                 .collect();
             d.set(specs);
@@ -136,6 +157,40 @@ impl Shaper {
         }
         Ok(self.totals())
     }
+}
+
+/// Probes the first two nodes' link both ways and checks the one-way medians are the
+/// baseline's delay (within 3 ms + 30% of the jitter); returns the evidence line.
+pub fn verify_baseline(infos: &[crate::cluster::NodeInfo], base: &LinkSpec) -> Result<String> {
+    if infos.len() < 2 {
+        return Ok("one node, no links".into());
+    }
+    let plan = probe::UdpPlan {
+        count: 80,
+        size: 64,
+        gap: std::time::Duration::from_millis(3),
+        linger: std::time::Duration::from_micros(base.delay_us + base.jitter_us)
+            + std::time::Duration::from_millis(300),
+    };
+    let want = base.delay_us as f64 / 1000.0;
+    let tol = 3.0 + 0.3 * base.jitter_us as f64 / 1000.0;
+    let mut lines = Vec::new();
+    for (a, b) in [(0, 1), (1, 0)] {
+        let (x, y) = (&infos[a], &infos[b]);
+        let m = probe::udp(&x.netns, &y.netns, y.addr, plan)?;
+        let line = format!(
+            "{}->{} one-way median {:.1} ms, {:.0}% lost",
+            x.name,
+            y.name,
+            m.median_ms,
+            m.loss() * 100.0
+        );
+        if (m.median_ms - want).abs() > tol || m.loss() > 0.0 {
+            bail!("the baseline latency did not take effect: {line}");
+        }
+        lines.push(line);
+    }
+    Ok(lines.join("; "))
 }
 
 /// Parses a latency such as `20ms±10ms`, `20ms+-10ms`, `20ms~10ms` or `20ms` into a
