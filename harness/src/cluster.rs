@@ -225,12 +225,23 @@ impl<'t> Cluster<'t> {
         let ns = File::open(netns_path(&info.netns))
             .with_context(|| format!("namespace {} is gone", info.netns))?;
         let fd = ns.as_raw_fd();
-        // SAFETY: between fork and exec we only call setns(2), which is async-signal-safe,
-        // on a descriptor that stays open until spawn returns.
+        // SAFETY: between fork and exec we only call setns(2) and close_range(2), which
+        // are async-signal-safe, on a descriptor that stays open until spawn returns.
         unsafe {
             cmd.pre_exec(move || {
                 setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
+                    .map_err(std::io::Error::from)?;
+                // The node must not inherit the harness's descriptors (stdio is already
+                // in place): a packet delayer's netlink socket held open by a node would
+                // keep its queue bound after the harness dies, and --queue-bypass would
+                // never let traffic through. Best effort: kernels before 5.11 lack it.
+                nix::libc::syscall(
+                    nix::libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    nix::libc::CLOSE_RANGE_CLOEXEC,
+                );
+                Ok(())
             });
         }
         let child = cmd.spawn().with_context(|| {
