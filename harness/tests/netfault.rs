@@ -110,7 +110,7 @@ fn delayer_injects_what_was_asked_and_leaves_nothing_behind() {
     let burst = UdpPlan {
         count: 100,
         size: 1000,
-        gap: Duration::ZERO,
+        gap: Duration::from_micros(200),
         linger: Duration::from_millis(900),
     };
     let ac = probe::udp(&netns[a], &netns[c], addrs[c], burst).unwrap();

@@ -87,6 +87,8 @@ pub enum Scope {
     Node,
     /// Every link out of one node (its messages are late; it hears the others on time).
     Outbound,
+    /// Every link to and from the current leader (one node if none answers).
+    Leader,
 }
 
 /// One network fault: a kind, the spec put on each covered link, and the scope.
@@ -101,7 +103,7 @@ impl NetFault {
     /// Draws a fault of one of `kinds`.
     pub fn draw(rng: &mut impl Rng, kinds: &[Kind]) -> NetFault {
         let kind = *kinds.choose(rng).unwrap_or(&Kind::Delay);
-        let scope = *[Scope::All, Scope::Node, Scope::Outbound]
+        let scope = *[Scope::All, Scope::Node, Scope::Outbound, Scope::Leader]
             .choose(rng)
             .unwrap_or(&Scope::All);
         let spec = match kind {
@@ -143,7 +145,7 @@ impl NetFault {
             for &b in pool {
                 let covered = match self.scope {
                     Scope::All => true,
-                    Scope::Node => a == lone || b == lone,
+                    Scope::Node | Scope::Leader => a == lone || b == lone,
                     Scope::Outbound => a == lone,
                 };
                 if a != b && covered {
@@ -284,10 +286,11 @@ fn plan(kind: Kind, want: &LinkSpec) -> UdpPlan {
         Kind::SlowLink => {
             // About 0.4 s of the capped link in one burst.
             let bytes = want.rate_bps / 8 * 2 / 5;
+            // Offered at 40 Mbit/s, far above any cap, but not all in one instant.
             UdpPlan {
                 count: (bytes / 1000).clamp(10, 200) as u32,
                 size: 1000,
-                gap: Duration::ZERO,
+                gap: Duration::from_micros(200),
                 linger: linger + Duration::from_millis(600),
             }
         }
@@ -335,7 +338,13 @@ pub fn start(
     if pool.len() < 2 {
         bail!("a network fault needs at least 2 nodes");
     }
-    let lone = *pool.choose(rng).unwrap_or(&pool[0]);
+    let drawn = *pool.choose(rng).unwrap_or(&pool[0]);
+    let lone = match fault.scope {
+        Scope::Leader => super::find_leader(cluster)
+            .filter(|l| pool.contains(l))
+            .unwrap_or(drawn),
+        _ => drawn,
+    };
     let links = fault.links(pool, lone);
     shaper.set_faults(links.iter().map(|&l| (l, fault.spec)).collect())?;
     let mut probed: Vec<(usize, usize)> = links.clone();
@@ -465,6 +474,8 @@ mod tests {
         assert_eq!(l, vec![(0, 1), (1, 0), (1, 2), (2, 1)]);
         f.scope = Scope::Outbound;
         assert_eq!(f.links(&pool, 1), vec![(1, 0), (1, 2)]);
+        f.scope = Scope::Leader;
+        assert_eq!(f.links(&pool, 2), vec![(0, 2), (1, 2), (2, 0), (2, 1)]);
     }
 
     #[test]

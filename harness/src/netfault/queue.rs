@@ -221,9 +221,13 @@ fn open_queue() -> Result<(Queue, OwnedFd)> {
     q.bind(QUEUE).context("cannot bind NFQUEUE 0")?;
     q.set_queue_max_len(QUEUE, 65536)
         .context("cannot size the queue")?;
-    // A full queue accepts instead of dropping: the delayer falls behind, it never cuts.
-    q.set_fail_open(QUEUE, true)
-        .context("cannot set fail-open")?;
+    // No fail-open: with it the kernel accepts a packet at once when the queue or the
+    // netlink socket's buffer is full, so a burst would skip its delay or bandwidth cap
+    // (seen: a probe burst through a 2 Mbit/s link arriving at 27 Mbit/s). Without it such
+    // a packet is dropped, as at a real bottleneck, and TCP resends it. `--queue-bypass`
+    // still lets everything through when no delayer is bound.
+    q.set_fail_open(QUEUE, false)
+        .context("cannot clear fail-open")?;
     q.set_nonblocking(true);
     // SAFETY: plain socket(2); the result is checked before it is wrapped.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };

@@ -94,6 +94,8 @@ pub struct Plan {
     pub shapes: &'static str,
     pub interval: &'static str,
     pub targeted: Option<Targeted>,
+    /// `--net-faults`: the kinds the net nemesis draws.
+    pub net_faults: &'static str,
     /// Workload length of one attempt (warm-up and faults included).
     pub attempt: Duration,
     pub keys: usize,
@@ -149,6 +151,7 @@ const BASE: Plan = Plan {
     shapes: "isolate-leader",
     interval: "1200ms",
     targeted: None,
+    net_faults: "all",
     attempt: Duration::from_secs(15),
     keys: 6,
     rate: 300,
@@ -204,6 +207,8 @@ impl Case {
             plan.shapes,
             "--nemesis-interval",
             plan.interval,
+            "--net-faults",
+            plan.net_faults,
             "--op-timeout",
             plan.op_timeout,
         ]
@@ -322,12 +327,13 @@ pub fn bug_cases() -> Vec<Case> {
             "lease",
         ];
     });
-    // Only the generic net nemesis (delay, loss, duplicate, reorder, slow-link over every
-    // or some links): elections of 100-200 ms with heartbeats every 20 ms, so a delayed
-    // or lossy link (head-of-line stalls, retransmissions) starts elections while the
-    // old leader's acknowledgements are still on their way, and lease reads.
-    let net_lease = plan("net (100-200 ms elections, lease reads)", |p| {
+    // Only the generic net nemesis, its delays (every link, or those of one node or of
+    // the leader): elections of 100-200 ms with heartbeats every 20 ms, so jitter's
+    // head-of-line stalls start elections while the old leader's acknowledgements are
+    // still on their way, and lease reads.
+    let net_lease = plan("net:delay (100-200 ms elections, lease reads)", |p| {
         p.nemesis = "net";
+        p.net_faults = "delay";
         p.nodes = 3;
         p.interval = "2s";
         p.node_args = &[
@@ -337,6 +343,8 @@ pub fn bug_cases() -> Vec<Case> {
             "10",
             "--heartbeat-ticks",
             "2",
+            "--pre-vote",
+            "off",
             "--read-mode",
             "lease",
         ];
