@@ -327,28 +327,6 @@ pub fn bug_cases() -> Vec<Case> {
             "lease",
         ];
     });
-    // Only the generic net nemesis, its delays (every link, or those of one node or of
-    // the leader): elections of 100-200 ms with heartbeats every 20 ms, so jitter's
-    // head-of-line stalls start elections while the old leader's acknowledgements are
-    // still on their way, and lease reads.
-    let net_lease = plan("net:delay (100-200 ms elections, lease reads)", |p| {
-        p.nemesis = "net";
-        p.net_faults = "delay";
-        p.nodes = 3;
-        p.interval = "2s";
-        p.node_args = &[
-            "--tick-ms",
-            "10",
-            "--election-ticks",
-            "10",
-            "--heartbeat-ticks",
-            "2",
-            "--pre-vote",
-            "off",
-            "--read-mode",
-            "lease",
-        ];
-    });
     // Three nodes without pre-vote (etcd's `--pre-vote=false`), elections of 1.5-3 s so
     // the fault's pause/kill/reconnect steps fit inside one candidacy.
     let double_vote = plan("double-vote (3 nodes, --pre-vote off)", |p| {
@@ -437,13 +415,6 @@ pub fn bug_cases() -> Vec<Case> {
             bug: Some("lease-wallclock"),
             bug_args: &[],
             plans: vec![lease_clock],
-        },
-        Case {
-            id: "raft/lease-from-ack",
-            protocol: "raft",
-            bug: Some("lease-from-ack"),
-            bug_args: &[],
-            plans: vec![net_lease],
         },
         Case {
             id: "multipaxos/ignore-accepted",
@@ -561,7 +532,6 @@ mod tests {
             "raft/commit-minority",
             "raft/figure8",
             "raft/lease-wallclock",
-            "raft/lease-from-ack",
             "multipaxos/ignore-accepted",
             "multipaxos/no-fencing",
             "multipaxos/disjoint-quorums",
