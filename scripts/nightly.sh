@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The nightly job: install what is missing, build release, run the selftest (the seeded
-# bugs must be caught), correct raft and multipaxos under the disk nemesis, then the nightly campaign (campaigns/nightly.toml, 45-minute
-# budget). Exits non-zero if either fails: the selftest's exit code if it fails, else
+# bugs must be caught), correct raft and multipaxos under the disk nemesis, then the nightly
+# campaign (campaigns/nightly.toml, 45-minute budget), raft and multipaxos under the net
+# nemesis with a 20ms±10ms baseline, and a slice of the mutation score. Exits non-zero if
+# any fails: the selftest's exit code if it fails, else
 # the campaign's (1 not linearizable, 2 unknown, 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
 set -euo pipefail
@@ -37,6 +39,17 @@ echo "nightly.sh: campaign campaigns/nightly.toml"
 campaign_rc=0
 "$stasis" campaign campaigns/nightly.toml --store "$store" || campaign_rc=$?
 
+# Network timing: both stasis-node protocols under the net nemesis over a baseline of
+# 20ms±10ms on every link (the nodes as if in different datacenters).
+net_rc=0
+for sut in raft multipaxos; do
+  echo "nightly.sh: $sut under --nemesis net --net-latency 20ms±10ms"
+  rc=0
+  "$stasis" test --sut "$sut" --nemesis net --net-latency '20ms±10ms' --time-limit 60s \
+    --store "$store" --name "nightly-net-$sut" || rc=$?
+  if ((rc != 0 && net_rc == 0)); then net_rc=$rc; fi
+done
+
 # The mutation score (issue 19): a rotating 1/16 slice of the node's mutants each night,
 # 5 minutes of the nightly campaign per survivor; the table goes to the store.
 echo "nightly.sh: mutation score (scripts/mutation.sh, slice $(( 10#$(date +%j) % 16 + 1 ))/16)"
@@ -45,7 +58,7 @@ scripts/mutation.sh --out "$store/mutation" --shard "$(( 10#$(date +%j) % 16 ))/
 
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, mutation exit $mutation_rc"
+echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, mutation exit $mutation_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
@@ -64,5 +77,9 @@ fi
 if ((campaign_rc != 0)); then
   echo "nightly.sh: FAILED: the campaign did not pass (exit $campaign_rc; see summary.txt)" >&2
   exit "$campaign_rc"
+fi
+if ((net_rc != 0)); then
+  echo "nightly.sh: FAILED: a run under the net nemesis did not pass (exit $net_rc)" >&2
+  exit "$net_rc"
 fi
 echo "nightly.sh: passed"

@@ -81,6 +81,10 @@ struct FileSpec {
     ready_timeout: Option<String>,
     spares: Option<i64>,
     settings: Option<String>,
+    /// Network fault kinds for the net nemesis (`--net-faults`).
+    net_faults: Option<String>,
+    /// Baseline latency on every link for every run (`--net-latency`).
+    net_latency: Option<String>,
 }
 
 fn default_nodes() -> Vec<i64> {
@@ -247,6 +251,14 @@ impl Campaign {
         }
         if let Some(n) = f.spares {
             base.spares = Some(int_in("spares", n, 0, 20)?);
+        }
+        if let Some(k) = &f.net_faults {
+            nemesis::net::Kind::parse_list(k).map_err(|e| format!("net_faults: {e}"))?;
+            base.net_faults = k.clone();
+        }
+        if let Some(l) = &f.net_latency {
+            crate::netfault::parse_latency(l).map_err(|e| format!("net_latency: {e}"))?;
+            base.net_latency = Some(l.clone());
         }
         if let Some(m) = &f.settings {
             base.settings = <crate::settings::Mode as clap::ValueEnum>::from_str(m, false)
@@ -1109,6 +1121,27 @@ op_timeout = "1s"
         assert!(!e.contains('\n'), "error is not one line: {e}");
         assert!(e.starts_with("camp.toml"), "{e}");
         e
+    }
+
+    #[test]
+    fn net_keys_reach_every_run_and_bad_ones_are_one_line_errors() {
+        let text = BASIC.replace(
+            "nodes = [3, 5]",
+            "nodes = [3, 5]\nnet_latency = \"20ms±10ms\"\nnet_faults = \"delay,loss\"",
+        );
+        let c = parse(&text.replace("\"kill\", ", "\"net\", ")).unwrap();
+        let cells = c.expand(None);
+        assert!(
+            cells
+                .iter()
+                .all(|c| c.args.net_latency.as_deref() == Some("20ms±10ms")
+                    && c.args.net_faults == "delay,loss")
+        );
+        assert!(cells.iter().any(|c| c.args.nemesis == "net"));
+        let e = err(&text.replace("20ms±10ms", "fast"));
+        assert!(e.contains("net_latency"), "{e}");
+        let e = err(&text.replace("delay,loss", "delay,jam"));
+        assert!(e.contains("net_faults") && e.contains("jam"), "{e}");
     }
 
     #[test]

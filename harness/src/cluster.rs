@@ -88,6 +88,8 @@ pub struct Cluster<'t> {
     /// The disk-fault filesystems over the nodes' data directories (empty unless
     /// [`Cluster::mount_disks`] was called); unmounted after the nodes stop.
     disks: Vec<crate::diskfs::Mounted>,
+    /// The packet delayer, when the run has a baseline latency or the net nemesis.
+    pub shaper: Option<crate::netfault::Shaper>,
 }
 
 impl<'t> Cluster<'t> {
@@ -136,6 +138,7 @@ impl<'t> Cluster<'t> {
             faketime,
             membership: None,
             disks: Vec::new(),
+            shaper: None,
         })
     }
 
@@ -245,12 +248,23 @@ impl<'t> Cluster<'t> {
         let ns = File::open(netns_path(&info.netns))
             .with_context(|| format!("namespace {} is gone", info.netns))?;
         let fd = ns.as_raw_fd();
-        // SAFETY: between fork and exec we only call setns(2), which is async-signal-safe,
-        // on a descriptor that stays open until spawn returns.
+        // SAFETY: between fork and exec we only call setns(2) and close_range(2), which
+        // are async-signal-safe, on a descriptor that stays open until spawn returns.
         unsafe {
             cmd.pre_exec(move || {
                 setns(BorrowedFd::borrow_raw(fd), CloneFlags::CLONE_NEWNET)
-                    .map_err(std::io::Error::from)
+                    .map_err(std::io::Error::from)?;
+                // The node must not inherit the harness's descriptors (stdio is already
+                // in place): a packet delayer's netlink socket held open by a node would
+                // keep its queue bound after the harness dies, and --queue-bypass would
+                // never let traffic through. Best effort: kernels before 5.11 lack it.
+                nix::libc::syscall(
+                    nix::libc::SYS_close_range,
+                    3u32,
+                    u32::MAX,
+                    nix::libc::CLOSE_RANGE_CLOEXEC,
+                );
+                Ok(())
             });
         }
         let child = cmd.spawn().with_context(|| {

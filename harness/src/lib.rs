@@ -15,6 +15,7 @@ pub mod generator;
 pub mod junit;
 pub mod nemesis;
 pub mod net;
+pub mod netfault;
 pub mod plot;
 pub mod recorder;
 pub mod replay;

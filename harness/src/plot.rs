@@ -73,6 +73,7 @@ pub fn fault_colour(kind: &str) -> RGBColor {
         "clock" => RGBColor(23, 190, 207),
         "membership" => RGBColor(188, 189, 34),
         "disk" => RGBColor(44, 160, 44),
+        "net" => RGBColor(0, 110, 90),
         _ => RGBColor(127, 127, 127),
     }
 }
@@ -1057,7 +1058,7 @@ mod tests {
 
     #[test]
     fn fault_colours_are_distinct_and_unknown_kinds_fall_back() {
-        let kinds = ["kill", "pause", "partition", "clock", "membership", "disk"];
+        let kinds = ["kill", "pause", "partition", "clock", "membership", "disk", "net"];
         for (i, a) in kinds.iter().enumerate() {
             for b in &kinds[i + 1..] {
                 assert_ne!(fault_colour(a), fault_colour(b));

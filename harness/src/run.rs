@@ -114,6 +114,30 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value = "off")]
     #[serde(default)]
     pub disk: crate::diskfs::DiskMode,
+    /// Network faults the net nemesis draws from: comma-separated delay, loss, duplicate,
+    /// reorder, slow-link; or `all`.
+    #[arg(long, default_value = "all", value_parser = parse_net_faults)]
+    #[serde(default = "all_net_faults")]
+    pub net_faults: String,
+    /// Baseline latency on every link between nodes for the whole run, e.g. `20ms±10ms`
+    /// (also `20ms+-10ms`, `20ms`): the nodes as if in different datacenters.
+    #[arg(long, value_parser = parse_net_latency)]
+    #[serde(default)]
+    pub net_latency: Option<String>,
+}
+
+fn all_net_faults() -> String {
+    "all".into()
+}
+
+fn parse_net_faults(s: &str) -> Result<String, String> {
+    nemesis::net::Kind::parse_list(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_net_latency(s: &str) -> Result<String, String> {
+    crate::netfault::parse_latency(s)?;
+    Ok(s.to_owned())
 }
 
 fn parse_families(s: &str) -> Result<String, String> {
@@ -354,6 +378,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     let fault_phase = args.time_limit.saturating_sub(warmup);
     let targets = nemesis::Target::parse_list(&args.target).map_err(anyhow::Error::msg)?;
     let shapes = nemesis::partition::Shape::parse_list(&args.shapes).map_err(anyhow::Error::msg)?;
+    let net_kinds = nemesis::net::Kind::parse_list(&args.net_faults).map_err(anyhow::Error::msg)?;
     let schedule = match &overrides.schedule {
         Some(s) => s.clone(),
         None => {
@@ -367,6 +392,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
                 seed,
             );
             nemesis::disk::restrict(&mut s, &nemesis::disk::kinds_in(&args.nemesis));
+            nemesis::net::restrict(&mut s, &net_kinds);
             s
         }
     };
@@ -421,7 +447,20 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         Err(e) => return ended_early(e, args, &dir, seed),
     };
     let cpu = harness_cpu() - cpu_at_start;
+    if let Some(n) = &load.net {
+        println!(
+            "stasis: packet delayer: {} packets ({:.0}/s), {} dropped, {} duplicated, at most {} held; CPU {:.1} s ({:.0}% of one core)",
+            n.queued,
+            n.queued as f64 / load.seconds.max(1e-9),
+            n.dropped,
+            n.duplicated,
+            n.max_held,
+            n.cpu_s,
+            100.0 * n.cpu_s / load.seconds.max(1e-9)
+        );
+    }
     let stats = json!({
+        "net_delayer": load.net,
         "workload_s": load.seconds,
         "completions": load.completions,
         "ops_per_s": load.completions as f64 / load.seconds.max(1e-9),
@@ -549,6 +588,8 @@ fn harness_cpu() -> f64 {
 
 /// How much the workload did (for the record-rate benchmark).
 struct Load {
+    /// The packet delayer's counters, when the run had one.
+    net: Option<crate::netfault::Totals>,
     seconds: f64,
     completions: u64,
 }
@@ -606,6 +647,30 @@ fn drive(
         }
         cluster.mount_disks()?;
     }
+    let net_base = match &args.net_latency {
+        Some(l) => Some(crate::netfault::parse_latency(l).map_err(anyhow::Error::msg)?),
+        None if schedule.iter().any(|p| p.fault.family() == Family::Net) => {
+            Some(crate::netfault::LinkSpec::default())
+        }
+        None => None,
+    };
+    if let Some(base) = net_base {
+        let infos = cluster.infos();
+        let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
+        let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
+        cluster.shaper = Some(
+            crate::netfault::Shaper::install(&netns, &addrs, base, seed ^ 0x006e_6574).context(
+                "cannot install the packet delayer (iptables NFQUEUE inside the node namespaces)",
+            )?,
+        );
+        if !base.is_clean() {
+            println!(
+                "stasis: baseline latency {} on every link: {}",
+                crate::netfault::describe_latency(&base),
+                crate::netfault::verify_baseline(&infos, &base)?
+            );
+        }
+    }
     // Spares start too, in join mode; readiness needs a leader, which only a voter can be.
     cluster.start_all()?;
     wait_ready(&mut cluster, spec.ready, ready_timeout).context("the cluster did not come up")?;
@@ -657,12 +722,17 @@ fn drive(
         _ => Ok(()),
     };
     cluster.stop_all(Duration::from_secs(5));
+    let net = match cluster.shaper.as_mut() {
+        Some(s) => Some(s.remove()?),
+        None => None,
+    };
     let recorded = rec.finish(syncer);
     let faults = result?;
     finals?;
     recorded.map_err(anyhow::Error::msg)?;
     let c = &rec.counts;
     let load = Load {
+        net,
         seconds: start.elapsed().as_secs_f64(),
         completions: c.ok.load(Ordering::Relaxed)
             + c.fail.load(Ordering::Relaxed)

@@ -14,13 +14,13 @@ fn multipaxos_all_faults() {
         "--nemesis",
         "all",
         "--time-limit",
-        "25s",
+        "35s",
         "--nemesis-interval",
         "2s",
     ]);
     assert_clean_pass(
         &r,
-        &["kill", "pause", "partition", "clock", "membership"],
+        &["kill", "pause", "partition", "clock", "membership", "net"],
         200,
     );
 }
@@ -91,13 +91,13 @@ fn multipaxos_grid_2x3() {
         "--nemesis",
         "all",
         "--time-limit",
-        "25s",
+        "35s",
         "--nemesis-interval",
         "2s",
     ]);
     assert_clean_pass(
         &r,
-        &["kill", "pause", "partition", "clock", "membership"],
+        &["kill", "pause", "partition", "clock", "membership", "net"],
         200,
     );
 }

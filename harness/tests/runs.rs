@@ -60,13 +60,13 @@ fn all_faults_five_nodes() {
         "--nemesis",
         "all",
         "--time-limit",
-        "25s",
+        "35s",
         "--nemesis-interval",
         "2s",
     ]);
     assert_clean_pass(
         &r,
-        &["kill", "pause", "partition", "clock", "membership"],
+        &["kill", "pause", "partition", "clock", "membership", "net"],
         200,
     );
 }
@@ -77,13 +77,13 @@ fn all_faults_three_nodes() {
         "--nemesis",
         "all",
         "--time-limit",
-        "25s",
+        "35s",
         "--nemesis-interval",
         "2s",
     ]);
     assert_clean_pass(
         &r,
-        &["kill", "pause", "partition", "clock", "membership"],
+        &["kill", "pause", "partition", "clock", "membership", "net"],
         200,
     );
 }

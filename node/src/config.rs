@@ -82,7 +82,7 @@ pub struct Cli {
     pub request_timeout_ms: u64,
     /// Switch on a seeded consensus bug (repeatable or comma-separated; for testing the
     /// tester, see docs/NODE.md "Seeded bugs"). raft: stale-read, forget-vote,
-    /// commit-minority, figure8, lease-wallclock, unsafe-reconfig; multipaxos:
+    /// commit-minority, figure8, lease-wallclock, lease-from-ack, unsafe-reconfig; multipaxos:
     /// ignore-accepted, no-fencing, disjoint-quorums, unsafe-reconfig.
     #[arg(long = "bug", value_name = "NAME", value_delimiter = ',')]
     pub bug: Vec<String>,
@@ -213,6 +213,9 @@ impl Cli {
         };
         if bugs.lease_wallclock && read_mode != ReadMode::Lease {
             return Err("--bug lease-wallclock changes lease reads: add --read-mode lease".into());
+        }
+        if bugs.lease_from_ack && read_mode != ReadMode::Lease {
+            return Err("--bug lease-from-ack changes lease reads: add --read-mode lease".into());
         }
         if self.tick_ms == 0 || self.tick_ms > 10_000 {
             return Err("--tick-ms must be between 1 and 10000".into());
@@ -416,6 +419,10 @@ mod tests {
         let mut a = base();
         a.extend_from_slice(&["--bug", "lease-wallclock", "--read-mode", "lease"]);
         assert!(from_args(a).unwrap().bugs.lease_wallclock);
+        assert!(err(&["--bug", "lease-from-ack"]).contains("--read-mode lease"));
+        let mut a = base();
+        a.extend_from_slice(&["--bug", "lease-from-ack", "--read-mode", "lease"]);
+        assert!(from_args(a).unwrap().bugs.lease_from_ack);
         // A quorum system whose quorums may not intersect is refused, unless the seeded
         // bug `disjoint-quorums` lets it through.
         let mut a = base();

@@ -61,6 +61,9 @@ pub struct Bugs {
     pub figure8: bool,
     /// raft: lease reads timed by the wall clock, without a drift margin.
     pub lease_wallclock: bool,
+    /// raft: lease reads count the lease from when a heartbeat acknowledgement arrived,
+    /// not from when the heartbeat was sent.
+    pub lease_from_ack: bool,
     /// multipaxos: phase 2 after phase 1 proposes the leader's own value (a no-op) instead
     /// of the highest-ballot accepted one.
     pub ignore_accepted: bool,
@@ -87,6 +90,7 @@ const BUG_TABLE: &[(&str, &[&str], BugField)] = &[
     ("commit-minority", &["raft"], |b| &mut b.commit_minority),
     ("figure8", &["raft"], |b| &mut b.figure8),
     ("lease-wallclock", &["raft"], |b| &mut b.lease_wallclock),
+    ("lease-from-ack", &["raft"], |b| &mut b.lease_from_ack),
     ("ignore-accepted", &["multipaxos"], |b| {
         &mut b.ignore_accepted
     }),

@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod disk;
 pub mod membership;
+pub mod net;
 pub mod partition;
 pub mod targeted;
 
@@ -45,15 +46,18 @@ pub enum Family {
     Membership,
     /// Disk faults (see [`disk`]); not part of `all`: it mounts a FUSE filesystem.
     Disk,
+    /// Slow, lossy, duplicating, reordering, narrow links (see [`net`]).
+    Net,
 }
 
 impl Family {
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Kill,
         Family::Pause,
         Family::Partition,
         Family::Clock,
         Family::Membership,
+        Family::Net,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +69,7 @@ impl Family {
             Family::Targeted => "targeted",
             Family::Membership => "membership",
             Family::Disk => "disk",
+            Family::Net => "net",
         }
     }
 
@@ -81,7 +86,7 @@ impl Family {
                     Some(f) => out.push(*f),
                     None => {
                         return Err(format!(
-                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, all, none, disk or a disk kind (lose-unfsynced, lose-unfsynced-torn, corrupt, disk-full, slow-disk)"
+                            "unknown nemesis {part:?}: use kill, pause, partition, clock, membership, net, all, none, disk or a disk kind (lose-unfsynced, lose-unfsynced-torn, corrupt, disk-full, slow-disk)"
                         ));
                     }
                 },
@@ -174,6 +179,10 @@ pub enum Fault {
     Disk {
         disk: disk::Kind,
     },
+    /// Delay, loss, duplication, reordering or a bandwidth cap on some links.
+    Net {
+        net: net::NetFault,
+    },
 }
 
 impl Fault {
@@ -186,6 +195,7 @@ impl Fault {
             Fault::Targeted { .. } => Family::Targeted,
             Fault::Reconfig { .. } => Family::Membership,
             Fault::Disk { .. } => Family::Disk,
+            Fault::Net { .. } => Family::Net,
         }
     }
 
@@ -306,6 +316,9 @@ pub fn schedule(
             },
             Family::Disk => Fault::Disk {
                 disk: *disk::Kind::ALL.choose(&mut rng).expect("non-empty"),
+            },
+            Family::Net => Fault::Net {
+                net: net::NetFault::draw(&mut rng, &net::Kind::ALL),
             },
         };
         out.push(Planned {
@@ -520,6 +533,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
         }
         Fault::Targeted { combo } => targeted::start(cluster, combo, &mut rng, &mut active)?,
         Fault::Disk { disk: kind } => disk::start(cluster, *kind, &mut rng, &mut active)?,
+        Fault::Net { net } => net::start(cluster, net, &pool, &mut rng, &mut active.evidence)?,
         Fault::Reconfig { change } => {
             let m = cluster
                 .membership
@@ -567,6 +581,9 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
         Fault::Partition { .. } => {
             heal_network(cluster)?;
         }
+        Fault::Net { net } => {
+            net::stop(cluster, net, &mut active.evidence)?;
+        }
         Fault::ClockBump { .. } | Fault::ClockStrobe { .. } => {
             if let Some((flag, handle)) = active.strobe.take() {
                 flag.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -600,7 +617,7 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
     }
     let nodes = names(cluster, &active.nodes);
     Ok(match active.planned.fault.family() {
-        Family::Partition => json!("healed"),
+        Family::Partition | Family::Net => json!("healed"),
         _ => nodes,
     })
 }
@@ -610,6 +627,9 @@ pub fn heal_network(cluster: &Cluster<'_>) -> Result<()> {
     let infos = cluster.infos();
     let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
     partition::heal(&netns)?;
+    if let Some(shaper) = &cluster.shaper {
+        shaper.clear_faults();
+    }
     let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
     verify_reachability(&netns, &peers, &Default::default()).context("the network did not heal")
 }
@@ -771,9 +791,12 @@ mod tests {
             assert!(a.iter().any(|p| p.fault.family() == f), "{f:?} missing");
         }
         // The first round covers all families within five faults.
-        let first: std::collections::HashSet<Family> =
-            a.iter().take(5).map(|p| p.fault.family()).collect();
-        assert_eq!(first.len(), 5);
+        let first: std::collections::HashSet<Family> = a
+            .iter()
+            .take(Family::ALL.len())
+            .map(|p| p.fault.family())
+            .collect();
+        assert_eq!(first.len(), Family::ALL.len());
         assert!(
             schedule(
                 &[],

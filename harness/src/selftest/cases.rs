@@ -94,6 +94,8 @@ pub struct Plan {
     pub shapes: &'static str,
     pub interval: &'static str,
     pub targeted: Option<Targeted>,
+    /// `--net-faults`: the kinds the net nemesis draws.
+    pub net_faults: &'static str,
     /// Workload length of one attempt (warm-up and faults included).
     pub attempt: Duration,
     pub keys: usize,
@@ -149,6 +151,7 @@ const BASE: Plan = Plan {
     shapes: "isolate-leader",
     interval: "1200ms",
     targeted: None,
+    net_faults: "all",
     attempt: Duration::from_secs(15),
     keys: 6,
     rate: 300,
@@ -204,6 +207,8 @@ impl Case {
             plan.shapes,
             "--nemesis-interval",
             plan.interval,
+            "--net-faults",
+            plan.net_faults,
             "--op-timeout",
             plan.op_timeout,
         ]

@@ -143,6 +143,47 @@ fn lease_wallclock_serves_stale_reads_after_a_clock_jump() {
     assert_eq!(violation(|| lease_scenario(bug, 0)), None);
 }
 
+/// `lease-from-ack`: the cut-off leader gets a late copy of a follower's last heartbeat
+/// acknowledgement (held up in the network) after the other side elected a successor that
+/// acknowledged a write. Timed from its arrival, the lease looks fresh and the old leader
+/// answers a read from its old state; timed from the heartbeat's sending, it has expired.
+fn lease_from_ack_scenario(bugs: Bugs) {
+    let mut sim = Sim::with_config(&[1, 2, 3], &[1, 2, 3], 43, |c| {
+        c.read_mode = ReadMode::Lease;
+        c.bugs = bugs.clone();
+    });
+    let (old, _) = successor_while_old_leader_lingers(&mut sim, 0);
+    let f = others(&sim, old)[0];
+    let (term, ctx) = {
+        let r = sim.raft(old);
+        (r.term, r.progress[&f].acked_ctx)
+    };
+    sim.step_node(
+        f,
+        old,
+        Message {
+            term,
+            body: Body::HeartbeatResp { ctx },
+        },
+    );
+    assert_eq!(sim.raft(old).role, Role::Leader);
+    assert!(sim.read(old), "the old leader still takes reads");
+    sim.deliver_all();
+    sim.run(40);
+    sim.heal();
+    sim.run(50);
+    sim.assert_converged();
+}
+
+#[test]
+fn lease_from_ack_serves_stale_reads_after_a_late_acknowledgement() {
+    assert_caught(
+        violation(|| lease_from_ack_scenario(with(|b| b.lease_from_ack = true))),
+        &["stale read"],
+    );
+    assert_eq!(violation(|| lease_from_ack_scenario(Bugs::default())), None);
+}
+
 /// `commit-minority`: in a 3-node cluster the cut-off leader commits and acknowledges a
 /// write on its own vote; the majority elects a leader without it and overwrites it.
 fn commit_minority_scenario(bugs: Bugs) {

@@ -771,8 +771,18 @@ impl Raft {
             self.ready_reads.push((id, index));
         }
         if let Some(&(sent, sent_wall)) = self.hb_ticks.get(&q) {
+            // Seeded bug `lease-from-ack`: the lease counts from now, when an
+            // acknowledgement arrived, instead of from when the heartbeat was sent; the
+            // followers' election timers started when they received it, so an
+            // acknowledgement that took longer than the margin to come back (or a late
+            // copy of an old one) stretches the lease past them.
+            let from = if self.cfg.bugs.lease_from_ack {
+                self.ticks
+            } else {
+                sent
+            };
             let until =
-                (sent + self.cfg.election_ticks).saturating_sub(self.cfg.lease_margin_ticks);
+                (from + self.cfg.election_ticks).saturating_sub(self.cfg.lease_margin_ticks);
             self.lease_until = self.lease_until.max(until);
             // Seeded bug `lease-wallclock`: the same lease on the wall clock, a full
             // election timeout long (no margin for drift).
