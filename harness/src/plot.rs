@@ -1058,7 +1058,15 @@ mod tests {
 
     #[test]
     fn fault_colours_are_distinct_and_unknown_kinds_fall_back() {
-        let kinds = ["kill", "pause", "partition", "clock", "membership", "disk", "net"];
+        let kinds = [
+            "kill",
+            "pause",
+            "partition",
+            "clock",
+            "membership",
+            "disk",
+            "net",
+        ];
         for (i, a) in kinds.iter().enumerate() {
             for b in &kinds[i + 1..] {
                 assert_ne!(fault_colour(a), fault_colour(b));
