@@ -181,7 +181,17 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("no leader within 20s");
+        let tails: Vec<String> = self
+            .nodes
+            .keys()
+            .map(|&id| {
+                let log = self.log(id);
+                let lines: Vec<&str> = log.lines().collect();
+                let from = lines.len().saturating_sub(25);
+                format!("--- n{id} ---\n{}", lines[from..].join("\n"))
+            })
+            .collect();
+        panic!("no leader within 20s; last log lines:\n{}", tails.join("\n"));
     }
 
     /// Sends a command to the leader, following redirects. Returns the final reply.
