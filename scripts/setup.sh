@@ -47,6 +47,12 @@ else
   echo "setup.sh: all Debian packages present"
 fi
 
+# The disk nemesis mounts a FUSE filesystem (as root with mount(2) directly: no fusermount3
+# or libfuse needed), which needs the fuse kernel module's /dev/fuse.
+if [[ ! -e /dev/fuse ]]; then
+  modprobe fuse 2>/dev/null || echo "setup.sh: no /dev/fuse (modprobe fuse failed): the disk nemesis will not run" >&2
+fi
+
 source "$(dirname "$0")/env.sh"
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup.sh: no Rust toolchain: install it with rustup (https://rustup.rs), not Debian's cargo" >&2

@@ -239,7 +239,7 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
                 + if kind == Kind::Corrupt {
                     SETTLE
                 } else {
-                    Duration::from_millis(200)
+                    Duration::from_secs(1)
                 };
             while std::time::Instant::now() < deadline
                 && active.nodes.iter().all(|&i| cluster.is_running(i))
@@ -254,12 +254,15 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
                 }
                 let last = last_log_line(&info.log_path());
                 if kind != Kind::Corrupt {
-                    // After a power loss a correct node starts; one that cannot is broken.
-                    bail!(
-                        "{} exited right after restarting from a power loss: {last} (see {})",
+                    // After a power loss a correct node starts; one that cannot is a
+                    // finding about the system (reported beside the verdict), not a
+                    // harness error.
+                    return Err(crate::run::Unresponsive(format!(
+                        "{} cannot restart after a power loss (lose-unfsynced): {last} (see {})",
                         info.name,
                         info.log_path().display()
-                    );
+                    ))
+                    .into());
                 }
                 // Refusing damaged data is the right answer; the heal then restores the
                 // file (a disk replaced from a backup) so the run goes on at full strength.
