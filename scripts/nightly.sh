@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The nightly job: install what is missing, build release, run the selftest (the seeded
 # bugs must be caught), then the nightly campaign (campaigns/nightly.toml, 45-minute
-# budget). Exits non-zero if either fails: the selftest's exit code if it fails, else
-# the campaign's (1 not linearizable, 2 unknown, 3 harness error). Needs root.
+# budget), then the simulation stage (stasis sim over fresh seeds, 10 minutes per
+# protocol, correct cores). Exits non-zero if any fails: the selftest's exit code if it
+# fails, else the campaign's, else the simulation's (1 not linearizable, 2 unknown,
+# 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,9 +32,22 @@ echo "nightly.sh: campaign campaigns/nightly.toml"
 campaign_rc=0
 "$stasis" campaign campaigns/nightly.toml --store "$store" || campaign_rc=$?
 
+# Simulation: fresh seeds (from the clock, printed by stasis sim) for a wall-time budget
+# per protocol; a failing seed leaves a run directory and its shrunk schedule.
+sim_rc=0
+sim_seed=$(date +%s)
+for protocol in raft multipaxos; do
+  echo "nightly.sh: sim $protocol (10 min over fresh seeds from $sim_seed)"
+  rc=0
+  "$stasis" sim --protocol "$protocol" --seed "$sim_seed" --seeds 1000000 --budget 10m \
+    --node-arg=--tick-ms --node-arg=10 --node-arg=--election-ticks --node-arg=60 \
+    --node-arg=--heartbeat-ticks --node-arg=10 --store "$store" || rc=$?
+  if ((rc != 0 && sim_rc == 0)); then sim_rc=$rc; fi
+done
+
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, campaign exit $campaign_rc"
+echo "nightly.sh: selftest exit $selftest_rc, campaign exit $campaign_rc, sim exit $sim_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
@@ -43,5 +58,9 @@ fi
 if ((campaign_rc != 0)); then
   echo "nightly.sh: FAILED: the campaign did not pass (exit $campaign_rc; see summary.txt)" >&2
   exit "$campaign_rc"
+fi
+if ((sim_rc != 0)); then
+  echo "nightly.sh: FAILED: the simulation found a problem (exit $sim_rc; see the sim-* run directories)" >&2
+  exit "$sim_rc"
 fi
 echo "nightly.sh: passed"

@@ -49,7 +49,7 @@ pub struct SimArgs {
     /// Stop starting schedules after this much wall time (0 = no limit).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
-    /// Fault kinds: all, or a comma-separated list of crash, pause, partition, net,
+    /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
     /// drift, clock, bounce.
     #[arg(long, default_value = "all")]
     pub faults: String,
@@ -305,6 +305,12 @@ pub fn shrink(
     })
 }
 
+/// Prints one line to stdout; a closed stdout (`| head`) is not an error worth a panic.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 fn client_ops(run: &SimRun) -> usize {
     run.ops.iter().filter(|o| o.is_client_completion()).count()
 }
@@ -359,13 +365,13 @@ fn execute(args: &SimArgs) -> Result<u8> {
             1 => {
                 violations += 1;
                 let dir = write_run(&args.store, &spec, &run, None)?;
-                println!(
+                say(format!(
                     "seed {}: NOT LINEARIZABLE ({} faults, {} ops) -> {}",
                     spec.seed,
                     spec.schedule.len(),
                     client_ops(&run),
                     dir.display()
-                );
+                ));
                 if !args.no_shrink {
                     let shrunk = shrink(&spec, run, args.check_timeout, 200)?;
                     let note = format!(
@@ -376,7 +382,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
                         shrunk.tries
                     );
                     let sdir = write_run(&args.store, &shrunk.spec, &shrunk.run, Some(&note))?;
-                    println!(
+                    say(format!(
                         "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
                         spec.seed,
                         shrunk.spec.schedule.len(),
@@ -386,7 +392,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
                         shrunk.tries,
                         sdir.display(),
                         sdir.display()
-                    );
+                    ));
                 }
                 if !args.keep_going {
                     break;
@@ -398,23 +404,23 @@ fn execute(args: &SimArgs) -> Result<u8> {
                 }
                 if args.keep || args.replay.is_some() {
                     let dir = write_run(&args.store, &spec, &run, None)?;
-                    println!(
+                    say(format!(
                         "seed {}: {} ({} faults, {} ops) -> {}",
                         spec.seed,
                         if v == 0 { "linearizable" } else { "unknown" },
                         spec.schedule.len(),
                         client_ops(&run),
                         dir.display()
-                    );
+                    ));
                 }
             }
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
+    say(format!(
         "sim: {schedules} schedules, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
         ops as f64 / secs.max(1e-9)
-    );
+    ));
     Ok(if violations > 0 {
         1
     } else if unknown > 0 {
