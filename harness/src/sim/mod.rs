@@ -210,6 +210,7 @@ pub fn write_run(
     spec: &SimSpec,
     run: &SimRun,
     note: Option<&str>,
+    check_timeout: Duration,
 ) -> Result<PathBuf> {
     let dir = RunDir::create(store, &spec.test_name())?;
     let mut test = serde_json::to_value(spec)?;
@@ -227,7 +228,7 @@ pub fn write_run(
         .with_context(|| format!("cannot write {}", dir.file("test.json").display()))?;
     std::fs::write(dir.file("history.jsonl"), &run.history)
         .with_context(|| format!("cannot write {}", dir.file("history.jsonl").display()))?;
-    crate::analyze::analyze_run(&dir.path, Some(&[]), None, Duration::from_secs(120))?;
+    crate::analyze::analyze_run(&dir.path, Some(&[]), None, check_timeout)?;
     Ok(dir.path)
 }
 
@@ -364,7 +365,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
         match run.verdict {
             1 => {
                 violations += 1;
-                let dir = write_run(&args.store, &spec, &run, None)?;
+                let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
                 say(format!(
                     "seed {}: NOT LINEARIZABLE ({} faults, {} ops) -> {}",
                     spec.seed,
@@ -381,7 +382,13 @@ fn execute(args: &SimArgs) -> Result<u8> {
                         spec.sim_time_ns as f64 / 1e9,
                         shrunk.tries
                     );
-                    let sdir = write_run(&args.store, &shrunk.spec, &shrunk.run, Some(&note))?;
+                    let sdir = write_run(
+                        &args.store,
+                        &shrunk.spec,
+                        &shrunk.run,
+                        Some(&note),
+                        args.check_timeout,
+                    )?;
                     say(format!(
                         "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
                         spec.seed,
@@ -403,7 +410,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
                     unknown += 1;
                 }
                 if args.keep || args.replay.is_some() {
-                    let dir = write_run(&args.store, &spec, &run, None)?;
+                    let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
                     say(format!(
                         "seed {}: {} ({} faults, {} ops) -> {}",
                         spec.seed,
