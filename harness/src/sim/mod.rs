@@ -184,13 +184,14 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         },
         op_timeout_ns: spec.op_timeout_ns,
     };
-    let out = match spec.protocol.as_str() {
-        "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run()?,
-        "multipaxos" => {
-            World::new(opts, configs, node::boot::paxos, spec.schedule.clone())?.run()?
-        }
+    // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
+    // the schedule and the replay are the record of a simulated run.
+    let quiet = tracing::subscriber::NoSubscriber::default();
+    let out = tracing::subscriber::with_default(quiet, || match spec.protocol.as_str() {
+        "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run(),
+        "multipaxos" => World::new(opts, configs, node::boot::paxos, spec.schedule.clone())?.run(),
         p => bail!("--protocol {p:?} is unknown; use raft or multipaxos"),
-    };
+    })?;
     let mut copts = CheckOptions::new(ModelKind::Kv);
     copts.timeout = Some(check_timeout);
     let check = check_history(&out.ops, &copts).map_err(|e| anyhow::anyhow!("{e}"))?;
