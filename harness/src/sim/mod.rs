@@ -352,6 +352,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
         }
     };
     let started = Instant::now();
+    let mut seeds: Option<(u64, u64)> = None;
     let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     for spec in specs {
@@ -359,6 +360,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
             break;
         }
         let spec = spec.map_err(anyhow::Error::msg)?;
+        seeds = Some((seeds.map_or(spec.seed, |s| s.0), spec.seed));
         let run = simulate(&spec, args.check_timeout)?;
         schedules += 1;
         ops += run.completions;
@@ -425,8 +427,13 @@ fn execute(args: &SimArgs) -> Result<u8> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let range = match seeds {
+        Some((a, b)) if a == b => format!(" (seed {a})"),
+        Some((a, b)) => format!(" (seeds {a}-{b})"),
+        None => String::new(),
+    };
     say(format!(
-        "sim: {schedules} schedules, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
+        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
         ops as f64 / secs.max(1e-9)
     ));
     Ok(if violations > 0 {
