@@ -2,9 +2,10 @@
 # The nightly job: install what is missing, build release, run the selftest (the seeded
 # bugs must be caught), correct raft and multipaxos under the disk nemesis, then the nightly
 # campaign (campaigns/nightly.toml, 45-minute budget), raft and multipaxos under the net
-# nemesis with a 20ms±10ms baseline, and a slice of the mutation score. Exits non-zero if
-# any fails: the selftest's exit code if it fails, else
-# the campaign's (1 not linearizable, 2 unknown, 3 harness error). Needs root.
+# nemesis with a 20ms±10ms baseline, the simulation stage (stasis sim over fresh seeds,
+# 10 minutes per protocol, correct cores) and a slice of the mutation score. Exits
+# non-zero if any fails: the selftest's exit code if it fails, else the failing stage's
+# (1 not linearizable, 2 unknown, 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,9 +57,22 @@ echo "nightly.sh: mutation score (scripts/mutation.sh, slice $(( 10#$(date +%j) 
 mutation_rc=0
 scripts/mutation.sh --out "$store/mutation" --shard "$(( 10#$(date +%j) % 16 ))/16" --budget 5m || mutation_rc=$?
 
+# Simulation: fresh seeds (from the clock, printed by stasis sim) for a wall-time budget
+# per protocol; a failing seed leaves a run directory and its shrunk schedule.
+sim_rc=0
+sim_seed=$(date +%s)
+for protocol in raft multipaxos; do
+  echo "nightly.sh: sim $protocol (10 min over fresh seeds from $sim_seed)"
+  rc=0
+  "$stasis" sim --protocol "$protocol" --seed "$sim_seed" --seeds 1000000 --budget 10m \
+    --node-arg=--tick-ms --node-arg=10 --node-arg=--election-ticks --node-arg=60 \
+    --node-arg=--heartbeat-ticks --node-arg=10 --store "$store" || rc=$?
+  if ((rc != 0 && sim_rc == 0)); then sim_rc=$rc; fi
+done
+
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, mutation exit $mutation_rc"
+echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
@@ -81,5 +95,9 @@ fi
 if ((net_rc != 0)); then
   echo "nightly.sh: FAILED: a run under the net nemesis did not pass (exit $net_rc)" >&2
   exit "$net_rc"
+fi
+if ((sim_rc != 0)); then
+  echo "nightly.sh: FAILED: the simulation found a problem (exit $sim_rc; see the sim-* run directories)" >&2
+  exit "$sim_rc"
 fi
 echo "nightly.sh: passed"

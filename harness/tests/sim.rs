@@ -1,5 +1,5 @@
 //! `stasis sim`: deterministic simulation. Same seed, same bytes; different seeds,
-//! different schedules; a seeded bug is found, leaves a normal run directory, is shrunk,
+//! different schedules; a seeded bug (raft/commit-minority) is found, leaves a normal run directory, is shrunk,
 //! and the shrunk schedule replays and still fails.
 
 use std::path::{Path, PathBuf};
@@ -79,7 +79,9 @@ fn a_seeded_bug_is_found_shrunk_and_replayed() {
     let store = tmp.path().to_str().unwrap();
     let (code, text) = sim(&[
         "--bug",
-        "stale-read",
+        "commit-minority",
+        "--nodes",
+        "3",
         "--seed",
         "1",
         "--seeds",
@@ -94,7 +96,7 @@ fn a_seeded_bug_is_found_shrunk_and_replayed() {
         text.contains("NOT LINEARIZABLE") && text.contains("smallest failing schedule"),
         "{text}"
     );
-    let dirs = runs(tmp.path(), "sim-raft-stale-read");
+    let dirs = runs(tmp.path(), "sim-raft-commit-minority");
     assert_eq!(dirs.len(), 2, "{text}");
     let (found, shrunk) = (&dirs[0], &dirs[1]);
     for d in [found, shrunk] {
@@ -120,7 +122,7 @@ fn a_seeded_bug_is_found_shrunk_and_replayed() {
         replay_store.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(1), "{text}");
-    let again = &runs(&replay_store, "sim-raft-stale-read")[0];
+    let again = &runs(&replay_store, "sim-raft-commit-minority")[0];
     assert!(
         std::fs::read(again.join("history.jsonl")).unwrap()
             == std::fs::read(shrunk.join("history.jsonl")).unwrap()

@@ -461,3 +461,148 @@ where
         .to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::raft::storage::RaftStorage;
+    use crate::raft::{Membership, Raft, RaftConfig};
+    use crate::storage::file::{Fs, SimFs};
+
+    type Answers = Rc<RefCell<Vec<(u32, Value)>>>;
+
+    struct To(u32, Answers);
+    impl Answer for To {
+        fn answer(self, v: Value) {
+            self.1.borrow_mut().push((self.0, v));
+        }
+    }
+
+    #[derive(Default)]
+    struct Env(Vec<NodeId>);
+    impl HostEnv<crate::raft::Message> for Env {
+        fn send(&mut self, to: NodeId, _msg: &crate::raft::Message) {
+            self.0.push(to);
+        }
+        fn client_addr(&self, id: NodeId) -> Option<String> {
+            Some(format!("10.0.0.{id}:6379"))
+        }
+        fn set_peer_addr(&mut self, _id: NodeId, _addr: &str) {}
+        fn wall_ms(&self) -> u64 {
+            0
+        }
+    }
+
+    fn host(id: NodeId, voters: &[NodeId]) -> Host<Raft, RaftStorage, To, u64> {
+        let fs = SimFs::new();
+        fs.create_dir_all(std::path::Path::new("/d")).unwrap();
+        let fs: Arc<dyn Fs> = Arc::new(fs);
+        let (storage, recovered) = RaftStorage::open(fs, std::path::Path::new("/d")).unwrap();
+        let peers = voters
+            .iter()
+            .map(|&v| (v, format!("127.0.0.1:{}", 7000 + v)))
+            .collect();
+        let mut rc = RaftConfig::new(id);
+        rc.seed = 1;
+        let core = Raft::new(rc, Some(Membership::new(peers)), recovered);
+        let cfg = HostConfig {
+            id,
+            protocol: "raft",
+            snapshot_every: 0,
+            bugs: Vec::new(),
+        };
+        Host::new(cfg, core, storage)
+    }
+
+    #[test]
+    fn a_single_node_answers_writes_on_apply_and_reads_after_them() {
+        let answers: Answers = Rc::default();
+        let mut env = Env::default();
+        let mut h = host(1, &[1]);
+        for _ in 0..200 {
+            h.core_mut().tick();
+            h.drain_ready(&mut env).unwrap();
+        }
+        h.request(
+            &env,
+            Request::Set(b"k".to_vec(), b"7".to_vec()),
+            To(1, answers.clone()),
+            10,
+        );
+        h.request(
+            &env,
+            Request::Cas(b"k".to_vec(), b"7".to_vec(), b"8".to_vec()),
+            To(2, answers.clone()),
+            10,
+        );
+        h.request(
+            &env,
+            Request::Get(b"k".to_vec()),
+            To(3, answers.clone()),
+            10,
+        );
+        assert_eq!(h.pending(), 3, "nothing is answered before the Ready drain");
+        h.drain_ready(&mut env).unwrap();
+        assert_eq!(
+            *answers.borrow(),
+            vec![
+                (1, Value::ok()),
+                (2, Value::Integer(1)),
+                (3, Value::Bulk(Some(b"8".to_vec())))
+            ]
+        );
+        assert_eq!(h.pending(), 0);
+    }
+
+    #[test]
+    fn followers_redirect_and_expired_requests_are_handed_back() {
+        let answers: Answers = Rc::default();
+        let env = Env::default();
+        // A member of three that has heard from nobody: no leader known, plain NOTLEADER.
+        let mut h = host(2, &[1, 2, 3]);
+        h.request(&env, Request::Get(b"k".to_vec()), To(1, answers.clone()), 5);
+        assert_eq!(*answers.borrow(), vec![(1, Value::error("NOTLEADER"))]);
+        let status = {
+            h.request(&env, Request::Status, To(2, answers.clone()), 5);
+            answers.borrow()[1].1.clone()
+        };
+        match status {
+            Value::Bulk(Some(b)) => {
+                let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+                assert_eq!(v["id"], "n2");
+                assert_eq!(v["role"], "follower");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(h.expire(100).is_empty());
+
+        // A write whose deadline passes before it is applied is handed back unanswered.
+        let answers: Answers = Rc::default();
+        let mut env = Env::default();
+        let mut h = host(1, &[1]);
+        for _ in 0..200 {
+            h.core_mut().tick();
+            h.drain_ready(&mut env).unwrap();
+        }
+        h.request(
+            &env,
+            Request::Set(b"k".to_vec(), b"1".to_vec()),
+            To(1, answers.clone()),
+            10,
+        );
+        h.request(
+            &env,
+            Request::Set(b"k".to_vec(), b"2".to_vec()),
+            To(2, answers.clone()),
+            20,
+        );
+        let late = h.expire(10);
+        assert_eq!(late.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1]);
+        h.drain_ready(&mut env).unwrap();
+        assert_eq!(*answers.borrow(), vec![(2, Value::ok())]);
+    }
+}

@@ -49,7 +49,7 @@ pub struct SimArgs {
     /// Stop starting schedules after this much wall time (0 = no limit).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
-    /// Fault kinds: all, or a comma-separated list of crash, pause, partition, net,
+    /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
     /// drift, clock, bounce.
     #[arg(long, default_value = "all")]
     pub faults: String,
@@ -184,13 +184,14 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         },
         op_timeout_ns: spec.op_timeout_ns,
     };
-    let out = match spec.protocol.as_str() {
-        "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run()?,
-        "multipaxos" => {
-            World::new(opts, configs, node::boot::paxos, spec.schedule.clone())?.run()?
-        }
+    // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
+    // the schedule and the replay are the record of a simulated run.
+    let quiet = tracing::subscriber::NoSubscriber::default();
+    let out = tracing::subscriber::with_default(quiet, || match spec.protocol.as_str() {
+        "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run(),
+        "multipaxos" => World::new(opts, configs, node::boot::paxos, spec.schedule.clone())?.run(),
         p => bail!("--protocol {p:?} is unknown; use raft or multipaxos"),
-    };
+    })?;
     let mut copts = CheckOptions::new(ModelKind::Kv);
     copts.timeout = Some(check_timeout);
     let check = check_history(&out.ops, &copts).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -210,6 +211,7 @@ pub fn write_run(
     spec: &SimSpec,
     run: &SimRun,
     note: Option<&str>,
+    check_timeout: Duration,
 ) -> Result<PathBuf> {
     let dir = RunDir::create(store, &spec.test_name())?;
     let mut test = serde_json::to_value(spec)?;
@@ -227,7 +229,7 @@ pub fn write_run(
         .with_context(|| format!("cannot write {}", dir.file("test.json").display()))?;
     std::fs::write(dir.file("history.jsonl"), &run.history)
         .with_context(|| format!("cannot write {}", dir.file("history.jsonl").display()))?;
-    crate::analyze::analyze_run(&dir.path, Some(&[]), None, Duration::from_secs(120))?;
+    crate::analyze::analyze_run(&dir.path, Some(&[]), None, check_timeout)?;
     Ok(dir.path)
 }
 
@@ -305,6 +307,12 @@ pub fn shrink(
     })
 }
 
+/// Prints one line to stdout; a closed stdout (`| head`) is not an error worth a panic.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
 fn client_ops(run: &SimRun) -> usize {
     run.ops.iter().filter(|o| o.is_client_completion()).count()
 }
@@ -344,6 +352,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
         }
     };
     let started = Instant::now();
+    let mut seeds: Option<(u64, u64)> = None;
     let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     for spec in specs {
@@ -351,6 +360,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
             break;
         }
         let spec = spec.map_err(anyhow::Error::msg)?;
+        seeds = Some((seeds.map_or(spec.seed, |s| s.0), spec.seed));
         let run = simulate(&spec, args.check_timeout)?;
         schedules += 1;
         ops += run.completions;
@@ -358,14 +368,14 @@ fn execute(args: &SimArgs) -> Result<u8> {
         match run.verdict {
             1 => {
                 violations += 1;
-                let dir = write_run(&args.store, &spec, &run, None)?;
-                println!(
+                let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
+                say(format!(
                     "seed {}: NOT LINEARIZABLE ({} faults, {} ops) -> {}",
                     spec.seed,
                     spec.schedule.len(),
                     client_ops(&run),
                     dir.display()
-                );
+                ));
                 if !args.no_shrink {
                     let shrunk = shrink(&spec, run, args.check_timeout, 200)?;
                     let note = format!(
@@ -375,8 +385,14 @@ fn execute(args: &SimArgs) -> Result<u8> {
                         spec.sim_time_ns as f64 / 1e9,
                         shrunk.tries
                     );
-                    let sdir = write_run(&args.store, &shrunk.spec, &shrunk.run, Some(&note))?;
-                    println!(
+                    let sdir = write_run(
+                        &args.store,
+                        &shrunk.spec,
+                        &shrunk.run,
+                        Some(&note),
+                        args.check_timeout,
+                    )?;
+                    say(format!(
                         "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
                         spec.seed,
                         shrunk.spec.schedule.len(),
@@ -386,7 +402,7 @@ fn execute(args: &SimArgs) -> Result<u8> {
                         shrunk.tries,
                         sdir.display(),
                         sdir.display()
-                    );
+                    ));
                 }
                 if !args.keep_going {
                     break;
@@ -397,24 +413,29 @@ fn execute(args: &SimArgs) -> Result<u8> {
                     unknown += 1;
                 }
                 if args.keep || args.replay.is_some() {
-                    let dir = write_run(&args.store, &spec, &run, None)?;
-                    println!(
+                    let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
+                    say(format!(
                         "seed {}: {} ({} faults, {} ops) -> {}",
                         spec.seed,
                         if v == 0 { "linearizable" } else { "unknown" },
                         spec.schedule.len(),
                         client_ops(&run),
                         dir.display()
-                    );
+                    ));
                 }
             }
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "sim: {schedules} schedules, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
+    let range = match seeds {
+        Some((a, b)) if a == b => format!(" (seed {a})"),
+        Some((a, b)) => format!(" (seeds {a}-{b})"),
+        None => String::new(),
+    };
+    say(format!(
+        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
         ops as f64 / secs.max(1e-9)
-    );
+    ));
     Ok(if violations > 0 {
         1
     } else if unknown > 0 {

@@ -96,19 +96,22 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
-/// Parses `--faults` (comma-separated kinds, or `all`).
+/// Parses `--faults` (comma-separated kinds, `all`, or `none`).
 pub fn parse_faults(s: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if part == "all" {
             return Ok(KINDS.to_vec());
         }
+        if part == "none" {
+            continue;
+        }
         match KINDS.iter().find(|k| **k == part) {
             Some(k) if !out.contains(k) => out.push(*k),
             Some(_) => {}
             None => {
                 return Err(format!(
-                    "--faults {part:?} is unknown; choose from all, {}",
+                    "--faults {part:?} is unknown; choose from all, none, {}",
                     KINDS.join(", ")
                 ));
             }
@@ -239,6 +242,7 @@ mod tests {
             vec!["crash", "pause"]
         );
         assert_eq!(parse_faults("all").unwrap(), KINDS.to_vec());
+        assert!(parse_faults("none").unwrap().is_empty());
         let e = parse_faults("crash,bogus").unwrap_err();
         assert!(e.contains("bogus") && !e.contains('\n'), "{e}");
     }

@@ -103,19 +103,17 @@ fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path, base_seed:
                 if r.verdict == 2 {
                     out.unknown += 1;
                 }
+                // Time to first violation: simulation and check done (the run
+                // directory's report is written after).
+                let ended = start.elapsed().as_secs_f64();
                 let mut run_dir = None;
                 if r.verdict == 1 {
-                    match write_run(
-                        store,
-                        &spec,
-                        &r,
-                        Some(&format!("selftest --sim {}", case.id)),
-                    ) {
+                    let note = format!("selftest --sim {}", case.id);
+                    match write_run(store, &spec, &r, Some(&note), CHECK_TIMEOUT) {
                         Ok(d) => run_dir = Some(d),
                         Err(e) => out.harness_error = Some(format!("{e:#}")),
                     }
                 }
-                let ended = start.elapsed().as_secs_f64();
                 out.attempts.push(Attempt {
                     plan: plan.name.into(),
                     seed,

@@ -114,6 +114,9 @@ struct SimClient {
     process: u64,
     /// The node this client sends to next (it follows redirects).
     target: usize,
+    /// Where it starts again after a transport error (the RESP client drops its
+    /// connection and reconnects to its home node).
+    home: usize,
     /// The operation in flight: its invoke event, op, deadline, attempt number.
     current: Option<Current>,
     /// Numbers the operations (for timeouts) and the attempts (for replies).
@@ -251,6 +254,7 @@ where
                 rng: Workload::rng(opts.seed, w),
                 process: w as u64,
                 target: w % n.max(1),
+                home: w % n.max(1),
                 current: None,
                 op_no: 0,
                 attempt: 0,
@@ -528,11 +532,16 @@ where
             Ev::Reply { client, attempt, v } => self.reply(client, attempt, v),
             Ev::ClientTimeout { client, op_no } => {
                 if self.clients[client].op_no == op_no && self.clients[client].current.is_some() {
-                    let c = if self.clients[client]
+                    let sent = self.clients[client]
                         .current
                         .as_ref()
-                        .is_some_and(|c| c.at.is_some())
-                    {
+                        .is_some_and(|c| c.at.is_some());
+                    if sent {
+                        // The connection may still carry a late reply: the RESP client
+                        // drops it and starts again at its home node.
+                        self.clients[client].target = self.clients[client].home;
+                    }
+                    let c = if sent {
                         Completion::Info("timeout".into())
                     } else {
                         let e = self.clients[client]
@@ -999,6 +1008,7 @@ where
                 .as_ref()
                 .is_some_and(|cur| cur.at == Some((n, inc)));
             if waiting {
+                self.clients[c].target = self.clients[c].home;
                 self.complete(
                     c,
                     Completion::Info("connection reset (node crashed)".into()),
