@@ -87,6 +87,11 @@ pub struct SearchStats {
     pub steps: u64,
     pub memo_entries: u64,
     pub memo_bytes: u64,
+    /// Most operations with known outcomes linearized at once (how far the search got).
+    pub deepest: u64,
+    /// Bytes the search held when it stopped (or peak estimate when it ran out): memo,
+    /// stacks, model caches.
+    pub bytes: u64,
 }
 
 const NONE: u32 = u32::MAX;
@@ -195,7 +200,29 @@ impl<S> Memo<S> {
 
     /// Memory of the table and the arena (not what states own on the heap).
     fn bytes(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<MemoKey<S>>() + 1) + self.arena.capacity() * 8
+        Self::table_bytes(self.table.capacity()) + self.arena.capacity() * 8
+    }
+
+    /// The allocation behind a table of this capacity: hashbrown keeps 1/8 of its
+    /// buckets free (a bucket is an entry and a control byte), in a power of two.
+    fn table_bytes(capacity: usize) -> usize {
+        if capacity == 0 {
+            return 0;
+        }
+        (capacity + 1).next_power_of_two() * (std::mem::size_of::<MemoKey<S>>() + 1)
+    }
+
+    /// Bytes allocated at once if the next insert (of a set of `wide` arena words) makes
+    /// the table or the arena grow: the new allocation, while the old one still exists.
+    fn growth_bytes(&self, wide: usize) -> usize {
+        let mut b = 0;
+        if self.table.len() == self.table.capacity() {
+            b += 2 * Self::table_bytes(self.table.capacity()).max(64);
+        }
+        if wide > 0 && self.arena.len() + wide > self.arena.capacity() {
+            b += (2 * self.arena.capacity()).max(self.arena.len() + wide) * 8;
+        }
+        b
     }
 }
 
@@ -291,9 +318,19 @@ struct Search<'a, M: Model> {
     /// whenever the later one is, so the search only linearizes a twin after its
     /// predecessor: any linearization can be rewritten that way with the same states.
     twin_prev: Vec<u32>,
+    /// Unknown ops in call order, and each unknown op's position there. Unknown ops are
+    /// not in the entry list: see [`Search::try_unknown`].
+    unk: Vec<u32>,
+    unk_pos: Vec<u32>,
     bits: Bits,
     memo: Memo<M::State>,
     memo_heap_bytes: usize,
+    /// Bytes of the search's own stacks (frames, best prefix, what states in them own),
+    /// as of the last budget poll.
+    other_bytes: usize,
+    /// Set when an insert would have taken the memo past the budget: the insert did not
+    /// happen, so the search must give up (`Unknown(Memory)`) rather than decide.
+    out_of_memory: bool,
     scratch: Vec<u64>,
     watch: Option<u32>,
     watched: Vec<M::State>,
@@ -349,11 +386,19 @@ impl<'a, M: Model> Search<'a, M> {
         let mut order: Vec<u32> = (0..n as u32).collect();
         order.sort_by_key(|&i| (ops[i as usize].ret.is_none(), ops[i as usize].call, i));
         let n_req = ops.iter().filter(|o| o.ret.is_some()).count();
+        // Unknown ops' bits start at the word after the required ones (whose last word
+        // is padded with ones, see [`Bits`]).
+        let unk_base = n_req.div_ceil(64) * 64;
         let mut bit_of = vec![0u32; n];
         for (b, &i) in order.iter().enumerate() {
-            bit_of[i as usize] = b as u32;
+            bit_of[i as usize] = if b < n_req { b } else { unk_base + b - n_req } as u32;
         }
         let twin_prev = twins(ops, &order[n_req..]);
+        let unk: Vec<u32> = order[n_req..].to_vec();
+        let mut unk_pos = vec![NONE; n];
+        for (k, &i) in unk.iter().enumerate() {
+            unk_pos[i as usize] = k as u32;
+        }
         let mut z = 0x9E37_79B9_7F4A_7C15u64 ^ (n as u64);
         let zobrist = (0..n)
             .map(|_| {
@@ -364,7 +409,7 @@ impl<'a, M: Model> Search<'a, M> {
                 x ^ (x >> 31)
             })
             .collect();
-        Search {
+        let mut s = Search {
             model,
             ops,
             limits,
@@ -376,15 +421,25 @@ impl<'a, M: Model> Search<'a, M> {
             bit_of,
             zobrist,
             twin_prev,
+            unk,
+            unk_pos,
             bits: Bits::new(n_req, n - n_req),
             memo: Memo::default(),
             memo_heap_bytes: 0,
+            other_bytes: 0,
+            out_of_memory: false,
             scratch: Vec::new(),
             watch,
             watched: Vec::new(),
             met: None,
             stats: SearchStats::default(),
+        };
+        for (i, op) in ops.iter().enumerate() {
+            if op.ret.is_none() {
+                s.lift(s.call_entry[i]);
+            }
         }
+        s
     }
 
     /// Takes the reused memo table, grown ahead to a size the search will likely reach:
@@ -424,10 +479,11 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
+    /// Takes a required op's entries out of the list (unknown ops are never in it).
     fn lift_op(&mut self, op: u32) {
         let r = self.ret_entry[op as usize];
-        self.lift(self.call_entry[op as usize]);
         if r != NONE {
+            self.lift(self.call_entry[op as usize]);
             self.lift(r);
         }
     }
@@ -436,15 +492,103 @@ impl<'a, M: Model> Search<'a, M> {
         let r = self.ret_entry[op as usize];
         if r != NONE {
             self.unlift(r);
+            self.unlift(self.call_entry[op as usize]);
         }
-        self.unlift(self.call_entry[op as usize]);
+    }
+
+    /// The first return entry left in the list (NONE if none).
+    fn first_ret(&self) -> u32 {
+        let mut e = self.next[self.entry_op.len()];
+        while e != NONE && self.entry_op[e as usize] & RET == 0 {
+            e = self.next[e as usize];
+        }
+        e
+    }
+
+    /// Tries to linearize unknown op `op` (from alternative `alt0`) in `state`; true if
+    /// it was lifted (a frame pushed, `state` advanced).
+    ///
+    /// Unknown ops are tried lazily: at each configuration the search first tries every
+    /// required candidate (the call entries before the first remaining return), and only
+    /// then the unknown ops invoked before that return, in call order. Every candidate is
+    /// still tried at every configuration, so the search explores the same configurations
+    /// (only in another order) and decides the same; but a linearizable history is usually
+    /// completed without guessing which crashed ops took effect where.
+    ///
+    /// An unknown op whose step leaves the state unchanged (a write of the value already
+    /// there, a cas from a value to itself) is never lifted: dropping it from a
+    /// linearization leaves every state the same, and it may never take effect.
+    fn try_unknown(
+        &mut self,
+        op: u32,
+        alt0: u32,
+        state: &mut M::State,
+        stack: &mut Vec<(u32, u32, M::State, bool)>,
+    ) -> bool {
+        let bit = self.bit_of[op as usize];
+        if self.bits.get(bit) {
+            return false;
+        }
+        let twin = self.twin_prev[op as usize];
+        if twin != NONE && !self.bits.get(self.bit_of[twin as usize]) {
+            return false;
+        }
+        let ops: &'a [SearchOp<M::Input>] = self.ops;
+        let model: &'a M = self.model;
+        let input = &ops[op as usize].input;
+        let n_alt = model.alternatives(input);
+        let mut alt = alt0;
+        while alt < n_alt {
+            self.stats.steps += 1;
+            let Some(next_state) = model.step_alt(state, input, alt) else {
+                if n_alt > 1 {
+                    break;
+                }
+                alt += 1;
+                continue;
+            };
+            if next_state == *state {
+                alt += 1;
+                continue;
+            }
+            self.bits.set(bit, self.zobrist[op as usize]);
+            let (new, next_state) = self.memo_insert(next_state);
+            if new {
+                let before = std::mem::replace(state, next_state);
+                stack.push((op, alt, before, false));
+                if let Some(met) = &mut self.met {
+                    met.lifted[op as usize] = true;
+                }
+                return true;
+            }
+            self.bits.clear(bit, self.zobrist[op as usize]);
+            alt += 1;
+        }
+        false
     }
 
     /// Inserts (current bits, state) into the memo; false if it was already there.
     /// Gives the state back either way (cloned only when inserted).
+    ///
+    /// The memory budget is a hard cap: an insert that would make the table or the arena
+    /// grow past it (counting the new allocation beside the old one) does not happen; it
+    /// sets `out_of_memory` and answers "already there", and the search then gives up.
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
+        let encoded = self.bits.encode(&mut self.scratch);
+        let wide = match encoded {
+            Words::Inline(..) => 0,
+            Words::Wide => self.scratch.len(),
+        };
+        let growth = self.memo.growth_bytes(wide);
+        if growth > 0
+            && self.memo_bytes() + self.model.cache_bytes() + self.other_bytes + growth
+                > self.limits.max_memo_bytes
+        {
+            self.out_of_memory = true;
+            return (false, state);
+        }
         let memo = &mut self.memo;
-        let new = match self.bits.encode(&mut self.scratch) {
+        let new = match encoded {
             Words::Inline(n, w) => {
                 let h = inline_hash(n, &w, &state);
                 let eq = |e: &MemoKey<M::State>| matches!(e, MemoKey::Inline(n2, s2, w2) if *n2 == n && *w2 == w && *s2 == state);
@@ -503,6 +647,7 @@ impl<'a, M: Model> Search<'a, M> {
         *met = self.met.take();
         self.stats.memo_entries = self.memo.len() as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
+        self.stats.bytes = (self.memo_bytes() + self.model.cache_bytes() + self.other_bytes) as u64;
         let mut memo = std::mem::take(&mut self.memo);
         if memo.len() > 1 << 16 {
             // Freeing a big memo (every state in it) takes a while; do it off the
@@ -518,11 +663,16 @@ impl<'a, M: Model> Search<'a, M> {
     fn run_inner(&mut self, init: M::State) -> SearchOutcome {
         let head = self.entry_op.len() as u32;
         let mut remaining = self.ret_entry.iter().filter(|&&r| r != NONE).count();
+        let total_required = remaining;
         // Frames: (op, alternative, state before, forced: siblings need not be tried).
         let mut stack: Vec<(u32, u32, M::State, bool)> = Vec::new();
         let mut state = init;
         let mut cur = self.next[head as usize];
         let mut cur_alt = 0u32;
+        // The unknown phase (see `try_unknown`): the next unknown op to try (index into
+        // `unk`), and the first remaining return entry, before which it must be invoked.
+        let mut unk_k: Option<usize> = None;
+        let mut limit = NONE;
         // Longest prefix seen at a dead end, and how much of the stack still equals it.
         let mut best: Vec<(u32, u32)> = Vec::new();
         let mut best_blocked = NONE;
@@ -532,20 +682,54 @@ impl<'a, M: Model> Search<'a, M> {
             if remaining == 0 {
                 return SearchOutcome::Linearizable;
             }
+            if self.out_of_memory {
+                return SearchOutcome::Unknown(GaveUp::Memory);
+            }
             tick = tick.wrapping_add(1);
             // The cancel flag is one relaxed load: polled often, so that a search whose
             // verdict no longer matters stops within microseconds and frees its core. The
             // clock and the memory count cost more and are read less often.
+            if tick & 0xFFF == 0 {
+                // The stacks, counted at the memory polls (they grow by at most a frame a
+                // step, 64 KiB between polls).
+                let frame = std::mem::size_of::<(u32, u32, M::State, bool)>();
+                let heap: usize = if std::mem::needs_drop::<M::State>() {
+                    stack.iter().map(|f| self.model.state_bytes(&f.2)).sum()
+                } else {
+                    0
+                };
+                self.other_bytes = stack.capacity() * frame + best.capacity() * 8 + heap;
+                let done = (total_required - remaining) as u64;
+                self.stats.deepest = self.stats.deepest.max(done);
+            }
             if tick & 0xFF == 0
                 && let Some(g) = self.over_budget(tick & 0xFFF == 0)
             {
                 return SearchOutcome::Unknown(g);
             }
-            let blocked_here = if cur == NONE {
-                // Only unknown calls were left after the last return: cannot happen while
-                // `remaining > 0`, but backtracking is the safe reading.
-                None
-            } else if self.entry_op[cur as usize] & RET == 0 {
+            let blocked_here = if let Some(k) = unk_k {
+                let cand = self
+                    .unk
+                    .get(k)
+                    .copied()
+                    .filter(|&op| limit == NONE || self.call_entry[op as usize] < limit);
+                if let Some(op) = cand {
+                    let alt0 = std::mem::take(&mut cur_alt);
+                    unk_k = Some(k + 1);
+                    if self.try_unknown(op, alt0, &mut state, &mut stack) {
+                        unk_k = None;
+                        cur = self.next[head as usize];
+                    }
+                    continue;
+                }
+                (limit != NONE).then(|| self.entry_op[limit as usize] & !RET)
+            } else if cur == NONE || self.entry_op[cur as usize] & RET != 0 {
+                // Every required candidate was tried: now the unknown ones.
+                limit = cur;
+                unk_k = Some(0);
+                cur_alt = 0;
+                continue;
+            } else {
                 let op = self.entry_op[cur as usize];
                 let input = &self.ops[op as usize].input;
                 let n_alt = self.model.alternatives(input);
@@ -621,8 +805,6 @@ impl<'a, M: Model> Search<'a, M> {
                     cur_alt = 0;
                 }
                 continue;
-            } else {
-                Some(self.entry_op[cur as usize] & !RET)
             };
             // Dead end: remember the deepest one for the explanation, then backtrack.
             if let Some(blocked) = blocked_here
@@ -635,6 +817,9 @@ impl<'a, M: Model> Search<'a, M> {
             }
             loop {
                 let Some((op, alt, before, forced)) = stack.pop() else {
+                    if self.out_of_memory {
+                        return SearchOutcome::Unknown(GaveUp::Memory);
+                    }
                     return SearchOutcome::NotLinearizable(Failure {
                         prefix: best,
                         blocked: best_blocked,
@@ -649,8 +834,14 @@ impl<'a, M: Model> Search<'a, M> {
                 }
                 state = before;
                 if !forced {
-                    cur = self.call_entry[op as usize];
                     cur_alt = alt + 1;
+                    if self.ret_entry[op as usize] != NONE {
+                        cur = self.call_entry[op as usize];
+                        unk_k = None;
+                    } else {
+                        unk_k = Some(self.unk_pos[op as usize] as usize);
+                        limit = self.first_ret();
+                    }
                     break;
                 }
             }
@@ -672,7 +863,9 @@ impl<'a, M: Model> Search<'a, M> {
         {
             return Some(GaveUp::Timeout);
         }
-        if self.memo_bytes() + self.model.cache_bytes() > self.limits.max_memo_bytes {
+        if self.memo_bytes() + self.model.cache_bytes() + self.other_bytes
+            > self.limits.max_memo_bytes
+        {
             return Some(GaveUp::Memory);
         }
         None
