@@ -226,6 +226,42 @@ impl<S> Memo<S> {
     }
 }
 
+/// A subsumption memo entry: hash, required-ops key (as the memo's header and window),
+/// state, and the sets of unknown ops (first word index, words) met with them.
+type SubEntry<S> = (u64, Box<[u64]>, S, Vec<(u32, Box<[u64]>)>);
+
+/// The memo of a partition with unknown ops, by subsumption. A configuration is the set
+/// R of required ops linearized, the set U of unknown ops linearized, and the state s.
+/// If (R, U', s) was met before and U' is a subset of U, then (R, U, s) cannot lead
+/// anywhere (R, U', s) could not: from (R, U', s) every op still open in (R, U, s) is
+/// open too (the ops of U \ U' are unknown: no return entry, optional, invoked before),
+/// so any completion from (R, U, s) is one from (R, U', s), taking an earlier twin where
+/// the twin order asks. (R, U', s) either failed, or is still being explored on the
+/// current path, which then explores that completion. So (R, U, s) is skipped. With the
+/// lazy order of unknown ops (see [`Search::try_unknown`]) configurations with fewer
+/// unknown ops tend to come first, and crashed ops that lead nowhere stop multiplying
+/// the configurations.
+struct Subsumed<S> {
+    table: HashTable<SubEntry<S>>,
+    entries: usize,
+    /// The table capacity already counted in `bytes`.
+    counted_cap: usize,
+    /// Bytes of the table and of everything its entries own (states' heap excepted,
+    /// counted with the memo's).
+    bytes: usize,
+}
+
+impl<S> Default for Subsumed<S> {
+    fn default() -> Self {
+        Subsumed {
+            table: HashTable::new(),
+            entries: 0,
+            counted_cap: 0,
+            bytes: 0,
+        }
+    }
+}
+
 /// A memo table kept between searches (see [`search_in`]); empty between them.
 pub struct MemoBuf<S>(Memo<S>);
 
@@ -328,6 +364,8 @@ struct Search<'a, M: Model> {
     /// Bytes of the search's own stacks (frames, best prefix, what states in them own),
     /// as of the last budget poll.
     other_bytes: usize,
+    /// For partitions with unknown ops: the memo by subsumption (see [`Subsumed`]).
+    sub: Option<Subsumed<M::State>>,
     /// Set when an insert would have taken the memo past the budget: the insert did not
     /// happen, so the search must give up (`Unknown(Memory)`) rather than decide.
     out_of_memory: bool,
@@ -427,6 +465,7 @@ impl<'a, M: Model> Search<'a, M> {
             memo: Memo::default(),
             memo_heap_bytes: 0,
             other_bytes: 0,
+            sub: (n > n_req).then(Subsumed::default),
             out_of_memory: false,
             scratch: Vec::new(),
             watch,
@@ -574,6 +613,9 @@ impl<'a, M: Model> Search<'a, M> {
     /// grow past it (counting the new allocation beside the old one) does not happen; it
     /// sets `out_of_memory` and answers "already there", and the search then gives up.
     fn memo_insert(&mut self, state: M::State) -> (bool, M::State) {
+        if self.sub.is_some() {
+            return self.sub_insert(state);
+        }
         let encoded = self.bits.encode(&mut self.scratch);
         let wide = match encoded {
             Words::Inline(..) => 0,
@@ -629,7 +671,76 @@ impl<'a, M: Model> Search<'a, M> {
     }
 
     fn memo_bytes(&self) -> usize {
-        self.memo.bytes() + self.memo_heap_bytes
+        self.memo.bytes() + self.memo_heap_bytes + self.sub.as_ref().map_or(0, |m| m.bytes)
+    }
+
+    /// [`Search::memo_insert`] for partitions with unknown ops: false if a configuration
+    /// with the same required ops linearized, the same state, and a subset of the current
+    /// unknown ops linearized was met before (see [`Subsumed`]). Same hard cap.
+    fn sub_insert(&mut self, state: M::State) -> (bool, M::State) {
+        let b = &self.bits;
+        let hi = b.req_hi.max(b.req_lo);
+        self.scratch.clear();
+        self.scratch.push(b.req_lo as u64 | (hi as u64) << 32);
+        self.scratch.extend_from_slice(&b.words[b.req_lo..hi]);
+        let (lo, uhi) = (b.unk_lo, b.unk_hi);
+        let cur = &b.words[lo..uhi];
+        let key = self.scratch.as_slice();
+        let mut f = FxHasher::default();
+        key.hash(&mut f);
+        state.hash(&mut f);
+        let h = mix(f.finish());
+        let sub = self.sub.as_mut().expect("a subsumption memo");
+        let hasher = |e: &SubEntry<M::State>| e.0;
+        let entry_size = std::mem::size_of::<SubEntry<M::State>>() + 1;
+        // What this insert may allocate: the table doubling, a new key, a list slot, a set.
+        let mut growth = 24 + 8 * (key.len() + cur.len()) + 64;
+        if sub.table.len() == sub.table.capacity() {
+            growth += 2 * entry_size * (sub.table.capacity() + 1).next_power_of_two().max(4);
+        }
+        if sub.bytes + self.memo.bytes() + self.memo_heap_bytes + self.other_bytes + growth
+            + self.model.cache_bytes()
+            > self.limits.max_memo_bytes
+        {
+            self.out_of_memory = true;
+            return (false, state);
+        }
+        let words = &b.words;
+        let eq = |e: &SubEntry<M::State>| e.0 == h && *e.1 == *key && e.2 == state;
+        let new = match sub.table.entry(h, eq, hasher) {
+            Entry::Occupied(mut o) => {
+                let sets = &mut o.get_mut().3;
+                let covered = sets.iter().any(|(slo, sw)| {
+                    sw.iter().enumerate().all(|(i, w)| {
+                        let idx = *slo as usize + i;
+                        let have = if idx >= lo && idx < uhi { words[idx] } else { 0 };
+                        w & !have == 0
+                    })
+                });
+                if covered {
+                    false
+                } else {
+                    let cap = sets.capacity();
+                    sets.push((lo as u32, cur.into()));
+                    sub.bytes += (sets.capacity() - cap) * 24 + 8 * cur.len();
+                    true
+                }
+            }
+            Entry::Vacant(v) => {
+                v.insert((h, key.into(), state.clone(), vec![(lo as u32, cur.into())]));
+                sub.entries += 1;
+                sub.bytes += 8 * (key.len() + cur.len()) + 24;
+                self.memo_heap_bytes += self.model.state_bytes(&state);
+                true
+            }
+        };
+        let cap = sub.table.capacity();
+        if cap != sub.counted_cap {
+            let slots = |c: usize| if c == 0 { 0 } else { (c + 1).next_power_of_two() };
+            sub.bytes += entry_size * (slots(cap) - slots(sub.counted_cap));
+            sub.counted_cap = cap;
+        }
+        (new, state)
     }
 
     /// The outcome, and the memo emptied for reuse.
@@ -645,7 +756,8 @@ impl<'a, M: Model> Search<'a, M> {
     ) -> (SearchOutcome, SearchStats, Vec<M::State>, Memo<M::State>) {
         let outcome = self.run_inner(init);
         *met = self.met.take();
-        self.stats.memo_entries = self.memo.len() as u64;
+        self.stats.memo_entries =
+            (self.memo.len() + self.sub.as_ref().map_or(0, |m| m.entries)) as u64;
         self.stats.memo_bytes = self.memo_bytes() as u64;
         self.stats.bytes = (self.memo_bytes() + self.model.cache_bytes() + self.other_bytes) as u64;
         let mut memo = std::mem::take(&mut self.memo);
