@@ -313,7 +313,12 @@ fn run<M: Model + Send>(
         deadline,
         max_memo_bytes: opts.max_memo_bytes.saturating_sub(held + RESERVE) / threads,
         cancel: Some(&cancel),
+        unknown_first: false,
     };
+    // A single partition on a machine with a spare core: race both candidate orders.
+    let race = p.members.len() == 1
+        && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && opts.threads != 1;
     // Partitions compiled ahead of the search (for models that screen them).
     let screens = model.screens();
     let prepared: Vec<Mutex<Option<Prepared<M>>>> = if screens {
@@ -398,7 +403,7 @@ fn run<M: Model + Send>(
                 prepare(model, opts.model, ops, &p.members[part], key.as_deref())
             });
             match prep {
-                Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start),
+                Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start, race),
                 Err(m) => PartOutcome::BadInput(m),
             }
         };
@@ -625,6 +630,53 @@ fn prepare<M: Model>(
     })
 }
 
+/// Searches a partition with crashed ops twice at once, in both candidate orders
+/// ([`Limits::unknown_first`]), each with half the memory; the first decision stops the
+/// other. Both searches are complete, so either decision is the verdict; neither
+/// deciding gives the first one's reason. Only used for a check of a single partition,
+/// so no other partition's failure needs to cancel it.
+fn race_orders<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    memo: &mut MemoBuf<M::State>,
+) -> (SearchOutcome, crate::search::SearchStats) {
+    let decided = |o: &SearchOutcome| !matches!(o, SearchOutcome::Unknown(_));
+    let done = AtomicBool::new(false);
+    let half = Limits {
+        max_memo_bytes: limits.max_memo_bytes / 2,
+        cancel: Some(&done),
+        ..limits
+    };
+    let init2 = init.clone();
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| {
+            let mut buf = MemoBuf::default();
+            let lim = Limits {
+                unknown_first: true,
+                ..half
+            };
+            let (o, s, _) = search_in(model, init2, ops, lim, None, &mut buf);
+            if decided(&o) {
+                done.store(true, Ordering::Relaxed);
+            }
+            drop(buf);
+            (o, s)
+        });
+        let (o, s, _) = search_in(model, init.clone(), ops, half, None, memo);
+        if decided(&o) {
+            done.store(true, Ordering::Relaxed);
+        }
+        let theirs = other.join().expect("no search panics");
+        if decided(&o) || !decided(&theirs.0) {
+            (o, s)
+        } else {
+            theirs
+        }
+    })
+}
+
 /// When a rule of [`crate::fast`] found a violation: the time and memory the search may
 /// spend to explain it (longest prefix, possible states) before the rule's sentence does.
 const EXPLAIN_BUDGET: Duration = Duration::from_millis(250);
@@ -640,6 +692,7 @@ fn check_partition<M: Model>(
     opts: &CheckOptions,
     memo: &mut MemoBuf<M::State>,
     start: Instant,
+    race: bool,
 ) -> PartOutcome {
     let Prepared {
         local,
@@ -685,6 +738,7 @@ fn check_partition<M: Model>(
                 deadline: Some(limits.deadline.map_or(soon, |d| d.min(soon))),
                 max_memo_bytes: limits.max_memo_bytes.min(EXPLAIN_MEMORY),
                 cancel: None,
+                unknown_first: false,
             }
         }
     };
@@ -695,6 +749,9 @@ fn check_partition<M: Model>(
     let (outcome, stats, met) = if noting {
         let (o, s, met) = search_noting(model, init.clone(), &pruned, limits, memo);
         (o, s, Some(met))
+    } else if race && pruned.iter().any(|o| o.ret.is_none()) {
+        let (o, s) = race_orders(model, &init, &pruned, limits, memo);
+        (o, s, None)
     } else {
         let (o, s, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
         (o, s, None)

@@ -44,6 +44,11 @@ pub struct Limits<'a> {
     pub max_memo_bytes: usize,
     /// Set by another partition's search when the overall verdict is already known.
     pub cancel: Option<&'a AtomicBool>,
+    /// Order of the candidates at each configuration: unknown (crashed) ops before the
+    /// required ones instead of after (see [`Search::try_unknown`]). Both orders explore
+    /// the same configurations and decide the same; which is faster depends on the
+    /// history, so a check may race one of each.
+    pub unknown_first: bool,
 }
 
 impl Default for Limits<'_> {
@@ -52,6 +57,7 @@ impl Default for Limits<'_> {
             deadline: None,
             max_memo_bytes: 2 << 30,
             cancel: None,
+            unknown_first: false,
         }
     }
 }
@@ -366,6 +372,7 @@ struct Search<'a, M: Model> {
     other_bytes: usize,
     /// For partitions with unknown ops: the memo by subsumption (see [`Subsumed`]).
     sub: Option<Subsumed<M::State>>,
+    unknown_first: bool,
     /// Set when an insert would have taken the memo past the budget: the insert did not
     /// happen, so the search must give up (`Unknown(Memory)`) rather than decide.
     out_of_memory: bool,
@@ -466,6 +473,7 @@ impl<'a, M: Model> Search<'a, M> {
             memo_heap_bytes: 0,
             other_bytes: 0,
             sub: (n > n_req).then(Subsumed::default),
+            unknown_first: limits.unknown_first,
             out_of_memory: false,
             scratch: Vec::new(),
             watch,
@@ -698,7 +706,11 @@ impl<'a, M: Model> Search<'a, M> {
         if sub.table.len() == sub.table.capacity() {
             growth += 2 * entry_size * (sub.table.capacity() + 1).next_power_of_two().max(4);
         }
-        if sub.bytes + self.memo.bytes() + self.memo_heap_bytes + self.other_bytes + growth
+        if sub.bytes
+            + self.memo.bytes()
+            + self.memo_heap_bytes
+            + self.other_bytes
+            + growth
             + self.model.cache_bytes()
             > self.limits.max_memo_bytes
         {
@@ -713,7 +725,11 @@ impl<'a, M: Model> Search<'a, M> {
                 let covered = sets.iter().any(|(slo, sw)| {
                     sw.iter().enumerate().all(|(i, w)| {
                         let idx = *slo as usize + i;
-                        let have = if idx >= lo && idx < uhi { words[idx] } else { 0 };
+                        let have = if idx >= lo && idx < uhi {
+                            words[idx]
+                        } else {
+                            0
+                        };
                         w & !have == 0
                     })
                 });
@@ -736,7 +752,13 @@ impl<'a, M: Model> Search<'a, M> {
         };
         let cap = sub.table.capacity();
         if cap != sub.counted_cap {
-            let slots = |c: usize| if c == 0 { 0 } else { (c + 1).next_power_of_two() };
+            let slots = |c: usize| {
+                if c == 0 {
+                    0
+                } else {
+                    (c + 1).next_power_of_two()
+                }
+            };
             sub.bytes += entry_size * (slots(cap) - slots(sub.counted_cap));
             sub.counted_cap = cap;
         }
@@ -785,6 +807,10 @@ impl<'a, M: Model> Search<'a, M> {
         // `unk`), and the first remaining return entry, before which it must be invoked.
         let mut unk_k: Option<usize> = None;
         let mut limit = NONE;
+        if self.unknown_first {
+            limit = self.first_ret();
+            unk_k = Some(0);
+        }
         // Longest prefix seen at a dead end, and how much of the stack still equals it.
         let mut best: Vec<(u32, u32)> = Vec::new();
         let mut best_blocked = NONE;
@@ -829,12 +855,26 @@ impl<'a, M: Model> Search<'a, M> {
                     let alt0 = std::mem::take(&mut cur_alt);
                     unk_k = Some(k + 1);
                     if self.try_unknown(op, alt0, &mut state, &mut stack) {
-                        unk_k = None;
-                        cur = self.next[head as usize];
+                        if self.unknown_first {
+                            limit = self.first_ret();
+                            unk_k = Some(0);
+                        } else {
+                            unk_k = None;
+                            cur = self.next[head as usize];
+                        }
                     }
                     continue;
                 }
+                if self.unknown_first {
+                    unk_k = None;
+                    cur = self.next[head as usize];
+                    cur_alt = 0;
+                    continue;
+                }
                 (limit != NONE).then(|| self.entry_op[limit as usize] & !RET)
+            } else if self.unknown_first && (cur == NONE || self.entry_op[cur as usize] & RET != 0)
+            {
+                (cur != NONE).then(|| self.entry_op[cur as usize] & !RET)
             } else if cur == NONE || self.entry_op[cur as usize] & RET != 0 {
                 // Every required candidate was tried: now the unknown ones.
                 limit = cur;
@@ -912,6 +952,10 @@ impl<'a, M: Model> Search<'a, M> {
                 if lifted {
                     cur = self.next[head as usize];
                     cur_alt = 0;
+                    if self.unknown_first {
+                        limit = self.first_ret();
+                        unk_k = Some(0);
+                    }
                 } else {
                     cur = self.next[cur as usize];
                     cur_alt = 0;
