@@ -4,6 +4,9 @@
 # (../shared/tools/gen-history.py, the arguments of the checker issue), prints per file:
 # ops, verdict, median wall time of the whole process (parse included), median time of the
 # check alone (from --json), peak RSS, and the Porcupine reference with our target (half).
+# Also the adversarial single-register histories of issue 25 (../shared/tools/
+# gen-adversarial.py: crashed writes left open, stale and phantom reads, all-concurrent
+# ops), checked with --timeout 10s and --max-memory 2G (the issue's goal).
 # Usage: scripts/bench-checker.sh [runs per file (default 5)] [--quick: skip 1M-op histories]
 # Env: BENCH_DIR (generated histories are cached there; default target/bench-histories).
 set -euo pipefail
@@ -28,6 +31,18 @@ if [[ $quick != --quick ]]; then
   make g1m-ok --ops 1000000 --keys 1000 --clients 100 --seed 1
   make g1m-bad --ops 1000000 --keys 1000 --clients 100 --seed 1 --bad
 fi
+adv() { # name mode args...
+  local name=$1; shift
+  [[ -s $gen/$name.log ]] || python3 "$shared/tools/gen-adversarial.py" "$@" --out "$gen/$name.log" 2>/dev/null
+}
+for c in 0.1 0.02; do
+  adv "adv-sim20x2000-c$c-ok" sim --clients 20 --ops 2000 --crash $c --seed 1
+  adv "adv-sim20x2000-c$c-stale" sim --clients 20 --ops 2000 --crash $c --seed 1 --bad stale
+  adv "adv-sim20x2000-c$c-phantom" sim --clients 20 --ops 2000 --crash $c --seed 1 --bad phantom
+done
+adv adv-sim50x1000-c0.3-ok sim --clients 50 --ops 1000 --crash 0.3 --seed 1
+adv adv-overlap40-ok overlap --ops 40 --seed 1
+adv adv-overlap40-phantom overlap --ops 40 --seed 1 --bad phantom
 echo "# stasis check benchmark, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 python3 - "$bin" "$runs" "$shared/testdata" "$gen" <<'PY'
 import json, os, statistics, subprocess, sys, time
@@ -45,6 +60,11 @@ porc = {
     "g100k-ok": (2.19, 2.83, 1.7 * 1024),
     "g100k-bad": (3.25, None, 2.0 * 1024),
 }
+# Adversarial rows: (name, expected verdict); the goal is decided within 10 s and 2 GiB.
+ADV = [(f"adv-sim20x2000-c{c}-{b}", "linearizable" if b == "ok" else "not-linearizable")
+       for c in ("0.1", "0.02") for b in ("ok", "stale", "phantom")]
+ADV += [("adv-sim50x1000-c0.3-ok", "linearizable"), ("adv-overlap40-ok", "linearizable"),
+        ("adv-overlap40-phantom", "not-linearizable")]
 rows = []
 for line in open(os.path.join(data, "EXPECTED.tsv")):
     if line.startswith("#") or not line.strip():
@@ -59,22 +79,28 @@ for g in ["g100k-ok", "g100k-bad", "g1m-ok", "g1m-bad"]:
     p = os.path.join(gen, g + ".jsonl")
     if os.path.exists(p):
         rows.append((g, [p], "not-linearizable" if g.endswith("bad") else "linearizable"))
+for g, expected in ADV:
+    p = os.path.join(gen, g + ".log")
+    if os.path.exists(p):
+        rows.append((g, [p, "--timeout", "10s", "--max-memory", "2G"], expected))
 
 def run(args):
     t = time.perf_counter()
-    p = subprocess.Popen([bin_, "check", "--json", "--timeout", "10m"] + args,
+    budget = [] if "--timeout" in args else ["--timeout", "10m"]
+    p = subprocess.Popen([bin_, "check", "--json"] + budget + args,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = p.stdout.read()
     _, status, ru = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t
     d = json.loads(out)
-    return wall, d["elapsed_ms"] / 1000, ru.ru_maxrss / 1024, d["verdict"], d["ops"], ru.ru_utime + ru.ru_stime
+    methods = sorted({p.get("method", "search") for p in d["partitions"]})
+    return wall, d["elapsed_ms"] / 1000, ru.ru_maxrss / 1024, d["verdict"], d["ops"], ru.ru_utime + ru.ru_stime, "+".join(methods)
 
 def fmt_s(x):
     return "-" if x is None else (f"{x*1000:.1f} ms" if x < 1 else f"{x:.2f} s")
 
-print(f"| file | ops | verdict | whole (median) | check (median) | CPU user+sys (median) | peak RSS | Porcupine check / whole / RSS | target met |")
-print("|---|---|---|---|---|---|---|---|---|")
+print(f"| file | ops | verdict | method | whole (median) | check (median) | CPU user+sys (median) | peak RSS | Porcupine check / whole / RSS | target met |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 bad = 0
 for name, args, expected in rows:
     res = [run(args) for _ in range(runs)]
@@ -86,6 +112,8 @@ for name, args, expected in rows:
     ok = verdict == expected
     ref = porc.get(name)
     met = ""
+    if name.startswith("adv-"):
+        met = "yes" if ok and wall <= 10 and rss <= 2048 else "NO"
     if ref:
         pc, pw, pr = ref
         checks = []
@@ -101,7 +129,7 @@ for name, args, expected in rows:
         refs = ""
     if not ok:
         bad += 1
-    print(f"| {name} | {ops} | {verdict}{'' if ok else ' (WRONG, expected ' + expected + ')'} | {fmt_s(wall)} | {fmt_s(chk)} | {fmt_s(cpu)} | {rss:.0f} MiB | {refs} | {met} |")
+    print(f"| {name} | {ops} | {verdict}{'' if ok else ' (WRONG, expected ' + expected + ')'} | {res[0][6]} | {fmt_s(wall)} | {fmt_s(chk)} | {fmt_s(cpu)} | {rss:.0f} MiB | {refs} | {met} |")
     sys.stdout.flush()
 sys.exit(1 if bad else 0)
 PY

@@ -131,6 +131,13 @@ pub struct PartitionResult {
     pub elapsed_ms: f64,
     pub steps: u64,
     pub memo_entries: u64,
+    /// Bytes the search held when it ended (memo, stacks, caches).
+    pub search_bytes: u64,
+    /// Most operations with known outcomes the search linearized at once.
+    pub deepest: u64,
+    /// Which procedure decided (or gave up): the general search or a rule of
+    /// [`crate::fast`].
+    pub method: crate::fast::Method,
 }
 
 /// One operation as an explanation shows it.
@@ -298,11 +305,20 @@ fn run<M: Model + Send>(
     order.sort_by_key(|&i| std::cmp::Reverse(p.members[i].len()));
     let cancel = AtomicBool::new(false);
     let results: Mutex<Vec<(usize, PartOutcome)>> = Mutex::new(Vec::new());
+    // The memory budget caps the whole process: what it holds already (the history,
+    // the operations) and a reserve for compiling and explaining partitions come off it,
+    // and each worker's search gets an equal share of the rest.
+    let held = resident_bytes().unwrap_or(0);
     let limits = Limits {
         deadline,
-        max_memo_bytes: opts.max_memo_bytes / threads,
+        max_memo_bytes: opts.max_memo_bytes.saturating_sub(held + RESERVE) / threads,
         cancel: Some(&cancel),
+        unknown_first: false,
     };
+    // A single partition on a machine with a spare core: race both candidate orders.
+    let race = p.members.len() == 1
+        && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2
+        && opts.threads != 1;
     // Partitions compiled ahead of the search (for models that screen them).
     let screens = model.screens();
     let prepared: Vec<Mutex<Option<Prepared<M>>>> = if screens {
@@ -377,6 +393,9 @@ fn run<M: Model + Send>(
                 elapsed_ms: 0.0,
                 steps: 0,
                 memo_entries: 0,
+                search_bytes: 0,
+                deepest: 0,
+                method: crate::fast::Method::Search,
             })
         } else {
             let start = Instant::now();
@@ -384,7 +403,7 @@ fn run<M: Model + Send>(
                 prepare(model, opts.model, ops, &p.members[part], key.as_deref())
             });
             match prep {
-                Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start),
+                Ok(prep) => check_partition(model, ops, prep, key, limits, opts, memo, start, race),
                 Err(m) => PartOutcome::BadInput(m),
             }
         };
@@ -470,6 +489,17 @@ fn run<M: Model + Send>(
         ops: ops.len(),
         elapsed_ms: start.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// Memory of the process kept out of the searches' budget (compiling, explaining, the
+/// result), bytes.
+const RESERVE: usize = 24 << 20;
+
+/// The process's resident memory (Linux `/proc/self/statm`), bytes; `None` elsewhere.
+fn resident_bytes() -> Option<usize> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
 
 /// Compiles a partition: the search ops and, for each, the index of its `Operation`.
@@ -600,6 +630,58 @@ fn prepare<M: Model>(
     })
 }
 
+/// Searches a partition with crashed ops twice at once, in both candidate orders
+/// ([`Limits::unknown_first`]), each with half the memory; the first decision stops the
+/// other. Both searches are complete, so either decision is the verdict; neither
+/// deciding gives the first one's reason. Only used for a check of a single partition,
+/// so no other partition's failure needs to cancel it.
+fn race_orders<M: Model>(
+    model: &M,
+    init: &M::State,
+    ops: &[SearchOp<M::Input>],
+    limits: Limits<'_>,
+    memo: &mut MemoBuf<M::State>,
+) -> (SearchOutcome, crate::search::SearchStats) {
+    let decided = |o: &SearchOutcome| !matches!(o, SearchOutcome::Unknown(_));
+    let done = AtomicBool::new(false);
+    let half = Limits {
+        max_memo_bytes: limits.max_memo_bytes / 2,
+        cancel: Some(&done),
+        ..limits
+    };
+    let init2 = init.clone();
+    std::thread::scope(|sc| {
+        let other = sc.spawn(|| {
+            let mut buf = MemoBuf::default();
+            let lim = Limits {
+                unknown_first: true,
+                ..half
+            };
+            let (o, s, _) = search_in(model, init2, ops, lim, None, &mut buf);
+            if decided(&o) {
+                done.store(true, Ordering::Relaxed);
+            }
+            drop(buf);
+            (o, s)
+        });
+        let (o, s, _) = search_in(model, init.clone(), ops, half, None, memo);
+        if decided(&o) {
+            done.store(true, Ordering::Relaxed);
+        }
+        let theirs = other.join().expect("no search panics");
+        if decided(&o) || !decided(&theirs.0) {
+            (o, s)
+        } else {
+            theirs
+        }
+    })
+}
+
+/// When a rule of [`crate::fast`] found a violation: the time and memory the search may
+/// spend to explain it (longest prefix, possible states) before the rule's sentence does.
+const EXPLAIN_BUDGET: Duration = Duration::from_millis(250);
+const EXPLAIN_MEMORY: usize = 128 << 20;
+
 #[allow(clippy::too_many_arguments)]
 fn check_partition<M: Model>(
     model: &M,
@@ -610,6 +692,7 @@ fn check_partition<M: Model>(
     opts: &CheckOptions,
     memo: &mut MemoBuf<M::State>,
     start: Instant,
+    race: bool,
 ) -> PartOutcome {
     let Prepared {
         local,
@@ -624,13 +707,51 @@ fn check_partition<M: Model>(
     } = prep;
     let model = local.as_ref().unwrap_or(model);
     let elapsed = || prepare_ms + start.elapsed().as_secs_f64() * 1e3;
+    // The rules of `crate::fast` first. A linearizable decision ends here. A violation
+    // is certain, but the explanation (longest prefix, possible states) comes from the
+    // search when it gets there quickly: it runs on a small budget, and if that runs out
+    // the rule's own sentence explains.
+    let fast = crate::fast::decide(model, &init, &pruned);
+    let method = fast.map_or(crate::fast::Method::Search, |d| d.method);
+    if let Some(d) = fast
+        && d.violation.is_none()
+    {
+        return PartOutcome::Done(PartitionResult {
+            key,
+            ops: pruned.len(),
+            verdict: Verdict::Linearizable,
+            gave_up: None,
+            elapsed_ms: elapsed(),
+            steps: 0,
+            memo_entries: 0,
+            search_bytes: 0,
+            deepest: 0,
+            method,
+        });
+    }
+    let rule_violation = fast.and_then(|d| d.violation);
+    let limits = match rule_violation {
+        None => limits,
+        Some(_) => {
+            let soon = Instant::now() + EXPLAIN_BUDGET;
+            Limits {
+                deadline: Some(limits.deadline.map_or(soon, |d| d.min(soon))),
+                max_memo_bytes: limits.max_memo_bytes.min(EXPLAIN_MEMORY),
+                cancel: None,
+                unknown_first: false,
+            }
+        }
+    };
     // A refuted partition is sure to fail: note what the search meets so that the
     // explanation may not need a second pass (see `search_noting`). The noted states are
     // those of the second pass only when both search the same operations.
-    let noting = refuted.is_some() && pruned.len() == sops.len();
+    let noting = (refuted.is_some() || rule_violation.is_some()) && pruned.len() == sops.len();
     let (outcome, stats, met) = if noting {
         let (o, s, met) = search_noting(model, init.clone(), &pruned, limits, memo);
         (o, s, Some(met))
+    } else if race && pruned.iter().any(|o| o.ret.is_none()) {
+        let (o, s) = race_orders(model, &init, &pruned, limits, memo);
+        (o, s, None)
     } else {
         let (o, s, _) = search_in(model, init.clone(), &pruned, limits, None, memo);
         (o, s, None)
@@ -643,19 +764,63 @@ fn check_partition<M: Model>(
         elapsed_ms: 0.0,
         steps: stats.steps,
         memo_entries: stats.memo_entries,
+        search_bytes: stats.bytes,
+        deepest: stats.deepest,
+        method,
     };
+    if let (Some((blocked, why)), SearchOutcome::Unknown(_) | SearchOutcome::Linearizable) =
+        (rule_violation, &outcome)
+    {
+        // The rules are proven sound and tested against the search; a search that
+        // finds a linearization here would be a bug in one of them.
+        debug_assert!(
+            !matches!(outcome, SearchOutcome::Linearizable),
+            "a rule refuted a linearizable partition"
+        );
+        result.verdict = Verdict::NotLinearizable;
+        let failure = crate::search::Failure {
+            prefix: Vec::new(),
+            blocked: kept[blocked],
+        };
+        let mut e = explain(
+            model,
+            ops,
+            &sops,
+            &origin,
+            &cx,
+            init,
+            &failure,
+            &[],
+            key,
+            opts,
+        );
+        let at = |i: usize| kept[i] as usize;
+        e.sentence = fast_sentence(model, ops, &sops, &origin, &cx, opts, at(blocked), why, at);
+        result.elapsed_ms = elapsed();
+        return PartOutcome::Failed(result, Box::new(e));
+    }
     let failure = match outcome {
         SearchOutcome::Linearizable => None,
         SearchOutcome::Unknown(g) => {
             result.verdict = Verdict::Unknown;
-            result.gave_up = Some(
-                match g {
-                    GaveUp::Timeout => "time budget (--timeout) ran out",
-                    GaveUp::Memory => "memory budget ran out",
-                    GaveUp::Cancelled => "stopped: another key was already not linearizable",
-                }
-                .into(),
+            let mib = |b: u64| b as f64 / f64::from(1 << 20);
+            let progress = format!(
+                "after {} steps, with at most {} of {} operations with known outcomes \
+                 linearized at once; the search held {:.0} MiB",
+                stats.steps,
+                stats.deepest,
+                pruned.iter().filter(|o| o.ret.is_some()).count(),
+                mib(stats.bytes)
             );
+            result.gave_up = Some(match g {
+                GaveUp::Timeout => format!("time budget (--timeout) ran out {progress}"),
+                GaveUp::Memory => format!(
+                    "memory budget (--max-memory) ran out: this search's share was {:.0} MiB; \
+                     {progress}",
+                    mib(limits.max_memo_bytes as u64)
+                ),
+                GaveUp::Cancelled => "stopped: another key was already not linearizable".into(),
+            });
             None
         }
         // Back to indices of the unpruned operations, which explanations show.
@@ -800,6 +965,68 @@ fn explain<M: Model>(
         possible_states: possible,
         sentence,
         partition_ops,
+    }
+}
+
+/// The sentence of a violation a rule of [`crate::fast`] found. `b`: the blocked op (index
+/// into `sops`); `at` maps the rule's indices (into the pruned ops) to `sops`.
+#[allow(clippy::too_many_arguments)]
+fn fast_sentence<M: Model>(
+    model: &M,
+    ops: &[Operation],
+    sops: &[SearchOp<M::Input>],
+    origin: &[u32],
+    cx: &Interner,
+    opts: &CheckOptions,
+    b: usize,
+    why: crate::fast::Why,
+    at: impl Fn(usize) -> usize,
+) -> String {
+    use crate::fast::Why;
+    use crate::fast::refute::Reason;
+    let t = |x: u64| opts.time_unit.show(x);
+    let who = |i: usize| {
+        let op = &ops[origin[i] as usize];
+        let span = match (op.outcome, op.ret) {
+            (Outcome::Unknown, _) | (_, None) => {
+                format!("invoked at {}, never returned", t(op.call))
+            }
+            (_, Some(r)) => format!("{} to {}", t(op.call), t(r)),
+        };
+        format!(
+            "{} (process {}, {span})",
+            model.describe(&sops[i].input, cx, None),
+            op.process
+        )
+    };
+    let value = |v: u32| cx.show(v);
+    let what = who(b);
+    match why {
+        Why::Refuted(Reason::NoWriter { value: v }) => format!(
+            "{what} observed {}, a value no operation writes and not the initial value",
+            value(v)
+        ),
+        Why::Refuted(Reason::Overwritten {
+            value: v,
+            writer,
+            by,
+        }) => {
+            let source = match writer {
+                Some(w) => format!("its only write, {},", who(at(w))),
+                None => "the initial value, which nothing writes again,".into(),
+            };
+            format!(
+                "{what} observed {}, but {source} was followed by {}, which set another \
+                 value, before it was invoked",
+                value(v),
+                who(at(by))
+            )
+        }
+        Why::Zones(with) => format!(
+            "{what}: every value is written once, and the write and reads of its value must \
+             span a time in which {} must be the value (Gibbons-Korach zones)",
+            with.map_or_else(|| "another value".into(), value)
+        ),
     }
 }
 

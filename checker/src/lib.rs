@@ -27,6 +27,7 @@
 //! time or memory gives [`Verdict::Unknown`], never a wrong verdict.
 
 pub mod check;
+pub mod fast;
 pub mod format;
 pub mod history;
 pub mod model;

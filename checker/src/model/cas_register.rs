@@ -127,6 +127,19 @@ impl Model for CasRegister {
         prune_reg(&ops, unknown)
     }
 
+    fn register_view(&self, input: &RegOp) -> Option<crate::fast::RegView> {
+        use crate::fast::RegView as V;
+        Some(match *input {
+            RegOp::Read(v) => V::Read(v),
+            RegOp::Write(v) => V::Write(v),
+            RegOp::Cas(a, b) => V::Cas(a, b),
+        })
+    }
+
+    fn register_value(&self, state: &u32) -> Option<u32> {
+        Some(*state)
+    }
+
     fn describe(&self, input: &RegOp, cx: &Interner, key: Option<&str>) -> String {
         let k = key.map(|k| format!(" {k}")).unwrap_or_default();
         match *input {

@@ -76,6 +76,18 @@ pub trait Model: Sync {
         vec![false; _inputs.len()]
     }
 
+    /// For a model that is one register: `input` as the polynomial rules of
+    /// [`crate::fast`] see it. A model returns `Some` for every input or for none; `None`
+    /// (the default) keeps the partition for the general search.
+    fn register_view(&self, _input: &Self::Input) -> Option<crate::fast::RegView> {
+        None
+    }
+
+    /// For a model that is one register: the value id a state holds.
+    fn register_value(&self, _state: &Self::State) -> Option<u32> {
+        None
+    }
+
     /// Whether [`Model::refutes`] can ever answer `true`. A checker of such a model
     /// compiles and screens every partition before searching any.
     fn screens(&self) -> bool {

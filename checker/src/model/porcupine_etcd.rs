@@ -60,6 +60,20 @@ impl Model for PorcupineEtcd {
         matches!(input, EtcdOp::Read(_) | EtcdOp::CasFailed(..))
     }
 
+    fn register_view(&self, input: &EtcdOp) -> Option<crate::fast::RegView> {
+        use crate::fast::RegView as V;
+        Some(match *input {
+            EtcdOp::Read(v) => V::Read(v),
+            EtcdOp::Write(v) => V::Write(v),
+            EtcdOp::Cas(a, b) => V::Cas(a, b),
+            EtcdOp::CasFailed(a, _) => V::NotEq(a),
+        })
+    }
+
+    fn register_value(&self, state: &u32) -> Option<u32> {
+        Some(*state)
+    }
+
     fn show_state(&self, s: &u32, cx: &Interner) -> String {
         cx.show(*s)
     }
