@@ -191,7 +191,10 @@ impl Cluster {
                 format!("--- n{id} ---\n{}", lines[from..].join("\n"))
             })
             .collect();
-        panic!("no leader within 20s; last log lines:\n{}", tails.join("\n"));
+        panic!(
+            "no leader within 20s; last log lines:\n{}",
+            tails.join("\n")
+        );
     }
 
     /// Sends a command to the leader, following redirects. Returns the final reply.
