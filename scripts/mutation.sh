@@ -10,8 +10,10 @@
 #     unviable mutants are done; the survivors ("missed") are bugs our own tests miss.
 #  2. Each survivor's stasis-node is built from its diff, and the campaign (default
 #     campaigns/nightly.toml: node settings varied per run, every nemesis, three
-#     workloads) runs against it with --fail-fast and a fixed budget, on the protocol the
-#     mutant touches (raft/ -> raft, paxos/ -> multipaxos, storage/ and kv.rs -> both).
+#     workloads; plus the `disk` nemesis cells, which the nightly campaign leaves out only
+#     because of etcd's known power-loss finding; --no-disk leaves them out here too) runs
+#     against it with --fail-fast and a fixed budget, on the protocol the mutant touches
+#     (raft/ -> raft, paxos/ -> multipaxos, storage/ and kv.rs -> both).
 #  3. The same campaign runs on the unmutated node with the same budget per protocol:
 #     any violation there is a false alarm (or a real bug) and fails the script.
 #  4. OUT/table.md: each survivor, killed or not, the run that killed it and the time to
@@ -19,7 +21,7 @@
 #     scripts/mutation-equivalent.txt (name, then a reason; shown, never counted).
 #
 # Usage: sudo scripts/mutation.sh [--out DIR] [--shard K/N] [--budget 8m]
-#                                 [--campaign FILE] [--jobs J] [--skip-generate]
+#                                 [--campaign FILE] [--jobs J] [--skip-generate] [--no-disk]
 #   --shard K/N      only the K-th of N slices of the mutants (nightly: a rotating slice)
 #   --skip-generate  reuse OUT/mutants.out from an earlier run (re-run only the campaigns)
 # Exit: 0 when done and the unmutated node had no violation; 1 on a false alarm; 3 on a
@@ -35,6 +37,7 @@ budget=8m
 campaign=campaigns/nightly.toml
 jobs=1
 generate=1
+disk=1
 while (($#)); do
   case $1 in
     --out) out=${2:?--out needs a directory}; shift 2 ;;
@@ -43,12 +46,28 @@ while (($#)); do
     --campaign) campaign=${2:?--campaign needs a file}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
     --skip-generate) generate=0; shift ;;
+    --no-disk) disk=0; shift ;;
     *) echo "mutation.sh: unknown argument $1 (see the usage at the top of the script)" >&2; exit 3 ;;
   esac
 done
 mkdir -p "$out"
 out=$(readlink -f "$out")
 campaign=$(readlink -f "$campaign")
+if ((disk)); then
+  # The same campaign with the disk nemesis added to its fault sets (written beside the
+  # original so relative spec paths still resolve; removed at exit).
+  with_disk=$(dirname "$campaign")/.mutation-$$-$(basename "$campaign")
+  # First, so that a short budget reaches them (cells run system by system, fault set by
+  # fault set).
+  sed -E 's/^nemesis = \[(.*)\]/nemesis = ["disk", \1]/' "$campaign" >"$with_disk"
+  trap 'rm -f "$with_disk"' EXIT
+  if ! grep -q '"disk"' "$with_disk"; then
+    echo "mutation.sh: cannot add the disk nemesis to $campaign (no one-line nemesis = [...])" >&2
+    rm -f "$with_disk"
+    exit 3
+  fi
+  campaign=$with_disk
+fi
 
 scripts/setup.sh
 if ! command -v cargo-mutants >/dev/null 2>&1; then
@@ -128,6 +147,7 @@ echo "mutation.sh: $n survivors to run the campaign against"
 tree=$out/tree
 cleanup() {
   git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true
+  if [[ -n ${with_disk:-} ]]; then rm -f "$with_disk"; fi
 }
 trap cleanup EXIT
 cleanup
