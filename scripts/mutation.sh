@@ -145,12 +145,15 @@ echo "mutation.sh: $n survivors to run the campaign against"
 
 # 2. One tree to build the survivors in (removed at exit, also after Ctrl-C).
 tree=$out/tree
-cleanup() {
+remove_tree() {
   git -C "$root" worktree remove --force "$tree" >/dev/null 2>&1 || true
+}
+cleanup() {
+  remove_tree
   if [[ -n ${with_disk:-} ]]; then rm -f "$with_disk"; fi
 }
 trap cleanup EXIT
-cleanup
+remove_tree
 git worktree add --detach "$tree" HEAD >/dev/null
 mkdir -p "$out/bins" "$out/results"
 
@@ -199,26 +202,30 @@ if os.path.exists(eq_file):
             name, why = line.split("\t", 1)
             equivalent[name] = why
 def first_violation(label):
+    """(run, seconds until it, runs made, first finding's run or None)."""
     try:
         c = json.load(open(os.path.join(out, "results", label + ".json")))
     except OSError:
-        return None, None, 0
+        return None, None, 0, None
     t = 0.0
+    finding = None
     for i, cell in enumerate(c["cells"]):
         if cell["verdict"] == "skipped":
             break
         t += cell["time_s"]
         if cell["verdict"] == "invalid":
-            return i + 1, t, i + 1
-    return None, None, sum(1 for x in c["cells"] if x["verdict"] != "skipped")
+            return i + 1, t, i + 1, finding
+        if finding is None and "finding:" in (cell.get("explanation") or ""):
+            finding = (i + 1, t)
+    return None, None, sum(1 for x in c["cells"] if x["verdict"] != "skipped"), finding
 rows = []
-killed = counted = 0
+killed = counted = detected = 0
 times = []
 for line in open(os.path.join(out, "survivors.tsv")):
     i, systems, diff, name = line.rstrip("\n").split("\t", 3)
     status_file = os.path.join(out, "results", "m%s.status" % i)
     status = open(status_file).read().strip() if os.path.exists(status_file) else "not run"
-    run, t, runs = first_violation("m" + i)
+    run, t, runs, finding = first_violation("m" + i)
     eq = equivalent.get(name)
     if eq:
         verdict = "equivalent: " + eq
@@ -227,6 +234,13 @@ for line in open(os.path.join(out, "survivors.tsv")):
         killed += 1
         counted += 1
         times.append(t)
+    elif finding is not None:
+        # No violation, but the harness reported the system broken (e.g. a node that
+        # cannot restart after a power loss): detected, counted apart from killed.
+        verdict = "detected (finding, no violation)"
+        detected += 1
+        counted += 1
+        run, t = finding
     elif status in ("0", "2"):
         verdict = "alive"
         counted += 1
@@ -244,9 +258,9 @@ with open(os.path.join(out, "table.md"), "w") as f:
         commit, datetime.date.today().isoformat(), budget))
     f.write("counts of the node's own tests: %s\n\n" % ", ".join(
         l.strip() for l in open(os.path.join(out, "counts.txt"))))
-    f.write("killed by the campaign: %d of %d non-equivalent survivors (%.0f%%), median time to first violation %s\n\n" % (
+    f.write("killed by the campaign: %d of %d non-equivalent survivors (%.0f%%), median time to first violation %s; detected by a finding only: %d\n\n" % (
         killed, counted, 100.0 * killed / counted if counted else 0.0,
-        "%.0f s" % median if median is not None else "-"))
+        "%.0f s" % median if median is not None else "-", detected))
     f.write("| # | mutant | systems | verdict | runs | time to violation |\n|---|---|---|---|---|---|\n")
     f.write("\n".join(rows) + "\n")
 print(open(os.path.join(out, "table.md")).read())
