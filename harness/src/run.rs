@@ -852,7 +852,20 @@ fn run_op(
     op: &ClientOp,
     timeout: Duration,
 ) -> bool {
-    let mut event = Op {
+    let mut event = invoke_event(process, op);
+    shared.rec.record(event.clone());
+    let completion = client.invoke(op, Instant::now() + timeout);
+    event.node = client.node();
+    let info = matches!(completion, Completion::Info(_));
+    complete_event(&mut event, op, completion, &shared.workload);
+    shared.rec.record(event);
+    info
+}
+
+/// The invoke event of `op` by client `process` (index and time are the recorder's).
+/// Shared with `stasis sim`, whose clients record the same events.
+pub(crate) fn invoke_event(process: u64, op: &ClientOp) -> Op {
+    Op {
         index: 0,
         time: 0,
         process: Process::Client(process),
@@ -862,11 +875,17 @@ fn run_op(
         value: op.value(),
         error: None,
         node: None,
-    };
-    shared.rec.record(event.clone());
-    let completion = client.invoke(op, Instant::now() + timeout);
-    event.node = client.node();
-    let info = matches!(completion, Completion::Info(_));
+    }
+}
+
+/// Turns `event` (the invoke of `op`) into its completion, and tells the workload the
+/// value an `ok` operation saw or wrote (for its cas guesses).
+pub(crate) fn complete_event(
+    event: &mut Op,
+    op: &ClientOp,
+    completion: Completion,
+    workload: &crate::generator::Workload,
+) {
     match completion {
         Completion::Ok(v) => {
             let seen = match op {
@@ -875,7 +894,7 @@ fn run_op(
                 ClientOp::Cas { new, .. } => Some(*new),
             };
             if let Some(seen) = seen {
-                shared.workload.observe(op.key(), seen);
+                workload.observe(op.key(), seen);
             }
             event.kind = OpType::Ok;
             event.value = v;
@@ -889,8 +908,6 @@ fn run_op(
             event.error = Some(e);
         }
     }
-    shared.rec.record(event);
-    info
 }
 
 fn nemesis_loop(

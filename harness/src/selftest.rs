@@ -85,6 +85,23 @@ pub struct CaseRun {
     pub interrupted: bool,
 }
 
+impl CaseRun {
+    /// Run number `run` before its first attempt (shared by `selftest` and `selftest --sim`).
+    pub fn new(run: u32) -> CaseRun {
+        CaseRun {
+            run,
+            caught: false,
+            time_to_violation_s: None,
+            violation_dir: None,
+            elapsed_s: 0.0,
+            unknown: 0,
+            attempts: Vec::new(),
+            harness_error: None,
+            interrupted: false,
+        }
+    }
+}
+
 /// A case's line of the table and its entry in selftest.json.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CaseSummary {
@@ -306,17 +323,7 @@ fn overrides(plan: &Plan, length: Duration, seed: u64) -> Overrides {
 fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path) -> CaseRun {
     let start = Instant::now();
     let limit = args.time_limit_per_case;
-    let mut out = CaseRun {
-        run,
-        caught: false,
-        time_to_violation_s: None,
-        violation_dir: None,
-        elapsed_s: 0.0,
-        unknown: 0,
-        attempts: Vec::new(),
-        harness_error: None,
-        interrupted: false,
-    };
+    let mut out = CaseRun::new(run);
     // Successive runs start at successive plans, so several runs cover every plan.
     let mut k = (run as usize).saturating_sub(1);
     loop {

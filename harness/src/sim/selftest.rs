@@ -54,17 +54,7 @@ pub fn unsupported(case: &Case) -> Option<&'static str> {
 
 fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path, base_seed: u64) -> CaseRun {
     let start = Instant::now();
-    let mut out = CaseRun {
-        run,
-        caught: false,
-        time_to_violation_s: None,
-        violation_dir: None,
-        elapsed_s: 0.0,
-        unknown: 0,
-        attempts: Vec::new(),
-        harness_error: None,
-        interrupted: false,
-    };
+    let mut out = CaseRun::new(run);
     let plans: Vec<&Plan> = case.plans.iter().filter(|p| p.spares == 0).collect();
     if let Some(why) = unsupported(case) {
         out.harness_error = None;

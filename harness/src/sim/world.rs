@@ -580,17 +580,7 @@ where
 
     fn invoke(&mut self, client: usize) {
         let op = self.workload.next(&mut self.clients[client].rng);
-        let invoke = Op {
-            index: 0,
-            time: 0,
-            process: Process::Client(self.clients[client].process),
-            kind: OpType::Invoke,
-            f: op.f().to_owned(),
-            key: Some(op.key().to_owned()),
-            value: op.value(),
-            error: None,
-            node: None,
-        };
+        let invoke = crate::run::invoke_event(self.clients[client].process, &op);
         let invoke = self.record(invoke);
         let deadline = self.now + self.opts.op_timeout_ns;
         let c = &mut self.clients[client];
@@ -718,32 +708,10 @@ where
             .at
             .map(|(i, _)| node::core::fmt_id(self.nodes[i].cfg.id));
         let info = matches!(c, Completion::Info(_));
-        match c {
-            Completion::Ok(v) => {
-                let seen = match &cur.op {
-                    ClientOp::Read { .. } => v.as_i64(),
-                    ClientOp::Write { value, .. } => Some(*value),
-                    ClientOp::Cas { new, .. } => Some(*new),
-                };
-                if let Some(seen) = seen {
-                    self.workload.observe(cur.op.key(), seen);
-                }
-                event.kind = OpType::Ok;
-                event.value = v;
-            }
-            Completion::Fail(e) => {
-                event.kind = OpType::Fail;
-                event.error = Some(e);
-            }
-            Completion::Info(e) => {
-                if cur.op.is_read() {
-                    // A read that may not have happened observed nothing: fail.
-                    event.kind = OpType::Fail;
-                } else {
-                    event.kind = OpType::Info;
-                }
-                event.error = Some(e);
-            }
+        crate::run::complete_event(&mut event, &cur.op, c, &self.workload);
+        if info && cur.op.is_read() {
+            // A read that may not have happened observed nothing: fail.
+            event.kind = OpType::Fail;
         }
         self.record(event);
         self.completions += 1;
