@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use checker::check::{CheckOptions, CheckResult, Verdict, check_history};
+use checker::ModelKind;
 use checker::history::{Op, OpType, Process, read_jsonl};
-use checker::model::ModelKind;
+use checker::{CheckOptions, CheckResult, Verdict, check_history};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
