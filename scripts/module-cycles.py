@@ -86,7 +86,8 @@ def main() -> int:
             detail = "; ".join(
                 f"{m} -> {', '.join(sorted(edges[m] & set(comp)))}" for m in comp
             )
-            print(f"module-cycles: {crate.name}: cycle among {', '.join(comp)} ({detail})")
+            print(f"module-cycles: {crate.resolve().name}: cycle among {', '.join(comp)} ({detail})")
+    sys.stdout.flush()
     if bad:
         print("module-cycles: move the shared types to a module both can depend on", file=sys.stderr)
         return 1

@@ -104,7 +104,7 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
     if let Some(p) = results
         .get("problem")
         .cloned()
-        .and_then(|p| serde_json::from_value::<crate::analyze::Problem>(p).ok())
+        .and_then(|p| serde_json::from_value::<crate::record::Problem>(p).ok())
     {
         let _ = writeln!(
             h,
@@ -282,7 +282,7 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
         .flatten()
         .collect();
     if !slots.is_empty() {
-        let width = crate::analyze::WINDOW.as_secs();
+        let width = crate::record::WINDOW.as_secs();
         let _ = writeln!(
             h,
             "<table><tr><th>{width} s window from</th><th>ok</th><th>fail</th><th>info</th></tr>"
