@@ -459,8 +459,7 @@ impl Protocol {
     /// Whether the node at `addr` says it leads.
     pub fn is_leader(&self, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool, String> {
         match self {
-            Protocol::Resp => status(addr, timeout)
-                .map(|s| s.get("role").and_then(serde_json::Value::as_str) == Some("leader")),
+            Protocol::Resp => status(addr, timeout).map(|s| s.is_leader()),
             Protocol::Etcd { .. } => etcd::is_leader(&addr.to_string(), timeout),
         }
     }
@@ -472,10 +471,7 @@ impl Protocol {
         timeout: Duration,
     ) -> Result<i64, String> {
         match self {
-            Protocol::Resp => status(addr, timeout)?
-                .get("wall_clock_ms")
-                .and_then(serde_json::Value::as_i64)
-                .ok_or_else(|| format!("{addr}: STATUS has no wall_clock_ms")),
+            Protocol::Resp => status(addr, timeout).map(|s| s.wall_clock_ms as i64),
             Protocol::Etcd { .. } => Err("etcd does not report its wall clock".into()),
         }
     }
@@ -484,7 +480,7 @@ impl Protocol {
     pub fn describe(&self, addr: std::net::SocketAddr) -> String {
         match self {
             Protocol::Resp => match status(addr, Duration::from_millis(500)) {
-                Ok(s) => s.to_string(),
+                Ok(s) => serde_json::to_string(&s).unwrap_or_default(),
                 Err(e) => e,
             },
             Protocol::Etcd { .. } => {
