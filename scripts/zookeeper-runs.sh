@@ -58,8 +58,15 @@ n = {"ok": 0, "fail": 0, "info": 0}
 for f in r["ops"].values():
     for k in n:
         n[k] += f.get(k, 0)
-blocked = ((r.get("check") or {}).get("explanation") or {}).get("blocked") or {}
-viol = f"{blocked.get('f')} {blocked.get('value')} (process {blocked.get('process')})" if blocked else "-"
+expl = (r.get("check") or {}).get("explanation") or {}
+b = expl.get("blocked") or {}
+viol = "-"
+if b:
+    during = [w["f"] for w in r.get("fault_windows", []) if w["start_ns"] <= b["call"] <= w["stop_ns"]]
+    node = next((o.get("node") for o in map(json.loads, open(d + "/history.jsonl"))
+                 if o["index"] == b["complete_index"]), None)
+    viol = (f"{expl.get('key')} {b['description']} at {b['call'] / 1e9:.3f} s, process {b['process']} on {node}, "
+            f"{'during ' + ','.join(during) if during else 'no fault active'}")
 print(f"{mode:<6} {i:>3} {t['seed']:>20} {r['verdict']:>17} {n['ok']:>6} {n['fail']:>5} {n['info']:>5} {len(r['faults']):>6}  {viol}")
 PY
 )
