@@ -12,6 +12,7 @@ runs=${1:-10}
 secs=${2:-60}
 modes=${3:-both}
 store=${4:-$(mktemp -d)}
+mkdir -p "$store"
 if [[ -z ${STASIS_BIN:-} ]]; then
   cargo build --release --locked -p harness >/dev/null
   STASIS_BIN=target/release/stasis
