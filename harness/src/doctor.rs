@@ -149,6 +149,19 @@ pub fn checks(network: bool) -> Vec<Check> {
         &format!("apt-get install etcd-server (needed for --sut etcd), or {setup}"),
     ));
     out.push(Check::from(
+        "zookeeper",
+        false,
+        version_of(&[
+            "java",
+            "-cp",
+            "/usr/share/java/zookeeper.jar",
+            "org.apache.zookeeper.version.VersionInfoMain",
+        ]),
+        &format!(
+            "apt-get install zookeeper default-jre-headless (needed for --sut zookeeper), or {setup}"
+        ),
+    ));
+    out.push(Check::from(
         "redis-cli",
         false,
         version_of(&["redis-cli", "--version"]),
