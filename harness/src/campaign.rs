@@ -85,6 +85,9 @@ struct FileSpec {
     net_faults: Option<String>,
     /// Baseline latency on every link for every run (`--net-latency`).
     net_latency: Option<String>,
+    /// Deterministic-simulation stages, run before the matrix (`[[sim]]`).
+    #[serde(default)]
+    sim: Vec<crate::sim::campaign::SimStageSpec>,
 }
 
 fn default_nodes() -> Vec<i64> {
@@ -127,6 +130,8 @@ pub struct Campaign {
     pub nodes: Vec<u8>,
     pub seeds: Seeds,
     pub node_args: BTreeMap<String, Vec<String>>,
+    /// `[[sim]]` stages, run before the matrix.
+    pub sim: Vec<crate::sim::campaign::SimStage>,
     /// Base options every run starts from (defaults of `stasis test` plus the file's).
     base: TestArgs,
     /// Built-in or spec name per system entry (for run names).
@@ -415,6 +420,9 @@ impl Campaign {
             }
             workloads.push((w.name.clone(), a));
         }
+        let sim = (f.sim.iter().enumerate())
+            .map(|(k, s)| s.validate(k + 1))
+            .collect::<Result<Vec<_>, _>>()?;
 
         Ok(Campaign {
             name: f.name,
@@ -427,6 +435,7 @@ impl Campaign {
             nodes,
             seeds,
             node_args,
+            sim,
             base,
             sut_names,
             sut_paths,
@@ -935,6 +944,13 @@ fn dry_run(c: &Campaign) {
         fit.min(cells.len()),
         cells.len()
     );
+    for s in &c.sim {
+        println!(
+            "   -  {} (sim stage, first): fresh seeds for {}",
+            s.system(),
+            secs(s.budget.as_secs_f64())
+        );
+    }
     for (i, cell) in cells.iter().enumerate() {
         let extra = if cell.args.node_args.is_empty() {
             String::new()
@@ -1011,7 +1027,7 @@ fn run_inner(args: &CampaignArgs) -> Result<u8> {
             Seeds::List(_) => "list".into(),
             Seeds::Random(_) => "random".into(),
         },
-        planned: cells.len(),
+        planned: cells.len() + c.sim.len(),
         elapsed_s: 0.0,
         exit_code: None,
         cells: Vec::new(),
@@ -1019,8 +1035,40 @@ fn run_inner(args: &CampaignArgs) -> Result<u8> {
     write_outputs(&dir_path, &rec)?;
     let mut overhead = INITIAL_OVERHEAD;
     let mut stop_reason: Option<String> = None;
-    let total = cells.len();
+    // Sim stages first: each runs for its own budget, part of the campaign's.
+    for stage in &c.sim {
+        let i = rec.cells.len();
+        if stop_reason.is_none() && signals::interrupted() {
+            stop_reason = Some("the campaign was interrupted (Ctrl-C or SIGTERM)".into());
+        }
+        if stop_reason.is_none() && stage.budget > c.budget.saturating_sub(started.elapsed()) {
+            stop_reason = Some("the budget ran out before a sim stage".into());
+        }
+        let r = match &stop_reason {
+            Some(why) => stage.skipped(i, why),
+            None => {
+                println!("\n=== campaign {}: sim stage {}", c.name, stage.system());
+                let r = stage.run(i, &runs_store);
+                println!(
+                    "=== sim stage {}: {} ({})",
+                    stage.system(),
+                    r.verdict.name(),
+                    r.explanation.as_deref().unwrap_or_default()
+                );
+                if args.fail_fast && r.verdict == Verdict::Invalid {
+                    stop_reason = Some("--fail-fast: a sim stage found a violation".into());
+                }
+                r
+            }
+        };
+        rec.cells.push(r);
+        rec.elapsed_s = started.elapsed().as_secs_f64();
+        write_outputs(&dir_path, &rec)?;
+    }
+    let offset = c.sim.len();
+    let total = offset + cells.len();
     for (i, cell) in cells.iter().enumerate() {
+        let i = offset + i;
         let seed = cell.seed.unwrap_or_default();
         if stop_reason.is_none() && signals::interrupted() {
             stop_reason = Some("the campaign was interrupted (Ctrl-C or SIGTERM)".into());
