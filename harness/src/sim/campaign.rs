@@ -1,16 +1,14 @@
 //! A campaign's sim stages (`[[sim]]` tables in the campaign file): `stasis sim` over fresh
-//! seeds for a wall-clock budget, recorded as one cell of the campaign (system
-//! `sim:<protocol>`, workload `sim`), its run directory the first failing schedule's
-//! shrunk run (or the failing run itself).
+//! seeds for a wall-clock budget. The campaign records each as one cell (system
+//! `sim:<protocol>`, workload `sim`; `campaign::sim_cell`).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
 
-use super::{SimArgs, SimSpec, execute};
-use crate::campaign::{CellRecord, Verdict};
+use super::{SimArgs, SimSpec, Sweep, execute};
 
 /// One `[[sim]]` table as written.
 #[derive(Clone, Debug, Deserialize)]
@@ -118,74 +116,20 @@ impl SimStage {
         s
     }
 
-    /// The record of a stage that did not run.
-    pub fn skipped(&self, index: usize, why: &str) -> CellRecord {
-        CellRecord {
-            index,
-            system: self.system(),
-            nemesis: self.args.faults.clone(),
-            workload: "sim".into(),
-            nodes: self.args.nodes as u8,
-            seed: 0,
-            verdict: Verdict::Skipped,
-            exit_code: None,
-            run_dir: None,
-            time_s: 0.0,
-            ops: 0,
-            explanation: Some(why.to_owned()),
-            detail: None,
-        }
+    /// The stage's faults and node count (its nemesis and nodes columns).
+    pub fn faults(&self) -> &str {
+        &self.args.faults
     }
 
-    /// Runs the stage (run directories under `store`) and records it as cell `index`.
-    pub fn run(&self, index: usize, store: &Path) -> CellRecord {
+    pub fn nodes(&self) -> u64 {
+        self.args.nodes
+    }
+
+    /// Runs the stage, its run directories under `store`.
+    pub fn run(&self, store: &Path) -> anyhow::Result<Sweep> {
         let mut args = self.args.clone();
         args.store = store.to_path_buf();
-        let start = Instant::now();
-        let result = execute(&args);
-        let mut rec = CellRecord {
-            index,
-            system: self.system(),
-            nemesis: args.faults.clone(),
-            workload: "sim".into(),
-            nodes: args.nodes as u8,
-            seed: 0,
-            verdict: Verdict::Error,
-            exit_code: Some(3),
-            run_dir: None,
-            time_s: start.elapsed().as_secs_f64(),
-            ops: 0,
-            explanation: None,
-            detail: None,
-        };
-        match result {
-            Ok(sw) => {
-                let (first, last) = sw.seeds.unwrap_or_default();
-                rec.seed = first;
-                rec.ops = sw.ops;
-                rec.exit_code = Some(sw.exit_code());
-                rec.verdict = match (sw.schedules, sw.exit_code()) {
-                    (0, _) => Verdict::Error,
-                    (_, 0) => Verdict::Valid,
-                    (_, 1) => Verdict::Invalid,
-                    _ => Verdict::Unknown,
-                };
-                rec.run_dir = sw
-                    .shrunk
-                    .or(sw.failing)
-                    .map(|p| p.canonicalize().unwrap_or(p).display().to_string());
-                rec.explanation = Some(if sw.schedules == 0 {
-                    "no schedule ran within the budget".into()
-                } else {
-                    format!(
-                        "{} schedules (seeds {first}-{last}), {} violations, {} unknown",
-                        sw.schedules, sw.violations, sw.unknown
-                    )
-                });
-            }
-            Err(e) => rec.explanation = Some(format!("{e:#}").replace('\n', " ")),
-        }
-        rec
+        execute(&args)
     }
 }
 
@@ -226,26 +170,5 @@ mod tests {
             let e = stage(bad).unwrap_err();
             assert!(e.contains(says) && !e.contains('\n'), "{bad}: {e}");
         }
-    }
-
-    #[test]
-    fn a_stage_runs_for_its_budget_and_reports_a_cell() {
-        let tmp = tempfile::tempdir().unwrap();
-        let s = stage(
-            "protocol = \"multipaxos\"\nbudget = \"3s\"\nnodes = 3\nsim_time = \"4s\"\nbugs = [\"disjoint-quorums\"]\nnode_args = [\"--quorum\", \"flexible:2,1\"]",
-        )
-        .unwrap();
-        let rec = s.run(4, tmp.path());
-        assert_eq!(rec.index, 4);
-        assert_eq!(rec.system, "sim:multipaxos+disjoint-quorums");
-        let text = rec.explanation.clone().unwrap();
-        assert!(text.contains("schedules (seeds"), "{text}");
-        assert!(rec.ops > 0);
-        // disjoint-quorums with a non-intersecting quorum system fails within a few
-        // schedules (median 0.04 s in selftest --sim): the cell is invalid and points at
-        // a run directory in the store.
-        assert_eq!(rec.verdict, Verdict::Invalid, "{text}");
-        let dir = rec.run_dir.unwrap();
-        assert!(Path::new(&dir).join("history.jsonl").is_file());
     }
 }

@@ -1339,9 +1339,9 @@ mod tests {
         assert!(churned > 10 && transitions > 0, "{churned} {transitions}");
         let out = w.run().unwrap();
         assert_eq!(out.split_terms, 0);
-        let check = checker::check::check_history(
+        let check = checker::check_history(
             &out.ops,
-            &checker::check::CheckOptions::new(checker::model::ModelKind::Kv),
+            &checker::CheckOptions::new(checker::ModelKind::Kv),
         )
         .unwrap();
         assert_eq!(
