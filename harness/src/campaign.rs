@@ -1364,8 +1364,8 @@ op_timeout = "1s"
             ),
             (
                 "systems = [\"raft\", \"multipaxos\"]",
-                "systems = [\"zookeeper\"]",
-                "zookeeper",
+                "systems = [\"nosuchsystem\"]",
+                "nosuchsystem",
             ),
             (
                 "nemesis = [\"kill\", \"partition,pause\"]",
