@@ -137,6 +137,33 @@ fn a_seeded_bug_is_found_shrunk_and_replayed() {
 }
 
 #[test]
+fn shrinking_removes_nodes_that_the_failure_does_not_need() {
+    // stale-read on five nodes, seed 23: a violation that three nodes still show.
+    let tmp = tempfile::tempdir().unwrap();
+    let (code, text) = sim(&[
+        "--bug",
+        "stale-read",
+        "--nodes",
+        "5",
+        "--seed",
+        "23",
+        "--sim-time",
+        "5s",
+        "--store",
+        tmp.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    let dirs = runs(tmp.path(), "sim-raft-stale-read");
+    assert_eq!(dirs.len(), 2, "{text}");
+    let shrunk = read_json(&dirs[1].join("test.json"));
+    let nodes = shrunk["nodes"].as_u64().unwrap();
+    assert!(nodes < 5, "no node was removed: {text}");
+    assert!(text.contains(&format!("{nodes} nodes")), "{text}");
+    let results = read_json(&dirs[1].join("results.json"));
+    assert_eq!(results["verdict"], "not-linearizable");
+}
+
+#[test]
 fn bad_input_is_a_one_line_error() {
     for args in [
         &["--protocol", "zab"][..],

@@ -5,6 +5,7 @@
 //! usual checker; a failing seed leaves a normal run directory (test.json, history.jsonl,
 //! results.json, report.html) and is shrunk to a smaller failing schedule.
 
+pub mod campaign;
 pub mod schedule;
 pub mod selftest;
 pub mod world;
@@ -50,7 +51,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock, bounce.
+    /// drift, clock, bounce, churn, transition.
     #[arg(long, default_value = "all")]
     pub faults: String,
     /// Simulated client workers.
@@ -138,7 +139,7 @@ impl SimSpec {
         })
     }
 
-    fn node_flags(&self) -> Vec<String> {
+    pub(crate) fn node_flags(&self) -> Vec<String> {
         let mut v = self.node_args.clone();
         for b in &self.bugs {
             v.push("--bug".into());
@@ -164,6 +165,8 @@ pub struct SimRun {
     pub ops: Vec<Op>,
     pub completions: u64,
     pub events: u64,
+    /// Terms in which two nodes led at once ([`world::Outcome::split_terms`]).
+    pub split_terms: u64,
     /// The checker's exit code: 0 linearizable, 1 not, 2 unknown.
     pub verdict: u8,
 }
@@ -183,6 +186,7 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
             cas: spec.cas_pct,
         },
         op_timeout_ns: spec.op_timeout_ns,
+        watch_split: spec.protocol == "raft",
     };
     // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
     // the schedule and the replay are the record of a simulated run.
@@ -200,6 +204,7 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         ops: out.ops,
         completions: out.completions,
         events: out.events,
+        split_terms: out.split_terms,
         verdict: check.verdict.exit_code(),
     })
 }
@@ -241,8 +246,8 @@ pub struct Shrunk {
 }
 
 /// Searches for a smaller schedule that still fails: drops faults one at a time (while
-/// the run still fails), then shortens the simulated time, then halves the clients. At
-/// most `max_tries` simulations.
+/// the run still fails), then shortens the simulated time, then halves the clients, then
+/// removes nodes one at a time. At most `max_tries` simulations.
 pub fn shrink(
     spec: &SimSpec,
     run: SimRun,
@@ -300,6 +305,18 @@ pub fn shrink(
             None => break,
         }
     }
+    // Fewer nodes, one at a time, while it still fails (node-targeted faults and
+    // partition shapes name nodes modulo the count). A count the node flags refuse (a
+    // quorum system that needs more nodes) ends the search like a passing run.
+    while best.0.nodes > 1 && tries < max_tries {
+        let mut s = best.0.clone();
+        s.nodes -= 1;
+        tries += 1;
+        match simulate(&s, check_timeout) {
+            Ok(r) if r.verdict == 1 => best = (s, r),
+            _ => break,
+        }
+    }
     Ok(Shrunk {
         spec: best.0,
         run: best.1,
@@ -320,7 +337,7 @@ fn client_ops(run: &SimRun) -> usize {
 /// Runs `stasis sim`; returns the exit code.
 pub fn run(args: &SimArgs) -> u8 {
     match execute(args) {
-        Ok(code) => code,
+        Ok(sweep) => sweep.exit_code(),
         Err(e) => {
             eprintln!("stasis sim: {e:#}");
             3
@@ -328,7 +345,38 @@ pub fn run(args: &SimArgs) -> u8 {
     }
 }
 
-fn execute(args: &SimArgs) -> Result<u8> {
+/// What a `stasis sim` invocation did.
+#[derive(Clone, Debug, Default)]
+pub struct Sweep {
+    pub schedules: u64,
+    /// Client operations completed over all schedules.
+    pub ops: u64,
+    pub violations: u64,
+    pub unknown: u64,
+    /// The first and last seed run.
+    pub seeds: Option<(u64, u64)>,
+    /// The run directory of the first failing schedule (and of its shrunk schedule).
+    pub failing: Option<PathBuf>,
+    pub shrunk: Option<PathBuf>,
+    pub wall_s: f64,
+}
+
+impl Sweep {
+    /// 0 all linearizable, 1 a violation, 2 an unknown verdict.
+    pub fn exit_code(&self) -> u8 {
+        if self.violations > 0 {
+            1
+        } else if self.unknown > 0 {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// Runs the schedules `args` select and prints one line per kept or failing schedule and a
+/// summary line.
+pub fn execute(args: &SimArgs) -> Result<Sweep> {
     let specs: Box<dyn Iterator<Item = Result<SimSpec, String>>> = match &args.replay {
         Some(dir) => {
             let path = crate::store::resolve_run(dir)?.join("test.json");
@@ -355,6 +403,8 @@ fn execute(args: &SimArgs) -> Result<u8> {
     let mut seeds: Option<(u64, u64)> = None;
     let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut split, mut watched) = (0u64, false);
+    let (mut failing, mut shrunk_dir) = (None, None);
     for spec in specs {
         if !args.budget.is_zero() && started.elapsed() >= args.budget {
             break;
@@ -365,10 +415,13 @@ fn execute(args: &SimArgs) -> Result<u8> {
         schedules += 1;
         ops += run.completions;
         events += run.events;
+        split += u64::from(run.split_terms > 0);
+        watched |= spec.protocol == "raft";
         match run.verdict {
             1 => {
                 violations += 1;
                 let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
+                failing.get_or_insert(dir.clone());
                 say(format!(
                     "seed {}: NOT LINEARIZABLE ({} faults, {} ops) -> {}",
                     spec.seed,
@@ -392,11 +445,13 @@ fn execute(args: &SimArgs) -> Result<u8> {
                         Some(&note),
                         args.check_timeout,
                     )?;
+                    shrunk_dir.get_or_insert(sdir.clone());
                     say(format!(
-                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
+                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} nodes, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
                         spec.seed,
                         shrunk.spec.schedule.len(),
                         shrunk.spec.sim_time_ns as f64 / 1e9,
+                        shrunk.spec.nodes,
                         shrunk.spec.concurrency,
                         client_ops(&shrunk.run),
                         shrunk.tries,
@@ -433,14 +488,22 @@ fn execute(args: &SimArgs) -> Result<u8> {
         None => String::new(),
     };
     say(format!(
-        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown",
-        ops as f64 / secs.max(1e-9)
+        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown{}",
+        ops as f64 / secs.max(1e-9),
+        if watched {
+            format!(", {split} with two leaders in one term")
+        } else {
+            String::new()
+        }
     ));
-    Ok(if violations > 0 {
-        1
-    } else if unknown > 0 {
-        2
-    } else {
-        0
+    Ok(Sweep {
+        schedules,
+        ops,
+        violations,
+        unknown,
+        seeds,
+        failing,
+        shrunk: shrunk_dir,
+        wall_s: secs,
     })
 }

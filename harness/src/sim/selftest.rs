@@ -1,8 +1,8 @@
 //! `stasis selftest --sim`: every selftest case under simulation instead of real
 //! processes. A case's attempts cycle through its plans as in the real selftest (same
 //! node flags, node count and workload), but the faults are the simulator's generic ones
-//! drawn from each attempt's fresh seed (`--faults all`), never the plan's targeted
-//! schedule. The table, selftest.json and run directories are the real selftest's.
+//! drawn from each attempt's fresh seed ([`super::schedule::SELFTEST_KINDS`]), never the
+//! plan's targeted schedule. The table, selftest.json and run directories are the real selftest's.
 
 use std::path::Path;
 use std::time::Instant;
@@ -25,7 +25,7 @@ pub fn spec_of(case: &Case, plan: &Plan, seed: u64) -> Result<SimSpec> {
     let sim_ns = plan.attempt.as_nanos() as u64;
     let mut node_args: Vec<String> = plan.node_args.iter().map(|s| s.to_string()).collect();
     node_args.extend(case.bug_args.iter().map(|s| s.to_string()));
-    let kinds = super::schedule::KINDS.to_vec();
+    let kinds = super::schedule::SELFTEST_KINDS.to_vec();
     Ok(SimSpec {
         mode: "sim".into(),
         protocol: case.protocol.into(),
@@ -179,7 +179,10 @@ pub fn execute(args: &SelftestArgs) -> Result<SelftestReport> {
             report.cases.retain(|c| c.case != case.id);
             let mut summary = summarize(case, &runs);
             // The faults are the simulator's, not the plan's nemesis.
-            summary.nemesis = format!("sim (all faults; flags of: {})", summary.nemesis);
+            summary.nemesis = format!(
+                "sim (generic faults but churn, transition; flags of: {})",
+                summary.nemesis
+            );
             report.cases.push(summary);
             report.exit_code = exit_code(&report.cases, false);
             report.verdict = verdict_word(report.exit_code).to_owned();

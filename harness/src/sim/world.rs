@@ -53,6 +53,9 @@ pub struct WorldOptions {
     pub keys: usize,
     pub mix: Mix,
     pub op_timeout_ns: u64,
+    /// Count terms with two leaders ([`Outcome::split_terms`]): for Raft, where a term
+    /// has at most one leader (a Paxos round does not name its leader).
+    pub watch_split: bool,
 }
 
 /// Where an answer from a host goes: (client, attempt) into the shared outbox.
@@ -168,6 +171,25 @@ enum Ev<M> {
     FaultStop(usize),
     /// The next kill-and-restart of a `Bounce` fault.
     Bounce(usize),
+    /// The next kill of a `Churn` fault.
+    Churn(usize),
+    /// A kill armed by a `Transition` fault (void if the node restarted since).
+    Kill {
+        node: usize,
+        inc: u64,
+        fault: usize,
+    },
+    /// One pair of a `Swizzle` partition heals.
+    Unclog {
+        fault: usize,
+        a: NodeId,
+        b: NodeId,
+    },
+    /// A node killed by churn comes back (if it is still down in incarnation `inc`).
+    Restart {
+        node: usize,
+        inc: u64,
+    },
 }
 
 /// A message held at a cut link: (from, from incarnation, to, to incarnation, message).
@@ -192,6 +214,9 @@ pub struct Outcome {
     pub completions: u64,
     /// Simulated events processed.
     pub events: u64,
+    /// Terms (ballots) in which two nodes led at once: a split brain, whether or not a
+    /// client saw it (a diagnostic; the checker's verdict on the history is the result).
+    pub split_terms: u64,
 }
 
 pub struct World<C: ConsensusCore, S> {
@@ -215,6 +240,9 @@ pub struct World<C: ConsensusCore, S> {
     partition_cuts: BTreeMap<usize, Vec<(NodeId, NodeId)>>,
     completions: u64,
     events: u64,
+    split_terms: std::collections::BTreeSet<u64>,
+    /// Active `Transition` faults (schedule indexes).
+    transitions: std::collections::BTreeSet<usize>,
 }
 
 impl<C, S> World<C, S>
@@ -284,6 +312,8 @@ where
             partition_cuts: BTreeMap::new(),
             completions: 0,
             events: 0,
+            split_terms: Default::default(),
+            transitions: Default::default(),
         };
         for i in 0..n {
             w.start_node(i)?;
@@ -336,12 +366,54 @@ where
             sent: Vec::new(),
             wall_ms: wall,
         };
+        let before = self.election_state(i);
         let Some(host) = self.nodes[i].host.as_mut() else {
             return Ok(());
         };
         host.core_mut().wall_clock(wall);
         f(host, &env);
-        self.drain_with(i, env)
+        self.drain_with(i, env)?;
+        if before.is_some() && before != self.election_state(i) {
+            self.arm_transition_kills(i);
+        }
+        Ok(())
+    }
+
+    /// (role, term, vote) of node `i` while a `Transition` fault is active.
+    fn election_state(&self, i: usize) -> Option<(Role, u64, Option<NodeId>)> {
+        if self.transitions.is_empty() {
+            return None;
+        }
+        let st = self.nodes[i].host.as_ref()?.core().status();
+        Some((st.role, st.term, st.vote))
+    }
+
+    /// Node `i` changed role, term or vote: each active `Transition` fault may arm a kill.
+    fn arm_transition_kills(&mut self, i: usize) {
+        let inc = self.nodes[i].incarnation;
+        for fault in self.transitions.clone() {
+            let FaultKind::Transition { pct, within_us, .. } = self.schedule[fault].kind else {
+                continue;
+            };
+            if self.rng.random_range(0..100) < pct {
+                let after = self.rng.random_range(0..=within_us * 1000);
+                self.at(
+                    self.now + after,
+                    Ev::Kill {
+                        node: i,
+                        inc,
+                        fault,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Whether one more node may go down with a majority still up.
+    fn may_kill(&self) -> bool {
+        let n = self.nodes.len();
+        let down = (0..n).filter(|&k| !self.up(k)).count();
+        (down + 1) * 2 < n
     }
 
     fn drain(&mut self, i: usize) -> Result<()> {
@@ -358,6 +430,7 @@ where
             host.drain_ready(&mut env)
                 .with_context(|| format!("simulated n{id} stopped"))?;
         }
+        self.watch_split(i);
         let from = self.nodes[i].cfg.id;
         let from_inc = self.nodes[i].incarnation;
         for (to, msg) in env.sent {
@@ -369,6 +442,23 @@ where
             self.at(self.now + lat, Ev::Reply { client, attempt, v });
         }
         Ok(())
+    }
+
+    /// Notes a term in which node `i` and another running node both lead.
+    fn watch_split(&mut self, i: usize) {
+        if !self.opts.watch_split {
+            return;
+        }
+        let status = |k: usize| self.nodes[k].host.as_ref().map(|h| h.core().status());
+        let Some(me) = status(i).filter(|s| s.role == Role::Leader) else {
+            return;
+        };
+        let split = (0..self.nodes.len()).any(|k| {
+            k != i && status(k).is_some_and(|s| s.role == Role::Leader && s.term == me.term)
+        });
+        if split {
+            self.split_terms.insert(me.term);
+        }
     }
 
     fn index_of(&self, id: NodeId) -> Option<usize> {
@@ -440,16 +530,7 @@ where
 
     /// Runs until the simulated time limit.
     pub fn run(mut self) -> Result<Outcome> {
-        while let Some(entry) = self.queue.first_entry() {
-            let (t, _) = *entry.key();
-            if t > self.opts.sim_ns {
-                break;
-            }
-            let ev = entry.remove();
-            self.now = t;
-            self.events += 1;
-            self.handle(ev)?;
-        }
+        while self.step()? {}
         // Operations still in flight at the end are unknown (writes) or failed (reads).
         for c in 0..self.clients.len() {
             if self.clients[c].current.is_some() {
@@ -462,7 +543,24 @@ where
             ops: self.ops,
             completions: self.completions,
             events: self.events,
+            split_terms: self.split_terms.len() as u64,
         })
+    }
+
+    /// Handles the next event; false once the simulated time limit is reached.
+    fn step(&mut self) -> Result<bool> {
+        let Some(entry) = self.queue.first_entry() else {
+            return Ok(false);
+        };
+        let (t, _) = *entry.key();
+        if t > self.opts.sim_ns {
+            return Ok(false);
+        }
+        let ev = entry.remove();
+        self.now = t;
+        self.events += 1;
+        self.handle(ev)?;
+        Ok(true)
     }
 
     fn handle(&mut self, ev: Ev<C::Message>) -> Result<()> {
@@ -574,8 +672,75 @@ where
                 }
                 self.at(next, Ev::Bounce(i));
             }
+            Ev::Churn(i) => self.churn(i),
+            Ev::Unclog { fault, a, b } => {
+                let FaultKind::Partition { hold, .. } = self.schedule[fault].kind else {
+                    return Ok(());
+                };
+                if let Some(cuts) = self.partition_cuts.get_mut(&fault) {
+                    let open: Vec<_> = cuts
+                        .iter()
+                        .copied()
+                        .filter(|&c| c == (a, b) || c == (b, a))
+                        .collect();
+                    cuts.retain(|c| !open.contains(c));
+                    self.uncut(&open, u32::from(hold));
+                }
+            }
+            Ev::Kill { node, inc, fault } => {
+                let FaultKind::Transition { down_ms, .. } = self.schedule[fault].kind else {
+                    return Ok(());
+                };
+                if self.up(node) && self.nodes[node].incarnation == inc && self.may_kill() {
+                    self.nemesis(
+                        format!("transition-{fault}-kill"),
+                        json!({"resolved": node::core::fmt_id(self.nodes[node].cfg.id)}),
+                    );
+                    self.crash(node, false);
+                    let down = self.rng.random_range(0..=down_ms.max(1) * MS);
+                    self.at(self.now + down, Ev::Restart { node, inc });
+                }
+            }
+            Ev::Restart { node, inc } => {
+                if !self.up(node) && self.nodes[node].incarnation == inc {
+                    self.start_node(node)?;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// One step of a `Churn` fault: kill a random running node (unless half the nodes are
+    /// down already), schedule its restart, and the next kill.
+    fn churn(&mut self, i: usize) {
+        let f = &self.schedule[i];
+        let FaultKind::Churn {
+            gap_ms,
+            down_ms,
+            power_loss,
+        } = f.kind
+        else {
+            return;
+        };
+        if self.now >= f.stop_ns {
+            return;
+        }
+        let up: Vec<usize> = (0..self.nodes.len()).filter(|&k| self.up(k)).collect();
+        if self.may_kill() {
+            let node = up[self.rng.random_range(0..up.len())];
+            self.nemesis(
+                format!("churn-{i}-kill"),
+                json!({"resolved": node::core::fmt_id(self.nodes[node].cfg.id), "power_loss": power_loss}),
+            );
+            self.crash(node, power_loss);
+            let inc = self.nodes[node].incarnation;
+            let down = self.rng.random_range(0..=down_ms.max(1) * MS);
+            self.at(self.now + down, Ev::Restart { node, inc });
+        }
+        // Exponentially distributed gaps (mean `gap_ms`).
+        let u: f64 = self.rng.random_range(1e-9..1.0);
+        let gap = (-u.ln() * (gap_ms.max(1) * MS) as f64) as u64;
+        self.at(self.now + gap.max(1), Ev::Churn(i));
     }
 
     fn invoke(&mut self, client: usize) {
@@ -799,6 +964,17 @@ where
                 out
             }
             Shape::OneWay { from, to } => vec![(id_at(*from), id_at(*to))],
+            Shape::Swizzle => {
+                let mut out = Vec::new();
+                for &a in &ids {
+                    for &b in &ids {
+                        if a != b {
+                            out.push((a, b));
+                        }
+                    }
+                }
+                out
+            }
             Shape::Ring => {
                 let mut out = Vec::new();
                 for (i, &a) in ids.iter().enumerate() {
@@ -882,6 +1058,18 @@ where
                     self.at(self.now, Ev::Bounce(i));
                 }
             }
+            FaultKind::Churn { .. } => {
+                if start {
+                    self.at(self.now, Ev::Churn(i));
+                }
+            }
+            FaultKind::Transition { .. } => {
+                if start {
+                    self.transitions.insert(i);
+                } else {
+                    self.transitions.remove(&i);
+                }
+            }
             FaultKind::Partition { shape, hold } => {
                 let hold = u32::from(*hold);
                 if start {
@@ -893,17 +1081,11 @@ where
                         e.1 += hold;
                     }
                     self.partition_cuts.insert(i, cuts);
-                } else if let Some(cuts) = self.partition_cuts.remove(&i) {
-                    for c in cuts {
-                        if let Some(k) = self.net.cut.get_mut(&c) {
-                            k.0 -= 1;
-                            k.1 -= hold;
-                            if k.0 == 0 {
-                                self.net.cut.remove(&c);
-                            }
-                        }
+                    if *shape == Shape::Swizzle {
+                        self.schedule_unclogs(i, f.stop_ns);
                     }
-                    self.release_held();
+                } else if let Some(cuts) = self.partition_cuts.remove(&i) {
+                    self.uncut(&cuts, hold);
                 }
             }
             FaultKind::Net {
@@ -935,6 +1117,38 @@ where
         let f = if start { "start" } else { "stop" };
         self.nemesis(format!("{f}-{name}"), value);
         Ok(())
+    }
+
+    /// Undoes `cuts` of a partition (holding if `hold` is 1) and delivers what the links
+    /// that opened held.
+    fn uncut(&mut self, cuts: &[(NodeId, NodeId)], hold: u32) {
+        for c in cuts {
+            if let Some(k) = self.net.cut.get_mut(c) {
+                k.0 -= 1;
+                k.1 -= hold;
+                if k.0 == 0 {
+                    self.net.cut.remove(c);
+                }
+            }
+        }
+        self.release_held();
+    }
+
+    /// The pairs of swizzle partition `i` heal one at a time, in a random order, at
+    /// random moments before `stop_ns`.
+    fn schedule_unclogs(&mut self, i: usize, stop_ns: u64) {
+        let ids = self.ids();
+        let mut pairs = Vec::new();
+        for (k, &a) in ids.iter().enumerate() {
+            for &b in &ids[k + 1..] {
+                pairs.push((a, b));
+            }
+        }
+        let span = stop_ns.saturating_sub(self.now).max(1);
+        for (a, b) in pairs {
+            let at = self.now + self.rng.random_range(0..span);
+            self.at(at, Ev::Unclog { fault: i, a, b });
+        }
     }
 
     /// Delivers held messages whose link is open again, in the order they were held.
@@ -1044,5 +1258,96 @@ mod tests {
         assert_eq!(c[0].peers.len(), 3);
         let e = node_configs("raft", 3, &["--bug".into(), "no-fencing".into()]).unwrap_err();
         assert!(e.contains("multipaxos") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn churn_and_transition_kills_keep_a_majority_up_and_swizzle_heals_every_link() {
+        let flags: Vec<String> = ["--tick-ms", "10", "--election-ticks", "60"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let configs = node_configs("raft", 5, &flags).unwrap();
+        let s = 1_000_000_000;
+        let fault = |start_ns, stop_ns, kind| Fault {
+            start_ns,
+            stop_ns,
+            kind,
+        };
+        let schedule = vec![
+            fault(
+                s / 2,
+                6 * s,
+                FaultKind::Churn {
+                    gap_ms: 30,
+                    down_ms: 300,
+                    power_loss: true,
+                },
+            ),
+            fault(
+                s / 2,
+                6 * s,
+                FaultKind::Transition {
+                    pct: 100,
+                    within_us: 1000,
+                    down_ms: 300,
+                },
+            ),
+            fault(
+                s,
+                4 * s,
+                FaultKind::Partition {
+                    shape: Shape::Swizzle,
+                    hold: true,
+                },
+            ),
+        ];
+        let opts = WorldOptions {
+            seed: 5,
+            sim_ns: 10 * s,
+            clients: 5,
+            rate: 200.0,
+            keys: 3,
+            mix: Mix { write: 40, cas: 10 },
+            op_timeout_ns: 500 * MS,
+            watch_split: true,
+        };
+        let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
+        let (mut max_down, mut fully_cut) = (0, false);
+        while w.step().unwrap() {
+            let down = (0..5).filter(|&k| !w.up(k)).count();
+            max_down = max_down.max(down);
+            if w.now > s && w.now < s + 50 * MS {
+                // Every link is cut just after the swizzle starts.
+                fully_cut |= w.net.cut.len() == 20;
+            }
+            if w.now > 4 * s {
+                assert!(
+                    w.net.cut.is_empty(),
+                    "a link is still cut after the swizzle"
+                );
+            }
+        }
+        assert!(fully_cut);
+        assert_eq!(max_down, 2, "churn may take down two of five, never three");
+        let kills = |name: &str| {
+            w.ops
+                .iter()
+                .filter(|o| o.process == Process::Nemesis && o.f.starts_with(name))
+                .count()
+        };
+        let (churned, transitions) = (kills("churn-0-kill"), kills("transition-1-kill"));
+        assert!(churned > 10 && transitions > 0, "{churned} {transitions}");
+        let out = w.run().unwrap();
+        assert_eq!(out.split_terms, 0);
+        let check = checker::check_history(
+            &out.ops,
+            &checker::CheckOptions::new(checker::ModelKind::Kv),
+        )
+        .unwrap();
+        assert_eq!(
+            check.verdict.exit_code(),
+            0,
+            "the correct core stays linearizable"
+        );
     }
 }
