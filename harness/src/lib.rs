@@ -4,6 +4,7 @@
 //! CLI glue over the `checker` crate.
 
 pub mod analyze;
+pub mod auxiliary;
 pub mod campaign;
 pub mod check;
 pub mod cleanup;
@@ -13,6 +14,7 @@ pub mod diskfs;
 pub mod doctor;
 pub mod generator;
 pub mod junit;
+pub mod lost_writes;
 pub mod nemesis;
 pub mod net;
 pub mod netfault;

@@ -7,6 +7,7 @@
 //! produces false alarms, and reporting an ambiguous read as `Ok` hides real bugs.
 
 pub mod etcd;
+pub mod redis_sentinel;
 pub mod resp;
 
 use std::time::Instant;

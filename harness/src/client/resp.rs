@@ -25,12 +25,40 @@ pub struct Endpoint {
 
 struct Conn {
     node: usize,
+    c: Connection,
+}
+
+/// One open RESP connection: the transport every RESP-speaking client shares (this one
+/// and [`super::redis_sentinel`]).
+pub struct Connection {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
+impl Connection {
+    /// Connects to `addr`, giving up after 1 s or at `deadline`.
+    pub fn open(addr: SocketAddr, deadline: Instant) -> Result<Connection, Transport> {
+        let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
+        let stream = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(1)))
+            .map_err(|e| Transport::NotSent(format!("connect {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    /// Sends one command and reads one reply before `deadline`. After an error the
+    /// connection may still carry a late reply: drop it.
+    pub fn call(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Resp, Transport> {
+        let mut req = Vec::with_capacity(64);
+        encode_command(args, &mut req);
+        exchange(self, &req, deadline)
+    }
+}
+
 /// Why a single request attempt did not produce a reply.
-enum Transport {
+pub enum Transport {
     /// Nothing was sent: the attempt had no effect.
     NotSent(String),
     /// The request may have reached the server.
@@ -60,16 +88,8 @@ impl RespClient {
             return Ok(());
         }
         self.conn = None;
-        let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
-        let addr = self.nodes[node].addr;
-        let stream = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(1)))
-            .map_err(|e| Transport::NotSent(format!("connect {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        self.conn = Some(Conn {
-            node,
-            stream,
-            buf: Vec::with_capacity(256),
-        });
+        let c = Connection::open(self.nodes[node].addr, deadline)?;
+        self.conn = Some(Conn { node, c });
         Ok(())
     }
 
@@ -78,9 +98,7 @@ impl RespClient {
         self.connect(node, deadline)?;
         self.last_node = Some(node);
         let conn = self.conn.as_mut().expect("connected");
-        let mut req = Vec::with_capacity(64);
-        encode_command(args, &mut req);
-        let result = exchange(conn, &req, deadline);
+        let result = conn.c.call(args, deadline);
         if result.is_err() {
             // The connection may still carry a late reply: never reuse it.
             self.conn = None;
@@ -97,12 +115,12 @@ impl RespClient {
     }
 }
 
-fn remaining(deadline: Instant) -> Option<Duration> {
+pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
     let now = Instant::now();
     (deadline > now + Duration::from_millis(1)).then(|| deadline - now)
 }
 
-fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<Resp, Transport> {
+fn exchange(conn: &mut Connection, req: &[u8], deadline: Instant) -> Result<Resp, Transport> {
     let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
     conn.stream
         .set_write_timeout(Some(left))
@@ -270,14 +288,11 @@ pub fn request(
     let deadline = Instant::now() + timeout;
     let stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| (false, format!("{addr}: {e}")))?;
-    let mut conn = Conn {
-        node: 0,
+    let mut conn = Connection {
         stream,
         buf: Vec::new(),
     };
-    let mut req = Vec::new();
-    encode_command(args, &mut req);
-    exchange(&mut conn, &req, deadline).map_err(|e| match e {
+    conn.call(args, deadline).map_err(|e| match e {
         Transport::NotSent(e) => (false, format!("{addr}: {e}")),
         Transport::Sent(e) => (true, format!("{addr}: {e}")),
     })
