@@ -14,6 +14,9 @@ declare -A need=(
   [etcdctl]=etcd-client
   [redis-cli]=redis-tools
   [redis-benchmark]=redis-tools
+  # Redis with Sentinel (the built-in `redis` system, harness/tests/redis.rs).
+  [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
   [setpriv]=util-linux
   [pgrep]=procps
   [python3]=python3
