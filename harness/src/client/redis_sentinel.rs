@@ -28,13 +28,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use node::resp::Value as Resp;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-
-use super::resp::{Connection, Endpoint, Transport, remaining, request};
+use super::resp::{Connection, Endpoint, Transport, outcome_of_reply, remaining, request};
 use super::{Client, ClientOp, Completion};
 use crate::units::parse_duration;
+use node::resp::Value as Resp;
+use serde::{Deserialize, Serialize};
 
 /// Compare-and-set in one atomic script: `KEYS[1]` holds `ARGV[1]` -> set `ARGV[2]`.
 pub const CAS_SCRIPT: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -252,25 +250,8 @@ fn classify(op: &ClientOp, reply: Resp) -> Step {
             }
             _ => indeterminate(msg),
         },
-        (ClientOp::Read { .. }, Resp::Bulk(Some(b))) => Completion::Ok(value_of(&b)),
-        (ClientOp::Read { .. }, Resp::Bulk(None)) => Completion::Ok(Value::Null),
-        (ClientOp::Write { value, .. }, Resp::Simple(s)) if s == "OK" => {
-            Completion::Ok(Value::from(*value))
-        }
-        (ClientOp::Cas { old, new, .. }, Resp::Integer(1)) => {
-            Completion::Ok(Value::from(vec![*old, *new]))
-        }
-        (ClientOp::Cas { .. }, Resp::Integer(0)) => Completion::Fail("precondition failed".into()),
-        (_, other) => indeterminate(format!("unexpected reply {other:?}")),
+        (op, reply) => outcome_of_reply(op, reply),
     })
-}
-
-fn value_of(bytes: &[u8]) -> Value {
-    let s = String::from_utf8_lossy(bytes);
-    match s.parse::<i64>() {
-        Ok(n) => Value::from(n),
-        Err(_) => Value::from(s.into_owned()),
-    }
 }
 
 impl Client for RedisSentinelClient {
@@ -427,6 +408,7 @@ fn pairs(reply: &Resp) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     fn opts() -> Arc<RedisOptions> {
         Arc::new(RedisOptions {
