@@ -17,7 +17,7 @@ use std::process::Command;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::sut::{NODE_PLACEHOLDERS, check_placeholders};
+use crate::template::{NODE_PLACEHOLDERS, check_placeholders};
 
 /// One group of auxiliary processes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -39,7 +39,8 @@ use crate::client::Client;
 use crate::client::etcd::{self, EtcdClient};
 use crate::client::redis_sentinel::{RedisOptions, RedisSentinelClient};
 use crate::client::resp::{Endpoint, RespClient, request, status};
-use crate::cluster::{Launch, Launcher, NodeInfo};
+use crate::nodes::{Launch, Launcher, NodeInfo};
+use crate::template::{NODE_PLACEHOLDERS, check_placeholders, render};
 use crate::units::parse_duration;
 
 /// The built-in specs, by name.
@@ -224,18 +225,6 @@ fn default_ready_timeout() -> String {
     "30s".into()
 }
 
-pub(crate) const NODE_PLACEHOLDERS: [&str; 10] = [
-    "id",
-    "k",
-    "addr",
-    "client_port",
-    "peer_port",
-    "data_dir",
-    "peers",
-    "stasis_node",
-    "first_addr",
-    "first_client_port",
-];
 const PEER_PLACEHOLDERS: [&str; 5] = ["id", "k", "addr", "client_port", "peer_port"];
 
 impl SutSpec {
@@ -676,32 +665,6 @@ fn join_argv(args: &[String], m: &Membership) -> Vec<String> {
         }
         None => args.iter().chain(&m.join_args).cloned().collect(),
     }
-}
-
-/// Replaces `{name}` by its value.
-pub(crate) fn render(t: &str, vars: &[(&str, String)]) -> String {
-    let mut out = t.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    out
-}
-
-/// Returns the first placeholder not in `known`.
-pub(crate) fn check_placeholders(t: &str, known: &[&str]) -> Result<(), String> {
-    let mut rest = t;
-    while let Some(i) = rest.find('{') {
-        let after = &rest[i + 1..];
-        let Some(j) = after.find('}') else {
-            return Err(after.to_owned());
-        };
-        let name = &after[..j];
-        if !known.contains(&name) {
-            return Err(name.to_owned());
-        }
-        rest = &after[j + 1..];
-    }
-    Ok(())
 }
 
 /// The client protocol of a system: how to make clients and ask nodes about themselves.
