@@ -62,6 +62,18 @@ pub enum Completion {
     Info(String),
 }
 
+impl Completion {
+    /// An outcome nobody knows: `info` for a write or cas (it may still take effect),
+    /// `fail` for a read (it observed nothing and changes nothing).
+    pub fn unknown(op: &ClientOp, msg: String) -> Completion {
+        if op.is_read() {
+            Completion::Fail(msg)
+        } else {
+            Completion::Info(msg)
+        }
+    }
+}
+
 /// A connection-owning client used by one worker at a time.
 pub trait Client: Send {
     /// Performs `op`, giving up at `deadline`. Must never report a possibly-applied

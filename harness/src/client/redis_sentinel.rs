@@ -235,20 +235,13 @@ pub fn master_addr(
 
 /// Maps a reply to an operation's outcome.
 fn classify(op: &ClientOp, reply: Resp) -> Step {
-    let indeterminate = |msg: String| {
-        if op.is_read() {
-            Completion::Fail(msg)
-        } else {
-            Completion::Info(msg)
-        }
-    };
     Step::Done(match (op, reply) {
         (_, Resp::Error(msg)) => match msg.split_whitespace().next().unwrap_or("") {
             "READONLY" => return Step::Rediscover(msg),
             "LOADING" | "MASTERDOWN" | "BUSY" | "NOSCRIPT" | "ERR" | "WRONGTYPE" => {
                 Completion::Fail(msg)
             }
-            _ => indeterminate(msg),
+            _ => Completion::unknown(op, msg),
         },
         (op, reply) => outcome_of_reply(op, reply),
     })
@@ -299,13 +292,7 @@ impl Client for RedisSentinelClient {
                     self.conn = None;
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                Err(Transport::Sent(e)) => {
-                    return if op.is_read() {
-                        Completion::Fail(e)
-                    } else {
-                        Completion::Info(e)
-                    };
-                }
+                Err(Transport::Sent(e)) => return Completion::unknown(op, e),
             }
         }
     }

@@ -283,14 +283,7 @@ pub(crate) fn outcome_of_reply(op: &ClientOp, reply: Resp) -> Completion {
             Completion::Ok(Value::from(vec![*old, *new]))
         }
         (ClientOp::Cas { .. }, Resp::Integer(0)) => Completion::Fail("precondition failed".into()),
-        (op, other) => {
-            let msg = format!("unexpected reply {other:?}");
-            if op.is_read() {
-                Completion::Fail(msg)
-            } else {
-                Completion::Info(msg)
-            }
-        }
+        (op, other) => Completion::unknown(op, format!("unexpected reply {other:?}")),
     }
 }
 
