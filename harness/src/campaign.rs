@@ -1301,8 +1301,8 @@ op_timeout = "1s"
             ),
             (
                 "systems = [\"raft\", \"multipaxos\"]",
-                "systems = [\"zookeeper\"]",
-                "zookeeper",
+                "systems = [\"nosuchsystem\"]",
+                "nosuchsystem",
             ),
             (
                 "nemesis = [\"kill\", \"partition,pause\"]",
@@ -1413,9 +1413,11 @@ op_timeout = "1s"
         assert!(ci.budget <= Duration::from_secs(6 * 60));
         assert!(ci.len() as u32 * (ci.time_limit + INITIAL_OVERHEAD) <= ci.budget);
         let nightly = Campaign::load(&root.join("campaigns/nightly.toml")).unwrap();
-        assert_eq!(nightly.systems, ["raft", "multipaxos", "etcd", "redis"]);
+        assert!(nightly.systems.len() >= 4, "{:?}", nightly.systems);
+        assert!(nightly.systems.iter().any(|s| s == "zookeeper"));
         // Redis's loss of acknowledged writes is a known finding: it must not fail the
         // nightly.
+        assert!(nightly.systems.iter().any(|s| s == "redis"));
         assert_eq!(nightly.expect_violation, ["redis"]);
         assert!(nightly.budget <= Duration::from_secs(60 * 60));
         assert!(nightly.workloads.len() >= 2 && nightly.nemesis.len() >= 3);

@@ -36,6 +36,7 @@ pub mod cluster;
 pub mod diskfs;
 pub mod doctor;
 pub mod faketime;
+pub mod firewall;
 pub mod generator;
 pub mod junit;
 pub mod lost_writes;

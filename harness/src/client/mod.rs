@@ -9,6 +9,7 @@
 pub mod etcd;
 pub mod redis_sentinel;
 pub mod resp;
+pub mod zookeeper;
 
 use std::time::Instant;
 
@@ -71,6 +72,15 @@ impl Completion {
         } else {
             Completion::Info(msg)
         }
+    }
+}
+
+/// A stored value as the history records it: the integer the harness wrote, or the text
+/// itself when it is not one.
+pub fn value_of_text(text: &str) -> Value {
+    match text.parse::<i64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::from(text),
     }
 }
 
