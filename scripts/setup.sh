@@ -17,6 +17,9 @@ declare -A need=(
   [java]=default-jre-headless
   [redis-cli]=redis-tools
   [redis-benchmark]=redis-tools
+  # Redis with Sentinel (the built-in `redis` system, harness/tests/redis.rs).
+  [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
   [setpriv]=util-linux
   [pgrep]=procps
   [python3]=python3

@@ -124,6 +124,7 @@ pub fn analyze_run(
     let windows = fault_windows(&ops);
     let slots = slots(&ops, WINDOW);
     let latency = latencies(&ops);
+    let lost = crate::lost_writes::find(&ops);
 
     let mut counts: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for op in ops.iter().filter(|o| o.is_client_completion()) {
@@ -168,6 +169,7 @@ pub fn analyze_run(
         "fault_windows": windows,
         "availability_windows": slots,
         "latency": latency,
+        "lost_writes": lost,
         "faults": evidence,
     });
     let results_path = dir.join("results.json");
@@ -189,6 +191,12 @@ pub fn analyze_run(
         .with_context(|| format!("cannot write {}", dir.join("timeline.html").display()))?;
     }
     let mut summary_text = summary(dir, &check, &counts, &latency, &windows, &slots);
+    // Right after the verdict and its explanation.
+    let lost_lines = crate::lost_writes::summary_lines(&lost, 10).join("\n");
+    let at = summary_text
+        .find("operations:\n")
+        .unwrap_or(summary_text.len());
+    summary_text.insert_str(at, &format!("{lost_lines}\n"));
     if let Some(p) = &problem {
         // Right under the verdict line.
         let at = summary_text

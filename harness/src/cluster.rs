@@ -75,6 +75,7 @@ impl<'t> Cluster<'t> {
                 netns: h.netns.clone(),
                 dir,
                 spare: k >= voters,
+                aux: None,
             };
             if faketime.is_some() {
                 crate::faketime::write_control(&info.faketime_file(), 0.0, 1.0)?;
@@ -132,11 +133,26 @@ impl<'t> Cluster<'t> {
         self.nodes.iter().position(|n| n.info.name == name)
     }
 
-    /// Indices of the initial voters (every node that is not a spare).
+    /// Indices of the initial voters (every node that is not a spare or auxiliary).
     pub fn initial_voters(&self) -> Vec<usize> {
         (0..self.len())
-            .filter(|&i| !self.nodes[i].info.spare)
+            .filter(|&i| !self.nodes[i].info.spare && self.nodes[i].info.aux.is_none())
             .collect()
+    }
+
+    /// Makes host `i` an auxiliary process of group `group` listening on `port` (see
+    /// [`crate::auxiliary`]). Call before the processes start.
+    pub fn set_aux(&mut self, i: usize, group: &str, port: u16) {
+        let info = &mut self.nodes[i].info;
+        info.aux = Some(group.to_owned());
+        info.spare = false;
+        info.client_port = port;
+        info.peer_port = port;
+    }
+
+    /// Whether host `i` is an auxiliary process rather than a node.
+    pub fn is_aux(&self, i: usize) -> bool {
+        self.nodes[i].info.aux.is_some()
     }
 
     /// Whether the cluster has spare nodes.
@@ -180,6 +196,12 @@ impl<'t> Cluster<'t> {
         let infos = self.infos();
         let info = &self.nodes[i].info;
         let launch = (self.launcher)(info, &infos);
+        for (path, text) in &launch.files {
+            if !path.exists() {
+                fs::write(path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)

@@ -212,6 +212,7 @@ mod tests {
             planned: 5,
             elapsed_s: 50.0,
             exit_code: Some(1),
+            expect_violation: Vec::new(),
             cells: vec![
                 cell(0, Verdict::Valid, None),
                 cell(

@@ -2,8 +2,9 @@
 //!
 //! How `stasis test` flows through the modules (`run` drives it):
 //!
-//! 1. `sut` reads the system's spec (TOML: how to start a node, talk to it, find its
-//!    leader, change its membership); `settings` draws the node settings of the run.
+//! 1. `sut` reads the system's spec (TOML: how to start a node and its `auxiliary`
+//!    processes, talk to it, find its leader, change its membership; `template` renders
+//!    its placeholders); `settings` draws the node settings of the run.
 //! 2. `net` builds the `stasis-` namespaces, bridge and firewall rules, registering each
 //!    in `runstate` so `cleanup` can remove a dead run's leftovers; `nodes` says where
 //!    and how each node runs and `cluster` starts, kills, pauses and restarts them (with
@@ -16,7 +17,8 @@
 //!    start/stop pair in the history.
 //! 5. `analyze` checks the history with the `checker` crate, computes the fault windows
 //!    and problems of `record`, and writes `results.json`, `summary.txt`, the `plot`s and
-//!    `report_html`; `store` owns the run directories.
+//!    `report_html`, with the `lost_writes` found in the history; `store` owns the run
+//!    directories.
 //!
 //! Around it: `campaign` (matrices of runs, `junit`), `selftest` (seeded bugs until
 //! caught), `sim` (deterministic simulation of the same node code in one process),
@@ -25,6 +27,7 @@
 //! `scripts/module-cycles.py` keeps the modules free of cycles.
 
 pub mod analyze;
+pub mod auxiliary;
 pub mod campaign;
 pub mod check;
 pub mod cleanup;
@@ -36,6 +39,7 @@ pub mod faketime;
 pub mod firewall;
 pub mod generator;
 pub mod junit;
+pub mod lost_writes;
 pub mod nemesis;
 pub mod net;
 pub mod netfault;
@@ -54,4 +58,5 @@ pub mod signals;
 pub mod sim;
 pub mod store;
 pub mod sut;
+pub mod template;
 pub mod units;

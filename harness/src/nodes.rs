@@ -19,6 +19,8 @@ pub struct NodeInfo {
     /// Not an initial voter: started in join mode, waits to be added by a membership
     /// change (see [`crate::nemesis::membership`]).
     pub spare: bool,
+    /// The `[[aux]]` group of an auxiliary process (a Sentinel, ...), `None` for a node.
+    pub aux: Option<String>,
 }
 
 impl NodeInfo {
@@ -45,6 +47,8 @@ pub struct Launch {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Files written before the start when they do not exist yet (path, contents).
+    pub files: Vec<(PathBuf, String)>,
 }
 
 /// Builds a node's launch command from its info and the whole cluster's.

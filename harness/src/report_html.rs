@@ -25,6 +25,57 @@ pub struct Input<'a> {
     pub plots: &'a Result<Vec<String>, String>,
 }
 
+/// "Lost acknowledged writes": every write `results.json` lists under `lost_writes` (see
+/// [`crate::lost_writes`]), shown only when there is one.
+fn lost_writes_section(h: &mut String, results: &Value) {
+    let Some(found) = results.get("lost_writes") else {
+        return;
+    };
+    let lost = found
+        .get("lost")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if lost.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        "<h2>Lost acknowledged writes</h2><p class=\"bad\" id=\"lost-writes\">{} acknowledged \
+         writes were lost: a later read returned an older value and the written value was \
+         never read again.</p><table><tr><th>write</th><th>key</th><th>value</th>\
+         <th>process</th><th>acknowledged</th><th>read before</th><th>then read</th>\
+         <th>at</th></tr>",
+        lost.len()
+    );
+    for l in &lost {
+        let s = |k: &str| {
+            l.get(k).map_or(String::new(), |v| match v {
+                Value::String(s) => s.clone(),
+                v => v.to_string(),
+            })
+        };
+        let t = |k: &str| format!("{:.3} s", num(l.get(k)) as f64 / 1e9);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&s("f")),
+            esc(&s("key")),
+            esc(&s("value")),
+            esc(&s("process")),
+            t("acked_ns"),
+            if l.get("seen_before") == Some(&Value::Bool(true)) {
+                "yes"
+            } else {
+                "no"
+            },
+            esc(&s("read_value")),
+            t("read_invoked_ns")
+        );
+    }
+    let _ = writeln!(h, "</table>");
+}
+
 fn hex(kind: &str) -> String {
     let c = fault_colour(kind);
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
@@ -174,6 +225,7 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
             );
         }
     }
+    lost_writes_section(&mut h, results);
     let unknown: Vec<_> = check
         .partitions
         .iter()

@@ -318,6 +318,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     if families.contains(&Family::Membership) && usize::from(args.nodes) + spares < 2 {
         bail!("the membership nemesis needs at least 2 nodes in all: give --spares 1 or more");
     }
+    spec.check_programs()?;
     require_root()?;
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -393,10 +394,12 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     if !drawn.is_empty() {
         println!("stasis: node settings: {}", settings::describe(&drawn));
     }
+    let aux_hosts = spec.aux_hosts();
     let name_refs: Vec<&str> = names
         .iter()
         .chain(&spare_names)
         .map(String::as_str)
+        .chain(aux_hosts.iter().map(|(h, _)| h.as_str()))
         .collect();
     let topo = Topology::create('r', &name_refs)?;
     topo.set_run_dir(&dir.path)?;
@@ -568,6 +571,8 @@ struct Shared {
     rec: Arc<Recorder>,
     workload: Workload,
     endpoints: Vec<Endpoint>,
+    /// The auxiliary processes (Sentinels, ...), for clients that ask them things.
+    aux: Vec<Endpoint>,
     protocol: Protocol,
     stop_workers: AtomicBool,
     active: std::sync::Mutex<String>,
@@ -587,9 +592,10 @@ fn drive(
     schedule: &[Planned],
 ) -> Result<(Vec<FaultRecord>, Load)> {
     let ready_timeout = args.ready_timeout.unwrap_or(spec.ready_timeout());
+    let aux_hosts = spec.aux_hosts();
     let mut cluster = Cluster::new(
         topo,
-        topo.hosts.len() - args.nodes as usize,
+        topo.hosts.len() - args.nodes as usize - aux_hosts.len(),
         &dir.path,
         spec.ports.client,
         spec.ports.peer,
@@ -598,6 +604,11 @@ fn drive(
         faketime,
     )?;
     cluster.membership = spec.membership.clone();
+    // The auxiliary processes are the last hosts of the topology.
+    let first_aux = cluster.len() - aux_hosts.len();
+    for (k, (_, a)) in aux_hosts.iter().enumerate() {
+        cluster.set_aux(first_aux + k, &a.name, a.port);
+    }
     if args.mounts_disks() {
         if !spec.start.args.iter().any(|a| a.contains("{data_dir}")) {
             bail!(
@@ -633,6 +644,7 @@ fn drive(
     }
     // Spares start too, in join mode; readiness needs a leader, which only a voter can be.
     cluster.start_all()?;
+    bootstrap(&cluster, spec, ready_timeout)?;
     wait_ready(&mut cluster, spec.ready, ready_timeout).context("the cluster did not come up")?;
 
     let start = Instant::now();
@@ -648,7 +660,8 @@ fn drive(
             },
         ),
         endpoints: endpoints(&cluster),
-        protocol: cluster.protocol,
+        aux: aux_endpoints(&cluster),
+        protocol: cluster.protocol.clone(),
         stop_workers: AtomicBool::new(false),
         active: std::sync::Mutex::new(String::new()),
     };
@@ -715,7 +728,9 @@ fn wait_ready(cluster: &mut Cluster<'_>, ready: Ready, timeout: Duration) -> Res
         Ready::Read => {
             let deadline = Instant::now() + timeout;
             let endpoints = endpoints(cluster);
-            let mut client = cluster.protocol.client(endpoints, 0);
+            let mut client = cluster
+                .protocol
+                .client(endpoints, &aux_endpoints(cluster), 0);
             let op = ClientOp::Read { key: "k0".into() };
             loop {
                 if let Completion::Ok(_) =
@@ -729,13 +744,67 @@ fn wait_ready(cluster: &mut Cluster<'_>, ready: Ready, timeout: Duration) -> Res
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
+        Ready::Client => {
+            let deadline = Instant::now() + timeout;
+            let (nodes, aux) = (endpoints(cluster), aux_endpoints(cluster));
+            loop {
+                let probe = Duration::from_secs(1);
+                let Err(e) = cluster.protocol.ready(&nodes, &aux, probe) else {
+                    return Ok(());
+                };
+                if Instant::now() > deadline || signals::interrupted() {
+                    bail!("not ready within {timeout:?}: {e}");
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
     }
 }
 
+/// Sends the spec's `[bootstrap]` commands to the nodes, each retried until the node
+/// answers (it may still be starting); an error reply fails the run.
+fn bootstrap(cluster: &Cluster<'_>, spec: &SutSpec, timeout: Duration) -> Result<()> {
+    let infos = cluster.infos();
+    for info in &infos {
+        for cmd in spec.bootstrap_commands(info, &infos) {
+            let args: Vec<&[u8]> = cmd.iter().map(|a| a.as_bytes()).collect();
+            let deadline = Instant::now() + timeout;
+            loop {
+                match crate::client::resp::request(
+                    info.client_addr(),
+                    &args,
+                    Duration::from_secs(1),
+                ) {
+                    Ok(node::resp::Value::Error(e)) => {
+                        bail!("bootstrap `{}` on {}: {e}", cmd.join(" "), info.name)
+                    }
+                    Ok(_) => break,
+                    Err((_, e)) if Instant::now() > deadline || signals::interrupted() => {
+                        bail!("bootstrap `{}` on {}: {e}", cmd.join(" "), info.name)
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The nodes' client endpoints (the auxiliary processes are not nodes).
 fn endpoints(cluster: &Cluster<'_>) -> Vec<Endpoint> {
+    endpoints_where(cluster, |i| i.aux.is_none())
+}
+
+/// The auxiliary processes' endpoints.
+fn aux_endpoints(cluster: &Cluster<'_>) -> Vec<Endpoint> {
+    endpoints_where(cluster, |i| i.aux.is_some())
+}
+
+fn endpoints_where(cluster: &Cluster<'_>, keep: impl Fn(&NodeInfo) -> bool) -> Vec<Endpoint> {
     cluster
         .infos()
         .iter()
+        .filter(|i| keep(i))
         .map(|i| Endpoint {
             name: i.name.clone(),
             addr: i.client_addr(),
@@ -789,7 +858,9 @@ fn tail(path: &Path, n: usize) -> String {
 fn worker(w: usize, args: &TestArgs, seed: u64, shared: &Shared) {
     let mut rng = Workload::rng(seed, w);
     let mut process = w as u64;
-    let mut client = shared.protocol.client(shared.endpoints.clone(), w);
+    let mut client = shared
+        .protocol
+        .client(shared.endpoints.clone(), &shared.aux, w);
     while !shared.stop_workers.load(Ordering::Relaxed) && !signals::interrupted() {
         let op = shared.workload.next(&mut rng);
         let info = run_op(shared, client.as_mut(), process, &op, args.op_timeout);
@@ -982,7 +1053,9 @@ fn recover(
 
 fn final_reads(shared: &Shared, args: &TestArgs) -> Result<()> {
     let base = 1_000_000 + args.concurrency as u64 * 1000;
-    let mut client = shared.protocol.client(shared.endpoints.clone(), 0);
+    let mut client = shared
+        .protocol
+        .client(shared.endpoints.clone(), &shared.aux, 0);
     for (process, k) in (base..).zip(0..shared.workload.keys) {
         let op = ClientOp::Read {
             key: Workload::key_name(k),

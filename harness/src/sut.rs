@@ -11,7 +11,15 @@
 //! `{peer_port}`, `{data_dir}`, `{peers}` (every voter rendered with `start.peer_format`,
 //! joined with `start.peer_separator`), `{stasis_node}` (the stasis-node binary).
 //! `peer_format` and `membership.voter_format` may use `{id}`, `{k}`, `{addr}`,
-//! `{client_port}` and `{peer_port}`.
+//! `{client_port}` and `{peer_port}`. `{first_addr}` and `{first_client_port}` are those
+//! of the first node (`n1`), e.g. the initial primary of a primary/replica system.
+//! `start.files` are rendered the same way into the node's data directory before its
+//! first start (kept across restarts, as a real deployment keeps its config files).
+//!
+//! Auxiliary processes (`[[aux]]`, see [`crate::auxiliary`]) such as Redis Sentinels run
+//! beside the nodes in namespaces of their own; `[leader]` says how to ask a node whether
+//! it leads, `[bootstrap]` what to send the nodes once after their first start, and
+//! `[redis]` / `[etcd]` are the per-system client options.
 //!
 //! Spare nodes (`stasis test --spares K`, for the membership nemesis) are not initial
 //! voters: `{peers}` lists the voters only, and a spare starts with `start.args` in which
@@ -26,19 +34,23 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
 
+use crate::auxiliary::Aux;
 use crate::client::Client;
 use crate::client::etcd::{self, EtcdClient};
-use crate::client::resp::{Endpoint, RespClient, status};
+use crate::client::redis_sentinel::{RedisOptions, RedisSentinelClient};
+use crate::client::resp::{Endpoint, RespClient, request, status};
 use crate::client::zookeeper::{self, ZkClient};
 use crate::nodes::{Launch, Launcher, NodeInfo};
+use crate::template::{NODE_PLACEHOLDERS, check_placeholders, render};
 use crate::units::parse_duration;
 
 /// The built-in specs, by name.
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: [(&str, &str); 5] = [
     ("raft", include_str!("../suts/raft.toml")),
     ("multipaxos", include_str!("../suts/multipaxos.toml")),
     ("etcd", include_str!("../suts/etcd.toml")),
     ("zookeeper", include_str!("../suts/zookeeper.toml")),
+    ("redis", include_str!("../suts/redis.toml")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +59,8 @@ pub enum ClientKind {
     Resp,
     Etcd,
     Zookeeper,
+    /// Redis: the primary found through Sentinel (options in `[redis]`).
+    RedisSentinel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +70,10 @@ pub enum Ready {
     Leader,
     /// A read through the client protocol succeeds.
     Read,
+    /// The client protocol's own readiness check (redis-sentinel: every Sentinel names
+    /// the same primary and knows every replica and Sentinel; the primary has every
+    /// replica connected).
+    Client,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -76,6 +94,52 @@ pub struct Start {
     pub peer_format: String,
     #[serde(default = "comma")]
     pub peer_separator: String,
+    /// Files rendered into the data directory before the first start (name -> template).
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// The program's Debian package, named when the program is missing or unusable.
+    #[serde(default)]
+    pub package: Option<String>,
+    /// Arguments that make the program print its version and exit (checked before the
+    /// run when given), and text that output must contain.
+    #[serde(default)]
+    pub version_args: Vec<String>,
+    #[serde(default)]
+    pub version_expect: Option<String>,
+}
+
+/// How to ask a node whether it leads: a command over the client protocol (RESP); the
+/// node leads when the reply (the first element of an array reply) equals `is`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderProbe {
+    pub command: Vec<String>,
+    pub is: String,
+}
+
+impl LeaderProbe {
+    pub fn leads(&self, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool, String> {
+        let args: Vec<&[u8]> = self.command.iter().map(|c| c.as_bytes()).collect();
+        let reply = request(addr, &args, timeout).map_err(|(_, e)| e)?;
+        let first = match &reply {
+            node::resp::Value::Array(Some(v)) => v.first().cloned(),
+            other => Some(other.clone()),
+        };
+        Ok(match first {
+            Some(node::resp::Value::Bulk(Some(b))) => b == self.is.as_bytes(),
+            Some(node::resp::Value::Simple(s)) => s == self.is,
+            _ => false,
+        })
+    }
+}
+
+/// Commands sent once over the client protocol (RESP) after the nodes first start:
+/// `others` to every initial node but the first, in order (e.g. make them replicas of
+/// `n1`). Placeholders as in `start.args`, rendered for the receiving node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    pub others: Vec<Vec<String>>,
 }
 
 fn comma() -> String {
@@ -194,6 +258,16 @@ pub struct SutSpec {
     /// Node settings a run may vary (`stasis test --settings vary`; see [`crate::settings`]).
     #[serde(default)]
     pub settings: Vec<crate::settings::Setting>,
+    /// Auxiliary processes beside the nodes (see [`crate::auxiliary`]).
+    #[serde(default)]
+    pub aux: Vec<Aux>,
+    #[serde(default)]
+    pub leader: Option<LeaderProbe>,
+    #[serde(default)]
+    pub bootstrap: Option<Bootstrap>,
+    /// Client options of `client = "redis-sentinel"`.
+    #[serde(default)]
+    pub redis: Option<RedisOptions>,
 }
 
 fn default_ready() -> Ready {
@@ -204,16 +278,6 @@ fn default_ready_timeout() -> String {
     "30s".into()
 }
 
-const NODE_PLACEHOLDERS: [&str; 8] = [
-    "id",
-    "k",
-    "addr",
-    "client_port",
-    "peer_port",
-    "data_dir",
-    "peers",
-    "stasis_node",
-];
 const PEER_PLACEHOLDERS: [&str; 5] = ["id", "k", "addr", "client_port", "peer_port"];
 
 impl SutSpec {
@@ -283,6 +347,14 @@ impl SutSpec {
         let mut templates: Vec<(&str, &str)> = vec![("program", &self.start.program)];
         templates.extend(self.start.args.iter().map(|a| ("args", a.as_str())));
         templates.extend(self.start.env.values().map(|v| ("env", v.as_str())));
+        templates.extend(self.start.files.values().map(|v| ("files", v.as_str())));
+        for c in self
+            .bootstrap
+            .iter()
+            .flat_map(|b| b.others.iter().flatten())
+        {
+            templates.push(("bootstrap.others", c.as_str()));
+        }
         for (field, t) in templates {
             check_placeholders(t, &NODE_PLACEHOLDERS).map_err(|p| {
                 (
@@ -326,6 +398,118 @@ impl SutSpec {
                 at("[[needs]]"),
                 format!("needs: path and package must not be empty ({n:?})"),
             ));
+        }
+        self.validate_additions()
+    }
+
+    /// `[[aux]]`, `[leader]`, `[bootstrap]`, `[redis]`, `start.files` and `ready`.
+    fn validate_additions(&self) -> Result<(), (Option<String>, String)> {
+        let at = |field: &str| Some(field.to_owned());
+        for name in self
+            .start
+            .files
+            .keys()
+            .chain(self.aux.iter().flat_map(|a| a.files.keys()))
+        {
+            crate::auxiliary::check_file_name(name).map_err(|m| (Some(name.clone()), m))?;
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for a in &self.aux {
+            a.validate()
+                .map_err(|m| (Some(format!("\"{}\"", a.name)), m))?;
+            if !seen.insert(a.name.as_str()) {
+                return Err((
+                    at("[[aux]]"),
+                    format!("two [[aux]] groups named {:?}", a.name),
+                ));
+            }
+        }
+        let resp_like = matches!(self.client, ClientKind::Resp | ClientKind::RedisSentinel);
+        if (self.leader.is_some() || self.bootstrap.is_some()) && !resp_like {
+            return Err((
+                at(if self.leader.is_some() { "[leader]" } else { "[bootstrap]" }),
+                "[leader] and [bootstrap] send RESP commands: they need client = \"resp\" or \"redis-sentinel\"".into(),
+            ));
+        }
+        if self.leader.as_ref().is_some_and(|l| l.command.is_empty()) {
+            return Err((at("[leader]"), "leader.command must not be empty".into()));
+        }
+        if self
+            .bootstrap
+            .as_ref()
+            .is_some_and(|b| b.others.iter().any(Vec::is_empty))
+        {
+            return Err((
+                at("[bootstrap]"),
+                "bootstrap.others: a command must not be empty".into(),
+            ));
+        }
+        match (self.client, &self.redis) {
+            (ClientKind::RedisSentinel, None) => {
+                return Err((
+                    at("client"),
+                    "client = \"redis-sentinel\" needs a [redis] section naming the Sentinels' [[aux]] group (sentinels = \"...\")".into(),
+                ));
+            }
+            (ClientKind::RedisSentinel, Some(r)) => {
+                r.validate().map_err(|m| (at("[redis]"), m))?;
+                if !self.aux.iter().any(|a| a.name == r.sentinels) {
+                    return Err((
+                        at("sentinels"),
+                        format!("redis.sentinels = {:?} names no [[aux]] group", r.sentinels),
+                    ));
+                }
+                if self.ready == Ready::Leader && self.leader.is_none() {
+                    return Err((
+                        at("ready"),
+                        "ready = \"leader\" with client = \"redis-sentinel\" needs a [leader] section".into(),
+                    ));
+                }
+            }
+            (_, Some(_)) => {
+                return Err((
+                    at("[redis]"),
+                    "[redis] options need client = \"redis-sentinel\"".into(),
+                ));
+            }
+            (_, None) => {}
+        }
+        if self.ready == Ready::Client && self.client != ClientKind::RedisSentinel {
+            return Err((
+                at("ready"),
+                "ready = \"client\" is the redis-sentinel client's own check; use \"leader\" or \"read\"".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Host names of every auxiliary process, in order (`sentinel1`, ...).
+    pub fn aux_hosts(&self) -> Vec<(String, &Aux)> {
+        self.aux
+            .iter()
+            .flat_map(|a| a.hosts().into_iter().map(move |h| (h, a)))
+            .collect()
+    }
+
+    /// Checks every program of the system (nodes and auxiliary processes) is installed
+    /// and, when the spec says how, that it is the expected one. Errors are one line
+    /// naming the Debian package.
+    pub fn check_programs(&self) -> Result<()> {
+        if !self.uses_stasis_node() {
+            crate::auxiliary::check_program(
+                &self.start.program,
+                self.start.package.as_deref(),
+                &self.start.version_args,
+                self.start.version_expect.as_deref(),
+            )?;
+        }
+        for a in &self.aux {
+            crate::auxiliary::check_program(
+                &a.program,
+                a.package.as_deref(),
+                &a.version_args,
+                a.version_expect.as_deref(),
+            )?;
         }
         Ok(())
     }
@@ -418,30 +602,26 @@ impl SutSpec {
         let spec = self.clone();
         let stasis_node = stasis_node.display().to_string();
         Box::new(move |me: &NodeInfo, all: &[NodeInfo]| {
-            let peers = all
-                .iter()
-                .filter(|n| !n.spare)
-                .map(|n| render(&spec.start.peer_format, &peer_vars(n)))
-                .collect::<Vec<_>>()
-                .join(&spec.start.peer_separator);
-            let mut vars = peer_vars(me);
-            vars.push(("data_dir", me.data_dir().display().to_string()));
-            vars.push(("peers", peers));
-            vars.push(("stasis_node", stasis_node.clone()));
+            let vars = node_vars(&spec, me, all, &stasis_node);
+            if let Some(a) = me
+                .aux
+                .as_ref()
+                .and_then(|g| spec.aux.iter().find(|a| &a.name == g))
+            {
+                return launch(&a.program, &a.args, &a.env, &a.files, me, &vars);
+            }
             let args = match (&spec.membership, me.spare) {
                 (Some(m), true) => join_argv(&spec.start.args, m),
                 _ => spec.start.args.clone(),
             };
-            Launch {
-                program: PathBuf::from(render(&spec.start.program, &vars)),
-                args: args.iter().map(|a| render(a, &vars)).collect(),
-                env: spec
-                    .start
-                    .env
-                    .iter()
-                    .map(|(k, v)| (k.clone(), render(v, &vars)))
-                    .collect(),
-            }
+            launch(
+                &spec.start.program,
+                &args,
+                &spec.start.env,
+                &spec.start.files,
+                me,
+                &vars,
+            )
         })
     }
 
@@ -465,7 +645,79 @@ impl SutSpec {
             ClientKind::Zookeeper => Protocol::Zookeeper {
                 sync_reads: self.zookeeper.sync_reads,
             },
+            ClientKind::RedisSentinel => Protocol::RedisSentinel {
+                opts: std::sync::Arc::new(self.redis.clone().unwrap_or(RedisOptions {
+                    master_name: "stasis".into(),
+                    sentinels: String::new(),
+                    wait_replicas: 0,
+                    wait_timeout: "1s".into(),
+                })),
+                leader: self.leader.clone().map(std::sync::Arc::new),
+            },
         }
+    }
+
+    /// The `[bootstrap]` commands for node `me`, rendered (empty for the first node).
+    pub fn bootstrap_commands(&self, me: &NodeInfo, all: &[NodeInfo]) -> Vec<Vec<String>> {
+        let first = all.iter().find(|n| !n.spare && n.aux.is_none());
+        let Some(b) = &self.bootstrap else {
+            return Vec::new();
+        };
+        if me.aux.is_some() || me.spare || first.is_none_or(|f| f.name == me.name) {
+            return Vec::new();
+        }
+        let vars = node_vars(self, me, all, "");
+        b.others
+            .iter()
+            .map(|c| c.iter().map(|a| render(a, &vars)).collect())
+            .collect()
+    }
+}
+
+/// Every placeholder's value for `me` (a node or an auxiliary process).
+fn node_vars(
+    spec: &SutSpec,
+    me: &NodeInfo,
+    all: &[NodeInfo],
+    stasis_node: &str,
+) -> Vec<(&'static str, String)> {
+    let voters: Vec<&NodeInfo> = all.iter().filter(|n| !n.spare && n.aux.is_none()).collect();
+    let peers = voters
+        .iter()
+        .map(|n| render(&spec.start.peer_format, &peer_vars(n)))
+        .collect::<Vec<_>>()
+        .join(&spec.start.peer_separator);
+    let mut vars = peer_vars(me);
+    vars.push(("data_dir", me.data_dir().display().to_string()));
+    vars.push(("peers", peers));
+    vars.push(("stasis_node", stasis_node.to_owned()));
+    if let Some(f) = voters.first() {
+        vars.push(("first_addr", f.addr.to_string()));
+        vars.push(("first_client_port", f.client_port.to_string()));
+    }
+    vars
+}
+
+/// A process's launch command from its templates.
+fn launch(
+    program: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    files: &BTreeMap<String, String>,
+    me: &NodeInfo,
+    vars: &[(&str, String)],
+) -> Launch {
+    Launch {
+        program: PathBuf::from(render(program, vars)),
+        args: args.iter().map(|a| render(a, vars)).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.clone(), render(v, vars)))
+            .collect(),
+        files: files
+            .iter()
+            .map(|(name, t)| (me.data_dir().join(name), render(t, vars)))
+            .collect(),
     }
 }
 
@@ -500,46 +752,35 @@ fn join_argv(args: &[String], m: &Membership) -> Vec<String> {
     }
 }
 
-/// Replaces `{name}` by its value.
-fn render(t: &str, vars: &[(&str, String)]) -> String {
-    let mut out = t.to_owned();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    out
-}
-
-/// Returns the first placeholder not in `known`.
-fn check_placeholders(t: &str, known: &[&str]) -> Result<(), String> {
-    let mut rest = t;
-    while let Some(i) = rest.find('{') {
-        let after = &rest[i + 1..];
-        let Some(j) = after.find('}') else {
-            return Err(after.to_owned());
-        };
-        let name = &after[..j];
-        if !known.contains(&name) {
-            return Err(name.to_owned());
-        }
-        rest = &after[j + 1..];
-    }
-    Ok(())
-}
-
 /// The client protocol of a system: how to make clients and ask nodes about themselves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Protocol {
     Resp,
-    Etcd { serializable: bool },
-    Zookeeper { sync_reads: bool },
+    Etcd {
+        serializable: bool,
+    },
+    RedisSentinel {
+        opts: std::sync::Arc<RedisOptions>,
+        leader: Option<std::sync::Arc<LeaderProbe>>,
+    },
+    Zookeeper {
+        sync_reads: bool,
+    },
 }
 
 impl Protocol {
-    pub fn client(&self, nodes: Vec<Endpoint>, home: usize) -> Box<dyn Client> {
-        match *self {
+    /// A client over the nodes `nodes`; `aux` are the run's auxiliary processes (the
+    /// Sentinels the redis-sentinel client asks), `home` the worker's preferred start.
+    pub fn client(&self, nodes: Vec<Endpoint>, aux: &[Endpoint], home: usize) -> Box<dyn Client> {
+        match self {
             Protocol::Resp => Box::new(RespClient::new(nodes, home)),
-            Protocol::Etcd { serializable } => Box::new(EtcdClient::new(nodes, home, serializable)),
-            Protocol::Zookeeper { sync_reads } => Box::new(ZkClient::new(nodes, home, sync_reads)),
+            Protocol::Etcd { serializable } => {
+                Box::new(EtcdClient::new(nodes, home, *serializable))
+            }
+            Protocol::RedisSentinel { opts, .. } => {
+                Box::new(RedisSentinelClient::new(nodes, aux, home, opts.clone()))
+            }
+            Protocol::Zookeeper { sync_reads } => Box::new(ZkClient::new(nodes, home, *sync_reads)),
         }
     }
 
@@ -549,6 +790,26 @@ impl Protocol {
             Protocol::Resp => status(addr, timeout).map(|s| s.is_leader()),
             Protocol::Etcd { .. } => etcd::is_leader(&addr.to_string(), timeout),
             Protocol::Zookeeper { .. } => zookeeper::is_leader(addr, timeout),
+            Protocol::RedisSentinel { leader, .. } => match leader {
+                Some(l) => l.leads(addr, timeout),
+                None => Err("the spec has no [leader] section".into()),
+            },
+        }
+    }
+
+    /// The protocol's own readiness check (`ready = "client"`): `Err` says what is
+    /// missing.
+    pub fn ready(
+        &self,
+        nodes: &[Endpoint],
+        aux: &[Endpoint],
+        timeout: Duration,
+    ) -> Result<(), String> {
+        match self {
+            Protocol::RedisSentinel { opts, .. } => {
+                crate::client::redis_sentinel::ready(nodes, aux, opts, timeout)
+            }
+            _ => Err("this client protocol has no readiness check of its own".into()),
         }
     }
 
@@ -562,6 +823,9 @@ impl Protocol {
             Protocol::Resp => status(addr, timeout).map(|s| s.wall_clock_ms as i64),
             Protocol::Etcd { .. } => Err("etcd does not report its wall clock".into()),
             Protocol::Zookeeper { .. } => Err("ZooKeeper does not report its wall clock".into()),
+            Protocol::RedisSentinel { .. } => {
+                Err("the redis-sentinel client does not read the nodes' clocks".into())
+            }
         }
     }
 
@@ -579,6 +843,12 @@ impl Protocol {
                 }
             }
             Protocol::Zookeeper { .. } => zookeeper::describe(addr),
+            Protocol::RedisSentinel { .. } => {
+                match self.is_leader(addr, Duration::from_millis(500)) {
+                    Ok(l) => format!("reachable, primary: {l}"),
+                    Err(e) => e,
+                }
+            }
         }
     }
 }
@@ -610,6 +880,7 @@ mod tests {
                 netns: format!("stasis-r9-n{k}"),
                 dir: PathBuf::from(format!("/run/x/n{k}")),
                 spare: false,
+                aux: None,
             })
             .collect();
         let launch = (spec.launcher(Path::new("/bin/stasis-node")))(&nodes[1], &nodes);
@@ -697,6 +968,7 @@ mod tests {
                 netns: format!("stasis-r9-n{k}"),
                 dir: PathBuf::from(format!("/run/x/n{k}")),
                 spare: false,
+                aux: None,
             })
             .collect();
         for name in ["raft", "multipaxos"] {
@@ -774,6 +1046,7 @@ peer_format = "{id}={addr}:{peer_port}"
                 netns: format!("stasis-r9-n{k}"),
                 dir: PathBuf::from(format!("/run/x/n{k}")),
                 spare: k > voters,
+                aux: None,
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 //! produces false alarms, and reporting an ambiguous read as `Ok` hides real bugs.
 
 pub mod etcd;
+pub mod redis_sentinel;
 pub mod resp;
 pub mod zookeeper;
 
@@ -60,6 +61,18 @@ pub enum Completion {
     Fail(String),
     /// Unknown: it may or may not have happened.
     Info(String),
+}
+
+impl Completion {
+    /// An outcome nobody knows: `info` for a write or cas (it may still take effect),
+    /// `fail` for a read (it observed nothing and changes nothing).
+    pub fn unknown(op: &ClientOp, msg: String) -> Completion {
+        if op.is_read() {
+            Completion::Fail(msg)
+        } else {
+            Completion::Info(msg)
+        }
+    }
 }
 
 /// A stored value as the history records it: the integer the harness wrote, or the text

@@ -26,12 +26,40 @@ pub struct Endpoint {
 
 struct Conn {
     node: usize,
+    c: Connection,
+}
+
+/// One open RESP connection: the transport every RESP-speaking client shares (this one
+/// and [`super::redis_sentinel`]).
+pub struct Connection {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
+impl Connection {
+    /// Connects to `addr`, giving up after 1 s or at `deadline`.
+    pub fn open(addr: SocketAddr, deadline: Instant) -> Result<Connection, Transport> {
+        let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
+        let stream = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(1)))
+            .map_err(|e| Transport::NotSent(format!("connect {addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    /// Sends one command and reads one reply before `deadline`. After an error the
+    /// connection may still carry a late reply: drop it.
+    pub fn call(&mut self, args: &[&[u8]], deadline: Instant) -> Result<Resp, Transport> {
+        let mut req = Vec::with_capacity(64);
+        encode_command(args, &mut req);
+        exchange(self, &req, deadline)
+    }
+}
+
 /// Why a single request attempt did not produce a reply.
-enum Transport {
+pub enum Transport {
     /// Nothing was sent: the attempt had no effect.
     NotSent(String),
     /// The request may have reached the server.
@@ -61,16 +89,8 @@ impl RespClient {
             return Ok(());
         }
         self.conn = None;
-        let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
-        let addr = self.nodes[node].addr;
-        let stream = TcpStream::connect_timeout(&addr, left.min(Duration::from_secs(1)))
-            .map_err(|e| Transport::NotSent(format!("connect {addr}: {e}")))?;
-        let _ = stream.set_nodelay(true);
-        self.conn = Some(Conn {
-            node,
-            stream,
-            buf: Vec::with_capacity(256),
-        });
+        let c = Connection::open(self.nodes[node].addr, deadline)?;
+        self.conn = Some(Conn { node, c });
         Ok(())
     }
 
@@ -79,9 +99,7 @@ impl RespClient {
         self.connect(node, deadline)?;
         self.last_node = Some(node);
         let conn = self.conn.as_mut().expect("connected");
-        let mut req = Vec::with_capacity(64);
-        encode_command(args, &mut req);
-        let result = exchange(conn, &req, deadline);
+        let result = conn.c.call(args, deadline);
         if result.is_err() {
             // The connection may still carry a late reply: never reuse it.
             self.conn = None;
@@ -98,12 +116,12 @@ impl RespClient {
     }
 }
 
-fn remaining(deadline: Instant) -> Option<Duration> {
+pub(crate) fn remaining(deadline: Instant) -> Option<Duration> {
     let now = Instant::now();
     (deadline > now + Duration::from_millis(1)).then(|| deadline - now)
 }
 
-fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<Resp, Transport> {
+fn exchange(conn: &mut Connection, req: &[u8], deadline: Instant) -> Result<Resp, Transport> {
     let left = remaining(deadline).ok_or_else(|| Transport::NotSent("deadline".into()))?;
     conn.stream
         .set_write_timeout(Some(left))
@@ -141,7 +159,7 @@ fn exchange(conn: &mut Conn, req: &[u8], deadline: Instant) -> Result<Resp, Tran
 }
 
 /// Parses a value written by the harness (a decimal integer) for the history.
-fn value_of(bytes: &[u8]) -> Value {
+pub(crate) fn value_of(bytes: &[u8]) -> Value {
     let s = String::from_utf8_lossy(bytes);
     match s.parse::<i64>() {
         Ok(n) => Value::from(n),
@@ -247,6 +265,16 @@ pub fn classify(op: &ClientOp, reply: Resp) -> Reply {
                 _ => indeterminate(msg),
             }
         }
+        (op, reply) => outcome_of_reply(op, reply),
+    };
+    Reply::Done(done)
+}
+
+/// The outcome of a reply that is not an error: GET's bulk string, SET's `OK`, a cas's 1
+/// or 0 (shared by every RESP-speaking client); anything else is unknown for writes and
+/// cas and a failure for reads.
+pub(crate) fn outcome_of_reply(op: &ClientOp, reply: Resp) -> Completion {
+    match (op, reply) {
         (ClientOp::Read { .. }, Resp::Bulk(Some(b))) => Completion::Ok(value_of(&b)),
         (ClientOp::Read { .. }, Resp::Bulk(None)) => Completion::Ok(Value::Null),
         (ClientOp::Write { value, .. }, Resp::Simple(s)) if s == "OK" => {
@@ -256,9 +284,8 @@ pub fn classify(op: &ClientOp, reply: Resp) -> Reply {
             Completion::Ok(Value::from(vec![*old, *new]))
         }
         (ClientOp::Cas { .. }, Resp::Integer(0)) => Completion::Fail("precondition failed".into()),
-        (_, other) => indeterminate(format!("unexpected reply {other:?}")),
-    };
-    Reply::Done(done)
+        (op, other) => Completion::unknown(op, format!("unexpected reply {other:?}")),
+    }
 }
 
 /// Sends one command to `addr` on a fresh connection and reads one reply. On error,
@@ -271,14 +298,11 @@ pub fn request(
     let deadline = Instant::now() + timeout;
     let stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| (false, format!("{addr}: {e}")))?;
-    let mut conn = Conn {
-        node: 0,
+    let mut conn = Connection {
         stream,
         buf: Vec::new(),
     };
-    let mut req = Vec::new();
-    encode_command(args, &mut req);
-    exchange(&mut conn, &req, deadline).map_err(|e| match e {
+    conn.call(args, deadline).map_err(|e| match e {
         Transport::NotSent(e) => (false, format!("{addr}: {e}")),
         Transport::Sent(e) => (true, format!("{addr}: {e}")),
     })

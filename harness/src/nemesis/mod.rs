@@ -347,13 +347,15 @@ pub struct Active {
     pub evidence: Vec<String>,
 }
 
-/// Asks every running node who leads; returns the index of a node that says it does.
+/// Asks every running node (not the auxiliary processes) who leads; returns the index of
+/// a node that says it does.
 pub fn find_leader(cluster: &Cluster<'_>) -> Option<usize> {
     (0..cluster.len()).find(|&i| {
-        cluster
-            .protocol
-            .is_leader(cluster.info(i).client_addr(), Duration::from_millis(500))
-            .unwrap_or(false)
+        !cluster.is_aux(i)
+            && cluster
+                .protocol
+                .is_leader(cluster.info(i).client_addr(), Duration::from_millis(500))
+                .unwrap_or(false)
     })
 }
 

@@ -220,6 +220,7 @@ pub fn build() -> Fixture {
             &cells.iter().map(|c| c.verdict).collect::<Vec<_>>(),
         )),
         cells,
+        expect_violation: Vec::new(),
     };
     std::fs::write(
         cdir.join("campaign.json"),
