@@ -472,7 +472,8 @@ fn run<M: Model + Send>(
         }
     }
     if let Some(m) = bad_input {
-        return Err(CheckError(m));
+        // Keys and values from the history are quoted in it: keep the error one line.
+        return Err(CheckError(m.replace('\n', "\\n").replace('\r', "\\r")));
     }
     let verdict = if explanation.is_some() {
         Verdict::NotLinearizable
@@ -1046,4 +1047,25 @@ fn members_before(ops: &[Operation], origin: &[u32], t: u64) -> Option<u32> {
         }
     }
     best.map(|(_, i)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (stasis-fuzz target `porcupine-kv-edn`): a key with a newline,
+    /// quoted in a bad-input error, split the one-line error.
+    #[test]
+    fn bad_input_errors_are_one_line() {
+        let ops = crate::format::edn::read_history(
+            "{:process 0, :type :invoke, :f :append, :key \"a\\nb\", :value \"x\"}\n\
+             {:process 0, :type :ok, :f :append, :key \"a\\nb\", :value \"x\"}",
+        )
+        .unwrap();
+        let mut opts = CheckOptions::new(ModelKind::CasRegister);
+        opts.by_key = Some(true);
+        let e = check_history(&ops, &opts).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e:?}");
+        assert!(e.contains("no operation"), "{e}");
+    }
 }
