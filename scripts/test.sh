@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh
+# No module cycles in any crate (issue 15: shared types live in their own module).
+python3 scripts/module-cycles.py checker harness node
 cargo test --workspace --locked "$@"

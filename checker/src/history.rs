@@ -507,6 +507,34 @@ pub fn pair(ops: &[Op]) -> Vec<Operation> {
     pairer.out
 }
 
+/// How time values in the history are to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimeUnit {
+    /// Nanoseconds since the test started (Stasis JSONL).
+    #[default]
+    Nanos,
+    /// Positions in the file (histories without usable clocks: EDN, Porcupine logs).
+    Events,
+}
+
+impl TimeUnit {
+    /// A time as a person reads it: `12.4 ms` or `event 17`.
+    pub fn show(self, t: u64) -> String {
+        match self {
+            TimeUnit::Nanos => {
+                let ms = t as f64 / 1e6;
+                if ms >= 1000.0 {
+                    format!("{:.3} s", ms / 1000.0)
+                } else {
+                    format!("{ms:.1} ms")
+                }
+            }
+            TimeUnit::Events => format!("event {t}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

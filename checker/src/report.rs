@@ -121,7 +121,9 @@ pub fn json(r: &CheckResult, file: &str, format: crate::format::Format) -> serde
     })
 }
 
-fn esc(s: &str) -> String {
+/// Escapes text for HTML element content and attribute values (the checker's page and
+/// the harness's reports and web UI).
+pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -369,3 +371,16 @@ const JS: &str = "document.querySelectorAll('[data-lin]').forEach(function(el){\
 var n=el.getAttribute('data-lin');if(n==='0')return;\
 el.addEventListener('mouseenter',function(){document.querySelectorAll('[data-lin=\"'+n+'\"]').forEach(function(x){x.classList.add('hl')})});\
 el.addEventListener('mouseleave',function(){document.querySelectorAll('[data-lin=\"'+n+'\"]').forEach(function(x){x.classList.remove('hl')})});});";
+
+#[cfg(test)]
+mod tests {
+    use super::esc;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(
+            esc(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+}

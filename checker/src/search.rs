@@ -25,16 +25,7 @@ use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use rustc_hash::FxHasher;
 
-use crate::model::Model;
-
-/// One operation of a partition, compiled for model `M`.
-#[derive(Clone, Debug)]
-pub struct SearchOp<I> {
-    pub call: u64,
-    /// `None`: unknown outcome, open until the end of time and optional.
-    pub ret: Option<u64>,
-    pub input: I,
-}
+use crate::model::{Model, SearchOp};
 
 /// Budgets: running out of either gives [`SearchOutcome::Unknown`], never a wrong verdict.
 #[derive(Clone, Copy, Debug)]
@@ -107,7 +98,9 @@ pub const MAX_WATCHED: usize = 16;
 
 /// Runs the search. `watch`: collect (up to [`MAX_WATCHED`]) distinct states in which that operation
 /// could take effect, for explanations; returned in the third slot. A watching search
-/// never linearizes the watched operation, so its verdict is not meaningful.
+/// never linearizes the watched operation, so its verdict is not meaningful. (Tests only:
+/// the checker's workers reuse one memo with [`search_in`].)
+#[cfg(test)]
 pub fn search<M: Model>(
     model: &M,
     init: M::State,

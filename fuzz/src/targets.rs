@@ -338,9 +338,9 @@ fn porcupine_etcd_log(data: &[u8]) -> u64 {
     }
 }
 
-fn nodes(n: usize) -> Vec<harness::cluster::NodeInfo> {
+fn nodes(n: usize) -> Vec<harness::nodes::NodeInfo> {
     (0..n)
-        .map(|i| harness::cluster::NodeInfo {
+        .map(|i| harness::nodes::NodeInfo {
             name: format!("n{}", i + 1),
             addr: std::net::Ipv4Addr::new(10, 201, 0, 10 + i as u8),
             client_port: 6379,

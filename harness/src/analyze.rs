@@ -9,39 +9,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use checker::check::{CheckOptions, CheckResult, Verdict, check_history};
-use checker::history::{Op, OpType, Process, read_jsonl};
-use checker::model::ModelKind;
-use serde::{Deserialize, Serialize};
+use checker::ModelKind;
+use checker::history::{Op, OpType, read_jsonl};
+use checker::{CheckOptions, CheckResult, Verdict, check_history};
+use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::run::FaultRecord;
-
-/// Length of the availability windows.
-pub const WINDOW: Duration = Duration::from_secs(5);
-
-/// A fault's time span and what clients saw during it.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct FaultWindow {
-    pub f: String,
-    pub value: Value,
-    pub start_ns: u64,
-    pub stop_ns: Option<u64>,
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-}
-
-impl FaultWindow {
-    pub fn ok_fraction(&self) -> f64 {
-        let total = self.ok + self.fail + self.info;
-        if total == 0 {
-            0.0
-        } else {
-            self.ok as f64 / total as f64
-        }
-    }
-}
+use crate::nemesis::FaultRecord;
+use crate::record::{FaultWindow, Problem, WINDOW, fault_windows};
 
 /// Completion counts in one fixed window.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -65,99 +40,6 @@ pub struct Report {
     pub windows: Vec<FaultWindow>,
     pub slots: Vec<Slot>,
     pub check: CheckResult,
-}
-
-/// Who is to blame for a run that ended before its normal end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProblemKind {
-    /// The system under test stopped answering (it did not recover after healing, a final
-    /// read never succeeded, no membership change was ever answered): a finding about the
-    /// system, not about the harness.
-    System,
-    /// The harness or its environment failed (a fault could not be applied or undone, a
-    /// file could not be written).
-    Harness,
-}
-
-/// Why a run ended early, reported beside its verdict (`results.json` `problem`,
-/// `summary.txt`, `report.html`). The history recorded up to then is checked all the
-/// same, so a harness problem never hides a violation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Problem {
-    pub kind: ProblemKind,
-    pub message: String,
-}
-
-impl Problem {
-    /// The run's exit code from its verdict's (`verdict_code`: 0, 1 or 2) and how it
-    /// ended: a violation wins over everything; a harness problem is exit 3; a system
-    /// problem leaves the verdict's code (the finding is reported beside it).
-    pub fn exit_code(verdict_code: u8, problem: Option<&Problem>) -> u8 {
-        match problem {
-            _ if verdict_code == 1 => 1,
-            Some(Problem {
-                kind: ProblemKind::Harness,
-                ..
-            }) => 3,
-            _ => verdict_code,
-        }
-    }
-
-    /// One line for summaries: `harness error: ...` or `system stopped answering: ...`.
-    pub fn line(&self) -> String {
-        match self.kind {
-            ProblemKind::System => {
-                format!("finding: the system stopped answering: {}", self.message)
-            }
-            ProblemKind::Harness => format!("harness error: {}", self.message),
-        }
-    }
-}
-
-/// Pairs `start-X` / `stop-X` nemesis events into windows and counts client completions
-/// inside each.
-pub fn fault_windows(ops: &[Op]) -> Vec<FaultWindow> {
-    let mut open: BTreeMap<String, usize> = BTreeMap::new();
-    let mut out: Vec<FaultWindow> = Vec::new();
-    for op in ops {
-        if op.process != Process::Nemesis {
-            continue;
-        }
-        if let Some(kind) = op.f.strip_prefix("start-") {
-            open.insert(kind.to_owned(), out.len());
-            out.push(FaultWindow {
-                f: kind.to_owned(),
-                value: op.value.clone(),
-                start_ns: op.time,
-                stop_ns: None,
-                ok: 0,
-                fail: 0,
-                info: 0,
-            });
-        } else if let Some(kind) = op.f.strip_prefix("stop-")
-            && let Some(i) = open.remove(kind)
-        {
-            out[i].stop_ns = Some(op.time);
-        }
-    }
-    for op in ops {
-        if !op.is_client_completion() {
-            continue;
-        }
-        for w in &mut out {
-            let end = w.stop_ns.unwrap_or(u64::MAX);
-            if op.time >= w.start_ns && op.time < end {
-                match op.kind {
-                    OpType::Ok => w.ok += 1,
-                    OpType::Fail => w.fail += 1,
-                    OpType::Info => w.info += 1,
-                    OpType::Invoke => {}
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Client completions per fixed window of the whole run.
@@ -441,6 +323,7 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use checker::history::Process;
 
     fn ev(time: u64, process: Process, kind: OpType, f: &str) -> Op {
         Op {

@@ -1,120 +1,19 @@
-//! Leftover tracking, so nothing outlives a run — not even a harness killed with SIGKILL.
-//!
-//! Every topology registers itself in `<state dir>/runs/<id>.json` (namespaces, links,
-//! node processes with their kernel start times) and holds an exclusive `flock` on
-//! `<id>.lock` while it lives. A lock that can be taken means its owner is dead:
+//! Removing what dead runs left behind, so nothing outlives a run — not even a harness
+//! killed with SIGKILL. Runs register what they create in [`crate::runstate`]; a
+//! registration whose lock can be taken belongs to a dead owner:
 //! [`clean_stale`] then kills the recorded processes (only if their start time still
 //! matches, so a recycled PID is never hit), deletes veths and bridges, then namespaces.
 //! `stasis clean` and the start of every run call it.
 
-use std::fs::{self, File, OpenOptions};
-use std::path::PathBuf;
+use std::fs::{self, OpenOptions};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nix::fcntl::{Flock, FlockArg};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use serde::{Deserialize, Serialize};
 
 use crate::net;
-
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct StateData {
-    pub owner_pid: u32,
-    pub run_dir: Option<PathBuf>,
-    pub namespaces: Vec<String>,
-    pub links: Vec<String>,
-    pub processes: Vec<ProcRecord>,
-}
-
-/// A process group leader we started, identified by pid and kernel start time.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProcRecord {
-    pub pid: u32,
-    pub start_time: u64,
-}
-
-/// The live registration of one topology.
-#[derive(Debug)]
-pub struct RunState {
-    id: String,
-    _lock: Flock<File>,
-    pub data: StateData,
-}
-
-fn runs_dir() -> PathBuf {
-    net::state_dir().join("runs")
-}
-
-impl RunState {
-    pub fn create(id: &str) -> Result<RunState> {
-        let dir = runs_dir();
-        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let lock_path = dir.join(format!("{id}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot open {}", lock_path.display()))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, e)| e)
-            .with_context(|| format!("{} is held by a live run", lock_path.display()))?;
-        let state = RunState {
-            id: id.to_owned(),
-            _lock: lock,
-            data: StateData {
-                owner_pid: std::process::id(),
-                ..StateData::default()
-            },
-        };
-        state.save()?;
-        Ok(state)
-    }
-
-    /// Writes the state atomically (tmp + rename).
-    pub fn save(&self) -> Result<()> {
-        let path = runs_dir().join(format!("{}.json", self.id));
-        let tmp = path.with_extension("json.tmp");
-        fs::write(&tmp, serde_json::to_vec_pretty(&self.data)?)
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
-    }
-
-    pub fn add_process(&mut self, pid: u32) -> Result<()> {
-        if let Some(start_time) = proc_start_time(pid) {
-            self.data.processes.retain(|p| p.pid != pid);
-            self.data.processes.push(ProcRecord { pid, start_time });
-        }
-        self.save()
-    }
-
-    pub fn remove_process(&mut self, pid: u32) -> Result<()> {
-        self.data.processes.retain(|p| p.pid != pid);
-        self.save()
-    }
-
-    /// Removes the registration (after a clean teardown).
-    pub fn release(self) {
-        let dir = runs_dir();
-        let _ = fs::remove_file(dir.join(format!("{}.json", self.id)));
-        let _ = fs::remove_file(dir.join(format!("{}.lock", self.id)));
-    }
-}
-
-/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
-pub fn proc_start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may contain spaces; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Process state letter (R, S, T, Z, ...) from /proc/PID/stat.
-pub fn proc_state(pid: u32) -> Option<char> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
+use crate::runstate::{StateData, proc_start_time, runs_dir};
 
 /// What a cleanup removed.
 #[derive(Debug, Default)]

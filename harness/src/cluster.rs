@@ -4,10 +4,9 @@
 //! exec, so the node's PID is the one we hold) and in its own process group, with stdout
 //! and stderr appended to `<run>/<node>/node.log`. Signals go to the process group. Nodes
 //! that may have their clock moved run under libfaketime with a per-node control file
-//! (see [`crate::nemesis::clock`]); the monotonic clock is never faked.
+//! (see [`crate::faketime`]); the monotonic clock is never faked.
 
 use std::fs::{self, File, OpenOptions};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -19,54 +18,10 @@ use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use crate::cleanup::{proc_start_time, proc_state};
 use crate::net::{Topology, netns_path};
+use crate::nodes::{Launcher, NodeInfo};
+use crate::runstate::{proc_start_time, proc_state};
 use crate::sut::Protocol;
-
-/// Where and how one node runs.
-#[derive(Clone, Debug)]
-pub struct NodeInfo {
-    /// `n1`, `n2`, ...
-    pub name: String,
-    pub addr: Ipv4Addr,
-    pub client_port: u16,
-    pub peer_port: u16,
-    pub netns: String,
-    /// `<run>/<node>/`: log, data dir, faketime control file.
-    pub dir: PathBuf,
-    /// Not an initial voter: started in join mode, waits to be added by a membership
-    /// change (see [`crate::nemesis::membership`]).
-    pub spare: bool,
-}
-
-impl NodeInfo {
-    pub fn client_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.addr, self.client_port))
-    }
-    pub fn peer_addr(&self) -> SocketAddr {
-        SocketAddr::from((self.addr, self.peer_port))
-    }
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join("node.log")
-    }
-    pub fn faketime_file(&self) -> PathBuf {
-        self.dir.join("faketime.rc")
-    }
-}
-
-/// The command that starts one node: program, argv and environment.
-#[derive(Clone, Debug)]
-pub struct Launch {
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-}
-
-/// Builds a node's launch command from its info and the whole cluster's.
-pub type Launcher = Box<dyn Fn(&NodeInfo, &[NodeInfo]) -> Launch + Send + Sync>;
 
 struct NodeProc {
     info: NodeInfo,
@@ -122,7 +77,7 @@ impl<'t> Cluster<'t> {
                 spare: k >= voters,
             };
             if faketime.is_some() {
-                crate::nemesis::clock::write_control(&info.faketime_file(), 0.0, 1.0)?;
+                crate::faketime::write_control(&info.faketime_file(), 0.0, 1.0)?;
             }
             nodes.push(NodeProc {
                 info,

@@ -101,7 +101,11 @@ fn main() -> ExitCode {
         Cmd::Test(args) => run::run(args),
         Cmd::Analyze { run_dir, timeout } => analyze_cmd(run_dir, *timeout),
         Cmd::Clean => clean_cmd(),
-        Cmd::Selftest(args) => selftest::run(args),
+        Cmd::Selftest(args) => selftest::finish(if args.sim {
+            sim::selftest::execute(args)
+        } else {
+            selftest::execute(args)
+        }),
         Cmd::Sim(args) => sim::run(args),
         Cmd::Campaign(args) => campaign::run(args),
         Cmd::Replay(args) => replay::run(args),

@@ -24,17 +24,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{CloneFlags, setns};
 
-use crate::cleanup::RunState;
+use crate::runstate::{RunState, StateData, state_dir};
 
 /// Prefix of every namespace, bridge and veth the project creates.
 pub const PREFIX: &str = "stasis-";
-
-/// Where run-wide locks and state live (subnet claims, leftover markers).
-pub fn state_dir() -> PathBuf {
-    std::env::var_os("STASIS_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run/stasis"))
-}
 
 /// Runs a command given as argv; on failure returns an error with its stderr.
 pub fn run(argv: &[&str]) -> Result<String> {
@@ -180,7 +173,7 @@ impl Topology {
     }
 
     /// Applies `f` to the registry entry and saves it.
-    fn register(&self, f: impl FnOnce(&mut crate::cleanup::StateData)) -> Result<()> {
+    fn register(&self, f: impl FnOnce(&mut StateData)) -> Result<()> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = guard
             .as_mut()

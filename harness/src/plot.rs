@@ -31,7 +31,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 
-use crate::analyze::FaultWindow;
+use crate::record::FaultWindow;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
@@ -928,7 +928,7 @@ mod tests {
                 json!(["n2"]),
             ),
         ];
-        let w = crate::analyze::fault_windows(&ops);
+        let w = crate::record::fault_windows(&ops);
         let d = Data::new(&ops, &w);
         assert_eq!(d.functions, ["read", "write", "cas", "append"]);
         assert_eq!(d.samples.len(), 2);

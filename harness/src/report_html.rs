@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use checker::check::{CheckResult, Verdict};
 use checker::history::{Op, Process};
+use checker::report::esc;
+use checker::{CheckResult, Verdict};
 use serde_json::Value;
 
 use crate::plot::fault_colour;
@@ -22,22 +23,6 @@ pub struct Input<'a> {
     pub ops: &'a [Op],
     /// The plot files written, or why there are none.
     pub plots: &'a Result<Vec<String>, String>,
-}
-
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn hex(kind: &str) -> String {
@@ -119,7 +104,7 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
     if let Some(p) = results
         .get("problem")
         .cloned()
-        .and_then(|p| serde_json::from_value::<crate::analyze::Problem>(p).ok())
+        .and_then(|p| serde_json::from_value::<crate::record::Problem>(p).ok())
     {
         let _ = writeln!(
             h,
@@ -297,7 +282,7 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
         .flatten()
         .collect();
     if !slots.is_empty() {
-        let width = crate::analyze::WINDOW.as_secs();
+        let width = crate::record::WINDOW.as_secs();
         let _ = writeln!(
             h,
             "<table><tr><th>{width} s window from</th><th>ok</th><th>fail</th><th>info</th></tr>"
@@ -442,17 +427,4 @@ pub fn render(dir: &Path, input: &Input<'_>) -> String {
     }
     let _ = writeln!(h, "</body></html>");
     h
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            esc(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 }

@@ -15,13 +15,16 @@ use checker::history::{Op, OpType, Process};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::analyze::{self, Problem, ProblemKind};
+use crate::analyze;
 use crate::client::resp::Endpoint;
 use crate::client::{Client, ClientOp, Completion};
-use crate::cluster::{Cluster, Launcher, NodeInfo};
+use crate::cluster::Cluster;
 use crate::generator::{Mix, Workload, pause_between};
+use crate::nemesis::FaultRecord;
 use crate::nemesis::{self, Family, Planned};
 use crate::net::Topology;
+use crate::nodes::{Launcher, NodeInfo};
+use crate::record::{Unresponsive, problem_of};
 use crate::recorder::Recorder;
 use crate::store::RunDir;
 use crate::sut::{Protocol, Ready, SutSpec};
@@ -187,21 +190,6 @@ pub struct TestJson {
     pub started: String,
     /// Namespaces, links and subnet this run created (all removed at the end).
     pub topology: Value,
-}
-
-/// A completed nemesis action, for results.json and the summary.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct FaultRecord {
-    pub family: Family,
-    pub fault: nemesis::Fault,
-    pub start_ns: u64,
-    pub stop_ns: u64,
-    pub value: Value,
-    pub evidence: Vec<String>,
-    /// Membership faults: whether either of the two changes took effect (acknowledged,
-    /// or shown by the leader's STATUS).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub changed: bool,
 }
 
 /// What a caller may override beyond the command-line options (`stasis replay` reuses a
@@ -500,35 +488,6 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         workload_s: load.seconds,
         report: Some(report),
     })
-}
-
-/// An error that is a finding about the system under test: it stopped answering (did not
-/// recover after healing, never answered a final read, refused or dropped every membership
-/// change). The run's history is checked as usual and its verdict decides the exit code;
-/// the finding is reported beside it.
-#[derive(Debug)]
-pub struct Unresponsive(pub String);
-
-impl std::fmt::Display for Unresponsive {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Unresponsive {}
-
-/// The problem behind a run's error: [`Unresponsive`] anywhere in its chain makes it a
-/// system finding, anything else a harness error.
-pub fn problem_of(e: &anyhow::Error) -> Problem {
-    let kind = if e.chain().any(|c| c.is::<Unresponsive>()) {
-        ProblemKind::System
-    } else {
-        ProblemKind::Harness
-    };
-    Problem {
-        kind,
-        message: format!("{e:#}"),
-    }
 }
 
 /// A run that ended with an error after its history was started: check what was recorded
@@ -1007,7 +966,7 @@ fn recover(
             cluster.start(i)?;
         }
         if cluster.has_faketime() {
-            nemesis::clock::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+            crate::faketime::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
         }
     }
     shared
@@ -1097,6 +1056,7 @@ fn progress(limit: Duration, shared: &Shared, done: &AtomicBool, start: Instant)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::ProblemKind;
     use clap::Parser;
 
     fn args() -> TestArgs {
@@ -1190,29 +1150,5 @@ mod tests {
         let e =
             ended_early(anyhow::anyhow!("cluster did not come up"), &args(), &dir, 7).unwrap_err();
         assert_eq!(format!("{e}"), "cluster did not come up");
-    }
-
-    #[test]
-    fn exit_codes_of_problems() {
-        let harness = Problem {
-            kind: ProblemKind::Harness,
-            message: String::new(),
-        };
-        let system = Problem {
-            kind: ProblemKind::System,
-            message: String::new(),
-        };
-        for (code, p, want) in [
-            (0, None, 0),
-            (2, None, 2),
-            (1, Some(&harness), 1),
-            (0, Some(&harness), 3),
-            (2, Some(&harness), 3),
-            (0, Some(&system), 0),
-            (2, Some(&system), 2),
-            (1, Some(&system), 1),
-        ] {
-            assert_eq!(Problem::exit_code(code, p), want, "{code} {p:?}");
-        }
     }
 }

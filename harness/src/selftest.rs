@@ -414,13 +414,9 @@ fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path) -> CaseRun
     out
 }
 
-/// Runs the selftest; returns the exit code.
-pub fn run(args: &SelftestArgs) -> u8 {
-    let result = if args.sim {
-        crate::sim::selftest::execute(args)
-    } else {
-        execute(args)
-    };
+/// The exit code of a selftest (`stasis selftest`, real processes, or with `--sim`,
+/// [`crate::sim::selftest::execute`]: the CLI picks which).
+pub fn finish(result: Result<SelftestReport>) -> u8 {
     match result {
         Ok(report) => report.exit_code,
         Err(e) => {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::Client;
 use crate::client::etcd::{self, EtcdClient};
 use crate::client::resp::{Endpoint, RespClient, status};
-use crate::cluster::{Launch, Launcher, NodeInfo};
+use crate::nodes::{Launch, Launcher, NodeInfo};
 use crate::units::parse_duration;
 
 /// The built-in specs, by name.

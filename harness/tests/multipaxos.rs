@@ -49,7 +49,7 @@ fn multipaxos_even_quorum_stays_available_across_a_2_2_split() {
     ]);
     assert_clean_pass(&r, &["partition"], 200);
     let h = read_jsonl(&r.dir.join("history.jsonl")).unwrap();
-    let windows = harness::analyze::fault_windows(&h.ops);
+    let windows = harness::record::fault_windows(&h.ops);
     assert!(!windows.is_empty());
     for w in &windows {
         let grudge = w.value["grudge"].as_object().expect("grudge");

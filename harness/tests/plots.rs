@@ -337,7 +337,7 @@ fn a_violation_report_carries_the_explanation_and_timeline() {
     let explanation = std::fs::read_to_string(dir.join("explanation.txt")).unwrap();
     let first = explanation.lines().next().unwrap();
     assert!(
-        html.contains(&harness::report_html::esc(first)),
+        html.contains(&checker::report::esc(first)),
         "report lacks the explanation's first line {first:?}"
     );
     assert!(html.contains("No faults were injected."));

@@ -104,7 +104,7 @@ fn bad_flags_are_exit_3_with_one_line() {
 /// operations.
 fn assert_available_during_faults(run: &Run) {
     let h = read_jsonl(&run.dir.join("history.jsonl")).unwrap();
-    let windows = harness::analyze::fault_windows(&h.ops);
+    let windows = harness::record::fault_windows(&h.ops);
     assert!(!windows.is_empty(), "no faults:\n{}", run.text);
     let oks: Vec<u64> = h
         .ops

@@ -9,8 +9,8 @@
 //! 3. apply `apply` to the state machine, in order;
 //! 4. serve `reads` once the state machine has applied up to their index.
 //!
-//! Raft is the first implementation ([`crate::raft::Raft`]); a Multi-Paxos core can reuse
-//! the runtime, storage, RESP server and KV state machine by implementing these traits.
+//! Two cores implement it, [`crate::raft::Raft`] and [`crate::paxos::Paxos`]; both share
+//! the runtime, storage, RESP server and KV state machine through these traits.
 
 use std::collections::BTreeMap;
 use std::fmt;

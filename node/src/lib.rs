@@ -1,8 +1,26 @@
 //! stasis-node: replicated key-value servers for Stasis to test.
 //!
-//! Protocol cores (`raft`, later `paxos`) are pure state machines; `runtime` drives them
-//! with tokio, TCP and the `storage` layer; `resp` is the client protocol and `kv` the
-//! replicated state machine. Everything outside the cores is protocol-neutral.
+//! Module map (each owns one concept):
+//!
+//! * `core`: the contract every consensus core implements ([`core::ConsensusCore`]) and
+//!   the order in which a `Ready` batch is handled (persist, send, apply, read).
+//! * `raft`, `paxos`: the two sans-IO cores (Raft with pre-vote, check-quorum, leases,
+//!   snapshots and joint consensus; Multi-Paxos with flexible quorums, `quorum`). They
+//!   never touch sockets, clocks or files; each has its own storage adapter.
+//! * `storage`: the byte layer both cores persist through: the [`storage::file::Fs`]
+//!   trait (real disk, or `SimFs` that loses unfsynced data on a simulated power loss),
+//!   the segmented WAL and snapshots.
+//! * `kv`: the replicated state machine; `resp`: the RESP2 client protocol codec.
+//! * `host`: request handling around a core (pending writes answered on apply, read
+//!   confirmation, redirects), shared by the runtime and the simulator.
+//! * `boot`: building a core over its storage from a validated `config`.
+//! * `runtime`: tokio, the monotonic clock, TCP between peers and the RESP server,
+//!   driving a core through `host`.
+//!
+//! A request flows: RESP connection (`runtime::client`) -> `host` -> core proposal ->
+//! `Ready` (persist through `storage`, messages through `runtime::transport`) -> commit
+//! -> `kv` apply -> `host` answers the client. `stasis sim` (harness) drives the same
+//! `boot`, `host`, cores and storage over a simulated network and file system.
 
 pub mod boot;
 pub mod config;

@@ -14,36 +14,7 @@
 pub mod refute;
 pub mod unique;
 
-/// A register operation as the rules see it. Values are interned ids.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RegView {
-    /// Observes the value; leaves it unchanged.
-    Read(u32),
-    /// Sets the value in any state.
-    Write(u32),
-    /// Observes `a`, then sets `b`.
-    Cas(u32, u32),
-    /// Observes a value other than `a` (a failed cas); leaves it unchanged.
-    NotEq(u32),
-}
-
-impl RegView {
-    /// The value this operation leaves, if it sets one.
-    pub fn writes(self) -> Option<u32> {
-        match self {
-            RegView::Write(v) | RegView::Cas(_, v) => Some(v),
-            RegView::Read(_) | RegView::NotEq(_) => None,
-        }
-    }
-
-    /// The value this operation requires the register to hold, if any.
-    pub fn observes(self) -> Option<u32> {
-        match self {
-            RegView::Read(v) | RegView::Cas(v, _) => Some(v),
-            RegView::Write(_) | RegView::NotEq(_) => None,
-        }
-    }
-}
+pub use crate::model::RegView;
 
 /// One operation for the rules: call time, return time (`None`: unknown outcome, open
 /// forever and optional), and what it does.
@@ -58,11 +29,11 @@ pub struct RegOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
-    /// The general search ([`crate::search`]).
+    /// The general search (`search`).
     Search,
-    /// A refutation rule ([`refute`]).
+    /// A refutation rule (`fast::refute`).
     RegisterRefutation,
-    /// Gibbons–Korach zones for unique written values ([`unique`]).
+    /// Gibbons–Korach zones for unique written values (`fast::unique`).
     UniqueValues,
 }
 
@@ -89,7 +60,7 @@ pub struct Decided {
 pub fn decide<M: crate::model::Model>(
     model: &M,
     init: &M::State,
-    ops: &[crate::search::SearchOp<M::Input>],
+    ops: &[crate::model::SearchOp<M::Input>],
 ) -> Option<Decided> {
     let init = model.register_value(init)?;
     let views: Vec<RegOp> = ops

@@ -129,8 +129,9 @@ pub fn refute(ops: &[RegOp], init: u32) -> Option<Refutation> {
 mod tests {
     use super::*;
     use crate::fast::RegView;
+    use crate::model::SearchOp;
     use crate::model::porcupine_etcd::{EtcdOp, PorcupineEtcd};
-    use crate::search::{Limits, SearchOp, SearchOutcome, search};
+    use crate::search::{Limits, SearchOutcome, search};
     use rand::{RngExt, SeedableRng};
 
     const NIL: u32 = 0;

@@ -183,8 +183,9 @@ pub fn decide(ops: &[RegOp], init: u32) -> Option<Decision> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::SearchOp;
     use crate::model::porcupine_etcd::{EtcdOp, PorcupineEtcd};
-    use crate::search::{Limits, SearchOp, SearchOutcome, search};
+    use crate::search::{Limits, SearchOutcome, search};
     use rand::{RngExt, SeedableRng};
 
     const NIL: u32 = 0;

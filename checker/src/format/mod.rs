@@ -4,8 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::check::TimeUnit;
-use crate::history::{self, HistoryError, Op};
+use crate::history::{self, HistoryError, Op, TimeUnit};
 use crate::model::ModelKind;
 
 pub mod edn;

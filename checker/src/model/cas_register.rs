@@ -127,8 +127,8 @@ impl Model for CasRegister {
         prune_reg(&ops, unknown)
     }
 
-    fn register_view(&self, input: &RegOp) -> Option<crate::fast::RegView> {
-        use crate::fast::RegView as V;
+    fn register_view(&self, input: &RegOp) -> Option<super::RegView> {
+        use super::RegView as V;
         Some(match *input {
             RegOp::Read(v) => V::Read(v),
             RegOp::Write(v) => V::Write(v),

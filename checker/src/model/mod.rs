@@ -16,7 +16,6 @@ use rustc_hash::FxHashMap;
 use serde_json::Value;
 
 use crate::history::{Operation, Outcome};
-use crate::search::SearchOp;
 
 pub mod cas_register;
 pub mod fifo_queue;
@@ -28,6 +27,46 @@ pub mod porcupine_kv;
 pub mod register;
 pub mod set;
 pub mod unordered_queue;
+
+/// One operation of a partition, compiled for model `M`.
+#[derive(Clone, Debug)]
+pub struct SearchOp<I> {
+    pub call: u64,
+    /// `None`: unknown outcome, open until the end of time and optional.
+    pub ret: Option<u64>,
+    pub input: I,
+}
+
+/// A register operation as the rules see it. Values are interned ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegView {
+    /// Observes the value; leaves it unchanged.
+    Read(u32),
+    /// Sets the value in any state.
+    Write(u32),
+    /// Observes `a`, then sets `b`.
+    Cas(u32, u32),
+    /// Observes a value other than `a` (a failed cas); leaves it unchanged.
+    NotEq(u32),
+}
+
+impl RegView {
+    /// The value this operation leaves, if it sets one.
+    pub fn writes(self) -> Option<u32> {
+        match self {
+            RegView::Write(v) | RegView::Cas(_, v) => Some(v),
+            RegView::Read(_) | RegView::NotEq(_) => None,
+        }
+    }
+
+    /// The value this operation requires the register to hold, if any.
+    pub fn observes(self) -> Option<u32> {
+        match self {
+            RegView::Read(v) | RegView::Cas(v, _) => Some(v),
+            RegView::Write(_) | RegView::NotEq(_) => None,
+        }
+    }
+}
 
 /// A sequential specification.
 pub trait Model: Sync {
@@ -79,7 +118,7 @@ pub trait Model: Sync {
     /// For a model that is one register: `input` as the polynomial rules of
     /// [`crate::fast`] see it. A model returns `Some` for every input or for none; `None`
     /// (the default) keeps the partition for the general search.
-    fn register_view(&self, _input: &Self::Input) -> Option<crate::fast::RegView> {
+    fn register_view(&self, _input: &Self::Input) -> Option<RegView> {
         None
     }
 
@@ -262,10 +301,6 @@ impl Interner {
         self.values.push(v.clone());
         self.ids.insert(key, id);
         id
-    }
-
-    pub fn intern_str(&mut self, s: &str) -> u32 {
-        self.intern(&Value::String(s.to_owned()))
     }
 
     /// The dense slot of a key (registers of a map-shaped state).

@@ -60,8 +60,8 @@ impl Model for PorcupineEtcd {
         matches!(input, EtcdOp::Read(_) | EtcdOp::CasFailed(..))
     }
 
-    fn register_view(&self, input: &EtcdOp) -> Option<crate::fast::RegView> {
-        use crate::fast::RegView as V;
+    fn register_view(&self, input: &EtcdOp) -> Option<super::RegView> {
+        use super::RegView as V;
         Some(match *input {
             EtcdOp::Read(v) => V::Read(v),
             EtcdOp::Write(v) => V::Write(v),

@@ -8,9 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
+use super::SearchOp;
 use super::{Interner, Model, argument, unknown_f};
 use crate::history::{Operation, Outcome};
-use crate::search::SearchOp;
 
 /// The model. Strings are hash-consed: a state holds one `u32` id per key, and equal
 /// strings always get the same id, so comparing and hashing states costs O(keys) and a

@@ -257,7 +257,7 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
                     // After a power loss a correct node starts; one that cannot is a
                     // finding about the system (reported beside the verdict), not a
                     // harness error.
-                    return Err(crate::run::Unresponsive(format!(
+                    return Err(crate::record::Unresponsive(format!(
                         "{} cannot restart after a power loss (lose-unfsynced): {last} (see {})",
                         info.name,
                         info.log_path().display()

@@ -13,7 +13,6 @@
 //! leader answers): spares outside the voter set are idle, so faulting them tests nothing.
 //! Spares are not partitioned off and keep reaching every node.
 
-pub mod clock;
 pub mod disk;
 pub mod membership;
 pub mod net;
@@ -358,6 +357,21 @@ pub fn find_leader(cluster: &Cluster<'_>) -> Option<usize> {
     })
 }
 
+/// A completed nemesis action, for results.json and the summary.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FaultRecord {
+    pub family: Family,
+    pub fault: Fault,
+    pub start_ns: u64,
+    pub stop_ns: u64,
+    pub value: Value,
+    pub evidence: Vec<String>,
+    /// Membership faults: whether either of the two changes took effect (acknowledged,
+    /// or shown by the leader's STATUS).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub changed: bool,
+}
+
 /// The nodes kill, pause, partition and clock faults draw from: every node, or with
 /// spares present the current voters (the initial ones when no leader answers).
 pub(crate) fn fault_pool(cluster: &Cluster<'_>) -> Vec<usize> {
@@ -490,7 +504,11 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             active.nodes = pick_nodes(Target::Minority, cluster, &pool, &mut rng)?;
             for &i in &active.nodes {
                 let info = cluster.info(i);
-                clock::write_control(&info.faketime_file(), *offset_ms as f64 / 1000.0, 1.0)?;
+                crate::faketime::write_control(
+                    &info.faketime_file(),
+                    *offset_ms as f64 / 1000.0,
+                    1.0,
+                )?;
             }
             for &i in &active.nodes {
                 let seen = verify_clock(cluster, i, *offset_ms)?;
@@ -511,7 +529,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
                 .collect();
             // Prove the offset reaches the node before strobing.
             for (k, &i) in active.nodes.iter().enumerate() {
-                clock::write_control(&files[k], *offset_ms as f64 / 1000.0, 1.0)?;
+                crate::faketime::write_control(&files[k], *offset_ms as f64 / 1000.0, 1.0)?;
                 let seen = verify_clock(cluster, i, *offset_ms)?;
                 active.evidence.push(seen);
             }
@@ -522,7 +540,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
                 let mut on = false;
                 while !s.load(std::sync::atomic::Ordering::Relaxed) {
                     for f in &files {
-                        let _ = clock::write_control(f, if on { off } else { 0.0 }, 1.0);
+                        let _ = crate::faketime::write_control(f, if on { off } else { 0.0 }, 1.0);
                     }
                     on = !on;
                     std::thread::sleep(Duration::from_millis(period));
@@ -590,7 +608,7 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
                 let _ = handle.join();
             }
             for &i in &active.nodes {
-                clock::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+                crate::faketime::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
             }
             for &i in &active.nodes {
                 let seen = verify_clock(cluster, i, 0)?;

@@ -114,7 +114,7 @@ fn leader_or_any(cluster: &Cluster<'_>, rng: &mut ChaCha8Rng) -> usize {
 
 fn set_clock(cluster: &Cluster<'_>, i: usize, offset_ms: i64) -> Result<String> {
     require_faketime(cluster)?;
-    super::clock::write_control(
+    crate::faketime::write_control(
         &cluster.info(i).faketime_file(),
         offset_ms as f64 / 1000.0,
         1.0,
@@ -570,7 +570,7 @@ fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
 
 /// The nodes a multi-step targeted fault works on, as parallel vectors.
 struct Target {
-    infos: Vec<crate::cluster::NodeInfo>,
+    infos: Vec<crate::nodes::NodeInfo>,
     names: Vec<String>,
     netns: Vec<String>,
     addrs: Vec<std::net::Ipv4Addr>,
@@ -1235,7 +1235,7 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
 
 fn reset_clocks(cluster: &Cluster<'_>, active: &mut Active) -> Result<()> {
     for &i in &active.nodes {
-        super::clock::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+        crate::faketime::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
     }
     for &i in &active.nodes {
         let seen = verify_clock(cluster, i, 0)?;

@@ -161,7 +161,7 @@ impl Shaper {
 
 /// Probes the first two nodes' link both ways and checks the one-way medians are the
 /// baseline's delay (within 3 ms + 30% of the jitter); returns the evidence line.
-pub fn verify_baseline(infos: &[crate::cluster::NodeInfo], base: &LinkSpec) -> Result<String> {
+pub fn verify_baseline(infos: &[crate::nodes::NodeInfo], base: &LinkSpec) -> Result<String> {
     if infos.len() < 2 {
         return Ok("one node, no links".into());
     }

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::http::{Response, encode_path};
 use super::scan::{self, Class, Entry, Kind, read_json, text};
-use crate::report_html::esc;
+use checker::report::esc;
 
 /// Files listed per directory page at most.
 const MAX_FILES: usize = 5_000;

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use checker::check::{CheckOptions, check_history};
+use checker::ModelKind;
 use checker::history::Op;
-use checker::model::ModelKind;
+use checker::{CheckOptions, check_history};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

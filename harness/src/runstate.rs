@@ -1,0 +1,116 @@
+//! The registration of a live run: every topology records in `<state dir>/runs/<id>.json`
+//! what it creates (namespaces, links, node processes with their kernel start times) and
+//! holds an exclusive `flock` on `<id>.lock` while it lives, so that
+//! [`crate::cleanup::clean_stale`] can tell a dead owner's leftovers from a live run's.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+/// Where run-wide locks and state live (subnet claims, leftover markers).
+pub fn state_dir() -> PathBuf {
+    std::env::var_os("STASIS_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run/stasis"))
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StateData {
+    pub owner_pid: u32,
+    pub run_dir: Option<PathBuf>,
+    pub namespaces: Vec<String>,
+    pub links: Vec<String>,
+    pub processes: Vec<ProcRecord>,
+}
+
+/// A process group leader we started, identified by pid and kernel start time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcRecord {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+/// The live registration of one topology.
+#[derive(Debug)]
+pub struct RunState {
+    id: String,
+    _lock: Flock<File>,
+    pub data: StateData,
+}
+
+pub fn runs_dir() -> PathBuf {
+    state_dir().join("runs")
+}
+
+impl RunState {
+    pub fn create(id: &str) -> Result<RunState> {
+        let dir = runs_dir();
+        fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let lock_path = dir.join(format!("{id}.lock"));
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| e)
+            .with_context(|| format!("{} is held by a live run", lock_path.display()))?;
+        let state = RunState {
+            id: id.to_owned(),
+            _lock: lock,
+            data: StateData {
+                owner_pid: std::process::id(),
+                ..StateData::default()
+            },
+        };
+        state.save()?;
+        Ok(state)
+    }
+
+    /// Writes the state atomically (tmp + rename).
+    pub fn save(&self) -> Result<()> {
+        let path = runs_dir().join(format!("{}.json", self.id));
+        let tmp = path.with_extension("json.tmp");
+        fs::write(&tmp, serde_json::to_vec_pretty(&self.data)?)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    pub fn add_process(&mut self, pid: u32) -> Result<()> {
+        if let Some(start_time) = proc_start_time(pid) {
+            self.data.processes.retain(|p| p.pid != pid);
+            self.data.processes.push(ProcRecord { pid, start_time });
+        }
+        self.save()
+    }
+
+    pub fn remove_process(&mut self, pid: u32) -> Result<()> {
+        self.data.processes.retain(|p| p.pid != pid);
+        self.save()
+    }
+
+    /// Removes the registration (after a clean teardown).
+    pub fn release(self) {
+        let dir = runs_dir();
+        let _ = fs::remove_file(dir.join(format!("{}.json", self.id)));
+        let _ = fs::remove_file(dir.join(format!("{}.lock", self.id)));
+    }
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat).
+pub fn proc_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Process state letter (R, S, T, Z, ...) from /proc/PID/stat.
+pub fn proc_state(pid: u32) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
