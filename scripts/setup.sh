@@ -12,6 +12,9 @@ declare -A need=(
   [/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1]=libfaketime
   [etcd]=etcd-server
   [etcdctl]=etcd-client
+  # ZooKeeper 3.8 (--sut zookeeper): the server jar, and Java to run it.
+  [/usr/share/java/zookeeper.jar]=zookeeper
+  [java]=default-jre-headless
   [redis-cli]=redis-tools
   [redis-benchmark]=redis-tools
   [setpriv]=util-linux
@@ -24,6 +27,7 @@ declare -A need=(
 missing=()
 for what in "${!need[@]}"; do
   if [[ $what == /* ]]; then
+    [[ -e $what ]] && continue
     # A library: also accept it under the other multiarch directories.
     compgen -G "/usr/lib/*/faketime/$(basename "$what")" >/dev/null && continue
   else

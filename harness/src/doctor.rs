@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use crate::firewall::{self, Action, Change, Rule};
 use crate::net;
 
 /// Arguments of `stasis doctor`.
@@ -146,6 +147,19 @@ pub fn checks(network: bool) -> Vec<Check> {
         false,
         version_of(&["etcd", "--version"]),
         &format!("apt-get install etcd-server (needed for --sut etcd), or {setup}"),
+    ));
+    out.push(Check::from(
+        "zookeeper",
+        false,
+        version_of(&[
+            "java",
+            "-cp",
+            "/usr/share/java/zookeeper.jar",
+            "org.apache.zookeeper.version.VersionInfoMain",
+        ]),
+        &format!(
+            "apt-get install zookeeper default-jre-headless (needed for --sut zookeeper), or {setup}"
+        ),
     ));
     out.push(Check::from(
         "redis-cli",
@@ -285,49 +299,22 @@ fn probe_namespaces(topo: &net::Topology) -> std::result::Result<(String, String
 }
 
 fn probe_iptables(ns: &str, target: SocketAddr) -> Result<String> {
-    let dst = target.ip().to_string();
-    let rule = [
-        "OUTPUT",
-        "-d",
-        &dst,
-        "-p",
-        "tcp",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "tcp-reset",
-    ];
-    let mut add = vec!["iptables", "-w", "-A"];
-    add.extend_from_slice(&rule);
-    net::run_in(ns, &add)?;
+    let SocketAddr::V4(v4) = target else {
+        bail!("{target} is not an IPv4 address");
+    };
+    let reject = Rule::to(*v4.ip(), Action::Reset);
+    firewall::apply(&[Change::Add(ns, reject)])?;
     let blocked = connect_from(ns, target);
-    let mut del = vec!["iptables", "-w", "-D"];
-    del.extend_from_slice(&rule);
-    net::run_in(ns, &del)?;
+    firewall::apply(&[Change::Delete(ns, reject)])?;
     if blocked.is_ok() {
         bail!("a REJECT rule inside {ns} did not stop a connection to {target}");
     }
     connect_from(ns, target).context("the connection did not come back after removing the rule")?;
     // Random packet loss (used by the lossy-link nemesis) needs the statistic match.
-    let stat = [
-        "INPUT",
-        "-s",
-        &dst,
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        "0.5",
-        "-j",
-        "DROP",
-    ];
-    let mut add = vec!["iptables", "-w", "-A"];
-    add.extend_from_slice(&stat);
-    net::run_in(ns, &add).context("the statistic match (random loss) is unavailable")?;
-    let mut del = vec!["iptables", "-w", "-D"];
-    del.extend_from_slice(&stat);
-    net::run_in(ns, &del)?;
+    let lossy = Rule::from(*v4.ip(), Action::DropRandom(0.5));
+    firewall::apply(&[Change::Add(ns, lossy)])
+        .context("the statistic match (random loss) is unavailable")?;
+    firewall::apply(&[Change::Delete(ns, lossy)])?;
     Ok(format!(
         "REJECT and statistic rules work inside {ns}; the host's own rules were not touched"
     ))

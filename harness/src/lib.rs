@@ -33,6 +33,7 @@ pub mod cluster;
 pub mod diskfs;
 pub mod doctor;
 pub mod faketime;
+pub mod firewall;
 pub mod generator;
 pub mod junit;
 pub mod nemesis;

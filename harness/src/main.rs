@@ -82,7 +82,11 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STASIS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // The ZooKeeper client warns of every session it cannot open, which is what
+                // faults cause; the outcomes are in the history.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,zookeeper_client=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -272,11 +272,12 @@ fn require_root() -> Result<()> {
 
 fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) -> Result<Outcome> {
     let spec = SutSpec::load(&args.sut)?;
+    spec.check_needs()?;
     if families.contains(&Family::Clock) && !spec.faketime {
         if args.nemesis.split(',').any(|f| f.trim() == "clock") {
             bail!(
                 "the clock nemesis cannot move {}'s clock: its spec says faketime = false \
-                 (libfaketime does not reach Go binaries, which read time through the vDSO)",
+                 (libfaketime cannot move or Stasis cannot verify its clock; the spec says why)",
                 spec.name
             );
         }

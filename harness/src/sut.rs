@@ -29,14 +29,16 @@ use serde::{Deserialize, Serialize};
 use crate::client::Client;
 use crate::client::etcd::{self, EtcdClient};
 use crate::client::resp::{Endpoint, RespClient, status};
+use crate::client::zookeeper::{self, ZkClient};
 use crate::nodes::{Launch, Launcher, NodeInfo};
 use crate::units::parse_duration;
 
 /// The built-in specs, by name.
-pub const BUILTIN: [(&str, &str); 3] = [
+pub const BUILTIN: [(&str, &str); 4] = [
     ("raft", include_str!("../suts/raft.toml")),
     ("multipaxos", include_str!("../suts/multipaxos.toml")),
     ("etcd", include_str!("../suts/etcd.toml")),
+    ("zookeeper", include_str!("../suts/zookeeper.toml")),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +46,7 @@ pub const BUILTIN: [(&str, &str); 3] = [
 pub enum ClientKind {
     Resp,
     Etcd,
+    Zookeeper,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +88,51 @@ pub struct EtcdOptions {
     /// Serve reads from the member's local state (not linearizable).
     #[serde(default)]
     pub serializable_reads: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZookeeperOptions {
+    /// `sync` before every `getData` (ZooKeeper's way to read the latest value).
+    #[serde(default = "yes")]
+    pub sync_reads: bool,
+}
+
+impl Default for ZookeeperOptions {
+    fn default() -> Self {
+        ZookeeperOptions { sync_reads: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Something the start command needs (a program on PATH or an absolute file) and the
+/// Debian package that provides it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Need {
+    pub path: String,
+    pub package: String,
+}
+
+impl Need {
+    /// Whether the program or file is there.
+    fn present(&self) -> bool {
+        let p = Path::new(&self.path);
+        if p.is_absolute() {
+            return p.is_file();
+        }
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|d| {
+                std::fs::metadata(d.join(p)).is_ok_and(|m| {
+                    m.is_file()
+                        && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+                })
+            })
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -136,6 +184,11 @@ pub struct SutSpec {
     pub start: Start,
     #[serde(default)]
     pub etcd: EtcdOptions,
+    #[serde(default)]
+    pub zookeeper: ZookeeperOptions,
+    /// Programs and files the start command needs, each with its Debian package.
+    #[serde(default)]
+    pub needs: Vec<Need>,
     #[serde(default)]
     pub membership: Option<Membership>,
     /// Node settings a run may vary (`stasis test --settings vary`; see [`crate::settings`]).
@@ -258,6 +311,22 @@ impl SutSpec {
         if self.client != ClientKind::Etcd && self.etcd != EtcdOptions::default() {
             return Err((at("[etcd]"), "[etcd] options need client = \"etcd\"".into()));
         }
+        if self.client != ClientKind::Zookeeper && self.zookeeper != ZookeeperOptions::default() {
+            return Err((
+                at("[zookeeper]"),
+                "[zookeeper] options need client = \"zookeeper\"".into(),
+            ));
+        }
+        if let Some(n) = self
+            .needs
+            .iter()
+            .find(|n| n.path.trim().is_empty() || n.package.trim().is_empty())
+        {
+            return Err((
+                at("[[needs]]"),
+                format!("needs: path and package must not be empty ({n:?})"),
+            ));
+        }
         Ok(())
     }
 
@@ -327,6 +396,19 @@ impl SutSpec {
         Ok(())
     }
 
+    /// Fails with a one-line error naming the Debian package of the first missing need.
+    pub fn check_needs(&self) -> Result<()> {
+        if let Some(n) = self.needs.iter().find(|n| !n.present()) {
+            bail!(
+                "{}: {} is missing: apt-get install {} (or run scripts/setup.sh)",
+                self.name,
+                n.path,
+                n.package
+            );
+        }
+        Ok(())
+    }
+
     pub fn ready_timeout(&self) -> Duration {
         parse_duration(&self.ready_timeout).unwrap_or(Duration::from_secs(30))
     }
@@ -379,6 +461,9 @@ impl SutSpec {
             ClientKind::Resp => Protocol::Resp,
             ClientKind::Etcd => Protocol::Etcd {
                 serializable: self.etcd.serializable_reads,
+            },
+            ClientKind::Zookeeper => Protocol::Zookeeper {
+                sync_reads: self.zookeeper.sync_reads,
             },
         }
     }
@@ -446,6 +531,7 @@ fn check_placeholders(t: &str, known: &[&str]) -> Result<(), String> {
 pub enum Protocol {
     Resp,
     Etcd { serializable: bool },
+    Zookeeper { sync_reads: bool },
 }
 
 impl Protocol {
@@ -453,15 +539,16 @@ impl Protocol {
         match *self {
             Protocol::Resp => Box::new(RespClient::new(nodes, home)),
             Protocol::Etcd { serializable } => Box::new(EtcdClient::new(nodes, home, serializable)),
+            Protocol::Zookeeper { sync_reads } => Box::new(ZkClient::new(nodes, home, sync_reads)),
         }
     }
 
     /// Whether the node at `addr` says it leads.
     pub fn is_leader(&self, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool, String> {
         match self {
-            Protocol::Resp => status(addr, timeout)
-                .map(|s| s.get("role").and_then(serde_json::Value::as_str) == Some("leader")),
+            Protocol::Resp => status(addr, timeout).map(|s| s.is_leader()),
             Protocol::Etcd { .. } => etcd::is_leader(&addr.to_string(), timeout),
+            Protocol::Zookeeper { .. } => zookeeper::is_leader(addr, timeout),
         }
     }
 
@@ -472,11 +559,9 @@ impl Protocol {
         timeout: Duration,
     ) -> Result<i64, String> {
         match self {
-            Protocol::Resp => status(addr, timeout)?
-                .get("wall_clock_ms")
-                .and_then(serde_json::Value::as_i64)
-                .ok_or_else(|| format!("{addr}: STATUS has no wall_clock_ms")),
+            Protocol::Resp => status(addr, timeout).map(|s| s.wall_clock_ms as i64),
             Protocol::Etcd { .. } => Err("etcd does not report its wall clock".into()),
+            Protocol::Zookeeper { .. } => Err("ZooKeeper does not report its wall clock".into()),
         }
     }
 
@@ -484,7 +569,7 @@ impl Protocol {
     pub fn describe(&self, addr: std::net::SocketAddr) -> String {
         match self {
             Protocol::Resp => match status(addr, Duration::from_millis(500)) {
-                Ok(s) => s.to_string(),
+                Ok(s) => serde_json::to_string(&s).unwrap_or_default(),
                 Err(e) => e,
             },
             Protocol::Etcd { .. } => {
@@ -493,6 +578,7 @@ impl Protocol {
                     Err(e) => e,
                 }
             }
+            Protocol::Zookeeper { .. } => zookeeper::describe(addr),
         }
     }
 }
@@ -544,6 +630,57 @@ mod tests {
                 .contains("--peers n1=10.211.9.2:2380,")
         );
         assert!(raft.uses_stasis_node() && !spec.uses_stasis_node());
+    }
+
+    #[test]
+    fn zookeeper_spec_renders_its_ensemble_and_options() {
+        let spec = SutSpec::load("zookeeper").unwrap();
+        assert!(!spec.faketime);
+        assert_eq!(spec.protocol(), Protocol::Zookeeper { sync_reads: true });
+        assert!(spec.needs.iter().any(|n| n.package == "zookeeper"));
+        let all = nodes(3, 0);
+        let launch = (spec.launcher(Path::new("/x")))(&all[1], &all);
+        assert_eq!(launch.program, PathBuf::from("sh"));
+        // Script, $0, then data dir, address, client port, server id, ensemble.
+        assert_eq!(
+            launch.args[2..7],
+            ["zookeeper", "/run/x/n2/data", "10.211.9.3", "6379", "2"]
+        );
+        assert_eq!(
+            launch.args[7],
+            "server.1=10.211.9.2:7000:3888\nserver.2=10.211.9.3:7000:3888\nserver.3=10.211.9.4:7000:3888"
+        );
+        let off = BUILTIN[3]
+            .1
+            .replace("sync_reads = true", "sync_reads = false");
+        let spec = SutSpec::parse(&off, Path::new("zk.toml")).unwrap();
+        assert_eq!(spec.protocol(), Protocol::Zookeeper { sync_reads: false });
+        let e = err(&format!("{GOOD}[zookeeper]\nsync_reads = false\n"));
+        assert!(
+            e.contains("[zookeeper] options need client = \"zookeeper\""),
+            "{e}"
+        );
+        let e = err(&format!("{GOOD}[[needs]]\npath = \"\"\npackage = \"x\"\n"));
+        assert!(
+            e.contains("needs: path and package must not be empty"),
+            "{e}"
+        );
+        let missing = SutSpec::parse(
+            &format!("{GOOD}[[needs]]\npath = \"/nonexistent/bin/mine\"\npackage = \"mine-pkg\"\n"),
+            Path::new("my.toml"),
+        )
+        .unwrap();
+        let e = missing.check_needs().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "mine: /nonexistent/bin/mine is missing: apt-get install mine-pkg (or run scripts/setup.sh)"
+        );
+        let on_path = SutSpec::parse(
+            &format!("{GOOD}[[needs]]\npath = \"sh\"\npackage = \"dash\"\n"),
+            Path::new("my.toml"),
+        )
+        .unwrap();
+        on_path.check_needs().unwrap();
     }
 
     /// Every combination of the built-in stasis-node specs' setting choices is a node

@@ -337,6 +337,7 @@ fn the_shipped_nightly_campaign_expands() {
         "raft",
         "multipaxos",
         "etcd",
+        "zookeeper",
         "contended",
         "read-heavy",
         "many-keys",

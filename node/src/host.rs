@@ -440,25 +440,25 @@ where
         let st = self.core.status();
         let leader = st.leader;
         let leader_addr = leader.and_then(|l| env.client_addr(l));
-        serde_json::json!({
-            "id": fmt_id(self.cfg.id),
-            "protocol": self.cfg.protocol,
-            "role": st.role.to_string(),
-            "term": st.term,
-            "leader": leader.map(fmt_id),
-            "leader_addr": leader_addr,
-            "commit_index": st.commit_index,
-            "applied_index": self.applied,
-            "voters": st.voters.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
-            "learners": st.learners.iter().map(|&v| fmt_id(v)).collect::<Vec<_>>(),
-            "joint": st.joint,
-            "last_index": st.log_tip.map(|t| t.0),
-            "last_term": st.log_tip.map(|t| t.1),
-            "vote": st.vote.map(fmt_id),
-            "wall_clock_ms": env.wall_ms(),
-            "bugs": self.cfg.bugs,
-        })
-        .to_string()
+        let status = crate::status::NodeStatus {
+            id: fmt_id(self.cfg.id),
+            protocol: self.cfg.protocol.to_owned(),
+            role: st.role.to_string(),
+            term: st.term,
+            leader: leader.map(fmt_id),
+            leader_addr,
+            commit_index: st.commit_index,
+            applied_index: self.applied,
+            voters: st.voters.iter().map(|&v| fmt_id(v)).collect(),
+            learners: st.learners.iter().map(|&v| fmt_id(v)).collect(),
+            joint: st.joint,
+            last_index: st.log_tip.map(|t| t.0),
+            last_term: st.log_tip.map(|t| t.1),
+            vote: st.vote.map(fmt_id),
+            wall_clock_ms: env.wall_ms(),
+            bugs: self.cfg.bugs.iter().map(|b| (*b).to_owned()).collect(),
+        };
+        serde_json::to_string(&status).expect("a NodeStatus always serializes")
     }
 }
 

@@ -10,7 +10,8 @@
 //! * `storage`: the byte layer both cores persist through: the [`storage::file::Fs`]
 //!   trait (real disk, or `SimFs` that loses unfsynced data on a simulated power loss),
 //!   the segmented WAL and snapshots.
-//! * `kv`: the replicated state machine; `resp`: the RESP2 client protocol codec.
+//! * `kv`: the replicated state machine; `resp`: the RESP2 client protocol codec;
+//!   `status`: the typed STATUS reply both the node and the harness use.
 //! * `host`: request handling around a core (pending writes answered on apply, read
 //!   confirmation, redirects), shared by the runtime and the simulator.
 //! * `boot`: building a core over its storage from a validated `config`.
@@ -34,4 +35,5 @@ pub mod resp;
 pub mod runtime;
 #[cfg(test)]
 mod sim;
+pub mod status;
 pub mod storage;

@@ -26,7 +26,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::resp::Endpoint;
-use super::{Client, ClientOp, Completion};
+use super::{Client, ClientOp, Completion, value_of_text};
 
 pub struct EtcdClient {
     agent: ureq::Agent,
@@ -147,10 +147,7 @@ fn value_of(v: &Value) -> Value {
         .and_then(|s| B64.decode(s).ok())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default();
-    match text.parse::<i64>() {
-        Ok(n) => Value::from(n),
-        Err(_) => Value::from(text),
-    }
+    value_of_text(&text)
 }
 
 impl Client for EtcdClient {

@@ -8,6 +8,7 @@
 
 pub mod etcd;
 pub mod resp;
+pub mod zookeeper;
 
 use std::time::Instant;
 
@@ -59,6 +60,15 @@ pub enum Completion {
     Fail(String),
     /// Unknown: it may or may not have happened.
     Info(String),
+}
+
+/// A stored value as the history records it: the integer the harness wrote, or the text
+/// itself when it is not one.
+pub fn value_of_text(text: &str) -> Value {
+    match text.parse::<i64>() {
+        Ok(n) => Value::from(n),
+        Err(_) => Value::from(text),
+    }
 }
 
 /// A connection-owning client used by one worker at a time.

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use node::resp::{Value as Resp, encode_command, parse_reply};
+pub use node::status::NodeStatus;
 use serde_json::Value;
 
 use super::{Client, ClientOp, Completion};
@@ -284,11 +285,9 @@ pub fn request(
 }
 
 /// Asks a node for its `STATUS` (a JSON document, see docs/NODE.md).
-pub fn status(addr: SocketAddr, timeout: Duration) -> Result<Value, String> {
+pub fn status(addr: SocketAddr, timeout: Duration) -> Result<NodeStatus, String> {
     match request(addr, &[b"STATUS"], timeout) {
-        Ok(Resp::Bulk(Some(b))) => {
-            serde_json::from_slice(&b).map_err(|e| format!("{addr}: STATUS is not JSON: {e}"))
-        }
+        Ok(Resp::Bulk(Some(b))) => NodeStatus::parse(&b).map_err(|e| format!("{addr}: {e}")),
         Ok(other) => Err(format!("{addr}: unexpected STATUS reply {other:?}")),
         Err((_, e)) => Err(e),
     }

@@ -174,19 +174,13 @@ pub fn leader_view(cluster: &Cluster<'_>) -> Result<View, String> {
                 continue;
             }
         };
-        if s.get("role").and_then(Value::as_str) != Some("leader") {
+        if !s.is_leader() {
             continue;
         }
-        let term = s.get("term").and_then(Value::as_u64).unwrap_or(0);
+        let term = s.term;
         let mut voters = Vec::new();
-        for v in s
-            .get("voters")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = v.as_str().unwrap_or_default();
-            match cluster.index_of(name) {
+        for v in &s.voters {
+            match cluster.index_of(v) {
                 Some(k) => voters.push(k),
                 None => return Err(format!("{}: STATUS names unknown voter {v}", info.name)),
             }
@@ -196,7 +190,7 @@ pub fn leader_view(cluster: &Cluster<'_>) -> Result<View, String> {
             leader: i,
             term,
             voters,
-            joint: s.get("joint").and_then(Value::as_bool).unwrap_or(false),
+            joint: s.joint,
         };
         if best.as_ref().is_none_or(|b| b.term < view.term) {
             best = Some(view);

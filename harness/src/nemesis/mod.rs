@@ -488,7 +488,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             partition::apply(&g, &netns, &addrs)?;
             let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
             let want = partition::expected_unreachable(&g, infos.len());
-            verify_reachability(&netns, &peers, &want)
+            crate::firewall::verify_reachability(&netns, &peers, &want)
                 .with_context(|| format!("partition {} did not take effect", shape.name()))?;
             active.evidence.push(format!(
                 "{} ordered pairs unreachable, as intended",
@@ -649,23 +649,8 @@ pub fn heal_network(cluster: &Cluster<'_>) -> Result<()> {
         shaper.clear_faults();
     }
     let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
-    verify_reachability(&netns, &peers, &Default::default()).context("the network did not heal")
-}
-
-fn verify_reachability(
-    netns: &[String],
-    peers: &[SocketAddr],
-    want: &std::collections::BTreeSet<(usize, usize)>,
-) -> Result<()> {
-    let mut last = Default::default();
-    for attempt in 0..4 {
-        let timeout = Duration::from_millis(300 + 200 * attempt);
-        last = crate::net::unreachable_pairs(netns, peers, timeout)?;
-        if &last == want {
-            return Ok(());
-        }
-    }
-    bail!("wanted unreachable pairs {want:?}, measured {last:?}")
+    crate::firewall::verify_reachability(&netns, &peers, &Default::default())
+        .context("the network did not heal")
 }
 
 fn require_faketime(cluster: &Cluster<'_>) -> Result<()> {

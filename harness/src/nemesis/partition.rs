@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
-use crate::net;
+use crate::firewall::{self, Action, Change, Rule};
 
 /// Partition shapes (Jepsen's names where they exist).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,31 +187,19 @@ pub fn describe(g: &Grudge, names: &[String]) -> serde_json::Value {
 
 /// Applies a grudge: DROP rules inside the namespaces of the nodes that hold it.
 pub fn apply(g: &Grudge, netns: &[String], addrs: &[std::net::Ipv4Addr]) -> Result<()> {
-    for (&x, ys) in g {
-        for &y in ys {
-            let src = addrs[y].to_string();
-            net::run_in(
-                &netns[x],
-                &["iptables", "-w", "-A", "INPUT", "-s", &src, "-j", "DROP"],
-            )?;
-        }
-    }
-    Ok(())
+    let changes: Vec<Change<'_>> = g
+        .iter()
+        .flat_map(|(&x, ys)| {
+            ys.iter()
+                .map(move |&y| Change::Add(&netns[x], Rule::from(addrs[y], Action::Drop)))
+        })
+        .collect();
+    firewall::apply(&changes)
 }
 
 /// Removes every partition rule (flushes INPUT in each node namespace).
 pub fn heal(netns: &[String]) -> Result<()> {
-    let mut errors = Vec::new();
-    for ns in netns {
-        if let Err(e) = net::run_in(ns, &["iptables", "-w", "-F", "INPUT"]) {
-            errors.push(e.to_string());
-        }
-    }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        bail!("healing the partition failed: {}", errors.join("; "))
-    }
+    firewall::flush_input(netns).context("healing the partition failed")
 }
 
 /// The ordered pairs (from, to) a TCP connection cannot cross under this grudge: a

@@ -61,8 +61,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::partition::{self, Shape};
-use super::{Active, find_leader, require_faketime, verify_clock, verify_reachability};
+use super::{Active, find_leader, require_faketime, verify_clock};
+use crate::client::resp::NodeStatus;
 use crate::cluster::Cluster;
+use crate::firewall::{self, Action, Change, Rule};
 
 /// One targeted fault.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +143,7 @@ pub fn start(
             partition::apply(&g, &netns, &addrs)?;
             let peers: Vec<_> = infos.iter().map(|i| i.peer_addr()).collect();
             let want = partition::expected_unreachable(&g, infos.len());
-            verify_reachability(&netns, &peers, &want)
+            firewall::verify_reachability(&netns, &peers, &want)
                 .context("isolating the leader did not take effect")?;
             active.evidence.push(format!(
                 "{} isolated: {} ordered pairs unreachable, as intended",
@@ -186,7 +188,7 @@ fn isolate_then_cut_pair(
     let g = partition::grudge(Shape::IsolateLeader, n, Some(l), rng)?;
     partition::apply(&g, &netns, &addrs)?;
     let want = partition::expected_unreachable(&g, n);
-    verify_reachability(&netns, &peers, &want)
+    firewall::verify_reachability(&netns, &peers, &want)
         .context("isolating the leader did not take effect")?;
     active.nodes = vec![l];
     active.evidence.push(format!("{} isolated", names[l]));
@@ -213,26 +215,21 @@ fn isolate_then_cut_pair(
     // nodes' rules, and the old leader's rules against everyone but the new leader.
     // All at once (the old leader's check-quorum is running).
     let others: Vec<usize> = (0..n).filter(|&i| i != l && i != m).collect();
-    let mut jobs: Vec<(&str, Vec<String>)> = others
+    let mut jobs: Vec<Change<'_>> = others
         .iter()
-        .map(|&i| {
-            (
-                netns[i].as_str(),
-                ["iptables", "-w", "-F", "INPUT"].map(String::from).to_vec(),
-            )
-        })
+        .map(|&i| Change::FlushInput(&netns[i]))
         .collect();
     jobs.extend(
         others
             .iter()
             .map(|&y| rule(&netns, &addrs, (l, y, None), false, false)),
     );
-    run_parallel(jobs)?;
+    firewall::apply_parallel(&jobs)?;
     let mut pair = partition::Grudge::new();
     pair.insert(l, [m].into());
     pair.insert(m, [l].into());
     let want = partition::expected_unreachable(&pair, n);
-    verify_reachability(&netns, &peers, &want)
+    firewall::verify_reachability(&netns, &peers, &want)
         .context("narrowing the cut to the two leaders did not take effect")?;
     active.evidence.push(format!(
         "{} leads after {elected_ms} ms; only {} <-> {} cut now",
@@ -327,15 +324,7 @@ fn split_replace(
     let mut learners_seen = false;
     while Instant::now() < until && !crate::signals::interrupted() {
         if let Ok(st) = crate::client::resp::status(addr, Duration::from_millis(300)) {
-            let l: Vec<String> = st
-                .get("learners")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let l = st.learners;
             if want_learners.iter().all(|w| l.contains(w)) {
                 learners_seen = true;
                 break;
@@ -354,7 +343,8 @@ fn split_replace(
             cluster.resume(i)?;
         }
     }
-    verify_reachability(&netns, &peers, &want).context("the split did not take effect")?;
+    firewall::verify_reachability(&netns, &peers, &want)
+        .context("the split did not take effect")?;
     active.evidence.push(format!(
         "{} cut off: {} ordered pairs unreachable, as intended (spares {} learners first: {learners_seen})",
         names(&leaving).join(","),
@@ -387,13 +377,7 @@ fn split_replace(
 /// A node's term and role from its STATUS.
 fn term_role(cluster: &Cluster<'_>, i: usize) -> Option<(u64, String)> {
     let s = status_of(cluster, i)?;
-    let term = s.get("term").and_then(Value::as_u64)?;
-    let role = s
-        .get("role")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_owned();
-    Some((term, role))
+    Some((s.term, s.role))
 }
 
 /// Polls node `i`'s STATUS every 5 ms until `done(term, role)` holds or `deadline` passes;
@@ -416,76 +400,26 @@ fn poll_status(
     last
 }
 
-/// Runs iptables commands (one per namespace and argument list) in parallel: faults
-/// change several namespaces at once while the nodes' timers run.
-fn run_parallel(jobs: Vec<(&str, Vec<String>)>) -> Result<()> {
-    let results: Vec<Result<String>> = std::thread::scope(|sc| {
-        let hs: Vec<_> = jobs
-            .iter()
-            .map(|(ns, argv)| {
-                sc.spawn(move || {
-                    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-                    crate::net::run_in(ns, &argv)
-                })
-            })
-            .collect();
-        hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("iptables thread panicked")))
-            })
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
-    Ok(())
-}
-
-// (For TCP packets.) REJECT answers with a TCP reset, so a node's connection attempts fail at once and it
-// retries on its short back-off; with DROP a connect would hang for its full timeout and
-// delay the first message after the reconnect. Incoming resets pass (both ends may hold a
-// rule, and each must see the other's reset).
-const REJECT: &[&str] = &[
-    "!",
-    "--tcp-flags",
-    "RST",
-    "RST",
-    "-j",
-    "REJECT",
-    "--reject-with",
-    "tcp-reset",
-];
-
 /// One INPUT rule in `at`'s namespace against packets from node `from` (only those to
-/// `at`'s port `dport` when given): DROP, or with `reject` a TCP-reset REJECT.
+/// `at`'s port `dport` when given): added (`cut`) or deleted; DROP, or with `reject` a
+/// TCP-reset REJECT (see [`firewall::Action::Reset`]).
 fn rule<'a>(
     netns: &'a [String],
     addrs: &[std::net::Ipv4Addr],
     (at, from, dport): (usize, usize, Option<u16>),
     cut: bool,
     reject: bool,
-) -> (&'a str, Vec<String>) {
-    let mut argv: Vec<String> = [
-        "iptables",
-        "-w",
-        if cut { "-A" } else { "-D" },
-        "INPUT",
-        "-s",
-    ]
-    .map(String::from)
-    .to_vec();
-    argv.push(addrs[from].to_string());
-    if reject || dport.is_some() {
-        argv.extend(["-p", "tcp"].map(String::from));
-    }
+) -> Change<'a> {
+    let action = if reject { Action::Reset } else { Action::Drop };
+    let mut r = Rule::from(addrs[from], action);
     if let Some(p) = dport {
-        argv.push("--dport".into());
-        argv.push(p.to_string());
+        r = r.port(p);
     }
-    let target: &[&str] = if reject { REJECT } else { &["-j", "DROP"] };
-    argv.extend(target.iter().map(|a| a.to_string()));
-    (netns[at].as_str(), argv)
+    if cut {
+        Change::Add(&netns[at], r)
+    } else {
+        Change::Delete(&netns[at], r)
+    }
 }
 
 /// Adds (`cut`) or removes the rules (DROP, or with `reject` a TCP-reset REJECT) between
@@ -498,21 +432,10 @@ fn set_pair(
     cut: bool,
     reject: bool,
 ) -> Result<()> {
-    run_parallel(vec![
+    firewall::apply_parallel(&[
         rule(netns, addrs, (x, y, None), cut, reject),
         rule(netns, addrs, (y, x, None), cut, reject),
     ])
-}
-
-/// Whether a connection from namespace `ns` to `to` is refused. Used where the peer's
-/// process exists and listens, so a refusal can only come from a REJECT rule.
-fn reset_by_rule(ns: &str, to: std::net::SocketAddr) -> Result<bool> {
-    crate::net::with_netns(ns, || {
-        match std::net::TcpStream::connect_timeout(&to, Duration::from_millis(500)) {
-            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
-            Ok(_) => false,
-        }
-    })
 }
 
 fn shown(s: &Option<(u64, String)>) -> String {
@@ -699,7 +622,7 @@ fn double_vote(
     // A refusal between two listening nodes can only come from the rules.
     for p in 0..n {
         for q in (0..n).filter(|&q| q != p) {
-            if !reset_by_rule(&netns[p], peers[q])? {
+            if !firewall::refused(&netns[p], peers[q])? {
                 bail!(
                     "the cut from {} to {} did not take effect",
                     names[p],
@@ -812,7 +735,7 @@ fn double_vote(
         )
     };
     for (p, q) in [(a, l), (l, a)] {
-        if !reset_by_rule(&netns[p], peers[q])? {
+        if !firewall::refused(&netns[p], peers[q])? {
             bail!("the cut from {} to {} did not hold", names[p], names[q]);
         }
     }
@@ -830,13 +753,8 @@ fn double_vote(
 }
 
 /// Node `i`'s STATUS (`None` if it does not answer within 200 ms).
-fn status_of(cluster: &Cluster<'_>, i: usize) -> Option<Value> {
+fn status_of(cluster: &Cluster<'_>, i: usize) -> Option<NodeStatus> {
     crate::client::resp::status(cluster.info(i).client_addr(), Duration::from_millis(200)).ok()
-}
-
-/// A number from a STATUS answer (0 when absent).
-fn num(s: &Value, key: &str) -> u64 {
-    s.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// Runs node `v` and the `senders` in turns, never at the same time, so that each of
@@ -852,8 +770,8 @@ fn lockstep(
     v: usize,
     deadline: Instant,
     turns: &mut u32,
-    done: impl Fn(&Value) -> bool,
-) -> Result<Option<Value>> {
+    done: impl Fn(&NodeStatus) -> bool,
+) -> Result<Option<NodeStatus>> {
     let ms = Duration::from_millis;
     let pid = cluster.pid(v).context("the voter is not running")?;
     let port = cluster.info(v).peer_port;
@@ -898,15 +816,17 @@ fn set_rules(
     have: &mut Rules,
     want: Rules,
 ) -> Result<()> {
-    run_parallel(
-        want.difference(have)
+    firewall::apply_parallel(
+        &want
+            .difference(have)
             .map(|&r| rule(netns, addrs, r, true, true))
-            .collect(),
+            .collect::<Vec<_>>(),
     )?;
-    run_parallel(
-        have.difference(&want)
+    firewall::apply_parallel(
+        &have
+            .difference(&want)
             .map(|&r| rule(netns, addrs, r, false, true))
-            .collect(),
+            .collect::<Vec<_>>(),
     )?;
     *have = want;
     Ok(())
@@ -933,7 +853,7 @@ fn verify_rules(
     rules: &Rules,
 ) -> Result<()> {
     for &(at, from, _) in rules {
-        if !reset_by_rule(&netns[from], peers[at])? {
+        if !firewall::refused(&netns[from], peers[at])? {
             bail!(
                 "the cut from {} to {} did not take effect",
                 names[from],
@@ -991,7 +911,7 @@ fn figure8(
             .collect(),
     );
     let last =
-        |cluster: &Cluster<'_>, i: usize| status_of(cluster, i).map(|s| num(&s, "last_index"));
+        |cluster: &Cluster<'_>, i: usize| status_of(cluster, i).map(|s| s.last_index.unwrap_or(0));
     let mut lasts = Vec::new();
     for &i in &rest {
         let Some(li) = last(cluster, i) else {
@@ -1043,10 +963,7 @@ fn figure8(
         v,
         Instant::now() + 3 * e + ms(1000),
         &mut turns,
-        |s| {
-            num(s, "term") > term
-                && s.get("vote").and_then(Value::as_str) == Some(names[nn].as_str())
-        },
+        |s| s.term > term && s.vote.as_deref() == Some(names[nn].as_str()),
     )?;
     let Some(voted) = voted else {
         return Ok(rec.missed(format!(
@@ -1054,11 +971,11 @@ fn figure8(
             names[v], names[nn]
         )));
     };
-    let t1 = num(&voted, "term");
+    let t1 = voted.term;
     let mut want = rules.clone();
     want.insert((v, nn, Some(infos[v].peer_port)));
     set_rules(&netns, &addrs, &mut rules, want)?;
-    if !reset_by_rule(&netns[nn], peers[v])? {
+    if !firewall::refused(&netns[nn], peers[v])? {
         bail!(
             "the one-way cut from {} to {} did not take effect",
             names[nn],
@@ -1067,7 +984,7 @@ fn figure8(
     }
     cluster.resume(nn)?;
     let led = wait_until(Instant::now() + ms(1000), || {
-        status_of(cluster, nn).is_some_and(|s| s["role"] == "leader" && num(&s, "term") == t1)
+        status_of(cluster, nn).is_some_and(|s| s.is_leader() && s.term == t1)
     });
     if !led {
         return Ok(rec.missed(format!(
@@ -1102,7 +1019,7 @@ fn figure8(
         v,
         Instant::now() + 5 * e + ms(2000),
         &mut turns,
-        |s| num(s, "last_index") >= i_n,
+        |s| s.last_index.unwrap_or(0) >= i_n,
     )?;
     let Some(got) = got else {
         return Ok(rec.missed(format!(
@@ -1110,8 +1027,8 @@ fn figure8(
             names[v]
         )));
     };
-    let t2 = num(&got, "term");
-    if num(&got, "last_term") >= t2 {
+    let t2 = got.term;
+    if got.last_term.unwrap_or(0) >= t2 {
         for s in [l, f] {
             cluster.resume(s)?;
         }
@@ -1126,7 +1043,7 @@ fn figure8(
     }
     set_rules(&netns, &addrs, &mut rules, want)?;
     for s in [l, f] {
-        if !reset_by_rule(&netns[s], peers[v])? {
+        if !firewall::refused(&netns[s], peers[v])? {
             bail!(
                 "the one-way cut from {} to {} did not take effect",
                 names[s],
@@ -1144,8 +1061,7 @@ fn figure8(
     let mut committed = None;
     wait_until(Instant::now() + e, || {
         committed = [l, f].into_iter().find(|&i| {
-            status_of(cluster, i)
-                .is_some_and(|s| s["role"] == "leader" && num(&s, "commit_index") >= i_n)
+            status_of(cluster, i).is_some_and(|s| s.is_leader() && s.commit_index >= i_n)
         });
         committed.is_some()
     });
