@@ -3,7 +3,9 @@
 # bugs must be caught), correct raft and multipaxos under the disk nemesis, then the nightly
 # campaign (campaigns/nightly.toml, 45-minute budget), raft and multipaxos under the net
 # nemesis with a 20ms±10ms baseline, the simulation stage (stasis sim over fresh seeds,
-# 10 minutes per protocol, correct cores) and a slice of the mutation score. Exits
+# 10 minutes per protocol, correct cores), a slice of the mutation score and the parser
+# fuzzing (scripts/fuzz.sh, $FUZZ_SECONDS per target, default 600; the corpus grows night
+# after night in <store>/fuzz). Exits
 # non-zero if any fails: the selftest's exit code if it fails, else the failing stage's
 # (1 not linearizable, 2 unknown, 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
@@ -70,9 +72,14 @@ for protocol in raft multipaxos; do
   if ((rc != 0 && sim_rc == 0)); then sim_rc=$rc; fi
 done
 
+# Fuzzing (issue 23): every parser, coverage-guided, the corpus kept in the store.
+echo "nightly.sh: fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-600}s per target)"
+fuzz_rc=0
+FUZZ_WORK="$store/fuzz" scripts/fuzz.sh "${FUZZ_SECONDS:-600}" || fuzz_rc=$?
+
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc"
+echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc, fuzz exit $fuzz_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
@@ -99,5 +106,9 @@ fi
 if ((sim_rc != 0)); then
   echo "nightly.sh: FAILED: the simulation found a problem (exit $sim_rc; see the sim-* run directories)" >&2
   exit "$sim_rc"
+fi
+if ((fuzz_rc != 0)); then
+  echo "nightly.sh: FAILED: fuzzing found a crash (inputs in $store/fuzz/artifacts; stasis-fuzz replay TARGET FILE)" >&2
+  exit "$fuzz_rc"
 fi
 echo "nightly.sh: passed"

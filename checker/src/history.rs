@@ -289,6 +289,9 @@ fn describe_json_error(e: &serde_json::Error) -> String {
         Some(i) => format!("{} (column {})", &msg[..i], e.column()),
         None => msg,
     };
+    // serde_json quotes the offending text decoded: a "\n" escape would split the line.
+    let msg: String = msg.chars().flat_map(char::escape_debug).collect::<String>();
+    let msg = msg.replace("\\\"", "\"").replace("\\'", "'");
     format!("bad event: {msg}; expected one JSON object per line like {EXAMPLE}")
 }
 
@@ -662,6 +665,30 @@ mod tests {
         let e = err("{\"time\":1,\"process\":1,\"type\":\"invoke\",\"f\":\"read\"}\n{not json}\n");
         assert!(e.starts_with("h.jsonl:2: bad event:"), "{e}");
         assert!(!e.contains('\n'));
+    }
+
+    /// Found by fuzzing (stasis-fuzz target `jsonl`): an escaped newline inside a bad
+    /// field came back decoded in serde's message and split the one-line error.
+    #[test]
+    fn decoded_control_characters_stay_escaped_in_errors() {
+        let e = err("{\"time\":1,\"process\":2,\"type\":\"\\nvoke\",\"f\":\"write\"}\n");
+        assert!(!e.contains('\n'), "{e:?}");
+        assert!(e.contains("unknown variant `\\nvoke`"), "{e}");
+    }
+
+    /// Found by fuzzing (stasis-fuzz target `jsonl`): without serde_json's exact float
+    /// parsing, a history written back by write_jsonl read back with another value.
+    #[test]
+    fn numbers_survive_a_write_and_read_back() {
+        let big = "6".repeat(103);
+        let h = read(&format!(
+            "{{\"time\":1,\"process\":4,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"k\",\"value\":[5,{big}]}}\n"
+        ))
+        .unwrap();
+        let mut out = Vec::new();
+        write_jsonl(&h.ops, &mut out).unwrap();
+        let back = read(std::str::from_utf8(&out).unwrap()).unwrap();
+        assert_eq!(back.ops, h.ops);
     }
 
     #[test]

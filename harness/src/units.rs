@@ -19,12 +19,22 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
     };
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{s:?} is too long a duration (at most about 584 billion years)"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (stasis-fuzz targets `sut-spec` and `campaign`): a duration too
+    /// long for `Duration` panicked in `Duration::from_secs_f64` instead of being an error.
+    #[test]
+    fn absurd_durations_are_errors() {
+        for s in [&"9".repeat(400)[..], "99999999999999999999999h", "1e400"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -71,6 +71,7 @@ pub fn runtime_config(cfg: &NodeConfig) -> RuntimeConfig {
         peers: cfg.peers.clone(),
         tick: cfg.tick,
         request_timeout: cfg.request_timeout,
+        client_limits: cfg.client_limits,
         snapshot_every: cfg.snapshot_every,
         bugs: cfg.bugs.names(),
         agreement: cfg.agreement(),

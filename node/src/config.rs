@@ -80,6 +80,15 @@ pub struct Cli {
     /// Answer -TIMEOUT when a request is not done within this many milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub request_timeout_ms: u64,
+    /// Most client connections at once; one more is told `-ERR max number of clients
+    /// reached` and closed (keep it below the open-files limit, `ulimit -n`).
+    #[arg(long, default_value_t = 4096)]
+    pub max_clients: usize,
+    /// A client request must arrive whole within this many milliseconds of its first
+    /// byte; a connection that stalls in the middle of one (slowloris) gets an error and
+    /// is closed. Idle connections between requests are kept.
+    #[arg(long, default_value_t = 30_000)]
+    pub client_stall_ms: u64,
     /// Switch on a seeded consensus bug (repeatable or comma-separated; for testing the
     /// tester, see docs/NODE.md "Seeded bugs"). raft: stale-read, forget-vote,
     /// commit-minority, figure8, lease-wallclock, lease-from-ack, unsafe-reconfig; multipaxos:
@@ -114,6 +123,8 @@ pub struct NodeConfig {
     pub max_inflight_msgs: usize,
     pub snapshot_every: u64,
     pub request_timeout: Duration,
+    /// Client connection limits (hostile clients).
+    pub client_limits: crate::runtime::ConnLimits,
     /// Seeded bugs switched on (none by default).
     pub bugs: Bugs,
 }
@@ -267,6 +278,9 @@ impl Cli {
         if self.request_timeout_ms == 0 {
             return Err("--request-timeout-ms must be positive".into());
         }
+        if self.max_clients == 0 || self.client_stall_ms == 0 {
+            return Err("--max-clients and --client-stall-ms must be positive".into());
+        }
         if !(1..=1_000_000).contains(&self.max_msg_entries) {
             return Err(format!(
                 "--max-msg-entries {} is out of range; use 1 to 1000000",
@@ -302,6 +316,10 @@ impl Cli {
             max_inflight_msgs: self.max_inflight_msgs,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            client_limits: crate::runtime::ConnLimits {
+                max_clients: self.max_clients,
+                stall: Duration::from_millis(self.client_stall_ms),
+            },
             bugs,
         })
     }

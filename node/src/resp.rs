@@ -178,7 +178,7 @@ pub fn parse_command_with(buf: &[u8], limits: &Limits) -> Step<(Args, usize)> {
                 match buf.get(cur.pos) {
                     None => return Ok(None),
                     Some(b'$') => {}
-                    Some(&c) => return err(format!("expected '$', got '{}'", c as char)),
+                    Some(&c) => return err(format!("expected '$', got '{}'", c.escape_ascii())),
                 }
                 let header = ready!(cur.line());
                 let Some(len) = Cursor::length(&header[1..], limits.max_bulk, "bulk")? else {
@@ -482,6 +482,20 @@ SET x \"y z\\x41\\n\" 'it\\'s'\n*0\r\n\r\n*1\r\n$4\r\nPING\r\n";
             let e = parse_command(input).expect_err(&String::from_utf8_lossy(input));
             assert!(e.to_string().contains(want), "{input:?}: {e}");
             assert!(e.to_string().starts_with("Protocol error: "));
+        }
+    }
+
+    /// Found by fuzzing (stasis-fuzz target `resp`): a control byte where a bulk string's
+    /// `$` belongs went into the error message raw, so a `\n` split the one-line error.
+    #[test]
+    fn errors_quote_control_bytes() {
+        for bad in [&b"*1\r\n\n"[..], b"*1\r\n\r\n", b"*2\r\n$1\r\na\r\n\x00"] {
+            let e = parse_command(bad).unwrap_err().to_string();
+            assert!(!e.chars().any(|c| c.is_control()), "{e:?}");
+            assert!(
+                e.starts_with("Protocol error: expected '$', got '\\"),
+                "{e:?}"
+            );
         }
     }
 

@@ -209,7 +209,8 @@ pub(super) fn run<M: Model + Send>(
         }
     }
     if let Some(m) = bad_input {
-        return Err(CheckError(m));
+        // Keys and values from the history are quoted in it: keep the error one line.
+        return Err(CheckError(m.replace('\n', "\\n").replace('\r', "\\r")));
     }
     let verdict = if explanation.is_some() {
         Verdict::NotLinearizable
@@ -237,4 +238,25 @@ fn resident_bytes() -> Option<usize> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: usize = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{CheckOptions, ModelKind, check_history};
+
+    /// Found by fuzzing (stasis-fuzz target `porcupine-kv-edn`): a key with a newline,
+    /// quoted in a bad-input error, split the one-line error.
+    #[test]
+    fn bad_input_errors_are_one_line() {
+        let ops = crate::format::edn::read_history(
+            "{:process 0, :type :invoke, :f :append, :key \"a\\nb\", :value \"x\"}\n\
+             {:process 0, :type :ok, :f :append, :key \"a\\nb\", :value \"x\"}",
+        )
+        .unwrap();
+        let mut opts = CheckOptions::new(ModelKind::CasRegister);
+        opts.by_key = Some(true);
+        let e = check_history(&ops, &opts).unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e:?}");
+        assert!(e.contains("no operation"), "{e}");
+    }
 }

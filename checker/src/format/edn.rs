@@ -30,6 +30,9 @@ struct Reader<'a> {
 
 /// Deeper nesting than this is an error, not a stack overflow.
 const MAX_DEPTH: usize = 256;
+/// Longest text of a map key that is not a string (it becomes a JSON object key as text;
+/// maps nested as keys double their escaping at every level).
+const MAX_KEY_TEXT: usize = 4096;
 
 /// Reads every top-level form of `text`.
 pub fn read_all(text: &str) -> Result<Vec<Form>, EdnError> {
@@ -343,7 +346,15 @@ impl Reader<'_> {
         while let (Some(k), Some(v)) = (it.next(), it.next()) {
             let k = match k {
                 Value::String(s) => s,
-                other => other.to_string(),
+                other => {
+                    let text = other.to_string();
+                    if text.len() > MAX_KEY_TEXT {
+                        return Err(self.err(&format!(
+                            "a map key longer than {MAX_KEY_TEXT} bytes as text (maps nested as keys?)"
+                        )));
+                    }
+                    text
+                }
             };
             m.insert(k, v);
         }
@@ -507,6 +518,22 @@ pub fn write_value(v: &Value, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing (stasis-fuzz target `jepsen-edn`, an out-of-memory abort): a map
+    /// used as a map key became its JSON text, whose escaping doubles at every level, so
+    /// 60 nested levels in 1 KiB of EDN asked for gigabytes.
+    #[test]
+    fn nested_map_keys_are_bounded() {
+        let depth = 60;
+        let text = format!("{}\"k\" 1}}{}", "{".repeat(depth), " 1}".repeat(depth - 1));
+        let Err(e) = read_all(&text) else {
+            panic!("60 levels of maps as keys were read");
+        };
+        assert!(e.message.contains("map key longer than"), "{}", e.message);
+        // A shallow composite key still reads.
+        let v = read_all("{{:a 1} 2}").unwrap();
+        assert_eq!(v.len(), 1);
+    }
     use serde_json::json;
 
     fn one(text: &str) -> Value {

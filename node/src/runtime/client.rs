@@ -1,6 +1,17 @@
 //! The RESP2 client server. Requests are parsed incrementally (pipelining works), handed
 //! to the driver in arrival order, and answered in the same order. A request not answered
 //! by the node's deadline gets `-TIMEOUT` (outcome unknown for writes).
+//!
+//! Hostile clients (node/tests/hostile_clients.rs): what one connection can make the node
+//! hold is bounded. A request may have at most [`MAX_ARGS`] arguments of at most
+//! [`MAX_COMMAND_BYTES`] each, and the unparsed part of the input at most
+//! [`MAX_REQUEST_BUFFER`] bytes; past either the client gets `-ERR Protocol error: ...` and
+//! the connection is closed before the bytes are buffered. At most [`MAX_QUEUED_REPLIES`]
+//! replies wait per connection (so at most that many times the largest value): a client
+//! that stops reading stops being read (TCP backpressure). A request must arrive whole within [`ConnLimits::stall`] of its first
+//! byte (slowloris), and at most [`ConnLimits::max_clients`] connections are served at
+//! once; the others are refused with an error, so the node keeps serving its clients and
+//! peers.
 
 use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
@@ -16,8 +27,34 @@ use crate::core::{NodeId, parse_id};
 use crate::host::Request;
 use crate::resp::{self, Value};
 
-/// Largest total size of a write's arguments (key and values).
+/// Largest total size of a write's arguments (key and values), and of one argument.
 pub const MAX_COMMAND_BYTES: usize = 16 << 20;
+/// Most arguments in one request (RECONFIG's voter list is the longest real one).
+pub const MAX_ARGS: usize = 1024;
+/// Largest unparsed input kept for one connection: one maximal command plus slack.
+pub const MAX_REQUEST_BUFFER: usize = MAX_COMMAND_BYTES + (64 << 10);
+/// Replies waiting to be written, per connection.
+pub const MAX_QUEUED_REPLIES: usize = 256;
+/// Bytes read from a socket at once.
+const READ_CHUNK: usize = 16 << 10;
+
+/// The parser's caps for client requests.
+pub fn request_limits() -> resp::Limits {
+    resp::Limits {
+        max_args: MAX_ARGS,
+        max_bulk: MAX_COMMAND_BYTES,
+        ..resp::Limits::default()
+    }
+}
+
+/// Limits on client connections (flags `--max-clients`, `--client-stall-ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections served at once.
+    pub max_clients: usize,
+    /// Time a request may take to arrive whole, from its first byte.
+    pub stall: Duration,
+}
 
 /// What to do with one parsed command.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,15 +149,37 @@ pub async fn serve<M: Send + 'static>(
     listener: TcpListener,
     tx: Sender<Input<M>>,
     timeout: Duration,
+    limits: ConnLimits,
 ) {
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_clients));
     loop {
         match listener.accept().await {
-            Ok((stream, remote)) => {
+            Ok((mut stream, remote)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    warn!(%remote, max = limits.max_clients, "client refused: too many connections");
+                    tokio::spawn(async move {
+                        let mut out = Vec::new();
+                        resp::encode(
+                            &Value::error(format!(
+                                "ERR max number of clients reached ({}; see --max-clients)",
+                                limits.max_clients
+                            )),
+                            &mut out,
+                        );
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            let _ = stream.write_all(&out).await;
+                            let _ = stream.shutdown().await;
+                        })
+                        .await;
+                    });
+                    continue;
+                };
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = connection(stream, tx, timeout).await {
+                    if let Err(e) = connection(stream, tx, timeout, limits.stall).await {
                         debug!(%remote, "client connection ended: {e}");
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -142,10 +201,11 @@ async fn connection<M: Send + 'static>(
     stream: TcpStream,
     tx: Sender<Input<M>>,
     timeout: Duration,
+    stall: Duration,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
-    let (ptx, mut prx) = mpsc::channel::<Pending>(4096);
+    let (ptx, mut prx) = mpsc::channel::<Pending>(MAX_QUEUED_REPLIES);
     let writer = tokio::spawn(async move {
         let mut out = Vec::new();
         while let Some(p) = prx.recv().await {
@@ -186,17 +246,36 @@ async fn connection<M: Send + 'static>(
             }
         }
     });
-    let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
-    let mut chunk = vec![0u8; 64 << 10];
+    let limits = request_limits();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; READ_CHUNK];
+    // When the first byte of the request still incomplete in `buf` arrived.
+    let mut partial_since: Option<Instant> = None;
+    let mut closing = false;
     'read: loop {
-        let n = rd.read(&mut chunk).await?;
+        let read = rd.read(&mut chunk);
+        let n = match partial_since {
+            None => read.await?,
+            Some(since) => match tokio::time::timeout_at((since + stall).into(), read).await {
+                Ok(n) => n?,
+                Err(_) => {
+                    let msg = format!(
+                        "ERR Protocol error: request not completed within {} ms (see --client-stall-ms)",
+                        stall.as_millis()
+                    );
+                    let _ = ptx.send(Pending::Close(Value::error(msg))).await;
+                    closing = true;
+                    break 'read;
+                }
+            },
+        };
         if n == 0 {
             break;
         }
         buf.extend_from_slice(&chunk[..n]);
         let mut used_total = 0;
         loop {
-            match resp::parse_command(&buf[used_total..]) {
+            match resp::parse_command_with(&buf[used_total..], &limits) {
                 Ok(Some((args, used))) => {
                     used_total += used;
                     if args.is_empty() {
@@ -229,14 +308,39 @@ async fn connection<M: Send + 'static>(
                     let _ = ptx
                         .send(Pending::Close(Value::error(format!("ERR {e}"))))
                         .await;
+                    closing = true;
                     break 'read;
                 }
             }
         }
         buf.drain(..used_total);
+        if buf.len() > MAX_REQUEST_BUFFER {
+            let msg = format!("ERR Protocol error: request larger than {MAX_REQUEST_BUFFER} bytes");
+            let _ = ptx.send(Pending::Close(Value::error(msg))).await;
+            closing = true;
+            break 'read;
+        }
+        if buf.is_empty() {
+            partial_since = None;
+            // Give back what a big request made the buffer grow to.
+            if buf.capacity() > READ_CHUNK * 4 {
+                buf = Vec::new();
+            }
+        } else if used_total > 0 || partial_since.is_none() {
+            // A new request started (progress was made): its own clock.
+            partial_since = Some(Instant::now());
+        }
     }
     drop(ptx);
     let _ = writer.await;
+    if closing {
+        // Lingering close: drain what the client still sends (for at most a second), so
+        // that closing with unread input (a TCP reset) does not destroy the error reply.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while rd.read(&mut chunk).await.is_ok_and(|n| n > 0) {}
+        })
+        .await;
+    }
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! [`crate::core`] contract demands: persist + fsync, send, apply, answer.
 
 mod client;
+pub use client::ConnLimits;
 mod driver;
 mod transport;
 
@@ -35,6 +36,8 @@ pub struct RuntimeConfig {
     pub tick: Duration,
     /// A client request that is not answered within this time gets `-TIMEOUT`.
     pub request_timeout: Duration,
+    /// Client connection limits.
+    pub client_limits: client::ConnLimits,
     /// Take a snapshot (and compact the log) after this many applied entries (0 = never).
     pub snapshot_every: u64,
     /// Names of the seeded bugs switched on (reported by STATUS).
@@ -130,6 +133,7 @@ where
         client_listener,
         tx.clone(),
         cfg.request_timeout,
+        cfg.client_limits,
     ));
     {
         let tx = tx.clone();
