@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/setup.sh
 # No module cycles in any crate (issue 15: shared types live in their own module).
-python3 scripts/module-cycles.py checker harness node
+python3 scripts/module-cycles.py checker harness node fuzz
 cargo test --workspace --locked "$@"

@@ -45,8 +45,7 @@ fn oversize(size: usize) -> ! {
     if let Some((ptr, len)) = input {
         // SAFETY: the input slice outlives the execution that is still on the stack.
         let bytes = unsafe { std::slice::from_raw_parts(ptr, len) };
-        let path =
-            std::path::Path::new(&dir).join(format!("oom-{:016x}", crate::engine::fnv(bytes)));
+        let path = std::path::Path::new(&dir).join(format!("oom-{:016x}", crate::hash::fnv(bytes)));
         let saved = std::fs::write(&path, bytes).is_ok();
         let _ = writeln!(
             err,

@@ -20,6 +20,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::alloc_guard;
 use crate::cov::Coverage;
+use crate::hash::fnv;
 
 /// One fuzz target: a parser entry point and what helps mutate its inputs.
 pub struct Target {
@@ -135,13 +136,6 @@ pub fn read_dir_inputs(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
         .into_iter()
         .filter_map(|p| std::fs::read(&p).ok().map(|b| (p, b)))
         .collect()
-}
-
-/// FNV-1a, for file names and signatures.
-pub fn fnv(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// Where a session keeps what it finds.

@@ -6,6 +6,7 @@
 pub mod alloc_guard;
 pub mod cov;
 pub mod engine;
+pub mod hash;
 pub mod targets;
 
 #[global_allocator]

@@ -348,6 +348,7 @@ fn nodes(n: usize) -> Vec<harness::nodes::NodeInfo> {
             netns: format!("stasis-fuzz-n{}", i + 1),
             dir: format!("/nonexistent/stasis-fuzz/n{}", i + 1).into(),
             spare: i >= 3,
+            aux: None,
         })
         .collect()
 }

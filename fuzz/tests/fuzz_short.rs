@@ -25,7 +25,7 @@ fn short_pass(name: &str) {
     let mut fuzzer = Fuzzer::new(
         t,
         seeds,
-        0x5eed ^ engine::fnv(name.as_bytes()),
+        0x5eed ^ stasis_fuzz::hash::fnv(name.as_bytes()),
         Dirs::default(),
     );
     let report = fuzzer.run(&Budget {
