@@ -691,11 +691,35 @@ fn node_vars(
     vars.push(("data_dir", me.data_dir().display().to_string()));
     vars.push(("peers", peers));
     vars.push(("stasis_node", stasis_node.to_owned()));
+    vars.push(("cluster", cluster_name(me)));
     if let Some(f) = voters.first() {
         vars.push(("first_addr", f.addr.to_string()));
         vars.push(("first_client_port", f.client_port.to_string()));
     }
     vars
+}
+
+/// The `{cluster}` placeholder: one name per run, from its directory (`<run>/<node>`), so
+/// the nodes of two runs never take each other as peers or each other's data.
+fn cluster_name(me: &NodeInfo) -> String {
+    let run = me
+        .dir
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let token: String = run
+        .chars()
+        .take(100)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("stasis-{token}")
 }
 
 /// A process's launch command from its templates.

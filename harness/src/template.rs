@@ -2,7 +2,7 @@
 //! (shared by [`crate::sut`] and [`crate::auxiliary`]).
 
 /// The placeholders of a node's (or auxiliary process's) program, args, env and files.
-pub const NODE_PLACEHOLDERS: [&str; 10] = [
+pub const NODE_PLACEHOLDERS: [&str; 11] = [
     "id",
     "k",
     "addr",
@@ -13,6 +13,7 @@ pub const NODE_PLACEHOLDERS: [&str; 10] = [
     "stasis_node",
     "first_addr",
     "first_client_port",
+    "cluster",
 ];
 
 /// Replaces `{name}` by its value.

@@ -21,9 +21,45 @@ fn open_err(dir: &Path) -> String {
     format!("cannot open the data dir {}", dir.display())
 }
 
+/// The file in a data directory that names the cluster which first used it.
+pub const CLUSTER_FILE: &str = "cluster";
+
+/// Ties the data directory to the node's cluster (`--cluster`), as etcd ties its data
+/// directory to a cluster ID: a directory first used by another cluster is refused, so a
+/// node pointed at the wrong directory never joins its log and votes to this cluster. The
+/// name is written whole and synced before it is renamed into place; a power loss before
+/// the directory entry is durable only means it is written again on the next start.
+fn claim_data_dir(cfg: &NodeConfig, fs: &dyn Fs) -> anyhow::Result<()> {
+    let dir = &cfg.data_dir;
+    let path = dir.join(CLUSTER_FILE);
+    if fs.exists(&path).with_context(|| open_err(dir))? {
+        let found = fs.read(&path).with_context(|| open_err(dir))?;
+        let found = String::from_utf8_lossy(&found);
+        let found = found.trim_end();
+        anyhow::ensure!(
+            found == cfg.cluster,
+            "the data dir {} belongs to cluster {found:?}, but this node was started with --cluster {:?}; use the same --cluster or a fresh --data-dir",
+            dir.display(),
+            cfg.cluster
+        );
+        return Ok(());
+    }
+    let write = || -> std::io::Result<()> {
+        fs.create_dir_all(dir)?;
+        let tmp = dir.join(format!("{CLUSTER_FILE}.tmp"));
+        let mut f = fs.create(&tmp)?;
+        f.write_all(format!("{}\n", cfg.cluster).as_bytes())?;
+        f.sync()?;
+        fs.rename(&tmp, &path)?;
+        fs.sync_dir(dir)
+    };
+    write().with_context(|| format!("cannot record the cluster name in {}", path.display()))
+}
+
 /// The Raft core and its storage, recovered from `cfg.data_dir` on `fs`. `seed` seeds the
 /// core's election-timeout randomness.
 pub fn raft(cfg: &NodeConfig, fs: Arc<dyn Fs>, seed: u64) -> anyhow::Result<(Raft, RaftStorage)> {
+    claim_data_dir(cfg, fs.as_ref())?;
     let (storage, recovered) =
         RaftStorage::open(fs, &cfg.data_dir).with_context(|| open_err(&cfg.data_dir))?;
     let mut rc = RaftConfig::new(cfg.id);
@@ -48,6 +84,7 @@ pub fn paxos(
     fs: Arc<dyn Fs>,
     seed: u64,
 ) -> anyhow::Result<(Paxos, PaxosStorage)> {
+    claim_data_dir(cfg, fs.as_ref())?;
     let (storage, recovered) =
         PaxosStorage::open(fs, &cfg.data_dir).with_context(|| open_err(&cfg.data_dir))?;
     let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
@@ -75,6 +112,7 @@ pub fn runtime_config(cfg: &NodeConfig) -> RuntimeConfig {
         snapshot_every: cfg.snapshot_every,
         bugs: cfg.bugs.names(),
         agreement: cfg.agreement(),
+        cluster: cfg.cluster.clone(),
     }
 }
 
@@ -85,5 +123,69 @@ pub fn host_config(cfg: &NodeConfig) -> HostConfig {
         protocol: cfg.protocol,
         snapshot_every: cfg.snapshot_every,
         bugs: cfg.bugs.names(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::file::SimFs;
+
+    fn cfg(cluster: &str) -> NodeConfig {
+        crate::config::from_args([
+            "stasis-node",
+            "--id",
+            "n1",
+            "--listen",
+            "127.0.0.1:7001",
+            "--peer-listen",
+            "127.0.0.1:8001",
+            "--peers",
+            "n1=127.0.0.1:8001",
+            "--data-dir",
+            "/d/n1",
+            "--cluster",
+            cluster,
+        ])
+        .expect("valid flags")
+    }
+
+    #[test]
+    fn a_data_dir_stays_with_the_cluster_that_first_used_it_across_power_loss() {
+        let fs = Arc::new(SimFs::new());
+        let dynfs: Arc<dyn Fs> = fs.clone();
+        raft(&cfg("a"), dynfs.clone(), 1).expect("a fresh dir is claimed");
+        fs.crash();
+        raft(&cfg("a"), dynfs.clone(), 1).expect("the same cluster reopens it");
+        let err = format!(
+            "{:#}",
+            paxos(&cfg("b"), dynfs.clone(), 1).err().expect("refused")
+        );
+        assert!(
+            err.contains("belongs to cluster \"a\"") && err.contains("--cluster \"b\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_cluster_name_must_be_a_plain_token() {
+        for bad in ["", "a b", "x/y", &"n".repeat(129)] {
+            let mut args = vec![
+                "stasis-node",
+                "--id",
+                "n1",
+                "--listen",
+                "127.0.0.1:7001",
+                "--peer-listen",
+                "127.0.0.1:8001",
+                "--peers",
+                "n1=127.0.0.1:8001",
+                "--data-dir",
+                "/d",
+            ];
+            args.extend(["--cluster", bad]);
+            let (msg, code) = crate::config::from_args(args).expect_err("refused");
+            assert!(msg.contains("--cluster") && code == 2, "{msg}");
+        }
     }
 }

@@ -36,6 +36,11 @@ pub struct Cli {
     /// Directory for the log and snapshots (created if missing).
     #[arg(long)]
     pub data_dir: PathBuf,
+    /// The cluster's name (like etcd's --initial-cluster-token): peers that present another
+    /// name in the handshake are refused, and a data directory first used by another
+    /// cluster is not opened. Give every cluster sharing a network or a disk its own.
+    #[arg(long, default_value = "stasis")]
+    pub cluster: String,
     /// read-index (default: leader confirms each read batch with a heartbeat quorum) or
     /// lease (leader lease on the monotonic clock; assumes bounded clock drift).
     #[arg(long, default_value = "read-index")]
@@ -108,6 +113,8 @@ pub struct NodeConfig {
     pub peer_listen: SocketAddr,
     pub peers: BTreeMap<NodeId, String>,
     pub data_dir: PathBuf,
+    /// The cluster's name (`--cluster`).
+    pub cluster: String,
     pub read_mode: ReadMode,
     pub join: bool,
     pub tick: Duration,
@@ -189,6 +196,18 @@ impl Cli {
         }
         if protocol == "multipaxos" && self.read_mode == "lease" {
             return Err("--read-mode lease applies to raft only; Multi-Paxos confirms every read with a phase-2 quorum".into());
+        }
+        if self.cluster.is_empty()
+            || self.cluster.len() > 128
+            || !self
+                .cluster
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return Err(format!(
+                "--cluster {:?} is not a valid name; use 1 to 128 letters, digits, '-', '_', '.' or ':'",
+                self.cluster
+            ));
         }
         let client_listen = addr("--listen", &self.listen)?;
         let peer_listen = addr("--peer-listen", &self.peer_listen)?;
@@ -304,6 +323,7 @@ impl Cli {
             peer_listen,
             peers,
             data_dir: self.data_dir,
+            cluster: self.cluster,
             read_mode,
             join: self.join,
             tick: Duration::from_millis(self.tick_ms),

@@ -728,3 +728,58 @@ fn a_peer_started_with_different_cluster_settings_is_refused() {
     let st = status(c.port(3)).expect("n3 answers STATUS");
     assert_ne!(st["role"], "leader", "{st}");
 }
+
+/// Issue 16, finding 6 (cluster identity): a node of another cluster whose settings agree
+/// (two clusters on reused addresses and ports) is refused at the handshake, and a data
+/// directory first used by one cluster is not opened by a node of another.
+#[test]
+fn a_node_of_another_cluster_is_refused_as_peer_and_cannot_take_the_data_dir() {
+    let mut c = Cluster::start(3, 0, RAFT);
+    c.leader();
+    c.kill9(3);
+    c.nodes
+        .get_mut(&3)
+        .unwrap()
+        .args
+        .extend(["--cluster".to_string(), "other".to_string()]);
+    // Its data directory belongs to the default cluster: the node refuses to start.
+    c.spawn(3);
+    let exit = c
+        .nodes
+        .get_mut(&3)
+        .unwrap()
+        .child
+        .take()
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(!exit.success());
+    let log = c.log(3);
+    assert!(
+        log.contains("belongs to cluster \"stasis\"") && log.contains("--cluster \"other\""),
+        "{log}"
+    );
+    // With a fresh directory it starts, but the others refuse it as a peer (and it them).
+    let fresh = c.dir.path().join("n3-other").display().to_string();
+    let args = &mut c.nodes.get_mut(&3).unwrap().args;
+    let at = args.iter().position(|a| a == "--data-dir").unwrap() + 1;
+    args[at] = fresh;
+    c.spawn(3);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let refused = |c: &Cluster| {
+        (1..=3).any(|i| {
+            c.log(i)
+                .contains("belongs to cluster \"other\", this node to \"stasis\"")
+        })
+    };
+    while !refused(&c) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let logs: String = (1..=3).map(|i| c.log(i)).collect();
+    assert!(refused(&c), "no refusal logged:\n{logs}");
+    let acked = c.write_keys("after", 5);
+    assert_eq!(acked.len(), 5);
+    let st = status(c.port(3)).expect("n3 answers STATUS");
+    assert_ne!(st["role"], "leader", "{st}");
+    assert_eq!(st["commit_index"].as_u64().unwrap_or(0), 0, "{st}");
+}

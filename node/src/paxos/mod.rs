@@ -1237,7 +1237,13 @@ impl Paxos {
                 self.catch_up(from, commit);
             }
             Message::Learn { ballot, entries } => {
-                // Chosen values are facts whoever sends them.
+                // Chosen values are facts whoever sends them: a node sends Learn (or a
+                // snapshot of its applied prefix) only for slots it knows chosen, and a
+                // chosen value never changes, so any member, a removed one or a spare that
+                // caught up may send them (restricting senders to the current voters would
+                // strand a node that only a removed one can still reach). What must not
+                // send them is a node of another cluster: the peer handshake refuses those
+                // (`--cluster`, transport::Hello).
                 for (s, v) in entries {
                     if s > self.commit {
                         self.acc.learn(s, v);

@@ -46,6 +46,8 @@ pub struct RuntimeConfig {
     /// ([`crate::config::NodeConfig::agreement`]); peers whose handshake carries different
     /// ones are refused.
     pub agreement: String,
+    /// The cluster's name; peers presenting another one are refused.
+    pub cluster: String,
 }
 
 /// What a node knows about a peer's addresses (learned from configuration and handshakes).
@@ -120,15 +122,15 @@ where
         peer_addr: cfg.peer_listen.to_string(),
         client_addr: cfg.client_listen.to_string(),
         agreement: cfg.agreement.clone(),
+        cluster: cfg.cluster.clone(),
     };
-    let net = transport::Transport::<C::Message>::new(rt.handle().clone(), dir.clone(), hello);
     rt.spawn(transport::accept_peers::<C::Message>(
         peer_listener,
-        cfg.id,
-        cfg.agreement.clone(),
+        hello.clone(),
         dir.clone(),
         tx.clone(),
     ));
+    let net = transport::Transport::<C::Message>::new(rt.handle().clone(), dir.clone(), hello);
     rt.spawn(client::serve(
         client_listener,
         tx.clone(),

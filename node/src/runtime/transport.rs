@@ -44,6 +44,10 @@ pub struct Hello {
     /// different ones is refused rather than silently breaking quorum intersection or
     /// lease safety (finding 6 of the node review).
     pub agreement: String,
+    /// The cluster's name (`--cluster`): two clusters whose nodes can reach each other
+    /// (reused addresses and ports) must not take each other's nodes as peers even when
+    /// their settings agree.
+    pub cluster: String,
 }
 
 fn frame(payload: &[u8]) -> Vec<u8> {
@@ -193,10 +197,11 @@ async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(buf)
 }
 
+/// Accepts peer connections; `ours` is this node's own handshake, which a peer's must
+/// match in cluster name and agreed settings.
 pub async fn accept_peers<M>(
     listener: TcpListener,
-    me: NodeId,
-    agreement: String,
+    ours: Hello,
     dir: Directory,
     tx: Sender<Input<M>>,
 ) where
@@ -207,9 +212,9 @@ pub async fn accept_peers<M>(
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let (dir, tx, live) = (dir.clone(), tx.clone(), live.clone());
-                let agreement = agreement.clone();
+                let ours = ours.clone();
                 tokio::spawn(async move {
-                    match inbound(stream, me, &agreement, dir, tx, live).await {
+                    match inbound(stream, &ours, dir, tx, live).await {
                         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                             warn!(%remote, "refused a peer: {e}");
                         }
@@ -228,8 +233,7 @@ pub async fn accept_peers<M>(
 
 async fn inbound<M>(
     mut stream: TcpStream,
-    me: NodeId,
-    agreement: &str,
+    ours: &Hello,
     dir: Directory,
     tx: Sender<Input<M>>,
     live: Inbound,
@@ -243,10 +247,23 @@ where
         .map_err(|_| bad("no handshake within 5s".into()))??;
     let hello: Hello =
         postcard::from_bytes(&first).map_err(|e| bad(format!("bad handshake: {e}")))?;
+    let me = ours.from;
+    if hello.cluster != ours.cluster {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} belongs to cluster {:?}, this node to {:?}; start every node of one cluster with the same --cluster",
+                fmt_id(hello.from),
+                hello.cluster,
+                ours.cluster
+            ),
+        ));
+    }
     if hello.from == me {
         return Err(bad("connection from a node with our own id".into()));
     }
-    if hello.agreement != agreement {
+    let agreement = &ours.agreement;
+    if &hello.agreement != agreement {
         return Err(std::io::Error::new(
             std::io::ErrorKind::PermissionDenied,
             format!(
