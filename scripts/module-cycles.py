@@ -11,7 +11,36 @@ import re
 import sys
 
 REF = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
+GROUP = re.compile(r"\bcrate::\{")
+NAME = re.compile(r"[a-z_][a-z0-9_]*")
 COMMENT = re.compile(r"//.*")
+
+
+def names(text: str) -> set[str]:
+    """Top-level modules named by `crate::x` paths and `crate::{x, y::z, ...}` groups."""
+    found = set(REF.findall(text))
+    for m in GROUP.finditer(text):
+        # The group's items at brace depth 0 (inside its own braces), split at commas.
+        level, cur, items = 0, "", []
+        for c in text[m.end():]:
+            if c == "{":
+                level += 1
+            elif c == "}":
+                if level == 0:
+                    break
+                level -= 1
+            elif c == "," and level == 0:
+                items.append(cur)
+                cur = ""
+                continue
+            if level == 0:
+                cur += c
+        items.append(cur)
+        for it in items:
+            head = NAME.match(it.strip())
+            if head and head.group(0) not in ("self", "super"):
+                found.add(head.group(0))
+    return found
 
 
 def graph(crate: pathlib.Path) -> dict[str, set[str]]:
@@ -28,11 +57,10 @@ def graph(crate: pathlib.Path) -> dict[str, set[str]]:
         if cut >= 0:
             text = text[:cut]
         deps = edges.setdefault(top, set())
-        for line in text.splitlines():
-            line = COMMENT.sub("", line)
-            for name in REF.findall(line):
-                if name != top:
-                    deps.add(name)
+        code = "\n".join(COMMENT.sub("", line) for line in text.splitlines())
+        for name in names(code):
+            if name != top:
+                deps.add(name)
     return edges
 
 

@@ -20,7 +20,7 @@
 //!    `report_html`, with the `lost_writes` found in the history; `store` owns the run
 //!    directories.
 //!
-//! Around it: `campaign` (matrices of runs, `junit`), `selftest` (seeded bugs until
+//! Around it: `campaign` (matrices of runs: spec, cell, record, junit), `selftest` (seeded bugs until
 //! caught), `sim` (deterministic simulation of the same node code in one process),
 //! `replay`, `check` (`stasis check FILE`), `doctor` (what the machine can do), `serve`
 //! (the web UI), `signals` (Ctrl-C), `units` (durations and sizes on the command line).
@@ -38,7 +38,6 @@ pub mod doctor;
 pub mod faketime;
 pub mod firewall;
 pub mod generator;
-pub mod junit;
 pub mod lost_writes;
 pub mod nemesis;
 pub mod net;

@@ -172,19 +172,11 @@ pub fn build() -> Fixture {
     std::fs::create_dir_all(&cdir).unwrap();
     let cell =
         |index: usize, system: &str, nemesis: &str, seed: u64, verdict: Verdict| CellRecord {
-            index,
-            system: system.into(),
-            nemesis: nemesis.into(),
-            workload: "kv".into(),
-            nodes: 3,
             seed,
             verdict,
-            exit_code: None,
-            run_dir: None,
             time_s: 14.2,
             ops: 120,
-            explanation: None,
-            detail: None,
+            ..CellRecord::new(index, system, nemesis, "kv", 3)
         };
     let mut cells = vec![
         cell(0, "raft", "kill", 5, Verdict::Valid),
@@ -232,7 +224,11 @@ pub fn build() -> Fixture {
         harness::campaign::summary_text(&rec),
     )
     .unwrap();
-    std::fs::write(cdir.join("junit.xml"), harness::junit::render(&rec)).unwrap();
+    std::fs::write(
+        cdir.join("junit.xml"),
+        harness::campaign::junit::render(&rec),
+    )
+    .unwrap();
 
     let selftest_rel = "selftest/20261122T210000.000Z".to_owned();
     let sdir = store.join(&selftest_rel);

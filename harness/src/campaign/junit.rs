@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use crate::campaign::{CampaignRecord, CellRecord, Verdict};
+use super::record::{CampaignRecord, CellRecord, Verdict};
 
 /// Escapes text for XML content and attribute values; drops characters XML 1.0 cannot
 /// carry (control characters other than tab, newline and carriage return).
@@ -177,16 +177,11 @@ pub fn render(rec: &CampaignRecord) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::record::CampaignRecord;
     use super::*;
-    use crate::campaign::CampaignRecord;
 
     fn cell(i: usize, v: Verdict, expl: Option<&str>) -> CellRecord {
         CellRecord {
-            index: i,
-            system: "raft".into(),
-            nemesis: "kill,partition".into(),
-            workload: "w<&>\"'".into(),
-            nodes: 3,
             seed: 40 + i as u64,
             verdict: v,
             exit_code: (v != Verdict::Skipped).then_some(0),
@@ -195,6 +190,7 @@ mod tests {
             ops: 100,
             explanation: expl.map(str::to_owned),
             detail: (v == Verdict::Invalid).then(|| "line one\nline <two> & \u{1} three".into()),
+            ..CellRecord::new(i, "raft", "kill,partition", "w<&>\"'", 3)
         }
     }
 
