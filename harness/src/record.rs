@@ -1,7 +1,8 @@
 //! What a run records about itself beside its history, shared by the run, the analysis,
 //! the plots and the reports: the windows of the faults (from the nemesis events of the
 //! history) and why a run ended early (a harness error, or a finding about the system:
-//! [`Unresponsive`]), with the exit code each gives.
+//! [`Unresponsive`]), with the exit code each gives; and the one [`Verdict`] vocabulary
+//! in which runs, campaign cells and selftests are recorded and read back.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,60 @@ use std::time::Duration;
 use checker::history::{Op, OpType, Process};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// How a run (or a campaign cell, a selftest case, a group of them) came out. Written
+/// as its lowercase name; [`Verdict::of_word`] reads back every word Stasis writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Linearizable (a selftest: every expectation met).
+    Valid,
+    /// Not linearizable (a selftest: an expectation missed).
+    Invalid,
+    /// The checker gave up within its budget.
+    Unknown,
+    /// A harness error, or nothing ran.
+    Error,
+    /// Not run (budget, `--fail-fast`, Ctrl-C).
+    Skipped,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Invalid => "invalid",
+            Verdict::Unknown => "unknown",
+            Verdict::Error => "error",
+            Verdict::Skipped => "skipped",
+        }
+    }
+
+    /// The verdict an exit code stands for: 0, 1, 2 as the checker's; anything else a
+    /// harness error (3).
+    pub fn of_exit_code(code: u8) -> Verdict {
+        match code {
+            0 => Verdict::Valid,
+            1 => Verdict::Invalid,
+            2 => Verdict::Unknown,
+            _ => Verdict::Error,
+        }
+    }
+
+    /// A verdict word as Stasis writes it: this type's names (campaign cells), the
+    /// checker's ids (`linearizable`, `not-linearizable`, `unknown`, in results.json and
+    /// selftest attempts) and a selftest's (`pass`, `fail`). `None` for anything else.
+    pub fn of_word(word: &str) -> Option<Verdict> {
+        Some(match word {
+            "valid" | "linearizable" | "pass" => Verdict::Valid,
+            "invalid" | "not-linearizable" | "fail" => Verdict::Invalid,
+            "unknown" => Verdict::Unknown,
+            "error" | "interrupted" => Verdict::Error,
+            "skipped" => Verdict::Skipped,
+            _ => return None,
+        })
+    }
+}
 
 /// Length of the availability windows.
 pub const WINDOW: Duration = Duration::from_secs(5);

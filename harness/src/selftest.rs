@@ -23,6 +23,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde::Serialize;
 
+use crate::record::Verdict;
 use crate::run::{self, Overrides, TestArgs};
 use crate::signals;
 pub use cases::{Case, Plan};
@@ -144,11 +145,12 @@ pub struct SelftestReport {
     pub cases: Vec<CaseSummary>,
 }
 
-/// The report's verdict word for an exit code.
+/// The report's verdict word for an exit code (read back by
+/// [`crate::record::Verdict::of_word`]).
 pub fn verdict_word(exit_code: u8) -> &'static str {
-    match exit_code {
-        0 => "pass",
-        1 => "fail",
+    match Verdict::of_exit_code(exit_code) {
+        Verdict::Valid => "pass",
+        Verdict::Invalid => "fail",
         _ => "error",
     }
 }

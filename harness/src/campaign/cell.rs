@@ -52,12 +52,7 @@ pub(super) fn run_cell(index: usize, cell: &Cell, seed: u64) -> CellRecord {
                         Some("the run was interrupted before its history was checked".into());
                 }
                 Some(r) => {
-                    rec.verdict = match r.exit_code {
-                        0 => Verdict::Valid,
-                        1 => Verdict::Invalid,
-                        2 => Verdict::Unknown,
-                        _ => Verdict::Error,
-                    };
+                    rec.verdict = Verdict::of_exit_code(r.exit_code);
                     match rec.verdict {
                         Verdict::Invalid => {
                             rec.explanation = Some(match &r.check.explanation {

@@ -8,6 +8,8 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::Value;
 
+use crate::record::Verdict;
+
 /// How deep below the store directories are searched (campaigns may nest their runs).
 const MAX_DEPTH: usize = 8;
 /// At most this many directories are visited per scan.
@@ -67,14 +69,18 @@ impl Class {
         }
     }
 
-    /// Classifies a verdict word as written by the checker, a campaign or a selftest.
+    /// Classifies a verdict word as written by the checker, a campaign or a selftest
+    /// ([`Verdict::of_word`]); an empty word (not written yet) and the pages' own `none`
+    /// are none, a word Stasis does not write is unknown.
     pub fn of(verdict: &str) -> Class {
-        match verdict.trim().to_ascii_lowercase().as_str() {
-            "linearizable" | "valid" | "ok" | "pass" | "passed" | "true" => Class::Valid,
-            "not-linearizable" | "not_linearizable" | "invalid" | "fail" | "failed" | "failure"
-            | "false" | "violation" => Class::Invalid,
-            "" | "none" | "null" | "skipped" => Class::None,
-            _ => Class::Unknown,
+        if verdict.is_empty() || verdict == "none" {
+            return Class::None;
+        }
+        match Verdict::of_word(verdict) {
+            Some(Verdict::Valid) => Class::Valid,
+            Some(Verdict::Invalid) => Class::Invalid,
+            Some(Verdict::Skipped) => Class::None,
+            Some(Verdict::Unknown | Verdict::Error) | None => Class::Unknown,
         }
     }
 
@@ -268,24 +274,21 @@ fn run_entry(dir: &Path, rel: String) -> Entry {
     }
 }
 
-/// The verdict word of a campaign cell or selftest, tolerant of a few spellings.
+/// The verdict word of a campaign cell (`verdict`) or a selftest case (`ok`, whether it
+/// met its expectation); empty when the record has neither (yet).
 pub fn verdict_of(v: &Value) -> String {
-    for key in ["verdict", "outcome", "status", "result"] {
-        if let Some(s) = v.get(key).and_then(Value::as_str) {
-            return s.to_owned();
-        }
+    if let Some(s) = v.get("verdict").and_then(Value::as_str) {
+        return s.to_owned();
     }
-    for key in ["ok", "passed", "pass", "valid", "success"] {
-        if let Some(b) = v.get(key).and_then(Value::as_bool) {
-            return if b { "pass" } else { "fail" }.to_owned();
-        }
+    match v.get("ok").and_then(Value::as_bool) {
+        Some(ok) => crate::selftest::verdict_word(if ok { 0 } else { 1 }).to_owned(),
+        None => String::new(),
     }
-    String::new()
 }
 
-/// The cells (campaign) or cases (selftest) of a group file.
+/// The cells (campaign.json) or cases (selftest.json) of a group file.
 pub fn cells(v: &Value) -> &[Value] {
-    ["cells", "runs", "cases", "results", "bugs"]
+    ["cells", "cases"]
         .into_iter()
         .find_map(|k| v.get(k).and_then(Value::as_array))
         .map(Vec::as_slice)
@@ -301,19 +304,15 @@ pub fn group_verdict(doc: &Value, kind: Kind) -> (String, Class) {
         .iter()
         .filter(|c| Class::of(&verdict_of(c)) == Class::Valid)
         .count();
-    let pass = if kind == Kind::Selftest {
-        "pass"
-    } else {
-        "valid"
-    };
     let (word, class) = match doc.get("exit_code") {
-        Some(Value::Number(n)) => match n.as_u64() {
-            Some(0) => (pass.to_owned(), Class::Valid),
-            Some(1) if kind == Kind::Selftest => ("fail".to_owned(), Class::Invalid),
-            Some(1) => ("invalid".to_owned(), Class::Invalid),
-            Some(2) => ("unknown".to_owned(), Class::Unknown),
-            _ => ("error".to_owned(), Class::Unknown),
-        },
+        Some(Value::Number(n)) => {
+            let code = n.as_u64().map_or(3, |c| c.min(255) as u8);
+            let word = match kind {
+                Kind::Selftest => crate::selftest::verdict_word(code),
+                _ => Verdict::of_exit_code(code).name(),
+            };
+            (word.to_owned(), Class::of(word))
+        }
         // Written at the start and rewritten as cells finish.
         Some(Value::Null) if kind == Kind::Campaign => ("running".to_owned(), Class::None),
         _ => {
@@ -537,7 +536,13 @@ mod tests {
     #[test]
     fn cell_verdicts() {
         assert_eq!(verdict_of(&json!({"verdict": "invalid"})), "invalid");
-        assert_eq!(verdict_of(&json!({"passed": true})), "pass");
+        assert_eq!(verdict_of(&json!({"ok": true})), "pass");
+        assert_eq!(verdict_of(&json!({"ok": false})), "fail");
+        assert_eq!(
+            Class::of("violation"),
+            Class::Unknown,
+            "not a word Stasis writes"
+        );
         assert_eq!(verdict_of(&json!({})), "");
         let doc = json!({"cells": [{"verdict": "linearizable"}, {"verdict": "error"}]});
         assert_eq!(
