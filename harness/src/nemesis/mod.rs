@@ -167,7 +167,7 @@ pub enum Fault {
     },
     /// A combined fault (see [`targeted`]).
     Targeted {
-        combo: targeted::Combo,
+        combo: targeted::Scenario,
     },
     /// Change the voter set (the nodes are drawn at start from the current voters and
     /// the spares); changed back on stop.

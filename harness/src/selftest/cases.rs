@@ -11,12 +11,12 @@ use std::time::Duration;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::nemesis::targeted::Combo;
+use crate::nemesis::targeted::Scenario;
 use crate::nemesis::{Fault, Planned};
 
 /// A schedule of targeted faults, drawn from the attempt's seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Targeted {
+pub enum ScenarioSchedule {
     /// Isolate the leader and move its wall clock back by 20 to 40 s.
     IsolateLeaderClockBack,
     /// Make a node vote twice in one term across a restart (three nodes, no pre-vote).
@@ -30,21 +30,21 @@ pub enum Targeted {
     Figure8,
 }
 
-impl Targeted {
+impl ScenarioSchedule {
     /// Faults back to back over `phase`: held `hold`, then a quiet gap of `gap` (both
     /// jittered by the seed) so a new leader settles before the next one. `election_ms`
     /// is the nodes' minimum election timeout ([`Plan::election_ms`]).
     pub fn schedule(self, phase: Duration, seed: u64, election_ms: u64) -> Vec<Planned> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7461_7267_6574);
         let (hold, gap) = match self {
-            Targeted::IsolateLeaderClockBack => (1300..2000, 600..1000),
+            ScenarioSchedule::IsolateLeaderClockBack => (1300..2000, 600..1000),
             // The fault's own steps take up to two election timeouts before the hold.
-            Targeted::DoubleVote => (2000..3000, 5000..6000),
-            Targeted::SplitReplace { .. } => (3000..4000, 1500..2500),
-            Targeted::IsolateThenCutPair => (1500..2500, 3000..4000),
+            ScenarioSchedule::DoubleVote => (2000..3000, 5000..6000),
+            ScenarioSchedule::SplitReplace { .. } => (3000..4000, 1500..2500),
+            ScenarioSchedule::IsolateThenCutPair => (1500..2500, 3000..4000),
             // Held while the three elect a leader that replaces the entry and clients
             // read it; the gap lets the healed cluster settle.
-            Targeted::Figure8 => (4000..5000, 4000..5000),
+            ScenarioSchedule::Figure8 => (4000..5000, 4000..5000),
         };
         let end = phase.as_millis() as u64;
         let mut t = rng.random_range(300..800);
@@ -52,13 +52,17 @@ impl Targeted {
         while t + 500 < end {
             let hold_ms = rng.random_range(hold.clone());
             let combo = match self {
-                Targeted::IsolateLeaderClockBack => Combo::IsolateLeaderClock {
+                ScenarioSchedule::IsolateLeaderClockBack => Scenario::IsolateLeaderClock {
                     offset_ms: -rng.random_range(20..=40) * 1000,
                 },
-                Targeted::DoubleVote => Combo::DoubleVote { election_ms },
-                Targeted::SplitReplace { pause_spares } => Combo::SplitReplace { pause_spares },
-                Targeted::IsolateThenCutPair => Combo::IsolateThenCutPair { wait_ms: 3500 },
-                Targeted::Figure8 => Combo::Figure8 { election_ms },
+                ScenarioSchedule::DoubleVote => Scenario::DoubleVote { election_ms },
+                ScenarioSchedule::SplitReplace { pause_spares } => {
+                    Scenario::SplitReplace { pause_spares }
+                }
+                ScenarioSchedule::IsolateThenCutPair => {
+                    Scenario::IsolateThenCutPair { wait_ms: 3500 }
+                }
+                ScenarioSchedule::Figure8 => Scenario::Figure8 { election_ms },
             };
             out.push(Planned {
                 at_ms: t,
@@ -73,7 +77,7 @@ impl Targeted {
 
     /// Whether the nodes must run under libfaketime.
     pub fn needs_clock(self) -> bool {
-        matches!(self, Targeted::IsolateLeaderClockBack)
+        matches!(self, ScenarioSchedule::IsolateLeaderClockBack)
     }
 }
 
@@ -93,7 +97,7 @@ pub struct Plan {
     pub target: &'static str,
     pub shapes: &'static str,
     pub interval: &'static str,
-    pub targeted: Option<Targeted>,
+    pub targeted: Option<ScenarioSchedule>,
     /// `--net-faults`: the kinds the net nemesis draws.
     pub net_faults: &'static str,
     /// Workload length of one attempt (warm-up and faults included).
@@ -300,7 +304,7 @@ pub fn bug_cases() -> Vec<Case> {
     // keeps leading (check-quorum 6 s) and proposes to the acceptors it still reaches.
     let cut_pair = plan("isolate-leader, then cut only old<->new leader", |p| {
         p.nemesis = "partition";
-        p.targeted = Some(Targeted::IsolateThenCutPair);
+        p.targeted = Some(ScenarioSchedule::IsolateThenCutPair);
         p.attempt = Duration::from_secs(20);
         p.node_args = LONG_CHECK_QUORUM;
     });
@@ -323,7 +327,7 @@ pub fn bug_cases() -> Vec<Case> {
     });
     let lease_clock = plan("isolate-leader+clock-back (lease reads)", |p| {
         p.nemesis = "clock";
-        p.targeted = Some(Targeted::IsolateLeaderClockBack);
+        p.targeted = Some(ScenarioSchedule::IsolateLeaderClockBack);
         p.node_args = &[
             "--tick-ms",
             "10",
@@ -340,7 +344,7 @@ pub fn bug_cases() -> Vec<Case> {
     let double_vote = plan("double-vote (3 nodes, --pre-vote off)", |p| {
         p.nemesis = "partition";
         p.nodes = 3;
-        p.targeted = Some(Targeted::DoubleVote);
+        p.targeted = Some(ScenarioSchedule::DoubleVote);
         p.attempt = Duration::from_secs(30);
         p.node_args = &[
             "--tick-ms",
@@ -358,7 +362,7 @@ pub fn bug_cases() -> Vec<Case> {
     // a leader that commits them.
     let figure8 = plan("figure8 (5 nodes, one entry in flight)", |p| {
         p.nemesis = "partition";
-        p.targeted = Some(Targeted::Figure8);
+        p.targeted = Some(ScenarioSchedule::Figure8);
         p.attempt = Duration::from_secs(30);
         p.node_args = &[
             "--tick-ms",
@@ -385,7 +389,7 @@ pub fn bug_cases() -> Vec<Case> {
         p.nemesis = "partition";
         p.nodes = 3;
         p.spares = 2;
-        p.targeted = Some(Targeted::SplitReplace { pause_spares: true });
+        p.targeted = Some(ScenarioSchedule::SplitReplace { pause_spares: true });
         p.attempt = Duration::from_secs(20);
     });
     vec![
@@ -474,7 +478,7 @@ pub fn bug_cases() -> Vec<Case> {
             // The Multi-Paxos leader switches without a catch-up stage: cut, then ask.
             plans: vec![Plan {
                 name: "split+replace-two, cut first (3 voters, 2 spares)",
-                targeted: Some(Targeted::SplitReplace {
+                targeted: Some(ScenarioSchedule::SplitReplace {
                     pause_spares: false,
                 }),
                 ..split_replace
@@ -656,7 +660,7 @@ mod tests {
             assert_eq!(
                 f.fault,
                 Fault::Targeted {
-                    combo: Combo::DoubleVote { election_ms: 1500 }
+                    combo: Scenario::DoubleVote { election_ms: 1500 }
                 }
             );
         }
@@ -670,11 +674,11 @@ mod tests {
     #[test]
     fn targeted_schedules_are_seeded_and_do_not_overlap() {
         for tk in [
-            Targeted::IsolateLeaderClockBack,
-            Targeted::DoubleVote,
-            Targeted::SplitReplace { pause_spares: true },
-            Targeted::IsolateThenCutPair,
-            Targeted::Figure8,
+            ScenarioSchedule::IsolateLeaderClockBack,
+            ScenarioSchedule::DoubleVote,
+            ScenarioSchedule::SplitReplace { pause_spares: true },
+            ScenarioSchedule::IsolateThenCutPair,
+            ScenarioSchedule::Figure8,
         ] {
             let a = tk.schedule(Duration::from_secs(60), 5, 600);
             assert_eq!(a, tk.schedule(Duration::from_secs(60), 5, 600));
@@ -686,9 +690,11 @@ mod tests {
             assert!(a.last().unwrap().at_ms < 60_000);
             assert!(a.iter().all(|p| matches!(p.fault, Fault::Targeted { .. })));
         }
-        match &Targeted::IsolateLeaderClockBack.schedule(Duration::from_secs(5), 1, 600)[0].fault {
+        match &ScenarioSchedule::IsolateLeaderClockBack.schedule(Duration::from_secs(5), 1, 600)[0]
+            .fault
+        {
             Fault::Targeted {
-                combo: Combo::IsolateLeaderClock { offset_ms },
+                combo: Scenario::IsolateLeaderClock { offset_ms },
             } => assert!((-40_000..=-20_000).contains(offset_ms)),
             f => panic!("{f:?}"),
         }

@@ -16,15 +16,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::super::Active;
-use super::super::partition::{self};
-use super::steps::*;
+use super::super::partition;
+use super::steps::{
+    Nodes, Opening, bytes_arrive, open, poll_status, restart, set_pair, shown, term_role,
+    wait_until,
+};
 use crate::cluster::Cluster;
-use crate::firewall::{self};
+use crate::firewall;
 
 pub(super) fn double_vote(
     cluster: &mut Cluster<'_>,
@@ -32,24 +34,26 @@ pub(super) fn double_vote(
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
-    let n = exactly(cluster, "double-vote", 3)?;
-    let Nodes {
-        infos,
-        names,
-        netns,
-        addrs,
-        peers,
-    } = Nodes::of(cluster);
-    let mut rec = Record::new("double-vote");
-    let began = rec.began;
+    let Opening {
+        n,
+        nodes:
+            Nodes {
+                infos,
+                names,
+                netns,
+                addrs,
+                peers,
+            },
+        mut rec,
+        leader: l,
+        term,
+        others,
+    } = match open(cluster, "double-vote", 3, rng)? {
+        Ok(o) => o,
+        Err(missed) => return Ok(missed),
+    };
     let ms = Duration::from_millis;
     let e = ms(election_ms);
-    // The previous fault may have left an election going on.
-    let Some((l, term)) = settled_leader(cluster, began + ms(4000)) else {
-        return Ok(rec.missed("no node leads (or it did not answer STATUS)".into()));
-    };
-    let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
-    others.shuffle(rng);
     let (a, y) = (others[0], others[1]);
     let next = term + 1;
     active.nodes = vec![l, a, y];

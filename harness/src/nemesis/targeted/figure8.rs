@@ -18,15 +18,17 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::super::Active;
-use super::super::partition::{self};
-use super::steps::*;
+use super::super::partition;
+use super::steps::{
+    Nodes, Opening, Rules, cut_between, lockstep, open, restart, set_rules, status_of,
+    verify_rules, wait_until,
+};
 use crate::cluster::Cluster;
-use crate::firewall::{self};
+use crate::firewall;
 
 /// The Raft paper's Figure 8 on five nodes; see the module docs.
 pub(super) fn figure8(
@@ -35,24 +37,26 @@ pub(super) fn figure8(
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
-    let n = exactly(cluster, "figure8", 5)?;
-    let Nodes {
-        infos,
-        names,
-        netns,
-        addrs,
-        peers,
-    } = Nodes::of(cluster);
-    let mut rec = Record::new("figure8");
-    let began = rec.began;
+    let Opening {
+        n,
+        nodes:
+            Nodes {
+                infos,
+                names,
+                netns,
+                addrs,
+                peers,
+            },
+        mut rec,
+        leader: l,
+        term,
+        others,
+    } = match open(cluster, "figure8", 5, rng)? {
+        Ok(o) => o,
+        Err(missed) => return Ok(missed),
+    };
     let ms = Duration::from_millis;
     let e = ms(election_ms);
-    // The previous fault may have left an election going on.
-    let Some((l, term)) = settled_leader(cluster, began + ms(4000)) else {
-        return Ok(rec.missed("no node leads (or it did not answer STATUS)".into()));
-    };
-    let mut others: Vec<usize> = (0..n).filter(|&i| i != l).collect();
-    others.shuffle(rng);
     let f = others[0];
     let rest = others[1..].to_vec();
     active.nodes = (0..n).collect();

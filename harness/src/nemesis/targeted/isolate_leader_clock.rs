@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use super::super::Active;
 use super::super::partition::{self, Shape};
-use super::steps::*;
+use super::steps::{leader_or_any, set_clock};
 use crate::cluster::Cluster;
-use crate::firewall::{self};
+use crate::firewall;
 
 pub(super) fn isolate_leader_clock(
     cluster: &mut Cluster<'_>,

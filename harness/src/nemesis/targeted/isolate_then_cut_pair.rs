@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::super::Active;
 use super::super::partition::{self, Shape};
-use super::steps::*;
+use super::steps::{Nodes, leader_or_any, rule, term_role, wait_until};
 use crate::cluster::Cluster;
 use crate::firewall::{self, Change};
 

@@ -30,7 +30,7 @@ use crate::cluster::Cluster;
 /// One targeted fault.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "combo", rename_all = "kebab-case")]
-pub enum Combo {
+pub enum Scenario {
     /// Isolate the leader and move its wall clock by `offset_ms`.
     IsolateLeaderClock { offset_ms: i64 },
     /// Make one node vote twice in a term across restarts (see the module docs);
@@ -52,56 +52,56 @@ pub enum Combo {
     },
 }
 
-impl Combo {
+impl Scenario {
     pub fn name(&self) -> &'static str {
         match self {
-            Combo::IsolateLeaderClock { .. } => "isolate-leader-clock",
-            Combo::DoubleVote { .. } => "double-vote",
-            Combo::Figure8 { .. } => "figure8",
-            Combo::SplitReplace { .. } => "split-replace",
-            Combo::IsolateThenCutPair { .. } => "isolate-then-cut-pair",
+            Scenario::IsolateLeaderClock { .. } => "isolate-leader-clock",
+            Scenario::DoubleVote { .. } => "double-vote",
+            Scenario::Figure8 { .. } => "figure8",
+            Scenario::SplitReplace { .. } => "split-replace",
+            Scenario::IsolateThenCutPair { .. } => "isolate-then-cut-pair",
         }
     }
 
     /// Whether the nodes must run under libfaketime for this fault.
     pub fn needs_clock(&self) -> bool {
-        matches!(self, Combo::IsolateLeaderClock { .. })
+        matches!(self, Scenario::IsolateLeaderClock { .. })
     }
 }
 
 /// Applies `combo`; fills `active` (nodes, grudge, evidence) and returns the event value.
 pub fn start(
     cluster: &mut Cluster<'_>,
-    combo: &Combo,
+    combo: &Scenario,
     rng: &mut ChaCha8Rng,
     active: &mut Active,
 ) -> Result<Value> {
     match combo {
-        Combo::IsolateLeaderClock { offset_ms } => {
+        Scenario::IsolateLeaderClock { offset_ms } => {
             isolate_leader_clock::isolate_leader_clock(cluster, offset_ms, rng, active)
         }
-        Combo::DoubleVote { election_ms } => {
+        Scenario::DoubleVote { election_ms } => {
             double_vote::double_vote(cluster, *election_ms, rng, active)
         }
-        Combo::Figure8 { election_ms } => figure8::figure8(cluster, *election_ms, rng, active),
-        Combo::SplitReplace { pause_spares } => {
+        Scenario::Figure8 { election_ms } => figure8::figure8(cluster, *election_ms, rng, active),
+        Scenario::SplitReplace { pause_spares } => {
             split_replace::split_replace(cluster, *pause_spares, rng, active)
         }
-        Combo::IsolateThenCutPair { wait_ms } => {
+        Scenario::IsolateThenCutPair { wait_ms } => {
             isolate_then_cut_pair::isolate_then_cut_pair(cluster, *wait_ms, rng, active)
         }
     }
 }
 
 /// Undoes `combo` and verifies the heal.
-pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Result<()> {
+pub fn stop(cluster: &mut Cluster<'_>, combo: &Scenario, active: &mut Active) -> Result<()> {
     match combo {
-        Combo::IsolateLeaderClock { .. } => {
+        Scenario::IsolateLeaderClock { .. } => {
             super::heal_network(cluster)?;
             reset_clocks(cluster, active)?;
         }
-        Combo::IsolateThenCutPair { .. } => super::heal_network(cluster)?,
-        Combo::SplitReplace { .. } => {
+        Scenario::IsolateThenCutPair { .. } => super::heal_network(cluster)?,
+        Scenario::SplitReplace { .. } => {
             super::heal_network(cluster)?;
             if let Some(m) = cluster.membership.clone() {
                 let (_, evidence) =
@@ -109,7 +109,7 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Combo, active: &mut Active) -> Re
                 active.evidence.push(evidence);
             }
         }
-        Combo::DoubleVote { .. } | Combo::Figure8 { .. } => {
+        Scenario::DoubleVote { .. } | Scenario::Figure8 { .. } => {
             super::heal_network(cluster)?;
             for i in 0..cluster.len() {
                 if cluster.is_paused(i) {
@@ -157,7 +157,7 @@ mod tests {
     #[test]
     fn combos_round_trip_inside_a_fault() {
         let f = super::super::Fault::Targeted {
-            combo: Combo::IsolateLeaderClock { offset_ms: -30_000 },
+            combo: Scenario::IsolateLeaderClock { offset_ms: -30_000 },
         };
         let text = serde_json::to_string(&f).unwrap();
         assert_eq!(
@@ -167,7 +167,7 @@ mod tests {
         let back: super::super::Fault = serde_json::from_str(&text).unwrap();
         assert_eq!(back, f);
         assert_eq!(f.event("start"), "start-targeted");
-        assert!(Combo::IsolateLeaderClock { offset_ms: 1 }.needs_clock());
-        assert!(!Combo::DoubleVote { election_ms: 1 }.needs_clock());
+        assert!(Scenario::IsolateLeaderClock { offset_ms: 1 }.needs_clock());
+        assert!(!Scenario::DoubleVote { election_ms: 1 }.needs_clock());
     }
 }

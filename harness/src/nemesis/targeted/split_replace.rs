@@ -15,9 +15,9 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
 use super::super::Active;
-use super::super::partition::{self};
+use super::super::partition;
 use crate::cluster::Cluster;
-use crate::firewall::{self};
+use crate::firewall;
 
 pub(super) fn split_replace(
     cluster: &mut Cluster<'_>,

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
@@ -200,13 +201,47 @@ impl Record {
     }
 }
 
-/// The cluster's size, which must be `want` for the fault `combo`.
-pub(super) fn exactly(cluster: &Cluster<'_>, combo: &str, want: usize) -> Result<usize> {
+/// How a multi-step fault on exactly `want` nodes begins: its nodes, its record (timed
+/// from now), the leader that settled (the previous fault may have left an election
+/// going on) with its term, and the other nodes in a random order.
+pub(super) struct Opening {
+    pub(super) n: usize,
+    pub(super) nodes: Nodes,
+    pub(super) rec: Record,
+    pub(super) leader: usize,
+    pub(super) term: u64,
+    pub(super) others: Vec<usize>,
+}
+
+/// Opens the fault `combo`: an error if the cluster does not have exactly `want` nodes;
+/// `Ok(Err(value))`, the fault's event value, if no node leads within 4 s.
+pub(super) fn open(
+    cluster: &Cluster<'_>,
+    combo: &'static str,
+    want: usize,
+    rng: &mut ChaCha8Rng,
+) -> Result<std::result::Result<Opening, Value>> {
     let n = cluster.len();
     if n != want {
         bail!("the {combo} fault needs exactly {want} nodes, not {n}");
     }
-    Ok(n)
+    let nodes = Nodes::of(cluster);
+    let rec = Record::new(combo);
+    let Some((leader, term)) = settled_leader(cluster, rec.began + Duration::from_secs(4)) else {
+        return Ok(Err(
+            rec.missed("no node leads (or it did not answer STATUS)".into())
+        ));
+    };
+    let mut others: Vec<usize> = (0..n).filter(|&i| i != leader).collect();
+    others.shuffle(rng);
+    Ok(Ok(Opening {
+        n,
+        nodes,
+        rec,
+        leader,
+        term,
+        others,
+    }))
 }
 
 /// Waits until some node leads; returns it and its term.
