@@ -99,7 +99,7 @@ pub fn checks(network: bool) -> Vec<Check> {
         &format!("apt-get install iptables, or {setup}"),
     ));
     if network && root {
-        let (netns, ipt) = check_namespaces();
+        let (netns, ipt, nfq) = check_namespaces();
         out.push(Check::from(
             "netns + bridge",
             true,
@@ -114,13 +114,25 @@ pub fn checks(network: bool) -> Vec<Check> {
             ipt,
             &format!("apt-get install iptables, or {setup}"),
         ));
+        out.push(Check::from(
+            "NFQUEUE in a netns",
+            false,
+            nfq,
+            "the net nemesis and --net-latency need the kernel's nfnetlink_queue and the \
+             iptables NFQUEUE target (modprobe nfnetlink_queue; in a container, allow \
+             CAP_NET_ADMIN)",
+        ));
     } else {
         let why = if root {
             "skipped (--no-network)"
         } else {
             "cannot check without root"
         };
-        for name in ["netns + bridge", "iptables in a netns"] {
+        for name in [
+            "netns + bridge",
+            "iptables in a netns",
+            "NFQUEUE in a netns",
+        ] {
             out.push(Check {
                 name,
                 status: Status::Missing,
@@ -247,21 +259,62 @@ fn version_of(argv: &[&str]) -> Result<String> {
 }
 
 /// Builds two namespaces on a bridge; returns (netns result, iptables-in-netns result).
-fn check_namespaces() -> (Result<String>, Result<String>) {
+fn check_namespaces() -> (Result<String>, Result<String>, Result<String>) {
+    let not_reached = || Err(anyhow::anyhow!("not reached"));
     let mut topo = match net::Topology::create('d', &["a", "b"]) {
         Ok(t) => t,
         Err(e) => {
-            let why = Err(anyhow::anyhow!("could not build a test topology"));
-            return (Err(e), why);
+            let why = || Err(anyhow::anyhow!("could not build a test topology"));
+            return (Err(e), why(), why());
         }
     };
     let result = probe_namespaces(&topo);
+    let nfq = match &result {
+        Ok(_) => probe_nfqueue(&topo),
+        Err(_) => not_reached(),
+    };
     let teardown = topo.teardown();
     match (result, teardown) {
-        (Ok((a, b)), Ok(())) => (Ok(a), Ok(b)),
-        (Ok(_), Err(e)) => (Err(e), Err(anyhow::anyhow!("teardown failed"))),
-        (Err((a, b)), _) => (a, b),
+        (Ok((a, b)), Ok(())) => (Ok(a), Ok(b), nfq),
+        (Ok(_), Err(e)) => (Err(e), Err(anyhow::anyhow!("teardown failed")), nfq),
+        (Err((a, b)), _) => (a, b, not_reached()),
     }
+}
+
+/// The packet delayer end to end: 50 ms added to one namespace's packets towards the
+/// other through NFQUEUE must show in TCP connect times, and the rules go again.
+fn probe_nfqueue(topo: &net::Topology) -> Result<String> {
+    use crate::netfault::{LinkSpec, probe, queue};
+    let (a, b) = (&topo.hosts[0], &topo.hosts[1]);
+    let rtt = || -> Result<f64> {
+        probe::tcp_rtt(&a.netns, &b.netns, b.addr, 5, Duration::from_secs(2))?
+            .context("no TCP connection between the namespaces")
+    };
+    let base = rtt()?;
+    let mut delayer = queue::Delayer::start(&a.netns, &[b.addr], 1)?;
+    let added = LinkSpec {
+        delay_us: 50_000,
+        ..LinkSpec::default()
+    };
+    delayer.set([(b.addr, added)].into());
+    let slowed = rtt();
+    delayer.stop()?;
+    let slowed = slowed?;
+    if slowed < base + 35.0 {
+        bail!(
+            "packets sent to NFQUEUE were not held: TCP connect {base:.1} ms without and {slowed:.1} ms with 50 ms added"
+        );
+    }
+    if queue::has_chain(&a.netns)? {
+        bail!(
+            "the delayer's chain is still in {} after it stopped",
+            a.netns
+        );
+    }
+    Ok(format!(
+        "the delayer holds packets inside {}: TCP connect {base:.1} ms -> {slowed:.1} ms with 50 ms added",
+        a.netns
+    ))
 }
 
 type Pair = (Result<String>, Result<String>);

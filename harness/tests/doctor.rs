@@ -65,12 +65,17 @@ fn doctor_builds_a_namespace_pair_and_cleans_up() {
         "root",
         "netns + bridge",
         "iptables in a netns",
+        "NFQUEUE in a netns",
         "libfaketime",
     ] {
         assert!(line(&out, name).starts_with("OK"), "{name}:\n{out}");
     }
     assert!(
         line(&out, "netns + bridge").contains("talk over bridge stasis-d"),
+        "{out}"
+    );
+    assert!(
+        line(&out, "NFQUEUE in a netns").contains("with 50 ms added"),
         "{out}"
     );
     assert_eq!(child.status.code(), Some(0), "{out}");
