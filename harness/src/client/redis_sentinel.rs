@@ -249,26 +249,8 @@ fn classify(op: &ClientOp, reply: Resp) -> Step {
 
 impl Client for RedisSentinelClient {
     fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
-        let (a, b);
-        let args: Vec<&[u8]> = match op {
-            ClientOp::Read { key } => vec![b"GET", key.as_bytes()],
-            ClientOp::Write { key, value } => {
-                a = value.to_string();
-                vec![b"SET", key.as_bytes(), a.as_bytes()]
-            }
-            ClientOp::Cas { key, old, new } => {
-                a = old.to_string();
-                b = new.to_string();
-                vec![
-                    b"EVAL",
-                    CAS_SCRIPT.as_bytes(),
-                    b"1",
-                    key.as_bytes(),
-                    a.as_bytes(),
-                    b.as_bytes(),
-                ]
-            }
-        };
+        let argv = super::resp::argv(op, &[b"EVAL", CAS_SCRIPT.as_bytes(), b"1"]);
+        let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
         let mut last_error = String::from("no attempt");
         loop {
             if remaining(deadline).is_none() {

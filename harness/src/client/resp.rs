@@ -167,21 +167,34 @@ pub(crate) fn value_of(bytes: &[u8]) -> Value {
     }
 }
 
+/// The RESP command of an operation: `GET key`, `SET key value`, and for a cas
+/// `cas_prefix` followed by `key old new` (`CAS` for stasis-node; Redis runs a script,
+/// `EVAL script 1`).
+pub(crate) fn argv(op: &ClientOp, cas_prefix: &[&[u8]]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(3 + cas_prefix.len());
+    match op {
+        ClientOp::Read { key } => out.extend([b"GET".to_vec(), key.as_bytes().to_vec()]),
+        ClientOp::Write { key, value } => out.extend([
+            b"SET".to_vec(),
+            key.as_bytes().to_vec(),
+            value.to_string().into_bytes(),
+        ]),
+        ClientOp::Cas { key, old, new } => {
+            out.extend(cas_prefix.iter().map(|p| p.to_vec()));
+            out.extend([
+                key.as_bytes().to_vec(),
+                old.to_string().into_bytes(),
+                new.to_string().into_bytes(),
+            ]);
+        }
+    }
+    out
+}
+
 impl Client for RespClient {
     fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
-        let (a, b);
-        let args: Vec<&[u8]> = match op {
-            ClientOp::Read { key } => vec![b"GET", key.as_bytes()],
-            ClientOp::Write { key, value } => {
-                a = value.to_string();
-                vec![b"SET", key.as_bytes(), a.as_bytes()]
-            }
-            ClientOp::Cas { key, old, new } => {
-                a = old.to_string();
-                b = new.to_string();
-                vec![b"CAS", key.as_bytes(), a.as_bytes(), b.as_bytes()]
-            }
-        };
+        let argv = argv(op, &[b"CAS"]);
+        let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
         let mut node = self.conn.as_ref().map_or(self.home, |c| c.node);
         let mut last_error = String::from("no attempt");
         let mut tries = 0usize;
@@ -342,6 +355,22 @@ mod tests {
             Reply::Done(c) => c,
             Reply::Redirect(t) => panic!("unexpected redirect {t:?}"),
         }
+    }
+
+    #[test]
+    fn operations_are_spelled_get_set_and_the_given_cas() {
+        let words = |v: Vec<Vec<u8>>| -> Vec<String> {
+            v.into_iter()
+                .map(|w| String::from_utf8(w).unwrap())
+                .collect()
+        };
+        assert_eq!(words(argv(&read(), &[b"CAS"])), ["GET", "k"]);
+        assert_eq!(words(argv(&write(), &[b"CAS"])), ["SET", "k", "4"]);
+        assert_eq!(
+            words(argv(&cas(), &[b"EVAL", b"script", b"1"])),
+            ["EVAL", "script", "1", "k", "1", "2"]
+        );
+        assert_eq!(words(argv(&cas(), &[b"CAS"])), ["CAS", "k", "1", "2"]);
     }
 
     #[test]
