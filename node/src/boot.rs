@@ -131,8 +131,9 @@ mod tests {
     use super::*;
     use crate::storage::file::SimFs;
 
-    fn cfg(cluster: &str) -> NodeConfig {
-        crate::config::from_args([
+    /// stasis-node's flags for a one-node cluster named `cluster`.
+    fn args(cluster: &str) -> Vec<&str> {
+        vec![
             "stasis-node",
             "--id",
             "n1",
@@ -146,8 +147,11 @@ mod tests {
             "/d/n1",
             "--cluster",
             cluster,
-        ])
-        .expect("valid flags")
+        ]
+    }
+
+    fn cfg(cluster: &str) -> NodeConfig {
+        crate::config::from_args(args(cluster)).expect("valid flags")
     }
 
     #[test]
@@ -170,21 +174,7 @@ mod tests {
     #[test]
     fn a_cluster_name_must_be_a_plain_token() {
         for bad in ["", "a b", "x/y", &"n".repeat(129)] {
-            let mut args = vec![
-                "stasis-node",
-                "--id",
-                "n1",
-                "--listen",
-                "127.0.0.1:7001",
-                "--peer-listen",
-                "127.0.0.1:8001",
-                "--peers",
-                "n1=127.0.0.1:8001",
-                "--data-dir",
-                "/d",
-            ];
-            args.extend(["--cluster", bad]);
-            let (msg, code) = crate::config::from_args(args).expect_err("refused");
+            let (msg, code) = crate::config::from_args(args(bad)).expect_err("refused");
             assert!(msg.contains("--cluster") && code == 2, "{msg}");
         }
     }
