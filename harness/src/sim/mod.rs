@@ -22,7 +22,9 @@ use serde_json::json;
 
 use crate::generator::Mix;
 use crate::run::parse_duration;
+use crate::settings;
 use crate::store::{RunDir, utc_timestamp};
+use crate::sut::SutSpec;
 use schedule::Fault;
 use world::{World, WorldOptions};
 
@@ -73,6 +75,12 @@ pub struct SimArgs {
     /// `--node-arg=--read-mode --node-arg=lease`.
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     pub node_args: Vec<String>,
+    /// Node settings: `vary` draws one choice of each knob of the protocol's built-in
+    /// spec (`[[settings]]`: snapshot interval, batch sizes, timing, read mode, ...) per
+    /// schedule from its seed, as `stasis test` does; `default` keeps the node's defaults.
+    /// A knob set with --node-arg is not drawn.
+    #[arg(long, value_enum, default_value = "vary")]
+    pub settings: settings::Mode,
     /// Run store: run directories go to STORE/sim-<protocol>[-<bug>]/<timestamp>/.
     #[arg(long, default_value = "store")]
     pub store: PathBuf,
@@ -110,6 +118,11 @@ pub struct SimSpec {
     pub cas_pct: u32,
     pub op_timeout_ns: u64,
     pub node_args: Vec<String>,
+    /// The node settings drawn for this schedule (appended to every node's flags after
+    /// `node_args`); empty for `--settings default` and for runs recorded before sims
+    /// drew settings.
+    #[serde(default)]
+    pub settings: Vec<settings::Drawn>,
     pub schedule: Vec<Fault>,
 }
 
@@ -121,6 +134,18 @@ impl SimSpec {
             return Err("--write-pct plus --cas-pct must be at most 100".into());
         }
         let sim_ns = args.sim_time.as_nanos() as u64;
+        let drawn = match args.settings {
+            settings::Mode::Vary => {
+                let spec = SutSpec::load(&args.protocol).map_err(|_| {
+                    format!(
+                        "--protocol {:?} is unknown; use raft or multipaxos",
+                        args.protocol
+                    )
+                })?;
+                settings::draw(&spec.settings, seed, &args.node_args)
+            }
+            settings::Mode::Default => Vec::new(),
+        };
         Ok(SimSpec {
             mode: "sim".into(),
             protocol: args.protocol.clone(),
@@ -135,12 +160,14 @@ impl SimSpec {
             cas_pct: args.cas_pct,
             op_timeout_ns: args.op_timeout.as_nanos() as u64,
             node_args: args.node_args.clone(),
+            settings: drawn,
             schedule: schedule::draw(seed, args.nodes, sim_ns, &kinds),
         })
     }
 
     pub(crate) fn node_flags(&self) -> Vec<String> {
         let mut v = self.node_args.clone();
+        v.extend(settings::args(&self.settings));
         for b in &self.bugs {
             v.push("--bug".into());
             v.push(b.clone());
@@ -247,7 +274,7 @@ pub struct Shrunk {
 
 /// Searches for a smaller schedule that still fails: drops faults one at a time (while
 /// the run still fails), then shortens the simulated time, then halves the clients, then
-/// removes nodes one at a time. At most `max_tries` simulations.
+/// puts drawn settings back to their defaults, then removes nodes one at a time. At most `max_tries` simulations.
 pub fn shrink(
     spec: &SimSpec,
     run: SimRun,
@@ -305,6 +332,21 @@ pub fn shrink(
             None => break,
         }
     }
+    // Settings back to the node's defaults, one knob at a time: what is left is what the
+    // failure needs (say, a snapshot every 25 entries).
+    let mut i = 0;
+    while i < best.0.settings.len() && tries < max_tries {
+        if best.0.settings[i].args.is_empty() {
+            i += 1;
+            continue;
+        }
+        let mut s = best.0.clone();
+        s.settings[i].args.clear();
+        match fails(&s, &mut tries)? {
+            Some(r) => best = (s, r),
+            None => i += 1,
+        }
+    }
     // Fewer nodes, one at a time, while it still fails (node-targeted faults and
     // partition shapes name nodes modulo the count). A count the node flags refuse (a
     // quorum system that needs more nodes) ends the search like a passing run.
@@ -328,6 +370,20 @@ pub fn shrink(
 fn say(line: String) {
     use std::io::Write;
     let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// The settings that differ from the node's defaults, or `default`.
+fn describe_settings(drawn: &[settings::Drawn]) -> String {
+    let set: Vec<settings::Drawn> = drawn
+        .iter()
+        .filter(|d| !d.args.is_empty())
+        .cloned()
+        .collect();
+    if set.is_empty() {
+        "default".into()
+    } else {
+        settings::describe(&set)
+    }
 }
 
 fn client_ops(run: &SimRun) -> usize {
@@ -423,10 +479,11 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                 let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
                 failing.get_or_insert(dir.clone());
                 say(format!(
-                    "seed {}: NOT LINEARIZABLE ({} faults, {} ops) -> {}",
+                    "seed {}: NOT LINEARIZABLE ({} faults, {} ops, settings {}) -> {}",
                     spec.seed,
                     spec.schedule.len(),
                     client_ops(&run),
+                    describe_settings(&spec.settings),
                     dir.display()
                 ));
                 if !args.no_shrink {
@@ -447,13 +504,14 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                     )?;
                     shrunk_dir.get_or_insert(sdir.clone());
                     say(format!(
-                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} nodes, {} clients, {} ops ({} tries) -> {}\n  replay: stasis sim --replay {}",
+                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} nodes, {} clients, {} ops, settings {} ({} tries) -> {}\n  replay: stasis sim --replay {}",
                         spec.seed,
                         shrunk.spec.schedule.len(),
                         shrunk.spec.sim_time_ns as f64 / 1e9,
                         shrunk.spec.nodes,
                         shrunk.spec.concurrency,
                         client_ops(&shrunk.run),
+                        describe_settings(&shrunk.spec.settings),
                         shrunk.tries,
                         sdir.display(),
                         sdir.display()
@@ -506,4 +564,72 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         shrunk: shrunk_dir,
         wall_s: secs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> SimArgs {
+        #[derive(Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            args: SimArgs,
+        }
+        let mut argv = vec!["sim", "--protocol", "multipaxos"];
+        argv.extend_from_slice(extra);
+        Wrap::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn schedules_draw_the_protocols_settings_from_their_seed() {
+        let a = args(&[]);
+        let spec = SutSpec::load("multipaxos").unwrap();
+        let knobs: Vec<&str> = spec.settings.iter().map(|s| s.name.as_str()).collect();
+        let draws: Vec<SimSpec> = (0..40).map(|s| SimSpec::draw(&a, s).unwrap()).collect();
+        for d in &draws {
+            let names: Vec<&str> = d.settings.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, knobs, "one choice per knob");
+            assert_eq!(d.settings, SimSpec::draw(&a, d.seed).unwrap().settings);
+            let flags = d.node_flags();
+            for arg in settings::args(&d.settings) {
+                assert!(flags.contains(&arg), "{arg} missing from {flags:?}");
+            }
+        }
+        // Over 40 seeds the snapshot knob takes more than one value, the often-compacting
+        // one among them: the code paths the defaults never reach are reached.
+        let snap: std::collections::BTreeSet<Vec<String>> = draws
+            .iter()
+            .map(|d| {
+                d.settings
+                    .iter()
+                    .find(|s| s.name == "snapshot")
+                    .unwrap()
+                    .args
+                    .clone()
+            })
+            .collect();
+        assert!(snap.len() > 1, "{snap:?}");
+        assert!(snap.contains(&vec!["--snapshot-every".to_string(), "25".to_string()]));
+    }
+
+    #[test]
+    fn explicit_node_flags_and_default_mode_are_not_drawn_over() {
+        let a = args(&["--node-arg=--snapshot-every", "--node-arg=7"]);
+        let d = SimSpec::draw(&a, 3).unwrap();
+        assert!(d.settings.iter().all(|s| s.name != "snapshot"));
+        assert!(!d.settings.is_empty());
+        let d = SimSpec::draw(&args(&["--settings", "default"]), 3).unwrap();
+        assert!(d.settings.is_empty());
+        assert_eq!(describe_settings(&d.settings), "default");
+    }
+
+    #[test]
+    fn a_run_recorded_before_settings_replays_with_the_defaults() {
+        let mut v = serde_json::to_value(SimSpec::draw(&args(&[]), 5).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("settings");
+        let old: SimSpec = serde_json::from_value(v).unwrap();
+        assert!(old.settings.is_empty());
+    }
 }

@@ -40,6 +40,8 @@ pub fn spec_of(case: &Case, plan: &Plan, seed: u64) -> Result<SimSpec> {
         cas_pct: plan.cas_pct,
         op_timeout_ns: op_timeout.as_nanos() as u64,
         node_args,
+        // The plan's node flags are the case's settings, as in the real selftest.
+        settings: Vec::new(),
         schedule: super::schedule::draw(seed, plan.nodes as u64, sim_ns, &kinds),
     })
 }
