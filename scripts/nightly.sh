@@ -5,7 +5,9 @@
 # nemesis with a 20ms±10ms baseline, the simulation stage (stasis sim over fresh seeds,
 # 10 minutes per protocol, correct cores), a slice of the mutation score and the parser
 # fuzzing (scripts/fuzz.sh, $FUZZ_SECONDS per target, default 600; the corpus grows night
-# after night in <store>/fuzz). Exits
+# after night in <store>/fuzz), the controller chaos test (35 SIGKILLs of `stasis test` at
+# random moments, net and disk nemeses included) and the durability test (120 kill -9
+# cycles per protocol, no acknowledged write lost). Exits
 # non-zero if any fails: the selftest's exit code if it fails, else the failing stage's
 # (1 not linearizable, 2 unknown, 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
@@ -77,9 +79,18 @@ echo "nightly.sh: fuzz (scripts/fuzz.sh, ${FUZZ_SECONDS:-600}s per target)"
 fuzz_rc=0
 FUZZ_WORK="$store/fuzz" scripts/fuzz.sh "${FUZZ_SECONDS:-600}" || fuzz_rc=$?
 
+# Controller chaos and acknowledged-write durability (issue 23), the full forms of the
+# short tests CI runs (harness/tests/chaos.rs, harness/tests/durability.rs).
+echo "nightly.sh: controller chaos (35 kills) and durability (120 kill cycles per protocol)"
+chaos_rc=0
+STASIS_CHAOS_KILLS=35 STASIS_CHAOS_ALL=1 cargo test --release --locked -p harness --test chaos \
+  -- --test-threads 1 --nocapture || chaos_rc=$?
+STASIS_DURABILITY_KILLS=120 cargo test --release --locked -p harness --test durability \
+  -- --test-threads 1 --nocapture || chaos_rc=$?
+
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc, fuzz exit $fuzz_rc"
+echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc, fuzz exit $fuzz_rc, chaos/durability exit $chaos_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
@@ -110,5 +121,9 @@ fi
 if ((fuzz_rc != 0)); then
   echo "nightly.sh: FAILED: fuzzing found a crash (inputs in $store/fuzz/artifacts; stasis-fuzz replay TARGET FILE)" >&2
   exit "$fuzz_rc"
+fi
+if ((chaos_rc != 0)); then
+  echo "nightly.sh: FAILED: the controller chaos or durability test failed (exit $chaos_rc; its output above)" >&2
+  exit "$chaos_rc"
 fi
 echo "nightly.sh: passed"

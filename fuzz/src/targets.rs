@@ -395,7 +395,7 @@ fn campaign(data: &[u8]) -> u64 {
 }
 
 fn resp(data: &[u8]) -> u64 {
-    use node::resp::{Limits, encode, parse_command_with, parse_reply_with};
+    use node::resp::{CommandDecoder, Limits, encode, parse_command_with, parse_reply_with};
     let limits = Limits {
         max_args: 64,
         max_bulk: 1 << 10,
@@ -406,6 +406,8 @@ fn resp(data: &[u8]) -> u64 {
     // Commands, as the server reads them: one after another from a buffer.
     let mut rest = data;
     let mut commands = 0;
+    let mut parsed = Vec::new();
+    let mut error = None;
     loop {
         match parse_command_with(rest, &limits) {
             Ok(Some((args, used))) => {
@@ -423,18 +425,43 @@ fn resp(data: &[u8]) -> u64 {
                         used - 1
                     )
                 }
-                let _ = args;
+                parsed.push(args);
                 commands += 1;
                 rest = &rest[used..];
             }
             Ok(None) => break,
             Err(e) => {
                 sig ^= one_line("resp command", &e.to_string());
+                error = Some(e);
                 break;
             }
         }
     }
     sig ^= size_class(commands);
+    // The server's incremental decoder, fed in pieces (their size from the first byte),
+    // gives the same commands and the same error.
+    let piece = usize::from(data.first().copied().unwrap_or(0) % 7) + 1;
+    let mut decoder = CommandDecoder::new(limits);
+    let mut decoded = Vec::new();
+    let mut decode_error = None;
+    'feed: for p in data.chunks(piece) {
+        decoder.push(p);
+        loop {
+            match decoder.next_command() {
+                Ok(Some(args)) => decoded.push(args),
+                Ok(None) => break,
+                Err(e) => {
+                    decode_error = Some(e);
+                    break 'feed;
+                }
+            }
+        }
+    }
+    assert_eq!(
+        decoded, parsed,
+        "the decoder in {piece}-byte pieces disagrees"
+    );
+    assert_eq!(decode_error, error, "the decoder's error differs");
     // Replies, as the harness client reads them; what parses re-encodes to the same bytes
     // and parses back to the same value.
     match parse_reply_with(data, &limits) {

@@ -13,7 +13,9 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::net;
-use crate::runstate::{StateData, proc_start_time, runs_dir};
+use crate::runstate::{
+    REGISTRY_WAIT, RegistryLock, StateData, proc_start_time, runs_dir, same_file,
+};
 
 /// What a cleanup removed.
 #[derive(Debug, Default)]
@@ -37,8 +39,10 @@ impl Cleaned {
     }
 }
 
-/// Removes everything registered by runs whose owner is gone.
+/// Removes everything registered by runs whose owner is gone. Holds the registry lock
+/// throughout, so no run registers (or reuses a dead run's topology id) meanwhile.
 pub fn clean_stale() -> Result<Cleaned> {
+    let _registry = RegistryLock::acquire("clean", REGISTRY_WAIT)?;
     let mut out = Cleaned::default();
     // Mounts of dead harnesses first: the processes under them are gone or get killed below.
     let (mounts, errors) = crate::diskfs::sweep();
@@ -60,6 +64,10 @@ pub fn clean_stale() -> Result<Cleaned> {
         let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) else {
             continue;
         };
+        // Released and deleted by its owner after we opened it: not a dead run's.
+        if !same_file(&lock, &path) {
+            continue;
+        }
         let json = path.with_extension("json");
         let data: StateData = match fs::read(&json) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
@@ -86,6 +94,22 @@ pub fn clean_stale() -> Result<Cleaned> {
             }
         }
         for ns in &data.namespaces {
+            // A harness killed between spawning a node and registering it leaves a process
+            // no registration names: whatever still runs inside the dead run's namespace.
+            if net::netns_path(ns).exists()
+                && let Ok(pids) = net::run(&["ip", "netns", "pids", ns])
+            {
+                for pid in pids
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok())
+                {
+                    let pid = Pid::from_raw(pid);
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGCONT);
+                    if nix::sys::signal::kill(pid, Signal::SIGKILL).is_ok() {
+                        out.processes += 1;
+                    }
+                }
+            }
             if net::netns_path(ns).exists() {
                 match net::run(&["ip", "netns", "del", ns]) {
                     Ok(_) => out.namespaces += 1,

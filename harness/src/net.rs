@@ -24,7 +24,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{CloneFlags, setns};
 
-use crate::runstate::{RunState, StateData, state_dir};
+use crate::runstate::{REGISTRY_WAIT, RegistryLock, RunState, StateData, state_dir};
 
 /// Prefix of every namespace, bridge and veth the project creates.
 pub const PREFIX: &str = "stasis-";
@@ -156,9 +156,12 @@ impl Topology {
                 bail!("host name {n:?} must be 1 to 16 ASCII letters or digits");
             }
         }
+        // Not while a cleanup sweeps the registry (see crate::runstate).
+        let registry = RegistryLock::acquire("starting a topology", REGISTRY_WAIT)?;
         let subnet = Subnet::claim()?;
         let id = format!("{kind}{}", subnet.third);
         let state = RunState::create(&id)?;
+        drop(registry);
         let mut topo = Topology {
             bridge: format!("{PREFIX}{id}b"),
             id,

@@ -2,11 +2,21 @@
 //! what it creates (namespaces, links, node processes with their kernel start times) and
 //! holds an exclusive `flock` on `<id>.lock` while it lives, so that
 //! [`crate::cleanup::clean_stale`] can tell a dead owner's leftovers from a live run's.
+//!
+//! Cleaning and registering are serialized by one more lock, [`RegistryLock`]
+//! (`<state dir>/registry.lock`, never deleted): `stasis clean` holds it for its whole
+//! sweep and a starting run holds it while it claims its subnet and creates its
+//! registration. Without it a cleanup that had opened a dead run's lock file could take
+//! that lock after a new run reused the topology id, read the new run's entry and remove
+//! the new run's namespaces; a starting run now waits for the cleanup instead (and says
+//! so), or refuses with a clear error if the cleanup takes too long.
 
 use std::fs::{self, File, OpenOptions};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
@@ -43,6 +53,75 @@ pub struct RunState {
 
 pub fn runs_dir() -> PathBuf {
     state_dir().join("runs")
+}
+
+/// How long a starting run or a cleanup waits for the other before giving up.
+pub const REGISTRY_WAIT: Duration = Duration::from_secs(120);
+
+/// Exclusive hold of `<state dir>/registry.lock` (see the module documentation).
+#[derive(Debug)]
+pub struct RegistryLock {
+    _lock: Flock<File>,
+}
+
+impl RegistryLock {
+    /// Takes the registry lock, waiting up to `wait` for its holder (a concurrent
+    /// `stasis clean` or a starting run). `who` names the caller in the messages.
+    pub fn acquire(who: &str, wait: Duration) -> Result<RegistryLock> {
+        let dir = state_dir();
+        fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {} (are you root?)", dir.display()))?;
+        let path = dir.join("registry.lock");
+        let start = Instant::now();
+        let mut said = false;
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => {
+                    if said {
+                        eprintln!(
+                            "stasis: {who}: went on after {:.1} s",
+                            start.elapsed().as_secs_f64()
+                        );
+                    }
+                    return Ok(RegistryLock { _lock: lock });
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+                Err((_, e)) => bail!("cannot lock {}: {e}", path.display()),
+            }
+            if start.elapsed() >= wait {
+                bail!(
+                    "{who}: {} is still held after {} s by a concurrent `stasis clean` or a \
+                     starting run; try again when it has finished",
+                    path.display(),
+                    wait.as_secs()
+                );
+            }
+            if !said {
+                eprintln!(
+                    "stasis: {who}: waiting for a concurrent `stasis clean` or starting run \
+                     (holding {})",
+                    path.display()
+                );
+                said = true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Whether the file open as `file` is still the one at `path` (a lock file can be deleted
+/// and re-created by its owner while another process holds the old one open).
+pub fn same_file(file: &File, path: &Path) -> bool {
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 impl RunState {

@@ -11,11 +11,26 @@
 //!   format version byte. Decoding untrusted bytes never panics.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
 /// Version byte at the start of every snapshot.
 const SNAPSHOT_VERSION: u8 = 1;
+
+/// The longest value any store in this process has held: an upper bound on the size of a
+/// GET's answer, which the client server reserves from a connection's reply budget before
+/// forwarding the GET (runtime/client.rs). Only grows; not part of the replicated state.
+static LARGEST_VALUE: AtomicUsize = AtomicUsize::new(0);
+
+/// See [`LARGEST_VALUE`].
+pub fn largest_value() -> usize {
+    LARGEST_VALUE.load(Ordering::Relaxed)
+}
+
+fn saw_value(len: usize) {
+    LARGEST_VALUE.fetch_max(len, Ordering::Relaxed);
+}
 
 /// A state-machine command, as replicated in the log.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -104,11 +119,13 @@ impl KvStore {
     pub fn apply(&mut self, cmd: &Command) -> Reply {
         match cmd {
             Command::Set { key, value } => {
+                saw_value(value.len());
                 self.map.insert(key.clone(), value.clone());
                 Reply::Ok
             }
             Command::Cas { key, old, new } => match self.map.get_mut(key) {
                 Some(cur) if cur == old => {
+                    saw_value(new.len());
                     cur.clone_from(new);
                     Reply::Cas(true)
                 }
@@ -157,6 +174,7 @@ impl KvStore {
                         extra.len()
                     )));
                 }
+                saw_value(map.values().map(Vec::len).max().unwrap_or(0));
                 Ok(KvStore { map })
             }
             Some((v, _)) => Err(KvError::Snapshot(format!(

@@ -284,3 +284,78 @@ fn node_alive(node: &Node) -> bool {
     std::fs::metadata(format!("/proc/{}", node.child.id())).is_ok()
         && try_call(node.port, &[b"PING"]).is_ok()
 }
+
+/// CPU time (user + system) the process has used, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("node stat");
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// A client that never reads its replies while GETting a 16 MiB value: the node holds at
+/// most its reply budget (32 MiB) for it, not one copy per pipelined GET (64 GETs were
+/// 1 GiB), and keeps serving others. A big request trickled in small writes costs the
+/// node time linear in its size (the decoder copies each byte once).
+#[test]
+fn big_values_and_trickled_requests_are_bounded() {
+    let node = start();
+    let pid = node.child.id();
+    let value = vec![b'v'; (16 << 20) - 64];
+    assert_eq!(
+        try_call(node.port, &[b"SET", b"huge", &value]).unwrap(),
+        Value::ok()
+    );
+    // One GET read whole first, so the allocator has seen a reply of that size.
+    let mut s = connect(node.port);
+    let mut get = Vec::new();
+    resp::encode_command(&[b"GET", b"huge"], &mut get);
+    s.write_all(&get).unwrap();
+    assert_eq!(
+        read_reply(&mut s).unwrap(),
+        Value::Bulk(Some(value.clone()))
+    );
+    drop(s);
+    std::thread::sleep(Duration::from_millis(300));
+    let rss0 = rss_kib(pid);
+
+    let mut greedy = connect(node.port);
+    greedy
+        .set_write_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let _ = greedy.write_all(&get.repeat(64));
+    std::thread::sleep(Duration::from_millis(2000));
+    served(&node, "beside-a-greedy-reader");
+    let rss_greedy = rss_kib(pid);
+    drop(greedy);
+    assert!(
+        rss_greedy < rss0 + (96 << 10),
+        "64 unread GETs of a 16 MiB value grew the node from {rss0} KiB to {rss_greedy} KiB"
+    );
+
+    // A CAS whose two 4 MiB values arrive in 256-byte writes: the node's CPU time stays
+    // small (the old parser copied the complete first value again on every read).
+    let four = vec![b'w'; 4 << 20];
+    let mut wire = Vec::new();
+    resp::encode_command(&[b"CAS", b"huge", &four, &four], &mut wire);
+    let cpu0 = cpu_ticks(pid);
+    let t0 = Instant::now();
+    let mut s = connect(node.port);
+    s.set_nodelay(true).unwrap();
+    for piece in wire.chunks(256) {
+        s.write_all(piece).unwrap();
+    }
+    let reply = read_reply(&mut s).unwrap();
+    let took = t0.elapsed();
+    let cpu = cpu_ticks(pid) - cpu0;
+    assert_eq!(reply, Value::Integer(0), "CAS of a value that is not there");
+    assert!(
+        cpu < 300,
+        "an 8 MiB request in 256-byte writes cost the node {cpu} ticks of CPU ({took:?})"
+    );
+    served(&node, "after-trickle");
+    eprintln!(
+        "big values: RSS {rss0} KiB with a 16 MiB value, {rss_greedy} KiB with 64 unread GETs \
+         of it; an 8 MiB CAS in 256-byte writes took {took:?}, {cpu} ticks of node CPU"
+    );
+}

@@ -6,9 +6,14 @@
 //! hold is bounded. A request may have at most [`MAX_ARGS`] arguments of at most
 //! [`MAX_COMMAND_BYTES`] each, and the unparsed part of the input at most
 //! [`MAX_REQUEST_BUFFER`] bytes; past either the client gets `-ERR Protocol error: ...` and
-//! the connection is closed before the bytes are buffered. At most [`MAX_QUEUED_REPLIES`]
-//! replies wait per connection (so at most that many times the largest value): a client
-//! that stops reading stops being read (TCP backpressure). A request must arrive whole within [`ConnLimits::stall`] of its first
+//! the connection is closed before the bytes are buffered. Requests are decoded
+//! incrementally ([`resp::CommandDecoder`]): each received byte is copied once, however
+//! finely the request is cut. At most [`MAX_QUEUED_REPLIES`] replies wait per connection,
+//! and at most [`MAX_REPLY_BYTES`] of them: before a request is forwarded, its answer's
+//! largest possible size (for a GET, the longest value the store has held,
+//! [`crate::kv::largest_value`]) is reserved from the connection's budget, and given back
+//! once the answer is written. A client that stops reading stops being read (TCP
+//! backpressure). A request must arrive whole within [`ConnLimits::stall`] of its first
 //! byte (slowloris), and at most [`ConnLimits::max_clients`] connections are served at
 //! once; the others are refused with an error, so the node keeps serving its clients and
 //! peers.
@@ -17,14 +22,16 @@ use std::collections::BTreeMap;
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::driver::Input;
 use crate::core::{NodeId, parse_id};
 use crate::host::Request;
+use crate::kv::largest_value;
 use crate::resp::{self, Value};
 
 /// Largest total size of a write's arguments (key and values), and of one argument.
@@ -35,6 +42,9 @@ pub const MAX_ARGS: usize = 1024;
 pub const MAX_REQUEST_BUFFER: usize = MAX_COMMAND_BYTES + (64 << 10);
 /// Replies waiting to be written, per connection.
 pub const MAX_QUEUED_REPLIES: usize = 256;
+/// Bytes of replies (forwarded requests' answers counted at their largest possible size)
+/// waiting to be written, per connection.
+pub const MAX_REPLY_BYTES: usize = 32 << 20;
 /// Bytes read from a socket at once.
 const READ_CHUNK: usize = 16 << 10;
 
@@ -190,6 +200,21 @@ pub async fn serve<M: Send + 'static>(
     }
 }
 
+/// What a reply may take in the connection's reply budget: a GET's answer is at most the
+/// longest value the store has held, other answers are short; a local answer is known.
+fn reply_cost(p: &Parsed) -> u32 {
+    let bytes = match p {
+        Parsed::Local(Value::Bulk(Some(b))) => b.len() + 32,
+        Parsed::Local(Value::Error(e)) => e.len() + 8,
+        Parsed::Local(_) => 64,
+        Parsed::Forward(Request::Get(_)) => largest_value() + 32,
+        Parsed::Forward(Request::Status) => 64 << 10,
+        Parsed::Forward(_) => 256,
+    };
+    // One reply larger than the budget still goes out, alone.
+    bytes.min(MAX_REPLY_BYTES) as u32
+}
+
 enum Pending {
     Now(Value),
     Wait(oneshot::Receiver<Value>, Instant),
@@ -205,13 +230,18 @@ async fn connection<M: Send + 'static>(
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
-    let (ptx, mut prx) = mpsc::channel::<Pending>(MAX_QUEUED_REPLIES);
+    let (ptx, mut prx) =
+        mpsc::channel::<(Pending, Option<OwnedSemaphorePermit>)>(MAX_QUEUED_REPLIES);
+    let budget = Arc::new(Semaphore::new(MAX_REPLY_BYTES));
     let writer = tokio::spawn(async move {
         let mut out = Vec::new();
+        // The budget of the replies in `out`, given back once they are written.
+        let mut written = Vec::new();
         while let Some(p) = prx.recv().await {
             let mut close = false;
             let mut next = Some(p);
-            while let Some(p) = next.take() {
+            while let Some((p, permit)) = next.take() {
+                written.push(permit);
                 let v = match p {
                     Pending::Now(v) => v,
                     Pending::Close(v) => {
@@ -240,16 +270,21 @@ async fn connection<M: Send + 'static>(
                 return;
             }
             out.clear();
+            // Give back what a big reply made the buffer grow to (batches stop at 1 MiB).
+            if out.capacity() > 4 << 20 {
+                out = Vec::new();
+            }
+            written.clear();
             if close {
                 let _ = wr.shutdown().await;
                 return;
             }
         }
     });
-    let limits = request_limits();
-    let mut buf: Vec<u8> = Vec::new();
+    // Incremental: a request arriving in many reads is examined and copied once.
+    let mut decoder = resp::CommandDecoder::new(request_limits());
     let mut chunk = vec![0u8; READ_CHUNK];
-    // When the first byte of the request still incomplete in `buf` arrived.
+    // When the first byte of the request still incomplete in the decoder arrived.
     let mut partial_since: Option<Instant> = None;
     let mut closing = false;
     'read: loop {
@@ -263,7 +298,7 @@ async fn connection<M: Send + 'static>(
                         "ERR Protocol error: request not completed within {} ms (see --client-stall-ms)",
                         stall.as_millis()
                     );
-                    let _ = ptx.send(Pending::Close(Value::error(msg))).await;
+                    let _ = ptx.send((Pending::Close(Value::error(msg)), None)).await;
                     closing = true;
                     break 'read;
                 }
@@ -272,16 +307,21 @@ async fn connection<M: Send + 'static>(
         if n == 0 {
             break;
         }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut used_total = 0;
+        decoder.push(&chunk[..n]);
+        let mut completed = 0;
         loop {
-            match resp::parse_command_with(&buf[used_total..], &limits) {
-                Ok(Some((args, used))) => {
-                    used_total += used;
+            match decoder.next_command() {
+                Ok(Some(args)) => {
+                    completed += 1;
                     if args.is_empty() {
                         continue;
                     }
-                    let p = match parse(args) {
+                    let parsed = parse(args);
+                    let Ok(permit) = budget.clone().acquire_many_owned(reply_cost(&parsed)).await
+                    else {
+                        break 'read;
+                    };
+                    let p = match parsed {
                         Parsed::Local(v) => Pending::Now(v),
                         Parsed::Forward(req) => {
                             let (rtx, rrx) = oneshot::channel();
@@ -299,34 +339,31 @@ async fn connection<M: Send + 'static>(
                             Pending::Wait(rrx, deadline)
                         }
                     };
-                    if ptx.send(p).await.is_err() {
+                    if ptx.send((p, Some(permit))).await.is_err() {
                         break 'read;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
                     let _ = ptx
-                        .send(Pending::Close(Value::error(format!("ERR {e}"))))
+                        .send((Pending::Close(Value::error(format!("ERR {e}"))), None))
                         .await;
                     closing = true;
                     break 'read;
                 }
             }
         }
-        buf.drain(..used_total);
-        if buf.len() > MAX_REQUEST_BUFFER {
+        if decoder.buffered() > MAX_REQUEST_BUFFER {
             let msg = format!("ERR Protocol error: request larger than {MAX_REQUEST_BUFFER} bytes");
-            let _ = ptx.send(Pending::Close(Value::error(msg))).await;
+            let _ = ptx.send((Pending::Close(Value::error(msg)), None)).await;
             closing = true;
             break 'read;
         }
-        if buf.is_empty() {
+        if !decoder.in_command() {
             partial_since = None;
             // Give back what a big request made the buffer grow to.
-            if buf.capacity() > READ_CHUNK * 4 {
-                buf = Vec::new();
-            }
-        } else if used_total > 0 || partial_since.is_none() {
+            decoder.shrink(READ_CHUNK * 4);
+        } else if completed > 0 || partial_since.is_none() {
             // A new request started (progress was made): its own clock.
             partial_since = Some(Instant::now());
         }
