@@ -237,6 +237,8 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
         "--seed",
         "7",
     ]);
+    // The run's own report, for `--nocapture` (ops, faults, timings).
+    println!("{}", run.text);
     assert_clean_pass(&run, &["kill", "partition"], 50);
     // The node directories came back from the hosts: log, data and pid file.
     for n in ["n1", "n2", "n3"] {
