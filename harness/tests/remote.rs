@@ -265,6 +265,37 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
     assert!(left.is_empty(), "left on the hosts: {left:?}");
 }
 
+/// Multi-Paxos and etcd (the host's own `etcd`, as an operator installs it) on the same
+/// ssh hosts. Not in the default suite (about a minute): `cargo test -p harness --test
+/// remote -- --ignored`.
+#[test]
+#[ignore]
+fn multipaxos_and_etcd_on_ssh_hosts() {
+    let hosts = Hosts::start(3);
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    for sut in ["multipaxos", "etcd"] {
+        let run: Run = stasis_test(&[
+            "--hosts",
+            &hosts_file,
+            "--sut",
+            sut,
+            "--nemesis",
+            "kill,pause,partition",
+            "--time-limit",
+            "12s",
+            "--nemesis-interval",
+            "2s",
+            // Seed 7 draws a partition, a kill and pauses in 12 s.
+            "--seed",
+            "7",
+        ]);
+        println!("{sut}:\n{}", run.text);
+        assert_clean_pass(&run, &["kill", "partition"], 50);
+        let left = hosts.leftovers();
+        assert!(left.is_empty(), "{sut} left on the hosts: {left:?}");
+    }
+}
+
 #[test]
 fn clean_hosts_removes_what_a_dead_controller_left() {
     let hosts = Hosts::start(2);
