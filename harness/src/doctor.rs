@@ -507,6 +507,30 @@ fn host_checks(k: usize, h: &crate::remote::ssh::Ssh, node_bin: Option<&Path>) -
     if !reachable {
         return out;
     }
+    // Every fault step is one remote command: its cost is the login shell's startup plus
+    // a round trip on the shared connection.
+    let rtt = (|| -> Result<String> {
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            h.run(&["true"])?;
+            best = best.min(t.elapsed());
+        }
+        let ms = best.as_secs_f64() * 1000.0;
+        if ms < 200.0 {
+            Ok(format!("one remote command takes {ms:.1} ms"))
+        } else {
+            bail!(
+                "one remote command takes {ms:.0} ms (a slow login shell? every fault step pays it)"
+            )
+        }
+    })();
+    out.push(Check::from(
+        "ssh round trip",
+        false,
+        tag(rtt),
+        "make the login shell's startup files fast for non-interactive ssh commands (bash runs ~/.bashrc for them)",
+    ));
     let root = h.run(&["id", "-u"]).and_then(|u| {
         if u.trim() == "0" {
             Ok(if h.spec.sudo {

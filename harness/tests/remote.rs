@@ -218,8 +218,15 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
     let hosts = Hosts::start(3);
     let doctor = hosts.stasis(&["doctor"]);
     let t = text(&doctor);
+    println!("{t}");
     assert_eq!(doctor.status.code(), Some(0), "doctor --hosts:\n{t}");
-    for want in ["ssh", "root", "iptables", "stasis-node", "leftovers"] {
+    for want in [
+        "ssh round trip",
+        "root",
+        "iptables",
+        "stasis-node",
+        "leftovers",
+    ] {
         assert!(t.contains(want), "doctor says nothing about {want}:\n{t}");
     }
     let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
