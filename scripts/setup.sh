@@ -25,6 +25,9 @@ declare -A need=(
   [python3]=python3
   # The real-browser test of `stasis serve` (harness/tests/serve_browser.rs).
   [chromium]=chromium
+  # The remote-hosts test (harness/tests/remote.rs): one sshd per test namespace.
+  [/usr/sbin/sshd]=openssh-server
+  [ssh]=openssh-client
 )
 
 missing=()

@@ -27,6 +27,17 @@ struct NodeProc {
     info: NodeInfo,
     child: Option<Child>,
     paused: bool,
+    /// Set when the node runs on a remote host (`--hosts`).
+    remote: Option<RemoteProc>,
+}
+
+/// A node on a remote host: the host, its node directory there, and the running pid.
+struct RemoteProc {
+    host: std::sync::Arc<crate::remote::ssh::Ssh>,
+    dir: String,
+    /// The local program path to replace by its uploaded copy (stasis-node).
+    upload: Option<(PathBuf, String)>,
+    pid: Option<u32>,
 }
 
 /// A set of node processes over a topology.
@@ -84,6 +95,7 @@ impl<'t> Cluster<'t> {
                 info,
                 child: None,
                 paused: false,
+                remote: None,
             });
         }
         Ok(Cluster {
@@ -96,6 +108,31 @@ impl<'t> Cluster<'t> {
             disks: Vec::new(),
             shaper: None,
         })
+    }
+
+    /// Makes node `i` run on a remote host, in `dir` there; `upload` maps a local program
+    /// path to its uploaded copy. Call before the node starts.
+    pub fn place_remote(
+        &mut self,
+        i: usize,
+        host: std::sync::Arc<crate::remote::ssh::Ssh>,
+        dir: String,
+        upload: Option<(PathBuf, String)>,
+    ) {
+        self.nodes[i].remote = Some(RemoteProc {
+            host,
+            dir,
+            upload,
+            pid: None,
+        });
+    }
+
+    /// The remote host and node directory of node `i`, if it runs remotely.
+    pub fn remote_of(&self, i: usize) -> Option<(&crate::remote::ssh::Ssh, &str)> {
+        self.nodes[i]
+            .remote
+            .as_ref()
+            .map(|r| (r.host.as_ref(), r.dir.as_str()))
     }
 
     /// Mounts a disk-fault filesystem over every node's data directory (backing state in
@@ -170,10 +207,23 @@ impl<'t> Cluster<'t> {
 
     /// The PID of node `i`, if running.
     pub fn pid(&self, i: usize) -> Option<u32> {
+        if let Some(r) = &self.nodes[i].remote {
+            return r.pid;
+        }
         self.nodes[i].child.as_ref().map(|c| c.id())
     }
 
     pub fn is_running(&mut self, i: usize) -> bool {
+        if let Some(r) = &self.nodes[i].remote {
+            let Some(pid) = r.pid else { return false };
+            return match crate::remote::alive(&r.host, pid) {
+                Ok(alive) => alive,
+                Err(e) => {
+                    tracing::warn!("{}: {e:#}", self.nodes[i].info.name);
+                    false
+                }
+            };
+        }
         match self.nodes[i].child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
@@ -192,6 +242,9 @@ impl<'t> Cluster<'t> {
     pub fn start(&mut self, i: usize) -> Result<u32> {
         if self.is_running(i) {
             bail!("{} is already running", self.nodes[i].info.name);
+        }
+        if self.nodes[i].remote.is_some() {
+            return self.start_remote(i);
         }
         let infos = self.infos();
         let info = &self.nodes[i].info;
@@ -260,8 +313,71 @@ impl<'t> Cluster<'t> {
         Ok(pid)
     }
 
+    /// Starts remote node `i`: the launch command rendered with the node directories on
+    /// the hosts, its files written there, the process started over SSH.
+    fn start_remote(&mut self, i: usize) -> Result<u32> {
+        if self.faketime.is_some() {
+            bail!("clock faults are not supported on remote hosts");
+        }
+        // Every node's directory as the hosts see it ({data_dir} and friends).
+        let infos: Vec<NodeInfo> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut info = n.info.clone();
+                if let Some(r) = &n.remote {
+                    info.dir = PathBuf::from(&r.dir);
+                }
+                info
+            })
+            .collect();
+        let name = self.nodes[i].info.name.clone();
+        let r = self.nodes[i].remote.as_ref().expect("remote node");
+        let mut launch = (self.launcher)(&infos[i], &infos);
+        if let Some((local, remote)) = &r.upload
+            && &launch.program == local
+        {
+            launch.program = PathBuf::from(remote);
+        }
+        for (path, text) in &launch.files {
+            let path = path.display().to_string();
+            r.host.exec(
+                &[
+                    "sh",
+                    "-c",
+                    r#"mkdir -p "${1%/*}" && { [ -e "$1" ] || cat > "$1"; }"#,
+                    "stasis",
+                    &path,
+                ],
+                Some(text.as_bytes()),
+            )?;
+        }
+        let pid = crate::remote::start(
+            &r.host,
+            &r.dir,
+            &launch.program.display().to_string(),
+            &launch.args,
+            &launch.env,
+        )
+        .with_context(|| format!("cannot start {name} on {}", r.host.target()))?;
+        tracing::info!(node = %name, pid, host = %r.host.target(), "started");
+        let n = &mut self.nodes[i];
+        if let Some(r) = n.remote.as_mut() {
+            r.pid = Some(pid);
+        }
+        n.paused = false;
+        Ok(pid)
+    }
+
     /// SIGKILLs node `i`'s process group and reaps it. Returns the old PID.
     pub fn kill(&mut self, i: usize) -> Result<Option<u32>> {
+        if let Some(r) = self.nodes[i].remote.as_mut() {
+            let Some(pid) = r.pid else { return Ok(None) };
+            crate::remote::kill9(&r.host, pid)?;
+            r.pid = None;
+            self.nodes[i].paused = false;
+            return Ok(Some(pid));
+        }
         let Some(mut child) = self.nodes[i].child.take() else {
             return Ok(None);
         };
@@ -280,6 +396,11 @@ impl<'t> Cluster<'t> {
         let pid = self
             .pid(i)
             .with_context(|| format!("{} is not running", self.nodes[i].info.name))?;
+        if let Some(r) = &self.nodes[i].remote {
+            crate::remote::pause(&r.host, pid)?;
+            self.nodes[i].paused = true;
+            return Ok(pid);
+        }
         killpg(Pid::from_raw(pid as i32), Signal::SIGSTOP)
             .with_context(|| format!("SIGSTOP {}", self.nodes[i].info.name))?;
         self.nodes[i].paused = true;
@@ -299,7 +420,11 @@ impl<'t> Cluster<'t> {
 
     /// SIGCONTs node `i`'s process group.
     pub fn resume(&mut self, i: usize) -> Result<()> {
-        if let Some(pid) = self.pid(i) {
+        if let Some(r) = &self.nodes[i].remote {
+            if let Some(pid) = r.pid {
+                crate::remote::signal(&r.host, pid, "CONT")?;
+            }
+        } else if let Some(pid) = self.pid(i) {
             killpg(Pid::from_raw(pid as i32), Signal::SIGCONT)
                 .with_context(|| format!("SIGCONT {}", self.nodes[i].info.name))?;
         }
@@ -315,7 +440,11 @@ impl<'t> Cluster<'t> {
     pub fn stop_all(&mut self, grace: Duration) {
         for i in 0..self.nodes.len() {
             let _ = self.resume(i);
-            if let Some(pid) = self.pid(i) {
+            if let Some(r) = &self.nodes[i].remote {
+                if let Some(pid) = r.pid {
+                    let _ = crate::remote::signal(&r.host, pid, "TERM");
+                }
+            } else if let Some(pid) = self.pid(i) {
                 let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
             }
         }
@@ -330,6 +459,13 @@ impl<'t> Cluster<'t> {
 
     /// Start time of node `i`'s process (to prove a restart made a new process).
     pub fn start_time(&self, i: usize) -> Option<u64> {
+        if let Some(r) = &self.nodes[i].remote {
+            let pid = r.pid?;
+            return crate::remote::stat(&r.host, pid)
+                .ok()
+                .flatten()
+                .map(|(_, t)| t);
+        }
         self.pid(i).and_then(proc_start_time)
     }
 }

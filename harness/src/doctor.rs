@@ -25,6 +25,11 @@ pub struct DoctorArgs {
     /// seen without changing anything).
     #[arg(long)]
     pub no_network: bool,
+    /// Check the remote hosts of this hosts file instead of this machine: SSH, root or
+    /// sudo, iptables (our own chains, created and removed), the tools the remote
+    /// lifecycle uses, stasis-node runnable there, libfaketime, leftovers, clock offsets.
+    #[arg(long)]
+    pub hosts: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,7 +201,16 @@ pub fn checks(network: bool) -> Vec<Check> {
 
 /// Prints the report and returns the exit code: 0 if everything required is there.
 pub fn run(args: &DoctorArgs) -> u8 {
-    let checks = checks(!args.no_network);
+    let checks = match &args.hosts {
+        Some(path) => match remote_checks(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("stasis doctor: {e:#}");
+                return 3;
+            }
+        },
+        None => checks(!args.no_network),
+    };
     let mut stdout = std::io::stdout().lock();
     for c in &checks {
         let tag = match (c.status, c.required) {
@@ -461,4 +475,168 @@ fn check_leftovers() -> Result<String> {
         ns.join(" "),
         links.join(" ")
     )
+}
+
+/// The checks of every host in a hosts file (`stasis doctor --hosts`), hosts in parallel.
+pub fn remote_checks(path: &Path) -> Result<Vec<Check>> {
+    let remote = crate::remote::Remote::open(path)?;
+    let node_bin = std::env::current_exe()
+        .ok()
+        .map(|e| e.with_file_name("stasis-node"))
+        .filter(|p| p.is_file());
+    let per_host: Vec<Vec<Check>> =
+        remote.each(|k, h| Ok(host_checks(k, h, node_bin.as_deref())))?;
+    Ok(per_host.into_iter().flatten().collect())
+}
+
+fn host_checks(k: usize, h: &crate::remote::ssh::Ssh, node_bin: Option<&Path>) -> Vec<Check> {
+    use crate::remote;
+    let who = format!("host {} ({})", k + 1, h.target());
+    let tag = |r: Result<String>| {
+        r.map(|d| format!("{who}: {d}"))
+            .map_err(|e| anyhow::anyhow!("{who}: {e:#}"))
+    };
+    let ssh = h.run(&["true"]).map(|_| "reachable over ssh".to_owned());
+    let reachable = ssh.is_ok();
+    let mut out = vec![Check::from(
+        "ssh",
+        true,
+        tag(ssh),
+        "check address, user, port and key in the hosts file, and that `ssh -p PORT -i KEY USER@ADDRESS true` works without a password",
+    )];
+    if !reachable {
+        return out;
+    }
+    // Every fault step is one remote command: its cost is the login shell's startup plus
+    // a round trip on the shared connection.
+    let rtt = (|| -> Result<String> {
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            h.run(&["true"])?;
+            best = best.min(t.elapsed());
+        }
+        let ms = best.as_secs_f64() * 1000.0;
+        if ms < 200.0 {
+            Ok(format!("one remote command takes {ms:.1} ms"))
+        } else {
+            bail!(
+                "one remote command takes {ms:.0} ms (a slow login shell? every fault step pays it)"
+            )
+        }
+    })();
+    out.push(Check::from(
+        "ssh round trip",
+        false,
+        tag(rtt),
+        "make the login shell's startup files fast for non-interactive ssh commands (bash runs ~/.bashrc for them)",
+    ));
+    let root = h.run(&["id", "-u"]).and_then(|u| {
+        if u.trim() == "0" {
+            Ok(if h.spec.sudo {
+                "root through sudo -n"
+            } else {
+                "root"
+            }
+            .to_owned())
+        } else {
+            bail!(
+                "commands run as uid {} (iptables and signals need root)",
+                u.trim()
+            )
+        }
+    });
+    out.push(Check::from(
+        "root",
+        true,
+        tag(root),
+        "log in as root, or set sudo = true with passwordless sudo for the user",
+    ));
+    let tools = h
+        .script_ok(
+            "looking for tools",
+            r#"m=""; for t in bash timeout setsid tar sed cut kill iptables; do command -v "$t" >/dev/null 2>&1 || m="$m $t"; done
+if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
+            &[],
+        )
+        .map(|_| "bash, timeout, setsid, tar, sed, cut, kill, iptables".to_owned());
+    out.push(Check::from(
+        "tools",
+        true,
+        tag(tools),
+        "apt-get install bash coreutils util-linux tar sed iptables (on the host)",
+    ));
+    let left = remote::leftovers(h).and_then(|l| {
+        if l.is_empty() {
+            Ok("none".to_owned())
+        } else {
+            bail!("{}", l.join(", "))
+        }
+    });
+    out.push(Check::from(
+        "leftovers",
+        true,
+        tag(left),
+        "stasis clean --hosts HOSTS.toml",
+    ));
+    // A chain of the doctor's own: a live run's chains are never touched.
+    let ipt = h
+        .script_ok(
+            "creating and removing an iptables chain",
+            r#"iptables -w -N stasis-doctor && iptables -w -A stasis-doctor -s 192.0.2.1 -j DROP && iptables -w -F stasis-doctor && iptables -w -X stasis-doctor"#,
+            &[],
+        )
+        .map(|_| "chain stasis-doctor created, given a rule, and removed".to_owned());
+    out.push(Check::from(
+        "iptables",
+        true,
+        tag(ipt),
+        "apt-get install iptables on the host; the kernel needs netfilter",
+    ));
+    let node = match node_bin {
+        None => Err(anyhow::anyhow!(
+            "no local stasis-node next to this stasis to try"
+        )),
+        Some(bin) => {
+            let dir = remote::run_dir(&h.spec, "doctor");
+            let ran = remote::make_dir(h, &dir)
+                .and_then(|_| h.upload(bin, &format!("{dir}/stasis-node")))
+                .and_then(|_| h.run(&[&format!("{dir}/stasis-node"), "--version"]));
+            let removed = remote::remove_run(h, &dir);
+            ran.and_then(|v| removed.map(|_| format!("uploaded stasis-node runs: {}", v.trim())))
+        }
+    };
+    out.push(Check::from(
+        "stasis-node",
+        true,
+        tag(node),
+        "build it (cargo build -p node); the host must run x86_64 Linux binaries of this libc",
+    ));
+    let faketime = h
+        .script_ok(
+            "looking for libfaketime",
+            r#"for f in /usr/lib/*/faketime/libfaketime.so.1; do [ -e "$f" ] && { echo "$f"; exit 0; }; done; echo "not found" >&2; exit 1"#,
+            &[],
+        )
+        .map(|p| p.trim().to_owned());
+    out.push(Check::from(
+        "faketime",
+        false,
+        tag(faketime),
+        "apt-get install libfaketime on the host (clock faults are local-only so far)",
+    ));
+    let clock = remote::clock_offset_ms(h).and_then(|ms| {
+        if ms.abs() < 500.0 {
+            Ok(format!("clock offset {ms:+.0} ms from this machine"))
+        } else {
+            bail!("clock offset {ms:+.0} ms from this machine")
+        }
+    });
+    out.push(Check::from(
+        "clock",
+        false,
+        tag(clock),
+        "run NTP (chrony) on the hosts and on this machine",
+    ));
+    out
 }

@@ -71,11 +71,17 @@ impl Rule {
 
     /// The iptables argv that adds (`add`) or deletes this rule.
     pub fn argv(&self, add: bool) -> Vec<String> {
+        self.argv_in(add, "INPUT", "OUTPUT")
+    }
+
+    /// The argv with the rule in chain `input` or `output` instead of INPUT or OUTPUT
+    /// (on remote hosts our rules live in chains of our own).
+    pub fn argv_in(&self, add: bool, input: &str, output: &str) -> Vec<String> {
         let mut a: Vec<String> = vec!["iptables".into(), "-w".into()];
         a.push(if add { "-A" } else { "-D" }.into());
         let (chain, dir) = match self.chain {
-            Chain::Input => ("INPUT", "-s"),
-            Chain::Output => ("OUTPUT", "-d"),
+            Chain::Input => (input, "-s"),
+            Chain::Output => (output, "-d"),
         };
         a.extend([chain.into(), dir.into(), self.peer.to_string()]);
         if self.action == Action::Reset || self.port.is_some() {
@@ -125,6 +131,20 @@ pub enum Change<'a> {
 
 impl Change<'_> {
     fn run(&self) -> Result<String> {
+        let ns = match self {
+            Change::Add(ns, _) | Change::Delete(ns, _) | Change::FlushInput(ns) => *ns,
+        };
+        if let Some(host) = crate::remote::lookup(ns) {
+            // On a remote host: the same rules in our own chains, over SSH.
+            let (i, o) = (crate::remote::CHAIN_IN, crate::remote::CHAIN_OUT);
+            let argv = match self {
+                Change::Add(_, r) => r.argv_in(true, i, o),
+                Change::Delete(_, r) => r.argv_in(false, i, o),
+                Change::FlushInput(_) => ["iptables", "-w", "-F", i].map(String::from).to_vec(),
+            };
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            return crate::remote::iptables(&host, &argv);
+        }
         let (ns, argv) = match self {
             Change::Add(ns, r) => (*ns, r.argv(true)),
             Change::Delete(ns, r) => (*ns, r.argv(false)),
@@ -246,6 +266,12 @@ mod tests {
                 .argv(true)
                 .join(" "),
             "iptables -w -A INPUT -s 10.77.0.5 -m statistic --mode random --probability 0.5 -j DROP"
+        );
+        assert_eq!(
+            Rule::to(ip(4), Action::Drop)
+                .argv_in(true, "stasis-in", "stasis-out")
+                .join(" "),
+            "iptables -w -A stasis-out -d 10.77.0.4 -j DROP"
         );
     }
 }

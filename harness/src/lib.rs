@@ -46,6 +46,7 @@ pub mod nodes;
 pub mod plot;
 pub mod record;
 pub mod recorder;
+pub mod remote;
 pub mod replay;
 pub mod report_html;
 pub mod run;

@@ -51,7 +51,13 @@ enum Cmd {
     },
     /// Remove what killed runs left behind: node processes, `stasis-` links and
     /// namespaces recorded by runs whose harness is gone. Live runs are not touched.
-    Clean,
+    Clean {
+        /// Clean these remote hosts instead of this machine: kill the nodes of every run
+        /// directory under each host's `dir`, remove those directories and our iptables
+        /// chains (do not run it while a run uses the hosts).
+        #[arg(long)]
+        hosts: Option<PathBuf>,
+    },
     /// Check a saved history for linearizability.
     Check(check::CheckArgs),
     /// Prove the harness catches real consensus bugs: run each seeded bug (`stasis-node
@@ -104,7 +110,8 @@ fn main() -> ExitCode {
         Cmd::Check(args) => check::run(args),
         Cmd::Test(args) => run::run(args),
         Cmd::Analyze { run_dir, timeout } => analyze_cmd(run_dir, *timeout),
-        Cmd::Clean => clean_cmd(),
+        Cmd::Clean { hosts: Some(h) } => clean_hosts_cmd(h),
+        Cmd::Clean { hosts: None } => clean_cmd(),
         Cmd::Selftest(args) => selftest::finish(if args.sim {
             sim::selftest::execute(args)
         } else {
@@ -128,6 +135,30 @@ fn analyze_cmd(arg: &std::path::Path, timeout: std::time::Duration) -> u8 {
         }
         Err(e) => {
             eprintln!("stasis analyze: {e:#}");
+            3
+        }
+    }
+}
+
+fn clean_hosts_cmd(path: &std::path::Path) -> u8 {
+    let result = harness::remote::Remote::connect(path).and_then(|r| {
+        let done = r.each(|_, h| harness::remote::clean_host(h))?;
+        for (k, c) in done.iter().enumerate() {
+            println!(
+                "host {} ({}): removed {} processes, {} run directories, {} iptables chains",
+                k + 1,
+                r.hosts[k].target(),
+                c.processes,
+                c.dirs,
+                c.chains
+            );
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("stasis clean: {e:#}");
             3
         }
     }

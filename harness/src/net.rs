@@ -175,6 +175,33 @@ impl Topology {
         Ok(topo)
     }
 
+    /// A topology of remote hosts (`--hosts`, see [`crate::remote`]): no bridge, links or
+    /// namespaces here; each host's `netns` is its node's remote place (`ssh:<node>`),
+    /// which the firewall and the probes send over SSH. The subnet claim and registry
+    /// entry only keep the id unique among live runs.
+    pub fn remote(places: &[(String, String, Ipv4Addr)]) -> Result<Topology> {
+        let subnet = Subnet::claim()?;
+        let id = format!("h{}", subnet.third);
+        let state = RunState::create(&id)?;
+        let hosts = places
+            .iter()
+            .map(|(name, place, addr)| Host {
+                name: name.clone(),
+                netns: place.clone(),
+                veth: String::new(),
+                addr: *addr,
+            })
+            .collect();
+        Ok(Topology {
+            bridge: String::new(),
+            id,
+            subnet,
+            hosts,
+            state: Mutex::new(Some(state)),
+            torn_down: false,
+        })
+    }
+
     /// Applies `f` to the registry entry and saves it.
     fn register(&self, f: impl FnOnce(&mut StateData)) -> Result<()> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -350,6 +377,9 @@ pub fn unreachable_pairs(
     timeout: Duration,
 ) -> Result<BTreeSet<(usize, usize)>> {
     let n = netns.len();
+    if netns.iter().any(|ns| crate::remote::lookup(ns).is_some()) {
+        return remote_unreachable_pairs(netns, targets, timeout);
+    }
     let results: Vec<Result<((usize, usize), bool)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .flat_map(|a| (0..n).filter(move |&b| b != a).map(move |b| (a, b)))
@@ -374,8 +404,47 @@ pub fn unreachable_pairs(
     Ok(out)
 }
 
+/// [`unreachable_pairs`] between remote hosts: one SSH command per source host runs its
+/// probes at once on that host, all hosts in parallel.
+fn remote_unreachable_pairs(
+    places: &[String],
+    targets: &[SocketAddr],
+    timeout: Duration,
+) -> Result<BTreeSet<(usize, usize)>> {
+    let n = places.len();
+    let results: Vec<Result<Vec<bool>>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|a| {
+                s.spawn(move || {
+                    let h = crate::remote::lookup(&places[a])
+                        .ok_or_else(|| anyhow!("{} is not a remote host", places[a]))?;
+                    let to: Vec<SocketAddr> =
+                        (0..n).filter(|&b| b != a).map(|b| targets[b]).collect();
+                    crate::remote::probe(&h, &to, timeout)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| bail!("probe thread panicked")))
+            .collect()
+    });
+    let mut out = BTreeSet::new();
+    for (a, r) in results.into_iter().enumerate() {
+        let others = (0..n).filter(|&b| b != a);
+        for (b, up) in others.zip(r?) {
+            if !up {
+                out.insert((a, b));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Whether a network interface with this name exists in the current namespace.
 pub fn link_exists(name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
     Path::new("/sys/class/net").join(name).exists()
 }
 

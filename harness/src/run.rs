@@ -127,6 +127,12 @@ pub struct TestArgs {
     #[arg(long, value_parser = parse_net_latency)]
     #[serde(default)]
     pub net_latency: Option<String>,
+    /// Run the nodes on remote hosts reached over SSH instead of in local namespaces: a
+    /// TOML file with one `[[host]]` per node (address, user, port, key, sudo, dir); see
+    /// docs/REMOTE.md. Kill, pause, partition and membership faults work remotely.
+    #[arg(long)]
+    #[serde(default)]
+    pub hosts: Option<PathBuf>,
 }
 
 fn all_net_faults() -> String {
@@ -318,8 +324,12 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     if families.contains(&Family::Membership) && usize::from(args.nodes) + spares < 2 {
         bail!("the membership nemesis needs at least 2 nodes in all: give --spares 1 or more");
     }
-    spec.check_programs()?;
-    require_root()?;
+    if args.hosts.is_some() {
+        check_remote_support(args, &spec, &mut families)?;
+    } else {
+        spec.check_programs()?;
+        require_root()?;
+    }
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -401,9 +411,28 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         .map(String::as_str)
         .chain(aux_hosts.iter().map(|(h, _)| h.as_str()))
         .collect();
-    let topo = Topology::create('r', &name_refs)?;
-    topo.set_run_dir(&dir.path)?;
-    topo.check_connectivity()?;
+    let mut remote_run = None;
+    let topo = match &args.hosts {
+        None => {
+            let topo = Topology::create('r', &name_refs)?;
+            topo.set_run_dir(&dir.path)?;
+            topo.check_connectivity()?;
+            topo
+        }
+        Some(path) => {
+            let r = RemoteRun::prepare(
+                path,
+                &name_refs,
+                &dir,
+                spec.uses_stasis_node().then_some(bin.as_path()),
+            )?;
+            let topo = Topology::remote(&r.places)?;
+            topo.set_run_dir(&dir.path)?;
+            r.check_connectivity(spec.ports.peer)?;
+            remote_run = Some(r);
+            topo
+        }
+    };
     let test_json = TestJson {
         stasis_version: env!("CARGO_PKG_VERSION").to_owned(),
         node_version: version_of(&bin),
@@ -417,6 +446,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         settings: drawn.clone(),
         started: dir.timestamp.clone(),
         topology: json!({
+            "hosts": remote_run.as_ref().map(|r| r.describe()),
             "id": topo.id,
             "subnet": topo.subnet.cidr(),
             "bridge": topo.bridge,
@@ -431,9 +461,28 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     let mut node_args = settings::args(&drawn);
     node_args.extend(args.node_args.iter().cloned());
     let outcome = drive(
-        args, &spec, &dir, &topo, &bin, &node_args, faketime, seed, warmup, &schedule,
+        args,
+        &spec,
+        &dir,
+        &topo,
+        &bin,
+        &node_args,
+        faketime,
+        seed,
+        warmup,
+        &schedule,
+        remote_run.as_ref(),
     );
     drop(topo);
+    // Remote hosts: node directories fetched, chains and run directories removed.
+    let outcome = match (outcome, remote_run.map(|r| r.finish(&dir.path))) {
+        (Ok(_), Some(Err(e))) => Err(e),
+        (outcome, Some(Err(e))) => {
+            eprintln!("stasis: {e:#}");
+            outcome
+        }
+        (outcome, _) => outcome,
+    };
     let (faults, load) = match outcome {
         Ok(v) => v,
         Err(e) => return ended_early(e, args, &dir, seed),
@@ -590,6 +639,7 @@ fn drive(
     seed: u64,
     warmup: Duration,
     schedule: &[Planned],
+    remote: Option<&RemoteRun>,
 ) -> Result<(Vec<FaultRecord>, Load)> {
     let ready_timeout = args.ready_timeout.unwrap_or(spec.ready_timeout());
     let aux_hosts = spec.aux_hosts();
@@ -603,6 +653,9 @@ fn drive(
         spec.protocol(),
         faketime,
     )?;
+    if let Some(r) = remote {
+        r.place(&mut cluster, bin);
+    }
     cluster.membership = spec.membership.clone();
     // The auxiliary processes are the last hosts of the topology.
     let first_aux = cluster.len() - aux_hosts.len();
@@ -719,6 +772,194 @@ fn drive(
         );
     }
     Ok((faults, load))
+}
+
+/// Refuses, with one line each, what remote hosts cannot do yet.
+/// `all` means every fault that works remotely: the others are dropped with a notice.
+fn check_remote_support(args: &TestArgs, spec: &SutSpec, families: &mut Vec<Family>) -> Result<()> {
+    let local_only = [Family::Clock, Family::Net, Family::Disk];
+    let named = |f: &Family| args.nemesis.split(',').any(|n| n.trim() == f.name());
+    if families.iter().any(|f| local_only.contains(f) && !named(f)) {
+        families.retain(|f| !local_only.contains(f) || named(f));
+        eprintln!(
+            "stasis: --hosts: skipping the clock, net and disk nemeses (local namespaces only so far)"
+        );
+    }
+    if let Some(f) = families.iter().find(|f| local_only.contains(f)) {
+        bail!(
+            "--hosts: the {} nemesis runs only on local namespaces so far; pick from kill, pause, partition, membership (--nemesis kill,pause,partition)",
+            f.name()
+        );
+    }
+    if let Some(path) = &args.hosts {
+        // Bad input is reported before anything is created.
+        crate::remote::hosts::HostsFile::load(path)?;
+    }
+    if args.disk != crate::diskfs::DiskMode::Off {
+        bail!("--hosts: --disk fuse runs only on local namespaces so far");
+    }
+    if args.net_latency.is_some() {
+        bail!("--hosts: --net-latency runs only on local namespaces so far");
+    }
+    if !spec.aux.is_empty() {
+        bail!(
+            "--hosts: {} has auxiliary processes ([[aux]]), which run only on local namespaces so far",
+            spec.name
+        );
+    }
+    Ok(())
+}
+
+/// A run's remote hosts (`--hosts`): placed nodes, the run directory on each host, the
+/// uploaded stasis-node. Dropped without [`RemoteRun::finish`] (a panic), it still kills
+/// the nodes and removes its chains and directories.
+struct RemoteRun {
+    remote: crate::remote::Remote,
+    /// (node name, place, address) per node, in node order.
+    places: Vec<(String, String, std::net::Ipv4Addr)>,
+    /// The run's directory on each host (`<dir>/stasis-<timestamp>`), in node order.
+    dirs: Vec<String>,
+    /// The uploaded stasis-node on each host.
+    uploaded: Option<String>,
+    finished: bool,
+}
+
+impl RemoteRun {
+    /// Connects to the hosts, gives node k host k, creates the run directories, uploads
+    /// stasis-node (when the system runs it) and creates our iptables chains.
+    fn prepare(
+        path: &Path,
+        names: &[&str],
+        dir: &RunDir,
+        node_bin: Option<&Path>,
+    ) -> Result<RemoteRun> {
+        let mut remote = crate::remote::Remote::connect(path)?;
+        let places: Vec<(String, String, std::net::Ipv4Addr)> = remote
+            .assign(names)?
+            .into_iter()
+            .zip(names)
+            .map(|((place, addr), n)| ((*n).to_owned(), place, addr))
+            .collect();
+        let tag: String = dir
+            .timestamp
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        let dirs: Vec<String> = remote.hosts[..names.len()]
+            .iter()
+            .map(|h| crate::remote::run_dir(&h.spec, &tag))
+            .collect();
+        let uploaded = node_bin.map(|_| "stasis-node".to_owned());
+        let mut run = RemoteRun {
+            remote,
+            places,
+            dirs,
+            uploaded: None,
+            finished: false,
+        };
+        let n = names.len();
+        let dirs = &run.dirs;
+        run.remote.each(|k, h| {
+            if k >= n {
+                return Ok(());
+            }
+            crate::remote::make_dir(h, &dirs[k])?;
+            if let Some(bin) = node_bin {
+                h.upload(bin, &format!("{}/stasis-node", dirs[k]))?;
+            }
+            crate::remote::install_chains(h)
+        })?;
+        run.uploaded = uploaded;
+        Ok(run)
+    }
+
+    /// Every host reaches every other one on the peer ports (a refusal counts: nothing
+    /// listens yet), with probes run on the hosts.
+    fn check_connectivity(&self, peer_port: u16) -> Result<()> {
+        let places: Vec<String> = self.places.iter().map(|p| p.1.clone()).collect();
+        let peers: Vec<std::net::SocketAddr> = self
+            .places
+            .iter()
+            .map(|p| std::net::SocketAddr::from((p.2, peer_port)))
+            .collect();
+        crate::firewall::verify_reachability(&places, &peers, &Default::default()).context(
+            "the hosts cannot all reach each other on the peer port (probes run on the hosts)",
+        )
+    }
+
+    fn describe(&self) -> Value {
+        json!(
+            self.places
+                .iter()
+                .zip(&self.dirs)
+                .map(|((n, _, addr), d)| json!({"node": n, "address": addr.to_string(), "dir": d}))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    /// Puts each node of `cluster` on its host.
+    fn place(&self, cluster: &mut Cluster<'_>, bin: &Path) {
+        for (k, d) in self.dirs.iter().enumerate() {
+            let name = cluster.info(k).name.clone();
+            let upload = self
+                .uploaded
+                .as_ref()
+                .map(|u| (bin.to_owned(), format!("{d}/{u}")));
+            cluster.place_remote(
+                k,
+                self.remote.hosts[k].clone(),
+                format!("{d}/{name}"),
+                upload,
+            );
+        }
+    }
+
+    /// Fetches every node directory into the local run directory, then removes the run
+    /// directories and chains on the hosts. Every host is attempted.
+    fn finish(mut self, local: &Path) -> Result<()> {
+        self.finished = true;
+        let (places, dirs) = (&self.places, &self.dirs);
+        let n = dirs.len();
+        self.remote
+            .each(|k, h| {
+                if k >= n {
+                    return Ok(());
+                }
+                let node = &places[k].0;
+                let fetched = h.fetch_dir(&format!("{}/{node}", dirs[k]), &local.join(node));
+                let cleaned = crate::remote::remove_run(h, &dirs[k])
+                    .and_then(|_| crate::remote::remove_chains(h));
+                fetched.context("fetching the node directory")?;
+                cleaned
+            })
+            .context("remote hosts")
+            .map(|_| ())
+    }
+}
+
+impl Drop for RemoteRun {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let dirs = &self.dirs;
+        let n = dirs.len();
+        if let Err(e) = self.remote.each(|k, h| {
+            if k < n {
+                crate::remote::remove_run(h, &dirs[k]).and_then(|_| crate::remote::remove_chains(h))
+            } else {
+                Ok(())
+            }
+        }) {
+            eprintln!("stasis: cleaning the remote hosts: {e:#}");
+        }
+    }
 }
 
 /// Waits until the cluster is ready as the spec defines it.

@@ -1,0 +1,402 @@
+//! `stasis test --hosts`: nodes on "remote" hosts reached only through SSH. Each host is a
+//! `stasis-` network namespace running its own sshd (Debian's openssh-server) on its own
+//! address, with a key pair and host key generated for the test; the controller reaches
+//! the nodes only through `ssh` (no setns for them). Needs root (CI runs as root).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Run, assert_clean_pass, stasis_test};
+use harness::net::{self, Topology};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// Three namespaces with an sshd each; everything is removed on drop (sshd by PID, node
+/// processes left by a failed run by their pid files, then the namespaces).
+struct Hosts {
+    sshd: Vec<Child>,
+    topo: Topology,
+    tmp: tempfile::TempDir,
+    hosts_file: PathBuf,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "stasis-test", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen (apt-get install openssh-client)");
+    assert!(st.success(), "ssh-keygen failed");
+}
+
+impl Hosts {
+    fn start(n: usize) -> Hosts {
+        common::require_root();
+        assert!(
+            Path::new(SSHD).is_file(),
+            "{SSHD} missing: apt-get install openssh-server (scripts/setup.sh)"
+        );
+        // sshd refuses to start without its privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let names: Vec<String> = (1..=n).map(|k| format!("h{k}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let topo = Topology::create('s', &refs).expect("namespaces");
+        let tmp = tempfile::Builder::new()
+            .prefix("stasis-remote-")
+            .tempdir()
+            .unwrap();
+        let d = tmp.path().to_owned();
+        let d = d.as_path();
+        keygen(&d.join("id"));
+        keygen(&d.join("hostkey"));
+        std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
+        // The sessions' HOME: an empty directory, so the login shell does not run this
+        // machine's root dotfiles (a slow ~/.bashrc would slow every command).
+        std::fs::create_dir(d.join("home")).unwrap();
+        let mut hosts = Hosts {
+            sshd: Vec::new(),
+            topo,
+            hosts_file: d.join("hosts.toml"),
+            tmp,
+        };
+        let mut toml = format!(
+            "host_key_checking = \"accept-new\"\nknown_hosts = \"{}\"\n",
+            d.join("known_hosts").display()
+        );
+        for h in hosts.topo.hosts.clone() {
+            let conf = d.join(format!("sshd-{}.conf", h.name));
+            std::fs::write(
+                &conf,
+                format!(
+                    "ListenAddress {addr}:22\nHostKey {dir}/hostkey\nPidFile none\n\
+                     AuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+                     StrictModes no\nMaxSessions 100\nMaxStartups 100\n\
+                     SetEnv HOME={dir}/home\n",
+                    addr = h.addr,
+                    dir = d.display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new("ip")
+                .args(["netns", "exec", &h.netns, SSHD, "-D", "-e", "-f"])
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(d.join(format!("sshd-{}.log", h.name))).unwrap())
+                .spawn()
+                .expect("sshd");
+            hosts.sshd.push(child);
+            toml.push_str(&format!(
+                "\n[[host]]\naddress = \"{}\"\nkey = \"{}\"\ndir = \"{}\"\n",
+                h.addr,
+                d.join("id").display(),
+                hosts.host_dir(&h.name).display()
+            ));
+        }
+        std::fs::write(&hosts.hosts_file, toml).unwrap();
+        // sshd listens within moments; wait for every port to accept.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for h in &hosts.topo.hosts {
+            let to = std::net::SocketAddr::from((h.addr, 22));
+            while std::net::TcpStream::connect_timeout(&to, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < deadline, "sshd on {to} never listened");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        hosts
+    }
+
+    /// The `dir` of host `name` (each host its own, as on separate machines).
+    fn host_dir(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(format!("dir-{name}"))
+    }
+
+    fn stasis(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_stasis"))
+            .args(args)
+            .arg("--hosts")
+            .arg(&self.hosts_file)
+            .output()
+            .unwrap()
+    }
+
+    /// What Stasis left on the hosts: run directories, our chains, processes whose argv
+    /// names a host directory.
+    fn leftovers(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for h in &self.topo.hosts {
+            let dir = self.host_dir(&h.name);
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries.flatten() {
+                    left.push(e.path().display().to_string());
+                }
+            }
+            let rules = net::run_in(&h.netns, &["iptables", "-w", "-S"]).unwrap();
+            if rules.contains("stasis") {
+                left.push(format!("{}: {rules}", h.netns));
+            }
+        }
+        let dir = self.tmp.path().to_string_lossy().into_owned();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = state
+                .rsplit(") ")
+                .next()
+                .is_some_and(|s| s.starts_with('Z'));
+            if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline"))
+                && String::from_utf8_lossy(&cmd).contains(&format!("{dir}/dir-"))
+                && !zombie
+            {
+                left.push(format!("process {pid}: {}", String::from_utf8_lossy(&cmd)));
+            }
+        }
+        left
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        // Node processes a failed run left: by the pid files in the host directories.
+        for h in &self.topo.hosts {
+            let pattern = self.host_dir(&h.name);
+            for pf in walk_pid_files(&pattern) {
+                if let Some(pid) = std::fs::read_to_string(&pf)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<i32>().ok())
+                {
+                    let pg = nix::unistd::Pid::from_raw(pid);
+                    let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGCONT);
+                    let _ = nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL);
+                }
+            }
+        }
+        for c in &mut self.sshd {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = self.topo.teardown();
+    }
+}
+
+fn walk_pid_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(runs) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for run in runs.flatten() {
+        let Ok(nodes) = std::fs::read_dir(run.path()) else {
+            continue;
+        };
+        for node in nodes.flatten() {
+            let pf = node.path().join("pid");
+            if pf.is_file() {
+                out.push(pf);
+            }
+        }
+    }
+    out
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
+    let hosts = Hosts::start(3);
+    let doctor = hosts.stasis(&["doctor"]);
+    let t = text(&doctor);
+    println!("{t}");
+    assert_eq!(doctor.status.code(), Some(0), "doctor --hosts:\n{t}");
+    for want in [
+        "ssh round trip",
+        "root",
+        "iptables",
+        "stasis-node",
+        "leftovers",
+    ] {
+        assert!(t.contains(want), "doctor says nothing about {want}:\n{t}");
+    }
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let run: Run = stasis_test(&[
+        "--hosts",
+        &hosts_file,
+        "--sut",
+        "raft",
+        "--nemesis",
+        "kill,pause,partition",
+        "--time-limit",
+        "12s",
+        "--nemesis-interval",
+        "2s",
+        "--seed",
+        "7",
+    ]);
+    // The run's own report, for `--nocapture` (ops, faults, timings).
+    println!("{}", run.text);
+    assert_clean_pass(&run, &["kill", "partition"], 50);
+    // The node directories came back from the hosts: log, data and pid file.
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run.dir.join(n).join("node.log")).unwrap_or_default();
+        assert!(
+            !log.is_empty(),
+            "{n}/node.log was not fetched:\n{}",
+            run.text
+        );
+        assert!(run.dir.join(n).join("pid").is_file(), "{n}/pid not fetched");
+        let data = std::fs::read_dir(run.dir.join(n).join("data"))
+            .unwrap()
+            .count();
+        assert!(data > 0, "{n}/data is empty");
+    }
+    // The nodes ran on the hosts' addresses, not in namespaces of the run.
+    let test: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("test.json")).unwrap()).unwrap();
+    let placed = test["topology"]["hosts"].as_array().unwrap();
+    for (k, h) in hosts.topo.hosts.iter().enumerate() {
+        assert_eq!(placed[k]["address"], h.addr.to_string(), "{placed:?}");
+    }
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+}
+
+/// Multi-Paxos and etcd (the host's own `etcd`, as an operator installs it) on the same
+/// ssh hosts. Not in the default suite (about a minute): `cargo test -p harness --test
+/// remote -- --ignored`.
+#[test]
+#[ignore]
+fn multipaxos_and_etcd_on_ssh_hosts() {
+    let hosts = Hosts::start(3);
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    for sut in ["multipaxos", "etcd"] {
+        let run: Run = stasis_test(&[
+            "--hosts",
+            &hosts_file,
+            "--sut",
+            sut,
+            "--nemesis",
+            "kill,pause,partition",
+            "--time-limit",
+            "12s",
+            "--nemesis-interval",
+            "2s",
+            // Seed 7 draws a partition, a kill and pauses in 12 s.
+            "--seed",
+            "7",
+        ]);
+        println!("{sut}:\n{}", run.text);
+        assert_clean_pass(&run, &["kill", "partition"], 50);
+        let left = hosts.leftovers();
+        assert!(left.is_empty(), "{sut} left on the hosts: {left:?}");
+    }
+}
+
+#[test]
+fn clean_hosts_removes_what_a_dead_controller_left() {
+    let hosts = Hosts::start(2);
+    // What a controller killed outright leaves: a node process from a run directory
+    // (started the way a run starts it, over ssh), and our chains.
+    let h1 = &hosts.topo.hosts[0];
+    let run_dir = hosts.host_dir("h1").join("stasis-dead");
+    let node_dir = run_dir.join("n1");
+    std::fs::create_dir_all(&node_dir).unwrap();
+    let key = hosts.tmp.path().join("id");
+    let kh = hosts.tmp.path().join("known_hosts");
+    let script = format!(
+        "cd {} || exit 1; setsid sh -c 'echo $$ > pid; exec sleep 300' </dev/null >/dev/null 2>&1 & \
+         iptables -w -N stasis-in && iptables -w -I INPUT 1 -j stasis-in",
+        node_dir.display()
+    );
+    let st = Command::new("ssh")
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+            "-o",
+        ])
+        .arg(format!("UserKnownHostsFile={}", kh.display()))
+        .arg("-i")
+        .arg(&key)
+        .arg(format!("root@{}", h1.addr))
+        .arg(script)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !node_dir.join("pid").is_file() {
+        assert!(Instant::now() < deadline, "no pid file");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let pid: u32 = std::fs::read_to_string(node_dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let doctor = hosts.stasis(&["doctor"]);
+    assert_eq!(
+        doctor.status.code(),
+        Some(1),
+        "leftovers must fail doctor:\n{}",
+        text(&doctor)
+    );
+    assert!(text(&doctor).contains("stasis-dead"), "{}", text(&doctor));
+    let clean = hosts.stasis(&["clean"]);
+    let t = text(&clean);
+    assert_eq!(clean.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("removed 1 processes, 1 run directories, 1 iptables chains"),
+        "{t}"
+    );
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty()
+            || state
+                .rsplit(") ")
+                .next()
+                .is_some_and(|s| s.starts_with('Z')),
+        "the leftover node {pid} still runs: {state}"
+    );
+    assert!(hosts.leftovers().is_empty(), "{:?}", hosts.leftovers());
+}
+
+#[test]
+fn bad_hosts_files_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("hosts.toml");
+    std::fs::write(&f, "[[host]]\naddress = \"db1\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args(["test", "--nemesis", "kill", "--hosts"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert_eq!(t.trim().lines().count(), 1, "{t}");
+    assert!(t.contains("not an IPv4 address"), "{t}");
+    let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .args(["test", "--nemesis", "clock", "--hosts"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(
+        t.contains("clock nemesis runs only on local namespaces"),
+        "{t}"
+    );
+}
