@@ -25,6 +25,10 @@ declare -A need=(
   [python3]=python3
   # The real-browser test of `stasis serve` (harness/tests/serve_browser.rs).
   [chromium]=chromium
+  # Build-time: the etcd gRPC client (etcd-client) compiles etcd's .proto files, which it
+  # ships, with protoc; they import protobuf's well-known types (libprotobuf-dev).
+  [protoc]=protobuf-compiler
+  [/usr/include/google/protobuf/descriptor.proto]=libprotobuf-dev
 )
 
 missing=()
