@@ -28,6 +28,10 @@ declare -A need=(
   # The remote-hosts test (harness/tests/remote.rs): one sshd per test namespace.
   [/usr/sbin/sshd]=openssh-server
   [ssh]=openssh-client
+  # Build-time: the etcd gRPC client (etcd-client) compiles etcd's .proto files, which it
+  # ships, with protoc; they import protobuf's well-known types (libprotobuf-dev).
+  [protoc]=protobuf-compiler
+  [/usr/include/google/protobuf/descriptor.proto]=libprotobuf-dev
 )
 
 missing=()

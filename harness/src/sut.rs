@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::auxiliary::Aux;
 use crate::client::Client;
 use crate::client::etcd::{self, EtcdClient};
+use crate::client::etcd_grpc::{self, EtcdGrpcClient};
 use crate::client::redis_sentinel::{RedisOptions, RedisSentinelClient};
 use crate::client::resp::{Endpoint, RespClient, request, status};
 use crate::client::zookeeper::{self, ZkClient};
@@ -152,6 +153,19 @@ pub struct EtcdOptions {
     /// Serve reads from the member's local state (not linearizable).
     #[serde(default)]
     pub serializable_reads: bool,
+    /// Which of etcd's client APIs the harness speaks.
+    #[serde(default)]
+    pub api: EtcdApi,
+}
+
+/// etcd's client APIs: the v3 JSON gateway (HTTP/1.1, one request per operation) or the
+/// native gRPC API (one HTTP/2 connection per client).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcdApi {
+    #[default]
+    Gateway,
+    Grpc,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -641,6 +655,7 @@ impl SutSpec {
             ClientKind::Resp => Protocol::Resp,
             ClientKind::Etcd => Protocol::Etcd {
                 serializable: self.etcd.serializable_reads,
+                api: self.etcd.api,
             },
             ClientKind::Zookeeper => Protocol::Zookeeper {
                 sync_reads: self.zookeeper.sync_reads,
@@ -782,6 +797,7 @@ pub enum Protocol {
     Resp,
     Etcd {
         serializable: bool,
+        api: EtcdApi,
     },
     RedisSentinel {
         opts: std::sync::Arc<RedisOptions>,
@@ -798,9 +814,14 @@ impl Protocol {
     pub fn client(&self, nodes: Vec<Endpoint>, aux: &[Endpoint], home: usize) -> Box<dyn Client> {
         match self {
             Protocol::Resp => Box::new(RespClient::new(nodes, home)),
-            Protocol::Etcd { serializable } => {
-                Box::new(EtcdClient::new(nodes, home, *serializable))
-            }
+            Protocol::Etcd {
+                serializable,
+                api: EtcdApi::Gateway,
+            } => Box::new(EtcdClient::new(nodes, home, *serializable)),
+            Protocol::Etcd {
+                serializable,
+                api: EtcdApi::Grpc,
+            } => Box::new(EtcdGrpcClient::new(nodes, home, *serializable)),
             Protocol::RedisSentinel { opts, .. } => {
                 Box::new(RedisSentinelClient::new(nodes, aux, home, opts.clone()))
             }
@@ -812,7 +833,13 @@ impl Protocol {
     pub fn is_leader(&self, addr: std::net::SocketAddr, timeout: Duration) -> Result<bool, String> {
         match self {
             Protocol::Resp => status(addr, timeout).map(|s| s.is_leader()),
-            Protocol::Etcd { .. } => etcd::is_leader(&addr.to_string(), timeout),
+            Protocol::Etcd {
+                api: EtcdApi::Gateway,
+                ..
+            } => etcd::is_leader(&addr.to_string(), timeout),
+            Protocol::Etcd {
+                api: EtcdApi::Grpc, ..
+            } => etcd_grpc::is_leader(addr, timeout),
             Protocol::Zookeeper { .. } => zookeeper::is_leader(addr, timeout),
             Protocol::RedisSentinel { leader, .. } => match leader {
                 Some(l) => l.leads(addr, timeout),
@@ -860,12 +887,10 @@ impl Protocol {
                 Ok(s) => serde_json::to_string(&s).unwrap_or_default(),
                 Err(e) => e,
             },
-            Protocol::Etcd { .. } => {
-                match etcd::is_leader(&addr.to_string(), Duration::from_millis(500)) {
-                    Ok(l) => format!("reachable, leader: {l}"),
-                    Err(e) => e,
-                }
-            }
+            Protocol::Etcd { .. } => match self.is_leader(addr, Duration::from_millis(500)) {
+                Ok(l) => format!("reachable, leader: {l}"),
+                Err(e) => e,
+            },
             Protocol::Zookeeper { .. } => zookeeper::describe(addr),
             Protocol::RedisSentinel { .. } => {
                 match self.is_leader(addr, Duration::from_millis(500)) {
@@ -892,7 +917,8 @@ mod tests {
         assert_eq!(
             spec.protocol(),
             Protocol::Etcd {
-                serializable: false
+                serializable: false,
+                api: EtcdApi::Gateway,
             }
         );
         let nodes: Vec<NodeInfo> = (1..=3)
@@ -1014,6 +1040,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `[etcd] api` picks the client: the gateway by default, gRPC when asked; anything
+    /// else is refused with the spec's line.
+    #[test]
+    fn etcd_api_selects_the_client() {
+        let builtin = BUILTIN.iter().find(|(n, _)| *n == "etcd").unwrap().1;
+        let grpc = builtin.replace("api = \"gateway\"", "api = \"grpc\"");
+        let spec = SutSpec::parse(&grpc, Path::new("e.toml")).unwrap();
+        assert_eq!(
+            spec.protocol(),
+            Protocol::Etcd {
+                serializable: false,
+                api: EtcdApi::Grpc,
+            }
+        );
+        let bad = builtin.replace("api = \"gateway\"", "api = \"rest\"");
+        let e = SutSpec::parse(&bad, Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("e.toml:"), "{e}");
+        assert!(e.contains("unknown variant `rest`"), "{e}");
     }
 
     fn err(text: &str) -> String {

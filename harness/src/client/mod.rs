@@ -7,10 +7,12 @@
 //! produces false alarms, and reporting an ambiguous read as `Ok` hides real bugs.
 
 pub mod etcd;
+pub mod etcd_grpc;
 pub mod redis_sentinel;
 pub mod resp;
 pub mod zookeeper;
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -73,6 +75,24 @@ impl Completion {
             Completion::Info(msg)
         }
     }
+}
+
+/// The one tokio runtime of the process's async clients (ZooKeeper sessions, etcd over
+/// gRPC), started on first use. Each worker thread drives its own operation with
+/// `block_on`; the runtime's two threads run the connections' background tasks. Never a
+/// runtime per operation or per client.
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("stasis-client")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the client runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// A stored value as the history records it: the integer the harness wrote, or the text

@@ -1,5 +1,5 @@
 //! ZooKeeper client over ZooKeeper's own protocol, through the `zookeeper-client` crate
-//! (async; driven on one small tokio runtime shared by every client of the process).
+//! (async; driven on the tokio runtime shared by every async client, [`super::runtime`]).
 //!
 //! A key `k` is the znode `/k`, its value the decimal text of an integer.
 //!
@@ -27,14 +27,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use zookeeper_client as zk;
 
 use super::resp::Endpoint;
-use super::{Client, ClientOp, Completion, value_of_text};
+use super::{Client, ClientOp, Completion, runtime, value_of_text};
 
 /// How long ZooKeeper keeps a session whose client went silent (the servers clamp it to
 /// 2-20 ticks).
@@ -49,21 +48,6 @@ pub struct ZkClient {
     /// The open session and the index of its server.
     session: Option<(usize, zk::Client)>,
     last: Option<usize>,
-}
-
-/// The runtime every ZooKeeper session task runs on.
-fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("stasis-zk")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the ZooKeeper client runtime: {e}"))
-    })
-    .as_ref()
-    .map_err(Clone::clone)
 }
 
 /// Why an operation did not complete.
