@@ -1493,10 +1493,42 @@ mod tests {
             }
             false
         }
+        // A required twin invoked earlier but returning later must not replace the
+        // other: w1 [1,2] must precede w2 [3,4], and w1 [0,100] follow it for r1 [5,6].
+        let nested = [
+            SearchOp {
+                call: 0,
+                ret: Some(100),
+                input: EtcdOp::Write(1),
+            },
+            SearchOp {
+                call: 1,
+                ret: Some(2),
+                input: EtcdOp::Write(1),
+            },
+            SearchOp {
+                call: 3,
+                ret: Some(4),
+                input: EtcdOp::Write(2),
+            },
+            SearchOp {
+                call: 5,
+                ret: Some(6),
+                input: EtcdOp::Read(1),
+            },
+        ];
+        assert!(brute(&nested, &mut Vec::new(), 0));
+        assert_eq!(
+            search(&PorcupineEtcd, 0, &nested, Limits::default(), None).0,
+            SearchOutcome::Linearizable
+        );
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2527);
         let (mut good, mut bad) = (0, 0);
         for case in 0..6000 {
             let overlap = rng.random_bool(0.3);
+            // Long operations too, so that equal inputs nest (one invoked earlier and
+            // returning later than its twin).
+            let span = if rng.random_bool(0.5) { 12 } else { 40 };
             let ops: Vec<_> = (0..rng.random_range(1..=8))
                 .map(|_| {
                     let call = if overlap {
@@ -1510,7 +1542,7 @@ mod tests {
                         if overlap {
                             10 + rng.random_range(0..10u64)
                         } else {
-                            call + rng.random_range(0..12)
+                            call + rng.random_range(0..span)
                         }
                     });
                     let (a, b) = (rng.random_range(0..3u32), rng.random_range(0..3u32));
