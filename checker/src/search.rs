@@ -1524,6 +1524,7 @@ mod tests {
         );
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2527);
         let (mut good, mut bad) = (0, 0);
+        let mut cuts = SearchCuts::default();
         for case in 0..6000 {
             let overlap = rng.random_bool(0.3);
             // Long operations too, so that equal inputs nest (one invoked earlier and
@@ -1566,15 +1567,19 @@ mod tests {
                     unknown_first,
                     ..Limits::default()
                 };
-                let out = search(&PorcupineEtcd, 0, &ops, limits, None).0;
+                let (out, stats, _) = search(&PorcupineEtcd, 0, &ops, limits, None);
                 assert_eq!(
                     out == SearchOutcome::Linearizable,
                     expected,
                     "case {case}, unknown_first {unknown_first}: {ops:?}"
                 );
+                cuts.reads_first += stats.cuts.reads_first;
+                cuts.twins += stats.cuts.twins;
             }
         }
         assert!(good > 1000 && bad > 1000, "good {good}, bad {bad}");
+        // Both cuts fired (and are counted for --json).
+        assert!(cuts.reads_first > 1000 && cuts.twins > 100, "{cuts:?}");
     }
 
     #[test]
