@@ -50,3 +50,4 @@ pub use check::{
 pub use fast::Method;
 pub use history::TimeUnit;
 pub use model::ModelKind;
+pub use search::SearchCuts;

@@ -89,6 +89,20 @@ pub struct SearchStats {
     /// Bytes the search held when it stopped (or peak estimate when it ran out): memo,
     /// stacks, model caches.
     pub bytes: u64,
+    /// How often each cut of the search fired (see [`SearchCuts`]).
+    pub cuts: SearchCuts,
+}
+
+/// How often the search's cuts fired, for `--json` (`cuts` of each partition). Each is
+/// sound in general (its argument is at its code), so the search always applies it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SearchCuts {
+    /// Read-only ops lifted first as forced moves, with no sibling tried
+    /// ("reads first", see [`Search::run_inner`]).
+    pub reads_first: u64,
+    /// Candidates skipped because an interchangeable twin (equal input) is tried instead:
+    /// unknown ops in call order ([`twins`]), required ops by return ([`required_twins`]).
+    pub twins: u64,
 }
 
 const NONE: u32 = u32::MAX;
@@ -431,7 +445,14 @@ impl<'a, M: Model> Search<'a, M> {
         for (b, &i) in order.iter().enumerate() {
             bit_of[i as usize] = if b < n_req { b } else { unk_base + b - n_req } as u32;
         }
-        let twin_prev = twins(ops, &order[n_req..]);
+        let mut twin_prev = twins(ops, &order[n_req..]);
+        required_twins(
+            ops,
+            &order[..n_req],
+            &call_entry,
+            &ret_entry,
+            &mut twin_prev,
+        );
         let unk: Vec<u32> = order[n_req..].to_vec();
         let mut unk_pos = vec![NONE; n];
         for (k, &i) in unk.iter().enumerate() {
@@ -571,6 +592,7 @@ impl<'a, M: Model> Search<'a, M> {
         }
         let twin = self.twin_prev[op as usize];
         if twin != NONE && !self.bits.get(self.bit_of[twin as usize]) {
+            self.stats.cuts.twins += 1;
             return false;
         }
         let ops: &'a [SearchOp<M::Input>] = self.ops;
@@ -800,10 +822,20 @@ impl<'a, M: Model> Search<'a, M> {
         // `unk`), and the first remaining return entry, before which it must be invoked.
         let mut unk_k: Option<usize> = None;
         let mut limit = NONE;
-        if self.unknown_first {
-            limit = self.first_ret();
-            unk_k = Some(0);
-        }
+        // Reads first: at every configuration the search first walks the required
+        // candidates for a read-only one (a read, a failed cas) that fits the current
+        // state, and lifts the first it finds as a forced move (see `forced` below); only
+        // when none fits does it try the unknown ops and the state-changing candidates.
+        // Soundness: a read-only op R that is a candidate (its call entry comes before
+        // the first remaining return, so every op that returned before R was invoked is
+        // already linearized) and fits the current state can be moved to the front of
+        // any linearization from here: the states of every other op are unchanged (R
+        // changes nothing), R's own state is the current one, and real time holds (what
+        // must precede R is already linearized; moving R earlier only relaxes "R before
+        // X" constraints). So if some linearization exists from here, one starts with R,
+        // and no sibling of R need be tried. A read-only op that does not fit is not
+        // tried again in the second walk (same configuration, same state).
+        let mut reads = true;
         // Longest prefix seen at a dead end, and how much of the stack still equals it.
         let mut best: Vec<(u32, u32)> = Vec::new();
         let mut best_blocked = NONE;
@@ -838,7 +870,18 @@ impl<'a, M: Model> Search<'a, M> {
             {
                 return SearchOutcome::Unknown(g);
             }
-            let blocked_here = if let Some(k) = unk_k {
+            let blocked_here = if reads && (cur == NONE || self.entry_op[cur as usize] & RET != 0) {
+                // No read-only candidate fits: now the unknown ops and the others.
+                reads = false;
+                cur_alt = 0;
+                if self.unknown_first {
+                    limit = cur;
+                    unk_k = Some(0);
+                } else {
+                    cur = self.next[head as usize];
+                }
+                continue;
+            } else if let Some(k) = unk_k {
                 let cand = self
                     .unk
                     .get(k)
@@ -848,13 +891,9 @@ impl<'a, M: Model> Search<'a, M> {
                     let alt0 = std::mem::take(&mut cur_alt);
                     unk_k = Some(k + 1);
                     if self.try_unknown(op, alt0, &mut state, &mut stack) {
-                        if self.unknown_first {
-                            limit = self.first_ret();
-                            unk_k = Some(0);
-                        } else {
-                            unk_k = None;
-                            cur = self.next[head as usize];
-                        }
+                        unk_k = None;
+                        reads = true;
+                        cur = self.next[head as usize];
                     }
                     continue;
                 }
@@ -878,6 +917,12 @@ impl<'a, M: Model> Search<'a, M> {
                 let op = self.entry_op[cur as usize];
                 let input = &self.ops[op as usize].input;
                 let n_alt = self.model.alternatives(input);
+                if self.model.is_read_only(input) != reads {
+                    // Read-only ops in the first walk only, the others in the second.
+                    cur = self.next[cur as usize];
+                    cur_alt = 0;
+                    continue;
+                }
                 if self.watch == Some(op) {
                     // Watching: note the state and never linearize the watched operation,
                     // so the search visits exactly the configurations it could meet.
@@ -902,6 +947,7 @@ impl<'a, M: Model> Search<'a, M> {
                 }
                 let twin = self.twin_prev[op as usize];
                 if twin != NONE && !self.bits.get(self.bit_of[twin as usize]) {
+                    self.stats.cuts.twins += 1;
                     cur = self.next[cur as usize];
                     cur_alt = 0;
                     continue;
@@ -927,6 +973,7 @@ impl<'a, M: Model> Search<'a, M> {
                         // precede it is already linearized and nothing after sees a
                         // difference. So if this branch fails, so does every sibling.
                         let forced = self.model.is_read_only(input);
+                        self.stats.cuts.reads_first += u64::from(forced);
                         let before = std::mem::replace(&mut state, next_state);
                         stack.push((op, alt, before, forced));
                         self.lift_op(op);
@@ -945,10 +992,7 @@ impl<'a, M: Model> Search<'a, M> {
                 if lifted {
                     cur = self.next[head as usize];
                     cur_alt = 0;
-                    if self.unknown_first {
-                        limit = self.first_ret();
-                        unk_k = Some(0);
-                    }
+                    reads = true;
                 } else {
                     cur = self.next[cur as usize];
                     cur_alt = 0;
@@ -983,6 +1027,7 @@ impl<'a, M: Model> Search<'a, M> {
                 }
                 state = before;
                 if !forced {
+                    reads = false;
                     cur_alt = alt + 1;
                     if self.ret_entry[op as usize] != NONE {
                         cur = self.call_entry[op as usize];
@@ -1042,6 +1087,45 @@ fn twins<I: Eq>(ops: &[SearchOp<I>], unknown: &[u32]) -> Vec<u32> {
         }
     }
     twin_prev
+}
+
+/// Twins among required ops: for each required op X (in `required`, call order), an
+/// earlier-invoked required op Y with an equal input whose return entry also comes before
+/// X's, if one is among the `WINDOW` ops invoked just before X; stored in `twin_prev`.
+/// The search never lifts X while such a Y is still in the list.
+///
+/// Soundness. When the search reaches X's call entry, Y's call entry (earlier in the list)
+/// was passed with no return entry before it, so Y is a candidate too. Take any
+/// linearization from this configuration that starts with X and places Y later, at
+/// position q. Swap them: Y first, X at q. Every state is the same (equal inputs step
+/// equally). Real time holds: Y may go first (it is a candidate); X at q must come after
+/// every op that returned before X was invoked (all already linearized: X is a candidate)
+/// and before every op invoked after X returned; those were invoked after Y returned too
+/// (Y returns no later than X), so Y at q already came before them. So if a linearization
+/// starts with X, one starts with Y, and trying Y alone loses nothing.
+fn required_twins<I: Eq>(
+    ops: &[SearchOp<I>],
+    required: &[u32],
+    call_entry: &[u32],
+    ret_entry: &[u32],
+    twin_prev: &mut [u32],
+) {
+    const WINDOW: usize = 32;
+    for (k, &x) in required.iter().enumerate() {
+        let xi = x as usize;
+        let found = required[k.saturating_sub(WINDOW)..k]
+            .iter()
+            .rev()
+            .find(|&&y| {
+                let yi = y as usize;
+                call_entry[yi] < call_entry[xi]
+                    && ret_entry[yi] < ret_entry[xi]
+                    && ops[yi].input == ops[xi].input
+            });
+        if let Some(&y) = found {
+            twin_prev[xi] = y;
+        }
+    }
 }
 
 /// The set of linearized operations: required ops in bits `0..n_req` (padded to a word
@@ -1373,6 +1457,129 @@ mod tests {
             }
         }
         assert!(failing > 300, "only {failing} failing histories");
+    }
+
+    /// The search's cuts (reads first, twins among required and among unknown ops)
+    /// against a brute force over every order, on random small histories built to
+    /// trigger them: few values (many equal inputs), read-only ops (reads, failed cas),
+    /// crashed writes and cas, and a share of histories where every op overlaps every
+    /// other (the gen-adversarial `overlap` shape). Both candidate orders.
+    #[test]
+    fn cuts_agree_with_brute_force() {
+        use crate::model::porcupine_etcd::{EtcdOp, PorcupineEtcd};
+        use rand::{RngExt, SeedableRng};
+        fn brute(ops: &[SearchOp<EtcdOp>], used: &mut Vec<usize>, state: u32) -> bool {
+            if (0..ops.len()).all(|i| ops[i].ret.is_none() || used.contains(&i)) {
+                return true;
+            }
+            for i in 0..ops.len() {
+                if used.contains(&i) {
+                    continue;
+                }
+                let blocked = ops.iter().enumerate().any(|(j, o)| {
+                    !used.contains(&j) && j != i && o.ret.is_some_and(|r| r < ops[i].call)
+                });
+                if blocked {
+                    continue;
+                }
+                if let Some(next) = PorcupineEtcd.step(&state, &ops[i].input) {
+                    used.push(i);
+                    let ok = brute(ops, used, next);
+                    used.pop();
+                    if ok {
+                        return true;
+                    }
+                }
+            }
+            false
+        }
+        // A required twin invoked earlier but returning later must not replace the
+        // other: w1 [1,2] must precede w2 [3,4], and w1 [0,100] follow it for r1 [5,6].
+        let nested = [
+            SearchOp {
+                call: 0,
+                ret: Some(100),
+                input: EtcdOp::Write(1),
+            },
+            SearchOp {
+                call: 1,
+                ret: Some(2),
+                input: EtcdOp::Write(1),
+            },
+            SearchOp {
+                call: 3,
+                ret: Some(4),
+                input: EtcdOp::Write(2),
+            },
+            SearchOp {
+                call: 5,
+                ret: Some(6),
+                input: EtcdOp::Read(1),
+            },
+        ];
+        assert!(brute(&nested, &mut Vec::new(), 0));
+        assert_eq!(
+            search(&PorcupineEtcd, 0, &nested, Limits::default(), None).0,
+            SearchOutcome::Linearizable
+        );
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2527);
+        let (mut good, mut bad) = (0, 0);
+        let mut cuts = SearchCuts::default();
+        for case in 0..6000 {
+            let overlap = rng.random_bool(0.3);
+            // Long operations too, so that equal inputs nest (one invoked earlier and
+            // returning later than its twin).
+            let span = if rng.random_bool(0.5) { 12 } else { 40 };
+            let ops: Vec<_> = (0..rng.random_range(1..=8))
+                .map(|_| {
+                    let call = if overlap {
+                        rng.random_range(0..10u64)
+                    } else {
+                        rng.random_range(0..30u64)
+                    };
+                    let kind = rng.random_range(0..4);
+                    let crashed = kind >= 2 && rng.random_bool(0.3);
+                    let ret = (!crashed).then(|| {
+                        if overlap {
+                            10 + rng.random_range(0..10u64)
+                        } else {
+                            call + rng.random_range(0..span)
+                        }
+                    });
+                    let (a, b) = (rng.random_range(0..3u32), rng.random_range(0..3u32));
+                    let input = match kind {
+                        0 => EtcdOp::Read(a),
+                        1 => EtcdOp::CasFailed(a, b),
+                        2 => EtcdOp::Write(a),
+                        _ => EtcdOp::Cas(a, b),
+                    };
+                    SearchOp { call, ret, input }
+                })
+                .collect();
+            let expected = brute(&ops, &mut Vec::new(), 0);
+            if expected {
+                good += 1
+            } else {
+                bad += 1
+            }
+            for unknown_first in [false, true] {
+                let limits = Limits {
+                    unknown_first,
+                    ..Limits::default()
+                };
+                let (out, stats, _) = search(&PorcupineEtcd, 0, &ops, limits, None);
+                assert_eq!(
+                    out == SearchOutcome::Linearizable,
+                    expected,
+                    "case {case}, unknown_first {unknown_first}: {ops:?}"
+                );
+                cuts.reads_first += stats.cuts.reads_first;
+                cuts.twins += stats.cuts.twins;
+            }
+        }
+        assert!(good > 1000 && bad > 1000, "good {good}, bad {bad}");
+        // Both cuts fired (and are counted for --json).
+        assert!(cuts.reads_first > 1000 && cuts.twins > 100, "{cuts:?}");
     }
 
     #[test]

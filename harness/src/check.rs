@@ -30,7 +30,11 @@ pub struct CheckArgs {
     /// Time budget; when it runs out the verdict is unknown (exit 2).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
-    /// Memory budget of the search, e.g. 2G or 500M; running out gives unknown.
+    /// Memory budget of the whole process, e.g. 2G or 500M. What the process holds when
+    /// the check starts (the parsed history) and a 24 MiB reserve come off it; the rest is
+    /// shared by the searches (memo, stacks, model caches), which stop rather than grow
+    /// past it: the verdict is unknown (exit 2), saying so and how far the search got.
+    /// Peak RSS stays within the budget plus a few MiB; parsing itself is not capped.
     #[arg(long, default_value = "4G", value_parser = parse_size)]
     pub max_memory: usize,
     /// Worker threads (default: one per core).

@@ -116,6 +116,8 @@ pub struct PartitionResult {
     /// Which procedure decided (or gave up): the general search or a rule of
     /// the fast rules (`fast`).
     pub method: crate::fast::Method,
+    /// How often the search's cuts fired (zeros when a rule decided without it).
+    pub cuts: crate::search::SearchCuts,
 }
 
 /// One operation as an explanation shows it.

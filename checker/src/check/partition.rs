@@ -241,6 +241,7 @@ pub(super) fn check_partition<M: Model>(
             search_bytes: 0,
             deepest: 0,
             method,
+            cuts: Default::default(),
         });
     }
     let rule_violation = fast.and_then(|d| d.violation);
@@ -281,6 +282,7 @@ pub(super) fn check_partition<M: Model>(
         search_bytes: stats.bytes,
         deepest: stats.deepest,
         method,
+        cuts: stats.cuts,
     };
     if let (Some((blocked, why)), SearchOutcome::Unknown(_) | SearchOutcome::Linearizable) =
         (rule_violation, &outcome)

@@ -133,6 +133,7 @@ pub(super) fn run<M: Model + Send>(
                 search_bytes: 0,
                 deepest: 0,
                 method: crate::fast::Method::Search,
+                cuts: Default::default(),
             })
         } else {
             let start = Instant::now();

@@ -3,12 +3,18 @@
 
 use std::path::PathBuf;
 
-/// `../shared/testdata` beside the repository. Missing is a test failure, not a skip.
+/// `../shared/testdata` beside the repository, or `$STASIS_TESTDATA` when set (a git
+/// worktree elsewhere). Missing is a test failure, not a skip.
 pub fn testdata() -> PathBuf {
-    let p = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/testdata"
-    ));
+    let p = std::env::var_os("STASIS_TESTDATA").map_or_else(
+        || {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../shared/testdata"
+            ))
+        },
+        PathBuf::from,
+    );
     assert!(
         p.join("EXPECTED.tsv").is_file(),
         "shared test data not found at {} (the shared/ folder must sit beside the repository \
