@@ -143,11 +143,20 @@ pub struct View {
 
 impl View {
     fn describe(&self, cluster: &Cluster<'_>) -> String {
+        self.describe_with(|i| cluster.info(i).name.clone())
+    }
+
+    /// One line for the record and the evidence, with `name` naming node indexes.
+    pub(crate) fn describe_with(&self, name: impl Fn(usize) -> String) -> String {
         format!(
             "{} leads (term {}): voters {}, joint {}",
-            cluster.info(self.leader).name,
+            name(self.leader),
             self.term,
-            names(cluster, &self.voters).join(","),
+            self.voters
+                .iter()
+                .map(|&i| name(i))
+                .collect::<Vec<_>>()
+                .join(","),
             self.joint
         )
     }
@@ -239,12 +248,63 @@ pub struct Attempt {
     pub status: String,
 }
 
+/// What the reply to one membership request means for the change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The leader acknowledged: the new voter set is in effect.
+    Ok,
+    /// Definitely not made, and worth another try: not the leader, no quorum or leader
+    /// yet, another change in progress, or the request never left (`sent` false: a
+    /// refused connection).
+    Retry { why: String, sent: bool },
+    /// Definitely refused.
+    Failed(String),
+    /// No definite answer (a timeout, a reset connection, an unexpected reply): the
+    /// change may still take effect.
+    Unknown(String),
+}
+
+/// Interprets the reply to a membership request: the node's answer, or `Err((sent,
+/// why))` when none came (`sent`: the request may have reached the node). One reading
+/// for the membership nemesis and `stasis sim`'s membership changes.
+pub fn interpret(reply: Result<Resp, (bool, String)>) -> Verdict {
+    match reply {
+        Ok(Resp::Simple(s)) if s == "OK" => Verdict::Ok,
+        Ok(Resp::Error(msg)) => {
+            let code = msg.split_whitespace().next().unwrap_or("");
+            let retry = match code {
+                "NOTLEADER" | "NOTREADY" | "NOQUORUM" => true,
+                // Definite refusals; the ones that pass are worth a retry.
+                "ERR" => msg.contains("in progress") || msg.contains("abandoned"),
+                // TIMEOUT, UNKNOWN, anything else: the change may still happen.
+                _ => return Verdict::Unknown(msg),
+            };
+            if retry {
+                Verdict::Retry {
+                    why: msg,
+                    sent: true,
+                }
+            } else {
+                Verdict::Failed(msg)
+            }
+        }
+        Ok(other) => Verdict::Unknown(format!("unexpected reply {other:?}")),
+        Err((true, e)) => Verdict::Unknown(e),
+        Err((false, e)) => Verdict::Retry {
+            why: e,
+            sent: false,
+        },
+    }
+}
+
+/// How long a change waits for a leader outside a joint configuration before it plans.
+pub(crate) const SETTLE_BUDGET: Duration = Duration::from_secs(10);
 /// How long one change may take, retries included.
-const CHANGE_BUDGET: Duration = Duration::from_secs(15);
+pub(crate) const CHANGE_BUDGET: Duration = Duration::from_secs(15);
 /// How long one request may wait for its reply (stasis-node answers `-TIMEOUT` after 5 s).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long the new voter set may take to show in the leader's STATUS.
-const VERIFY_BUDGET: Duration = Duration::from_secs(10);
+pub(crate) const VERIFY_BUDGET: Duration = Duration::from_secs(10);
 
 /// Makes `target` the voter set: sends the membership command to the leader, follows
 /// redirects and retries definite refusals (another change in progress, no leader) within
@@ -268,28 +328,13 @@ pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> A
             }
         };
         let addr = cluster.info(leader).client_addr();
-        match request(addr, &args, REQUEST_TIMEOUT) {
-            Ok(Resp::Simple(s)) if s == "OK" => break ("ok", "OK".to_owned()),
-            Ok(Resp::Error(msg)) => {
-                let code = msg.split_whitespace().next().unwrap_or("");
-                let retry = match code {
-                    "NOTLEADER" | "NOTREADY" | "NOQUORUM" => true,
-                    // Definite refusals; the ones that pass are worth a retry.
-                    "ERR" => msg.contains("in progress") || msg.contains("abandoned"),
-                    // TIMEOUT, UNKNOWN, anything else: the change may still happen.
-                    _ => break ("unknown", msg),
-                };
-                if !retry {
-                    break ("failed", msg);
-                }
-                last = msg;
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Ok(other) => break ("unknown", format!("unexpected reply {other:?}")),
-            Err((true, e)) => break ("unknown", e),
-            Err((false, e)) => {
-                last = e;
-                std::thread::sleep(Duration::from_millis(100));
+        match interpret(request(addr, &args, REQUEST_TIMEOUT)) {
+            Verdict::Ok => break ("ok", "OK".to_owned()),
+            Verdict::Failed(msg) => break ("failed", msg),
+            Verdict::Unknown(msg) => break ("unknown", msg),
+            Verdict::Retry { why, sent } => {
+                last = why;
+                std::thread::sleep(Duration::from_millis(if sent { 200 } else { 100 }));
             }
         }
     };
@@ -316,10 +361,15 @@ pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> A
 
 /// The history value of one change.
 fn record(cluster: &Cluster<'_>, change: &str, from: &[usize], to: &[usize], a: &Attempt) -> Value {
+    record_named(change, names(cluster, from), names(cluster, to), a)
+}
+
+/// The history value of one change between the named voter sets (also `stasis sim`'s).
+pub(crate) fn record_named(change: &str, from: Vec<String>, to: Vec<String>, a: &Attempt) -> Value {
     json!({
         "change": change,
-        "from": names(cluster, from),
-        "to": names(cluster, to),
+        "from": from,
+        "to": to,
         "outcome": a.outcome,
         "reply": a.reply,
         "verified": a.verified.is_some(),
@@ -349,7 +399,7 @@ pub struct Started {
 
 /// Applies a `Reconfig` fault: plans a change of the current voter set and makes it.
 pub fn start(cluster: &Cluster<'_>, m: &Membership, change: Change, rng: &mut impl Rng) -> Started {
-    let view = match settled_view(cluster, None, Instant::now() + Duration::from_secs(10)) {
+    let view = match settled_view(cluster, None, Instant::now() + SETTLE_BUDGET) {
         Ok(v) => v,
         Err(e) => {
             let why = format!("no current voter set: {e}");
@@ -383,7 +433,7 @@ pub fn stop(cluster: &Cluster<'_>, m: &Membership, before: Option<&[usize]>) -> 
         let why = "nothing to undo: the change never started".to_owned();
         return (json!({"outcome": "unchanged", "reply": why}), why);
     };
-    let now = settled_view(cluster, None, Instant::now() + Duration::from_secs(10));
+    let now = settled_view(cluster, None, Instant::now() + SETTLE_BUDGET);
     if let Ok(v) = &now
         && v.voters == before
     {
@@ -521,6 +571,42 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn replies_are_read_as_ok_retry_failed_or_unknown() {
+        let err = |m: &str| interpret(Ok(Resp::error(m)));
+        assert_eq!(interpret(Ok(Resp::ok())), Verdict::Ok);
+        for m in [
+            "NOTLEADER n2 127.0.0.1:6379",
+            "NOQUORUM",
+            "ERR another membership change is in progress; retry later",
+            "ERR reconfiguration abandoned before the voter set changed",
+        ] {
+            assert!(matches!(err(m), Verdict::Retry { sent: true, .. }), "{m}");
+        }
+        assert_eq!(
+            err("ERR bad voter"),
+            Verdict::Failed("ERR bad voter".into())
+        );
+        for m in ["TIMEOUT", "UNKNOWN leadership lost; the outcome is unknown"] {
+            assert!(matches!(err(m), Verdict::Unknown(_)), "{m}");
+        }
+        assert!(matches!(
+            interpret(Ok(Resp::Integer(1))),
+            Verdict::Unknown(_)
+        ));
+        assert!(matches!(
+            interpret(Err((true, "reset".into()))),
+            Verdict::Unknown(_)
+        ));
+        assert_eq!(
+            interpret(Err((false, "refused".into()))),
+            Verdict::Retry {
+                why: "refused".into(),
+                sent: false
+            }
+        );
     }
 
     #[test]

@@ -96,8 +96,13 @@ impl SimStageSpec {
         }
         // Fault kinds, node flags and bugs are checked as a first schedule would use them.
         let spec = SimSpec::draw(&args, 0).map_err(|e| format!("{}: {e}", field("faults")))?;
-        super::world::node_configs(&spec.protocol, spec.nodes as usize, &spec.node_flags())
-            .map_err(|e| format!("{}: {e}", field("node_args")))?;
+        super::world::node_configs(
+            &spec.protocol,
+            spec.nodes as usize,
+            spec.spares as usize,
+            &spec.node_flags(),
+        )
+        .map_err(|e| format!("{}: {e}", field("node_args")))?;
         Ok(SimStage {
             budget: args.budget,
             args,

@@ -53,9 +53,15 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock, bounce, churn, transition.
+    /// drift, clock, bounce, churn, transition, reconfig. `all` is every kind but
+    /// reconfig (membership changes), which is named: `--faults all,reconfig`.
     #[arg(long, default_value = "all")]
     pub faults: String,
+    /// Spare nodes besides --nodes: started empty in join mode, they become voters only
+    /// through membership changes (`reconfig` faults). Default: 2 with reconfig faults,
+    /// else 0 (as `stasis test --spares`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=4))]
+    pub spares: Option<u64>,
     /// Simulated client workers.
     #[arg(long, default_value_t = 10)]
     pub concurrency: usize,
@@ -109,6 +115,10 @@ pub struct SimSpec {
     pub protocol: String,
     pub bugs: Vec<String>,
     pub nodes: u64,
+    /// Spare nodes (n<nodes+1>...), started in join mode; 0 for runs recorded before
+    /// simulated membership changes.
+    #[serde(default)]
+    pub spares: u64,
     pub seed: u64,
     pub sim_time_ns: u64,
     pub concurrency: usize,
@@ -134,6 +144,9 @@ impl SimSpec {
             return Err("--write-pct plus --cas-pct must be at most 100".into());
         }
         let sim_ns = args.sim_time.as_nanos() as u64;
+        let spares = args
+            .spares
+            .unwrap_or(if kinds.contains(&"reconfig") { 2 } else { 0 });
         let drawn = match args.settings {
             settings::Mode::Vary => {
                 let spec = SutSpec::load(&args.protocol).map_err(|_| {
@@ -151,6 +164,7 @@ impl SimSpec {
             protocol: args.protocol.clone(),
             bugs: args.bugs.clone(),
             nodes: args.nodes,
+            spares,
             seed,
             sim_time_ns: sim_ns,
             concurrency: args.concurrency.max(1),
@@ -200,8 +214,13 @@ pub struct SimRun {
 
 /// Runs one schedule and checks its history.
 pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
-    let configs = world::node_configs(&spec.protocol, spec.nodes as usize, &spec.node_flags())
-        .map_err(anyhow::Error::msg)?;
+    let configs = world::node_configs(
+        &spec.protocol,
+        spec.nodes as usize,
+        spec.spares as usize,
+        &spec.node_flags(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let opts = WorldOptions {
         seed: spec.seed,
         sim_ns: spec.sim_time_ns,
@@ -214,6 +233,7 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         },
         op_timeout_ns: spec.op_timeout_ns,
         watch_split: spec.protocol == "raft",
+        spares: spec.spares as usize,
     };
     // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
     // the schedule and the replay are the record of a simulated run.
@@ -254,6 +274,11 @@ pub fn write_run(
             .map(|k| format!("n{k}"))
             .collect::<Vec<_>>()
     );
+    test["spares_list"] = json!(
+        (spec.nodes + 1..=spec.nodes + spec.spares)
+            .map(|k| format!("n{k}"))
+            .collect::<Vec<_>>()
+    );
     if let Some(n) = note {
         test["note"] = json!(n);
     }
@@ -274,7 +299,7 @@ pub struct Shrunk {
 
 /// Searches for a smaller schedule that still fails: drops faults one at a time (while
 /// the run still fails), then shortens the simulated time, then halves the clients, then
-/// puts drawn settings back to their defaults, then removes nodes one at a time. At most `max_tries` simulations.
+/// puts drawn settings back to their defaults, then removes spares and nodes one at a time. At most `max_tries` simulations.
 pub fn shrink(
     spec: &SimSpec,
     run: SimRun,
@@ -345,6 +370,15 @@ pub fn shrink(
         match fails(&s, &mut tries)? {
             Some(r) => best = (s, r),
             None => i += 1,
+        }
+    }
+    // Fewer spares, one at a time (membership changes plan among what is left).
+    while best.0.spares > 0 && tries < max_tries {
+        let mut s = best.0.clone();
+        s.spares -= 1;
+        match fails(&s, &mut tries)? {
+            Some(r) => best = (s, r),
+            None => break,
         }
     }
     // Fewer nodes, one at a time, while it still fails (node-targeted faults and
@@ -504,11 +538,15 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                     )?;
                     shrunk_dir.get_or_insert(sdir.clone());
                     say(format!(
-                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} nodes, {} clients, {} ops, settings {} ({} tries) -> {}\n  replay: stasis sim --replay {}",
+                        "seed {}: smallest failing schedule: {} faults, {:.1} s simulated, {} nodes{}, {} clients, {} ops, settings {} ({} tries) -> {}\n  replay: stasis sim --replay {}",
                         spec.seed,
                         shrunk.spec.schedule.len(),
                         shrunk.spec.sim_time_ns as f64 / 1e9,
                         shrunk.spec.nodes,
+                        match shrunk.spec.spares {
+                            0 => String::new(),
+                            k => format!(" + {k} spares"),
+                        },
                         shrunk.spec.concurrency,
                         client_ops(&shrunk.run),
                         describe_settings(&shrunk.spec.settings),

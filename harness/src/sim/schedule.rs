@@ -10,8 +10,27 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::nemesis::membership;
+
 /// Fault kinds `--faults` can select.
 pub const KINDS: &[&str] = &[
+    "crash",
+    "pause",
+    "partition",
+    "net",
+    "drift",
+    "clock",
+    "bounce",
+    "churn",
+    "transition",
+    "reconfig",
+];
+
+/// The kinds `--faults all` selects: every kind but `reconfig`, which is asked for by
+/// name (`--faults all,reconfig`). Keeping it out keeps the schedules every seed drew
+/// before membership changes existed (recorded failing seeds still replay), and a
+/// membership change with no spare node can only remove a voter and add it back.
+pub const ALL: &[&str] = &[
     "crash",
     "pause",
     "partition",
@@ -109,6 +128,11 @@ pub enum FaultKind {
     Drift { node: u64, permille: u64 },
     /// The node's wall clock jumps by `ms` (and back when the fault ends).
     Clock { node: u64, ms: i64 },
+    /// A membership change through the leader, as the membership nemesis makes it: the
+    /// voter set the leader reports becomes one with a spare added, a voter removed or
+    /// two or more voters replaced ([`membership::plan`] picks the nodes when the fault
+    /// starts); changed back when the fault ends. At most one at a time.
+    Reconfig { change: membership::Change },
 }
 
 impl FaultKind {
@@ -124,6 +148,7 @@ impl FaultKind {
             FaultKind::Net { .. } => "net",
             FaultKind::Drift { .. } => "drift",
             FaultKind::Clock { .. } => "clock",
+            FaultKind::Reconfig { .. } => "reconfig",
         }
     }
 }
@@ -142,7 +167,12 @@ pub fn parse_faults(s: &str) -> Result<Vec<&'static str>, String> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         if part == "all" {
-            return Ok(KINDS.to_vec());
+            for k in ALL {
+                if !out.contains(k) {
+                    out.push(*k);
+                }
+            }
+            continue;
         }
         if part == "none" {
             continue;
@@ -175,6 +205,8 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
     let horizon = sim_ns / 10 * 9;
     // Mean gap between fault starts: a few hundred milliseconds.
     let mut t = rng.random_range(100 * ms..600 * ms);
+    // Membership changes: the first a replacement, then shuffled bags (as the nemesis).
+    let mut changes = membership::Kinds::default();
     while t < sim_ns / 10 * 8 {
         let kind = kinds[rng.random_range(0..kinds.len())];
         let node = rng.random_range(1..=nodes);
@@ -237,6 +269,9 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                 node,
                 permille: rng.random_range(950..=1050),
             },
+            "reconfig" => FaultKind::Reconfig {
+                change: changes.next(&mut rng),
+            },
             _ => FaultKind::Clock {
                 node: target,
                 ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
@@ -251,8 +286,17 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
     }
     // One crash, pause, bounce or churn at a time (they would otherwise often take down a
     // majority; churn keeps a majority up by itself).
-    let mut busy_until = 0;
+    let (mut busy_until, mut reconfig_until) = (0, 0);
     out.retain(|f| match f.kind {
+        // One membership change at a time (each is undone before the next starts).
+        FaultKind::Reconfig { .. } => {
+            if f.start_ns < reconfig_until {
+                false
+            } else {
+                reconfig_until = f.stop_ns;
+                true
+            }
+        }
         FaultKind::Crash { .. }
         | FaultKind::Pause { .. }
         | FaultKind::Bounce { .. }
@@ -292,12 +336,33 @@ mod tests {
     }
 
     #[test]
+    fn membership_changes_start_with_a_replacement_and_never_overlap() {
+        let s = draw(3, 3, 20_000_000_000, &["reconfig", "crash"]);
+        let changes: Vec<&Fault> = s.iter().filter(|f| f.kind.family() == "reconfig").collect();
+        assert!(changes.len() > 3, "{s:?}");
+        assert_eq!(
+            changes[0].kind,
+            FaultKind::Reconfig {
+                change: membership::Change::Replace
+            }
+        );
+        for w in changes.windows(2) {
+            assert!(w[0].stop_ns <= w[1].start_ns, "{w:?}");
+        }
+    }
+
+    #[test]
     fn faults_parse_with_one_line_errors() {
         assert_eq!(
             parse_faults("crash,pause,crash").unwrap(),
             vec!["crash", "pause"]
         );
-        assert_eq!(parse_faults("all").unwrap(), KINDS.to_vec());
+        assert_eq!(parse_faults("all").unwrap(), ALL.to_vec());
+        assert!(!ALL.contains(&"reconfig"));
+        let mut with = ALL.to_vec();
+        with.push("reconfig");
+        assert_eq!(parse_faults("all,reconfig").unwrap(), with);
+        assert_eq!(parse_faults("reconfig,all").unwrap().len(), KINDS.len());
         assert!(parse_faults("none").unwrap().is_empty());
         let e = parse_faults("crash,bogus").unwrap_err();
         assert!(e.contains("bogus") && !e.contains('\n'), "{e}");

@@ -8,12 +8,18 @@
 //! operations from the same [`Workload`] as `stasis test` and map replies to outcomes
 //! with the RESP client's classification. Faults come from a [`Fault`] schedule.
 //!
+//! Membership changes (`reconfig` faults) are made as the membership nemesis makes them
+//! ([`crate::nemesis::membership`]): the voter set the leader reports, a plan from
+//! [`membership::plan`], a `RECONFIG` request to the leader whose reply is read by
+//! [`membership::interpret`] (retried on redirects and refusals), then the leader's
+//! voters checked; the fault's end changes them back. Spare nodes start in join mode.
+//!
 //! Everything that happens is a function of the seed and the schedule: events are ordered
 //! by (simulated time, insertion sequence), and every random choice comes from one
 //! ChaCha8 stream, so a run replays bit for bit.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -32,6 +38,7 @@ use super::schedule::{Fault, FaultKind, Shape};
 use crate::client::resp::{Reply, classify};
 use crate::client::{ClientOp, Completion};
 use crate::generator::{Mix, Workload, pause_between};
+use crate::nemesis::membership::{self, Attempt, Verdict, View};
 
 const MS: u64 = 1_000_000;
 /// Wall clock at simulated time 0 (Unix ms): 2026-01-01.
@@ -56,20 +63,27 @@ pub struct WorldOptions {
     /// Count terms with two leaders ([`Outcome::split_terms`]): for Raft, where a term
     /// has at most one leader (a Paxos round does not name its leader).
     pub watch_split: bool,
+    /// The last `spares` nodes are spares (join mode, not initial voters).
+    pub spares: usize,
 }
 
-/// Where an answer from a host goes: (client, attempt) into the shared outbox.
+/// Who asked a request: a client worker, or the membership changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asker {
+    Client(usize),
+    Admin,
+}
+
+/// Where an answer from a host goes: (asker, attempt) into the shared outbox.
 struct SimAnswer {
-    client: usize,
+    to: Asker,
     attempt: u64,
-    outbox: Rc<RefCell<Vec<(usize, u64, Resp)>>>,
+    outbox: Rc<RefCell<Vec<(Asker, u64, Resp)>>>,
 }
 
 impl Answer for SimAnswer {
     fn answer(self, v: Resp) {
-        self.outbox
-            .borrow_mut()
-            .push((self.client, self.attempt, v));
+        self.outbox.borrow_mut().push((self.to, self.attempt, v));
     }
 }
 
@@ -95,6 +109,11 @@ impl<M: Clone> HostEnv<M> for Outgoing<M> {
 /// The (never bound) address a simulated node reports for redirects.
 fn sim_addr(id: NodeId) -> String {
     format!("127.0.0.1:{}", 16_000 + id)
+}
+
+/// The (never bound) peer address of a simulated node (`--peers`, `RECONFIG`).
+fn sim_peer_addr(id: NodeId) -> String {
+    format!("127.0.0.1:{}", 17_000 + id)
 }
 
 struct SimNode<C: ConsensusCore, S> {
@@ -190,6 +209,64 @@ enum Ev<M> {
         node: usize,
         inc: u64,
     },
+    /// The membership change in progress looks again (void unless `attempt` is current).
+    AdminPoll {
+        attempt: u64,
+    },
+    /// Its `RECONFIG` request reaches a node.
+    AdminRequest {
+        node: usize,
+        attempt: u64,
+    },
+    AdminReply {
+        attempt: u64,
+        v: Resp,
+    },
+    /// Its request got no answer in time.
+    AdminTimeout {
+        attempt: u64,
+    },
+}
+
+/// Where a membership change is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for a leader outside a joint configuration, to plan from its voters.
+    Settle,
+    /// Asking the leader (retrying redirects and refusals).
+    Request,
+    /// Waiting for the leader to report the new voters.
+    Verify,
+}
+
+/// One membership change: a `reconfig` fault's start (a planned change) or stop (back to
+/// the voters before it).
+struct Job {
+    fault: usize,
+    start: bool,
+    stage: Stage,
+    change: &'static str,
+    from: Vec<usize>,
+    target: Vec<usize>,
+    /// End of the current stage's budget (simulated ns).
+    until: u64,
+    /// The request in flight arrived at (node, incarnation).
+    at: Option<(usize, u64)>,
+    sent: bool,
+    last: String,
+    outcome: &'static str,
+    reply: String,
+}
+
+/// The membership changes of a run, made one at a time in schedule order.
+#[derive(Default)]
+struct Admin {
+    queue: VecDeque<(usize, bool)>,
+    job: Option<Job>,
+    /// Bumped by every poll, request and verdict: older events are void.
+    attempt: u64,
+    /// The voters before each started change, by fault (what its stop goes back to).
+    before: BTreeMap<usize, Vec<usize>>,
 }
 
 /// A message held at a cut link: (from, from incarnation, to, to incarnation, message).
@@ -229,7 +306,7 @@ pub struct World<C: ConsensusCore, S> {
     rng: ChaCha8Rng,
     clients: Vec<SimClient>,
     workload: Workload,
-    outbox: Rc<RefCell<Vec<(usize, u64, Resp)>>>,
+    outbox: Rc<RefCell<Vec<(Asker, u64, Resp)>>>,
     writer: HistoryWriter<Vec<u8>>,
     ops: Vec<Op>,
     net: NetState<C::Message>,
@@ -243,6 +320,7 @@ pub struct World<C: ConsensusCore, S> {
     split_terms: std::collections::BTreeSet<u64>,
     /// Active `Transition` faults (schedule indexes).
     transitions: std::collections::BTreeSet<usize>,
+    admin: Admin,
 }
 
 impl<C, S> World<C, S>
@@ -314,6 +392,7 @@ where
             events: 0,
             split_terms: Default::default(),
             transitions: Default::default(),
+            admin: Admin::default(),
         };
         for i in 0..n {
             w.start_node(i)?;
@@ -409,11 +488,76 @@ where
         }
     }
 
-    /// Whether one more node may go down with a majority still up.
+    /// Whether one more node may go down with a majority (of the fault pool) still up.
     fn may_kill(&self) -> bool {
+        let pool = self.pool();
+        let down = pool.iter().filter(|&&k| !self.up(k)).count();
+        (down + 1) * 2 < pool.len()
+    }
+
+    /// The nodes node-targeted faults, partitions and churn draw from: every node, or with
+    /// spares the voters the leader reports (the initial voters when none does), as the
+    /// nemesis's fault pool: spares outside the voter set are idle.
+    fn pool(&self) -> Vec<usize> {
         let n = self.nodes.len();
-        let down = (0..n).filter(|&k| !self.up(k)).count();
-        (down + 1) * 2 < n
+        if self.opts.spares == 0 {
+            return (0..n).collect();
+        }
+        match self.leader_view() {
+            Ok(v) if !v.voters.is_empty() => v.voters,
+            _ => (0..n.saturating_sub(self.opts.spares).max(1)).collect(),
+        }
+    }
+
+    /// What the harness would read from the nodes' `STATUS`: the running, unpaused node
+    /// that leads with the highest term, its voters and whether they are joint (the
+    /// nemesis's [`membership::leader_view`]).
+    fn leader_view(&self) -> Result<View, String> {
+        let mut best: Option<View> = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            let Some(h) = node.host.as_ref().filter(|_| !node.paused) else {
+                continue;
+            };
+            let st = h.core().status();
+            if st.role != Role::Leader {
+                continue;
+            }
+            let mut voters = Vec::new();
+            for v in &st.voters {
+                match self.index_of(*v) {
+                    Some(k) => voters.push(k),
+                    None => {
+                        return Err(format!(
+                            "n{}: STATUS names unknown voter {}",
+                            node.cfg.id,
+                            node::core::fmt_id(*v)
+                        ));
+                    }
+                }
+            }
+            voters.sort_unstable();
+            if best.as_ref().is_none_or(|b| b.term < st.term) {
+                best = Some(View {
+                    leader: i,
+                    term: st.term,
+                    voters,
+                    joint: st.joint,
+                });
+            }
+        }
+        best.ok_or_else(|| "no node says it leads".to_owned())
+    }
+
+    fn name(&self, i: usize) -> String {
+        node::core::fmt_id(self.nodes[i].cfg.id)
+    }
+
+    fn names(&self, nodes: &[usize]) -> Vec<String> {
+        nodes.iter().map(|&i| self.name(i)).collect()
+    }
+
+    fn describe(&self, v: &View) -> String {
+        v.describe_with(|i| self.name(i))
     }
 
     fn drain(&mut self, i: usize) -> Result<()> {
@@ -437,9 +581,13 @@ where
             self.send(from, from_inc, to, msg);
         }
         let answers: Vec<_> = self.outbox.borrow_mut().drain(..).collect();
-        for (client, attempt, v) in answers {
+        for (to, attempt, v) in answers {
             let lat = self.rng.random_range(50_000..500_000);
-            self.at(self.now + lat, Ev::Reply { client, attempt, v });
+            let ev = match to {
+                Asker::Client(client) => Ev::Reply { client, attempt, v },
+                Asker::Admin => Ev::AdminReply { attempt, v },
+            };
+            self.at(self.now + lat, ev);
         }
         Ok(())
     }
@@ -531,6 +679,16 @@ where
     /// Runs until the simulated time limit.
     pub fn run(mut self) -> Result<Outcome> {
         while self.step()? {}
+        // A membership change still under way is recorded as it stands.
+        self.admin.queue.clear();
+        if let Some(job) = self.admin.job.as_mut() {
+            job.reply = "the simulation ended".into();
+            if job.stage != Stage::Verify {
+                job.outcome = if job.sent { "unknown" } else { "failed" };
+            }
+            let status = self.leader_view().map_or_else(|e| e, |v| self.describe(&v));
+            self.admin_finish(None, status);
+        }
         // Operations still in flight at the end are unknown (writes) or failed (reads).
         for c in 0..self.clients.len() {
             if self.clients[c].current.is_some() {
@@ -706,8 +864,307 @@ where
                     self.start_node(node)?;
                 }
             }
+            Ev::AdminPoll { attempt } => {
+                if attempt == self.admin.attempt {
+                    self.admin_poll()?;
+                }
+            }
+            Ev::AdminRequest { node, attempt } => {
+                if attempt == self.admin.attempt {
+                    self.admin_request_arrives(node, attempt)?;
+                }
+            }
+            Ev::AdminReply { attempt, v } => {
+                if attempt == self.admin.attempt {
+                    self.admin_verdict(membership::interpret(Ok(v)));
+                }
+            }
+            Ev::AdminTimeout { attempt } => {
+                if attempt == self.admin.attempt {
+                    self.admin_verdict(membership::interpret(Err((
+                        true,
+                        "timeout: no reply".into(),
+                    ))));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Queues a membership change (a `reconfig` fault's start or stop).
+    fn admin_enqueue(&mut self, fault: usize, start: bool) -> Result<()> {
+        self.admin.queue.push_back((fault, start));
+        if self.admin.job.is_none() {
+            self.admin_next()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the next queued change, if any.
+    fn admin_next(&mut self) -> Result<()> {
+        let Some((fault, start)) = self.admin.queue.pop_front() else {
+            return Ok(());
+        };
+        let change = match self.schedule[fault].kind {
+            FaultKind::Reconfig { change } if start => change.name(),
+            _ => "revert",
+        };
+        let target = self.admin.before.get(&fault).cloned();
+        if !start && target.is_none() {
+            // As the nemesis: a change that never started has nothing to undo.
+            let why = "nothing to undo: the change never started";
+            self.nemesis(
+                format!("stop-reconfig-{fault}"),
+                json!({"outcome": "unchanged", "reply": why}),
+            );
+            return self.admin_next();
+        }
+        self.admin.job = Some(Job {
+            fault,
+            start,
+            stage: Stage::Settle,
+            change,
+            from: Vec::new(),
+            target: target.unwrap_or_default(),
+            until: self.now + membership::SETTLE_BUDGET.as_nanos() as u64,
+            at: None,
+            sent: false,
+            last: "no leader found".into(),
+            outcome: "failed",
+            reply: String::new(),
+        });
+        self.admin_poll()
+    }
+
+    fn admin_poll_in(&mut self, ns: u64) {
+        self.admin.attempt += 1;
+        let attempt = self.admin.attempt;
+        self.at(self.now + ns, Ev::AdminPoll { attempt });
+    }
+
+    /// One look of the change in progress at the leader's view (the nemesis's polling
+    /// loops, one iteration per event).
+    fn admin_poll(&mut self) -> Result<()> {
+        let Some(job) = self.admin.job.as_ref() else {
+            return Ok(());
+        };
+        let (stage, start, until, fault) = (job.stage, job.start, job.until, job.fault);
+        let view = self.leader_view();
+        match stage {
+            Stage::Settle => {
+                let settled = view.as_ref().ok().filter(|v| !v.joint).cloned();
+                if settled.is_none() && self.now < until {
+                    self.admin_poll_in(100 * MS);
+                    return Ok(());
+                }
+                let last = match &view {
+                    Ok(v) => self.describe(v),
+                    Err(e) => e.clone(),
+                };
+                if start {
+                    let Some(v) = settled else {
+                        let why = format!("no current voter set: {last}");
+                        self.admin.job = None;
+                        let change = match self.schedule[fault].kind {
+                            FaultKind::Reconfig { change } => change.name(),
+                            _ => "",
+                        };
+                        self.nemesis(
+                            format!("start-reconfig-{fault}"),
+                            json!({"change": change, "outcome": "failed", "reply": why}),
+                        );
+                        return self.admin_next();
+                    };
+                    let FaultKind::Reconfig { change } = self.schedule[fault].kind else {
+                        return Ok(());
+                    };
+                    let n = self.nodes.len();
+                    let Some((made, target)) =
+                        membership::plan(change, &v.voters, n, &mut self.rng)
+                    else {
+                        self.admin.job = None;
+                        self.nemesis(
+                            format!("start-reconfig-{fault}"),
+                            json!({"change": change.name(), "outcome": "failed", "reply": "no other voter set is possible"}),
+                        );
+                        return self.admin_next();
+                    };
+                    self.admin.before.insert(fault, v.voters.clone());
+                    let job = self.admin.job.as_mut().expect("checked");
+                    job.change = made.name();
+                    job.from = v.voters;
+                    job.target = target;
+                } else {
+                    let job = self.admin.job.as_mut().expect("checked");
+                    match settled {
+                        Some(v) if v.voters == job.target => {
+                            let value = json!({"change": "revert", "from": self.names(&v.voters), "to": self.names(&v.voters), "outcome": "unchanged", "status": last});
+                            self.admin.job = None;
+                            self.nemesis(format!("stop-reconfig-{fault}"), value);
+                            return self.admin_next();
+                        }
+                        Some(v) => job.from = v.voters,
+                        None => job.from = Vec::new(),
+                    }
+                }
+                let job = self.admin.job.as_mut().expect("checked");
+                job.stage = Stage::Request;
+                job.until = self.now + membership::CHANGE_BUDGET.as_nanos() as u64;
+                self.admin_poll_in(0);
+            }
+            Stage::Request => {
+                if self.now >= until {
+                    let job = self.admin.job.as_mut().expect("checked");
+                    let last = std::mem::take(&mut job.last);
+                    self.admin_verdict(Verdict::Failed(last));
+                    return Ok(());
+                }
+                match view {
+                    Err(e) => {
+                        self.admin.job.as_mut().expect("checked").last = e;
+                        self.admin_poll_in(100 * MS);
+                    }
+                    Ok(v) => {
+                        // The request travels to the leader; no reply in time is unknown.
+                        self.admin.attempt += 1;
+                        let attempt = self.admin.attempt;
+                        let job = self.admin.job.as_mut().expect("checked");
+                        job.at = None;
+                        let lat = self.rng.random_range(50_000..500_000);
+                        self.at(
+                            self.now + lat,
+                            Ev::AdminRequest {
+                                node: v.leader,
+                                attempt,
+                            },
+                        );
+                        let wait = membership::REQUEST_TIMEOUT.as_nanos() as u64;
+                        self.at(self.now + wait, Ev::AdminTimeout { attempt });
+                    }
+                }
+            }
+            Stage::Verify => {
+                let job = self.admin.job.as_ref().expect("checked");
+                match view {
+                    Ok(v) if !v.joint && v.voters == job.target => {
+                        let d = self.describe(&v);
+                        self.admin_finish(Some(d.clone()), d);
+                        return self.admin_next();
+                    }
+                    other => {
+                        if self.now >= until {
+                            let last = match other {
+                                Ok(v) => self.describe(&v),
+                                Err(e) => e,
+                            };
+                            self.admin_finish(None, last);
+                            return self.admin_next();
+                        } else {
+                            self.admin_poll_in(100 * MS);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The change's request reaches node `node`.
+    fn admin_request_arrives(&mut self, node: usize, attempt: u64) -> Result<()> {
+        if !self.up(node) {
+            let why = format!("{}: connection refused (down)", self.name(node));
+            self.admin_verdict(membership::interpret(Err((false, why))));
+            return Ok(());
+        }
+        if self.nodes[node].paused {
+            // Queued in the socket until the node resumes.
+            let again = self.now + self.nodes[node].tick_ns;
+            self.at(again, Ev::AdminRequest { node, attempt });
+            return Ok(());
+        }
+        let inc = self.nodes[node].incarnation;
+        let Some(job) = self.admin.job.as_ref() else {
+            return Ok(());
+        };
+        let voters: BTreeMap<NodeId, String> = job
+            .target
+            .iter()
+            .map(|&k| {
+                let id = self.nodes[k].cfg.id;
+                (id, sim_peer_addr(id))
+            })
+            .collect();
+        let job = self.admin.job.as_mut().expect("checked");
+        job.at = Some((node, inc));
+        job.sent = true;
+        // The node answers -TIMEOUT at its request deadline, as the runtime does
+        // (the timeout event); its host forgets the request then.
+        let deadline = self.now + self.nodes[node].cfg.request_timeout.as_nanos() as u64;
+        let wait = deadline.min(self.now + membership::REQUEST_TIMEOUT.as_nanos() as u64);
+        self.at(wait, Ev::AdminTimeout { attempt });
+        let answer = SimAnswer {
+            to: Asker::Admin,
+            attempt,
+            outbox: self.outbox.clone(),
+        };
+        self.feed(node, |h, env| {
+            h.request(env, Request::Reconfig(voters), answer, deadline)
+        })
+    }
+
+    /// What the reply (or its absence) to the change's request means: a definite
+    /// outcome goes on to verification, a refusal worth a retry asks again later.
+    fn admin_verdict(&mut self, verdict: Verdict) {
+        let Some(job) = self.admin.job.as_mut() else {
+            return;
+        };
+        if job.stage != Stage::Request {
+            return;
+        }
+        job.at = None;
+        let (outcome, reply) = match verdict {
+            Verdict::Ok => ("ok", "OK".to_owned()),
+            Verdict::Failed(m) => ("failed", m),
+            Verdict::Unknown(m) => ("unknown", m),
+            Verdict::Retry { why, sent } => {
+                job.last = why;
+                self.admin_poll_in(if sent { 200 * MS } else { 100 * MS });
+                return;
+            }
+        };
+        job.outcome = outcome;
+        job.reply = reply;
+        job.stage = Stage::Verify;
+        job.until = self.now
+            + if outcome == "failed" {
+                0
+            } else {
+                membership::VERIFY_BUDGET.as_nanos() as u64
+            };
+        self.admin_poll_in(0);
+    }
+
+    /// Records the change in progress (`verified`: the leader's STATUS showing the new
+    /// voters) and starts the next.
+    fn admin_finish(&mut self, verified: Option<String>, status: String) {
+        let Some(job) = self.admin.job.take() else {
+            return;
+        };
+        self.admin.attempt += 1;
+        let a = Attempt {
+            outcome: job.outcome,
+            reply: job.reply,
+            verified,
+            status,
+        };
+        let value = membership::record_named(
+            job.change,
+            self.names(&job.from),
+            self.names(&job.target),
+            &a,
+        );
+        let f = if job.start { "start" } else { "stop" };
+        self.nemesis(format!("{f}-reconfig-{}", job.fault), value);
     }
 
     /// One step of a `Churn` fault: kill a random running node (unless half the nodes are
@@ -725,8 +1182,8 @@ where
         if self.now >= f.stop_ns {
             return;
         }
-        let up: Vec<usize> = (0..self.nodes.len()).filter(|&k| self.up(k)).collect();
-        if self.may_kill() {
+        let up: Vec<usize> = self.pool().into_iter().filter(|&k| self.up(k)).collect();
+        if self.may_kill() && !up.is_empty() {
             let node = up[self.rng.random_range(0..up.len())];
             self.nemesis(
                 format!("churn-{i}-kill"),
@@ -820,7 +1277,7 @@ where
             (request_of(&cur.op), cur.deadline)
         };
         let answer = SimAnswer {
-            client,
+            to: Asker::Client(client),
             attempt,
             outbox: self.outbox.clone(),
         };
@@ -903,13 +1360,15 @@ where
             .map(|(_, i)| i)
     }
 
-    fn ids(&self) -> Vec<NodeId> {
-        self.nodes.iter().map(|n| n.cfg.id).collect()
+    /// The ids of the fault pool's nodes.
+    fn pool_ids(&self) -> Vec<NodeId> {
+        self.pool().iter().map(|&i| self.nodes[i].cfg.id).collect()
     }
 
-    /// The directed links a partition shape cuts, resolved now.
+    /// The directed links a partition shape cuts, resolved now, among the fault pool
+    /// (spares outside the voter set keep reaching every node, as under the nemesis).
     fn cuts(&mut self, shape: &Shape) -> Vec<(NodeId, NodeId)> {
-        let ids = self.ids();
+        let ids = self.pool_ids();
         let n = ids.len();
         let id_at = |k: u64| ids[(k.saturating_sub(1) as usize) % n];
         let split = |side: &[NodeId]| -> Vec<(NodeId, NodeId)> {
@@ -927,14 +1386,13 @@ where
         match shape {
             Shape::IsolateNode(k) => split(&[id_at(*k)]),
             Shape::IsolateLeader => match self.leader() {
-                Some(l) => split(&[ids[l]]),
+                Some(l) => split(&[self.nodes[l].cfg.id]),
                 None => Vec::new(),
             },
             Shape::LeaderMinority => {
-                let l = self.leader().unwrap_or(0);
-                let mut side = vec![ids[l]];
-                let mut others: Vec<NodeId> =
-                    ids.iter().copied().filter(|&x| x != ids[l]).collect();
+                let l = self.leader().map_or(ids[0], |l| self.nodes[l].cfg.id);
+                let mut side = vec![l];
+                let mut others: Vec<NodeId> = ids.iter().copied().filter(|&x| x != l).collect();
                 while side.len() < n.div_ceil(2).saturating_sub(1).max(1) && !others.is_empty() {
                     let j = self.rng.random_range(0..others.len());
                     side.push(others.remove(j));
@@ -994,8 +1452,11 @@ where
         let f = self.schedule[i].clone();
         let name = format!("{}-{i}", f.kind.family());
         let mut value = serde_json::to_value(&f.kind).unwrap_or(Value::Null);
-        // Node 0 is whoever leads at the start (any node if none does).
-        let n_nodes = self.nodes.len();
+        // Node 0 is whoever leads at the start (any node if none does); others are counted
+        // in the fault pool (every node without spares).
+        if let FaultKind::Reconfig { .. } = f.kind {
+            return self.admin_enqueue(i, start);
+        }
         let target = match &f.kind {
             FaultKind::Crash { node, .. }
             | FaultKind::Pause { node }
@@ -1006,10 +1467,11 @@ where
         };
         if let Some(k) = target {
             let n = if start {
+                let pool = self.pool();
                 let n = if k == 0 {
-                    self.leader().unwrap_or(i % n_nodes)
+                    self.leader().unwrap_or(pool[i % pool.len()])
                 } else {
-                    (k as usize - 1) % n_nodes
+                    pool[(k as usize - 1) % pool.len()]
                 };
                 self.resolved.insert(i, n);
                 n
@@ -1113,6 +1575,7 @@ where
                 let n = idx(*node);
                 self.nodes[n].wall_offset_ms += if start { *ms } else { -*ms };
             }
+            FaultKind::Reconfig { .. } => {}
         }
         let f = if start { "start" } else { "stop" };
         self.nemesis(format!("{f}-{name}"), value);
@@ -1137,7 +1600,7 @@ where
     /// The pairs of swizzle partition `i` heal one at a time, in a random order, at
     /// random moments before `stop_ns`.
     fn schedule_unclogs(&mut self, i: usize, stop_ns: u64) {
-        let ids = self.ids();
+        let ids = self.pool_ids();
         let mut pairs = Vec::new();
         for (k, &a) in ids.iter().enumerate() {
             for &b in &ids[k + 1..] {
@@ -1182,8 +1645,18 @@ where
             self.nodes[n].fs.crash();
         }
         // Clients waiting on this node see their connection reset: the request may have
-        // been applied (writes: info; reads: nothing observed, fail).
+        // been applied (writes: info; reads: nothing observed, fail). So does a
+        // membership change.
         let inc = self.nodes[n].incarnation;
+        if self
+            .admin
+            .job
+            .as_ref()
+            .is_some_and(|j| j.stage == Stage::Request && j.at == Some((n, inc)))
+        {
+            let why = format!("{}: connection reset (node crashed)", self.name(n));
+            self.admin_verdict(membership::interpret(Err((true, why))));
+        }
         for c in 0..self.clients.len() {
             let waiting = self.clients[c]
                 .current
@@ -1215,13 +1688,20 @@ fn request_of(op: &ClientOp) -> Request {
     }
 }
 
-/// Parses node flags (as `stasis-node` takes them) into the configurations of `n` nodes.
-pub fn node_configs(protocol: &str, n: usize, extra: &[String]) -> Result<Vec<NodeConfig>, String> {
+/// Parses node flags (as `stasis-node` takes them) into the configurations of `n` nodes
+/// (the initial voters) and `spares` spare nodes after them, which start with `--join`
+/// instead of `--peers` (as the raft and multipaxos specs' `[membership]` start them).
+pub fn node_configs(
+    protocol: &str,
+    n: usize,
+    spares: usize,
+    extra: &[String],
+) -> Result<Vec<NodeConfig>, String> {
     let peers: Vec<String> = (1..=n as u64)
-        .map(|k| format!("n{k}=127.0.0.1:{}", 17_000 + k))
+        .map(|k| format!("n{k}={}", sim_peer_addr(k)))
         .collect();
     let peers = peers.join(",");
-    (1..=n as u64)
+    (1..=(n + spares) as u64)
         .map(|k| {
             let mut argv: Vec<String> = vec![
                 "stasis-node".into(),
@@ -1232,12 +1712,14 @@ pub fn node_configs(protocol: &str, n: usize, extra: &[String]) -> Result<Vec<No
                 "--listen".into(),
                 sim_addr(k),
                 "--peer-listen".into(),
-                format!("127.0.0.1:{}", 17_000 + k),
-                "--peers".into(),
-                peers.clone(),
-                "--data-dir".into(),
-                format!("/sim/n{k}"),
+                sim_peer_addr(k),
             ];
+            if k as usize <= n {
+                argv.extend(["--peers".into(), peers.clone()]);
+            } else {
+                argv.push("--join".into());
+            }
+            argv.extend(["--data-dir".into(), format!("/sim/n{k}")]);
             argv.extend(extra.iter().cloned());
             node::config::from_args(argv).map_err(|(msg, _)| {
                 format!("node flags: {}", msg.lines().next().unwrap_or("invalid"))
@@ -1252,11 +1734,11 @@ mod tests {
 
     #[test]
     fn node_flags_are_validated_like_stasis_node() {
-        let c = node_configs("raft", 3, &[]).unwrap();
+        let c = node_configs("raft", 3, 0, &[]).unwrap();
         assert_eq!(c.len(), 3);
         assert_eq!(c[2].id, 3);
         assert_eq!(c[0].peers.len(), 3);
-        let e = node_configs("raft", 3, &["--bug".into(), "no-fencing".into()]).unwrap_err();
+        let e = node_configs("raft", 3, 0, &["--bug".into(), "no-fencing".into()]).unwrap_err();
         assert!(e.contains("multipaxos") && !e.contains('\n'), "{e}");
     }
 
@@ -1266,7 +1748,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let configs = node_configs("raft", 5, &flags).unwrap();
+        let configs = node_configs("raft", 5, 0, &flags).unwrap();
         let s = 1_000_000_000;
         let fault = |start_ns, stop_ns, kind| Fault {
             start_ns,
@@ -1310,6 +1792,7 @@ mod tests {
             mix: Mix { write: 40, cas: 10 },
             op_timeout_ns: 500 * MS,
             watch_split: true,
+            spares: 0,
         };
         let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
         let (mut max_down, mut fully_cut) = (0, false);
