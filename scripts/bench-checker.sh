@@ -7,6 +7,8 @@
 # Also the adversarial single-register histories of issue 25 (../shared/tools/
 # gen-adversarial.py: crashed writes left open, stale and phantom reads, all-concurrent
 # ops), checked with --timeout 10s and --max-memory 2G (the issue's goal).
+# Then the reader alone (`stasis check --parse-only`: read, validate and pair, no check) on
+# the generated JSONL histories, on one thread and on one per core, in MB/s.
 # Usage: scripts/bench-checker.sh [runs per file (default 5)] [--quick: skip 1M-op histories]
 # Env: BENCH_DIR (generated histories are cached there; default target/bench-histories).
 set -euo pipefail
@@ -131,5 +133,29 @@ for name, args, expected in rows:
         bad += 1
     print(f"| {name} | {ops} | {verdict}{'' if ok else ' (WRONG, expected ' + expected + ')'} | {res[0][6]} | {fmt_s(wall)} | {fmt_s(chk)} | {fmt_s(cpu)} | {rss:.0f} MiB | {refs} | {met} |")
     sys.stdout.flush()
+# The reader alone: read, validate and pair (stasis check --parse-only), one thread and
+# one per core.
+print()
+print("| file (parse alone) | MB | threads | parse (median) | MB/s | CPU user+sys (median) |")
+print("|---|---|---|---|---|---|")
+for g in ["g100k-ok", "g1m-ok", "g1m-bad"]:
+    p = os.path.join(gen, g + ".jsonl")
+    if not os.path.exists(p):
+        continue
+    for threads in ("1", "0"):
+        res = []
+        for _ in range(runs):
+            q = subprocess.Popen([bin_, "check", "--parse-only", "--threads", threads, p],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            out = q.stdout.read()
+            _, status, ru = os.wait4(q.pid, 0)
+            d = json.loads(out)
+            res.append((d["parse_ms"] / 1000, d["bytes"], ru.ru_utime + ru.ru_stime))
+        s = statistics.median(r[0] for r in res)
+        mb = res[0][1] / 1e6
+        cpu = statistics.median(r[2] for r in res)
+        label = "1" if threads == "1" else f"{os.cpu_count()} (one per core)"
+        print(f"| {g} | {mb:.0f} | {label} | {fmt_s(s)} | {mb / s:.0f} | {fmt_s(cpu)} |")
+        sys.stdout.flush()
 sys.exit(1 if bad else 0)
 PY

@@ -14,12 +14,13 @@
 //! line (the harness was killed mid-write) is dropped with a warning instead of failing the
 //! whole history. [`pair`] turns validated events into [`Operation`]s for the checker.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use rustc_hash::FxHashMap;
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -183,96 +184,128 @@ pub struct ReadHistory {
     pub warnings: Vec<String>,
 }
 
-/// Reads and validates a Stasis JSONL history file.
+mod jsonl;
+
+use jsonl::{Block, Event, Line};
+
+/// Reads and validates a Stasis JSONL history file (in parallel when it is big).
 pub fn read_jsonl(path: &Path) -> Result<ReadHistory, HistoryError> {
-    let file = File::open(path).map_err(|source| HistoryError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    read_jsonl_from(BufReader::new(file), path)
+    let mut ops = Vec::new();
+    let warnings = read_file_events(path, 0, |ev| ops.push(ev.into_op()))?;
+    Ok(ReadHistory { ops, warnings })
 }
 
 /// Reads and validates a JSONL history from any reader; `path` is used in messages only.
 pub fn read_jsonl_from<R: BufRead>(reader: R, path: &Path) -> Result<ReadHistory, HistoryError> {
     let mut ops = Vec::new();
-    let warnings = read_events(reader, path, |op| ops.push(op))?;
+    let mut events = Events::new(path, |ev| ops.push(ev.into_op()));
+    jsonl::for_each_block(reader, jsonl::BLOCK, |b| events.block(b))?;
+    let warnings = events.warnings;
     Ok(ReadHistory { ops, warnings })
 }
 
 /// Reads, validates and pairs a JSONL history in one streaming pass, without keeping the
 /// events: what `stasis check` uses for big histories. Returns the operations and warnings.
 pub fn read_jsonl_operations(path: &Path) -> Result<(Vec<Operation>, Vec<String>), HistoryError> {
-    let file = File::open(path).map_err(|source| HistoryError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    read_jsonl_operations_with(path, 0)
+}
+
+/// As [`read_jsonl_operations`] with a number of parser threads: 0 for one per core
+/// (for files of several blocks), 1 to parse on the calling thread.
+pub fn read_jsonl_operations_with(
+    path: &Path,
+    threads: usize,
+) -> Result<(Vec<Operation>, Vec<String>), HistoryError> {
     let mut pairer = Pairer::default();
-    let warnings = read_events(BufReader::with_capacity(1 << 20, file), path, |op| {
-        pairer.push(op)
-    })?;
+    let warnings = read_file_events(path, threads, |ev| pairer.push_event(ev))?;
     Ok((pairer.out, warnings))
 }
 
-/// Streams validated events into `sink`; returns the warnings.
-fn read_events<R: BufRead>(
-    mut reader: R,
+/// Streams a file's validated events into `sink`; returns the warnings. Files of several
+/// blocks are parsed by worker threads (`threads`: 0 = one per core, 1 = none) while this
+/// thread validates and pairs in file order.
+fn read_file_events(
     path: &Path,
-    mut sink: impl FnMut(Op),
+    threads: usize,
+    sink: impl FnMut(Event<'_>),
 ) -> Result<Vec<String>, HistoryError> {
-    let mut out = ReadHistory::default();
-    let mut count = 0u64;
-    let mut validator = Validator::default();
-    let mut buf = Vec::new();
-    let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|source| HistoryError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        let terminated = buf.last() == Some(&b'\n');
-        let err = |message: String| HistoryError::Line {
-            path: path.to_owned(),
-            line: line_no,
-            message,
-        };
-        let text = match std::str::from_utf8(&buf) {
-            Ok(t) => t.trim(),
-            Err(_) if !terminated => {
-                out.warnings
-                    .push(torn_warning(path, line_no, "it is not valid UTF-8"));
-                break;
-            }
-            Err(e) => return Err(err(format!("not valid UTF-8 ({e})"))),
-        };
-        if text.is_empty() {
-            continue;
-        }
-        let mut op: Op = match serde_json::from_str(text) {
-            Ok(op) => op,
-            // A final line without its newline that does not parse is what a harness killed
-            // mid-write leaves behind: drop it, keep everything before it.
-            Err(e) if !terminated && e.is_eof() => {
-                out.warnings
-                    .push(torn_warning(path, line_no, "it ends mid-event"));
-                break;
-            }
-            Err(e) => return Err(err(describe_json_error(&e))),
-        };
-        if op.index == NO_INDEX {
-            op.index = count;
-        }
-        count += 1;
-        validator.check(&op).map_err(err)?;
-        sink(op);
+    let io_err = |source| HistoryError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err)?;
+    let size = file.metadata().map_err(io_err)?.len();
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let mut events = Events::new(path, sink);
+    let block = jsonl::BLOCK;
+    if threads > 1 && size > 2 * block as u64 {
+        jsonl::for_each_block_parallel(file, block, threads, |b| events.block(b))?;
+    } else {
+        jsonl::for_each_block(file, block, |b| events.block(b))?;
     }
-    Ok(out.warnings)
+    Ok(events.warnings)
+}
+
+/// Validates parsed blocks in file order and streams their events into a sink.
+struct Events<'p, S> {
+    path: &'p Path,
+    sink: S,
+    validator: Validator,
+    warnings: Vec<String>,
+    /// Lines before the current block.
+    lines: usize,
+    /// Events so far (the index of an event read without one).
+    count: u64,
+}
+
+impl<'p, S: FnMut(Event<'_>)> Events<'p, S> {
+    fn new(path: &'p Path, sink: S) -> Self {
+        Events {
+            path,
+            sink,
+            validator: Validator::default(),
+            warnings: Vec::new(),
+            lines: 0,
+            count: 0,
+        }
+    }
+
+    /// Takes one block; `Ok(false)` when the input ends here (a torn final line).
+    fn block(&mut self, block: io::Result<&mut Block>) -> Result<bool, HistoryError> {
+        let block = block.map_err(|source| HistoryError::Io {
+            path: self.path.to_owned(),
+            source,
+        })?;
+        let items = std::mem::take(&mut block.items);
+        for item in items {
+            let line = self.lines + item.line;
+            let err = |message: String| HistoryError::Line {
+                path: self.path.to_owned(),
+                line,
+                message,
+            };
+            let mut ev = match item.what {
+                Line::Fast(ev) => block.event(ev),
+                Line::Slow(op) => Event::from(*op),
+                Line::Torn(why) => {
+                    self.warnings.push(torn_warning(self.path, line, why));
+                    return Ok(false);
+                }
+                Line::Bad(message) => return Err(err(message)),
+            };
+            if ev.index == NO_INDEX {
+                ev.index = self.count;
+            }
+            self.count += 1;
+            self.validator.check(&ev).map_err(err)?;
+            (self.sink)(ev);
+        }
+        self.lines += block.lines;
+        Ok(true)
+    }
 }
 
 fn torn_warning(path: &Path, line: usize, why: &str) -> String {
@@ -300,14 +333,17 @@ const EXAMPLE: &str = r#"{"time":0,"process":1,"type":"invoke","f":"write","key"
 /// Tracks outstanding operations per process while reading.
 #[derive(Default)]
 struct Validator {
-    /// Process -> f of its outstanding invoke.
-    outstanding: HashMap<u64, String>,
+    /// Process -> f of its outstanding invoke (an index into `names`).
+    outstanding: FxHashMap<u64, u32>,
     /// Processes that ended with `info`; Jepsen workers never reuse them.
-    crashed: HashMap<u64, u64>,
+    crashed: FxHashMap<u64, u64>,
+    /// The distinct fs seen, so an invoke does not copy its f.
+    ids: FxHashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
 }
 
 impl Validator {
-    fn check(&mut self, op: &Op) -> Result<(), String> {
+    fn check(&mut self, op: &Event<'_>) -> Result<(), String> {
         let p = match op.process {
             Process::Nemesis => {
                 return match op.kind {
@@ -321,11 +357,11 @@ impl Validator {
         };
         match op.kind {
             OpType::Invoke => {
-                if let Some(f) = self.outstanding.get(&p) {
+                if let Some(&f) = self.outstanding.get(&p) {
                     return Err(format!(
-                        "process {p} invokes {} while its {f} is still outstanding \
+                        "process {p} invokes {} while its {} is still outstanding \
                          (a process runs one operation at a time)",
-                        op.f
+                        op.f, self.names[f as usize]
                     ));
                 }
                 if let Some(index) = self.crashed.get(&p) {
@@ -335,7 +371,16 @@ impl Validator {
                         op.f
                     ));
                 }
-                self.outstanding.insert(p, op.f.clone());
+                let f = match self.ids.get(&*op.f) {
+                    Some(&f) => f,
+                    None => {
+                        let f = u32::try_from(self.names.len()).expect("fewer than 2^32 fs");
+                        self.names.push(op.f.as_ref().into());
+                        self.ids.insert(op.f.as_ref().into(), f);
+                        f
+                    }
+                };
+                self.outstanding.insert(p, f);
             }
             OpType::Ok | OpType::Fail | OpType::Info => {
                 let Some(f) = self.outstanding.remove(&p) else {
@@ -344,7 +389,8 @@ impl Validator {
                         op.kind, op.f
                     ));
                 };
-                if f != op.f {
+                let f = &self.names[f as usize];
+                if **f != *op.f {
                     return Err(format!("process {p} completes {} but invoked {f}", op.f));
                 }
                 if op.kind == OpType::Info {
@@ -445,11 +491,15 @@ pub struct Operation {
 #[derive(Default)]
 pub struct Pairer {
     pub out: Vec<Operation>,
-    open: HashMap<u64, usize>,
+    open: FxHashMap<u64, usize>,
 }
 
 impl Pairer {
     pub fn push(&mut self, op: Op) {
+        self.push_event(Event::from(op));
+    }
+
+    fn push_event(&mut self, op: Event<'_>) {
         let Process::Client(p) = op.process else {
             return;
         };
@@ -458,8 +508,8 @@ impl Pairer {
                 self.open.insert(p, self.out.len());
                 self.out.push(Operation {
                     process: p,
-                    f: op.f,
-                    key: op.key,
+                    f: op.f.into_owned(),
+                    key: op.key.map(Cow::into_owned),
                     input: op.value,
                     output: Value::Null,
                     outcome: Outcome::Unknown,
@@ -476,7 +526,7 @@ impl Pairer {
                 };
                 let o = &mut self.out[i];
                 o.complete_index = Some(op.index);
-                o.error = op.error;
+                o.error = op.error.map(Cow::into_owned);
                 o.output = op.value;
                 match kind {
                     OpType::Ok => {

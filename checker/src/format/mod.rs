@@ -184,12 +184,22 @@ pub fn load_operations(
     path: &Path,
     format: Option<Format>,
 ) -> Result<(Vec<history::Operation>, Format, Vec<String>), LoadError> {
+    load_operations_with(path, format, 0)
+}
+
+/// As [`load_operations`], with `threads` parser threads for big JSONL files (0: one per
+/// core, 1: parse on the calling thread).
+pub fn load_operations_with(
+    path: &Path,
+    format: Option<Format>,
+    threads: usize,
+) -> Result<(Vec<history::Operation>, Format, Vec<String>), LoadError> {
     let format = match format {
         Some(f) => f,
         None => detect_file(path)?,
     };
     if format == Format::Jsonl {
-        let (ops, warnings) = history::read_jsonl_operations(path)?;
+        let (ops, warnings) = history::read_jsonl_operations_with(path, threads)?;
         return Ok((ops, format, warnings));
     }
     let loaded = load(path, Some(format))?;

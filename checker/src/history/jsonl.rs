@@ -1,0 +1,964 @@
+//! The JSONL reader's machinery: a fast path for the exact event shape Stasis writes, and
+//! the block pipeline that feeds lines to it, on one thread or several.
+//!
+//! The fast path ([`parse_fast`]) accepts only lines spelled the way [`super::Op`]'s
+//! serializer spells them: the keys in declaration order, no whitespace, strings without
+//! escapes. It borrows the strings from the line instead of allocating, and builds a
+//! `serde_json::Value` only for the event's value. Any line it does not accept goes to
+//! the general path (`serde_json::from_str::<Op>`), so every error, every odd-but-valid
+//! spelling and every torn line is handled by exactly the code that handled it before.
+//!
+//! The pipeline reads the input in blocks cut at newlines. Each block is parsed into
+//! [`Item`]s (one per non-blank line) by a worker; the caller consumes the blocks in file
+//! order, so line numbers, validation and pairing stay sequential and exact.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::Mutex;
+use std::sync::mpsc;
+
+use serde_json::Value;
+
+use super::{NO_INDEX, Op, OpType, Process};
+
+/// One event with its strings borrowed from the line where it could be (fast path) or
+/// owned (general path).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Event<'a> {
+    pub index: u64,
+    pub time: u64,
+    pub process: Process,
+    pub kind: OpType,
+    pub f: Cow<'a, str>,
+    pub key: Option<Cow<'a, str>>,
+    pub value: Value,
+    pub error: Option<Cow<'a, str>>,
+    pub node: Option<Cow<'a, str>>,
+}
+
+impl Event<'_> {
+    pub fn into_op(self) -> Op {
+        Op {
+            index: self.index,
+            time: self.time,
+            process: self.process,
+            kind: self.kind,
+            f: self.f.into_owned(),
+            key: self.key.map(Cow::into_owned),
+            value: self.value,
+            error: self.error.map(Cow::into_owned),
+            node: self.node.map(Cow::into_owned),
+        }
+    }
+}
+
+impl From<Op> for Event<'static> {
+    fn from(op: Op) -> Self {
+        Event {
+            index: op.index,
+            time: op.time,
+            process: op.process,
+            kind: op.kind,
+            f: Cow::Owned(op.f),
+            key: op.key.map(Cow::Owned),
+            value: op.value,
+            error: op.error.map(Cow::Owned),
+            node: op.node.map(Cow::Owned),
+        }
+    }
+}
+
+/// A byte range of a block's text (a line ending 4 GiB or more into its block takes the
+/// general path).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// An event read by the fast path, its strings as ranges of the block's text.
+#[derive(Debug, PartialEq)]
+pub(crate) struct FastEvent {
+    index: u64,
+    time: u64,
+    process: Process,
+    kind: OpType,
+    f: Span,
+    key: Option<Span>,
+    value: Value,
+    error: Option<Span>,
+    node: Option<Span>,
+}
+
+impl FastEvent {
+    fn resolve(self, text: &str) -> Event<'_> {
+        let s = |sp: Span| Cow::Borrowed(&text[sp.start as usize..sp.end as usize]);
+        Event {
+            index: self.index,
+            time: self.time,
+            process: self.process,
+            kind: self.kind,
+            f: s(self.f),
+            key: self.key.map(s),
+            value: self.value,
+            error: self.error.map(s),
+            node: self.node.map(s),
+        }
+    }
+}
+
+/// What one non-blank line turned into.
+#[derive(Debug)]
+pub(crate) enum Line {
+    Fast(FastEvent),
+    Slow(Box<Op>),
+    /// A torn final line; the reason for the warning.
+    Torn(&'static str),
+    /// A line that is not an event; the message for `file:line: message`.
+    Bad(String),
+}
+
+/// One parsed line: its number within the block (1-based) and what it holds.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub line: usize,
+    pub what: Line,
+}
+
+/// A parsed block: its text (empty when the block was not valid UTF-8; then every item is
+/// owned), its items and how many lines it spans.
+pub(crate) struct Block {
+    text: String,
+    pub items: Vec<Item>,
+    pub lines: usize,
+}
+
+impl Block {
+    /// The event of a `Fast` item, borrowing from this block's text.
+    pub fn event(&self, ev: FastEvent) -> Event<'_> {
+        ev.resolve(&self.text)
+    }
+
+    fn into_buffer(self) -> Vec<u8> {
+        self.text.into_bytes()
+    }
+}
+
+/// Parses one line the way the reader always has: `serde_json` into an [`Op`].
+pub(crate) fn parse_general(text: &str, terminated: bool) -> Line {
+    match serde_json::from_str::<Op>(text) {
+        Ok(op) => Line::Slow(Box::new(op)),
+        // A final line without its newline that does not parse is what a harness killed
+        // mid-write leaves behind: drop it, keep everything before it.
+        Err(e) if !terminated && e.is_eof() => Line::Torn("it ends mid-event"),
+        Err(e) => Line::Bad(super::describe_json_error(&e)),
+    }
+}
+
+/// Parses a block of whole lines (the last one unterminated only at the end of the input).
+fn parse_block(buf: Vec<u8>) -> Block {
+    let text = match String::from_utf8(buf) {
+        Ok(t) => t,
+        Err(e) => return parse_block_bytes(&e.into_bytes()),
+    };
+    let mut items = Vec::with_capacity(text.len() / 96 + 1);
+    let bytes = text.as_bytes();
+    let mut pos = 0;
+    let mut lines = 0;
+    while pos < bytes.len() {
+        let (end, next, terminated) = match memchr::memchr(b'\n', &bytes[pos..]) {
+            Some(i) => (pos + i, pos + i + 1, true),
+            None => (bytes.len(), bytes.len(), false),
+        };
+        lines += 1;
+        let raw = &text[pos..end];
+        // Trimming is a no-op for a line from `{` to `}`, which most are.
+        let t = match raw.as_bytes() {
+            [b'{', .., b'}'] => raw,
+            _ => raw.trim(),
+        };
+        if !t.is_empty() {
+            let offset = pos + (t.as_ptr() as usize - raw.as_ptr() as usize);
+            let fast = u32::try_from(offset + t.len())
+                .ok()
+                .and_then(|_| parse_fast(t, offset as u32));
+            let what = match fast {
+                Some(ev) => Line::Fast(ev),
+                None => parse_general(t, terminated),
+            };
+            items.push(Item { line: lines, what });
+        }
+        pos = next;
+    }
+    Block { text, items, lines }
+}
+
+/// A block that is not valid UTF-8: line by line, as the reader always did.
+fn parse_block_bytes(bytes: &[u8]) -> Block {
+    let mut items = Vec::new();
+    let mut lines = 0;
+    for chunk in bytes.split_inclusive(|&b| b == b'\n') {
+        lines += 1;
+        let terminated = chunk.last() == Some(&b'\n');
+        let what = match std::str::from_utf8(chunk) {
+            Ok(t) => {
+                let t = t.trim();
+                if t.is_empty() {
+                    continue;
+                }
+                parse_general(t, terminated)
+            }
+            Err(_) if !terminated => Line::Torn("it is not valid UTF-8"),
+            Err(e) => Line::Bad(format!("not valid UTF-8 ({e})")),
+        };
+        items.push(Item { line: lines, what });
+    }
+    Block {
+        text: String::new(),
+        items,
+        lines,
+    }
+}
+
+/// Reads the input in blocks of whole lines (at least `size` bytes unless the input ends).
+struct Blocks<R> {
+    reader: R,
+    carry: Vec<u8>,
+    size: usize,
+    done: bool,
+}
+
+impl<R: Read> Blocks<R> {
+    fn new(reader: R, size: usize) -> Self {
+        Blocks {
+            reader,
+            carry: Vec::new(),
+            size: size.max(1),
+            done: false,
+        }
+    }
+
+    /// The next block, read into `buf`; `None` at the end of the input.
+    fn next(&mut self, mut buf: Vec<u8>) -> io::Result<Option<Vec<u8>>> {
+        if self.done {
+            return Ok(None);
+        }
+        buf.clear();
+        buf.append(&mut self.carry);
+        let mut want = self.size;
+        loop {
+            let scanned = buf.len();
+            if buf.len() < want {
+                // read_to_end on a Take fills the spare capacity without zeroing it first,
+                // and retries on Interrupted.
+                let wanted = want - buf.len();
+                buf.reserve(wanted);
+                match (&mut self.reader).take(wanted as u64).read_to_end(&mut buf) {
+                    Ok(n) if n < wanted => self.done = true,
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.done = true;
+                        return Err(e);
+                    }
+                }
+            }
+            if self.done {
+                return Ok((!buf.is_empty()).then_some(buf));
+            }
+            // Cut after the last newline; a line longer than the block grows the block.
+            match memchr::memrchr(b'\n', &buf[scanned.min(buf.len())..]) {
+                Some(i) => {
+                    let cut = scanned + i + 1;
+                    self.carry.extend_from_slice(&buf[cut..]);
+                    buf.truncate(cut);
+                    return Ok(Some(buf));
+                }
+                None => want = buf.len() * 2,
+            }
+        }
+    }
+}
+
+/// Block size of the pipeline.
+pub(crate) const BLOCK: usize = 1 << 20;
+
+/// Reads, parses and hands every block (of about `block` bytes) to `consume` in input
+/// order, on this thread.
+/// `consume` returns `false` to stop early.
+pub(crate) fn for_each_block<R: Read, E>(
+    reader: R,
+    block: usize,
+    mut consume: impl FnMut(io::Result<&mut Block>) -> Result<bool, E>,
+) -> Result<(), E> {
+    let mut blocks = Blocks::new(reader, block);
+    let mut spare = Vec::new();
+    loop {
+        match blocks.next(std::mem::take(&mut spare)) {
+            Ok(Some(buf)) => {
+                let mut block = parse_block(buf);
+                if !consume(Ok(&mut block))? {
+                    return Ok(());
+                }
+                spare = block.into_buffer();
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                consume(Err(e))?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// As [`for_each_block`], with `workers` threads parsing blocks while the caller's thread
+/// consumes them in order (a reader thread fills the blocks). At most `2 * workers + 2`
+/// blocks are in flight, so memory stays bounded whatever the file size.
+pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
+    reader: R,
+    block: usize,
+    workers: usize,
+    mut consume: impl FnMut(io::Result<&mut Block>) -> Result<bool, E>,
+) -> Result<(), E> {
+    let window = 2 * workers + 2;
+    // Every job holds one of `window` buffers, so sending a job never blocks.
+    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(window);
+    let job_rx = Mutex::new(job_rx);
+    std::thread::scope(|scope| {
+        // Free buffers go back to the reader; holding one is the right to read a block.
+        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(window);
+        for _ in 0..window {
+            free_tx.send(Vec::new()).expect("receiver alive");
+        }
+        let (done_tx, done_rx) = mpsc::sync_channel::<(u64, io::Result<Block>)>(window);
+        {
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                let mut blocks = Blocks::new(reader, block);
+                let mut seq = 0u64;
+                while let Ok(buf) = free_rx.recv() {
+                    match blocks.next(buf) {
+                        Ok(Some(b)) => {
+                            if job_tx.send((seq, b)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            let _ = done_tx.send((seq, Err(e)));
+                            return;
+                        }
+                    }
+                    seq += 1;
+                }
+            });
+        }
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let job_rx = &job_rx;
+            scope.spawn(move || {
+                loop {
+                    let job = job_rx.lock().expect("no panics holding it").recv();
+                    let Ok((seq, buf)) = job else { return };
+                    if done_tx.send((seq, Ok(parse_block(buf)))).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        // Returning drops free_tx and done_rx: the reader and the workers then stop.
+        let mut pending = BTreeMap::new();
+        let mut next = 0u64;
+        while let Ok((seq, block)) = done_rx.recv() {
+            pending.insert(seq, block);
+            while let Some(block) = pending.remove(&next) {
+                next += 1;
+                match block {
+                    Ok(mut block) => {
+                        if !consume(Ok(&mut block))? {
+                            return Ok(());
+                        }
+                        let _ = free_tx.try_send(block.into_buffer());
+                    }
+                    Err(e) => {
+                        consume(Err(e))?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// A cursor over a line for the fast path.
+struct Cur<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Cur<'_> {
+    fn lit(&mut self, l: &[u8]) -> bool {
+        if self.s[self.i..].starts_with(l) {
+            self.i += l.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    /// A JSON unsigned integer as serde_json reads it into a `u64`: no sign, no leading
+    /// zero, no fraction or exponent (checked by the caller's next literal), no overflow.
+    fn u64(&mut self) -> Option<u64> {
+        let first = self.peek()?;
+        if !first.is_ascii_digit() {
+            return None;
+        }
+        self.i += 1;
+        let mut n = u64::from(first - b'0');
+        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+            if first == b'0' {
+                return None;
+            }
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.i += 1;
+        }
+        Some(n)
+    }
+
+    /// The rest of a string whose opening quote was consumed: no escapes, no control
+    /// characters (which serde_json rejects); the closing quote is consumed.
+    fn str(&mut self) -> Option<Span> {
+        let start = self.i;
+        // Short strings (f, keys, values): a plain loop beats a SIMD search's set-up.
+        let end = start
+            + self.s[start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if self.s[end] != b'"' {
+            return None;
+        }
+        self.i = end + 1;
+        Some(Span {
+            start: start as u32,
+            end: end as u32,
+        })
+    }
+
+    /// An event's value; simple ones without serde, the rest through `serde_json::Value`.
+    fn value(&mut self, text: &str) -> Option<Value> {
+        let start = self.i;
+        match self.peek()? {
+            b'n' if self.lit(b"null") => return Some(Value::Null),
+            b'"' => {
+                self.i += 1;
+                if let Some(sp) = self.str() {
+                    let s = &text[sp.start as usize..sp.end as usize];
+                    return Some(Value::String(s.to_owned()));
+                }
+            }
+            b'0'..=b'9' => {
+                if let Some(n) = self.u64()
+                    && matches!(self.peek(), Some(b',' | b'}'))
+                {
+                    return Some(Value::from(n));
+                }
+            }
+            // Whitespace before the value: the general path's business.
+            b' ' | b'\t' | b'\r' | b'\n' => return None,
+            _ => {}
+        }
+        self.i = start;
+        let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
+        let v = values.next()?.ok()?;
+        let end = start + values.byte_offset();
+        // Deep nesting: leave serde_json's recursion limit to the general path, where the
+        // value sits one level deeper than here.
+        if self.s[start..end]
+            .iter()
+            .filter(|&&b| b == b'[' || b == b'{')
+            .count()
+            > 64
+        {
+            return None;
+        }
+        self.i = end;
+        Some(v)
+    }
+}
+
+/// The fast path: an event spelled exactly as Stasis writes it
+/// (`{"index":..,"time":..,"process":..,"type":"..","f":"..",["key":"..",]"value":..
+/// [,"error":".."][,"node":".."]}`, `index` optional), or `None` for anything else, which
+/// then takes the general path. `offset` is where `line` starts in the block's text.
+fn parse_fast(line: &str, offset: u32) -> Option<FastEvent> {
+    let mut c = Cur {
+        s: line.as_bytes(),
+        i: 0,
+    };
+    let index = if c.lit(b"{\"index\":") {
+        let i = c.u64()?;
+        if !c.lit(b",\"time\":") {
+            return None;
+        }
+        i
+    } else if c.lit(b"{\"time\":") {
+        NO_INDEX
+    } else {
+        return None;
+    };
+    let time = c.u64()?;
+    if !c.lit(b",\"process\":") {
+        return None;
+    }
+    let process = if c.lit(b"\"nemesis\"") {
+        Process::Nemesis
+    } else {
+        Process::Client(c.u64()?)
+    };
+    if !c.lit(b",\"type\":\"") {
+        return None;
+    }
+    let kind = if c.lit(b"invoke\"") {
+        OpType::Invoke
+    } else if c.lit(b"ok\"") {
+        OpType::Ok
+    } else if c.lit(b"fail\"") {
+        OpType::Fail
+    } else if c.lit(b"info\"") {
+        OpType::Info
+    } else {
+        return None;
+    };
+    if !c.lit(b",\"f\":\"") {
+        return None;
+    }
+    let f = c.str()?;
+    let key = if c.lit(b",\"key\":\"") {
+        Some(c.str()?)
+    } else {
+        None
+    };
+    if !c.lit(b",\"value\":") {
+        return None;
+    }
+    let value = c.value(line)?;
+    let error = if c.lit(b",\"error\":\"") {
+        Some(c.str()?)
+    } else {
+        None
+    };
+    let node = if c.lit(b",\"node\":\"") {
+        Some(c.str()?)
+    } else {
+        None
+    };
+    if !c.lit(b"}") || c.i != line.len() {
+        return None;
+    }
+    let at = |sp: Span| Span {
+        start: sp.start + offset,
+        end: sp.end + offset,
+    };
+    Some(FastEvent {
+        index,
+        time,
+        process,
+        kind,
+        f: at(f),
+        key: key.map(at),
+        value,
+        error: error.map(at),
+        node: node.map(at),
+    })
+}
+
+/// Both paths on one line, for the tests: the fast path's event (if it takes the line)
+/// and the general path's.
+#[cfg(test)]
+pub(crate) fn both_paths(line: &str) -> (Option<Op>, Result<Op, String>) {
+    let fast = parse_fast(line, 0).map(|ev| ev.resolve(line).into_op());
+    let general = serde_json::from_str::<Op>(line).map_err(|e| e.to_string());
+    (fast, general)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use serde_json::json;
+
+    use super::*;
+    use crate::history::{Events, describe_json_error, torn_warning};
+
+    type Read = Result<(Vec<Op>, Vec<String>), String>;
+
+    /// The reader as it was before the fast path and the blocks: serde_json line by line,
+    /// and the validator of that time. The new reader must agree with it on everything.
+    fn reference(bytes: &[u8]) -> Read {
+        let path = Path::new("h.jsonl");
+        let (mut ops, mut warnings) = (Vec::new(), Vec::new());
+        let mut outstanding: HashMap<u64, String> = HashMap::new();
+        let mut crashed: HashMap<u64, u64> = HashMap::new();
+        let mut count = 0;
+        for (i, buf) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+            let line = i + 1;
+            let terminated = buf.last() == Some(&b'\n');
+            let err = |m: String| format!("h.jsonl:{line}: {m}");
+            let text = match std::str::from_utf8(buf) {
+                Ok(t) => t.trim(),
+                Err(_) if !terminated => {
+                    warnings.push(torn_warning(path, line, "it is not valid UTF-8"));
+                    break;
+                }
+                Err(e) => return Err(err(format!("not valid UTF-8 ({e})"))),
+            };
+            if text.is_empty() {
+                continue;
+            }
+            let mut op: Op = match serde_json::from_str(text) {
+                Ok(op) => op,
+                Err(e) if !terminated && e.is_eof() => {
+                    warnings.push(torn_warning(path, line, "it ends mid-event"));
+                    break;
+                }
+                Err(e) => return Err(err(describe_json_error(&e))),
+            };
+            if op.index == NO_INDEX {
+                op.index = count;
+            }
+            count += 1;
+            if let Process::Client(p) = op.process {
+                if op.kind == OpType::Invoke {
+                    if let Some(f) = outstanding.get(&p) {
+                        return Err(err(format!(
+                            "process {p} invokes {} while its {f} is still outstanding \
+                             (a process runs one operation at a time)",
+                            op.f
+                        )));
+                    }
+                    if let Some(index) = crashed.get(&p) {
+                        return Err(err(format!(
+                            "process {p} invokes {} after its operation ended with info at \
+                             index {index} (after info a worker must continue as a new process)",
+                            op.f
+                        )));
+                    }
+                    outstanding.insert(p, op.f.clone());
+                } else {
+                    let Some(f) = outstanding.remove(&p) else {
+                        return Err(err(format!(
+                            "{} of {} by process {p} has no matching invoke",
+                            op.kind, op.f
+                        )));
+                    };
+                    if f != op.f {
+                        return Err(err(format!(
+                            "process {p} completes {} but invoked {f}",
+                            op.f
+                        )));
+                    }
+                    if op.kind == OpType::Info {
+                        crashed.insert(p, op.index);
+                    }
+                }
+            } else if op.kind != OpType::Info {
+                return Err(err(format!(
+                    "nemesis events must have type \"info\", got \"{}\"",
+                    op.kind
+                )));
+            }
+            ops.push(op);
+        }
+        Ok((ops, warnings))
+    }
+
+    /// The new reader with `block`-byte blocks on `workers` threads (0: this thread).
+    fn read(bytes: &[u8], block: usize, workers: usize) -> Read {
+        let mut ops = Vec::new();
+        let mut events = Events::new(Path::new("h.jsonl"), |ev: Event<'_>| ops.push(ev.into_op()));
+        let r = if workers == 0 {
+            for_each_block(bytes, block, |b| events.block(b))
+        } else {
+            for_each_block_parallel(bytes, block, workers, |b| events.block(b))
+        };
+        let warnings = std::mem::take(&mut events.warnings);
+        drop(events);
+        r.map_err(|e| e.to_string())?;
+        Ok((ops, warnings))
+    }
+
+    fn agree(bytes: &[u8], what: &str) {
+        let want = reference(bytes);
+        for (block, workers) in [(BLOCK, 0), (1, 0), (61, 0), (61, 3), (4096, 2), (BLOCK, 2)] {
+            assert_eq!(
+                read(bytes, block, workers),
+                want,
+                "{what}: block {block}, {workers} workers"
+            );
+        }
+    }
+
+    /// Lines as Stasis writes them take the fast path and read as the general path reads.
+    #[test]
+    fn canonical_lines_take_the_fast_path() {
+        let lines = [
+            r#"{"index":0,"time":421,"process":13,"type":"invoke","f":"write","key":"k56","value":"v13-0"}"#,
+            r#"{"index":1,"time":1141,"process":91,"type":"invoke","f":"read","key":"k484","value":null}"#,
+            r#"{"index":3,"time":0,"process":0,"type":"ok","f":"read","key":"k","value":18446744073709551615}"#,
+            r#"{"index":4,"time":9,"process":4,"type":"info","f":"cas","key":"k7","value":[5,6],"error":"timeout"}"#,
+            r#"{"index":5,"time":9,"process":4,"type":"fail","f":"cas","key":"k7","value":[5,6],"error":"NOTLEADER n2","node":"n1"}"#,
+            r#"{"index":6,"time":9,"process":"nemesis","type":"info","f":"start-partition","value":{"n1":["n2","n3"]}}"#,
+            r#"{"index":7,"time":9,"process":4,"type":"ok","f":"read","key":"clé","value":"ünïcode ✓"}"#,
+            r#"{"index":8,"time":9,"process":4,"type":"ok","f":"read","value":-3}"#,
+            r#"{"index":9,"time":9,"process":4,"type":"ok","f":"read","value":1.5}"#,
+            r#"{"index":10,"time":9,"process":4,"type":"ok","f":"read","value":"a\"b"}"#,
+            r#"{"time":9,"process":4,"type":"ok","f":"read","key":"k","value":0}"#,
+        ];
+        for line in lines {
+            let (fast, general) = both_paths(line);
+            assert!(fast.is_some(), "fast path refused {line}");
+            assert_eq!(fast, Some(general.unwrap()), "{line}");
+        }
+    }
+
+    /// Valid lines spelled otherwise go to the general path, which reads them as always;
+    /// invalid ones too, so their errors are the general path's.
+    #[test]
+    fn other_spellings_take_the_general_path() {
+        let odd = [
+            // Other key order, whitespace, escapes, integer or null keys, explicit nulls.
+            r#"{"time":9,"index":1,"process":4,"type":"ok","f":"read","value":1}"#,
+            r#"{ "index":1,"time":9,"process":4,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1 }"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value": 1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"re\u0061d","value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","key":"k\n","value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","key":12,"value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","key":null,"value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1,"error":null}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read"}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1,"node":"n1","error":"x"}"#,
+            // Invalid: overflow, leading zeros, negative or fractional integers, duplicate
+            // and unknown fields, bad types, trailing text, control characters, torn.
+            r#"{"index":18446744073709551616,"time":9,"process":4,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":01,"time":9,"process":4,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":1,"time":9,"process":-4,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":1,"time":9.5,"process":4,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1,"value":2}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1,"vaule":2}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"done","f":"read","value":1}"#,
+            r#"{"index":1,"time":9,"process":"n1","type":"ok","f":"read","value":1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1}x"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1}}"#,
+            "{\"index\":1,\"time\":9,\"process\":4,\"type\":\"ok\",\"f\":\"re\tad\",\"value\":1}",
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":[1,2"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":0x1}"#,
+            r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":tru}"#,
+        ];
+        for line in odd {
+            let (fast, general) = both_paths(line);
+            assert_eq!(fast, None, "fast path took {line}");
+            let _ = general;
+        }
+        // And deep values stay with the general path and its recursion limit.
+        let deep = format!(
+            r#"{{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":{}{}}}"#,
+            "[".repeat(127),
+            "]".repeat(127)
+        );
+        let (fast, general) = both_paths(&deep);
+        assert_eq!(fast, None);
+        assert!(general.is_err(), "serde_json's limit is 128 levels");
+    }
+
+    /// A random history: mostly Stasis' own spelling, with odd-but-valid lines, blank
+    /// lines, CRLF endings and non-ASCII text mixed in.
+    fn history(rng: &mut ChaCha8Rng, n: usize) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut open: HashMap<u64, (String, String)> = HashMap::new();
+        let mut next_process = 0u64;
+        let mut live: Vec<u64> = (0..5).collect();
+        next_process += 5;
+        let mut time = 0u64;
+        for index in 0..n as u64 {
+            time += rng.random_range(1..1000);
+            let mut op = if rng.random_bool(0.03) {
+                let mut o = Op {
+                    index,
+                    time,
+                    process: Process::Nemesis,
+                    kind: OpType::Info,
+                    f: "start-partition".into(),
+                    key: None,
+                    value: json!({"n1": ["n2", "n3"], "shape": rng.random_range(0..9)}),
+                    error: None,
+                    node: None,
+                };
+                if rng.random_bool(0.3) {
+                    o.value = json!([1.25, -7, "x\u{e9}", null, true]);
+                }
+                o
+            } else {
+                let slot = rng.random_range(0..live.len());
+                let p = live[slot];
+                match open.remove(&p) {
+                    None => {
+                        let f = ["read", "write", "cas", "r\u{e9}ad"][rng.random_range(0..4)];
+                        let key = format!("k{}", rng.random_range(0..20));
+                        open.insert(p, (f.to_owned(), key.clone()));
+                        Op {
+                            index,
+                            time,
+                            process: Process::Client(p),
+                            kind: OpType::Invoke,
+                            f: f.into(),
+                            key: Some(key),
+                            value: match f {
+                                "write" => json!(format!("v{p}-{index}")),
+                                "cas" => json!([rng.random_range(0..5), rng.random_range(0..5)]),
+                                _ => Value::Null,
+                            },
+                            error: None,
+                            node: None,
+                        }
+                    }
+                    Some((f, key)) => {
+                        let kind = [OpType::Ok, OpType::Ok, OpType::Fail, OpType::Info]
+                            [rng.random_range(0..4)];
+                        if kind == OpType::Info {
+                            live[slot] = next_process;
+                            next_process += 1;
+                        }
+                        Op {
+                            index,
+                            time,
+                            process: Process::Client(p),
+                            kind,
+                            f,
+                            key: Some(key),
+                            value: match rng.random_range(0..4) {
+                                0 => Value::Null,
+                                1 => json!(rng.random::<u64>()),
+                                2 => json!(format!("v\"{index}\\")),
+                                _ => json!(format!("v{index}")),
+                            },
+                            error: (kind != OpType::Ok).then(|| "timeout".to_owned()),
+                            node: rng.random_bool(0.5).then(|| "n2".to_owned()),
+                        }
+                    }
+                }
+            };
+            if rng.random_bool(0.1) {
+                op.index = NO_INDEX;
+            }
+            let mut line = serde_json::to_string(&op).unwrap();
+            if op.index == NO_INDEX {
+                line = line.replacen(&format!("\"index\":{NO_INDEX},"), "", 1);
+            }
+            match rng.random_range(0..40) {
+                // Sorted keys, whitespace, an escaped f, an integer key.
+                0 => line = serde_json::to_value(&op).unwrap().to_string(),
+                1 => line = format!("  {}\t", line.replace(",\"", ", \"")),
+                2 => line = line.replacen("\"f\":\"r", "\"f\":\"\\u0072", 1),
+                3 => {
+                    if let Some(k) = &op.key {
+                        let int = format!("\"key\":{}", &k[1..]);
+                        line = line.replacen(&format!("\"key\":\"{k}\""), &int, 1);
+                    }
+                }
+                4 => line.push('\r'),
+                5 => lines.push(String::new()),
+                _ => {}
+            }
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[test]
+    fn generated_histories_read_as_before() {
+        let mut rng = ChaCha8Rng::seed_from_u64(24);
+        for round in 0..12 {
+            let lines = history(&mut rng, 300);
+            let mut text = lines.join("\n");
+            text.push('\n');
+            let (ops, warnings) = reference(text.as_bytes()).expect("generated history is valid");
+            assert!(warnings.is_empty() && ops.len() == 300);
+            agree(text.as_bytes(), &format!("round {round}"));
+            // Torn anywhere in the last line, with or without its newline.
+            let last = text[..text.len() - 1].rfind('\n').unwrap() + 1;
+            for cut in [last + 1, last + 10, text.len() - 2, text.len() - 1] {
+                agree(
+                    &text.as_bytes()[..cut],
+                    &format!("round {round}, cut at {cut}"),
+                );
+            }
+            // Invalid UTF-8 at the very end (torn) and inside (an error).
+            let mut bytes = text.as_bytes().to_vec();
+            bytes.extend_from_slice(b"{\"time\":\xe2\x82");
+            agree(&bytes, "torn inside a character");
+            let mut bytes = text.as_bytes().to_vec();
+            let at = rng.random_range(0..bytes.len());
+            bytes.insert(at, 0xff);
+            agree(&bytes, "stray byte");
+            // A bad line somewhere: its error and line number, whichever path it took.
+            let bad = [
+                "{not json}",
+                r#"{"index":1,"time":9,"process":4,"type":"ok","f":"read","value":1,"vaule":2}"#,
+                r#"{"index":1,"time":9,"process":999,"type":"ok","f":"read","value":1}"#,
+                r#"{"index":1,"time":9,"process":"nemesis","type":"ok","f":"x","value":1}"#,
+                r#"{"index":1,"time":9,"process":4,"type":"invoke","f":"read","value":null}"#,
+                r#"{"index":1,"time":9,"process":4,"type":"ok","f":"wrong","value":null}"#,
+            ];
+            for b in bad {
+                let mut l = lines.clone();
+                l.insert(rng.random_range(0..l.len()), b.to_owned());
+                let text = l.join("\n");
+                let want = reference(text.as_bytes());
+                assert!(want.is_err() || b.contains("invoke") || b.contains("wrong"));
+                agree(text.as_bytes(), b);
+            }
+        }
+    }
+
+    /// Every history of the shared test data (EDN and Porcupine logs), written out as
+    /// Stasis JSONL, reads back the same through both paths.
+    #[test]
+    fn shared_testdata_reads_back_the_same() {
+        // shared/testdata beside the repository clone, or $STASIS_TESTDATA (as the
+        // integration tests' common::testdata: a git worktree elsewhere).
+        let data = std::env::var_os("STASIS_TESTDATA").map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"),
+            Into::into,
+        );
+        let table = std::fs::read_to_string(data.join("EXPECTED.tsv"))
+            .expect("shared/testdata beside the repository");
+        let mut files = 0;
+        for row in table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            let cols: Vec<&str> = row.split('\t').collect();
+            let format = crate::format::Format::from_id(cols[1]).expect("known format");
+            let loaded = crate::format::load(&data.join(cols[0]), Some(format)).expect(cols[0]);
+            let mut out = Vec::new();
+            crate::history::write_jsonl(&loaded.ops, &mut out).unwrap();
+            // Not every EDN history passes the JSONL validator; then both must fail alike.
+            if let Ok((ops, _)) = reference(&out) {
+                assert_eq!(ops, loaded.ops, "{}", cols[0]);
+            }
+            agree(&out, cols[0]);
+            files += 1;
+        }
+        assert!(files >= 10, "only {files} files in EXPECTED.tsv");
+    }
+}
