@@ -210,6 +210,8 @@ pub struct SimRun {
     pub split_terms: u64,
     /// The checker's exit code: 0 linearizable, 1 not, 2 unknown.
     pub verdict: u8,
+    /// Set when the schedule was stopped as a message storm ([`world::Outcome::storm`]).
+    pub storm: Option<String>,
 }
 
 /// Runs one schedule and checks its history.
@@ -234,6 +236,7 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         op_timeout_ns: spec.op_timeout_ns,
         watch_split: spec.protocol == "raft",
         spares: spec.spares as usize,
+        storm_queue: world::STORM_QUEUE,
     };
     // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
     // the schedule and the replay are the record of a simulated run.
@@ -253,6 +256,7 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         events: out.events,
         split_terms: out.split_terms,
         verdict: check.verdict.exit_code(),
+        storm: out.storm,
     })
 }
 
@@ -443,6 +447,8 @@ pub struct Sweep {
     pub ops: u64,
     pub violations: u64,
     pub unknown: u64,
+    /// Schedules stopped as a message storm (a finding beside the verdict).
+    pub storms: u64,
     /// The first and last seed run.
     pub seeds: Option<(u64, u64)>,
     /// The run directory of the first failing schedule (and of its shrunk schedule).
@@ -493,7 +499,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
     let mut seeds: Option<(u64, u64)> = None;
     let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
-    let (mut split, mut watched) = (0u64, false);
+    let (mut split, mut watched, mut storms) = (0u64, false, 0u64);
     let (mut failing, mut shrunk_dir) = (None, None);
     for spec in specs {
         if !args.budget.is_zero() && started.elapsed() >= args.budget {
@@ -507,6 +513,20 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         events += run.events;
         split += u64::from(run.split_terms > 0);
         watched |= spec.protocol == "raft";
+        if let Some(storm) = &run.storm {
+            // The nodes flooded the network faster than simulated time moved: a finding
+            // about the system whatever the verdict on what was recorded until then.
+            storms += 1;
+            let dir = write_run(&args.store, &spec, &run, Some(storm), args.check_timeout)?;
+            say(format!(
+                "seed {}: {storm} ({} faults, settings {}) -> {}\n  replay: stasis sim --replay {}",
+                spec.seed,
+                spec.schedule.len(),
+                describe_settings(&spec.settings),
+                dir.display(),
+                dir.display()
+            ));
+        }
         match run.verdict {
             1 => {
                 violations += 1;
@@ -584,10 +604,15 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         None => String::new(),
     };
     say(format!(
-        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown{}",
+        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown{}{}",
         ops as f64 / secs.max(1e-9),
         if watched {
             format!(", {split} with two leaders in one term")
+        } else {
+            String::new()
+        },
+        if storms > 0 {
+            format!(", {storms} message storms")
         } else {
             String::new()
         }
@@ -597,6 +622,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         ops,
         violations,
         unknown,
+        storms,
         seeds,
         failing,
         shrunk: shrunk_dir,

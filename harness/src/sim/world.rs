@@ -65,7 +65,17 @@ pub struct WorldOptions {
     pub watch_split: bool,
     /// The last `spares` nodes are spares (join mode, not initial voters).
     pub spares: usize,
+    /// Pending events beyond which the schedule is stopped as a message storm
+    /// ([`Outcome::storm`]). A healthy schedule keeps a few thousand events queued (a
+    /// tick per node, messages in flight, one request per client); a queue that keeps
+    /// growing means the nodes send faster than simulated time moves: the run never
+    /// ends and exhausts memory (seen: a 10 s Multi-Paxos schedule still running after
+    /// minutes, its memory growing by megabytes a second).
+    pub storm_queue: usize,
 }
+
+/// The default [`WorldOptions::storm_queue`], far above any healthy queue.
+pub const STORM_QUEUE: usize = 1_000_000;
 
 /// Who asked a request: a client worker, or the membership changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,6 +304,10 @@ pub struct Outcome {
     /// Terms (ballots) in which two nodes led at once: a split brain, whether or not a
     /// client saw it (a diagnostic; the checker's verdict on the history is the result).
     pub split_terms: u64,
+    /// Set when the schedule was stopped as a message storm: what was queued, by kind.
+    /// A finding about the system (it cannot make progress in simulated time), reported
+    /// beside the verdict on the history recorded until then.
+    pub storm: Option<String>,
 }
 
 pub struct World<C: ConsensusCore, S> {
@@ -321,6 +335,7 @@ pub struct World<C: ConsensusCore, S> {
     /// Active `Transition` faults (schedule indexes).
     transitions: std::collections::BTreeSet<usize>,
     admin: Admin,
+    storm: Option<String>,
 }
 
 impl<C, S> World<C, S>
@@ -393,6 +408,7 @@ where
             split_terms: Default::default(),
             transitions: Default::default(),
             admin: Admin::default(),
+            storm: None,
         };
         for i in 0..n {
             w.start_node(i)?;
@@ -702,11 +718,57 @@ where
             completions: self.completions,
             events: self.events,
             split_terms: self.split_terms.len() as u64,
+            storm: self.storm,
         })
+    }
+
+    /// What the queue holds when a storm stops the schedule: the most frequent kinds of
+    /// pending event (messages by type and link), so the report says who floods whom.
+    fn storm_report(&self) -> String {
+        let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+        for ev in self.queue.values() {
+            let kind = match ev {
+                Ev::Deliver { from, to, msg, .. } => {
+                    let debug = format!("{msg:?}");
+                    let name: String = debug
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    format!("{name} n{from}->n{to}")
+                }
+                Ev::Tick { .. } => "tick".into(),
+                Ev::Request { .. } => "client request".into(),
+                Ev::Reply { .. } => "client reply".into(),
+                _ => "other".into(),
+            };
+            *kinds.entry(kind).or_default() += 1;
+        }
+        let mut top: Vec<(String, u64)> = kinds.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let top: Vec<String> = top
+            .iter()
+            .take(6)
+            .map(|(k, n)| format!("{n} {k}"))
+            .collect();
+        format!(
+            "message storm: {} events pending at {:.3} s simulated, after {} events (limit {}); most queued: {}",
+            self.queue.len(),
+            self.now as f64 / 1e9,
+            self.events,
+            self.opts.storm_queue,
+            top.join(", ")
+        )
     }
 
     /// Handles the next event; false once the simulated time limit is reached.
     fn step(&mut self) -> Result<bool> {
+        if self.storm.is_some() {
+            return Ok(false);
+        }
+        if self.queue.len() > self.opts.storm_queue {
+            self.storm = Some(self.storm_report());
+            return Ok(false);
+        }
         let Some(entry) = self.queue.first_entry() else {
             return Ok(false);
         };
@@ -1742,6 +1804,44 @@ mod tests {
         assert!(e.contains("multipaxos") && !e.contains('\n'), "{e}");
     }
 
+    /// The storm guard stops a schedule whose queue outgrows the limit and says what was
+    /// queued; a healthy schedule under the default limit is not stopped.
+    #[test]
+    fn a_queue_past_the_storm_limit_stops_the_schedule_with_a_report() {
+        let opts = |storm_queue| WorldOptions {
+            seed: 3,
+            sim_ns: 2_000_000_000,
+            clients: 5,
+            rate: 200.0,
+            keys: 3,
+            mix: Mix { write: 40, cas: 10 },
+            op_timeout_ns: 500 * MS,
+            watch_split: false,
+            spares: 0,
+            storm_queue,
+        };
+        let configs = || node_configs("multipaxos", 3, 0, &[]).unwrap();
+        let healthy = World::new(opts(STORM_QUEUE), configs(), node::boot::paxos, Vec::new())
+            .unwrap()
+            .run()
+            .unwrap();
+        assert!(healthy.storm.is_none(), "{:?}", healthy.storm);
+        assert!(healthy.completions > 100);
+        let stopped = World::new(opts(8), configs(), node::boot::paxos, Vec::new())
+            .unwrap()
+            .run()
+            .unwrap();
+        let report = stopped
+            .storm
+            .expect("a queue of more than 8 events is a storm here");
+        assert!(report.starts_with("message storm: "), "{report}");
+        assert!(
+            report.contains("limit 8") && report.contains("tick"),
+            "{report}"
+        );
+        assert!(stopped.events < healthy.events);
+    }
+
     #[test]
     fn churn_and_transition_kills_keep_a_majority_up_and_swizzle_heals_every_link() {
         let flags: Vec<String> = ["--tick-ms", "10", "--election-ticks", "60"]
@@ -1793,6 +1893,7 @@ mod tests {
             op_timeout_ns: 500 * MS,
             watch_split: true,
             spares: 0,
+            storm_queue: STORM_QUEUE,
         };
         let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
         let (mut max_down, mut fully_cut) = (0, false);

@@ -848,3 +848,59 @@ fn a_candidate_resends_prepares_to_acceptors_that_have_not_promised() {
     let again = prepares(&mut p);
     assert!(again == vec![3] || p.role != Role::Candidate, "{again:?}");
 }
+
+/// A lagging peer gets one catch-up exchange at a time: every HeartbeatAck it sends asks
+/// for a Learn and every Learn is answered with a HeartbeatAck, so answering each ack
+/// started another exchange that lived until the peer caught up. With one slot per
+/// message and a slow link they piled up without bound (`stasis sim --protocol
+/// multipaxos --seed 113`: a million messages queued after 8 simulated seconds).
+#[test]
+fn a_lagging_peer_gets_one_learn_in_flight_not_one_per_ack() {
+    let mut net = net(3, majority(), 7);
+    elect(&mut net, 1);
+    net.crash(3);
+    for i in 0..20u8 {
+        propose(&mut net, 1, &[i]);
+    }
+    net.run(3);
+    let p = net.core_mut(1);
+    p.cfg.max_batch = 1;
+    let ballot = p.ballot;
+    p.msgs.clear();
+    let learns = |p: &mut Paxos| -> Vec<u64> {
+        std::mem::take(&mut p.msgs)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                Message::Learn { entries, .. } if to == 3 => entries.last().map(|e| e.0),
+                _ => None,
+            })
+            .collect()
+    };
+    let ack = |p: &mut Paxos, commit: u64| {
+        p.step(
+            3,
+            Message::HeartbeatAck {
+                ballot,
+                ctx: 0,
+                commit,
+            },
+        )
+    };
+    // Fifty acks of the same prefix (heartbeats, duplicates): one Learn.
+    for _ in 0..50 {
+        ack(p, 0);
+    }
+    assert_eq!(learns(p), vec![1]);
+    // Its answer shows progress: the next slot goes at once; stale acks still do nothing.
+    ack(p, 1);
+    ack(p, 0);
+    ack(p, 1);
+    assert_eq!(learns(p), vec![2]);
+    // Lost: resent after two heartbeat intervals without news.
+    for _ in 0..2 * p.cfg.heartbeat_ticks {
+        p.tick();
+    }
+    p.msgs.clear();
+    ack(p, 1);
+    assert_eq!(learns(p), vec![2]);
+}
