@@ -26,7 +26,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::resp::Endpoint;
-use super::{Client, ClientOp, Completion, value_of_text};
+use super::{Client, ClientOp, Completion, Failure, value_of_text};
 
 pub struct EtcdClient {
     agent: ureq::Agent,
@@ -34,16 +34,6 @@ pub struct EtcdClient {
     home: usize,
     serializable: bool,
     last: Option<usize>,
-}
-
-/// Why one HTTP exchange failed.
-enum Failure {
-    /// Nothing reached the server.
-    NotSent(String),
-    /// The request may have been processed.
-    Unknown(String),
-    /// The server said it definitely did not do it.
-    Definite(String),
 }
 
 /// A shared agent that returns error statuses as responses (etcd puts its error in the

@@ -44,7 +44,7 @@ use tonic::codegen::Service;
 use tonic::codegen::http::Uri;
 
 use super::resp::Endpoint;
-use super::{Client, ClientOp, Completion, runtime, value_of_text};
+use super::{Client, ClientOp, Completion, Failure, run_until, runtime, value_of_text};
 
 /// The error a channel gives once its one connection has closed: nothing was sent.
 pub const CLOSED: &str = "stasis: connection closed, not reconnecting";
@@ -59,16 +59,6 @@ pub struct EtcdGrpcClient {
     /// The open connection and the index of its member.
     conn: Option<(usize, etcd_client::Client)>,
     last: Option<usize>,
-}
-
-/// Why an operation did not complete.
-enum Failure {
-    /// Nothing reached the server.
-    NotSent(String),
-    /// The server said it definitely did not do it.
-    Definite(String),
-    /// It may have been applied.
-    Unknown(String),
 }
 
 /// A tonic connector that hands over one already connected stream, then refuses: tonic's
@@ -264,21 +254,8 @@ impl EtcdGrpcClient {
 
 impl Client for EtcdGrpcClient {
     fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
-        let rt = match runtime() {
-            Ok(rt) => rt,
-            Err(e) => return Completion::Fail(e),
-        };
-        let mut sent = false;
-        let result = rt.block_on(async {
-            tokio::time::timeout_at(deadline.into(), self.run(op, deadline, &mut sent))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(if sent {
-                        Failure::Unknown("timeout".into())
-                    } else {
-                        Failure::NotSent("timeout before a request was sent".into())
-                    })
-                })
+        let result = run_until(deadline, async |sent: &mut bool| {
+            self.run(op, deadline, sent).await
         });
         match result {
             Ok(v) => Completion::Ok(v),

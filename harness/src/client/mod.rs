@@ -95,6 +95,38 @@ pub fn runtime() -> Result<&'static tokio::runtime::Runtime, String> {
     .map_err(Clone::clone)
 }
 
+/// Why one client operation did not complete: what the history records depends on whether
+/// the request may have reached the system (`info`) or certainly did nothing (`fail`).
+pub(crate) enum Failure {
+    /// Nothing reached the server.
+    NotSent(String),
+    /// The server said it definitely did not do it.
+    Definite(String),
+    /// The request may have been processed.
+    Unknown(String),
+}
+
+/// Runs an async client's operation on the shared [`runtime`] until `deadline`. The
+/// operation sets `sent` once its request may have left; a deadline reached after that is
+/// an unknown outcome, before it a plain failure.
+pub(crate) fn run_until<T>(
+    deadline: Instant,
+    op: impl AsyncFnOnce(&mut bool) -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let rt = runtime().map_err(Failure::NotSent)?;
+    let mut sent = false;
+    rt.block_on(async {
+        let out = tokio::time::timeout_at(deadline.into(), op(&mut sent)).await;
+        out.unwrap_or_else(|_| {
+            Err(if sent {
+                Failure::Unknown("timeout".into())
+            } else {
+                Failure::NotSent("timeout before a request was sent".into())
+            })
+        })
+    })
+}
+
 /// A stored value as the history records it: the integer the harness wrote, or the text
 /// itself when it is not one.
 pub fn value_of_text(text: &str) -> Value {

@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use zookeeper_client as zk;
 
 use super::resp::Endpoint;
-use super::{Client, ClientOp, Completion, runtime, value_of_text};
+use super::{Client, ClientOp, Completion, Failure, run_until, value_of_text};
 
 /// How long ZooKeeper keeps a session whose client went silent (the servers clamp it to
 /// 2-20 ticks).
@@ -48,16 +48,6 @@ pub struct ZkClient {
     /// The open session and the index of its server.
     session: Option<(usize, zk::Client)>,
     last: Option<usize>,
-}
-
-/// Why an operation did not complete.
-enum Failure {
-    /// Nothing was sent: no session could be opened.
-    NotSent(String),
-    /// ZooKeeper answered that it did not do it.
-    Definite(String),
-    /// It may have been applied.
-    Unknown(String),
 }
 
 /// Classifies an error returned after the request was handed to the session.
@@ -188,21 +178,8 @@ impl ZkClient {
 
 impl Client for ZkClient {
     fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
-        let rt = match runtime() {
-            Ok(rt) => rt,
-            Err(e) => return Completion::Fail(e),
-        };
-        let mut sent = false;
-        let result = rt.block_on(async {
-            tokio::time::timeout_at(deadline.into(), self.perform(op, &mut sent))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(if sent {
-                        Failure::Unknown("timeout".into())
-                    } else {
-                        Failure::NotSent("timeout before a request was sent".into())
-                    })
-                })
+        let result = run_until(deadline, async |sent: &mut bool| {
+            self.perform(op, sent).await
         });
         match result {
             Ok(v) => Completion::Ok(v),
