@@ -11,7 +11,7 @@
 //! Commands are run as argv vectors (never through a shell) and logged at debug level.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use nix::fcntl::{Flock, FlockArg};
 use nix::sched::{CloneFlags, setns};
 
-use crate::runstate::{REGISTRY_WAIT, RegistryLock, RunState, StateData, state_dir};
+use crate::runstate::{
+    REGISTRY_WAIT, RegistryLock, RunState, StateData, open_lock_file, state_dir,
+};
 
 /// Prefix of every namespace, bridge and veth the project creates.
 pub const PREFIX: &str = "stasis-";
@@ -67,12 +69,7 @@ impl Subnet {
             .with_context(|| format!("cannot create {} (are you root?)", dir.display()))?;
         for third in 1..=254u8 {
             let path = dir.join(format!("10.211.{third}.lock"));
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
+            let file = open_lock_file(&path)?;
             if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 return Ok(Subnet { third, _lock: lock });
             }

@@ -75,12 +75,7 @@ impl RegistryLock {
         let start = Instant::now();
         let mut said = false;
         loop {
-            let file = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .with_context(|| format!("cannot open {}", path.display()))?;
+            let file = open_lock_file(&path)?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => {
                     if said {
@@ -117,6 +112,17 @@ impl RegistryLock {
 
 /// Whether the file open as `file` is still the one at `path` (a lock file can be deleted
 /// and re-created by its owner while another process holds the old one open).
+/// Opens (creating it if needed) a lock file of Stasis's state directory, for `flock`;
+/// never truncated, so whoever holds it keeps what it wrote.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
 pub fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), fs::metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
@@ -129,12 +135,7 @@ impl RunState {
         let dir = runs_dir();
         fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let lock_path = dir.join(format!("{id}.lock"));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("cannot open {}", lock_path.display()))?;
+        let file = open_lock_file(&lock_path)?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
             .map_err(|(_, e)| e)
             .with_context(|| format!("{} is held by a live run", lock_path.display()))?;
