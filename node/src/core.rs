@@ -351,6 +351,54 @@ impl<M, P> Ready<M, P> {
     }
 }
 
+/// Whoever handles a core's `Ready` batches: the runtime's [`crate::host::Host`] and the
+/// core tests' simulated networks. Each says what one step means for it;
+/// [`drain_ready`] is the one place the order of the steps is written.
+pub trait ReadyHandler<M, P> {
+    type Error;
+    /// The core's next batch; `None` when there is no core to ask (a crashed node).
+    fn take_ready(&mut self) -> Option<Ready<M, P>>;
+    /// Step 1: make `p` durable before anything that depends on it leaves the node.
+    fn persist(&mut self, p: P) -> Result<(), Self::Error>;
+    /// Step 2: send one message (best effort).
+    fn send(&mut self, to: NodeId, msg: M);
+    /// Step 3: apply one committed entry or snapshot, in order.
+    fn apply(&mut self, a: Apply) -> Result<(), Self::Error>;
+    /// Step 4: reads confirmed at an index (served once applied that far) and reads that
+    /// can no longer be confirmed.
+    fn reads(&mut self, confirmed: Vec<(u64, u64)>, failed: Vec<u64>);
+    /// Step 5: the core's events (leadership lost, reconfigurations ended).
+    fn events(&mut self, events: Vec<Event>);
+    /// After each batch: work that may give the core more to do (taking a snapshot,
+    /// learning peer addresses) or checks of global invariants. Nothing by default.
+    fn batch_done(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Handles the core's `Ready` batches until it has nothing more to do, each in the order
+/// the contract at the top of this module demands: persist, send, apply, reads, events.
+pub fn drain_ready<M, P, H: ReadyHandler<M, P>>(h: &mut H) -> Result<(), H::Error> {
+    while let Some(ready) = h.take_ready() {
+        if ready.is_empty() {
+            break;
+        }
+        if let Some(p) = ready.persist {
+            h.persist(p)?;
+        }
+        for (to, msg) in ready.messages {
+            h.send(to, msg);
+        }
+        for a in ready.apply {
+            h.apply(a)?;
+        }
+        h.reads(ready.reads, ready.failed_reads);
+        h.events(ready.events);
+        h.batch_done()?;
+    }
+    Ok(())
+}
+
 /// A node's role as reported by STATUS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {

@@ -15,7 +15,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::{
-    Apply, ConsensusCore, CoreStorage, Event, NodeId, NotLeader, ReconfigError, fmt_id,
+    Apply, ConsensusCore, CoreStorage, Event, NodeId, NotLeader, Ready, ReadyHandler,
+    ReconfigError, drain_ready, fmt_id,
 };
 use crate::kv::{Command, KvStore, Reply};
 use crate::resp::Value;
@@ -33,13 +34,6 @@ pub enum Request {
 /// Where the answer to one request goes.
 pub trait Answer {
     fn answer(self, v: Value);
-}
-
-impl Answer for tokio::sync::oneshot::Sender<Value> {
-    fn answer(self, v: Value) {
-        // The client may have hung up; nothing to do then.
-        let _ = self.send(v);
-    }
 }
 
 /// What a host needs from the world around it.
@@ -280,46 +274,11 @@ where
         out
     }
 
-    /// Handles the core's `Ready` batches until it has nothing more to do. An error
-    /// (failed persist, undecodable committed entry) is fatal for the node.
+    /// Handles the core's `Ready` batches until it has nothing more to do, in the order of
+    /// [`crate::core::drain_ready`]. An error (failed persist, undecodable committed entry)
+    /// is fatal for the node.
     pub fn drain_ready(&mut self, env: &mut impl HostEnv<C::Message>) -> anyhow::Result<()> {
-        loop {
-            let ready = self.core.take_ready();
-            if ready.is_empty() {
-                return Ok(());
-            }
-            if let Some(p) = ready.persist {
-                // Durable before anything that depends on it leaves this node.
-                if let Err(e) = self.storage.persist(p) {
-                    tracing::error!("cannot persist: {e:#}");
-                    return Err(e.context("persisting the consensus state failed; stopping (restart to recover from disk)"));
-                }
-            }
-            for (to, msg) in &ready.messages {
-                env.send(*to, msg);
-            }
-            for a in ready.apply {
-                self.apply(a)?;
-            }
-            for (id, index) in ready.reads {
-                if let Some(r) = self.reads.remove(&id) {
-                    self.confirmed.entry(index).or_default().push(r);
-                }
-            }
-            for id in ready.failed_reads {
-                if let Some(r) = self.reads.remove(&id) {
-                    r.reply.answer(Value::error(
-                        "UNKNOWN leadership lost before the read was confirmed; nothing was read",
-                    ));
-                }
-            }
-            self.serve_reads();
-            for ev in ready.events {
-                self.event(ev);
-            }
-            self.maybe_snapshot();
-            self.refresh_addrs(env);
-        }
+        drain_ready(&mut Draining { host: self, env })
     }
 
     /// Applies one step. A snapshot or committed command that does not decode means the
@@ -459,6 +418,73 @@ where
             bugs: self.cfg.bugs.iter().map(|b| (*b).to_owned()).collect(),
         };
         serde_json::to_string(&status).expect("a NodeStatus always serializes")
+    }
+}
+
+/// A host with the world it sends through, for the length of one drain.
+struct Draining<'a, H, E> {
+    host: &'a mut H,
+    env: &'a mut E,
+}
+
+impl<C, S, A, T, E> ReadyHandler<C::Message, C::Persist> for Draining<'_, Host<C, S, A, T>, E>
+where
+    C: ConsensusCore,
+    S: CoreStorage<C::Persist>,
+    A: Answer,
+    T: Ord + Copy,
+    E: HostEnv<C::Message>,
+{
+    type Error = anyhow::Error;
+
+    fn take_ready(&mut self) -> Option<Ready<C::Message, C::Persist>> {
+        Some(self.host.core.take_ready())
+    }
+
+    fn persist(&mut self, p: C::Persist) -> anyhow::Result<()> {
+        self.host.storage.persist(p).map_err(|e| {
+            tracing::error!("cannot persist: {e:#}");
+            e.context(
+                "persisting the consensus state failed; stopping (restart to recover from disk)",
+            )
+        })
+    }
+
+    fn send(&mut self, to: NodeId, msg: C::Message) {
+        self.env.send(to, &msg);
+    }
+
+    fn apply(&mut self, a: Apply) -> anyhow::Result<()> {
+        self.host.apply(a)
+    }
+
+    fn reads(&mut self, confirmed: Vec<(u64, u64)>, failed: Vec<u64>) {
+        let host = &mut *self.host;
+        for (id, index) in confirmed {
+            if let Some(r) = host.reads.remove(&id) {
+                host.confirmed.entry(index).or_default().push(r);
+            }
+        }
+        for id in failed {
+            if let Some(r) = host.reads.remove(&id) {
+                r.reply.answer(Value::error(
+                    "UNKNOWN leadership lost before the read was confirmed; nothing was read",
+                ));
+            }
+        }
+        host.serve_reads();
+    }
+
+    fn events(&mut self, events: Vec<Event>) {
+        for ev in events {
+            self.host.event(ev);
+        }
+    }
+
+    fn batch_done(&mut self) -> anyhow::Result<()> {
+        self.host.maybe_snapshot();
+        self.host.refresh_addrs(self.env);
+        Ok(())
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::core::{Apply, ConsensusCore, Event, NodeId};
+use crate::core::{Apply, ConsensusCore, Event, NodeId, Ready, ReadyHandler, drain_ready};
 
 /// What a node persisted (its durable state across simulated crashes).
 pub trait SimStore<P>: Default {
@@ -254,66 +254,10 @@ where
         &mut self.nodes.get_mut(&id).expect("node").core
     }
 
-    /// Handles one node's `Ready` batches until it has nothing more to do.
+    /// Handles one node's `Ready` batches until it has nothing more to do, in the order of
+    /// [`crate::core::drain_ready`].
     pub fn process(&mut self, id: NodeId) {
-        loop {
-            let node = self.nodes.get_mut(&id).expect("node");
-            if !node.up {
-                return;
-            }
-            let ready = node.core.take_ready();
-            if ready.is_empty() {
-                return;
-            }
-            if let Some(p) = ready.persist {
-                node.store.persist(p);
-            }
-            for (to, m) in ready.messages {
-                self.net.queue.push_back((id, to, m));
-            }
-            let node = self.nodes.get_mut(&id).expect("node");
-            for a in ready.apply {
-                match a {
-                    Apply::Snapshot { index, data } => {
-                        let mut i = [0u8; 8];
-                        let mut c = [0u8; 8];
-                        i.copy_from_slice(&data[..8]);
-                        c.copy_from_slice(&data[8..16]);
-                        assert_eq!(u64::from_le_bytes(i), index, "snapshot index");
-                        let c = u64::from_le_bytes(c);
-                        if let Some((want, _)) = self.history.get(&index) {
-                            assert_eq!(*want, c, "n{id}: snapshot at {index} diverges");
-                        }
-                        node.applied = index;
-                        node.chain = c;
-                        node.sm.clear();
-                    }
-                    Apply::Entry { index, term, data } => {
-                        assert_eq!(index, node.applied + 1, "n{id}: applied out of order");
-                        node.chain = chain(node.chain, index, term, &data);
-                        node.applied = index;
-                        match self.history.get(&index) {
-                            Some((want, e)) => assert_eq!(
-                                *want,
-                                node.chain,
-                                "n{id}: applied {:?} at {index}, others applied {e:?}",
-                                (term, &data)
-                            ),
-                            None => {
-                                self.history
-                                    .insert(index, (node.chain, (term, data.clone())));
-                            }
-                        }
-                        if let Some(d) = data {
-                            node.sm.push((index, d));
-                        }
-                    }
-                }
-            }
-            node.reads.extend(ready.reads);
-            node.failed_reads.extend(ready.failed_reads);
-            node.events.extend(ready.events);
-        }
+        let Ok(()) = drain_ready(&mut NodeDrain { net: self, id });
     }
 
     /// Power loss: in-flight messages to and from it vanish, the core restarts from its store.
@@ -351,6 +295,96 @@ where
             .filter(|(_, n)| n.up)
             .map(|(&id, _)| id)
             .collect()
+    }
+}
+
+/// One node of a [`Net`], for the length of one drain.
+struct NodeDrain<'a, C: ConsensusCore, S> {
+    net: &'a mut Net<C, S>,
+    id: NodeId,
+}
+
+impl<C, S> NodeDrain<'_, C, S>
+where
+    C: ConsensusCore,
+{
+    fn node(&mut self) -> &mut SimNode<C, S> {
+        self.net.nodes.get_mut(&self.id).expect("node")
+    }
+}
+
+impl<C, S> ReadyHandler<C::Message, C::Persist> for NodeDrain<'_, C, S>
+where
+    C: ConsensusCore,
+    C::Message: Clone,
+    S: SimStore<C::Persist>,
+{
+    type Error = std::convert::Infallible;
+
+    fn take_ready(&mut self) -> Option<Ready<C::Message, C::Persist>> {
+        let node = self.node();
+        node.up.then(|| node.core.take_ready())
+    }
+
+    fn persist(&mut self, p: C::Persist) -> Result<(), Self::Error> {
+        self.node().store.persist(p);
+        Ok(())
+    }
+
+    fn send(&mut self, to: NodeId, msg: C::Message) {
+        self.net.net.queue.push_back((self.id, to, msg));
+    }
+
+    fn apply(&mut self, a: Apply) -> Result<(), Self::Error> {
+        let id = self.id;
+        let node = self.net.nodes.get_mut(&id).expect("node");
+        let history = &mut self.net.history;
+        match a {
+            Apply::Snapshot { index, data } => {
+                let mut i = [0u8; 8];
+                let mut c = [0u8; 8];
+                i.copy_from_slice(&data[..8]);
+                c.copy_from_slice(&data[8..16]);
+                assert_eq!(u64::from_le_bytes(i), index, "snapshot index");
+                let c = u64::from_le_bytes(c);
+                if let Some((want, _)) = history.get(&index) {
+                    assert_eq!(*want, c, "n{id}: snapshot at {index} diverges");
+                }
+                node.applied = index;
+                node.chain = c;
+                node.sm.clear();
+            }
+            Apply::Entry { index, term, data } => {
+                assert_eq!(index, node.applied + 1, "n{id}: applied out of order");
+                node.chain = chain(node.chain, index, term, &data);
+                node.applied = index;
+                match history.get(&index) {
+                    Some((want, e)) => assert_eq!(
+                        *want,
+                        node.chain,
+                        "n{id}: applied {:?} at {index}, others applied {e:?}",
+                        (term, &data)
+                    ),
+                    None => {
+                        history.insert(index, (node.chain, (term, data.clone())));
+                    }
+                }
+                if let Some(d) = data {
+                    node.sm.push((index, d));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reads(&mut self, confirmed: Vec<(u64, u64)>, failed: Vec<u64>) {
+        let node = self.node();
+        node.reads.extend(confirmed);
+        node.failed_reads.extend(failed);
+    }
+
+    fn events(&mut self, events: Vec<Event>) {
+        self.node().events.extend(events);
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use rand::RngExt;
 
 use super::*;
+use crate::core::{ReadyHandler, drain_ready};
 pub use crate::sim::Driver;
 use crate::sim::Network;
 
@@ -232,84 +233,10 @@ impl Sim {
         true
     }
 
-    /// Drains the node's ready batches, checking invariants as entries are applied.
+    /// Drains the node's ready batches in the order of [`crate::core::drain_ready`],
+    /// checking invariants as entries are applied.
     pub fn process(&mut self, id: NodeId) {
-        loop {
-            let n = self.nodes.get_mut(&id).expect("node exists");
-            if !n.up {
-                return;
-            }
-            let ready = n.raft.take_ready();
-            if ready.is_empty() {
-                break;
-            }
-            if let Some(p) = ready.persist {
-                n.store.persist(p);
-            }
-            for (to, m) in ready.messages {
-                self.net.queue.push_back((id, to, m));
-            }
-            let n = self.nodes.get_mut(&id).expect("node exists");
-            for a in ready.apply {
-                match a {
-                    Apply::Snapshot { index, data } => {
-                        let sm: Vec<Vec<u8>> =
-                            postcard::from_bytes(&data).expect("sim snapshot decodes");
-                        n.sm = sm;
-                        n.applied = index;
-                    }
-                    Apply::Entry { index, term, data } => {
-                        assert_eq!(index, n.applied + 1, "n{id} applied out of order");
-                        n.applied = index;
-                        match self.applied.get(&index) {
-                            Some(prev) => assert_eq!(
-                                prev,
-                                &(term, data.clone()),
-                                "state machine safety violated at index {index} on n{id}"
-                            ),
-                            None => {
-                                self.applied.insert(index, (term, data.clone()));
-                            }
-                        }
-                        if let Some(d) = data.clone() {
-                            n.sm.push(d);
-                        }
-                        if let Some((pt, pd)) = n.proposals.remove(&index)
-                            && pt == term
-                        {
-                            assert_eq!(Some(pd.clone()), data);
-                            self.acked.insert(pd, index);
-                            self.max_acked_index = self.max_acked_index.max(index);
-                        }
-                    }
-                }
-            }
-            for (rid, index) in ready.reads {
-                if let Some(floor) = n.reads.remove(&rid) {
-                    assert!(
-                        index >= floor,
-                        "stale read on n{id}: read index {index} < acknowledged write {floor}"
-                    );
-                    self.confirmed_reads += 1;
-                }
-            }
-            for rid in ready.failed_reads {
-                n.reads.remove(&rid);
-            }
-            for e in ready.events {
-                self.events.push((id, e));
-            }
-            if self.snapshot_every > 0 {
-                let n = self.nodes.get_mut(&id).expect("node exists");
-                if n.applied >= n.raft.log.base_index + self.snapshot_every
-                    && n.applied <= n.raft.log.applied
-                {
-                    let data = postcard::to_allocvec(&n.sm).expect("encode");
-                    let idx = n.applied;
-                    n.raft.compact(idx, data);
-                }
-            }
-        }
+        let Ok(()) = drain_ready(&mut NodeDrain { sim: self, id });
         self.check_leader(id);
     }
 
@@ -423,6 +350,112 @@ impl Sim {
                 String::from_utf8_lossy(data)
             );
         }
+    }
+}
+
+/// One node of a [`Sim`], for the length of one drain.
+struct NodeDrain<'a> {
+    sim: &'a mut Sim,
+    id: NodeId,
+}
+
+impl NodeDrain<'_> {
+    fn node(&mut self) -> &mut SimNode {
+        self.sim.nodes.get_mut(&self.id).expect("node exists")
+    }
+}
+
+impl ReadyHandler<Message, RaftPersist> for NodeDrain<'_> {
+    type Error = std::convert::Infallible;
+
+    fn take_ready(&mut self) -> Option<Ready<Message, RaftPersist>> {
+        let n = self.node();
+        n.up.then(|| n.raft.take_ready())
+    }
+
+    fn persist(&mut self, p: RaftPersist) -> Result<(), Self::Error> {
+        self.node().store.persist(p);
+        Ok(())
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.sim.net.queue.push_back((self.id, to, msg));
+    }
+
+    fn apply(&mut self, a: Apply) -> Result<(), Self::Error> {
+        let id = self.id;
+        let sim = &mut *self.sim;
+        let n = sim.nodes.get_mut(&id).expect("node exists");
+        match a {
+            Apply::Snapshot { index, data } => {
+                let sm: Vec<Vec<u8>> = postcard::from_bytes(&data).expect("sim snapshot decodes");
+                n.sm = sm;
+                n.applied = index;
+            }
+            Apply::Entry { index, term, data } => {
+                assert_eq!(index, n.applied + 1, "n{id} applied out of order");
+                n.applied = index;
+                match sim.applied.get(&index) {
+                    Some(prev) => assert_eq!(
+                        prev,
+                        &(term, data.clone()),
+                        "state machine safety violated at index {index} on n{id}"
+                    ),
+                    None => {
+                        sim.applied.insert(index, (term, data.clone()));
+                    }
+                }
+                if let Some(d) = data.clone() {
+                    n.sm.push(d);
+                }
+                if let Some((pt, pd)) = n.proposals.remove(&index)
+                    && pt == term
+                {
+                    assert_eq!(Some(pd.clone()), data);
+                    sim.acked.insert(pd, index);
+                    sim.max_acked_index = sim.max_acked_index.max(index);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn reads(&mut self, confirmed: Vec<(u64, u64)>, failed: Vec<u64>) {
+        let id = self.id;
+        let sim = &mut *self.sim;
+        let n = sim.nodes.get_mut(&id).expect("node exists");
+        for (rid, index) in confirmed {
+            if let Some(floor) = n.reads.remove(&rid) {
+                assert!(
+                    index >= floor,
+                    "stale read on n{id}: read index {index} < acknowledged write {floor}"
+                );
+                sim.confirmed_reads += 1;
+            }
+        }
+        for rid in failed {
+            n.reads.remove(&rid);
+        }
+    }
+
+    fn events(&mut self, events: Vec<Event>) {
+        let id = self.id;
+        self.sim.events.extend(events.into_iter().map(|e| (id, e)));
+    }
+
+    /// The test's snapshot policy: compact once `snapshot_every` entries were applied.
+    fn batch_done(&mut self) -> Result<(), Self::Error> {
+        let every = self.sim.snapshot_every;
+        let n = self.node();
+        if every > 0
+            && n.applied >= n.raft.log.base_index + every
+            && n.applied <= n.raft.log.applied
+        {
+            let data = postcard::to_allocvec(&n.sm).expect("encode");
+            let idx = n.applied;
+            n.raft.compact(idx, data);
+        }
+        Ok(())
     }
 }
 
