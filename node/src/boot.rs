@@ -14,6 +14,7 @@ use crate::paxos::storage::PaxosStorage;
 use crate::paxos::{Paxos, PaxosConfig};
 use crate::raft::storage::RaftStorage;
 use crate::raft::{Membership, Raft, RaftConfig};
+#[cfg(feature = "runtime")]
 use crate::runtime::RuntimeConfig;
 use crate::storage::file::Fs;
 
@@ -99,6 +100,7 @@ pub fn paxos(
 }
 
 /// The runtime settings of a node.
+#[cfg(feature = "runtime")]
 pub fn runtime_config(cfg: &NodeConfig) -> RuntimeConfig {
     RuntimeConfig {
         id: cfg.id,

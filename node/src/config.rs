@@ -9,6 +9,15 @@ use clap::Parser;
 
 use crate::core::{Bugs, CheckQuorum, NodeId, ReadMode, parse_id};
 
+/// Limits on client connections (flags `--max-clients`, `--client-stall-ms`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnLimits {
+    /// Connections served at once.
+    pub max_clients: usize,
+    /// Time a request may take to arrive whole, from its first byte.
+    pub stall: Duration,
+}
+
 /// A replicated key-value server for Stasis to test (RESP2 protocol).
 #[derive(Parser, Debug, Clone)]
 #[command(name = "stasis-node", version)]
@@ -131,7 +140,7 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     pub request_timeout: Duration,
     /// Client connection limits (hostile clients).
-    pub client_limits: crate::runtime::ConnLimits,
+    pub client_limits: ConnLimits,
     /// Seeded bugs switched on (none by default).
     pub bugs: Bugs,
 }
@@ -336,7 +345,7 @@ impl Cli {
             max_inflight_msgs: self.max_inflight_msgs,
             snapshot_every: self.snapshot_every,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
-            client_limits: crate::runtime::ConnLimits {
+            client_limits: ConnLimits {
                 max_clients: self.max_clients,
                 stall: Duration::from_millis(self.client_stall_ms),
             },

@@ -15,8 +15,10 @@
 //! * `host`: request handling around a core (pending writes answered on apply, read
 //!   confirmation, redirects), shared by the runtime and the simulator.
 //! * `boot`: building a core over its storage from a validated `config`.
-//! * `runtime`: tokio, the monotonic clock, TCP between peers and the RESP server,
-//!   driving a core through `host`.
+//! * `runtime` (cargo feature `runtime`, on by default; the `stasis-node` binary needs
+//!   it): tokio, the monotonic clock, TCP between peers and the RESP server, driving a
+//!   core through `host`. The harness uses the crate without it: the cores, storage,
+//!   `host`, `boot`, the RESP codec and `status` are plain code with no runtime.
 //!
 //! A request flows: RESP connection (`runtime::client`) -> `host` -> core proposal ->
 //! `Ready` (persist through `storage`, messages through `runtime::transport`) -> commit
@@ -32,6 +34,7 @@ pub mod paxos;
 pub mod quorum;
 pub mod raft;
 pub mod resp;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 #[cfg(test)]
 mod sim;

@@ -29,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::driver::Input;
+use crate::config::ConnLimits;
 use crate::core::{NodeId, parse_id};
 use crate::host::Request;
 use crate::kv::largest_value;
@@ -55,15 +56,6 @@ pub fn request_limits() -> resp::Limits {
         max_bulk: MAX_COMMAND_BYTES,
         ..resp::Limits::default()
     }
-}
-
-/// Limits on client connections (flags `--max-clients`, `--client-stall-ms`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnLimits {
-    /// Connections served at once.
-    pub max_clients: usize,
-    /// Time a request may take to arrive whole, from its first byte.
-    pub stall: Duration,
 }
 
 /// What to do with one parsed command.

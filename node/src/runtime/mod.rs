@@ -9,7 +9,7 @@
 //! [`crate::core`] contract demands: persist + fsync, send, apply, answer.
 
 mod client;
-pub use client::ConnLimits;
+pub use crate::config::ConnLimits;
 mod driver;
 mod transport;
 
@@ -22,6 +22,8 @@ use anyhow::Context;
 use tracing::info;
 
 use crate::core::{ConsensusCore, CoreStorage, NodeId};
+use crate::host::Answer;
+use crate::resp::Value;
 
 /// Runtime settings (from the command line).
 #[derive(Clone, Debug)]
@@ -37,7 +39,7 @@ pub struct RuntimeConfig {
     /// A client request that is not answered within this time gets `-TIMEOUT`.
     pub request_timeout: Duration,
     /// Client connection limits.
-    pub client_limits: client::ConnLimits,
+    pub client_limits: ConnLimits,
     /// Take a snapshot (and compact the log) after this many applied entries (0 = never).
     pub snapshot_every: u64,
     /// Names of the seeded bugs switched on (reported by STATUS).
@@ -174,5 +176,12 @@ async fn wait_for_shutdown_signal() {
             tracing::warn!("cannot install signal handlers; stop the node with SIGKILL");
             std::future::pending::<()>().await;
         }
+    }
+}
+
+impl Answer for tokio::sync::oneshot::Sender<Value> {
+    fn answer(self, v: Value) {
+        // The client may have hung up; nothing to do then.
+        let _ = self.send(v);
     }
 }
