@@ -1389,42 +1389,45 @@ mod tests {
         }
     }
 
+    /// The oracle of the differential tests: tries every order of the operations (crashed
+    /// ones included or left out) that respects real time, stepping `model` directly.
+    fn brute<M: Model>(
+        model: &M,
+        ops: &[SearchOp<M::Input>],
+        used: &mut Vec<usize>,
+        state: M::State,
+    ) -> bool {
+        if (0..ops.len()).all(|i| ops[i].ret.is_none() || used.contains(&i)) {
+            return true;
+        }
+        for i in 0..ops.len() {
+            if used.contains(&i) {
+                continue;
+            }
+            // i may go next only if no unused required op returned before i's call.
+            let blocked = ops.iter().enumerate().any(|(j, o)| {
+                !used.contains(&j) && j != i && o.ret.is_some_and(|r| r < ops[i].call)
+            });
+            if blocked {
+                continue;
+            }
+            if let Some(next) = model.step(&state, &ops[i].input) {
+                used.push(i);
+                let ok = brute(model, ops, used, next);
+                used.pop();
+                if ok {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// Both candidate orders decide the same as a brute force over every order of the
     /// operations (crashed ones included or left out) on random small histories.
     #[test]
     fn both_orders_agree_with_brute_force() {
         use rand::{RngExt, SeedableRng};
-        fn brute(ops: &[SearchOp<RegOp>], used: &mut Vec<usize>, state: u32) -> bool {
-            let all_required = ops
-                .iter()
-                .enumerate()
-                .all(|(i, o)| o.ret.is_none() || used.contains(&i));
-            if all_required {
-                return true;
-            }
-            for i in 0..ops.len() {
-                if used.contains(&i) {
-                    continue;
-                }
-                // i may go next only if no unused required op returned before i's call.
-                let blocked = ops.iter().enumerate().any(|(j, o)| {
-                    !used.contains(&j) && j != i && o.ret.is_some_and(|r| r < ops[i].call)
-                });
-                if blocked {
-                    continue;
-                }
-                if let Some(next) = step_reg(state, ops[i].input) {
-                    used.push(i);
-                    let ok = brute(ops, used, next);
-                    used.pop();
-                    if ok {
-                        return true;
-                    }
-                }
-            }
-            false
-        }
-        use crate::model::cas_register::step_reg;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2526);
         let mut failing = 0;
         for case in 0..3000 {
@@ -1441,7 +1444,7 @@ mod tests {
                     op(call, ret, input)
                 })
                 .collect();
-            let expected = brute(&ops, &mut Vec::new(), 0);
+            let expected = brute(&CasRegister::default(), &ops, &mut Vec::new(), 0);
             failing += usize::from(!expected);
             for unknown_first in [false, true] {
                 let limits = Limits {
@@ -1468,31 +1471,6 @@ mod tests {
     fn cuts_agree_with_brute_force() {
         use crate::model::porcupine_etcd::{EtcdOp, PorcupineEtcd};
         use rand::{RngExt, SeedableRng};
-        fn brute(ops: &[SearchOp<EtcdOp>], used: &mut Vec<usize>, state: u32) -> bool {
-            if (0..ops.len()).all(|i| ops[i].ret.is_none() || used.contains(&i)) {
-                return true;
-            }
-            for i in 0..ops.len() {
-                if used.contains(&i) {
-                    continue;
-                }
-                let blocked = ops.iter().enumerate().any(|(j, o)| {
-                    !used.contains(&j) && j != i && o.ret.is_some_and(|r| r < ops[i].call)
-                });
-                if blocked {
-                    continue;
-                }
-                if let Some(next) = PorcupineEtcd.step(&state, &ops[i].input) {
-                    used.push(i);
-                    let ok = brute(ops, used, next);
-                    used.pop();
-                    if ok {
-                        return true;
-                    }
-                }
-            }
-            false
-        }
         // A required twin invoked earlier but returning later must not replace the
         // other: w1 [1,2] must precede w2 [3,4], and w1 [0,100] follow it for r1 [5,6].
         let nested = [
@@ -1517,7 +1495,7 @@ mod tests {
                 input: EtcdOp::Read(1),
             },
         ];
-        assert!(brute(&nested, &mut Vec::new(), 0));
+        assert!(brute(&PorcupineEtcd, &nested, &mut Vec::new(), 0));
         assert_eq!(
             search(&PorcupineEtcd, 0, &nested, Limits::default(), None).0,
             SearchOutcome::Linearizable
@@ -1556,7 +1534,7 @@ mod tests {
                     SearchOp { call, ret, input }
                 })
                 .collect();
-            let expected = brute(&ops, &mut Vec::new(), 0);
+            let expected = brute(&PorcupineEtcd, &ops, &mut Vec::new(), 0);
             if expected {
                 good += 1
             } else {
