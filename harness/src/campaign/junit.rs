@@ -177,51 +177,8 @@ pub fn render(rec: &CampaignRecord) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::CampaignRecord;
+    use super::super::record::sample_record;
     use super::*;
-
-    fn cell(i: usize, v: Verdict, expl: Option<&str>) -> CellRecord {
-        CellRecord {
-            seed: 40 + i as u64,
-            verdict: v,
-            exit_code: (v != Verdict::Skipped).then_some(0),
-            run_dir: (v != Verdict::Skipped).then(|| format!("/s/runs/r{i}&<x>")),
-            time_s: 1.25 * (i + 1) as f64,
-            ops: 100,
-            explanation: expl.map(str::to_owned),
-            detail: (v == Verdict::Invalid).then(|| "line one\nline <two> & \u{1} three".into()),
-            ..CellRecord::new(i, "raft", "kill,partition", "w<&>\"'", 3)
-        }
-    }
-
-    fn record() -> CampaignRecord {
-        CampaignRecord {
-            name: "night\"ly".into(),
-            file: "campaigns/n.toml".into(),
-            dir: "/s/campaigns/night/x".into(),
-            stasis_version: "0.1.0".into(),
-            started: "20261123T094500.123Z".into(),
-            finished: None,
-            budget_s: 600.0,
-            time_limit_s: 10.0,
-            seeds: "list".into(),
-            planned: 5,
-            elapsed_s: 50.0,
-            exit_code: Some(1),
-            expect_violation: Vec::new(),
-            cells: vec![
-                cell(0, Verdict::Valid, None),
-                cell(
-                    1,
-                    Verdict::Invalid,
-                    Some("read of \"k1\" saw 3 <stale> & gone"),
-                ),
-                cell(2, Verdict::Unknown, Some("key k2: timeout")),
-                cell(3, Verdict::Error, Some("node n1 exited: bad flag '--x'")),
-                cell(4, Verdict::Skipped, Some("the budget ran out")),
-            ],
-        }
-    }
 
     fn attr<'a>(n: roxmltree::Node<'a, 'a>, name: &str) -> &'a str {
         n.attribute(name)
@@ -230,7 +187,7 @@ mod tests {
 
     #[test]
     fn junit_has_the_schema_shape() {
-        let xml = render(&record());
+        let xml = render(&sample_record());
         let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
         let root = doc.root_element();
         assert_eq!(root.tag_name().name(), "testsuites");
@@ -332,7 +289,7 @@ mod tests {
 
     #[test]
     fn empty_campaign_is_still_valid_xml() {
-        let mut r = record();
+        let mut r = sample_record();
         r.cells.clear();
         let xml = render(&r);
         let doc = roxmltree::Document::parse(&xml).unwrap();

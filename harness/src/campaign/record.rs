@@ -294,6 +294,53 @@ pub(super) fn write_outputs(dir: &Path, rec: &CampaignRecord) -> Result<()> {
 }
 
 #[cfg(test)]
+fn sample_cell(i: usize, v: Verdict, expl: Option<&str>) -> CellRecord {
+    CellRecord {
+        seed: 40 + i as u64,
+        verdict: v,
+        exit_code: (v != Verdict::Skipped).then_some(0),
+        run_dir: (v != Verdict::Skipped).then(|| format!("/s/runs/r{i}&<x>")),
+        time_s: 1.25 * (i + 1) as f64,
+        ops: 100,
+        explanation: expl.map(str::to_owned),
+        detail: (v == Verdict::Invalid).then(|| "line one\nline <two> & \u{1} three".into()),
+        ..CellRecord::new(i, "raft", "kill,partition", "w<&>\"'", 3)
+    }
+}
+
+/// A campaign record with one cell of each verdict and text that needs escaping in every
+/// view of campaign.json (summary.txt, junit.xml): the fixture their tests share.
+#[cfg(test)]
+pub(crate) fn sample_record() -> CampaignRecord {
+    CampaignRecord {
+        name: "night\"ly".into(),
+        file: "campaigns/n.toml".into(),
+        dir: "/s/campaigns/night/x".into(),
+        stasis_version: "0.1.0".into(),
+        started: "20261123T094500.123Z".into(),
+        finished: None,
+        budget_s: 600.0,
+        time_limit_s: 10.0,
+        seeds: "list".into(),
+        planned: 5,
+        elapsed_s: 50.0,
+        exit_code: Some(1),
+        expect_violation: Vec::new(),
+        cells: vec![
+            sample_cell(0, Verdict::Valid, None),
+            sample_cell(
+                1,
+                Verdict::Invalid,
+                Some("read of \"k1\" saw 3 <stale> & gone"),
+            ),
+            sample_cell(2, Verdict::Unknown, Some("key k2: timeout")),
+            sample_cell(3, Verdict::Error, Some("node n1 exited: bad flag '--x'")),
+            sample_cell(4, Verdict::Skipped, Some("the budget ran out")),
+        ],
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::campaign::spec::tests::{BASIC, parse};
@@ -341,45 +388,6 @@ mod tests {
         assert_eq!(exit_code(&[]), 3);
     }
 
-    fn sample_record() -> CampaignRecord {
-        let cell = |i: usize, v: Verdict, expl: Option<&str>| CellRecord {
-            seed: 40 + i as u64,
-            verdict: v,
-            exit_code: Some(0),
-            run_dir: (v != Verdict::Skipped).then(|| format!("/s/runs/r{i}")),
-            time_s: 10.5,
-            ops: 100,
-            explanation: expl.map(str::to_owned),
-            ..CellRecord::new(i, "raft", "kill,partition", "w<&>", 3)
-        };
-        CampaignRecord {
-            name: "night".into(),
-            file: "campaigns/n.toml".into(),
-            dir: "/s/campaigns/night/x".into(),
-            stasis_version: "0.1.0".into(),
-            started: "20261123T094500.123Z".into(),
-            finished: None,
-            budget_s: 600.0,
-            time_limit_s: 10.0,
-            seeds: "list".into(),
-            planned: 5,
-            elapsed_s: 50.0,
-            exit_code: Some(1),
-            expect_violation: Vec::new(),
-            cells: vec![
-                cell(0, Verdict::Valid, None),
-                cell(
-                    1,
-                    Verdict::Invalid,
-                    Some("read of \"k1\" saw 3 <stale> & gone"),
-                ),
-                cell(2, Verdict::Unknown, Some("timeout")),
-                cell(3, Verdict::Error, Some("node n1 exited")),
-                cell(4, Verdict::Skipped, Some("the budget ran out")),
-            ],
-        }
-    }
-
     #[test]
     fn summary_counts_per_cell() {
         let s = summary_text(&sample_record());
@@ -394,7 +402,7 @@ mod tests {
             [
                 "raft",
                 "kill,partition",
-                "w<&>",
+                "w<&>\"'",
                 "3",
                 "1",
                 "1",

@@ -40,6 +40,8 @@ struct FileSpec {
     net_faults: Option<String>,
     /// Baseline latency on every link for every run (`--net-latency`).
     net_latency: Option<String>,
+    /// Run every cell's nodes on these remote hosts (`--hosts`; relative to this file).
+    hosts: Option<String>,
     /// Deterministic-simulation stages, run before the matrix (`[[sim]]`).
     #[serde(default)]
     sim: Vec<SimStageSpec>,
@@ -231,6 +233,27 @@ impl Campaign {
         if let Some(l) = &f.net_latency {
             crate::netfault::parse_latency(l).map_err(|e| format!("net_latency: {e}"))?;
             base.net_latency = Some(l.clone());
+        }
+        if let Some(h) = &f.hosts {
+            let path = base_dir.join(h);
+            crate::remote::hosts::HostsFile::load(&path).map_err(|e| format!("hosts: {e:#}"))?;
+            if base.net_latency.is_some() {
+                return Err(
+                    "hosts: net_latency runs only on local namespaces so far; drop one of them"
+                        .into(),
+                );
+            }
+            for n in &f.nemesis {
+                let local_only = ["clock", "net", "disk"];
+                if let Some(x) = n.split(',').map(str::trim).find(|x| local_only.contains(x)) {
+                    return Err(format!(
+                        "nemesis {n:?} includes {x}, which runs only on local namespaces so far \
+                         and not on remote hosts: use `all` (it skips {x} there) or a set \
+                         without {x}"
+                    ));
+                }
+            }
+            base.hosts = Some(path);
         }
         if let Some(m) = &f.settings {
             base.settings = <crate::settings::Mode as clap::ValueEnum>::from_str(m, false)
@@ -513,6 +536,44 @@ op_timeout = "1s"
         assert!(!e.contains('\n'), "error is not one line: {e}");
         assert!(e.starts_with("camp.toml"), "{e}");
         e
+    }
+
+    #[test]
+    fn hosts_reach_every_run_and_local_only_faults_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = "[[host]]\naddress = \"10.0.0.1\"\n[[host]]\naddress = \"10.0.0.2\"\n";
+        std::fs::write(dir.path().join("hosts.toml"), hosts).unwrap();
+        let load = |text: &str| {
+            let file = dir.path().join("camp.toml");
+            std::fs::write(&file, text).unwrap();
+            Campaign::load(&file).map_err(|e| e.to_string())
+        };
+        let text = BASIC.replace("nodes = [3, 5]", "nodes = [3, 5]\nhosts = \"hosts.toml\"");
+        let c = load(&text).unwrap();
+        let want = dir.path().join("hosts.toml");
+        assert!(
+            c.expand(None)
+                .iter()
+                .all(|c| c.args.hosts.as_deref() == Some(want.as_path()))
+        );
+        assert_eq!(parse(BASIC).unwrap().expand(None)[0].args.hosts, None);
+        let one_line = |e: String| {
+            assert!(!e.contains('\n'), "{e}");
+            e
+        };
+        let e = one_line(load(&text.replace("hosts.toml", "nowhere.toml")).unwrap_err());
+        assert!(e.contains("hosts:") && e.contains("nowhere.toml"), "{e}");
+        let e = one_line(load(&text.replace("\"kill\", ", "\"kill,net\", ")).unwrap_err());
+        assert!(
+            e.contains("includes net") && e.contains("remote hosts"),
+            "{e}"
+        );
+        let e = one_line(
+            load(&text.replace("hosts = ", "net_latency = \"20ms\"\nhosts = ")).unwrap_err(),
+        );
+        assert!(e.contains("net_latency"), "{e}");
+        // `all` is allowed: the run drops what remote hosts cannot take.
+        assert!(load(&text.replace("\"kill\", ", "\"all\", ")).is_ok());
     }
 
     #[test]
