@@ -498,12 +498,17 @@ fn host_checks(k: usize, h: &crate::remote::ssh::Ssh, node_bin: Option<&Path>) -
     };
     let ssh = h.run(&["true"]).map(|_| "reachable over ssh".to_owned());
     let reachable = ssh.is_ok();
-    let mut out = vec![Check::from(
+    let mut out = Vec::new();
+    // Each check: its name, whether the host is unusable without it, its outcome, the fix.
+    let mut add = |name, required, r: Result<String>, fix: &str| {
+        out.push(Check::from(name, required, tag(r), fix));
+    };
+    add(
         "ssh",
         true,
-        tag(ssh),
+        ssh,
         "check address, user, port and key in the hosts file, and that `ssh -p PORT -i KEY USER@ADDRESS true` works without a password",
-    )];
+    );
     if !reachable {
         return out;
     }
@@ -525,12 +530,12 @@ fn host_checks(k: usize, h: &crate::remote::ssh::Ssh, node_bin: Option<&Path>) -
             )
         }
     })();
-    out.push(Check::from(
+    add(
         "ssh round trip",
         false,
-        tag(rtt),
+        rtt,
         "make the login shell's startup files fast for non-interactive ssh commands (bash runs ~/.bashrc for them)",
-    ));
+    );
     let root = h.run(&["id", "-u"]).and_then(|u| {
         if u.trim() == "0" {
             Ok(if h.spec.sudo {
@@ -546,12 +551,12 @@ fn host_checks(k: usize, h: &crate::remote::ssh::Ssh, node_bin: Option<&Path>) -
             )
         }
     });
-    out.push(Check::from(
+    add(
         "root",
         true,
-        tag(root),
+        root,
         "log in as root, or set sudo = true with passwordless sudo for the user",
-    ));
+    );
     let tools = h
         .script_ok(
             "looking for tools",
@@ -560,12 +565,12 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             &[],
         )
         .map(|_| "bash, timeout, setsid, tar, sed, cut, kill, iptables".to_owned());
-    out.push(Check::from(
+    add(
         "tools",
         true,
-        tag(tools),
+        tools,
         "apt-get install bash coreutils util-linux tar sed iptables (on the host)",
-    ));
+    );
     let left = remote::leftovers(h).and_then(|l| {
         if l.is_empty() {
             Ok("none".to_owned())
@@ -573,12 +578,7 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             bail!("{}", l.join(", "))
         }
     });
-    out.push(Check::from(
-        "leftovers",
-        true,
-        tag(left),
-        "stasis clean --hosts HOSTS.toml",
-    ));
+    add("leftovers", true, left, "stasis clean --hosts HOSTS.toml");
     // A chain of the doctor's own: a live run's chains are never touched.
     let ipt = h
         .script_ok(
@@ -587,12 +587,12 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             &[],
         )
         .map(|_| "chain stasis-doctor created, given a rule, and removed".to_owned());
-    out.push(Check::from(
+    add(
         "iptables",
         true,
-        tag(ipt),
+        ipt,
         "apt-get install iptables on the host; the kernel needs netfilter",
-    ));
+    );
     let node = match node_bin {
         None => Err(anyhow::anyhow!(
             "no local stasis-node next to this stasis to try"
@@ -606,12 +606,12 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             ran.and_then(|v| removed.map(|_| format!("uploaded stasis-node runs: {}", v.trim())))
         }
     };
-    out.push(Check::from(
+    add(
         "stasis-node",
         true,
-        tag(node),
+        node,
         "build it (cargo build -p node); the host must run x86_64 Linux binaries of this libc",
-    ));
+    );
     let faketime = h
         .script_ok(
             "looking for libfaketime",
@@ -619,12 +619,12 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             &[],
         )
         .map(|p| p.trim().to_owned());
-    out.push(Check::from(
+    add(
         "faketime",
         false,
-        tag(faketime),
+        faketime,
         "apt-get install libfaketime on the host (clock faults are local-only so far)",
-    ));
+    );
     let clock = remote::clock_offset_ms(h).and_then(|ms| {
         if ms.abs() < 500.0 {
             Ok(format!("clock offset {ms:+.0} ms from this machine"))
@@ -632,11 +632,11 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             bail!("clock offset {ms:+.0} ms from this machine")
         }
     });
-    out.push(Check::from(
+    add(
         "clock",
         false,
-        tag(clock),
+        clock,
         "run NTP (chrony) on the hosts and on this machine",
-    ));
+    );
     out
 }

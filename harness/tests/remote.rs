@@ -374,6 +374,72 @@ fn clean_hosts_removes_what_a_dead_controller_left() {
     assert!(hosts.leftovers().is_empty(), "{:?}", hosts.leftovers());
 }
 
+/// A controller SIGKILLed in the middle of a partition on the hosts (no signal handler
+/// runs): `stasis clean --hosts` removes its nodes, chains and run directories from every
+/// host, and the killed run's history (its last line possibly torn) still checks.
+#[test]
+fn a_controller_killed_mid_partition_is_cleaned_from_the_hosts() {
+    let hosts = Hosts::start(3);
+    let store = hosts.tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let (mut child, dir) = common::start_background(
+        &store,
+        &[
+            "--hosts",
+            &hosts_file,
+            "--sut",
+            "raft",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "1s",
+            "--time-limit",
+            "60s",
+            "--seed",
+            "3",
+        ],
+        "start-partition",
+    );
+    // The partition's rules are in place on the hosts when the controller dies.
+    std::thread::sleep(Duration::from_millis(300));
+    let chains: Vec<String> = hosts
+        .topo
+        .hosts
+        .iter()
+        .map(|h| net::run_in(&h.netns, &["iptables", "-w", "-S"]).unwrap())
+        .collect();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(
+        chains.iter().any(|r| r.contains("stasis")),
+        "no stasis chain on any host mid-partition: {chains:?}"
+    );
+    assert!(
+        !hosts.leftovers().is_empty(),
+        "a killed controller left nothing behind: the test would prove nothing"
+    );
+    let clean = hosts.stasis(&["clean"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
+    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("check")
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the killed run's history:\n{}",
+        text(&check)
+    );
+}
+
 #[test]
 fn bad_hosts_files_are_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
