@@ -1207,15 +1207,19 @@ fn nemesis_loop(
         if signals::interrupted() {
             break;
         }
+        let decided = Instant::now();
         let (mut active, value) = nemesis::start(cluster, p)
             .with_context(|| format!("could not apply fault {:?}", p.fault))?;
+        let apply_ms = decided.elapsed().as_secs_f64() * 1000.0;
         let ev = shared.rec.nemesis(&p.fault.event("start"), value.clone());
         *shared.active.lock().unwrap_or_else(|e| e.into_inner()) =
             format!("{} {}", p.fault.family().name(), compact(&value));
         let until = (Instant::now() + Duration::from_millis(p.hold_ms)).min(start + limit);
         sleep_until(until);
+        let healing = Instant::now();
         let stop_value = nemesis::stop(cluster, &mut active)
             .with_context(|| format!("could not undo fault {:?}", p.fault))?;
+        let heal_ms = healing.elapsed().as_secs_f64() * 1000.0;
         let changed = p.fault.family() == Family::Membership
             && (nemesis::membership::succeeded(&value)
                 || nemesis::membership::succeeded(&stop_value));
@@ -1233,6 +1237,8 @@ fn nemesis_loop(
             value,
             evidence: active.evidence,
             changed,
+            apply_ms,
+            heal_ms,
         });
     }
     sleep_until(start + limit);

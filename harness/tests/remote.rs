@@ -303,6 +303,72 @@ fn multipaxos_and_etcd_on_ssh_hosts() {
     }
 }
 
+/// Benchmark (prints a table, asserts no timing): what ssh control costs a fault, from the
+/// nemesis deciding it to the fault applied and verified (`apply_ms` of results.json) and
+/// back to healed (`heal_ms`), local namespaces against the same faults on ssh hosts (same
+/// seed, same plan). `cargo test -p harness --test remote -- --ignored fault_latency
+/// --nocapture`; numbers in docs/BENCHMARKS.md ("Remote hosts").
+#[test]
+#[ignore]
+fn fault_latency_local_vs_ssh() {
+    let hosts = Hosts::start(3);
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let plan = [
+        "--sut",
+        "raft",
+        "--nemesis",
+        "kill,pause,partition",
+        "--time-limit",
+        "40s",
+        "--nemesis-interval",
+        "2s",
+        "--seed",
+        "7",
+    ];
+    let mut rows: Vec<(String, String, Vec<f64>, Vec<f64>)> = Vec::new();
+    for (place, extra) in [("local", vec![]), ("ssh", vec!["--hosts", &hosts_file])] {
+        let args: Vec<&str> = extra.iter().copied().chain(plan).collect();
+        let run: Run = stasis_test(&args);
+        assert_clean_pass(&run, &["kill", "partition"], 50);
+        let results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
+        let faults = results["faults"]
+            .as_array()
+            .expect("faults in results.json");
+        let mut by_family: std::collections::BTreeMap<String, (Vec<f64>, Vec<f64>)> =
+            Default::default();
+        for f in faults {
+            let e = by_family
+                .entry(f["family"].as_str().unwrap_or("?").to_owned())
+                .or_default();
+            e.0.push(f["apply_ms"].as_f64().unwrap());
+            e.1.push(f["heal_ms"].as_f64().unwrap());
+        }
+        assert!(!by_family.is_empty(), "{place}: no faults");
+        for (family, (apply, heal)) in by_family {
+            rows.push((place.to_owned(), family, apply, heal));
+        }
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("| where | family | faults | apply ms (median / max) | heal ms (median / max) |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    for (place, family, apply, heal) in &rows {
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {place} | {family} | {} | {:.1} / {:.1} | {:.1} / {:.1} |",
+            apply.len(),
+            median(apply),
+            max(apply),
+            median(heal),
+            max(heal)
+        );
+    }
+}
+
 #[test]
 fn clean_hosts_removes_what_a_dead_controller_left() {
     let hosts = Hosts::start(2);

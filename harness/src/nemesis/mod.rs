@@ -372,6 +372,13 @@ pub struct FaultRecord {
     /// or shown by the leader's STATUS).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed: bool,
+    /// Milliseconds from the nemesis deciding to start the fault to the fault applied and
+    /// verified (locally or over ssh: what a remote host costs), and the same for healing
+    /// it. 0 in records written before they were measured.
+    #[serde(default)]
+    pub apply_ms: f64,
+    #[serde(default)]
+    pub heal_ms: f64,
 }
 
 /// The nodes kill, pause, partition and clock faults draw from: every node, or with
