@@ -419,32 +419,20 @@ impl Cur<'_> {
 
     /// A JSON unsigned integer as serde_json reads it into a `u64`: no sign, no leading
     /// zero, no fraction or exponent (checked by the caller's next literal), no overflow.
-    /// Eight digits at a time where eight follow (times and indices have 5-12 digits).
     fn u64(&mut self) -> Option<u64> {
-        let s = &self.s[self.i..];
-        let first = *s.first()?;
+        let first = self.peek()?;
         if !first.is_ascii_digit() {
             return None;
         }
-        if first == b'0' {
-            // serde_json refuses a leading zero: "0" only.
-            if s.get(1).is_some_and(u8::is_ascii_digit) {
+        self.i += 1;
+        let mut n = u64::from(first - b'0');
+        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
+            if first == b'0' {
                 return None;
             }
-            self.i += 1;
-            return Some(0);
-        }
-        let mut n = 0u64;
-        let mut k = 0;
-        while let Some(eight) = s.get(k..k + 8).and_then(eight_digits) {
-            n = n.checked_mul(100_000_000)?.checked_add(eight)?;
-            k += 8;
-        }
-        while let Some(d) = s.get(k).filter(|b| b.is_ascii_digit()) {
             n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            k += 1;
+            self.i += 1;
         }
-        self.i += k;
         Some(n)
     }
 
@@ -507,23 +495,6 @@ impl Cur<'_> {
         self.i = end;
         Some(v)
     }
-}
-
-/// The value of eight ASCII digits, or `None` if any of the eight bytes is not a digit
-/// (SWAR: the bytes as one little-endian word, the first digit the most significant).
-fn eight_digits(b: &[u8]) -> Option<u64> {
-    let w = u64::from_le_bytes(b.try_into().ok()?);
-    // Every byte 0x30..=0x39: high nibble 3, and still 3 after adding 6 (no byte carries
-    // into the next: a low nibble plus 6 stays below 0x20).
-    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const THREES: u64 = 0x3030_3030_3030_3030;
-    if w & HIGH != THREES || w.wrapping_add(0x0606_0606_0606_0606) & HIGH != THREES {
-        return None;
-    }
-    // Pairs, then fours, then all eight (as in simdjson's parse_eight_digits_unrolled).
-    let v = (w & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561) >> 8;
-    let v = (v & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601) >> 16;
-    Some((v & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001) >> 32)
 }
 
 /// The fast path: an event spelled exactly as Stasis writes it
