@@ -14,13 +14,15 @@
 //! line (the harness was killed mid-write) is dropped with a warning instead of failing the
 //! whole history. [`pair`] turns validated events into [`Operation`]s for the checker.
 
-use std::borrow::Cow;
+use std::borrow::Borrow;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufWriter, Write};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
@@ -468,8 +470,8 @@ pub enum Outcome {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Operation {
     pub process: u64,
-    pub f: String,
-    pub key: Option<String>,
+    pub f: Name,
+    pub key: Option<Name>,
     /// The invoke's value (the argument).
     pub input: Value,
     /// The completion's value (the result), `Null` when there is none.
@@ -483,7 +485,102 @@ pub struct Operation {
     pub invoke_index: u64,
     /// Index of the completion event, if any.
     pub complete_index: Option<u64>,
-    pub error: Option<String>,
+    pub error: Option<Name>,
+}
+
+/// An immutable shared string for the texts that repeat across a history's operations:
+/// function names, keys and errors. The JSONL reader keeps one allocation per distinct
+/// text and gives each operation a reference to it (16 bytes, no copy, no allocation).
+/// Reads as a `&str` (`Deref`), compares with `str`, `&str` and `String`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(s.into())
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(s.into())
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> String {
+        n.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+/// The distinct names of a history, each allocated once.
+#[derive(Default)]
+struct Names(FxHashSet<Name>);
+
+impl Names {
+    fn get(&mut self, s: &str) -> Name {
+        if let Some(n) = self.0.get(s) {
+            return n.clone();
+        }
+        let n = Name::from(s);
+        self.0.insert(n.clone());
+        n
+    }
 }
 
 /// Pairs events as they stream in (see [`pair`]); takes events by value, so nothing is
@@ -492,6 +589,7 @@ pub struct Operation {
 pub struct Pairer {
     pub out: Vec<Operation>,
     open: FxHashMap<u64, usize>,
+    names: Names,
 }
 
 impl Pairer {
@@ -508,8 +606,8 @@ impl Pairer {
                 self.open.insert(p, self.out.len());
                 self.out.push(Operation {
                     process: p,
-                    f: op.f.into_owned(),
-                    key: op.key.map(Cow::into_owned),
+                    f: self.names.get(&op.f),
+                    key: op.key.map(|k| self.names.get(&k)),
                     input: op.value,
                     output: Value::Null,
                     outcome: Outcome::Unknown,
@@ -526,7 +624,7 @@ impl Pairer {
                 };
                 let o = &mut self.out[i];
                 o.complete_index = Some(op.index);
-                o.error = op.error.map(Cow::into_owned);
+                o.error = op.error.map(|e| self.names.get(&e));
                 o.output = op.value;
                 match kind {
                     OpType::Ok => {

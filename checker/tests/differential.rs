@@ -3,7 +3,7 @@
 //! every order, and by porcupine-rs — and the verdicts must agree. A second family checks a
 //! multi-key history partitioned by key and as one partition against the brute force.
 
-use checker::history::{Operation, Outcome};
+use checker::history::{Name, Operation, Outcome};
 use checker::{CheckOptions, ModelKind, Verdict, check_operations};
 use porcupine::model::{Model as PModel, Operation as POp};
 use rand::{RngExt, SeedableRng};
@@ -84,7 +84,7 @@ fn generate(rng: &mut ChaCha8Rng, keys: usize) -> Vec<Operation> {
                     Kind::Cas => "cas",
                 }
                 .into(),
-                key,
+                key: key.map(Name::from),
                 input: input.clone(),
                 output: input,
                 outcome,
@@ -104,7 +104,7 @@ fn generate(rng: &mut ChaCha8Rng, keys: usize) -> Vec<Operation> {
     // Apply in linearization-point order.
     let mut order: Vec<usize> = (0..pend.len()).collect();
     order.sort_by_key(|&i| pend[i].lp);
-    let mut state: std::collections::HashMap<Option<String>, Value> = Default::default();
+    let mut state: std::collections::HashMap<Option<Name>, Value> = Default::default();
     for i in order {
         let p = &mut pend[i];
         let cur = state.get(&p.op.key).cloned().unwrap_or(Value::Null);
@@ -157,7 +157,7 @@ fn brute_force_with(ops: &[Operation], etcd: bool) -> bool {
     fn go(
         live: &[&Operation],
         used: &mut Vec<bool>,
-        state: &mut std::collections::HashMap<Option<String>, Value>,
+        state: &mut std::collections::HashMap<Option<Name>, Value>,
     ) -> bool {
         if live
             .iter()
@@ -394,7 +394,7 @@ fn generate_strings(rng: &mut ChaCha8Rng, keys: usize) -> Vec<Operation> {
         let op = Operation {
             process: p as u64 + 100 * i,
             f: f.into(),
-            key: Some(format!("k{}", rng.random_range(0..keys))),
+            key: Some(format!("k{}", rng.random_range(0..keys)).into()),
             input: if f == "get" {
                 Value::Null
             } else {
@@ -412,7 +412,7 @@ fn generate_strings(rng: &mut ChaCha8Rng, keys: usize) -> Vec<Operation> {
     }
     let mut order: Vec<usize> = (0..made.len()).collect();
     order.sort_by_key(|&i| made[i].1);
-    let mut state: std::collections::HashMap<Option<String>, String> = Default::default();
+    let mut state: std::collections::HashMap<Option<Name>, String> = Default::default();
     for i in order {
         let (op, _, effect) = &mut made[i];
         let cur = state.entry(op.key.clone()).or_default();
@@ -444,7 +444,7 @@ fn brute_force_strings(ops: &[Operation]) -> bool {
     fn go(
         live: &[&Operation],
         used: &mut [bool],
-        state: &mut std::collections::HashMap<Option<String>, String>,
+        state: &mut std::collections::HashMap<Option<Name>, String>,
     ) -> bool {
         if live
             .iter()

@@ -82,7 +82,7 @@ pub fn latencies(ops: &[Op]) -> Vec<Latency> {
     for o in checker::history::pair(ops) {
         if let (checker::history::Outcome::Ok, Some(ret)) = (o.outcome, o.ret) {
             let d = ret.saturating_sub(o.call);
-            by_f.entry(o.f.clone()).or_default().push(d);
+            by_f.entry(o.f.to_string()).or_default().push(d);
             by_f.entry("all".into()).or_default().push(d);
         }
     }

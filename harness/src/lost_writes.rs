@@ -68,7 +68,7 @@ pub fn find(ops: &[Op]) -> LostWrites {
     let mut by_key: BTreeMap<String, Vec<Operation>> = BTreeMap::new();
     for o in pair(ops) {
         if let Some(k) = o.key.clone() {
-            by_key.entry(k).or_default().push(o);
+            by_key.entry(k.to_string()).or_default().push(o);
         }
     }
     let mut out = LostWrites::default();
@@ -120,7 +120,7 @@ pub fn find(ops: &[Op]) -> LostWrites {
             }
             out.lost.push(LostWrite {
                 key: key.clone(),
-                f: w.f.clone(),
+                f: w.f.to_string(),
                 value: v,
                 process: w.process,
                 invoked_ns: w.call,

@@ -71,7 +71,7 @@ pub(super) fn view<M: Model>(
 ) -> OpView {
     OpView {
         process: op.process,
-        f: op.f.clone(),
+        f: op.f.to_string(),
         description: match input {
             Some(i) => model.show_input(i, cx),
             None => format!("{} {}", op.f, crate::model::show_value(&op.input)),
