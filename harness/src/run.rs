@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::analyze;
 use crate::client::resp::Endpoint;
-use crate::client::{Client, ClientOp, Completion};
+use crate::client::{Client, ClientOp, Completion, Routing};
 use crate::cluster::Cluster;
 use crate::generator::{Mix, Workload, pause_between};
 use crate::nemesis::FaultRecord;
@@ -30,6 +30,7 @@ use crate::store::RunDir;
 use crate::sut::{Protocol, Ready, SutSpec};
 pub use crate::units::parse_duration;
 use crate::{settings, signals};
+use rand::RngExt;
 
 /// Options of `stasis test` (all recorded in test.json).
 #[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
@@ -127,6 +128,27 @@ pub struct TestArgs {
     #[arg(long, value_parser = parse_net_latency)]
     #[serde(default)]
     pub net_latency: Option<String>,
+    /// Range of the mean latency a `delay` network fault draws, e.g. `100ms-400ms`
+    /// (jitter ±80% of the mean); default 20ms-100ms. Long delays outlast election
+    /// timeouts: a leader whose links turn slow is replaced while it still believes it
+    /// leads.
+    #[arg(long, value_parser = parse_net_delay)]
+    #[serde(default)]
+    pub net_delay: Option<String>,
+    /// Which links a network fault covers, drawn per fault: comma-separated all (every
+    /// link), node (to and from one node), outbound (out of one node), inbound (into one
+    /// node), leader (to and from the leader). Default: all, node, outbound, leader.
+    #[arg(long, value_parser = parse_net_scopes)]
+    #[serde(default)]
+    pub net_scopes: Option<String>,
+    /// Where each worker's operations go first: `sticky` (the node its last request
+    /// went to: clients follow the leader), `home` (worker w always starts at node
+    /// w mod n, as Jepsen binds clients to nodes; non-leaders redirect) or `random`
+    /// (a node drawn per operation). `home` and `random` keep requests reaching a
+    /// deposed leader that does not know it yet. RESP systems only.
+    #[arg(long, value_enum, default_value = "sticky")]
+    #[serde(default)]
+    pub client_routing: crate::client::Routing,
     /// Run the nodes on remote hosts reached over SSH instead of in local namespaces: a
     /// TOML file with one `[[host]]` per node (address, user, port, key, sudo, dir); see
     /// docs/REMOTE.md. Kill, pause, partition and membership faults work remotely.
@@ -146,6 +168,16 @@ fn parse_net_faults(s: &str) -> Result<String, String> {
 
 fn parse_net_latency(s: &str) -> Result<String, String> {
     crate::netfault::parse_latency(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_net_delay(s: &str) -> Result<String, String> {
+    nemesis::net::parse_delay_range(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_net_scopes(s: &str) -> Result<String, String> {
+    nemesis::net::Scope::parse_list(s)?;
     Ok(s.to_owned())
 }
 
@@ -336,6 +368,14 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     if args.write_pct + args.cas_pct > 100 {
         bail!("--write-pct plus --cas-pct must be at most 100");
     }
+    if args.client_routing != Routing::Sticky && !spec.protocol().routes_per_op() {
+        bail!(
+            "--client-routing {}: the {} client cannot choose its node per operation (RESP systems only); use sticky",
+            clap::ValueEnum::to_possible_value(&args.client_routing)
+                .map_or_else(String::new, |v| v.get_name().to_owned()),
+            spec.name
+        );
+    }
     signals::install();
     let cpu_at_start = harness_cpu();
     let cleaned = crate::cleanup::clean_stale()?;
@@ -393,6 +433,14 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
             );
             nemesis::disk::restrict(&mut s, &nemesis::disk::kinds_in(&args.nemesis));
             nemesis::net::restrict(&mut s, &net_kinds);
+            if let Some(r) = &args.net_delay {
+                let range = nemesis::net::parse_delay_range(r).map_err(anyhow::Error::msg)?;
+                nemesis::net::redraw_delays(&mut s, range);
+            }
+            if let Some(sc) = &args.net_scopes {
+                let scopes = nemesis::net::Scope::parse_list(sc).map_err(anyhow::Error::msg)?;
+                nemesis::net::restrict_scopes(&mut s, &scopes);
+            }
             s
         }
     };
@@ -1102,7 +1150,19 @@ fn worker(w: usize, args: &TestArgs, seed: u64, shared: &Shared) {
     let mut client = shared
         .protocol
         .client(shared.endpoints.clone(), &shared.aux, w);
+    // The random routing's own stream, so the workload's draws do not move with it.
+    let mut route_rng = Workload::rng(seed ^ 0x726f_7574_6500, w);
+    let n = shared.endpoints.len().max(1);
     while !shared.stop_workers.load(Ordering::Relaxed) && !signals::interrupted() {
+        match args.client_routing {
+            Routing::Sticky => {}
+            Routing::Home => {
+                client.start_at(w % n);
+            }
+            Routing::Random => {
+                client.start_at(route_rng.random_range(0..n));
+            }
+        }
         let op = shared.workload.next(&mut rng);
         let info = run_op(shared, client.as_mut(), process, &op, args.op_timeout);
         if info {

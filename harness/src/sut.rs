@@ -809,6 +809,12 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Whether this protocol's client can start each operation at a node the worker
+    /// chooses (`--client-routing home|random`; [`Client::start_at`]).
+    pub fn routes_per_op(&self) -> bool {
+        matches!(self, Protocol::Resp)
+    }
+
     /// A client over the nodes `nodes`; `aux` are the run's auxiliary processes (the
     /// Sentinels the redis-sentinel client asks), `home` the worker's preferred start.
     pub fn client(&self, nodes: Vec<Endpoint>, aux: &[Endpoint], home: usize) -> Box<dyn Client> {

@@ -40,6 +40,12 @@ struct FileSpec {
     net_faults: Option<String>,
     /// Baseline latency on every link for every run (`--net-latency`).
     net_latency: Option<String>,
+    /// Range of a delay fault's mean latency (`--net-delay`).
+    net_delay: Option<String>,
+    /// Where each operation goes first (`--client-routing`).
+    client_routing: Option<String>,
+    /// Which links a network fault covers (`--net-scopes`).
+    net_scopes: Option<String>,
     /// Run every cell's nodes on these remote hosts (`--hosts`; relative to this file).
     hosts: Option<String>,
     /// Deterministic-simulation stages, run before the matrix (`[[sim]]`).
@@ -233,6 +239,20 @@ impl Campaign {
         if let Some(l) = &f.net_latency {
             crate::netfault::parse_latency(l).map_err(|e| format!("net_latency: {e}"))?;
             base.net_latency = Some(l.clone());
+        }
+        if let Some(d) = &f.net_delay {
+            nemesis::net::parse_delay_range(d).map_err(|e| format!("net_delay: {e}"))?;
+            base.net_delay = Some(d.clone());
+        }
+        if let Some(sc) = &f.net_scopes {
+            nemesis::net::Scope::parse_list(sc).map_err(|e| format!("net_scopes: {e}"))?;
+            base.net_scopes = Some(sc.clone());
+        }
+        if let Some(r) = &f.client_routing {
+            base.client_routing = <crate::client::Routing as clap::ValueEnum>::from_str(r, false)
+                .map_err(|_| {
+                format!("client_routing = {r:?}: use \"sticky\", \"home\" or \"random\"")
+            })?;
         }
         if let Some(h) = &f.hosts {
             let path = base_dir.join(h);
@@ -580,7 +600,7 @@ op_timeout = "1s"
     fn net_keys_reach_every_run_and_bad_ones_are_one_line_errors() {
         let text = BASIC.replace(
             "nodes = [3, 5]",
-            "nodes = [3, 5]\nnet_latency = \"20ms±10ms\"\nnet_faults = \"delay,loss\"",
+            "nodes = [3, 5]\nnet_latency = \"20ms±10ms\"\nnet_faults = \"delay,loss\"\nnet_delay = \"100ms-300ms\"\nclient_routing = \"home\"",
         );
         let c = parse(&text.replace("\"kill\", ", "\"net\", ")).unwrap();
         let cells = c.expand(None);
@@ -588,9 +608,15 @@ op_timeout = "1s"
             cells
                 .iter()
                 .all(|c| c.args.net_latency.as_deref() == Some("20ms±10ms")
-                    && c.args.net_faults == "delay,loss")
+                    && c.args.net_faults == "delay,loss"
+                    && c.args.net_delay.as_deref() == Some("100ms-300ms")
+                    && c.args.client_routing == crate::client::Routing::Home)
         );
         assert!(cells.iter().any(|c| c.args.nemesis == "net"));
+        let e = err(&text.replace("100ms-300ms", "300ms-100ms"));
+        assert!(e.contains("net_delay"), "{e}");
+        let e = err(&text.replace("\"home\"", "\"nearest\""));
+        assert!(e.contains("client_routing"), "{e}");
         let e = err(&text.replace("20ms±10ms", "fast"));
         assert!(e.contains("net_latency"), "{e}");
         let e = err(&text.replace("delay,loss", "delay,jam"));

@@ -145,4 +145,39 @@ pub trait Client: Send {
 
     /// The node the last request went to (recorded in the history).
     fn node(&self) -> Option<String>;
+
+    /// Sends the next operation's first request to node `node` (an index into the
+    /// client's endpoints) instead of where this client's own routing would (redirects
+    /// are still followed within the operation). Returns false if the client cannot
+    /// choose its node per operation; it then keeps its own routing.
+    fn start_at(&mut self, _node: usize) -> bool {
+        false
+    }
+}
+
+/// Where a worker's operations go first (`--client-routing`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Routing {
+    /// Each operation starts at the node the client's last request went to (it follows
+    /// the leader and stays there until refused or timed out): the clients converge on
+    /// one leader.
+    #[default]
+    Sticky,
+    /// Jepsen's binding: worker w's operations all start at node w mod n (a node that
+    /// does not lead redirects), so every node, a stale leader too, keeps getting
+    /// requests.
+    Home,
+    /// Each operation starts at a node drawn from the worker's seeded stream.
+    Random,
 }

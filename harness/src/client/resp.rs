@@ -24,11 +24,6 @@ pub struct Endpoint {
     pub addr: SocketAddr,
 }
 
-struct Conn {
-    node: usize,
-    c: Connection,
-}
-
 /// One open RESP connection: the transport every RESP-speaking client shares (this one
 /// and [`super::redis_sentinel`]).
 pub struct Connection {
@@ -70,39 +65,36 @@ pub struct RespClient {
     nodes: Vec<Endpoint>,
     /// Preferred node when no leader is known.
     home: usize,
-    conn: Option<Conn>,
+    /// One open connection per node at most.
+    conns: Vec<Option<Connection>>,
+    /// Where the last request went: the next operation starts there (sticky routing).
     last_node: Option<usize>,
+    /// Where the next operation starts instead, if set ([`Client::start_at`]).
+    next_start: Option<usize>,
 }
 
 impl RespClient {
     pub fn new(nodes: Vec<Endpoint>, home: usize) -> RespClient {
         RespClient {
             home: home % nodes.len().max(1),
+            conns: nodes.iter().map(|_| None).collect(),
             nodes,
-            conn: None,
             last_node: None,
+            next_start: None,
         }
-    }
-
-    fn connect(&mut self, node: usize, deadline: Instant) -> Result<(), Transport> {
-        if self.conn.as_ref().is_some_and(|c| c.node == node) {
-            return Ok(());
-        }
-        self.conn = None;
-        let c = Connection::open(self.nodes[node].addr, deadline)?;
-        self.conn = Some(Conn { node, c });
-        Ok(())
     }
 
     /// Sends one command to `node` and reads one reply before `deadline`.
     fn call(&mut self, node: usize, args: &[&[u8]], deadline: Instant) -> Result<Resp, Transport> {
-        self.connect(node, deadline)?;
+        if self.conns[node].is_none() {
+            self.conns[node] = Some(Connection::open(self.nodes[node].addr, deadline)?);
+        }
         self.last_node = Some(node);
-        let conn = self.conn.as_mut().expect("connected");
-        let result = conn.c.call(args, deadline);
+        let conn = self.conns[node].as_mut().expect("connected");
+        let result = conn.call(args, deadline);
         if result.is_err() {
             // The connection may still carry a late reply: never reuse it.
-            self.conn = None;
+            self.conns[node] = None;
         }
         result
     }
@@ -195,7 +187,15 @@ impl Client for RespClient {
     fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
         let argv = argv(op, &[b"CAS"]);
         let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        let mut node = self.conn.as_ref().map_or(self.home, |c| c.node);
+        let mut node = match self.next_start.take() {
+            Some(n) => n % self.nodes.len(),
+            // Where the last request went if that connection is still good (after an
+            // error it is dropped): back home.
+            None => self
+                .last_node
+                .filter(|&n| self.conns[n].is_some())
+                .unwrap_or(self.home),
+        };
         let mut last_error = String::from("no attempt");
         let mut tries = 0usize;
         loop {
@@ -245,6 +245,11 @@ impl Client for RespClient {
 
     fn node(&self) -> Option<String> {
         self.last_node.map(|n| self.nodes[n].name.clone())
+    }
+
+    fn start_at(&mut self, node: usize) -> bool {
+        self.next_start = Some(node);
+        true
     }
 }
 
@@ -431,6 +436,85 @@ mod tests {
             classify(&read(), Resp::error("NOTLEADER")),
             Reply::Redirect(None)
         ));
+    }
+
+    /// A RESP server on loopback answering every command with `reply`, counting them.
+    fn fake_node(reply: String) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = n.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                let Ok(mut s) = s else { return };
+                let (reply, count) = (reply.clone(), count.clone());
+                std::thread::spawn(move || {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 512];
+                    while let Ok(k) = s.read(&mut chunk) {
+                        if k == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..k]);
+                        // One command per request: `*2` or `*3` arrays end with a value.
+                        while let Ok(Some((_, used))) = parse_reply(&buf) {
+                            buf.drain(..used);
+                            count.fetch_add(1, Ordering::SeqCst);
+                            if s.write_all(reply.as_bytes()).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (addr, n)
+    }
+
+    #[test]
+    fn routing_starts_where_the_worker_says_and_follows_redirects() {
+        use std::sync::atomic::Ordering;
+        let (leader, at_leader) = fake_node("$1\r\n7\r\n".into());
+        let redirect = format!("-NOTLEADER n1 {leader}\r\n");
+        let (f2, at_f2) = fake_node(redirect.clone());
+        let (f3, at_f3) = fake_node(redirect);
+        let nodes: Vec<Endpoint> = [("n1", leader), ("n2", f2), ("n3", f3)]
+            .into_iter()
+            .map(|(name, addr)| Endpoint {
+                name: name.into(),
+                addr,
+            })
+            .collect();
+        let read = || ClientOp::Read { key: "k".into() };
+        let deadline = || Instant::now() + Duration::from_secs(2);
+        let counts = || [&at_leader, &at_f2, &at_f3].map(|c| c.load(Ordering::SeqCst));
+        // Sticky: home n2 redirects to n1, and the next operation starts at n1.
+        let mut c = RespClient::new(nodes, 1);
+        assert_eq!(
+            c.invoke(&read(), deadline()),
+            Completion::Ok(Value::from(7))
+        );
+        assert_eq!(counts(), [1, 1, 0]);
+        assert_eq!(
+            c.invoke(&read(), deadline()),
+            Completion::Ok(Value::from(7))
+        );
+        assert_eq!(counts(), [2, 1, 0]);
+        assert_eq!(c.node().as_deref(), Some("n1"));
+        // Routed: each operation starts where the worker says, and is redirected.
+        assert!(c.start_at(2));
+        assert_eq!(
+            c.invoke(&read(), deadline()),
+            Completion::Ok(Value::from(7))
+        );
+        assert_eq!(counts(), [3, 1, 1]);
+        assert!(c.start_at(1));
+        assert_eq!(
+            c.invoke(&read(), deadline()),
+            Completion::Ok(Value::from(7))
+        );
+        assert_eq!(counts(), [4, 2, 1]);
     }
 
     #[test]

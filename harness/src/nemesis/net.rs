@@ -89,6 +89,52 @@ pub enum Scope {
     Outbound,
     /// Every link to and from the current leader (one node if none answers).
     Leader,
+    /// Every link into one node (it hears the others late; its messages are on time).
+    /// Drawn only when `--net-scopes` names it.
+    Inbound,
+}
+
+impl Scope {
+    /// What a fault draws from when `--net-scopes` is not given.
+    pub const DEFAULT: [Scope; 4] = [Scope::All, Scope::Node, Scope::Outbound, Scope::Leader];
+    pub const ALL: [Scope; 5] = [
+        Scope::All,
+        Scope::Node,
+        Scope::Outbound,
+        Scope::Leader,
+        Scope::Inbound,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Node => "node",
+            Scope::Outbound => "outbound",
+            Scope::Leader => "leader",
+            Scope::Inbound => "inbound",
+        }
+    }
+
+    /// Parses `--net-scopes`: a comma-separated list of all, node, outbound, inbound,
+    /// leader.
+    pub fn parse_list(s: &str) -> Result<Vec<Scope>, String> {
+        let mut out = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match Scope::ALL.iter().find(|k| k.name() == part) {
+                Some(k) if !out.contains(k) => out.push(*k),
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "unknown network fault scope {part:?}: use all, node, outbound, inbound or leader"
+                    ));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("give at least one network fault scope".into());
+        }
+        Ok(out)
+    }
 }
 
 /// One network fault: a kind, the spec put on each covered link, and the scope.
@@ -103,9 +149,7 @@ impl NetFault {
     /// Draws a fault of one of `kinds`.
     pub fn draw(rng: &mut impl Rng, kinds: &[Kind]) -> NetFault {
         let kind = *kinds.choose(rng).unwrap_or(&Kind::Delay);
-        let scope = *[Scope::All, Scope::Node, Scope::Outbound, Scope::Leader]
-            .choose(rng)
-            .unwrap_or(&Scope::All);
+        let scope = *Scope::DEFAULT.choose(rng).unwrap_or(&Scope::All);
         let spec = match kind {
             Kind::Delay => {
                 let d = rng.random_range(20..=100u64);
@@ -147,6 +191,7 @@ impl NetFault {
                     Scope::All => true,
                     Scope::Node | Scope::Leader => a == lone || b == lone,
                     Scope::Outbound => a == lone,
+                    Scope::Inbound => b == lone,
                 };
                 if a != b && covered {
                     out.push((a, b));
@@ -182,6 +227,58 @@ pub fn restrict(schedule: &mut [super::Planned], kinds: &[Kind]) {
         {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.pick ^ 0x6e6574);
             *net = NetFault::draw(&mut rng, kinds);
+        }
+    }
+}
+
+/// Parses `--net-delay`: `MIN-MAX` (e.g. `100ms-400ms`), the range of a delay fault's
+/// mean latency, in milliseconds.
+pub fn parse_delay_range(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("bad --net-delay {s:?}: give MIN-MAX, e.g. 100ms-400ms");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let ms = |p: &str| {
+        crate::units::parse_duration(p.trim())
+            .map(|d| d.as_millis() as u64)
+            .map_err(|_| bad())
+    };
+    let (lo, hi) = (ms(lo)?, ms(hi)?);
+    if lo == 0 || lo > hi {
+        return Err(format!(
+            "bad --net-delay {s:?}: MIN must be at least 1ms and at most MAX"
+        ));
+    }
+    if hi > 5000 {
+        return Err(format!("bad --net-delay {s:?}: MAX is at most 5s"));
+    }
+    Ok((lo, hi))
+}
+
+/// Redraws the mean latency of every delay fault of a schedule from `range` (ms; jitter
+/// stays 80% of the mean), each from its own pick, so `--net-delay` moves no other draw.
+pub fn redraw_delays(schedule: &mut [super::Planned], (lo, hi): (u64, u64)) {
+    use rand::SeedableRng;
+    for p in schedule {
+        if let super::Fault::Net { net } = &mut p.fault
+            && net.kind == Kind::Delay
+        {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.pick ^ 0x64656c6179);
+            let d = rng.random_range(lo..=hi);
+            net.spec.delay_us = d * 1000;
+            net.spec.jitter_us = d * 800;
+        }
+    }
+}
+
+/// Redraws the scope of every network fault whose drawn scope is not in `scopes`, each
+/// from its own pick (`--net-scopes`), moving no other draw.
+pub fn restrict_scopes(schedule: &mut [super::Planned], scopes: &[Scope]) {
+    use rand::SeedableRng;
+    for p in schedule {
+        if let super::Fault::Net { net } = &mut p.fault
+            && !scopes.contains(&net.scope)
+        {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.pick ^ 0x73636f7065);
+            net.scope = *scopes.choose(&mut rng).unwrap_or(&Scope::All);
         }
     }
 }
@@ -493,6 +590,45 @@ mod tests {
         assert_eq!(f.links(&pool, 1), vec![(1, 0), (1, 2)]);
         f.scope = Scope::Leader;
         assert_eq!(f.links(&pool, 2), vec![(0, 2), (1, 2), (2, 0), (2, 1)]);
+        f.scope = Scope::Inbound;
+        assert_eq!(f.links(&pool, 1), vec![(0, 1), (2, 1)]);
+    }
+
+    #[test]
+    fn scopes_parse_and_restrict() {
+        assert_eq!(
+            Scope::parse_list("leader, inbound,leader").unwrap(),
+            vec![Scope::Leader, Scope::Inbound]
+        );
+        assert!(
+            Scope::parse_list("nearest")
+                .unwrap_err()
+                .contains("unknown")
+        );
+        assert!(Scope::parse_list(" , ").is_err());
+        let mut s = super::super::schedule(
+            &[super::super::Family::Net],
+            &super::super::Target::ALL,
+            &super::super::partition::Shape::ALL,
+            Duration::from_secs(120),
+            Duration::from_secs(3),
+            3,
+            11,
+        );
+        let before = s.clone();
+        restrict_scopes(&mut s, &[Scope::Leader, Scope::Inbound]);
+        for (a, b) in s.iter().zip(&before) {
+            match (&a.fault, &b.fault) {
+                (super::super::Fault::Net { net }, super::super::Fault::Net { net: old }) => {
+                    assert!(matches!(net.scope, Scope::Leader | Scope::Inbound));
+                    assert_eq!((net.kind, net.spec), (old.kind, old.spec));
+                    if old.scope == Scope::Leader {
+                        assert_eq!(net.scope, Scope::Leader);
+                    }
+                }
+                f => panic!("{f:?}"),
+            }
+        }
     }
 
     #[test]
@@ -525,6 +661,45 @@ mod tests {
             }
         }
         assert_eq!(s[0].fault.event("start"), "start-net");
+    }
+
+    #[test]
+    fn delay_range_parses_and_redraws_only_delays() {
+        assert_eq!(parse_delay_range("100ms-400ms").unwrap(), (100, 400));
+        assert_eq!(parse_delay_range("50ms - 1s").unwrap(), (50, 1000));
+        for bad in ["", "100ms", "400ms-100ms", "0ms-10ms", "10ms-9s", "a-b"] {
+            assert!(parse_delay_range(bad).is_err(), "{bad:?}");
+        }
+        let mut s = super::super::schedule(
+            &[super::super::Family::Net],
+            &super::super::Target::ALL,
+            &super::super::partition::Shape::ALL,
+            Duration::from_secs(120),
+            Duration::from_secs(3),
+            3,
+            9,
+        );
+        let before = s.clone();
+        redraw_delays(&mut s, (150, 400));
+        let mut delays = 0;
+        for (a, b) in s.iter().zip(&before) {
+            match (&a.fault, &b.fault) {
+                (super::super::Fault::Net { net }, super::super::Fault::Net { net: old }) => {
+                    assert_eq!((net.kind, net.scope), (old.kind, old.scope));
+                    if net.kind == Kind::Delay {
+                        delays += 1;
+                        let d = net.spec.delay_us / 1000;
+                        assert!((150..=400).contains(&d), "{net:?}");
+                        assert_eq!(net.spec.jitter_us, d * 800);
+                    } else {
+                        assert_eq!(net, old);
+                    }
+                }
+                f => panic!("{f:?}"),
+            }
+            assert_eq!(a.at_ms, b.at_ms);
+        }
+        assert!(delays > 0);
     }
 
     #[test]

@@ -100,6 +100,12 @@ pub struct Plan {
     pub targeted: Option<ScenarioSchedule>,
     /// `--net-faults`: the kinds the net nemesis draws.
     pub net_faults: &'static str,
+    /// `--net-delay`: the range of a delay fault's mean (`None`: the default range).
+    pub net_delay: Option<&'static str>,
+    /// `--net-scopes`: the links a network fault covers (`None`: the default draw).
+    pub net_scopes: Option<&'static str>,
+    /// `--client-routing`: where each operation goes first.
+    pub client_routing: &'static str,
     /// Workload length of one attempt (warm-up and faults included).
     pub attempt: Duration,
     pub keys: usize,
@@ -156,6 +162,9 @@ const BASE: Plan = Plan {
     interval: "1200ms",
     targeted: None,
     net_faults: "all",
+    net_delay: None,
+    net_scopes: None,
+    client_routing: "sticky",
     attempt: Duration::from_secs(15),
     keys: 6,
     rate: 300,
@@ -215,10 +224,18 @@ impl Case {
             plan.net_faults,
             "--op-timeout",
             plan.op_timeout,
+            "--client-routing",
+            plan.client_routing,
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        if let Some(d) = plan.net_delay {
+            a.extend(["--net-delay".into(), d.to_string()]);
+        }
+        if let Some(sc) = plan.net_scopes {
+            a.extend(["--net-scopes".into(), sc.to_string()]);
+        }
         a.extend([
             "--nodes".into(),
             plan.nodes.to_string(),
