@@ -508,7 +508,10 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         }
         let spec = spec.map_err(anyhow::Error::msg)?;
         seeds = Some((seeds.map_or(spec.seed, |s| s.0), spec.seed));
-        let run = simulate(&spec, args.check_timeout)?;
+        // A harness error (a node that cannot start from its disk, say) names its seed, so
+        // the schedule can be replayed.
+        let run =
+            simulate(&spec, args.check_timeout).with_context(|| format!("seed {}", spec.seed))?;
         schedules += 1;
         ops += run.completions;
         events += run.events;
