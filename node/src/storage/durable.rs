@@ -193,6 +193,35 @@ mod tests {
         );
     }
 
+    /// The same for the log: a process killed right after a rewrite's rename (before the
+    /// directory fsync) and restarted without a power loss appends (and fsyncs) its next
+    /// records into the renamed segment; a later power loss must not take that segment,
+    /// and the acknowledged records in it, away.
+    #[test]
+    fn records_appended_after_a_rewrite_killed_after_its_rename_survive_a_power_loss() {
+        use crate::storage::file::FsOp;
+        let fs = Arc::new(SimFs::new());
+        let (mut s, _) = open(&fs);
+        s.append(&Rec::A(1)).unwrap();
+        s.sync().unwrap();
+        fs.set_trap(FsOp::Rename, 0, true);
+        assert!(s.rewrite(&[Rec::A(9)]).is_err());
+        fs.clear_trap();
+        drop(s);
+        let (mut s, o) = open(&fs);
+        assert_eq!(o.records, vec![Rec::A(9)]);
+        s.append(&Rec::B("acked".into())).unwrap();
+        s.sync().unwrap();
+        drop(s);
+        fs.crash();
+        let (_, o) = open(&fs);
+        assert_eq!(
+            o.records,
+            vec![Rec::A(9), Rec::B("acked".into())],
+            "a synced record was lost with a segment whose directory entry was never synced"
+        );
+    }
+
     #[test]
     fn synced_records_and_compaction_survive_power_loss() {
         let fs = Arc::new(SimFs::new());
