@@ -21,6 +21,8 @@ pub struct SimStageSpec {
     /// Simulated time of one schedule (`stasis sim --sim-time`).
     pub sim_time: Option<String>,
     pub nodes: Option<i64>,
+    /// Spare nodes beside the voters (`stasis sim --spares`): what `reconfig` faults add.
+    pub spares: Option<i64>,
     /// `stasis sim --faults` (default all).
     pub faults: Option<String>,
     /// Seeded bugs switched on in every node (for measuring; a nightly stage has none).
@@ -58,6 +60,9 @@ impl SimStageSpec {
         }
         if let Some(n) = self.nodes {
             argv.extend(["--nodes".into(), n.to_string()]);
+        }
+        if let Some(n) = self.spares {
+            argv.extend(["--spares".into(), n.to_string()]);
         }
         if let Some(f) = &self.faults {
             argv.extend(["--faults".into(), f.clone()]);
@@ -155,6 +160,12 @@ mod tests {
         assert_eq!(s.args.nodes, 3);
         assert_eq!(s.args.faults, "all");
         assert_eq!(s.system(), "sim:raft");
+        assert_eq!(s.args.spares, None);
+        let s = stage(
+            "protocol = \"multipaxos\"\nbudget = \"1m\"\nnodes = 3\nspares = 2\nfaults = \"all,reconfig\"",
+        )
+        .unwrap();
+        assert_eq!((s.args.nodes, s.args.spares), (3, Some(2)));
         for (bad, says) in [
             ("protocol = \"etcd\"\nbudget = \"1m\"", "raft or multipaxos"),
             ("protocol = \"raft\"\nbudget = \"0s\"", "budget"),
@@ -165,6 +176,10 @@ mod tests {
             ),
             (
                 "protocol = \"raft\"\nbudget = \"1m\"\nnodes = 12",
+                "options",
+            ),
+            (
+                "protocol = \"raft\"\nbudget = \"1m\"\nspares = -1",
                 "options",
             ),
             (

@@ -53,8 +53,9 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock, bounce, churn, transition, reconfig. `all` is every kind but
-    /// reconfig (membership changes), which is named: `--faults all,reconfig`.
+    /// drift, clock, bounce, churn, transition, reconfig, persist. `all` is every kind but
+    /// reconfig (membership changes) and persist (kills at storage events, slow syncs),
+    /// which are named: `--faults all,reconfig,persist`.
     #[arg(long, default_value = "all")]
     pub faults: String,
     /// Spare nodes besides --nodes: started empty in join mode, they become voters only
@@ -507,7 +508,10 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         }
         let spec = spec.map_err(anyhow::Error::msg)?;
         seeds = Some((seeds.map_or(spec.seed, |s| s.0), spec.seed));
-        let run = simulate(&spec, args.check_timeout)?;
+        // A harness error (a node that cannot start from its disk, say) names its seed, so
+        // the schedule can be replayed.
+        let run =
+            simulate(&spec, args.check_timeout).with_context(|| format!("seed {}", spec.seed))?;
         schedules += 1;
         ops += run.completions;
         events += run.events;

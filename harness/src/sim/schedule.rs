@@ -10,26 +10,14 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use node::storage::file::FsOp;
+
 use crate::nemesis::membership;
 
-/// Fault kinds `--faults` can select.
-pub const KINDS: &[&str] = &[
-    "crash",
-    "pause",
-    "partition",
-    "net",
-    "drift",
-    "clock",
-    "bounce",
-    "churn",
-    "transition",
-    "reconfig",
-];
-
-/// The kinds `--faults all` selects: every kind but `reconfig`, which is asked for by
-/// name (`--faults all,reconfig`). Keeping it out keeps the schedules every seed drew
-/// before membership changes existed (recorded failing seeds still replay), and a
-/// membership change with no spare node can only remove a voter and add it back.
+/// The kinds `--faults all` selects: every kind but those in [`NAMED`], which are asked
+/// for by name (`--faults all,reconfig`). Keeping them out keeps the schedules every seed
+/// drew before they existed (a kind is drawn by its index in the list, so a new kind in
+/// `all` would change every seed's schedule; recorded failing seeds still replay).
 pub const ALL: &[&str] = &[
     "crash",
     "pause",
@@ -42,9 +30,34 @@ pub const ALL: &[&str] = &[
     "transition",
 ];
 
+/// Kinds outside `all`, selected by name. `reconfig`: a membership change with no spare
+/// node can only remove a voter and add it back, and it came after `all` was fixed.
+/// `persist`: kills at storage events and slow syncs, added after `all` was fixed.
+pub const NAMED: &[&str] = &["reconfig", "persist"];
+
+/// Fault kinds `--faults` can select: [`ALL`], then [`NAMED`].
+pub const KINDS: &[&str] = &concat::<{ ALL.len() + NAMED.len() }>(ALL, NAMED);
+
+/// `a` then `b` as one array (`KINDS` from `ALL` and `NAMED`, so they cannot disagree).
+const fn concat<const N: usize>(a: &[&'static str], b: &[&'static str]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < a.len() {
+        out[i] = a[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < b.len() {
+        out[i + j] = b[j];
+        j += 1;
+    }
+    out
+}
+
 /// The kinds `stasis selftest --sim` draws: all but churn and transition. Those two did
 /// not catch forget-vote or figure8 and take a share of every schedule from the faults that
 /// catch the other bugs (measured in docs/BENCHMARKS.md, "Deterministic simulation").
+/// Nor does `persist` (0 of 100 forget-vote and 0 of 60 figure8 schedules with it).
 pub const SELFTEST_KINDS: &[&str] = &[
     "crash",
     "pause",
@@ -133,6 +146,72 @@ pub enum FaultKind {
     /// two or more voters replaced ([`membership::plan`] picks the nodes when the fault
     /// starts); changed back when the fault ends. At most one at a time.
     Reconfig { change: membership::Change },
+    /// Durable-state stress on the nodes of the fault pool, keyed to storage events (not
+    /// to any protocol's code): every sync takes `sync_us` of simulated time, and input
+    /// that arrives meanwhile is handled as one batch before the next persist (as the
+    /// runtime's driver reads everything queued); and every file-system operation of kind
+    /// `op` kills its node with probability `pct`%. `op` is a write, a sync, a file created
+    /// (a WAL segment roll, a snapshot or rewrite file), a rename (a snapshot saved or
+    /// installed, a compaction rewrite), a removal, a truncation (a log cut) or a
+    /// directory sync. With `during` the process dies right after that operation: the rest
+    /// of its batch fails and nothing the batch would send leaves the node (a crash
+    /// between a write and its sync, or half way through a rewrite); otherwise it is
+    /// killed within `within_us` after the batch, its messages sent. With `power_loss` the
+    /// unsynced writes are lost too. Restarted after up to `down_ms`, as long as fewer
+    /// than half the nodes are down. At most one at a time.
+    Persist {
+        op: StorageOp,
+        pct: u32,
+        during: bool,
+        within_us: u64,
+        power_loss: bool,
+        down_ms: u64,
+        sync_us: u64,
+    },
+}
+
+/// A kind of file-system operation a `persist` fault kills at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StorageOp {
+    Write,
+    Sync,
+    Create,
+    Rename,
+    Remove,
+    Truncate,
+    SyncDir,
+}
+
+impl StorageOp {
+    /// Every kind, in the order they are drawn.
+    pub const ALL: [StorageOp; 7] = [
+        StorageOp::Write,
+        StorageOp::Sync,
+        StorageOp::Create,
+        StorageOp::Rename,
+        StorageOp::Remove,
+        StorageOp::Truncate,
+        StorageOp::SyncDir,
+    ];
+
+    /// The simulated file system's name for it.
+    pub fn fs_op(self) -> FsOp {
+        match self {
+            StorageOp::Write => FsOp::Write,
+            StorageOp::Sync => FsOp::Sync,
+            StorageOp::Create => FsOp::Create,
+            StorageOp::Rename => FsOp::Rename,
+            StorageOp::Remove => FsOp::Remove,
+            StorageOp::Truncate => FsOp::Truncate,
+            StorageOp::SyncDir => FsOp::SyncDir,
+        }
+    }
+
+    /// Whether every batch does one (so a kill per operation must be rarer).
+    fn frequent(self) -> bool {
+        matches!(self, StorageOp::Write | StorageOp::Sync)
+    }
 }
 
 impl FaultKind {
@@ -149,6 +228,7 @@ impl FaultKind {
             FaultKind::Drift { .. } => "drift",
             FaultKind::Clock { .. } => "clock",
             FaultKind::Reconfig { .. } => "reconfig",
+            FaultKind::Persist { .. } => "persist",
         }
     }
 }
@@ -272,6 +352,23 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
             "reconfig" => FaultKind::Reconfig {
                 change: changes.next(&mut rng),
             },
+            "persist" => {
+                let op = StorageOp::ALL[rng.random_range(0..StorageOp::ALL.len())];
+                let pct = if op.frequent() {
+                    [1, 5, 20][rng.random_range(0..3)]
+                } else {
+                    [20, 50, 100][rng.random_range(0..3)]
+                };
+                FaultKind::Persist {
+                    op,
+                    pct,
+                    during: rng.random_bool(0.5),
+                    within_us: [0, 200, 2000][rng.random_range(0..3)],
+                    power_loss: rng.random_bool(0.5),
+                    down_ms: [5, 50, 300][rng.random_range(0..3)],
+                    sync_us: [0, 200, 2000, 10_000][rng.random_range(0..4)],
+                }
+            }
             _ => FaultKind::Clock {
                 node: target,
                 ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
@@ -286,8 +383,16 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
     }
     // One crash, pause, bounce or churn at a time (they would otherwise often take down a
     // majority; churn keeps a majority up by itself).
-    let (mut busy_until, mut reconfig_until) = (0, 0);
+    let (mut busy_until, mut reconfig_until, mut persist_until) = (0, 0, 0);
     out.retain(|f| match f.kind {
+        FaultKind::Persist { .. } => {
+            if f.start_ns < persist_until {
+                false
+            } else {
+                persist_until = f.stop_ns;
+                true
+            }
+        }
         // One membership change at a time (each is undone before the next starts).
         FaultKind::Reconfig { .. } => {
             if f.start_ns < reconfig_until {
@@ -352,17 +457,59 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_all_then_the_named_ones() {
+        assert_eq!(KINDS.len(), ALL.len() + NAMED.len());
+        assert_eq!(&KINDS[..ALL.len()], ALL);
+        assert_eq!(&KINDS[ALL.len()..], NAMED);
+        for k in NAMED {
+            assert!(!ALL.contains(k), "{k}");
+        }
+        for k in SELFTEST_KINDS {
+            assert!(ALL.contains(k), "{k}");
+        }
+        let mut unique = KINDS.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), KINDS.len());
+    }
+
+    #[test]
+    fn persist_faults_never_overlap_and_leave_old_schedules_alone() {
+        let s = draw(5, 5, 20_000_000_000, &["persist", "net"]);
+        let p: Vec<&Fault> = s.iter().filter(|f| f.kind.family() == "persist").collect();
+        assert!(p.len() > 3, "{s:?}");
+        for w in p.windows(2) {
+            assert!(w[0].stop_ns <= w[1].start_ns, "{w:?}");
+        }
+        // A kind outside `all` draws nothing unless named: `all` schedules are as before.
+        assert!(
+            draw(5, 5, 20_000_000_000, ALL)
+                .iter()
+                .all(|f| f.kind.family() != "persist")
+        );
+        let json = serde_json::to_string(p[0]).unwrap();
+        let back: Fault = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, p[0]);
+        assert!(json.contains("\"kind\":\"persist\""), "{json}");
+    }
+
+    #[test]
     fn faults_parse_with_one_line_errors() {
         assert_eq!(
             parse_faults("crash,pause,crash").unwrap(),
             vec!["crash", "pause"]
         );
         assert_eq!(parse_faults("all").unwrap(), ALL.to_vec());
-        assert!(!ALL.contains(&"reconfig"));
+        assert!(!ALL.contains(&"reconfig") && !ALL.contains(&"persist"));
         let mut with = ALL.to_vec();
         with.push("reconfig");
         assert_eq!(parse_faults("all,reconfig").unwrap(), with);
-        assert_eq!(parse_faults("reconfig,all").unwrap().len(), KINDS.len());
+        with.push("persist");
+        assert_eq!(parse_faults("all,reconfig,persist").unwrap(), with);
+        assert_eq!(
+            parse_faults("reconfig,persist,all").unwrap().len(),
+            KINDS.len()
+        );
         assert!(parse_faults("none").unwrap().is_empty());
         let e = parse_faults("crash,bogus").unwrap_err();
         assert!(e.contains("bogus") && !e.contains('\n'), "{e}");

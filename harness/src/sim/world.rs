@@ -29,7 +29,7 @@ use node::config::NodeConfig;
 use node::core::{ConsensusCore, CoreStorage, NodeId, Role};
 use node::host::{Answer, Host, HostEnv, Request};
 use node::resp::Value as Resp;
-use node::storage::file::{Fs, SimFs};
+use node::storage::file::{Fs, SimFs, TrapState};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -139,6 +139,23 @@ struct SimNode<C: ConsensusCore, S> {
     /// Tick period in simulated ns (drift changes it).
     tick_ns: u64,
     wall_offset_ms: i64,
+    /// Until when its last persist keeps it busy (its syncs under a `persist` fault's
+    /// `sync_us`): input arriving before then waits in `inbox` and is handled as one batch.
+    busy_until: u64,
+    inbox: Vec<Input<C::Message>>,
+    /// Ticks due while busy (handled first in the next batch, as the runtime's driver).
+    inbox_ticks: u64,
+    /// Whether an `Ev::Flush` for the inbox is queued.
+    flush_queued: bool,
+    /// Under a `persist` fault: matching storage operations still to pass before the next
+    /// kill (drawn when armed; `None` once it fired or no fault is active).
+    persist_skip: Option<u64>,
+}
+
+/// Input waiting for a busy node's next batch.
+enum Input<M> {
+    Msg(NodeId, M),
+    Request(Request, SimAnswer, u64),
 }
 
 struct SimClient {
@@ -202,7 +219,12 @@ enum Ev<M> {
     Bounce(usize),
     /// The next kill of a `Churn` fault.
     Churn(usize),
-    /// A kill armed by a `Transition` fault (void if the node restarted since).
+    /// A busy node's queued input is handled as one batch (void if it restarted since).
+    Flush {
+        node: usize,
+        inc: u64,
+    },
+    /// A kill armed by a `Transition` or `Persist` fault (void if the node restarted since).
     Kill {
         node: usize,
         inc: u64,
@@ -334,6 +356,8 @@ pub struct World<C: ConsensusCore, S> {
     split_terms: std::collections::BTreeSet<u64>,
     /// Active `Transition` faults (schedule indexes).
     transitions: std::collections::BTreeSet<usize>,
+    /// The active `Persist` fault (schedule index; at most one at a time).
+    persist: Option<usize>,
     admin: Admin,
     storm: Option<String>,
 }
@@ -367,6 +391,11 @@ where
                 missed_ticks: 0,
                 tick_ns: tick_ns.max(1),
                 wall_offset_ms: 0,
+                busy_until: 0,
+                inbox: Vec::new(),
+                inbox_ticks: 0,
+                flush_queued: false,
+                persist_skip: None,
             });
         }
         let n = nodes.len();
@@ -407,6 +436,7 @@ where
             events: 0,
             split_terms: Default::default(),
             transitions: Default::default(),
+            persist: None,
             admin: Admin::default(),
             storm: None,
         };
@@ -504,6 +534,54 @@ where
         }
     }
 
+    /// Whether node `i` is still busy with its last batch's syncs: then input arriving now
+    /// waits for its next batch (an `Ev::Flush` at the end of the syncs is queued).
+    fn busy(&mut self, i: usize) -> bool {
+        let node = &mut self.nodes[i];
+        if node.busy_until <= self.now {
+            return false;
+        }
+        if !node.flush_queued {
+            node.flush_queued = true;
+            let (at, inc) = (node.busy_until, node.incarnation);
+            self.at(at, Ev::Flush { node: i, inc });
+        }
+        true
+    }
+
+    /// A busy node's syncs are done: it handles everything that arrived meanwhile as one
+    /// batch (ticks first, then messages and requests in arrival order) and persists once,
+    /// as the runtime's driver does with what it reads from its channel.
+    fn flush(&mut self, i: usize, inc: u64) -> Result<()> {
+        if self.nodes[i].incarnation != inc || !self.up(i) {
+            return Ok(());
+        }
+        self.nodes[i].flush_queued = false;
+        if self.nodes[i].paused {
+            // Stopped with input queued: handled in a batch after it resumes.
+            self.nodes[i].busy_until = self.now + self.nodes[i].tick_ns;
+            self.busy(i);
+            return Ok(());
+        }
+        let inputs = std::mem::take(&mut self.nodes[i].inbox);
+        let ticks = std::mem::take(&mut self.nodes[i].inbox_ticks);
+        let now = self.now;
+        self.feed(i, |h, env| {
+            for _ in 0..ticks.min(MAX_CATCH_UP_TICKS) {
+                h.core_mut().tick();
+            }
+            if ticks > 0 {
+                drop(h.expire(now));
+            }
+            for input in inputs {
+                match input {
+                    Input::Msg(from, msg) => h.core_mut().step(from, msg),
+                    Input::Request(req, answer, deadline) => h.request(env, req, answer, deadline),
+                }
+            }
+        })
+    }
+
     /// Whether one more node may go down with a majority (of the fault pool) still up.
     fn may_kill(&self) -> bool {
         let pool = self.pool();
@@ -586,15 +664,36 @@ where
 
     fn drain_with(&mut self, i: usize, mut env: Outgoing<C::Message>) -> Result<()> {
         let id = self.nodes[i].cfg.id;
-        if let Some(host) = self.nodes[i].host.as_mut() {
-            host.drain_ready(&mut env)
-                .with_context(|| format!("simulated n{id} stopped"))?;
+        let armed = self.arm_persist(i);
+        let syncs = self.nodes[i].fs.syncs();
+        let drained = match self.nodes[i].host.as_mut() {
+            Some(host) => host.drain_ready(&mut env),
+            None => Ok(()),
+        };
+        let fired = armed && self.disarm_persist(i);
+        // Under a `persist` fault the syncs took simulated time: what the batch sends
+        // leaves when they are done, and input arriving until then waits for one batch.
+        let busy = match self.persist.map(|f| &self.schedule[f].kind) {
+            Some(&FaultKind::Persist { sync_us, .. }) if sync_us > 0 => {
+                (self.nodes[i].fs.syncs() - syncs) * sync_us * 1000
+            }
+            _ => 0,
+        };
+        if busy > 0 {
+            self.nodes[i].busy_until = self.now + busy;
         }
+        if fired && self.persist_kill(i, busy) {
+            // Died in the middle of the batch: nothing after the trapped operation
+            // happened, so nothing the batch would send or answer leaves the node.
+            self.outbox.borrow_mut().clear();
+            return Ok(());
+        }
+        drained.with_context(|| format!("simulated n{id} stopped"))?;
         self.watch_split(i);
         let from = self.nodes[i].cfg.id;
         let from_inc = self.nodes[i].incarnation;
         for (to, msg) in env.sent {
-            self.send(from, from_inc, to, msg);
+            self.send(from, from_inc, to, msg, busy);
         }
         let answers: Vec<_> = self.outbox.borrow_mut().drain(..).collect();
         for (to, attempt, v) in answers {
@@ -603,9 +702,100 @@ where
                 Asker::Client(client) => Ev::Reply { client, attempt, v },
                 Asker::Admin => Ev::AdminReply { attempt, v },
             };
-            self.at(self.now + lat, ev);
+            self.at(self.now + busy + lat, ev);
         }
         Ok(())
+    }
+
+    /// Sets node `i`'s storage trap for its next batch under the active `persist` fault,
+    /// if it may die now (running, in the fault pool, a majority left up). True if set.
+    fn arm_persist(&mut self, i: usize) -> bool {
+        let Some(fault) = self.persist else {
+            return false;
+        };
+        let FaultKind::Persist {
+            op, pct, during, ..
+        } = self.schedule[fault].kind
+        else {
+            return false;
+        };
+        if !self.up(i) || !self.may_kill() || !self.pool().contains(&i) {
+            return false;
+        }
+        let skip = match self.nodes[i].persist_skip {
+            Some(k) => k,
+            None => {
+                // Each matching operation kills with probability pct%: the number that
+                // pass first is geometric.
+                let p = f64::from(pct.clamp(1, 100)) / 100.0;
+                let k = if p >= 1.0 {
+                    0
+                } else {
+                    let u: f64 = self.rng.random_range(1e-12..1.0);
+                    (u.ln() / (1.0 - p).ln()).floor().min(1e12) as u64
+                };
+                self.nodes[i].persist_skip = Some(k);
+                k
+            }
+        };
+        self.nodes[i].fs.set_trap(op.fs_op(), skip, during);
+        true
+    }
+
+    /// Clears node `i`'s storage trap; true if it fired (the next kill is drawn afresh).
+    fn disarm_persist(&mut self, i: usize) -> bool {
+        match self.nodes[i].fs.clear_trap() {
+            Some(TrapState::Fired) => {
+                self.nodes[i].persist_skip = None;
+                true
+            }
+            Some(TrapState::Pending(k)) => {
+                self.nodes[i].persist_skip = Some(k);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Node `i`'s trap fired: with `during` it died at that operation (crashed now; true),
+    /// else a kill comes within `within_us` after the batch's syncs (`busy` ns).
+    fn persist_kill(&mut self, i: usize, busy: u64) -> bool {
+        let Some(fault) = self.persist else {
+            return false;
+        };
+        let FaultKind::Persist {
+            op,
+            during,
+            within_us,
+            power_loss,
+            down_ms,
+            ..
+        } = self.schedule[fault].kind
+        else {
+            return false;
+        };
+        let inc = self.nodes[i].incarnation;
+        if during {
+            self.nemesis(
+                format!("persist-{fault}-kill"),
+                json!({"resolved": node::core::fmt_id(self.nodes[i].cfg.id), "at": op, "during": true, "power_loss": power_loss}),
+            );
+            self.crash(i, power_loss);
+            let down = self.rng.random_range(0..=down_ms.max(1) * MS);
+            self.at(self.now + down, Ev::Restart { node: i, inc });
+            true
+        } else {
+            let after = self.rng.random_range(0..=within_us * 1000);
+            self.at(
+                self.now + busy + after,
+                Ev::Kill {
+                    node: i,
+                    inc,
+                    fault,
+                },
+            );
+            false
+        }
     }
 
     /// Notes a term in which node `i` and another running node both lead.
@@ -629,7 +819,8 @@ where
         self.nodes.iter().position(|n| n.cfg.id == id)
     }
 
-    fn send(&mut self, from: NodeId, from_inc: u64, to: NodeId, msg: C::Message) {
+    /// Sends `msg` `after` ns from now (the sender's syncs), plus the network's latency.
+    fn send(&mut self, from: NodeId, from_inc: u64, to: NodeId, msg: C::Message, after: u64) {
         let Some(ti) = self.index_of(to) else { return };
         let to_inc = self.nodes[ti].incarnation;
         let (mut loss, mut dup, mut delay_ms) = (0.0f64, 0.0f64, 0u64);
@@ -654,7 +845,7 @@ where
                 lat += self.rng.random_range(0..delay_ms * MS);
             }
             self.at(
-                self.now + lat,
+                self.now + after + lat,
                 Ev::Deliver {
                     from,
                     from_inc,
@@ -795,6 +986,10 @@ where
                     self.nodes[node].missed_ticks += 1;
                     return Ok(());
                 }
+                if self.busy(node) {
+                    self.nodes[node].inbox_ticks += 1;
+                    return Ok(());
+                }
                 let now = self.now;
                 self.feed(node, |h, _| {
                     h.core_mut().tick();
@@ -838,6 +1033,10 @@ where
                             msg,
                         },
                     );
+                    return Ok(());
+                }
+                if self.busy(ti) {
+                    self.nodes[ti].inbox.push(Input::Msg(from, msg));
                     return Ok(());
                 }
                 self.feed(ti, |h, _| h.core_mut().step(from, msg))?;
@@ -908,19 +1107,27 @@ where
                 }
             }
             Ev::Kill { node, inc, fault } => {
-                let FaultKind::Transition { down_ms, .. } = self.schedule[fault].kind else {
-                    return Ok(());
+                let (down_ms, power_loss) = match self.schedule[fault].kind {
+                    FaultKind::Transition { down_ms, .. } => (down_ms, false),
+                    FaultKind::Persist {
+                        down_ms,
+                        power_loss,
+                        ..
+                    } => (down_ms, power_loss),
+                    _ => return Ok(()),
                 };
                 if self.up(node) && self.nodes[node].incarnation == inc && self.may_kill() {
+                    let family = self.schedule[fault].kind.family();
                     self.nemesis(
-                        format!("transition-{fault}-kill"),
+                        format!("{family}-{fault}-kill"),
                         json!({"resolved": node::core::fmt_id(self.nodes[node].cfg.id)}),
                     );
-                    self.crash(node, false);
+                    self.crash(node, power_loss);
                     let down = self.rng.random_range(0..=down_ms.max(1) * MS);
                     self.at(self.now + down, Ev::Restart { node, inc });
                 }
             }
+            Ev::Flush { node, inc } => self.flush(node, inc)?,
             Ev::Restart { node, inc } => {
                 if !self.up(node) && self.nodes[node].incarnation == inc {
                     self.start_node(node)?;
@@ -1343,6 +1550,12 @@ where
             attempt,
             outbox: self.outbox.clone(),
         };
+        if self.busy(node) {
+            self.nodes[node]
+                .inbox
+                .push(Input::Request(req, answer, deadline));
+            return Ok(());
+        }
         self.feed(node, |h, env| h.request(env, req, answer, deadline))
     }
 
@@ -1637,6 +1850,16 @@ where
                 let n = idx(*node);
                 self.nodes[n].wall_offset_ms += if start { *ms } else { -*ms };
             }
+            FaultKind::Persist { .. } => {
+                if start {
+                    self.persist = Some(i);
+                } else if self.persist == Some(i) {
+                    self.persist = None;
+                    for node in &mut self.nodes {
+                        node.persist_skip = None;
+                    }
+                }
+            }
             FaultKind::Reconfig { .. } => {}
         }
         let f = if start { "start" } else { "stop" };
@@ -1703,6 +1926,13 @@ where
     fn crash(&mut self, n: usize, power_loss: bool) {
         self.nodes[n].host = None;
         self.nodes[n].paused = false;
+        // Input read by the process but not handled dies with it (requests' clients see
+        // their connection reset below).
+        let node = &mut self.nodes[n];
+        node.inbox.clear();
+        node.inbox_ticks = 0;
+        node.busy_until = 0;
+        node.flush_queued = false;
         if power_loss {
             self.nodes[n].fs.crash();
         }
@@ -1933,5 +2163,144 @@ mod tests {
             0,
             "the correct core stays linearizable"
         );
+    }
+
+    /// Runs a 5-node Multi-Paxos world (snapshots every 25 entries) under one `persist`
+    /// fault from 0.5 s to 6 s, checking every step: a kill at a storage operation hits
+    /// a node that did that operation (`during`: in that very step; otherwise within the
+    /// fault's window after it), at most two of five are down, busy nodes batch their
+    /// input. Returns the history and (persist kills, largest batch).
+    fn persist_world(seed: u64, kind: FaultKind) -> (Vec<u8>, usize, usize) {
+        let flags: Vec<String> = [
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "60",
+            "--snapshot-every",
+            "25",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let configs = node_configs("multipaxos", 5, 0, &flags).unwrap();
+        let s = 1_000_000_000;
+        let FaultKind::Persist {
+            op,
+            during,
+            within_us,
+            sync_us,
+            ..
+        } = kind
+        else {
+            panic!("not a persist fault")
+        };
+        let schedule = vec![Fault {
+            start_ns: s / 2,
+            stop_ns: 6 * s,
+            kind,
+        }];
+        let opts = WorldOptions {
+            seed,
+            sim_ns: 8 * s,
+            clients: 8,
+            rate: 400.0,
+            keys: 3,
+            mix: Mix { write: 60, cas: 10 },
+            op_timeout_ns: 500 * MS,
+            watch_split: false,
+            spares: 0,
+            storm_queue: STORM_QUEUE,
+        };
+        let mut w = World::new(opts, configs, node::boot::paxos, schedule).unwrap();
+        let fs_op = op.fs_op();
+        let mut last_op = [0u64; 5];
+        let (mut max_down, mut kills, mut batch) = (0, 0, 0);
+        loop {
+            let before: Vec<u64> = (0..5).map(|k| w.nodes[k].fs.count(fs_op)).collect();
+            let nemesis_before = w.ops.len();
+            if !w.step().unwrap() {
+                break;
+            }
+            for k in 0..5 {
+                if w.nodes[k].fs.count(fs_op) > before[k] {
+                    last_op[k] = w.now;
+                }
+                batch = batch.max(w.nodes[k].inbox.len());
+            }
+            for o in &w.ops[nemesis_before..] {
+                if o.process != Process::Nemesis || o.f != "persist-0-kill" {
+                    continue;
+                }
+                kills += 1;
+                let id = o.value["resolved"].as_str().unwrap();
+                let k = (0..5).find(|&k| w.name(k) == id).unwrap();
+                assert!(!w.up(k), "{id} killed but up");
+                if during {
+                    assert!(
+                        w.nodes[k].fs.count(fs_op) > before[k],
+                        "{id}: no {op:?} in the step that killed it"
+                    );
+                } else {
+                    // Its batch's syncs (a few at most) and then up to within_us.
+                    let window = within_us * 1000 + 20 * sync_us * 1000;
+                    assert!(
+                        w.now - last_op[k] <= window,
+                        "{id}: killed {} ns after its last {op:?}",
+                        w.now - last_op[k]
+                    );
+                }
+            }
+            max_down = max_down.max((0..5).filter(|&k| !w.up(k)).count());
+        }
+        assert!(max_down <= 2, "persist kills took down {max_down} of five");
+        let out = w.run().unwrap();
+        let check = checker::check_history(
+            &out.ops,
+            &checker::CheckOptions::new(checker::ModelKind::Kv),
+        )
+        .unwrap();
+        assert_eq!(
+            check.verdict.exit_code(),
+            0,
+            "the correct core stays linearizable"
+        );
+        (out.history, kills, batch)
+    }
+
+    #[test]
+    fn persist_faults_kill_at_the_drawn_storage_event_and_replay_bit_for_bit() {
+        use super::super::schedule::StorageOp;
+        // Dying half way through a compaction rewrite or snapshot save (after its rename,
+        // before the directory sync), losing what was not synced.
+        let rename = FaultKind::Persist {
+            op: StorageOp::Rename,
+            pct: 100,
+            during: true,
+            within_us: 0,
+            power_loss: true,
+            down_ms: 50,
+            sync_us: 2000,
+        };
+        let (a, kills, batch) = persist_world(9, rename.clone());
+        assert!(kills >= 3, "{kills} kills at renames");
+        assert!(
+            batch > 1,
+            "slow syncs batched no input (largest batch {batch})"
+        );
+        let (b, again, _) = persist_world(9, rename);
+        assert!(a == b && kills == again, "same seed, different histories");
+        // Killed soon after a sync, its messages out, the process's memory lost.
+        let sync = FaultKind::Persist {
+            op: StorageOp::Sync,
+            pct: 5,
+            during: false,
+            within_us: 2000,
+            power_loss: false,
+            down_ms: 50,
+            sync_us: 0,
+        };
+        let (_, kills, batch) = persist_world(10, sync);
+        assert!(kills >= 3, "{kills} kills after syncs");
+        assert_eq!(batch, 0, "instant syncs batch nothing");
     }
 }

@@ -275,6 +275,64 @@ struct SimState {
     /// `Some(n)`: n more mutating operations succeed, then all fail.
     ops_left: Option<u64>,
     crashes: u64,
+    /// Mutating operations so far, by [`FsOp`] (indexed by `FsOp as usize`).
+    counts: [u64; FsOp::ALL.len()],
+    trap: Option<Trap>,
+    /// Set when a dying trap fired: every later mutating operation fails.
+    dead: bool,
+}
+
+/// A mutating file-system operation, as [`SimFs`] counts them and as a trap names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FsOp {
+    /// [`StorageFile::write_all`].
+    Write,
+    /// [`StorageFile::sync`].
+    Sync,
+    /// A file created ([`Fs::create`], or [`Fs::open_append`] of a missing file).
+    Create,
+    Rename,
+    Remove,
+    Truncate,
+    SyncDir,
+}
+
+impl FsOp {
+    pub const ALL: [FsOp; 7] = [
+        FsOp::Write,
+        FsOp::Sync,
+        FsOp::Create,
+        FsOp::Rename,
+        FsOp::Remove,
+        FsOp::Truncate,
+        FsOp::SyncDir,
+    ];
+
+    /// Whether the operation waits for the disk (an fsync): what a slow disk slows.
+    pub fn syncs(self) -> bool {
+        matches!(self, FsOp::Sync | FsOp::Truncate | FsOp::SyncDir)
+    }
+}
+
+/// A trap set with [`SimFs::set_trap`].
+#[derive(Clone, Copy, Debug)]
+struct Trap {
+    op: FsOp,
+    /// Matching operations still to let pass before the trap fires.
+    skip: u64,
+    /// Whether the machine dies at the operation that fires it.
+    die: bool,
+    fired: bool,
+}
+
+/// What became of a trap, from [`SimFs::clear_trap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrapState {
+    /// It did not fire: this many matching operations are still to pass.
+    Pending(u64),
+    /// It fired (the `skip`+1-th matching operation completed); with `die`, every later
+    /// mutating operation failed.
+    Fired,
 }
 
 /// In-memory file system that can simulate power loss. Cloning shares the same state.
@@ -324,6 +382,9 @@ impl SimFs {
                 torn: None,
                 ops_left: None,
                 crashes: 0,
+                counts: [0; FsOp::ALL.len()],
+                trap: None,
+                dead: false,
             })),
         }
     }
@@ -344,6 +405,50 @@ impl SimFs {
         self.lock().ops_left = ops;
     }
 
+    /// Fault injection keyed to storage events: the `skip`+1-th [`FsOp`] `op` from now
+    /// fires the trap (see [`SimFs::clear_trap`]). With `die`, that operation completes and
+    /// every later mutating operation fails with an I/O error, like a process (or machine)
+    /// dying right after it: the caller's batch stops there. Replaces any trap set before.
+    pub fn set_trap(&self, op: FsOp, skip: u64, die: bool) {
+        let mut st = self.lock();
+        st.trap = Some(Trap {
+            op,
+            skip,
+            die,
+            fired: false,
+        });
+        st.dead = false;
+    }
+
+    /// Removes the trap (and the failures a dying trap caused) and says whether it fired
+    /// or how many matching operations it still had to let pass. None: no trap was set.
+    pub fn clear_trap(&self) -> Option<TrapState> {
+        let mut st = self.lock();
+        st.dead = false;
+        st.trap.take().map(|t| {
+            if t.fired {
+                TrapState::Fired
+            } else {
+                TrapState::Pending(t.skip)
+            }
+        })
+    }
+
+    /// Mutating operations of kind `op` so far (those that succeeded).
+    pub fn count(&self, op: FsOp) -> u64 {
+        self.lock().counts[op as usize]
+    }
+
+    /// Operations so far that wait for the disk ([`FsOp::syncs`]).
+    pub fn syncs(&self) -> u64 {
+        let st = self.lock();
+        FsOp::ALL
+            .iter()
+            .filter(|o| o.syncs())
+            .map(|&o| st.counts[o as usize])
+            .sum()
+    }
+
     /// Number of crashes simulated so far.
     pub fn crashes(&self) -> u64 {
         self.lock().crashes
@@ -355,6 +460,7 @@ impl SimFs {
         let st = &mut *st;
         st.epoch += 1;
         st.crashes += 1;
+        st.dead = false;
         for dir in st.dirs.values_mut() {
             dir.crash(st.torn.as_mut());
         }
@@ -392,15 +498,29 @@ impl SimFs {
 }
 
 impl SimState {
-    fn check_io(&mut self) -> io::Result<()> {
-        match &mut self.ops_left {
-            Some(0) => Err(io::Error::other("simulated I/O error")),
-            Some(n) => {
-                *n -= 1;
-                Ok(())
-            }
-            None => Ok(()),
+    /// Admits one mutating operation of kind `op` (or fails it: [`SimFs::fail_after`],
+    /// a dying trap that fired), counts it and springs a trap it matches.
+    fn check_io(&mut self, op: FsOp) -> io::Result<()> {
+        if self.dead {
+            return Err(io::Error::other(
+                "simulated I/O error (the process died at a trapped operation)",
+            ));
         }
+        match &mut self.ops_left {
+            Some(0) => return Err(io::Error::other("simulated I/O error")),
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        self.counts[op as usize] += 1;
+        if let Some(t) = self.trap.as_mut().filter(|t| t.op == op && !t.fired) {
+            if t.skip == 0 {
+                t.fired = true;
+                self.dead = t.die;
+            } else {
+                t.skip -= 1;
+            }
+        }
+        Ok(())
     }
 
     fn dir_mut(&mut self, dir: &Path) -> io::Result<&mut Dir> {
@@ -431,14 +551,14 @@ impl SimState {
 }
 
 impl SimFile {
-    fn with_inode<T>(&self, f: impl FnOnce(&mut Inode) -> T) -> io::Result<T> {
+    fn with_inode<T>(&self, op: FsOp, f: impl FnOnce(&mut Inode) -> T) -> io::Result<T> {
         let mut st = self.fs.lock();
         if st.epoch != self.epoch {
             return Err(io::Error::other(
                 "file handle from before a simulated crash",
             ));
         }
-        st.check_io()?;
+        st.check_io(op)?;
         let inode = st
             .inodes
             .get_mut(&self.ino)
@@ -449,10 +569,10 @@ impl SimFile {
 
 impl StorageFile for SimFile {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.with_inode(|i| i.data.extend_from_slice(buf))
+        self.with_inode(FsOp::Write, |i| i.data.extend_from_slice(buf))
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.with_inode(|i| i.synced = i.data.len())
+        self.with_inode(FsOp::Sync, |i| i.synced = i.data.len())
     }
     fn len(&self) -> u64 {
         let st = self.fs.lock();
@@ -488,7 +608,7 @@ impl Fs for SimFs {
             Ok(ino) => ino,
             Err(e) if !create => return Err(e),
             Err(_) => {
-                st.check_io()?;
+                st.check_io(FsOp::Create)?;
                 let (dir, name) = split(path)?;
                 st.dir_mut(dir)?;
                 let ino = st.new_inode();
@@ -506,7 +626,7 @@ impl Fs for SimFs {
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
         let mut st = self.lock();
-        st.check_io()?;
+        st.check_io(FsOp::Create)?;
         let (dir, name) = split(path)?;
         st.dir_mut(dir)?;
         // A fresh inode: the old file (if any) stays reachable from the durable directory
@@ -525,7 +645,7 @@ impl Fs for SimFs {
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_io()?;
+        st.check_io(FsOp::Truncate)?;
         let ino = st.lookup(path)?;
         let len = usize::try_from(len).map_err(io::Error::other)?;
         if let Some(inode) = st.inodes.get_mut(&ino) {
@@ -536,7 +656,7 @@ impl Fs for SimFs {
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_io()?;
+        st.check_io(FsOp::Rename)?;
         let ino = st.lookup(from)?;
         let (from_dir, from) = split(from)?;
         let (to_dir, to) = split(to)?;
@@ -557,7 +677,7 @@ impl Fs for SimFs {
     }
     fn remove(&self, path: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_io()?;
+        st.check_io(FsOp::Remove)?;
         let ino = st.lookup(path)?;
         let (dir, name) = split(path)?;
         st.dir_mut(dir)?.unlink(&name);
@@ -566,7 +686,7 @@ impl Fs for SimFs {
     }
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut st = self.lock();
-        st.check_io()?;
+        st.check_io(FsOp::SyncDir)?;
         st.dir_mut(dir)?.sync();
         let inos: Vec<Ino> = st.inodes.keys().copied().collect();
         for ino in inos {
@@ -735,6 +855,39 @@ mod tests {
         fs.fail_after(None);
         f.write_all(b"z").expect("write");
         assert_eq!(fs.read(&p("/d/a")).expect("read"), b"xz");
+    }
+
+    #[test]
+    fn a_trap_fires_at_the_drawn_operation_and_a_dying_one_fails_what_follows() {
+        let fs = setup();
+        let mut f = fs.create(&p("/d/a")).expect("create");
+        // Let two syncs pass; the third fires the trap, completes, and kills the rest.
+        fs.set_trap(FsOp::Sync, 2, true);
+        for _ in 0..2 {
+            f.write_all(b"x").expect("write");
+            f.sync().expect("sync");
+        }
+        f.write_all(b"y").expect("write");
+        assert_eq!(fs.count(FsOp::Sync), 2);
+        f.sync().expect("the trapped sync itself completes");
+        assert!(f.write_all(b"z").is_err() && f.sync().is_err());
+        assert!(fs.rename(&p("/d/a"), &p("/d/b")).is_err());
+        assert_eq!(fs.durable_content(&p("/d/a")), None, "never synced dir");
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"xxy");
+        assert_eq!(fs.clear_trap(), Some(TrapState::Fired));
+        assert_eq!(fs.clear_trap(), None);
+        f.write_all(b"z").expect("a cleared trap fails nothing");
+        assert_eq!((fs.count(FsOp::Sync), fs.count(FsOp::Write)), (3, 4));
+        assert_eq!(fs.syncs(), 3);
+        // A trap that does not die only records; one not reached says how far it is.
+        fs.set_trap(FsOp::Rename, 0, false);
+        fs.rename(&p("/d/a"), &p("/d/b")).expect("rename");
+        fs.sync_dir(&p("/d")).expect("later operations still work");
+        assert_eq!(fs.clear_trap(), Some(TrapState::Fired));
+        fs.set_trap(FsOp::Truncate, 5, true);
+        fs.truncate(&p("/d/b"), 1).expect("truncate");
+        assert_eq!(fs.clear_trap(), Some(TrapState::Pending(4)));
+        assert_eq!(fs.syncs(), 5);
     }
 
     #[test]

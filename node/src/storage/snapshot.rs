@@ -45,6 +45,12 @@ impl SnapshotStore {
         if fs.exists(&tmp).map_err(StorageError::io("stat", &tmp))? {
             fs.remove(&tmp).map_err(StorageError::io("remove", &tmp))?;
         }
+        // What a previous process left visible is what this one builds on: a process that
+        // died between a snapshot's rename and the directory fsync leaves the new snapshot
+        // visible but not durable, and the storage then rewrites its log on top of it
+        // (finishing the compaction); a later power loss would take the snapshot and leave
+        // a log that starts after it. Found by `stasis sim --faults persist`.
+        fs.sync_dir(&dir).map_err(StorageError::io("fsync", &dir))?;
         Ok(SnapshotStore { fs, dir })
     }
 
