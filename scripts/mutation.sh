@@ -155,9 +155,12 @@ scope=(--package node
   --exclude 'node/src/**/tests.rs' --exclude 'node/src/**/bug_tests.rs'
   --exclude 'node/src/raft/sim.rs')
 if ((generate)); then
-  args=(mutants "${scope[@]}" --in-place -j "$jobs" --output "$out"
-    --cargo-test-arg=--lib --cargo-test-arg=--test=storage_crash
+  args=(mutants "${scope[@]}" --output "$out"
+    --cargo-arg=--lib --cargo-arg=--test=storage_crash
     --timeout 300 --build-timeout 600)
+  # One job: in the tree itself (its build shares the target directory); more: cargo
+  # mutants copies the tree once per job.
+  if ((jobs == 1)); then args+=(--in-place); else args+=(-j "$jobs"); fi
   if [[ -n $shard ]]; then
     args+=(--no-shuffle --shard "$shard")
   elif [[ -n $sample ]]; then
