@@ -130,21 +130,30 @@ if ! command -v patch >/dev/null 2>&1; then
 fi
 export CARGO_TARGET_DIR=$target_dir
 
-# The tree mutants are made and built in: a plain copy of HEAD with a git repository of
-# its own (to reset it between survivors), so nothing is registered in the project's
-# repository and a killed run leaves no mutated source behind in the worktree.
-# Made afresh for each generation; --skip-generate keeps the tree the diffs were made in.
-tree=$out/tree
-if ((generate)) || [[ ! -d $tree/.git ]]; then
-  rm -rf "$tree"
-  mkdir -p "$tree"
-  git -C "$root" archive HEAD | tar -x -C "$tree"
-  git -C "$tree" init -q
-  git -C "$tree" add -A
-  git -C "$tree" -c user.name=stasis -c user.email=stasis@invalid commit -q \
+# The trees mutants are made in (OUT/tree: cargo mutants --in-place) and survivors built
+# in (OUT/build): plain copies of HEAD with a git repository of their own (to reset them
+# between mutants), so nothing is registered in the project's repository and a killed run
+# leaves no mutated source behind in the worktree. Two trees, so that the survivors'
+# incremental builds do not start over after every mutant cargo mutants tried. Made afresh
+# for each generation; --skip-generate keeps the trees the diffs were made in.
+make_tree() {
+  rm -rf "$1"
+  mkdir -p "$1"
+  git -C "$root" archive HEAD | tar -x -C "$1"
+  git -C "$1" init -q
+  git -C "$1" add -A
+  git -C "$1" -c user.name=stasis -c user.email=stasis@invalid commit -q \
     -m "HEAD of $(git -C "$root" rev-parse --short HEAD)"
-fi
-reset_tree() { git -C "$tree" checkout -q -- . 2>/dev/null || true; }
+}
+tree=$out/tree
+build=$out/build
+for t in "$tree" "$build"; do
+  if ((generate)) || [[ ! -d $t/.git ]]; then make_tree "$t"; fi
+done
+reset_tree() {
+  git -C "$tree" checkout -q -- . 2>/dev/null || true
+  git -C "$build" checkout -q -- . 2>/dev/null || true
+}
 reset_tree
 trap 'reset_tree; if [[ -n ${with_disk:-} ]]; then rm -f "$with_disk"; fi' EXIT
 
@@ -239,7 +248,7 @@ mkdir -p "$out/bins" "$out/results"
 
 # Builds stasis and stasis-node from the tree as it is into bins/LABEL-{stasis,node}.
 build_tree() {
-  (cd "$tree" && cargo build --profile mutation --locked -p harness -p node -q) || return 1
+  (cd "$build" && cargo build --profile mutation --locked -p harness -p node -q) || return 1
   cp "$target_dir/mutation/stasis" "$out/bins/$1-stasis"
   cp "$target_dir/mutation/stasis-node" "$out/bins/$1-node"
 }
@@ -307,8 +316,14 @@ done
 
 # 3. The survivors: the sim first, the campaign for those the sim did not kill.
 while IFS=$'\t' read -r -u 3 i systems diff name; do
+  if cut -f1 scripts/mutation-equivalent.txt | grep -qxF -- "$name"; then
+    # Marked equivalent by hand: shown in the table with its reason, not run.
+    echo "equivalent" >"$out/results/m$i.status"
+    echo "mutation.sh: survivor $i ($name): listed as equivalent, not run"
+    continue
+  fi
   reset_tree
-  (cd "$tree" && patch -s -p0 <"$out/mutants.out/$diff")
+  (cd "$build" && patch -s -p0 <"$out/mutants.out/$diff")
   if ! build_tree "m$i"; then
     echo "mutation.sh: survivor $i does not build (profile mutation): $name" >&2
     echo "unviable" >"$out/results/m$i.status"
@@ -387,7 +402,7 @@ for line in open(os.path.join(out, "survivors.tsv")):
     sim_text = ", ".join("%s %s%s" % (p, s, "" if rc == 0 else " (exit %d)" % rc)
                          for p, rc, _, s, _ in sims) or "-"
     run, t, runs, finding = campaign_result("m" + i)
-    camp_text = "-" if status in ("sim", "unviable", "not run", "missing") else (
+    camp_text = "-" if status in ("sim", "unviable", "not run", "missing", "equivalent") else (
         "run %d" % run if run else "%d runs" % runs)
     eq = equivalent.get(name)
     failed = [r for r in sims if r[1] != 0]
