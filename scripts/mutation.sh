@@ -34,12 +34,13 @@
 #
 # Usage: sudo scripts/mutation.sh [--out DIR] [--shard K/N | --sample N [--sample-seed S]]
 #            [--sim-budget 60s] [--sim-seed S] [--budget 8m] [--campaign FILE] [--jobs J]
-#            [--skip-generate] [--no-disk] [--target-dir DIR]
+#            [--skip-generate] [--skip-baseline] [--no-disk] [--target-dir DIR]
 #   --shard K/N      only the K-th of N slices of the mutants (nightly: a rotating slice)
 #   --sample N       N mutants drawn at random (seed --sample-seed, default 19)
 #   --sim-budget D   wall time of the sim stage per protocol and survivor (0s: no sim)
 #   --budget D       campaign budget per survivor (0: no real-process campaign)
 #   --skip-generate  reuse OUT/mutants.out from an earlier run (re-run only the stages)
+#   --skip-baseline  keep the unmutated runs already in OUT/results (same budgets and seed)
 #   --target-dir DIR cargo's target directory for every build (default: the workspace's)
 # Exit: 0 when done and the unmutated node had no violation; 1 on a false alarm; 3 on a
 # harness or tool error. Needs root (the campaigns make network namespaces).
@@ -58,6 +59,7 @@ budget=8m
 campaign=campaigns/nightly.toml
 jobs=1
 generate=1
+baseline=1
 disk=1
 target_dir=$root/target
 while (($#)); do
@@ -72,6 +74,7 @@ while (($#)); do
     --campaign) campaign=${2:?--campaign needs a file}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
     --skip-generate) generate=0; shift ;;
+    --skip-baseline) baseline=0; shift ;;
     --no-disk) disk=0; shift ;;
     --target-dir) target_dir=${2:?--target-dir needs a directory}; shift 2 ;;
     *) echo "mutation.sh: unknown argument $1 (see the usage at the top of the script)" >&2; exit 3 ;;
@@ -302,6 +305,13 @@ if ! build_tree base; then
 fi
 false_alarm=0
 for p in raft multipaxos; do
+  if ((!baseline)); then
+    if [[ ! -f $out/results/base-$p.sim ]]; then
+      echo "mutation.sh: --skip-baseline but no $out/results/base-$p.sim" >&2
+      exit 3
+    fi
+    continue
+  fi
   run_sim "base-$p" "$out/bins/base-stasis" "$p" || true
   echo "mutation.sh: unmutated $p: sim (protocol exit wall schedules storms) $(cat "$out/results/base-$p.sim")"
   # Exit 2 (a check that gave up) is no violation; anything else but 0 is.
