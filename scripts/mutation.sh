@@ -206,6 +206,15 @@ PY
     exit 3
   fi
 fi
+# A build killed half-way (cargo mutants' --build-timeout, an interrupted run) can leave
+# the incremental cache inconsistent: every later mutant then fails to link and is
+# reported unviable although it compiles. Seen once (2026-12-07); say so loudly.
+stale=$(grep -l "undefined hidden symbol" "$out"/mutants.out/log/*.log 2>/dev/null | wc -l || true)
+if ((stale > 0)); then
+  echo "mutation.sh: WARNING: $stale mutant build(s) failed to link (undefined hidden symbol):" \
+    "a stale incremental cache, not unviable mutants; remove $target_dir/debug/incremental" \
+    "and run again" >&2
+fi
 outcomes=$out/mutants.out/outcomes.json
 if [[ ! -f $outcomes ]]; then
   echo "mutation.sh: no $outcomes: run without --skip-generate first" >&2
