@@ -33,7 +33,9 @@ pub const ALL: &[&str] = &[
 /// Kinds outside `all`, selected by name. `reconfig`: a membership change with no spare
 /// node can only remove a voter and add it back, and it came after `all` was fixed.
 /// `persist`: kills at storage events and slow syncs, added after `all` was fixed.
-pub const NAMED: &[&str] = &["reconfig", "persist"];
+/// `stall`: nodes that stop reading for a while and then handle what queued as one
+/// batch, added after `all` was fixed.
+pub const NAMED: &[&str] = &["reconfig", "persist", "stall"];
 
 /// Fault kinds `--faults` can select: [`ALL`], then [`NAMED`].
 pub const KINDS: &[&str] = &concat::<{ ALL.len() + NAMED.len() }>(ALL, NAMED);
@@ -168,6 +170,14 @@ pub enum FaultKind {
         down_ms: u64,
         sync_us: u64,
     },
+    /// Stalls of the nodes of the fault pool, keyed to nothing protocol-specific: after a
+    /// batch, with probability `pct`%, the node stops reading for `hold_us` (a GC pause, a
+    /// starved thread, a slow disk under the runtime's loop); what arrives meanwhile is
+    /// handled as ONE batch, as the runtime's driver handles everything its channel holds,
+    /// with the messages of different senders interleaved in a drawn order (each sender's
+    /// own order kept: one TCP connection each) and client requests anywhere among them.
+    /// What the stalled batch sent has already left. At most one at a time.
+    Stall { pct: u32, hold_us: u64 },
 }
 
 /// A kind of file-system operation a `persist` fault kills at.
@@ -229,6 +239,7 @@ impl FaultKind {
             FaultKind::Clock { .. } => "clock",
             FaultKind::Reconfig { .. } => "reconfig",
             FaultKind::Persist { .. } => "persist",
+            FaultKind::Stall { .. } => "stall",
         }
     }
 }
@@ -369,6 +380,10 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                     sync_us: [0, 200, 2000, 10_000][rng.random_range(0..4)],
                 }
             }
+            "stall" => FaultKind::Stall {
+                pct: [20, 50, 100][rng.random_range(0..3)],
+                hold_us: [1_000, 5_000, 20_000, 50_000][rng.random_range(0..4)],
+            },
             _ => FaultKind::Clock {
                 node: target,
                 ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
@@ -384,7 +399,16 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
     // One crash, pause, bounce or churn at a time (they would otherwise often take down a
     // majority; churn keeps a majority up by itself).
     let (mut busy_until, mut reconfig_until, mut persist_until) = (0, 0, 0);
+    let mut stall_until = 0;
     out.retain(|f| match f.kind {
+        FaultKind::Stall { .. } => {
+            if f.start_ns < stall_until {
+                false
+            } else {
+                stall_until = f.stop_ns;
+                true
+            }
+        }
         FaultKind::Persist { .. } => {
             if f.start_ns < persist_until {
                 false
@@ -500,14 +524,16 @@ mod tests {
             vec!["crash", "pause"]
         );
         assert_eq!(parse_faults("all").unwrap(), ALL.to_vec());
-        assert!(!ALL.contains(&"reconfig") && !ALL.contains(&"persist"));
+        assert!(NAMED.iter().all(|k| !ALL.contains(k)));
         let mut with = ALL.to_vec();
         with.push("reconfig");
         assert_eq!(parse_faults("all,reconfig").unwrap(), with);
         with.push("persist");
         assert_eq!(parse_faults("all,reconfig,persist").unwrap(), with);
+        with.push("stall");
+        assert_eq!(parse_faults("all,reconfig,persist,stall").unwrap(), with);
         assert_eq!(
-            parse_faults("reconfig,persist,all").unwrap().len(),
+            parse_faults("stall,reconfig,persist,all").unwrap().len(),
             KINDS.len()
         );
         assert!(parse_faults("none").unwrap().is_empty());
