@@ -162,7 +162,7 @@ pub enum FaultKind {
     /// unsynced writes are lost too. Restarted after up to `down_ms`, as long as fewer
     /// than half the nodes are down. At most one at a time.
     Persist {
-        op: StorageOp,
+        op: FsOp,
         pct: u32,
         during: bool,
         within_us: u64,
@@ -180,48 +180,10 @@ pub enum FaultKind {
     Stall { pct: u32, hold_us: u64 },
 }
 
-/// A kind of file-system operation a `persist` fault kills at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StorageOp {
-    Write,
-    Sync,
-    Create,
-    Rename,
-    Remove,
-    Truncate,
-    SyncDir,
-}
-
-impl StorageOp {
-    /// Every kind, in the order they are drawn.
-    pub const ALL: [StorageOp; 7] = [
-        StorageOp::Write,
-        StorageOp::Sync,
-        StorageOp::Create,
-        StorageOp::Rename,
-        StorageOp::Remove,
-        StorageOp::Truncate,
-        StorageOp::SyncDir,
-    ];
-
-    /// The simulated file system's name for it.
-    pub fn fs_op(self) -> FsOp {
-        match self {
-            StorageOp::Write => FsOp::Write,
-            StorageOp::Sync => FsOp::Sync,
-            StorageOp::Create => FsOp::Create,
-            StorageOp::Rename => FsOp::Rename,
-            StorageOp::Remove => FsOp::Remove,
-            StorageOp::Truncate => FsOp::Truncate,
-            StorageOp::SyncDir => FsOp::SyncDir,
-        }
-    }
-
-    /// Whether every batch does one (so a kill per operation must be rarer).
-    fn frequent(self) -> bool {
-        matches!(self, StorageOp::Write | StorageOp::Sync)
-    }
+/// Whether every batch does one of these operations (so a kill per operation must be
+/// rarer).
+fn frequent(op: FsOp) -> bool {
+    matches!(op, FsOp::Write | FsOp::Sync)
 }
 
 impl FaultKind {
@@ -364,8 +326,8 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                 change: changes.next(&mut rng),
             },
             "persist" => {
-                let op = StorageOp::ALL[rng.random_range(0..StorageOp::ALL.len())];
-                let pct = if op.frequent() {
+                let op = FsOp::ALL[rng.random_range(0..FsOp::ALL.len())];
+                let pct = if frequent(op) {
                     [1, 5, 20][rng.random_range(0..3)]
                 } else {
                     [20, 50, 100][rng.random_range(0..3)]

@@ -797,7 +797,7 @@ where
                 k
             }
         };
-        self.nodes[i].fs.set_trap(op.fs_op(), skip, during);
+        self.nodes[i].fs.set_trap(op, skip, during);
         true
     }
 
@@ -2091,6 +2091,8 @@ pub fn node_configs(
 mod tests {
     use std::collections::BTreeSet;
 
+    use node::storage::file::FsOp;
+
     use super::*;
 
     #[test]
@@ -2281,17 +2283,16 @@ mod tests {
             storm_queue: STORM_QUEUE,
         };
         let mut w = World::new(opts, configs, node::boot::paxos, schedule).unwrap();
-        let fs_op = op.fs_op();
         let mut last_op = [0u64; 5];
         let (mut max_down, mut kills, mut batch) = (0, 0, 0);
         loop {
-            let before: Vec<u64> = (0..5).map(|k| w.nodes[k].fs.count(fs_op)).collect();
+            let before: Vec<u64> = (0..5).map(|k| w.nodes[k].fs.count(op)).collect();
             let nemesis_before = w.ops.len();
             if !w.step().unwrap() {
                 break;
             }
             for k in 0..5 {
-                if w.nodes[k].fs.count(fs_op) > before[k] {
+                if w.nodes[k].fs.count(op) > before[k] {
                     last_op[k] = w.now;
                 }
                 batch = batch.max(w.nodes[k].inbox.len());
@@ -2306,7 +2307,7 @@ mod tests {
                 assert!(!w.up(k), "{id} killed but up");
                 if during {
                     assert!(
-                        w.nodes[k].fs.count(fs_op) > before[k],
+                        w.nodes[k].fs.count(op) > before[k],
                         "{id}: no {op:?} in the step that killed it"
                     );
                 } else {
@@ -2441,11 +2442,10 @@ mod tests {
 
     #[test]
     fn persist_faults_kill_at_the_drawn_storage_event_and_replay_bit_for_bit() {
-        use super::super::schedule::StorageOp;
         // Dying half way through a compaction rewrite or snapshot save (after its rename,
         // before the directory sync), losing what was not synced.
         let rename = FaultKind::Persist {
-            op: StorageOp::Rename,
+            op: FsOp::Rename,
             pct: 100,
             during: true,
             within_us: 0,
@@ -2463,7 +2463,7 @@ mod tests {
         assert!(a == b && kills == again, "same seed, different histories");
         // Killed soon after a sync, its messages out, the process's memory lost.
         let sync = FaultKind::Persist {
-            op: StorageOp::Sync,
+            op: FsOp::Sync,
             pct: 5,
             during: false,
             within_us: 2000,

@@ -282,8 +282,12 @@ struct SimState {
     dead: bool,
 }
 
-/// A mutating file-system operation, as [`SimFs`] counts them and as a trap names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A mutating file-system operation, as [`SimFs`] counts them and as a trap names them
+/// (and as `stasis sim`'s `persist` faults record them: kebab-case).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum FsOp {
     /// [`StorageFile::write_all`].
     Write,
