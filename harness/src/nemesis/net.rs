@@ -438,11 +438,12 @@ fn plan(kind: Kind, want: &LinkSpec) -> UdpPlan {
 }
 
 /// How many sequential TCP connects measure a delayed link's round trip: ten, but no
-/// more than fit in about a second of expected round trips (at least three), so the
-/// evidence of a long delay does not hold up the fault schedule for several seconds.
+/// more than fit in about a second of expected round trips (at least one), so the
+/// evidence of a long delay does not hold up the fault schedule for several seconds (the
+/// UDP probes have verified the delay already).
 fn rtt_probe_count(there: &LinkSpec, back: &LinkSpec) -> usize {
     let rtt_ms = (there.delay_us + back.delay_us) / 1000;
-    (1000 / rtt_ms.max(1)).clamp(3, 10) as usize
+    (1000 / rtt_ms.max(1)).clamp(1, 10) as usize
 }
 
 /// Probes links in parallel, each with the probe of `kind` for its effective spec.
@@ -811,7 +812,8 @@ mod tests {
         assert_eq!(rtt_probe_count(&d(0), &d(0)), 10);
         assert_eq!(rtt_probe_count(&d(50), &d(50)), 10);
         assert_eq!(rtt_probe_count(&d(100), &d(100)), 5);
-        assert_eq!(rtt_probe_count(&d(400), &d(400)), 3);
+        assert_eq!(rtt_probe_count(&d(200), &d(200)), 2);
+        assert_eq!(rtt_probe_count(&d(400), &d(400)), 1);
     }
 
     #[test]

@@ -416,33 +416,31 @@ pub fn bug_cases() -> Vec<Case> {
         p.attempt = Duration::from_secs(20);
     });
     // Network faults only (the generic net nemesis): delay steps on every link to and
-    // from the current leader, drawn 150-400 ms with at most 10% jitter, so its
-    // heartbeats stop reaching the followers for longer than an election timeout (100
+    // from the current leader, drawn 400-900 ms with at most 10% jitter, so its
+    // heartbeats stop reaching the followers for longer than an election timeout (300-600
     // ms) all at once while their last acknowledgements reach it late. Each worker
     // starts at its own node (`home`), so a deposed leader that has not heard of its
     // successor still gets reads while the successor's workers write. Check-quorum of
-    // 1 s: a leader that hears nothing for the length of the delay keeps leading.
+    // 2 s: a leader that hears nothing for the length of the delay keeps leading.
     let net_leader_step = plan("net:delay-step on the leader's links (3 nodes)", |p| {
         p.nemesis = "net";
         p.nodes = 3;
         p.interval = "1s";
         p.net_faults = "delay";
-        p.net_delay = Some("150ms-400ms");
+        p.net_delay = Some("400ms-900ms");
         p.net_jitter = Some("0-10");
         p.net_scopes = Some("leader");
         p.client_routing = "home";
-        p.attempt = Duration::from_secs(25);
+        p.attempt = Duration::from_secs(20);
         p.node_args = &[
             "--tick-ms",
             "10",
             "--election-ticks",
-            "10",
+            "30",
             "--heartbeat-ticks",
-            "2",
-            "--pre-vote",
-            "off",
+            "5",
             "--check-quorum-ticks",
-            "100",
+            "200",
             "--read-mode",
             "lease",
         ];
