@@ -135,6 +135,13 @@ pub struct TestArgs {
     #[arg(long, value_parser = parse_net_delay)]
     #[serde(default)]
     pub net_delay: Option<String>,
+    /// Jitter of a `delay` network fault, in percent of its mean: `PCT` or `MIN-MAX`
+    /// drawn per fault (default 80). Low jitter is a clean latency step: the faulted
+    /// links go silent for the whole delay at once, a gap past an election timeout when
+    /// the delay is longer; high jitter reorders packets.
+    #[arg(long, value_parser = parse_net_jitter)]
+    #[serde(default)]
+    pub net_jitter: Option<String>,
     /// Which links a network fault covers, drawn per fault: comma-separated all (every
     /// link), node (to and from one node), outbound (out of one node), inbound (into one
     /// node), leader (to and from the leader). Default: all, node, outbound, leader.
@@ -173,6 +180,11 @@ fn parse_net_latency(s: &str) -> Result<String, String> {
 
 fn parse_net_delay(s: &str) -> Result<String, String> {
     nemesis::net::parse_delay_range(s)?;
+    Ok(s.to_owned())
+}
+
+fn parse_net_jitter(s: &str) -> Result<String, String> {
+    nemesis::net::parse_jitter_range(s)?;
     Ok(s.to_owned())
 }
 
@@ -436,6 +448,10 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
             if let Some(r) = &args.net_delay {
                 let range = nemesis::net::parse_delay_range(r).map_err(anyhow::Error::msg)?;
                 nemesis::net::redraw_delays(&mut s, range);
+            }
+            if let Some(j) = &args.net_jitter {
+                let range = nemesis::net::parse_jitter_range(j).map_err(anyhow::Error::msg)?;
+                nemesis::net::redraw_jitter(&mut s, range);
             }
             if let Some(sc) = &args.net_scopes {
                 let scopes = nemesis::net::Scope::parse_list(sc).map_err(anyhow::Error::msg)?;

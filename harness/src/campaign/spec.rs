@@ -42,6 +42,8 @@ struct FileSpec {
     net_latency: Option<String>,
     /// Range of a delay fault's mean latency (`--net-delay`).
     net_delay: Option<String>,
+    /// Jitter of a delay fault, percent of its mean (`--net-jitter`).
+    net_jitter: Option<String>,
     /// Where each operation goes first (`--client-routing`).
     client_routing: Option<String>,
     /// Which links a network fault covers (`--net-scopes`).
@@ -243,6 +245,10 @@ impl Campaign {
         if let Some(d) = &f.net_delay {
             nemesis::net::parse_delay_range(d).map_err(|e| format!("net_delay: {e}"))?;
             base.net_delay = Some(d.clone());
+        }
+        if let Some(j) = &f.net_jitter {
+            nemesis::net::parse_jitter_range(j).map_err(|e| format!("net_jitter: {e}"))?;
+            base.net_jitter = Some(j.clone());
         }
         if let Some(sc) = &f.net_scopes {
             nemesis::net::Scope::parse_list(sc).map_err(|e| format!("net_scopes: {e}"))?;
@@ -600,7 +606,7 @@ op_timeout = "1s"
     fn net_keys_reach_every_run_and_bad_ones_are_one_line_errors() {
         let text = BASIC.replace(
             "nodes = [3, 5]",
-            "nodes = [3, 5]\nnet_latency = \"20ms±10ms\"\nnet_faults = \"delay,loss\"\nnet_delay = \"100ms-300ms\"\nclient_routing = \"home\"",
+            "nodes = [3, 5]\nnet_latency = \"20ms±10ms\"\nnet_faults = \"delay,loss\"\nnet_delay = \"100ms-300ms\"\nnet_jitter = \"0-20\"\nclient_routing = \"home\"",
         );
         let c = parse(&text.replace("\"kill\", ", "\"net\", ")).unwrap();
         let cells = c.expand(None);
@@ -610,11 +616,14 @@ op_timeout = "1s"
                 .all(|c| c.args.net_latency.as_deref() == Some("20ms±10ms")
                     && c.args.net_faults == "delay,loss"
                     && c.args.net_delay.as_deref() == Some("100ms-300ms")
+                    && c.args.net_jitter.as_deref() == Some("0-20")
                     && c.args.client_routing == crate::client::Routing::Home)
         );
         assert!(cells.iter().any(|c| c.args.nemesis == "net"));
         let e = err(&text.replace("100ms-300ms", "300ms-100ms"));
         assert!(e.contains("net_delay"), "{e}");
+        let e = err(&text.replace("\"0-20\"", "\"20-0\""));
+        assert!(e.contains("net_jitter"), "{e}");
         let e = err(&text.replace("\"home\"", "\"nearest\""));
         assert!(e.contains("client_routing"), "{e}");
         let e = err(&text.replace("20ms±10ms", "fast"));

@@ -269,6 +269,49 @@ pub fn redraw_delays(schedule: &mut [super::Planned], (lo, hi): (u64, u64)) {
     }
 }
 
+/// Parses `--net-jitter`: `PCT` or `MIN-MAX` (percent of a delay fault's mean, 0-100,
+/// e.g. `0-80`), the range a delay fault's jitter is drawn from.
+pub fn parse_jitter_range(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("bad --net-jitter {s:?}: give PCT or MIN-MAX in percent, e.g. 0-80");
+    let pct = |p: &str| {
+        p.trim()
+            .trim_end_matches('%')
+            .parse::<u64>()
+            .map_err(|_| bad())
+    };
+    let (lo, hi) = match s.split_once('-') {
+        Some((lo, hi)) => (pct(lo)?, pct(hi)?),
+        None => {
+            let p = pct(s)?;
+            (p, p)
+        }
+    };
+    if lo > hi || hi > 100 {
+        return Err(format!(
+            "bad --net-jitter {s:?}: percentages from 0 to 100, MIN at most MAX"
+        ));
+    }
+    Ok((lo, hi))
+}
+
+/// Redraws the jitter of every delay fault of a schedule as a share of its mean drawn
+/// from `range` (percent), each from its own pick, so `--net-jitter` moves no other draw.
+/// A low share is a clean latency step: every packet of a link late by about the same
+/// time, so a node hears nothing at all from the faulted links for the whole delay (a
+/// gap longer than an election timeout when the delay is), while high shares reorder.
+pub fn redraw_jitter(schedule: &mut [super::Planned], (lo, hi): (u64, u64)) {
+    use rand::SeedableRng;
+    for p in schedule {
+        if let super::Fault::Net { net } = &mut p.fault
+            && net.kind == Kind::Delay
+        {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(p.pick ^ 0x6a6974746572);
+            let pct = rng.random_range(lo..=hi);
+            net.spec.jitter_us = net.spec.delay_us * pct / 100;
+        }
+    }
+}
+
 /// Redraws the scope of every network fault whose drawn scope is not in `scopes`, each
 /// from its own pick (`--net-scopes`), moving no other draw.
 pub fn restrict_scopes(schedule: &mut [super::Planned], scopes: &[Scope]) {
@@ -394,6 +437,15 @@ fn plan(kind: Kind, want: &LinkSpec) -> UdpPlan {
     }
 }
 
+/// How many sequential TCP connects measure a delayed link's round trip: ten, but no
+/// more than fit in about a second of expected round trips (at least one), so the
+/// evidence of a long delay does not hold up the fault schedule for several seconds (the
+/// UDP probes have verified the delay already).
+fn rtt_probe_count(there: &LinkSpec, back: &LinkSpec) -> usize {
+    let rtt_ms = (there.delay_us + back.delay_us) / 1000;
+    (1000 / rtt_ms.max(1)).clamp(1, 10) as usize
+}
+
 /// Probes links in parallel, each with the probe of `kind` for its effective spec.
 fn probe_links(
     cluster: &Cluster<'_>,
@@ -480,9 +532,14 @@ pub fn start(
     if fault.kind == Kind::Delay {
         let (a, b) = probed[0];
         let (from, to) = (cluster.info(a), cluster.info(b));
-        if let Some(rtt) =
-            probe::tcp_rtt(&from.netns, &to.netns, to.addr, 10, Duration::from_secs(2))?
-        {
+        let count = rtt_probe_count(&shaper.effective(a, b), &shaper.effective(b, a));
+        if let Some(rtt) = probe::tcp_rtt(
+            &from.netns,
+            &to.netns,
+            to.addr,
+            count,
+            Duration::from_secs(2),
+        )? {
             evidence.push(format!(
                 "{}->{} TCP connect median {rtt:.1} ms (links ask {} there, {} back)",
                 name(a),
@@ -700,6 +757,63 @@ mod tests {
             assert_eq!(a.at_ms, b.at_ms);
         }
         assert!(delays > 0);
+    }
+
+    #[test]
+    fn jitter_range_parses_and_redraws_only_delay_jitter() {
+        assert_eq!(parse_jitter_range("0-80").unwrap(), (0, 80));
+        assert_eq!(parse_jitter_range("20%").unwrap(), (20, 20));
+        assert_eq!(parse_jitter_range(" 0 - 10% ").unwrap(), (0, 10));
+        for bad in ["", "x", "80-20", "0-101", "-5", "5-"] {
+            assert!(parse_jitter_range(bad).is_err(), "{bad:?}");
+        }
+        let mut s = super::super::schedule(
+            &[super::super::Family::Net],
+            &super::super::Target::ALL,
+            &super::super::partition::Shape::ALL,
+            Duration::from_secs(120),
+            Duration::from_secs(3),
+            3,
+            9,
+        );
+        let before = s.clone();
+        redraw_jitter(&mut s, (0, 10));
+        let mut delays = 0;
+        for (a, b) in s.iter().zip(&before) {
+            match (&a.fault, &b.fault) {
+                (super::super::Fault::Net { net }, super::super::Fault::Net { net: old }) => {
+                    assert_eq!((net.kind, net.scope), (old.kind, old.scope));
+                    if net.kind == Kind::Delay {
+                        delays += 1;
+                        assert_eq!(net.spec.delay_us, old.spec.delay_us);
+                        assert!(net.spec.jitter_us * 10 <= net.spec.delay_us, "{net:?}");
+                        net.spec.validate().unwrap();
+                    } else {
+                        assert_eq!(net, old);
+                    }
+                }
+                f => panic!("{f:?}"),
+            }
+            assert_eq!((a.at_ms, a.hold_ms, a.pick), (b.at_ms, b.hold_ms, b.pick));
+        }
+        assert!(delays > 0);
+        // 80% is what a delay fault draws without the option.
+        let mut again = before.clone();
+        redraw_jitter(&mut again, (80, 80));
+        assert_eq!(again, before);
+    }
+
+    #[test]
+    fn rtt_probes_of_long_delays_are_fewer() {
+        let d = |ms: u64| LinkSpec {
+            delay_us: ms * 1000,
+            ..Default::default()
+        };
+        assert_eq!(rtt_probe_count(&d(0), &d(0)), 10);
+        assert_eq!(rtt_probe_count(&d(50), &d(50)), 10);
+        assert_eq!(rtt_probe_count(&d(100), &d(100)), 5);
+        assert_eq!(rtt_probe_count(&d(200), &d(200)), 2);
+        assert_eq!(rtt_probe_count(&d(400), &d(400)), 1);
     }
 
     #[test]

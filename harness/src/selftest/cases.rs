@@ -102,6 +102,8 @@ pub struct Plan {
     pub net_faults: &'static str,
     /// `--net-delay`: the range of a delay fault's mean (`None`: the default range).
     pub net_delay: Option<&'static str>,
+    /// `--net-jitter`: a delay fault's jitter in percent of its mean (`None`: 80%).
+    pub net_jitter: Option<&'static str>,
     /// `--net-scopes`: the links a network fault covers (`None`: the default draw).
     pub net_scopes: Option<&'static str>,
     /// `--client-routing`: where each operation goes first.
@@ -163,6 +165,7 @@ const BASE: Plan = Plan {
     targeted: None,
     net_faults: "all",
     net_delay: None,
+    net_jitter: None,
     net_scopes: None,
     client_routing: "sticky",
     attempt: Duration::from_secs(15),
@@ -232,6 +235,9 @@ impl Case {
         .collect();
         if let Some(d) = plan.net_delay {
             a.extend(["--net-delay".into(), d.to_string()]);
+        }
+        if let Some(j) = plan.net_jitter {
+            a.extend(["--net-jitter".into(), j.to_string()]);
         }
         if let Some(sc) = plan.net_scopes {
             a.extend(["--net-scopes".into(), sc.to_string()]);
@@ -409,6 +415,36 @@ pub fn bug_cases() -> Vec<Case> {
         p.targeted = Some(ScenarioSchedule::SplitReplace { pause_spares: true });
         p.attempt = Duration::from_secs(20);
     });
+    // Network faults only (the generic net nemesis): delay steps on every link to and
+    // from the current leader, drawn 400-900 ms with at most 10% jitter, so its
+    // heartbeats stop reaching the followers for longer than an election timeout (300-600
+    // ms) all at once while their last acknowledgements reach it late. Each worker
+    // starts at its own node (`home`), so a deposed leader that has not heard of its
+    // successor still gets reads while the successor's workers write. Check-quorum of
+    // 2 s: a leader that hears nothing for the length of the delay keeps leading.
+    let net_leader_step = plan("net:delay-step on the leader's links (3 nodes)", |p| {
+        p.nemesis = "net";
+        p.nodes = 3;
+        p.interval = "1s";
+        p.net_faults = "delay";
+        p.net_delay = Some("400ms-900ms");
+        p.net_jitter = Some("0-10");
+        p.net_scopes = Some("leader");
+        p.client_routing = "home";
+        p.attempt = Duration::from_secs(20);
+        p.node_args = &[
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "30",
+            "--heartbeat-ticks",
+            "5",
+            "--check-quorum-ticks",
+            "200",
+            "--read-mode",
+            "lease",
+        ];
+    });
     vec![
         Case {
             id: "raft/stale-read",
@@ -472,6 +508,13 @@ pub fn bug_cases() -> Vec<Case> {
             bug: Some("unsafe-reconfig"),
             bug_args: &[],
             plans: vec![split_replace.clone()],
+        },
+        Case {
+            id: "raft/lease-from-ack",
+            protocol: "raft",
+            bug: Some("lease-from-ack"),
+            bug_args: &[],
+            plans: vec![net_leader_step],
         },
         Case {
             id: "raft/ack-before-fsync",
@@ -575,6 +618,7 @@ mod tests {
             "raft/commit-minority",
             "raft/figure8",
             "raft/lease-wallclock",
+            "raft/lease-from-ack",
             "multipaxos/ignore-accepted",
             "multipaxos/no-fencing",
             "multipaxos/disjoint-quorums",
