@@ -310,6 +310,11 @@ fn require_root() -> Result<()> {
 
 fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) -> Result<Outcome> {
     let spec = SutSpec::load(&args.sut)?;
+    if args.hosts.is_none() {
+        // Before anything is printed: a missing program is the run's one line. (Remote
+        // hosts bring their own programs; the controller's are not checked.)
+        spec.check_needs()?;
+    }
     if families.contains(&Family::Clock) && !spec.faketime {
         if args.nemesis.split(',').any(|f| f.trim() == "clock") {
             bail!(
@@ -358,7 +363,6 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     if args.hosts.is_some() {
         check_remote_support(args, &spec, &mut families)?;
     } else {
-        spec.check_needs()?;
         require_root()?;
     }
     if args.concurrency == 0 {
