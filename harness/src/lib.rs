@@ -2,9 +2,10 @@
 //!
 //! How `stasis test` flows through the modules (`run` drives it):
 //!
-//! 1. `sut` reads the system's spec (TOML: how to start a node and its `auxiliary`
-//!    processes, talk to it, find its leader, change its membership; `template` renders
-//!    its placeholders); `settings` draws the node settings of the run.
+//! 1. `sut` reads the system's spec (TOML: the `program` that starts a node and each of
+//!    its `auxiliary` processes, what it `needs` installed, how to talk to it, find its
+//!    leader, change its membership; `template` renders its placeholders); `settings`
+//!    draws the node settings of the run.
 //! 2. `net` builds the `stasis-` namespaces, bridge and firewall rules, registering each
 //!    in `runstate` so `cleanup` can remove a dead run's leftovers; `nodes` says where
 //!    and how each node runs and `cluster` starts, kills, pauses and restarts them (with
@@ -39,11 +40,13 @@ pub mod faketime;
 pub mod firewall;
 pub mod generator;
 pub mod lost_writes;
+pub mod needs;
 pub mod nemesis;
 pub mod net;
 pub mod netfault;
 pub mod nodes;
 pub mod plot;
+pub mod program;
 pub mod record;
 pub mod recorder;
 pub mod remote;

@@ -322,7 +322,11 @@ fn require_root() -> Result<()> {
 
 fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) -> Result<Outcome> {
     let spec = SutSpec::load(&args.sut)?;
-    spec.check_needs()?;
+    if args.hosts.is_none() {
+        // Before anything is printed: a missing program is the run's one line. (Remote
+        // hosts bring their own programs; the controller's are not checked.)
+        spec.check_needs()?;
+    }
     if families.contains(&Family::Clock) && !spec.faketime {
         if args.nemesis.split(',').any(|f| f.trim() == "clock") {
             bail!(
@@ -371,7 +375,6 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     if args.hosts.is_some() {
         check_remote_support(args, &spec, &mut families)?;
     } else {
-        spec.check_programs()?;
         require_root()?;
     }
     if args.concurrency == 0 {
@@ -400,7 +403,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     let bin = if spec.uses_stasis_node() {
         node_binary(args)?
     } else {
-        PathBuf::from(&spec.start.program)
+        PathBuf::from(&spec.start.run.program)
     };
     let faketime = if families.contains(&Family::Clock) {
         Some(crate::doctor::faketime_library().context(
@@ -727,7 +730,7 @@ fn drive(
         cluster.set_aux(first_aux + k, &a.name, a.port);
     }
     if args.mounts_disks() {
-        if !spec.start.args.iter().any(|a| a.contains("{data_dir}")) {
+        if !spec.start.run.args.iter().any(|a| a.contains("{data_dir}")) {
             bail!(
                 "the disk nemesis needs {}'s spec to put its data in {{data_dir}} (start.args has no {{data_dir}})",
                 spec.name

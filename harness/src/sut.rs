@@ -27,8 +27,7 @@
 //! `membership.join_args` (e.g. `["--join"]`), so it waits to be added by the
 //! membership command.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -41,7 +40,9 @@ use crate::client::etcd_grpc::{self, EtcdGrpcClient};
 use crate::client::redis_sentinel::{RedisOptions, RedisSentinelClient};
 use crate::client::resp::{Endpoint, RespClient, request, status};
 use crate::client::zookeeper::{self, ZkClient};
-use crate::nodes::{Launch, Launcher, NodeInfo};
+use crate::needs::Need;
+use crate::nodes::{Launcher, NodeInfo};
+use crate::program::{Program, WithProgram};
 use crate::template::{NODE_PLACEHOLDERS, check_placeholders, render};
 use crate::units::parse_duration;
 
@@ -84,29 +85,17 @@ pub struct Ports {
     pub peer: u16,
 }
 
+/// `[start]`: how to start one node, its keys beside the program's
+/// ([`crate::program`]).
+pub type Start = WithProgram<PeerList>;
+
+/// The keys of `[start]` that are not the program's: how `{peers}` lists the voters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Start {
-    pub program: String,
-    #[serde(default)]
-    pub args: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
+pub struct PeerList {
     pub peer_format: String,
     #[serde(default = "comma")]
     pub peer_separator: String,
-    /// Files rendered into the data directory before the first start (name -> template).
-    #[serde(default)]
-    pub files: BTreeMap<String, String>,
-    /// The program's Debian package, named when the program is missing or unusable.
-    #[serde(default)]
-    pub package: Option<String>,
-    /// Arguments that make the program print its version and exit (checked before the
-    /// run when given), and text that output must contain.
-    #[serde(default)]
-    pub version_args: Vec<String>,
-    #[serde(default)]
-    pub version_expect: Option<String>,
 }
 
 /// How to ask a node whether it leads: a command over the client protocol (RESP); the
@@ -186,33 +175,6 @@ fn yes() -> bool {
     true
 }
 
-/// Something the start command needs (a program on PATH or an absolute file) and the
-/// Debian package that provides it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Need {
-    pub path: String,
-    pub package: String,
-}
-
-impl Need {
-    /// Whether the program or file is there.
-    fn present(&self) -> bool {
-        let p = Path::new(&self.path);
-        if p.is_absolute() {
-            return p.is_file();
-        }
-        std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|d| {
-                std::fs::metadata(d.join(p)).is_ok_and(|m| {
-                    m.is_file()
-                        && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-                })
-            })
-        })
-    }
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
@@ -264,7 +226,8 @@ pub struct SutSpec {
     pub etcd: EtcdOptions,
     #[serde(default)]
     pub zookeeper: ZookeeperOptions,
-    /// Programs and files the start command needs, each with its Debian package.
+    /// Programs and files the system needs, each with its Debian package and optionally
+    /// a version check (see [`crate::needs`]).
     #[serde(default)]
     pub needs: Vec<Need>,
     #[serde(default)]
@@ -353,28 +316,19 @@ impl SutSpec {
                 "ports.client and ports.peer must be distinct and non-zero".into(),
             ));
         }
-        if self.start.program.trim().is_empty() {
-            return Err((at("program"), "start.program must not be empty".into()));
-        }
         parse_duration(&self.ready_timeout)
             .map_err(|e| (at("ready_timeout"), format!("ready_timeout: {e}")))?;
-        let mut templates: Vec<(&str, &str)> = vec![("program", &self.start.program)];
-        templates.extend(self.start.args.iter().map(|a| ("args", a.as_str())));
-        templates.extend(self.start.env.values().map(|v| ("env", v.as_str())));
-        templates.extend(self.start.files.values().map(|v| ("files", v.as_str())));
+        self.start.run.check("start")?;
         for c in self
             .bootstrap
             .iter()
             .flat_map(|b| b.others.iter().flatten())
         {
-            templates.push(("bootstrap.others", c.as_str()));
-        }
-        for (field, t) in templates {
-            check_placeholders(t, &NODE_PLACEHOLDERS).map_err(|p| {
+            check_placeholders(c, &NODE_PLACEHOLDERS).map_err(|p| {
                 (
-                    Some(t.to_owned()),
+                    Some(c.to_owned()),
                     format!(
-                        "start.{field}: unknown placeholder {{{p}}} (known: {})",
+                        "bootstrap.others: unknown placeholder {{{p}}} (known: {})",
                         NODE_PLACEHOLDERS.join(", ")
                     ),
                 )
@@ -403,34 +357,18 @@ impl SutSpec {
                 "[zookeeper] options need client = \"zookeeper\"".into(),
             ));
         }
-        if let Some(n) = self
-            .needs
-            .iter()
-            .find(|n| n.path.trim().is_empty() || n.package.trim().is_empty())
-        {
-            return Err((
-                at("[[needs]]"),
-                format!("needs: path and package must not be empty ({n:?})"),
-            ));
+        for n in &self.needs {
+            n.validate().map_err(|m| (at("[[needs]]"), m))?;
         }
         self.validate_additions()
     }
 
-    /// `[[aux]]`, `[leader]`, `[bootstrap]`, `[redis]`, `start.files` and `ready`.
+    /// `[[aux]]`, `[leader]`, `[bootstrap]`, `[redis]` and `ready`.
     fn validate_additions(&self) -> Result<(), (Option<String>, String)> {
         let at = |field: &str| Some(field.to_owned());
-        for name in self
-            .start
-            .files
-            .keys()
-            .chain(self.aux.iter().flat_map(|a| a.files.keys()))
-        {
-            crate::auxiliary::check_file_name(name).map_err(|m| (Some(name.clone()), m))?;
-        }
         let mut seen = std::collections::BTreeSet::new();
         for a in &self.aux {
-            a.validate()
-                .map_err(|m| (Some(format!("\"{}\"", a.name)), m))?;
+            a.validate()?;
             if !seen.insert(a.name.as_str()) {
                 return Err((
                     at("[[aux]]"),
@@ -505,29 +443,6 @@ impl SutSpec {
             .collect()
     }
 
-    /// Checks every program of the system (nodes and auxiliary processes) is installed
-    /// and, when the spec says how, that it is the expected one. Errors are one line
-    /// naming the Debian package.
-    pub fn check_programs(&self) -> Result<()> {
-        if !self.uses_stasis_node() {
-            crate::auxiliary::check_program(
-                &self.start.program,
-                self.start.package.as_deref(),
-                &self.start.version_args,
-                self.start.version_expect.as_deref(),
-            )?;
-        }
-        for a in &self.aux {
-            crate::auxiliary::check_program(
-                &a.program,
-                a.package.as_deref(),
-                &a.version_args,
-                a.version_expect.as_deref(),
-            )?;
-        }
-        Ok(())
-    }
-
     fn validate_membership(&self, m: &Membership) -> Result<(), (Option<String>, String)> {
         let at = |field: &str| Some(field.to_owned());
         if self.client != ClientKind::Resp {
@@ -582,7 +497,8 @@ impl SutSpec {
                 )
             })?;
         }
-        if !m.join_replaces.is_empty() && find_run(&self.start.args, &m.join_replaces).is_none() {
+        if !m.join_replaces.is_empty() && find_run(&self.start.run.args, &m.join_replaces).is_none()
+        {
             return Err((
                 at("join_replaces"),
                 format!(
@@ -594,17 +510,16 @@ impl SutSpec {
         Ok(())
     }
 
-    /// Fails with a one-line error naming the Debian package of the first missing need.
+    /// Checks everything the system needs is installed (`[[needs]]`, then the programs
+    /// of `[start]` and `[[aux]]`): a one-line error naming the Debian package.
     pub fn check_needs(&self) -> Result<()> {
-        if let Some(n) = self.needs.iter().find(|n| !n.present()) {
-            bail!(
-                "{}: {} is missing: apt-get install {} (or run scripts/setup.sh)",
-                self.name,
-                n.path,
-                n.package
-            );
-        }
-        Ok(())
+        let mut programs = vec![(self.start.run.program.as_str(), "start.program".to_owned())];
+        programs.extend(
+            self.aux
+                .iter()
+                .map(|a| (a.run.program.as_str(), format!("aux.{}.program", a.name))),
+        );
+        crate::needs::check_all(&self.name, &self.needs, &programs)
     }
 
     pub fn ready_timeout(&self) -> Duration {
@@ -622,26 +537,22 @@ impl SutSpec {
                 .as_ref()
                 .and_then(|g| spec.aux.iter().find(|a| &a.name == g))
             {
-                return launch(&a.program, &a.args, &a.env, &a.files, me, &vars);
+                return a.run.launch(me, &vars);
             }
-            let args = match (&spec.membership, me.spare) {
-                (Some(m), true) => join_argv(&spec.start.args, m),
-                _ => spec.start.args.clone(),
-            };
-            launch(
-                &spec.start.program,
-                &args,
-                &spec.start.env,
-                &spec.start.files,
-                me,
-                &vars,
-            )
+            match (&spec.membership, me.spare) {
+                (Some(m), true) => Program {
+                    args: join_argv(&spec.start.run.args, m),
+                    ..spec.start.run.clone()
+                }
+                .launch(me, &vars),
+                _ => spec.start.run.launch(me, &vars),
+            }
         })
     }
 
     /// Whether the program is the stasis-node binary (so `--node-bin` matters).
     pub fn uses_stasis_node(&self) -> bool {
-        self.start.program.contains("{stasis_node}")
+        self.start.run.program.contains("{stasis_node}")
     }
 
     /// The membership command that makes `voters` the complete voter set, or `None` when
@@ -735,29 +646,6 @@ fn cluster_name(me: &NodeInfo) -> String {
         })
         .collect();
     format!("stasis-{token}")
-}
-
-/// A process's launch command from its templates.
-fn launch(
-    program: &str,
-    args: &[String],
-    env: &BTreeMap<String, String>,
-    files: &BTreeMap<String, String>,
-    me: &NodeInfo,
-    vars: &[(&str, String)],
-) -> Launch {
-    Launch {
-        program: PathBuf::from(render(program, vars)),
-        args: args.iter().map(|a| render(a, vars)).collect(),
-        env: env
-            .iter()
-            .map(|(k, v)| (k.clone(), render(v, vars)))
-            .collect(),
-        files: files
-            .iter()
-            .map(|(name, t)| (me.data_dir().join(name), render(t, vars)))
-            .collect(),
-    }
 }
 
 fn peer_vars(n: &NodeInfo) -> Vec<(&'static str, String)> {
@@ -910,6 +798,8 @@ impl Protocol {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
@@ -1003,11 +893,95 @@ mod tests {
             "mine: /nonexistent/bin/mine is missing: apt-get install mine-pkg (or run scripts/setup.sh)"
         );
         let on_path = SutSpec::parse(
-            &format!("{GOOD}[[needs]]\npath = \"sh\"\npackage = \"dash\"\n"),
+            &format!(
+                "{}[[needs]]\npath = \"sh\"\npackage = \"dash\"\nversion_args = [\"-c\", \"echo 0.4\"]\nversion_expect = \"0.4\"\n",
+                GOOD.replace("/usr/bin/mine", "sh")
+            ),
             Path::new("my.toml"),
         )
         .unwrap();
         on_path.check_needs().unwrap();
+        // A started program no need names must be there; the message says what to add.
+        let e = SutSpec::parse(GOOD, Path::new("my.toml"))
+            .unwrap()
+            .check_needs()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "mine: /usr/bin/mine (start.program) is missing: install it, or add a [[needs]] entry naming its Debian package"
+        );
+        let e = err(&format!(
+            "{GOOD}[[needs]]\npath = \"sh\"\npackage = \"dash\"\nversion_expect = \"x\"\n"
+        ));
+        assert!(
+            e.starts_with("my.toml:10: needs sh: version_expect needs version_args"),
+            "{e}"
+        );
+        // The old per-program keys are gone: one table of needs.
+        let e = err(&GOOD.replace("[start]\n", "[start]\npackage = \"mine\"\n"));
+        assert!(e.starts_with("my.toml:7: unknown field `package`, expected one of `program`, `args`, `env`, `files`, `peer_format`, `peer_separator`"), "{e}");
+    }
+
+    /// The redis spec: one [[needs]] table names both programs with their packages and
+    /// version checks; the Sentinels' [[aux]] group shares [start]'s program keys.
+    #[test]
+    fn redis_spec_needs_both_programs_and_starts_sentinels() {
+        let spec = SutSpec::load("redis").unwrap();
+        let needs: Vec<(&str, &str, Option<&str>)> = spec
+            .needs
+            .iter()
+            .map(|n| {
+                (
+                    n.path.as_str(),
+                    n.package.as_str(),
+                    n.version_expect.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            needs,
+            [
+                ("redis-server", "redis-server", Some("Redis server v=7.")),
+                (
+                    "redis-sentinel",
+                    "redis-sentinel",
+                    Some("Redis server v=7.")
+                ),
+            ]
+        );
+        assert_eq!(spec.aux.len(), 1);
+        let mut all = nodes(3, 0);
+        let mut sentinel = all[0].clone();
+        sentinel.name = "sentinel2".into();
+        sentinel.aux = Some("sentinel".into());
+        sentinel.client_port = 26379;
+        sentinel.dir = PathBuf::from("/run/x/sentinel2");
+        all.push(sentinel.clone());
+        let launch = (spec.launcher(Path::new("/x")))(&sentinel, &all);
+        assert_eq!(launch.program, PathBuf::from("redis-sentinel"));
+        assert_eq!(launch.args, ["/run/x/sentinel2/data/sentinel.conf"]);
+        let (file, text) = &launch.files[0];
+        assert_eq!(file, Path::new("/run/x/sentinel2/data/sentinel.conf"));
+        assert!(
+            text.contains("port 26379\n") && text.contains("monitor stasis 10.211.9.2 6379 2"),
+            "{text}"
+        );
+        let node = (spec.launcher(Path::new("/x")))(&all[1], &all);
+        assert_eq!(node.program, PathBuf::from("redis-server"));
+        // An unknown key in [[aux]] is refused at its line, naming it.
+        let text = BUILTIN[4].1.replace("count = 3", "count = 3\nquorum = 2");
+        let e = SutSpec::parse(&text, Path::new("r.toml"))
+            .unwrap_err()
+            .to_string();
+        let line = text[..text.find("quorum = 2").unwrap()]
+            .matches('\n')
+            .count()
+            + 1;
+        assert!(
+            e.starts_with(&format!("r.toml:{line}: unknown field `quorum`, expected one of `program`, `args`, `env`, `files`, `name`, `count`, `port`")),
+            "{e}"
+        );
     }
 
     /// Every combination of the built-in stasis-node specs' setting choices is a node

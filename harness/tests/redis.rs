@@ -9,19 +9,12 @@ use checker::history::{OpType, Process, read_jsonl};
 use common::*;
 use serde_json::Value;
 
+/// Both binaries, version 7 (the spec's [[needs]]), or a one-line panic naming the
+/// package.
 fn require_redis() {
-    for (bin, package) in [
-        ("redis-server", "redis-server"),
-        ("redis-sentinel", "redis-sentinel"),
-    ] {
-        let ok = Command::new(bin)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(
-            ok,
-            "{bin} is not installed: run scripts/setup.sh (Debian package {package})"
-        );
+    let spec = harness::sut::SutSpec::load("redis").unwrap();
+    if let Err(e) = spec.check_needs() {
+        panic!("{e}");
     }
 }
 
@@ -144,16 +137,34 @@ fn missing_or_wrong_redis_binaries_name_the_package() {
     for (name, edits, want) in [
         (
             "nosentinel",
-            vec![(
-                "program = \"redis-sentinel\"",
-                "program = \"stasis-no-redis-sentinel\"",
-            )],
-            "stasis-no-redis-sentinel not found: install the Debian package redis-sentinel (scripts/setup.sh)",
+            vec![
+                (
+                    "path = \"redis-sentinel\"",
+                    "path = \"stasis-no-redis-sentinel\"",
+                ),
+                (
+                    "program = \"redis-sentinel\"",
+                    "program = \"stasis-no-redis-sentinel\"",
+                ),
+            ],
+            "nosentinel: stasis-no-redis-sentinel is missing: apt-get install redis-sentinel (or run scripts/setup.sh)",
         ),
         (
             "wrongserver",
-            vec![("program = \"redis-server\"", "program = \"true\"")],
-            "not \"Redis server v=7.\": install the Debian package redis-server",
+            vec![
+                ("path = \"redis-server\"", "path = \"true\""),
+                ("program = \"redis-server\"", "program = \"true\""),
+            ],
+            "not \"Redis server v=7.\": apt-get install redis-server (or run scripts/setup.sh)",
+        ),
+        (
+            // A program the spec starts but no [[needs]] entry names.
+            "unlisted",
+            vec![(
+                "program = \"redis-sentinel\"",
+                "program = \"stasis-no-sentinel\"",
+            )],
+            "unlisted: stasis-no-sentinel (aux.sentinel.program) is missing: install it, or add a [[needs]] entry naming its Debian package",
         ),
     ] {
         let spec = spec_with(dir.path(), name, &edits);

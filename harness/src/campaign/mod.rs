@@ -6,9 +6,10 @@
 //! everything a morning reader or a CI artifact needs: `campaign.json`, `summary.txt`,
 //! `junit.xml` and the runs.
 //!
-//! Order: seeds are the outermost axis, then systems, nemesis sets, workloads and node
-//! counts, so when the budget runs out every combination has had its first seed before
-//! any gets a second.
+//! Order ([`Campaign::expand`]): seeds are the outermost axis, so when the budget runs out
+//! every combination has had its first seed before any gets a second; within a seed the
+//! systems take turns (round-robin), so each system gets the same share of the budget
+//! in runs, whatever its place in the list.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
