@@ -7,7 +7,7 @@
 # fuzzing (scripts/fuzz.sh, $FUZZ_SECONDS per target, default 600; the corpus grows night
 # after night in <store>/fuzz), the controller chaos test (35 SIGKILLs of `stasis test` at
 # random moments, net and disk nemeses included) and the durability test (120 kill -9
-# cycles per protocol, no acknowledged write lost). Exits
+# cycles per protocol, no acknowledged write lost), and the runs on ssh hosts. Exits
 # non-zero if any fails: the selftest's exit code if it fails, else the failing stage's
 # (1 not linearizable, 2 unknown, 3 harness error). Needs root.
 # Usage: sudo scripts/nightly.sh [--store DIR]   (default store: ./store)
@@ -92,9 +92,17 @@ STASIS_CHAOS_KILLS=35 STASIS_CHAOS_ALL=1 cargo test --release --locked -p harnes
 STASIS_DURABILITY_KILLS=120 cargo test --release --locked -p harness --test durability \
   -- --test-threads 1 --nocapture || chaos_rc=$?
 
+# Remote hosts (issue 22): Multi-Paxos and etcd with kill, pause and partition, and
+# Multi-Paxos with clock faults, on namespaces each running its own sshd (the long forms
+# of harness/tests/remote.rs).
+echo "nightly.sh: remote hosts over ssh (multipaxos, etcd, clock)"
+remote_rc=0
+cargo test --release --locked -p harness --test remote -- --ignored multipaxos_and_etcd \
+  --test-threads 1 --nocapture || remote_rc=$?
+
 latest=$(readlink -f "$store/campaigns/latest" 2>/dev/null || true)
 echo
-echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc, fuzz exit $fuzz_rc, chaos/durability exit $chaos_rc"
+echo "nightly.sh: selftest exit $selftest_rc, disk stage exit $disk_rc, campaign exit $campaign_rc, net exit $net_rc, sim exit $sim_rc, mutation exit $mutation_rc, fuzz exit $fuzz_rc, chaos/durability exit $chaos_rc, remote exit $remote_rc"
 if [[ -n $latest ]]; then
   echo "nightly.sh: campaign results: $latest (summary.txt, junit.xml, campaign.json, runs/)"
 fi
@@ -129,5 +137,9 @@ fi
 if ((chaos_rc != 0)); then
   echo "nightly.sh: FAILED: the controller chaos or durability test failed (exit $chaos_rc; its output above)" >&2
   exit "$chaos_rc"
+fi
+if ((remote_rc != 0)); then
+  echo "nightly.sh: FAILED: a run on ssh hosts failed (exit $remote_rc; its output above)" >&2
+  exit "$remote_rc"
 fi
 echo "nightly.sh: passed"

@@ -37,6 +37,8 @@ struct RemoteProc {
     dir: String,
     /// The local program path to replace by its uploaded copy (stasis-node).
     upload: Option<(PathBuf, String)>,
+    /// The host's libfaketime, when the node's clock may be moved.
+    faketime: Option<String>,
     pid: Option<u32>,
 }
 
@@ -111,18 +113,21 @@ impl<'t> Cluster<'t> {
     }
 
     /// Makes node `i` run on a remote host, in `dir` there; `upload` maps a local program
-    /// path to its uploaded copy. Call before the node starts.
+    /// path to its uploaded copy; `faketime` is the host's libfaketime when the node's
+    /// clock may be moved. Call before the node starts.
     pub fn place_remote(
         &mut self,
         i: usize,
         host: std::sync::Arc<crate::remote::ssh::Ssh>,
         dir: String,
         upload: Option<(PathBuf, String)>,
+        faketime: Option<String>,
     ) {
         self.nodes[i].remote = Some(RemoteProc {
             host,
             dir,
             upload,
+            faketime,
             pid: None,
         });
     }
@@ -201,8 +206,33 @@ impl<'t> Cluster<'t> {
         &self.nodes[i].info
     }
 
+    /// Whether every node runs under libfaketime (its own host's, for remote nodes).
     pub fn has_faketime(&self) -> bool {
-        self.faketime.is_some()
+        !self.nodes.is_empty()
+            && self.nodes.iter().all(|n| match &n.remote {
+                Some(r) => r.faketime.is_some(),
+                None => self.faketime.is_some(),
+            })
+    }
+
+    /// Node `i`'s faketime control file, where its host has it.
+    pub fn clock_control(&self, i: usize) -> crate::faketime::Control {
+        let n = &self.nodes[i];
+        match &n.remote {
+            Some(r) => crate::faketime::Control::Remote {
+                host: r.host.clone(),
+                path: format!("{}/faketime.rc", r.dir),
+            },
+            None => crate::faketime::Control::Local(n.info.faketime_file()),
+        }
+    }
+
+    /// Moves node `i`'s wall clock by `offset_secs` at `rate` (1.0: real speed); the node
+    /// must run under libfaketime ([`Cluster::has_faketime`]).
+    pub fn set_clock(&self, i: usize, offset_secs: f64, rate: f64) -> Result<()> {
+        self.clock_control(i)
+            .write(offset_secs, rate)
+            .with_context(|| format!("moving {}'s clock", self.nodes[i].info.name))
     }
 
     /// The PID of node `i`, if running.
@@ -270,10 +300,10 @@ impl<'t> Cluster<'t> {
             cmd.env(k, v);
         }
         if let Some(lib) = &self.faketime {
-            cmd.env("LD_PRELOAD", lib)
-                .env("FAKETIME_TIMESTAMP_FILE", info.faketime_file())
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-                .env("FAKETIME_NO_CACHE", "1");
+            cmd.envs(crate::faketime::env(
+                &lib.display().to_string(),
+                &info.faketime_file().display().to_string(),
+            ));
         }
         let ns = File::open(netns_path(&info.netns))
             .with_context(|| format!("namespace {} is gone", info.netns))?;
@@ -316,9 +346,6 @@ impl<'t> Cluster<'t> {
     /// Starts remote node `i`: the launch command rendered with the node directories on
     /// the hosts, its files written there, the process started over SSH.
     fn start_remote(&mut self, i: usize) -> Result<u32> {
-        if self.faketime.is_some() {
-            bail!("clock faults are not supported on remote hosts");
-        }
         // Every node's directory as the hosts see it ({data_dir} and friends).
         let infos: Vec<NodeInfo> = self
             .nodes
@@ -338,6 +365,17 @@ impl<'t> Cluster<'t> {
             && &launch.program == local
         {
             launch.program = PathBuf::from(remote);
+        }
+        if let Some(lib) = &r.faketime {
+            // The control file starts at real time (written once: a restarted node keeps
+            // the clock a running fault gave it, as locally).
+            let control = infos[i].faketime_file();
+            launch
+                .env
+                .extend(crate::faketime::env(lib, &control.display().to_string()));
+            launch
+                .files
+                .push((control, crate::faketime::control_line(0.0, 1.0)));
         }
         for (path, text) in &launch.files {
             let path = path.display().to_string();

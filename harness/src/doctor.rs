@@ -397,13 +397,7 @@ fn connect_from(ns: &str, target: SocketAddr) -> Result<()> {
 
 /// Paths where Debian installs the preload library.
 pub fn faketime_library() -> Option<PathBuf> {
-    let candidates = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-        "/usr/local/lib/faketime/libfaketime.so.1",
-    ];
-    candidates
+    crate::faketime::LIBRARY_PATHS
         .iter()
         .map(Path::new)
         .find(|p| p.exists())
@@ -612,18 +606,12 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
         node,
         "build it (cargo build -p node); the host must run x86_64 Linux binaries of this libc",
     );
-    let faketime = h
-        .script_ok(
-            "looking for libfaketime",
-            r#"for f in /usr/lib/*/faketime/libfaketime.so.1; do [ -e "$f" ] && { echo "$f"; exit 0; }; done; echo "not found" >&2; exit 1"#,
-            &[],
-        )
-        .map(|p| p.trim().to_owned());
+    let faketime = remote::faketime_library(h).map(|p| format!("{p} fakes the clock of date"));
     add(
         "faketime",
         false,
         faketime,
-        "apt-get install libfaketime on the host (clock faults are local-only so far)",
+        "apt-get install libfaketime on the host (needed by the clock nemesis)",
     );
     let clock = remote::clock_offset_ms(h).and_then(|ms| {
         if ms.abs() < 500.0 {

@@ -6,11 +6,61 @@
 //! anyway). Writing `+<seconds> x<rate>` to the control file moves the running process's
 //! wall clock at once. A rate is always written explicitly: a plain `+0` does not reset a
 //! rate set earlier.
+//!
+//! The same holds for a node on a remote host (`--hosts`): the library is the host's own
+//! (found with [`LIBRARY_PATHS`] there), the environment is [`env`], and the control file
+//! is written on the host over SSH ([`Control::Remote`]).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+
+use crate::remote::ssh::Ssh;
+
+/// Where libfaketime is looked for, locally and on remote hosts (Debian's multiarch
+/// directories first).
+pub const LIBRARY_PATHS: [&str; 4] = [
+    "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    "/usr/lib/faketime/libfaketime.so.1",
+    "/usr/local/lib/faketime/libfaketime.so.1",
+];
+
+/// The environment a node runs with under libfaketime `library`, its clock moved through
+/// `control_file` (paths as the node's host sees them).
+pub fn env(library: &str, control_file: &str) -> Vec<(String, String)> {
+    [
+        ("LD_PRELOAD", library),
+        ("FAKETIME_TIMESTAMP_FILE", control_file),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ("FAKETIME_NO_CACHE", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// One node's control file: on this machine, or on the remote host the node runs on.
+#[derive(Clone, Debug)]
+pub enum Control {
+    Local(PathBuf),
+    Remote { host: Arc<Ssh>, path: String },
+}
+
+impl Control {
+    /// Moves the node's wall clock by `offset_secs`, running at `rate`.
+    pub fn write(&self, offset_secs: f64, rate: f64) -> Result<()> {
+        match self {
+            Control::Local(path) => write_control(path, offset_secs, rate),
+            Control::Remote { host, path } => {
+                crate::remote::write_file(host, path, &control_line(offset_secs, rate))
+                    .context("writing the faketime control file")
+            }
+        }
+    }
+}
 
 /// Writes the control file atomically (tmp + rename), so a node never reads half a line.
 pub fn write_control(path: &Path, offset_secs: f64, rate: f64) -> Result<()> {
@@ -34,5 +84,25 @@ mod tests {
         assert_eq!(control_line(0.0, 1.0), "+0.000 x1\n");
         assert_eq!(control_line(-12.5, 1.0), "-12.500 x1\n");
         assert_eq!(control_line(3.0, 2.5), "+3.000 x2.5\n");
+    }
+
+    #[test]
+    fn the_environment_names_library_and_control_file() {
+        let e = env("/lib/ft.so", "/d/n1/faketime.rc");
+        assert!(e.contains(&("LD_PRELOAD".into(), "/lib/ft.so".into())));
+        assert!(e.contains(&("FAKETIME_TIMESTAMP_FILE".into(), "/d/n1/faketime.rc".into())));
+        // The monotonic clock is never faked (it hangs tokio).
+        assert!(e.contains(&("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into())));
+    }
+
+    #[test]
+    fn local_control_files_are_replaced_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Control::Local(d.path().join("faketime.rc"));
+        c.write(-30.0, 1.0).unwrap();
+        c.write(0.0, 1.0).unwrap();
+        let text = fs::read_to_string(d.path().join("faketime.rc")).unwrap();
+        assert_eq!(text, "+0.000 x1\n");
+        assert!(!d.path().join("faketime.rc.tmp").exists());
     }
 }

@@ -158,7 +158,7 @@ pub struct TestArgs {
     pub client_routing: crate::client::Routing,
     /// Run the nodes on remote hosts reached over SSH instead of in local namespaces: a
     /// TOML file with one `[[host]]` per node (address, user, port, key, sudo, dir); see
-    /// docs/REMOTE.md. Kill, pause, partition and membership faults work remotely.
+    /// docs/REMOTE.md. Kill, pause, partition, clock and membership faults work remotely.
     #[arg(long)]
     #[serde(default)]
     pub hosts: Option<PathBuf>,
@@ -405,7 +405,8 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     } else {
         PathBuf::from(&spec.start.run.program)
     };
-    let faketime = if families.contains(&Family::Clock) {
+    // Remote nodes use their hosts' libfaketime (found when the hosts are prepared).
+    let faketime = if families.contains(&Family::Clock) && args.hosts.is_none() {
         Some(crate::doctor::faketime_library().context(
             "the clock nemesis needs libfaketime: apt-get install faketime libfaketime (scripts/setup.sh)",
         )?)
@@ -492,6 +493,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
                 &name_refs,
                 &dir,
                 spec.uses_stasis_node().then_some(bin.as_path()),
+                families.contains(&Family::Clock),
             )?;
             let topo = Topology::remote(&r.places)?;
             topo.set_run_dir(&dir.path)?;
@@ -844,17 +846,17 @@ fn drive(
 /// Refuses, with one line each, what remote hosts cannot do yet.
 /// `all` means every fault that works remotely: the others are dropped with a notice.
 fn check_remote_support(args: &TestArgs, spec: &SutSpec, families: &mut Vec<Family>) -> Result<()> {
-    let local_only = [Family::Clock, Family::Net, Family::Disk];
+    let local_only = [Family::Net, Family::Disk];
     let named = |f: &Family| args.nemesis.split(',').any(|n| n.trim() == f.name());
     if families.iter().any(|f| local_only.contains(f) && !named(f)) {
         families.retain(|f| !local_only.contains(f) || named(f));
         eprintln!(
-            "stasis: --hosts: skipping the clock, net and disk nemeses (local namespaces only so far)"
+            "stasis: --hosts: skipping the net and disk nemeses (local namespaces only so far)"
         );
     }
     if let Some(f) = families.iter().find(|f| local_only.contains(f)) {
         bail!(
-            "--hosts: the {} nemesis runs only on local namespaces so far; pick from kill, pause, partition, membership (--nemesis kill,pause,partition)",
+            "--hosts: the {} nemesis runs only on local namespaces so far; pick from kill, pause, partition, clock, membership (--nemesis kill,pause,partition,clock)",
             f.name()
         );
     }
@@ -888,17 +890,21 @@ struct RemoteRun {
     dirs: Vec<String>,
     /// The uploaded stasis-node on each host.
     uploaded: Option<String>,
+    /// Each host's libfaketime (node order), when the run moves clocks.
+    faketime: Vec<Option<String>>,
     finished: bool,
 }
 
 impl RemoteRun {
     /// Connects to the hosts, gives node k host k, creates the run directories, uploads
-    /// stasis-node (when the system runs it) and creates our iptables chains.
+    /// stasis-node (when the system runs it) and creates our iptables chains; with
+    /// `clock`, finds each host's libfaketime (a host without one fails the run).
     fn prepare(
         path: &Path,
         names: &[&str],
         dir: &RunDir,
         node_bin: Option<&Path>,
+        clock: bool,
     ) -> Result<RemoteRun> {
         let mut remote = crate::remote::Remote::connect(path)?;
         let places: Vec<(String, String, std::net::Ipv4Addr)> = remote
@@ -928,9 +934,19 @@ impl RemoteRun {
             places,
             dirs,
             uploaded: None,
+            faketime: Vec::new(),
             finished: false,
         };
         let n = names.len();
+        let faketime = run.remote.each(|k, h| {
+            if k >= n || !clock {
+                return Ok(None);
+            }
+            crate::remote::faketime_library(h)
+                .map(Some)
+                .context("the clock nemesis needs libfaketime on every host (apt-get install libfaketime there)")
+        })?;
+        run.faketime = faketime;
         let dirs = &run.dirs;
         run.remote.each(|k, h| {
             if k >= n {
@@ -983,6 +999,7 @@ impl RemoteRun {
                 self.remote.hosts[k].clone(),
                 format!("{d}/{name}"),
                 upload,
+                self.faketime.get(k).cloned().flatten(),
             );
         }
     }
@@ -1364,7 +1381,7 @@ fn recover(
             cluster.start(i)?;
         }
         if cluster.has_faketime() {
-            crate::faketime::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+            cluster.set_clock(i, 0.0, 1.0)?;
         }
     }
     shared

@@ -270,7 +270,7 @@ impl Campaign {
                 );
             }
             for n in &f.nemesis {
-                let local_only = ["clock", "net", "disk"];
+                let local_only = ["net", "disk"];
                 if let Some(x) = n.split(',').map(str::trim).find(|x| local_only.contains(x)) {
                     return Err(format!(
                         "nemesis {n:?} includes {x}, which runs only on local namespaces so far \
@@ -605,6 +605,8 @@ op_timeout = "1s"
         assert!(e.contains("net_latency"), "{e}");
         // `all` is allowed: the run drops what remote hosts cannot take.
         assert!(load(&text.replace("\"kill\", ", "\"all\", ")).is_ok());
+        // Clock faults run on remote hosts (libfaketime there).
+        assert!(load(&text.replace("\"kill\", ", "\"kill,clock\", ")).is_ok());
     }
 
     #[test]

@@ -512,12 +512,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             require_faketime(cluster)?;
             active.nodes = pick_nodes(Target::Minority, cluster, &pool, &mut rng)?;
             for &i in &active.nodes {
-                let info = cluster.info(i);
-                crate::faketime::write_control(
-                    &info.faketime_file(),
-                    *offset_ms as f64 / 1000.0,
-                    1.0,
-                )?;
+                cluster.set_clock(i, *offset_ms as f64 / 1000.0, 1.0)?;
             }
             for &i in &active.nodes {
                 let seen = verify_clock(cluster, i, *offset_ms)?;
@@ -534,11 +529,11 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
             let files: Vec<_> = active
                 .nodes
                 .iter()
-                .map(|&i| cluster.info(i).faketime_file())
+                .map(|&i| cluster.clock_control(i))
                 .collect();
             // Prove the offset reaches the node before strobing.
             for (k, &i) in active.nodes.iter().enumerate() {
-                crate::faketime::write_control(&files[k], *offset_ms as f64 / 1000.0, 1.0)?;
+                files[k].write(*offset_ms as f64 / 1000.0, 1.0)?;
                 let seen = verify_clock(cluster, i, *offset_ms)?;
                 active.evidence.push(seen);
             }
@@ -549,7 +544,7 @@ pub fn start(cluster: &mut Cluster<'_>, planned: &Planned) -> Result<(Active, Va
                 let mut on = false;
                 while !s.load(std::sync::atomic::Ordering::Relaxed) {
                     for f in &files {
-                        let _ = crate::faketime::write_control(f, if on { off } else { 0.0 }, 1.0);
+                        let _ = f.write(if on { off } else { 0.0 }, 1.0);
                     }
                     on = !on;
                     std::thread::sleep(Duration::from_millis(period));
@@ -617,7 +612,7 @@ pub fn stop(cluster: &mut Cluster<'_>, active: &mut Active) -> Result<Value> {
                 let _ = handle.join();
             }
             for &i in &active.nodes {
-                crate::faketime::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+                cluster.set_clock(i, 0.0, 1.0)?;
             }
             for &i in &active.nodes {
                 let seen = verify_clock(cluster, i, 0)?;

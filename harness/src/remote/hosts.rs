@@ -8,7 +8,7 @@
 //! known_hosts = "/root/.ssh/known_hosts"   # default: OpenSSH's own
 //!
 //! [[host]]
-//! address = "192.168.122.11"   # IPv4 address: clients and peers connect to it
+//! address = "192.168.122.11"   # IPv4 address or host name (resolved once, to IPv4)
 //! user = "root"                # default root
 //! port = 22                    # default 22
 //! key = "~/.ssh/id_ed25519"    # default: OpenSSH's own choice; relative to this file
@@ -17,10 +17,12 @@
 //! ```
 //!
 //! Every value that ends up on an SSH command line is validated here (addresses parsed,
-//! users and directories restricted to plain characters), and the remote commands are
-//! quoted anyway ([`super::ssh`]).
+//! host names restricted to DNS characters and resolved once, when the file is loaded, so
+//! ssh, the clients and the other nodes all use the same address; users and directories
+//! restricted to plain characters), and the remote commands are quoted anyway
+//! ([`super::ssh`]).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
@@ -75,7 +77,10 @@ impl HostKeyChecking {
 /// One host, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HostSpec {
+    /// The IPv4 address everything connects to (a host name's, resolved once).
     pub address: Ipv4Addr,
+    /// The host name the entry gave, if it gave one instead of an address.
+    pub name: Option<String>,
     pub user: String,
     pub port: u16,
     pub key: Option<PathBuf>,
@@ -130,9 +135,13 @@ impl HostsFile {
                 .with_context(|| format!("host {} ([[host]] #{})", k + 1, k + 1))?;
             if let Some(prev) = hosts.iter().position(|p: &HostSpec| p.address == h.address) {
                 bail!(
-                    "host {}: address {} is also host {} (one node per host)",
+                    "host {}: address {}{} is also host {} (one node per host)",
                     k + 1,
                     h.address,
+                    h.name
+                        .as_ref()
+                        .map(|n| format!(" (of {n})"))
+                        .unwrap_or_default(),
                     prev + 1
                 );
             }
@@ -159,13 +168,52 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
+/// Whether `s` can be a DNS host name (letters, digits, '-' and '.', labels of at most
+/// 63 characters not starting or ending with '-'): nothing else is handed to the resolver.
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+/// An entry's address: an IPv4 address as given, or a host name resolved (once, here)
+/// to its first IPv4 address.
+fn resolve_address(given: &str, port: u16) -> Result<(Ipv4Addr, Option<String>)> {
+    let given = given.trim();
+    if let Ok(a) = given.parse::<Ipv4Addr>() {
+        return Ok((a, None));
+    }
+    if given.parse::<IpAddr>().is_ok() {
+        bail!("address {given:?} is IPv6: give an IPv4 address or a host name with one");
+    }
+    if !is_host_name(given) {
+        bail!("address {given:?} is neither an IPv4 address nor a host name");
+    }
+    let addrs: Vec<_> = (given, port)
+        .to_socket_addrs()
+        .map_err(|e| anyhow::anyhow!("host name {given:?} does not resolve: {e}"))?
+        .collect();
+    match addrs.iter().find_map(|a| match a.ip() {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }) {
+        Some(v4) => Ok((v4, Some(given.to_owned()))),
+        None => bail!("host name {given:?} has no IPv4 address (IPv6 hosts are not supported)"),
+    }
+}
+
 fn validate(e: Entry, base: &Path) -> Result<HostSpec> {
-    let address: Ipv4Addr = e.address.trim().parse().map_err(|_| {
-        anyhow::anyhow!(
-            "address {:?} is not an IPv4 address (host names are not resolved: give the address)",
-            e.address
-        )
-    })?;
+    let port = e.port.unwrap_or(22);
+    if port == 0 {
+        bail!("port 0 is not a port");
+    }
+    let (address, name) = resolve_address(&e.address, port)?;
     if address.is_unspecified() || address.is_broadcast() || address.is_multicast() {
         bail!("address {address} cannot be a host");
     }
@@ -180,10 +228,6 @@ fn validate(e: Entry, base: &Path) -> Result<HostSpec> {
         bail!(
             "user {user:?} must be 1 to 32 letters, digits, '_', '.' or '-' (not starting with '-')"
         );
-    }
-    let port = e.port.unwrap_or(22);
-    if port == 0 {
-        bail!("port 0 is not a port");
     }
     let key = match e.key {
         Some(k) => {
@@ -210,6 +254,7 @@ fn validate(e: Entry, base: &Path) -> Result<HostSpec> {
     }
     Ok(HostSpec {
         address,
+        name,
         user,
         port,
         key,
@@ -259,6 +304,7 @@ dir = "/var/tmp/st"
             f.hosts[0],
             HostSpec {
                 address: Ipv4Addr::new(10, 0, 0, 1),
+                name: None,
                 user: "root".into(),
                 port: 22,
                 key: None,
@@ -275,11 +321,18 @@ dir = "/var/tmp/st"
     #[test]
     fn bad_entries_are_one_line_errors_naming_the_host() {
         assert!(err("").contains("no [[host]] entries"));
-        let e = err("[[host]]\naddress = \"db1.example\"\n");
+        // `.invalid` never resolves (RFC 6761).
+        let e = err("[[host]]\naddress = \"db1.stasis.invalid\"\n");
         assert!(
-            e.contains("host 1") && e.contains("not an IPv4 address"),
+            e.contains("host 1") && e.contains("\"db1.stasis.invalid\" does not resolve"),
             "{e}"
         );
+        let e = err("[[host]]\naddress = \"db1;reboot\"\n");
+        assert!(e.contains("neither an IPv4 address nor a host name"), "{e}");
+        let e = err("[[host]]\naddress = \"-oProxyCommand=x\"\n");
+        assert!(e.contains("neither an IPv4 address nor a host name"), "{e}");
+        let e = err("[[host]]\naddress = \"fe80::1\"\n");
+        assert!(e.contains("IPv6"), "{e}");
         let e = err("[[host]]\naddress = \"10.0.0.1\"\n[[host]]\naddress = \"10.0.0.1\"\n");
         assert!(e.contains("also host 1"), "{e}");
         let e = err("[[host]]\naddress = \"10.0.0.1\"\nuser = \"-oProxyCommand=x\"\n");
@@ -304,5 +357,20 @@ dir = "/var/tmp/st"
         assert!(e.contains("host_key_checking"), "{e}");
         let e = err("[[host]]\naddress = \"0.0.0.0\"\n");
         assert!(e.contains("cannot be a host"), "{e}");
+    }
+
+    #[test]
+    fn host_names_are_resolved_once_to_ipv4() {
+        // localhost is in every /etc/hosts; the name is kept for ssh's host key lookup.
+        let f = parse("[[host]]\naddress = \"localhost\"\n").unwrap();
+        assert_eq!(f.hosts[0].address, Ipv4Addr::LOCALHOST);
+        assert_eq!(f.hosts[0].name.as_deref(), Some("localhost"));
+        // A name and the address it resolves to are the same host.
+        let e = err("[[host]]\naddress = \"127.0.0.1\"\n[[host]]\naddress = \"localhost\"\n");
+        assert!(e.contains("(of localhost) is also host 1"), "{e}");
+        assert!(is_host_name("n1.db.example.") && is_host_name("db-1"));
+        for bad in ["", "a..b", "-a", "a-", "a b", "a_b", "$(id)"] {
+            assert!(!is_host_name(bad), "{bad:?}");
+        }
     }
 }

@@ -87,9 +87,12 @@ impl Ssh {
         }
     }
 
-    /// `user@address` (for messages).
+    /// `user@address`, or `user@name (address)` for a host given by name (for messages).
     pub fn target(&self) -> String {
-        format!("{}@{}", self.spec.user, self.spec.address)
+        match &self.spec.name {
+            Some(n) => format!("{}@{n} ({})", self.spec.user, self.spec.address),
+            None => format!("{}@{}", self.spec.user, self.spec.address),
+        }
     }
 
     /// The ssh options before the destination (no shell involved: each is one argv item).
@@ -110,6 +113,11 @@ impl Ssh {
         opt(format!("StrictHostKeyChecking={}", self.checking.option()));
         if let Some(k) = &self.known_hosts {
             opt(format!("UserKnownHostsFile={}", k.display()));
+        }
+        // ssh connects to the address resolved when the hosts file was loaded, and checks
+        // the host key under the name the file gave (as `ssh NAME` would).
+        if let Some(name) = &self.spec.name {
+            opt(format!("HostKeyAlias={name}"));
         }
         if let Some(key) = &self.spec.key {
             opt("IdentitiesOnly=yes".into());
@@ -324,6 +332,7 @@ mod tests {
         Ssh::new(
             HostSpec {
                 address: Ipv4Addr::new(10, 211, 9, 2),
+                name: None,
                 user: "root".into(),
                 port: 2222,
                 key: Some("/k/id".into()),
@@ -358,6 +367,23 @@ mod tests {
         assert_eq!(a[n - 3], "--");
         assert_eq!(a[n - 2], "10.211.9.2");
         assert_eq!(a[n - 1], "kill -9 -- -1234");
+    }
+
+    #[test]
+    fn named_hosts_connect_to_the_resolved_address_with_the_name_s_host_key() {
+        let mut s = ssh(false);
+        s.spec.name = Some("db1.example".into());
+        let a = s.argv(&["true"]).unwrap();
+        assert!(a.contains(&"HostKeyAlias=db1.example".to_owned()), "{a:?}");
+        assert_eq!(a[a.len() - 2], "10.211.9.2");
+        assert_eq!(s.target(), "root@db1.example (10.211.9.2)");
+        assert!(
+            !ssh(false)
+                .argv(&["true"])
+                .unwrap()
+                .join(" ")
+                .contains("HostKeyAlias")
+        );
     }
 
     #[test]

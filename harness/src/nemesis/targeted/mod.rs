@@ -141,7 +141,7 @@ pub fn stop(cluster: &mut Cluster<'_>, combo: &Scenario, active: &mut Active) ->
 
 fn reset_clocks(cluster: &Cluster<'_>, active: &mut Active) -> Result<()> {
     for &i in &active.nodes {
-        crate::faketime::write_control(&cluster.info(i).faketime_file(), 0.0, 1.0)?;
+        cluster.set_clock(i, 0.0, 1.0)?;
     }
     for &i in &active.nodes {
         let seen = verify_clock(cluster, i, 0)?;

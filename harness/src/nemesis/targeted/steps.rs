@@ -22,11 +22,7 @@ pub(super) fn leader_or_any(cluster: &Cluster<'_>, rng: &mut ChaCha8Rng) -> usiz
 
 pub(super) fn set_clock(cluster: &Cluster<'_>, i: usize, offset_ms: i64) -> Result<String> {
     require_faketime(cluster)?;
-    crate::faketime::write_control(
-        &cluster.info(i).faketime_file(),
-        offset_ms as f64 / 1000.0,
-        1.0,
-    )?;
+    cluster.set_clock(i, offset_ms as f64 / 1000.0, 1.0)?;
     verify_clock(cluster, i, offset_ms)
 }
 
