@@ -21,12 +21,17 @@ fn lease_from_ack_is_caught_by_network_delay_alone() {
     assert_eq!(args["net_scopes"], "leader");
     let node_args = node_args_of(&dir);
     assert!(
-        node_args.windows(2).any(|w| w == ["--bug", "lease-from-ack"]),
+        node_args
+            .windows(2)
+            .any(|w| w == ["--bug", "lease-from-ack"]),
         "{node_args:?}"
     );
     // The faults were delays, verified by probes, and the violation is a stale read.
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
-    assert!(history.contains("\"start-net\""), "no network fault in the run");
+    assert!(
+        history.contains("\"start-net\""),
+        "no network fault in the run"
+    );
     assert!(history.contains("\"kind\":\"delay\""), "no delay fault");
     let summary = std::fs::read_to_string(dir.join("summary.txt")).unwrap();
     assert!(summary.contains("not-linearizable"), "{summary}");
