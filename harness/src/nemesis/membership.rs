@@ -781,7 +781,10 @@ mod tests {
         assert_eq!(w.answered(&new, &abandoned(), None), None);
         assert!(w.watching());
         assert_eq!(w.observe(&view(&old, false), || "old".into()), None);
-        assert_eq!(w.observe(&view(&[0, 1, 2, 3, 4], true), || "joint".into()), None);
+        assert_eq!(
+            w.observe(&view(&[0, 1, 2, 3, 4], true), || "joint".into()),
+            None
+        );
         // A retry refused (another change in progress) changes nothing.
         w.sent(&new);
         let busy = interpret(Ok(Resp::error(
@@ -863,7 +866,10 @@ mod tests {
         };
         let v = record_named("add", vec!["n1".into()], vec!["n2".into()], &a);
         assert_eq!(violation(&v), Some("proved false"));
-        let ok = Attempt { violation: None, ..a };
+        let ok = Attempt {
+            violation: None,
+            ..a
+        };
         assert_eq!(violation(&record_named("add", vec![], vec![], &ok)), None);
     }
 

@@ -602,10 +602,9 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
             Some(failure) => {
                 let (label, finding) = match failure {
                     Failure::NotLinearizable => ("NOT LINEARIZABLE", None),
-                    Failure::AbortTookEffect => (
-                        "MEMBERSHIP ANSWER VIOLATED",
-                        run.abort_violation.clone(),
-                    ),
+                    Failure::AbortTookEffect => {
+                        ("MEMBERSHIP ANSWER VIOLATED", run.abort_violation.clone())
+                    }
                     Failure::NoProgress => ("NO PROGRESS", run.stalled.clone()),
                 };
                 let dir = write_run(

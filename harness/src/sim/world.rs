@@ -34,7 +34,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
-use super::progress::{self, Progress};
+use super::progress::Progress;
 use super::schedule::{Fault, FaultKind, Shape};
 use crate::client::resp::{Reply, classify};
 use crate::client::{ClientOp, Completion};
@@ -1105,9 +1105,7 @@ where
         if self.storm.is_some() || self.stalled.is_some() {
             return;
         }
-        let leader = self
-            .leader_view()
-            .map_or_else(|e| e, |v| self.describe(&v));
+        let leader = self.leader_view().map_or_else(|e| e, |v| self.describe(&v));
         self.stalled = self.progress.finding(end, &leader);
     }
 
@@ -2221,6 +2219,7 @@ mod tests {
     use node::storage::file::FsOp;
 
     use super::*;
+    use crate::sim::progress;
 
     #[test]
     fn node_flags_are_validated_like_stasis_node() {
