@@ -325,6 +325,9 @@ struct Window {
     pending: bool,
     /// What the leader reported while a request was pending.
     suspect: Option<String>,
+    /// The highest leader term seen since the answer: a leader of a lower term (a stale
+    /// one, cut off before the configurations after its own) is not the system's view.
+    floor: u64,
 }
 
 impl AbortWatch {
@@ -344,14 +347,18 @@ impl AbortWatch {
         }
     }
 
-    /// The answer to a request for `target` (with `shown`: the leader reports `target`
-    /// right now). Returns a violation: a "not made" answer that a later one proved false.
+    /// The answer to a request for `target`, with what the leader reports now (and its
+    /// description), if known. Returns a violation: a "not made" answer proved false.
     pub fn answered(
         &mut self,
         target: &[usize],
         verdict: &Verdict,
-        shown: Option<&str>,
+        now: Option<(&View, String)>,
     ) -> Option<String> {
+        let floor = now.as_ref().map_or(0, |(v, _)| v.term);
+        let shown = now
+            .filter(|(v, _)| !v.joint && v.voters == target)
+            .map(|(_, d)| d);
         let reply = match verdict {
             Verdict::Ok => {
                 self.open = None;
@@ -371,7 +378,11 @@ impl AbortWatch {
             if let Some(seen) = w.suspect.take() {
                 return self.violation(seen);
             }
-            return shown.and_then(|s| self.violation(s.to_owned()));
+            if floor < w.floor {
+                return None;
+            }
+            w.floor = floor;
+            return shown.and_then(|s| self.violation(s));
         }
         if self.unknown.iter().any(|u| u == target) || shown.is_some() {
             // Already in effect (another request's doing), or possibly made by an
@@ -384,6 +395,7 @@ impl AbortWatch {
             reply: reply.clone(),
             pending: false,
             suspect: None,
+            floor,
         });
         None
     }
@@ -392,6 +404,10 @@ impl AbortWatch {
     /// the watched voter set took effect with no request accepted since its "not made".
     pub fn observe(&mut self, view: &View, described: impl FnOnce() -> String) -> Option<String> {
         let w = self.open.as_mut()?;
+        if view.term < w.floor {
+            return None;
+        }
+        w.floor = view.term;
         if view.joint || view.voters != w.target {
             return None;
         }
@@ -437,12 +453,12 @@ pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> A
         if Instant::now() >= deadline || crate::signals::interrupted() {
             break ("failed", last);
         }
-        let leader = match leader_view(cluster) {
+        let view = match leader_view(cluster) {
             Ok(v) => {
                 if violation.is_none() {
                     violation = watch.observe(&v, || v.describe(cluster));
                 }
-                v.leader
+                v
             }
             Err(e) => {
                 last = e;
@@ -450,10 +466,11 @@ pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> A
                 continue;
             }
         };
-        let addr = cluster.info(leader).client_addr();
+        let addr = cluster.info(view.leader).client_addr();
         watch.sent(target);
         let verdict = interpret(request(addr, &args, REQUEST_TIMEOUT));
-        if let Some(v) = watch.answered(target, &verdict, None) {
+        let asked = (&view, view.describe(cluster));
+        if let Some(v) = watch.answered(target, &verdict, Some(asked)) {
             violation.get_or_insert(v);
         }
         match verdict {
@@ -851,8 +868,39 @@ mod tests {
         assert!(!w.watching());
         // Already in effect when refused: nothing to prove wrong.
         let mut w = AbortWatch::default();
-        assert_eq!(w.answered(&new, &abandoned(), Some("shown")), None);
+        let shown = view(&new, false);
+        assert_eq!(
+            w.answered(&new, &abandoned(), Some((&shown, "shown".into()))),
+            None
+        );
         assert!(!w.watching());
+        // A stale leader (a lower term than the one answering) that still reports the
+        // voters before a change, which a revert asks for again: not the system's view
+        // (seen: raft seed 398 of `--faults all,reconfig --sim-time 4s`).
+        let mut w = AbortWatch::default();
+        let leader = View {
+            term: 3,
+            ..view(&new, false)
+        };
+        assert_eq!(
+            w.answered(
+                &old,
+                &abandoned(),
+                Some((&leader, "n2 leads (term 3)".into()))
+            ),
+            None
+        );
+        let stale = View {
+            term: 2,
+            ..view(&old, false)
+        };
+        assert_eq!(w.observe(&stale, || "n3 leads (term 2)".into()), None);
+        assert!(w.watching());
+        let current = View {
+            term: 4,
+            ..view(&old, false)
+        };
+        assert!(w.observe(&current, || "n4 leads (term 4)".into()).is_some());
     }
 
     #[test]

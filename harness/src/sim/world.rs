@@ -1561,12 +1561,9 @@ where
         }
         // The definite-abort check: a "not made" answer must not be proved false.
         let target = job.target.clone();
-        let shown = self
-            .leader_view()
-            .ok()
-            .filter(|v| !v.joint && v.voters == target)
-            .map(|v| self.describe(&v));
-        let found = self.aborts.answered(&target, &verdict, shown.as_deref());
+        let now = self.leader_view().ok();
+        let now = now.as_ref().map(|v| (v, self.describe(v)));
+        let found = self.aborts.answered(&target, &verdict, now);
         self.abort_found(found);
         let job = self.admin.job.as_mut().expect("checked");
         job.at = None;
