@@ -1121,12 +1121,27 @@ where
         }
         if self.aborts.watching()
             && self.abort_violation.is_none()
-            && let Ok(v) = self.leader_view()
+            && let Some(v) = self.current_view()
         {
             let d = self.describe(&v);
             let found = self.aborts.observe(&v, || d);
             self.abort_found(found);
         }
+    }
+
+    /// The leader's view if it is current: no running node has a higher term (a leader
+    /// that was paused or cut off while the others moved on is stale, and may still
+    /// report voter sets that were since replaced).
+    fn current_view(&self) -> Option<View> {
+        let v = self.leader_view().ok()?;
+        let highest = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.host.as_ref())
+            .map(|h| h.core().status().term)
+            .max()
+            .unwrap_or(0);
+        (v.term >= highest).then_some(v)
     }
 
     /// Records the first definite-abort violation (in the history's nemesis log too).
@@ -1561,7 +1576,7 @@ where
         }
         // The definite-abort check: a "not made" answer must not be proved false.
         let target = job.target.clone();
-        let now = self.leader_view().ok();
+        let now = self.current_view();
         let now = now.as_ref().map(|v| (v, self.describe(v)));
         let found = self.aborts.answered(&target, &verdict, now);
         self.abort_found(found);
