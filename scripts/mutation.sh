@@ -16,11 +16,14 @@
 #     protocol the mutant touches (raft/ -> raft, paxos/ -> multipaxos, storage/ and
 #     kv.rs -> both):
 #     a. sim: `stasis sim` (the same node cores and storage code, deterministic, crash /
-#        power-loss / partition / clock faults, node settings varied per schedule) from
-#        seed --sim-seed for --sim-budget of wall time per protocol, stopping at the first
-#        violation; this only tests the mutant because `stasis` itself is built from the
-#        mutated tree. A node panic (the sim process dies), a message storm or a sim that
-#        does not end within budget + 5 min are recorded as such.
+#        power-loss / partition / clock faults and membership changes, --sim-faults,
+#        default all,reconfig; node settings varied per schedule) from seed --sim-seed
+#        for --sim-budget of wall time per protocol, stopping at the first failing
+#        schedule; this only tests the mutant because `stasis` itself is built from the
+#        mutated tree. A violation (of linearizability, or a membership change answered
+#        "definitely not made" that took effect) kills; a schedule without progress after
+#        its last fault healed (sim exit 4), a node panic (the sim process dies), a message
+#        storm or a sim that does not end within budget + 5 min are recorded as such.
 #     b. campaign, if the sim did not kill it: the real stasis-node processes under the
 #        campaign (default campaigns/nightly.toml: node settings varied per run, every
 #        nemesis, three workloads; plus the `disk` nemesis cells, which the nightly
@@ -33,11 +36,13 @@
 #     scripts/mutation-equivalent.txt (name, then a reason; shown, never counted).
 #
 # Usage: sudo scripts/mutation.sh [--out DIR] [--shard K/N | --sample N [--sample-seed S]]
-#            [--sim-budget 60s] [--sim-seed S] [--budget 8m] [--campaign FILE] [--jobs J]
+#            [--sim-budget 60s] [--sim-seed S] [--sim-faults KINDS] [--budget 8m]
+#            [--campaign FILE] [--jobs J]
 #            [--skip-generate] [--skip-baseline] [--no-disk] [--target-dir DIR]
 #   --shard K/N      only the K-th of N slices of the mutants (nightly: a rotating slice)
 #   --sample N       N mutants drawn at random (seed --sample-seed, default 19)
 #   --sim-budget D   wall time of the sim stage per protocol and survivor (0s: no sim)
+#   --sim-faults K   the sim stage's --faults (default all,reconfig)
 #   --budget D       campaign budget per survivor (0: no real-process campaign)
 #   --skip-generate  reuse OUT/mutants.out from an earlier run (re-run only the stages)
 #   --skip-baseline  keep the unmutated runs already in OUT/results (same budgets and seed)
@@ -55,6 +60,7 @@ sample=""
 sample_seed=19
 sim_budget=60s
 sim_seed=1
+sim_faults=all,reconfig
 budget=8m
 campaign=campaigns/nightly.toml
 jobs=1
@@ -70,6 +76,7 @@ while (($#)); do
     --sample-seed) sample_seed=${2:?--sample-seed needs a number}; shift 2 ;;
     --sim-budget) sim_budget=${2:?--sim-budget needs a duration}; shift 2 ;;
     --sim-seed) sim_seed=${2:?--sim-seed needs a number}; shift 2 ;;
+    --sim-faults) sim_faults=${2:?--sim-faults needs fault kinds}; shift 2 ;;
     --budget) budget=${2:?--budget needs a duration}; shift 2 ;;
     --campaign) campaign=${2:?--campaign needs a file}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
@@ -266,7 +273,9 @@ build_tree() {
 }
 
 # The sim stage: LABEL BIN SYSTEMS -> results/LABEL.sim, one line per protocol run:
-# "protocol exit wall_s schedules storms"; stops at the first protocol that does not pass.
+# "protocol exit wall_s schedules storms stalls aborts" (stalls: schedules without progress
+# after the heal; aborts: membership answers proved false); stops at the first protocol
+# that does not pass.
 # Returns 0 when every protocol passed, 1 otherwise.
 run_sim() {
   local label=$1 bin=$2 systems=$3 p rc line
@@ -278,17 +287,22 @@ run_sim() {
     # The node timing knobs as in the nightly's sim stage (scripts/nightly.sh).
     timeout --kill-after 10 $((sim_secs + 300)) "$bin" sim --protocol "$p" \
       --seed "$sim_seed" --seeds 1000000000 --budget "$sim_budget" --no-shrink \
+      --faults "$sim_faults" \
       --node-arg=--tick-ms --node-arg=10 --node-arg=--election-ticks --node-arg=60 \
       --node-arg=--heartbeat-ticks --node-arg=10 \
       --store "$out/store/$label-sim" >"$out/results/$label-sim-$p.log" 2>&1 || rc=$?
     line=$(grep -E '^sim: [0-9]+ schedules' "$out/results/$label-sim-$p.log" | tail -1 || true)
-    python3 - "$p" "$rc" "$line" >>"$out/results/$label.sim" <<'PY'
+    stall=$(grep -E '^sim: [0-9]+ without progress' "$out/results/$label-sim-$p.log" | tail -1 || true)
+    python3 - "$p" "$rc" "$line" "$stall" >>"$out/results/$label.sim" <<'PY'
 import re, sys
-p, rc, line = sys.argv[1:4]
+p, rc, line, stall = sys.argv[1:5]
 m = re.search(r"^sim: (\d+) schedules.* in ([0-9.]+) s ", line)
 storms = re.search(r"(\d+) message storms", line)
+aborts = re.search(r"(\d+) of them membership answers proved false", line)
+stalls = re.search(r"^sim: (\d+) without progress", stall)
 sched, wall = (m.group(1), m.group(2)) if m else ("-", "-")
-print(p, rc, wall, sched, storms.group(1) if storms else "0")
+print(p, rc, wall, sched, storms.group(1) if storms else "0",
+      stalls.group(1) if stalls else "0", aborts.group(1) if aborts else "0")
 PY
     if ((rc != 0)); then return 1; fi
   done
@@ -323,7 +337,8 @@ for p in raft multipaxos; do
   fi
   run_sim "base-$p" "$out/bins/base-stasis" "$p" || true
   echo "mutation.sh: unmutated $p: sim (protocol exit wall schedules storms) $(cat "$out/results/base-$p.sim")"
-  # Exit 2 (a check that gave up) is no violation; anything else but 0 is.
+  # Exit 2 (a check that gave up) is no violation; anything else but 0 is (exit 4, no
+  # progress after the heal, is a false alarm of the progress check).
   if grep -qvE "^$p [02] " "$out/results/base-$p.sim"; then false_alarm=1; fi
   if ((campaign_secs > 0)); then
     rc=0
@@ -369,9 +384,9 @@ reset_tree
 
 # 4. The table.
 python3 - "$out" scripts/mutation-equivalent.txt "$(git rev-parse --short HEAD)" "$budget" \
-  "$sim_budget" "$sim_seed" <<'PY'
+  "$sim_budget" "$sim_seed" "$sim_faults" <<'PY'
 import json, os, sys, datetime
-out, eq_file, commit, budget, sim_budget, sim_seed = sys.argv[1:7]
+out, eq_file, commit, budget, sim_budget, sim_seed, sim_faults = sys.argv[1:8]
 equivalent = {}
 if os.path.exists(eq_file):
     for line in open(eq_file):
@@ -380,12 +395,16 @@ if os.path.exists(eq_file):
             name, why = line.split("\t", 1)
             equivalent[name] = why
 def sim_result(label):
-    """[(protocol, exit, wall_s, schedules, storms)] of the sim stage."""
+    """[(protocol, exit, wall_s, schedules, storms, stalls, aborts)] of the sim stage."""
     rows = []
     try:
         for line in open(os.path.join(out, "results", label + ".sim")):
-            p, rc, wall, sched, storms = line.split()
-            rows.append((p, int(rc), None if wall == "-" else float(wall), sched, int(storms)))
+            f = line.split()
+            # Lines written before the progress and abort checks have 5 fields.
+            p, rc, wall, sched, storms = f[:5]
+            stalls, aborts = (f[5], f[6]) if len(f) >= 7 else ("0", "0")
+            rows.append((p, int(rc), None if wall == "-" else float(wall), sched, int(storms),
+                         int(stalls), int(aborts)))
     except OSError:
         pass
     return rows
@@ -419,7 +438,7 @@ for line in open(os.path.join(out, "survivors.tsv")):
     # budget, or budget + 5 min for a hang, is an upper bound).
     sim_wall = sum(r[2] if r[2] is not None else 0.0 for r in sims)
     sim_text = ", ".join("%s %s%s" % (p, s, "" if rc == 0 else " (exit %d)" % rc)
-                         for p, rc, _, s, _ in sims) or "-"
+                         for p, rc, _, s, *_ in sims) or "-"
     run, t, runs, finding = campaign_result("m" + i)
     camp_text = "-" if status in ("sim", "unviable", "not run", "missing", "equivalent") else (
         "run %d" % run if run else "%d runs" % runs)
@@ -434,7 +453,14 @@ for line in open(os.path.join(out, "survivors.tsv")):
         counted += 1
         if failed and failed[0][1] == 1:
             verdict, stage, when = "killed", "sim (%s)" % failed[0][0], sim_wall
+            if failed[0][6]:
+                verdict = "killed (a membership answer proved false)"
             tally["sim"] += 1
+        elif failed and failed[0][1] == 4:
+            # No violation, but no progress after the last fault healed (the baseline
+            # passes the same check): detected, counted apart from kills.
+            verdict, stage, when = "detected (no progress after the heal)", "sim (%s)" % failed[0][0], sim_wall
+            tally["detected"] += 1
         elif failed and failed[0][1] == 124:
             verdict, stage = "detected (the sim did not end: a hang)", "sim (%s)" % failed[0][0]
             tally["detected"] += 1
@@ -475,8 +501,8 @@ times.sort()
 median = times[len(times) // 2] if times else None
 killed = tally["sim"] + tally["sim-crash"] + tally["campaign"]
 with open(os.path.join(out, "table.md"), "w") as f:
-    f.write("Mutation score, commit %s, %s; sim stage %s per protocol from seed %s; campaign budget %s per survivor\n\n" % (
-        commit, datetime.date.today().isoformat(), sim_budget, sim_seed, budget))
+    f.write("Mutation score, commit %s, %s; sim stage %s per protocol from seed %s (faults %s); campaign budget %s per survivor\n\n" % (
+        commit, datetime.date.today().isoformat(), sim_budget, sim_seed, sim_faults, budget))
     f.write("node's own tests: %s\n\n" % ", ".join(
         l.strip() for l in open(os.path.join(out, "counts.txt"))))
     f.write("killed: %d of %d non-equivalent survivors (%.0f%%): %d by a sim violation, %d by a node panic in the sim, %d by the campaign; median time to kill %s; detected without a violation: %d; alive: %d; errors: %d\n\n" % (
@@ -490,7 +516,7 @@ with open(os.path.join(out, "table.md"), "w") as f:
         sims = sim_result("base-" + p)
         r, _, runs, _ = campaign_result("base-" + p)
         base.append("%s: sim %s; campaign %s" % (
-            p, ", ".join("%s schedules, exit %d, %s s" % (s, rc, w) for _, rc, w, s, _ in sims) or "-",
+            p, ", ".join("%s schedules, exit %d, %s s" % (s, rc, w) for _, rc, w, s, *_ in sims) or "-",
             "violation in run %d" % r if r else "%d runs" % runs))
     f.write("\nunmutated: " + "; ".join(base) + "\n")
 print(open(os.path.join(out, "table.md")).read())

@@ -149,17 +149,28 @@ pub(super) fn sim_cell(
                 (0, _) => Verdict::Error,
                 (_, 0) => Verdict::Valid,
                 (_, 1) => Verdict::Invalid,
+                // No violation, but a schedule without progress after its heal: a
+                // finding beside a valid verdict (as the real runs' unresponsive system).
+                (_, 4) => Verdict::Valid,
                 _ => Verdict::Unknown,
             };
+            rec.finding = sw.stalls > 0;
             rec.run_dir = (sw.shrunk.or(sw.failing))
                 .map(|p| p.canonicalize().unwrap_or(p).display().to_string());
             rec.explanation = Some(if sw.schedules == 0 {
                 "no schedule ran within the budget".into()
             } else {
-                format!(
+                let mut e = format!(
                     "{} schedules (seeds {first}-{last}), {} violations, {} unknown",
                     sw.schedules, sw.violations, sw.unknown
-                )
+                );
+                if sw.stalls > 0 {
+                    e.push_str(&format!(
+                        "; finding: {} schedules without progress after the last fault healed",
+                        sw.stalls
+                    ));
+                }
+                e
             });
         }
         Err(e) => {

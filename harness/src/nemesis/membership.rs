@@ -246,6 +246,8 @@ pub struct Attempt {
     pub verified: Option<String>,
     /// What the leader's STATUS showed last.
     pub status: String,
+    /// A "not made" answer proved false ([`AbortWatch`]): a safety finding.
+    pub violation: Option<String>,
 }
 
 /// What the reply to one membership request means for the change.
@@ -297,6 +299,134 @@ pub fn interpret(reply: Result<Resp, (bool, String)>) -> Verdict {
     }
 }
 
+/// The definite-abort check of membership changes. A request answered "definitely not
+/// made" (a refusal, or a reconfiguration abandoned before the voter set changed: every
+/// [`Verdict::Retry`] and [`Verdict::Failed`]) promises that this request changes nothing.
+/// So after such an answer for voter set T, T must not become the voter set the leader
+/// reports (outside a joint configuration) before a later request is accepted or answered
+/// without a definite outcome: then some definite answer was false. Voter sets that a
+/// request left unknown are not judged (that request may still take effect whenever).
+/// One owner for `stasis sim` (which looks after every event while a window is open) and
+/// the membership nemesis (which looks when it polls the leader's STATUS).
+#[derive(Clone, Debug, Default)]
+pub struct AbortWatch {
+    /// Voter sets some request for which got no definite answer.
+    unknown: Vec<Vec<usize>>,
+    open: Option<Window>,
+}
+
+/// A definite "not made" for `target`, not yet followed by an accepted request.
+#[derive(Clone, Debug)]
+struct Window {
+    target: Vec<usize>,
+    reply: String,
+    /// A request reached a node since and is not answered yet: what the leader reports
+    /// meanwhile may be that request's doing, so it is judged when the answer comes.
+    pending: bool,
+    /// What the leader reported while a request was pending.
+    suspect: Option<String>,
+    /// The highest leader term seen since the answer: a leader of a lower term (a stale
+    /// one, cut off before the configurations after its own) is not the system's view.
+    floor: u64,
+}
+
+impl AbortWatch {
+    /// Whether a "not made" answer is being watched (the caller then reports what the
+    /// leader shows through [`AbortWatch::observe`]).
+    pub fn watching(&self) -> bool {
+        self.open.is_some()
+    }
+
+    /// A request for `target` reached (or may have reached) a node.
+    pub fn sent(&mut self, target: &[usize]) {
+        match &mut self.open {
+            Some(w) if w.target == target => w.pending = true,
+            // Another change: what the leader shows is no longer this window's to judge.
+            Some(_) => self.open = None,
+            None => {}
+        }
+    }
+
+    /// The answer to a request for `target`, with what the leader reports now (and its
+    /// description), if known. Returns a violation: a "not made" answer proved false.
+    pub fn answered(
+        &mut self,
+        target: &[usize],
+        verdict: &Verdict,
+        now: Option<(&View, String)>,
+    ) -> Option<String> {
+        let floor = now.as_ref().map_or(0, |(v, _)| v.term);
+        let shown = now
+            .filter(|(v, _)| !v.joint && v.voters == target)
+            .map(|(_, d)| d);
+        let reply = match verdict {
+            Verdict::Ok => {
+                self.open = None;
+                return None;
+            }
+            Verdict::Unknown(_) => {
+                self.open = None;
+                if !self.unknown.iter().any(|u| u == target) {
+                    self.unknown.push(target.to_vec());
+                }
+                return None;
+            }
+            Verdict::Retry { why, .. } | Verdict::Failed(why) => why,
+        };
+        if let Some(w) = self.open.as_mut().filter(|w| w.target == target) {
+            w.pending = false;
+            if let Some(seen) = w.suspect.take() {
+                return self.violation(seen);
+            }
+            if floor < w.floor {
+                return None;
+            }
+            w.floor = floor;
+            return shown.and_then(|s| self.violation(s));
+        }
+        if self.unknown.iter().any(|u| u == target) || shown.is_some() {
+            // Already in effect (another request's doing), or possibly made by an
+            // earlier request: nothing this answer could be proved wrong by.
+            self.open = None;
+            return None;
+        }
+        self.open = Some(Window {
+            target: target.to_vec(),
+            reply: reply.clone(),
+            pending: false,
+            suspect: None,
+            floor,
+        });
+        None
+    }
+
+    /// What the leader reports now (`described` for the record). Returns a violation when
+    /// the watched voter set took effect with no request accepted since its "not made".
+    pub fn observe(&mut self, view: &View, described: impl FnOnce() -> String) -> Option<String> {
+        let w = self.open.as_mut()?;
+        if view.term < w.floor {
+            return None;
+        }
+        w.floor = view.term;
+        if view.joint || view.voters != w.target {
+            return None;
+        }
+        if w.pending {
+            w.suspect.get_or_insert_with(described);
+            return None;
+        }
+        self.violation(described())
+    }
+
+    fn violation(&mut self, seen: String) -> Option<String> {
+        let w = self.open.take()?;
+        Some(format!(
+            "a membership change answered {:?} (definitely not made) took effect with no request accepted since: {seen}",
+            w.reply
+        ))
+    }
+}
+
 /// How long a change waits for a leader outside a joint configuration before it plans.
 pub(crate) const SETTLE_BUDGET: Duration = Duration::from_secs(10);
 /// How long one change may take, retries included.
@@ -315,20 +445,35 @@ pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> A
     let args: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
     let deadline = Instant::now() + CHANGE_BUDGET;
     let mut last = String::from("no leader found");
+    // Every definite "not made" is checked against what the leader shows at the next
+    // look, before the next request (and once more after the last).
+    let mut watch = AbortWatch::default();
+    let mut violation = None;
     let (outcome, reply) = loop {
         if Instant::now() >= deadline || crate::signals::interrupted() {
             break ("failed", last);
         }
-        let leader = match leader_view(cluster) {
-            Ok(v) => v.leader,
+        let view = match leader_view(cluster) {
+            Ok(v) => {
+                if violation.is_none() {
+                    violation = watch.observe(&v, || v.describe(cluster));
+                }
+                v
+            }
             Err(e) => {
                 last = e;
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
         };
-        let addr = cluster.info(leader).client_addr();
-        match interpret(request(addr, &args, REQUEST_TIMEOUT)) {
+        let addr = cluster.info(view.leader).client_addr();
+        watch.sent(target);
+        let verdict = interpret(request(addr, &args, REQUEST_TIMEOUT));
+        let asked = (&view, view.describe(cluster));
+        if let Some(v) = watch.answered(target, &verdict, Some(asked)) {
+            violation.get_or_insert(v);
+        }
+        match verdict {
             Verdict::Ok => break ("ok", "OK".to_owned()),
             Verdict::Failed(msg) => break ("failed", msg),
             Verdict::Unknown(msg) => break ("unknown", msg),
@@ -346,16 +491,23 @@ pub fn reconfigure(cluster: &Cluster<'_>, m: &Membership, target: &[usize]) -> A
         };
     let (verified, status) = match settled_view(cluster, Some(target), verify_until) {
         Ok(v) => {
+            if violation.is_none() {
+                violation = watch.observe(&v, || v.describe(cluster));
+            }
             let d = v.describe(cluster);
             (Some(d.clone()), d)
         }
         Err(last) => (None, last),
     };
+    if let Some(v) = &violation {
+        tracing::warn!("membership nemesis: {v}");
+    }
     Attempt {
         outcome,
         reply,
         verified,
         status,
+        violation,
     }
 }
 
@@ -366,7 +518,7 @@ fn record(cluster: &Cluster<'_>, change: &str, from: &[usize], to: &[usize], a: 
 
 /// The history value of one change between the named voter sets (also `stasis sim`'s).
 pub(crate) fn record_named(change: &str, from: Vec<String>, to: Vec<String>, a: &Attempt) -> Value {
-    json!({
+    let mut v = json!({
         "change": change,
         "from": from,
         "to": to,
@@ -374,10 +526,22 @@ pub(crate) fn record_named(change: &str, from: Vec<String>, to: Vec<String>, a: 
         "reply": a.reply,
         "verified": a.verified.is_some(),
         "status": a.status,
-    })
+    });
+    if let Some(why) = &a.violation {
+        v["violation"] = json!(why);
+    }
+    v
+}
+
+/// The definite-abort violation a `start-`/`stop-` membership value records, if any.
+pub fn violation(value: &Value) -> Option<&str> {
+    value.get("violation").and_then(Value::as_str)
 }
 
 fn evidence(cluster: &Cluster<'_>, to: &[usize], a: &Attempt) -> String {
+    if let Some(v) = &a.violation {
+        return format!("VIOLATION: {v}");
+    }
     match &a.verified {
         Some(v) => format!("STATUS: {v}"),
         None => format!(
@@ -607,6 +771,154 @@ mod tests {
                 sent: false
             }
         );
+    }
+
+    fn view(voters: &[usize], joint: bool) -> View {
+        View {
+            leader: 0,
+            term: 3,
+            voters: voters.to_vec(),
+            joint,
+        }
+    }
+
+    fn abandoned() -> Verdict {
+        interpret(Ok(Resp::error(
+            "ERR reconfiguration abandoned before the voter set changed",
+        )))
+    }
+
+    /// A leader that steps down mid-change and answers "abandoned" although its joint
+    /// configuration survives: the next leader finishes the change.
+    #[test]
+    fn a_definite_abort_that_takes_effect_is_a_violation() {
+        let (old, new) = (vec![0, 1, 2], vec![0, 3, 4]);
+        let mut w = AbortWatch::default();
+        w.sent(&new);
+        assert_eq!(w.answered(&new, &abandoned(), None), None);
+        assert!(w.watching());
+        assert_eq!(w.observe(&view(&old, false), || "old".into()), None);
+        assert_eq!(
+            w.observe(&view(&[0, 1, 2, 3, 4], true), || "joint".into()),
+            None
+        );
+        // A retry refused (another change in progress) changes nothing.
+        w.sent(&new);
+        let busy = interpret(Ok(Resp::error(
+            "ERR another membership change is in progress; retry later",
+        )));
+        assert_eq!(w.answered(&new, &busy, None), None);
+        let v = w.observe(&view(&new, false), || "n1 leads: voters n1,n4,n5".into());
+        let v = v.expect("the abandoned change took effect");
+        assert!(
+            v.contains("abandoned before the voter set changed") && v.contains("n1,n4,n5"),
+            "{v}"
+        );
+        assert!(!v.contains('\n'));
+        assert!(!w.watching(), "one report per window");
+    }
+
+    /// What the leader shows while a request is at a node is judged by its answer.
+    #[test]
+    fn a_pending_request_is_judged_by_its_answer() {
+        let new = vec![0, 3, 4];
+        let mut w = AbortWatch::default();
+        w.answered(&new, &Verdict::Failed("ERR bad".into()), None);
+        w.sent(&new);
+        assert_eq!(w.observe(&view(&new, false), || "shown".into()), None);
+        // Accepted: the change is that request's doing.
+        assert_eq!(w.answered(&new, &Verdict::Ok, None), None);
+        assert!(!w.watching());
+        // Refused: then the change shown meanwhile had no accepted request.
+        let mut w = AbortWatch::default();
+        w.answered(&new, &abandoned(), None);
+        w.sent(&new);
+        assert_eq!(w.observe(&view(&new, false), || "shown".into()), None);
+        let busy = Verdict::Retry {
+            why: "NOTLEADER".into(),
+            sent: true,
+        };
+        let v = w.answered(&new, &busy, None).expect("proved false");
+        assert!(v.ends_with("shown"), "{v}");
+    }
+
+    /// Correct runs: abandoned changes that stay abandoned, changes made by a later
+    /// accepted request, sets a request left unknown, and changes of other sets.
+    #[test]
+    fn correct_answers_are_not_violations() {
+        let (old, new) = (vec![0, 1, 2], vec![0, 3, 4]);
+        let mut w = AbortWatch::default();
+        w.answered(&new, &abandoned(), None);
+        for _ in 0..3 {
+            assert_eq!(w.observe(&view(&old, false), || "old".into()), None);
+        }
+        w.sent(&new);
+        assert_eq!(w.answered(&new, &Verdict::Ok, None), None);
+        assert_eq!(w.observe(&view(&new, false), || "new".into()), None);
+        // A set some request left unknown may take effect at any time.
+        let mut w = AbortWatch::default();
+        w.answered(&new, &Verdict::Unknown("TIMEOUT".into()), None);
+        w.answered(&new, &abandoned(), None);
+        assert!(!w.watching());
+        assert_eq!(w.observe(&view(&new, false), || "new".into()), None);
+        // A request for another set closes the window.
+        let mut w = AbortWatch::default();
+        w.answered(&new, &abandoned(), None);
+        w.sent(&old);
+        assert!(!w.watching());
+        // Already in effect when refused: nothing to prove wrong.
+        let mut w = AbortWatch::default();
+        let shown = view(&new, false);
+        assert_eq!(
+            w.answered(&new, &abandoned(), Some((&shown, "shown".into()))),
+            None
+        );
+        assert!(!w.watching());
+        // A stale leader (a lower term than the one answering) that still reports the
+        // voters before a change, which a revert asks for again: not the system's view
+        // (seen: raft seed 398 of `--faults all,reconfig --sim-time 4s`).
+        let mut w = AbortWatch::default();
+        let leader = View {
+            term: 3,
+            ..view(&new, false)
+        };
+        assert_eq!(
+            w.answered(
+                &old,
+                &abandoned(),
+                Some((&leader, "n2 leads (term 3)".into()))
+            ),
+            None
+        );
+        let stale = View {
+            term: 2,
+            ..view(&old, false)
+        };
+        assert_eq!(w.observe(&stale, || "n3 leads (term 2)".into()), None);
+        assert!(w.watching());
+        let current = View {
+            term: 4,
+            ..view(&old, false)
+        };
+        assert!(w.observe(&current, || "n4 leads (term 4)".into()).is_some());
+    }
+
+    #[test]
+    fn a_violation_is_recorded_in_the_history_value() {
+        let a = Attempt {
+            outcome: "failed",
+            reply: "ERR x".into(),
+            verified: Some("n1 leads".into()),
+            status: "n1 leads".into(),
+            violation: Some("proved false".into()),
+        };
+        let v = record_named("add", vec!["n1".into()], vec!["n2".into()], &a);
+        assert_eq!(violation(&v), Some("proved false"));
+        let ok = Attempt {
+            violation: None,
+            ..a
+        };
+        assert_eq!(violation(&record_named("add", vec![], vec![], &ok)), None);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! results.json, report.html) and is shrunk to a smaller failing schedule.
 
 pub mod campaign;
+pub mod progress;
 pub mod schedule;
 pub mod selftest;
 pub mod world;
@@ -213,6 +214,41 @@ pub struct SimRun {
     pub verdict: u8,
     /// Set when the schedule was stopped as a message storm ([`world::Outcome::storm`]).
     pub storm: Option<String>,
+    /// Set when the cluster made no progress after the last fault healed
+    /// ([`progress`]): a finding beside the verdict.
+    pub stalled: Option<String>,
+    /// Heal to progress, in election timeouts ([`world::Outcome::recovery_ns`]).
+    pub recovery_timeouts: Option<f64>,
+    /// A membership change answered "definitely not made" that took effect: a safety
+    /// finding, counted as a violation ([`crate::nemesis::membership::AbortWatch`]).
+    pub abort_violation: Option<String>,
+}
+
+/// How a schedule failed, for the summary and the shrinker (which keeps only smaller
+/// schedules that fail the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The history is not linearizable.
+    NotLinearizable,
+    /// A membership change answered "definitely not made" took effect.
+    AbortTookEffect,
+    /// No progress after the last fault healed.
+    NoProgress,
+}
+
+impl SimRun {
+    /// The first of the failures this run shows (safety before progress).
+    pub fn failure(&self) -> Option<Failure> {
+        if self.verdict == 1 {
+            Some(Failure::NotLinearizable)
+        } else if self.abort_violation.is_some() {
+            Some(Failure::AbortTookEffect)
+        } else if self.stalled.is_some() {
+            Some(Failure::NoProgress)
+        } else {
+            None
+        }
+    }
 }
 
 /// Runs one schedule and checks its history.
@@ -238,6 +274,7 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         watch_split: spec.protocol == "raft",
         spares: spec.spares as usize,
         storm_queue: world::STORM_QUEUE,
+        progress_timeouts: progress::TIMEOUTS,
     };
     // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
     // the schedule and the replay are the record of a simulated run.
@@ -258,6 +295,11 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         split_terms: out.split_terms,
         verdict: check.verdict.exit_code(),
         storm: out.storm,
+        stalled: out.stalled,
+        recovery_timeouts: out
+            .recovery_ns
+            .map(|r| r as f64 / out.election_ns.max(1) as f64),
+        abort_violation: out.abort_violation,
     })
 }
 
@@ -302,7 +344,8 @@ pub struct Shrunk {
     pub tries: u32,
 }
 
-/// Searches for a smaller schedule that still fails: drops faults one at a time (while
+/// Searches for a smaller schedule that still fails the same way ([`SimRun::failure`]):
+/// drops faults one at a time (while
 /// the run still fails), then shortens the simulated time, then halves the clients, then
 /// puts drawn settings back to their defaults, then removes spares and nodes one at a time. At most `max_tries` simulations.
 pub fn shrink(
@@ -311,12 +354,13 @@ pub fn shrink(
     check_timeout: Duration,
     max_tries: u32,
 ) -> Result<Shrunk> {
+    let failure = run.failure();
     let mut best = (spec.clone(), run);
     let mut tries = 0;
     let fails = |s: &SimSpec, tries: &mut u32| -> Result<Option<SimRun>> {
         *tries += 1;
         let r = simulate(s, check_timeout)?;
-        Ok((r.verdict == 1).then_some(r))
+        Ok((failure.is_some() && r.failure() == failure).then_some(r))
     };
     // Faults, one at a time, repeated until no single fault can go.
     let mut changed = true;
@@ -394,7 +438,7 @@ pub fn shrink(
         s.nodes -= 1;
         tries += 1;
         match simulate(&s, check_timeout) {
-            Ok(r) if r.verdict == 1 => best = (s, r),
+            Ok(r) if failure.is_some() && r.failure() == failure => best = (s, r),
             _ => break,
         }
     }
@@ -450,6 +494,14 @@ pub struct Sweep {
     pub unknown: u64,
     /// Schedules stopped as a message storm (a finding beside the verdict).
     pub storms: u64,
+    /// Schedules without progress after the last fault healed (a finding beside the
+    /// verdict; exit code 4 when there is no violation).
+    pub stalls: u64,
+    /// Of the violations, membership changes answered "definitely not made" that took
+    /// effect.
+    pub abort_violations: u64,
+    /// The slowest recovery after the heal, in election timeouts, and its seed.
+    pub slowest_recovery: Option<(f64, u64)>,
     /// The first and last seed run.
     pub seeds: Option<(u64, u64)>,
     /// The run directory of the first failing schedule (and of its shrunk schedule).
@@ -459,10 +511,14 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// 0 all linearizable, 1 a violation, 2 an unknown verdict.
+    /// 0 all linearizable and progressing, 1 a violation (of linearizability or of a
+    /// definite membership answer), 4 no progress after the heal (no violation), 2 an
+    /// unknown verdict.
     pub fn exit_code(&self) -> u8 {
         if self.violations > 0 {
             1
+        } else if self.stalls > 0 {
+            4
         } else if self.unknown > 0 {
             2
         } else {
@@ -501,6 +557,8 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
     let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut split, mut watched, mut storms) = (0u64, false, 0u64);
+    let (mut stalls, mut abort_violations) = (0u64, 0u64);
+    let mut slowest: Option<(f64, u64)> = None;
     let (mut failing, mut shrunk_dir) = (None, None);
     for spec in specs {
         if !args.budget.is_zero() && started.elapsed() >= args.budget {
@@ -531,28 +589,60 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                 dir.display()
             ));
         }
-        match run.verdict {
-            1 => {
-                violations += 1;
-                let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
+        if let Some(r) = run.recovery_timeouts
+            && slowest.is_none_or(|(t, _)| r > t)
+        {
+            slowest = Some((r, spec.seed));
+        }
+        violations += u64::from(run.verdict == 1 || run.abort_violation.is_some());
+        abort_violations += u64::from(run.abort_violation.is_some());
+        stalls += u64::from(run.stalled.is_some());
+        unknown += u64::from(run.verdict == 2);
+        match run.failure() {
+            Some(failure) => {
+                let (label, finding) = match failure {
+                    Failure::NotLinearizable => ("NOT LINEARIZABLE", None),
+                    Failure::AbortTookEffect => {
+                        ("MEMBERSHIP ANSWER VIOLATED", run.abort_violation.clone())
+                    }
+                    Failure::NoProgress => ("NO PROGRESS", run.stalled.clone()),
+                };
+                let dir = write_run(
+                    &args.store,
+                    &spec,
+                    &run,
+                    finding.as_deref(),
+                    args.check_timeout,
+                )?;
                 failing.get_or_insert(dir.clone());
                 say(format!(
-                    "seed {}: NOT LINEARIZABLE ({} faults, {} ops, settings {}) -> {}",
+                    "seed {}: {label} ({} faults, {} ops, settings {}) -> {}{}",
                     spec.seed,
                     spec.schedule.len(),
                     client_ops(&run),
                     describe_settings(&spec.settings),
-                    dir.display()
+                    dir.display(),
+                    finding.map_or_else(String::new, |f| format!("\n  {f}"))
                 ));
                 if !args.no_shrink {
                     let shrunk = shrink(&spec, run, args.check_timeout, 200)?;
-                    let note = format!(
+                    let mut note = format!(
                         "shrunk from seed {} ({} faults, {:.1} s simulated) in {} tries",
                         spec.seed,
                         spec.schedule.len(),
                         spec.sim_time_ns as f64 / 1e9,
                         shrunk.tries
                     );
+                    if let Some(f) = shrunk
+                        .run
+                        .abort_violation
+                        .as_ref()
+                        .or(shrunk.run.stalled.as_ref())
+                        .filter(|_| failure != Failure::NotLinearizable)
+                    {
+                        note.push_str("; ");
+                        note.push_str(f);
+                    }
                     let sdir = write_run(
                         &args.store,
                         &shrunk.spec,
@@ -578,16 +668,16 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                         sdir.display(),
                         sdir.display()
                     ));
+                } else {
+                    say(format!("  replay: stasis sim --replay {}", dir.display()));
                 }
                 if !args.keep_going {
                     break;
                 }
             }
-            v => {
-                if v == 2 {
-                    unknown += 1;
-                }
+            None => {
                 if args.keep || args.replay.is_some() {
+                    let v = run.verdict;
                     let dir = write_run(&args.store, &spec, &run, None, args.check_timeout)?;
                     say(format!(
                         "seed {}: {} ({} faults, {} ops) -> {}",
@@ -608,8 +698,13 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         None => String::new(),
     };
     say(format!(
-        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations, {unknown} unknown{}{}",
+        "sim: {schedules} schedules{range}, {ops} operations, {events} events in {secs:.1} s ({:.0} simulated ops/s), {violations} violations{}, {unknown} unknown{}{}",
         ops as f64 / secs.max(1e-9),
+        if abort_violations > 0 {
+            format!(" ({abort_violations} of them membership answers proved false)")
+        } else {
+            String::new()
+        },
         if watched {
             format!(", {split} with two leaders in one term")
         } else {
@@ -619,7 +714,14 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
             format!(", {storms} message storms")
         } else {
             String::new()
-        }
+        },
+    ));
+    say(format!(
+        "sim: {stalls} without progress after the heal (bound {} election timeouts + one operation timeout){}",
+        progress::TIMEOUTS,
+        slowest.map_or_else(String::new, |(t, seed)| format!(
+            "; slowest recovery {t:.2} election timeouts (seed {seed})"
+        ))
     ));
     Ok(Sweep {
         schedules,
@@ -627,6 +729,9 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         violations,
         unknown,
         storms,
+        stalls,
+        abort_violations,
+        slowest_recovery: slowest,
         seeds,
         failing,
         shrunk: shrunk_dir,

@@ -34,11 +34,12 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use super::progress::Progress;
 use super::schedule::{Fault, FaultKind, Shape};
 use crate::client::resp::{Reply, classify};
 use crate::client::{ClientOp, Completion};
 use crate::generator::{Mix, Workload, pause_between};
-use crate::nemesis::membership::{self, Attempt, Verdict, View};
+use crate::nemesis::membership::{self, AbortWatch, Attempt, Verdict, View};
 
 const MS: u64 = 1_000_000;
 /// Wall clock at simulated time 0 (Unix ms): 2026-01-01.
@@ -72,6 +73,9 @@ pub struct WorldOptions {
     /// ends and exhausts memory (seen: a 10 s Multi-Paxos schedule still running after
     /// minutes, its memory growing by megabytes a second).
     pub storm_queue: usize,
+    /// The progress bound after the last fault heals, in election timeouts
+    /// ([`progress::TIMEOUTS`] by default; see [`progress`]).
+    pub progress_timeouts: u64,
 }
 
 /// The default [`WorldOptions::storm_queue`], far above any healthy queue.
@@ -362,6 +366,16 @@ pub struct Outcome {
     /// A finding about the system (it cannot make progress in simulated time), reported
     /// beside the verdict on the history recorded until then.
     pub storm: Option<String>,
+    /// Set when the cluster made no progress after the last fault healed
+    /// ([`progress`]): a finding beside the verdict, as a storm.
+    pub stalled: Option<String>,
+    /// Time from the last fault's heal to an acknowledged write and read after it (ns).
+    pub recovery_ns: Option<u64>,
+    /// The longest election timeout of the nodes (ns): the unit of the progress bound.
+    pub election_ns: u64,
+    /// A membership change answered "definitely not made" that took effect
+    /// ([`AbortWatch`]): a safety finding.
+    pub abort_violation: Option<String>,
 }
 
 pub struct World<C: ConsensusCore, S> {
@@ -394,6 +408,20 @@ pub struct World<C: ConsensusCore, S> {
     stall: Option<usize>,
     admin: Admin,
     storm: Option<String>,
+    /// Fault stops still to come (the heal is after the last one).
+    stops_left: usize,
+    progress: Progress,
+    stalled: Option<String>,
+    aborts: AbortWatch,
+    abort_violation: Option<String>,
+}
+
+/// How long the faults may take to heal after the schedule's simulated time (a membership
+/// change under way and the revert queued after it, each within its budgets) before that
+/// is itself a progress finding.
+fn heal_cap_ns() -> u64 {
+    let job = membership::SETTLE_BUDGET + membership::CHANGE_BUDGET + membership::VERIFY_BUDGET;
+    2 * job.as_nanos() as u64
 }
 
 impl<C, S> World<C, S>
@@ -410,6 +438,13 @@ where
         schedule: Vec<Fault>,
     ) -> Result<Self> {
         let rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let election_ns = configs
+            .iter()
+            .map(|c| (c.tick.as_nanos() as u64).saturating_mul(c.election_ticks))
+            .max()
+            .unwrap_or(0);
+        let progress = Progress::new(election_ns, opts.progress_timeouts, opts.op_timeout_ns);
+        let stops_left = schedule.len();
         let mut nodes = Vec::new();
         for cfg in configs {
             let fs = SimFs::new();
@@ -475,6 +510,11 @@ where
             stall: None,
             admin: Admin::default(),
             storm: None,
+            stops_left,
+            progress,
+            stalled: None,
+            aborts: AbortWatch::default(),
+            abort_violation: None,
         };
         for i in 0..n {
             w.start_node(i)?;
@@ -969,6 +1009,10 @@ where
             events: self.events,
             split_terms: self.split_terms.len() as u64,
             storm: self.storm,
+            stalled: self.stalled,
+            recovery_ns: self.progress.recovery_ns(),
+            election_ns: self.progress.election_ns,
+            abort_violation: self.abort_violation,
         })
     }
 
@@ -1019,18 +1063,95 @@ where
             self.storm = Some(self.storm_report());
             return Ok(false);
         }
-        let Some(entry) = self.queue.first_entry() else {
-            return Ok(false);
-        };
-        let (t, _) = *entry.key();
-        if t > self.opts.sim_ns {
+        if self.stalled.is_some() {
             return Ok(false);
         }
-        let ev = entry.remove();
+        let end = self.end();
+        let next = self.queue.first_key_value().map(|(k, _)| k.0);
+        let Some(t) = next.filter(|&t| t <= end) else {
+            // The run ends: judge progress at the end (a schedule without events left
+            // ends at its deadline).
+            self.judge_progress(end);
+            return Ok(false);
+        };
+        let ev = self
+            .queue
+            .pop_first()
+            .expect("the queue has a first event")
+            .1;
         self.now = t;
         self.events += 1;
         self.handle(ev)?;
+        self.after_event();
         Ok(true)
+    }
+
+    /// When the run ends: at the schedule's simulated time once progress after the heal
+    /// was seen, else when it must have been seen by (the heal plus the bound), or, while
+    /// the faults have not healed, a cap after the schedule's time.
+    fn end(&self) -> u64 {
+        let sim = self.opts.sim_ns;
+        if self.progress.done() {
+            return sim;
+        }
+        match self.progress.deadline() {
+            Some(d) => sim.max(d),
+            None => sim + heal_cap_ns() + self.progress.bound_ns,
+        }
+    }
+
+    /// At the end of the run: the progress finding, if the property did not hold.
+    fn judge_progress(&mut self, end: u64) {
+        if self.storm.is_some() || self.stalled.is_some() {
+            return;
+        }
+        let leader = self.leader_view().map_or_else(|e| e, |v| self.describe(&v));
+        self.stalled = self.progress.finding(end, &leader);
+    }
+
+    /// Bookkeeping after every event: the heal (every fault stopped and every membership
+    /// change finished) and the definite-abort watch of membership changes.
+    fn after_event(&mut self) {
+        if self.progress.healed_at().is_none()
+            && self.stops_left == 0
+            && self.admin.job.is_none()
+            && self.admin.queue.is_empty()
+        {
+            self.progress.healed(self.now);
+        }
+        if self.aborts.watching()
+            && self.abort_violation.is_none()
+            && let Some(v) = self.current_view()
+        {
+            let d = self.describe(&v);
+            let found = self.aborts.observe(&v, || d);
+            self.abort_found(found);
+        }
+    }
+
+    /// The leader's view if it is current: no running node has a higher term (a leader
+    /// that was paused or cut off while the others moved on is stale, and may still
+    /// report voter sets that were since replaced).
+    fn current_view(&self) -> Option<View> {
+        let v = self.leader_view().ok()?;
+        let highest = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.host.as_ref())
+            .map(|h| h.core().status().term)
+            .max()
+            .unwrap_or(0);
+        (v.term >= highest).then_some(v)
+    }
+
+    /// Records the first definite-abort violation (in the history's nemesis log too).
+    fn abort_found(&mut self, found: Option<String>) {
+        if let Some(v) = found
+            && self.abort_violation.is_none()
+        {
+            self.nemesis("reconfig-violation".into(), json!({"violation": v}));
+            self.abort_violation = Some(v);
+        }
     }
 
     fn handle(&mut self, ev: Ev<C::Message>) -> Result<()> {
@@ -1132,7 +1253,10 @@ where
             }
             Ev::ClientNext { client } => self.invoke(client),
             Ev::FaultStart(i) => self.fault(i, true)?,
-            Ev::FaultStop(i) => self.fault(i, false)?,
+            Ev::FaultStop(i) => {
+                self.stops_left = self.stops_left.saturating_sub(1);
+                self.fault(i, false)?
+            }
             Ev::Bounce(i) => {
                 let f = &self.schedule[i];
                 let (FaultKind::Bounce { every_ms, .. }, Some(&n)) =
@@ -1425,6 +1549,7 @@ where
         let job = self.admin.job.as_mut().expect("checked");
         job.at = Some((node, inc));
         job.sent = true;
+        self.aborts.sent(&job.target);
         // The node answers -TIMEOUT at its request deadline, as the runtime does
         // (the timeout event); its host forgets the request then.
         let deadline = self.now + self.nodes[node].cfg.request_timeout.as_nanos() as u64;
@@ -1443,12 +1568,19 @@ where
     /// What the reply (or its absence) to the change's request means: a definite
     /// outcome goes on to verification, a refusal worth a retry asks again later.
     fn admin_verdict(&mut self, verdict: Verdict) {
-        let Some(job) = self.admin.job.as_mut() else {
+        let Some(job) = self.admin.job.as_ref() else {
             return;
         };
         if job.stage != Stage::Request {
             return;
         }
+        // The definite-abort check: a "not made" answer must not be proved false.
+        let target = job.target.clone();
+        let now = self.current_view();
+        let now = now.as_ref().map(|v| (v, self.describe(v)));
+        let found = self.aborts.answered(&target, &verdict, now);
+        self.abort_found(found);
+        let job = self.admin.job.as_mut().expect("checked");
         job.at = None;
         let (outcome, reply) = match verdict {
             Verdict::Ok => ("ok", "OK".to_owned()),
@@ -1484,6 +1616,7 @@ where
             reply: job.reply,
             verified,
             status,
+            violation: None,
         };
         let value = membership::record_named(
             job.change,
@@ -1659,6 +1792,7 @@ where
             return;
         };
         self.clients[client].attempt += 1;
+        let invoked = cur.invoke.time;
         let mut event = cur.invoke;
         event.node = cur
             .at
@@ -1669,8 +1803,11 @@ where
             // A read that may not have happened observed nothing: fail.
             event.kind = OpType::Fail;
         }
+        let ok = event.kind == OpType::Ok;
         self.record(event);
         self.completions += 1;
+        self.progress
+            .completed(invoked, self.now, cur.op.is_read(), ok);
         if info && !cur.op.is_read() {
             self.clients[client].process += self.opts.clients as u64;
         }
@@ -2094,6 +2231,7 @@ mod tests {
     use node::storage::file::FsOp;
 
     use super::*;
+    use crate::sim::progress;
 
     #[test]
     fn node_flags_are_validated_like_stasis_node() {
@@ -2120,6 +2258,7 @@ mod tests {
             watch_split: false,
             spares: 0,
             storm_queue,
+            progress_timeouts: progress::TIMEOUTS,
         };
         let configs = || node_configs("multipaxos", 3, 0, &[]).unwrap();
         let healthy = World::new(opts(STORM_QUEUE), configs(), node::boot::paxos, Vec::new())
@@ -2141,6 +2280,67 @@ mod tests {
             "{report}"
         );
         assert!(stopped.events < healthy.events);
+    }
+
+    /// The progress check on a world where it cannot hold (a bound of 0 election
+    /// timeouts: one operation timeout, 500 ms, while no Raft node may campaign before its
+    /// 600 ms election timeout) and on the same world with the default bound; and after a
+    /// heal that comes late in the schedule, where the run goes on past its simulated time
+    /// until the property holds.
+    #[test]
+    fn progress_after_the_heal_is_checked_within_the_bound() {
+        let flags: Vec<String> = ["--tick-ms", "10", "--election-ticks", "60"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let s = 1_000_000_000;
+        let run = |timeouts, sim_ns, schedule: Vec<Fault>| {
+            let opts = WorldOptions {
+                seed: 8,
+                sim_ns,
+                clients: 5,
+                rate: 200.0,
+                keys: 3,
+                mix: Mix { write: 40, cas: 10 },
+                op_timeout_ns: 500 * MS,
+                watch_split: true,
+                spares: 0,
+                storm_queue: STORM_QUEUE,
+                progress_timeouts: timeouts,
+            };
+            let configs = node_configs("raft", 3, 0, &flags).unwrap();
+            World::new(opts, configs, node::boot::raft, schedule)
+                .unwrap()
+                .run()
+                .unwrap()
+        };
+        let out = run(0, 2 * s, Vec::new());
+        let f = out.stalled.expect("no leader can exist within 500 ms");
+        assert!(
+            f.starts_with("no progress: no acknowledged write or read")
+                && f.contains("healed at 0.0"),
+            "{f}"
+        );
+        assert_eq!(out.election_ns, 600 * MS);
+        let out = run(progress::TIMEOUTS, 2 * s, Vec::new());
+        assert_eq!(out.stalled, None);
+        let r = out.recovery_ns.unwrap();
+        assert!(r >= 600 * MS && r < 3 * s, "{r}");
+        // Two of three nodes down until 1.9 s of a 2 s schedule: the run goes on after
+        // 2 s until a write and a read after the heal succeed.
+        let crash = |node| Fault {
+            start_ns: s / 2,
+            stop_ns: 1_900 * MS,
+            kind: FaultKind::Crash {
+                node,
+                power_loss: false,
+            },
+        };
+        let out = run(progress::TIMEOUTS, 2 * s, vec![crash(1), crash(2)]);
+        assert_eq!(out.stalled, None);
+        let last = out.ops.iter().map(|o| o.time).max().unwrap();
+        assert!(last > 2 * s, "the run ended at {last} ns");
+        assert!(out.recovery_ns.unwrap() > 100 * MS);
     }
 
     #[test]
@@ -2195,6 +2395,7 @@ mod tests {
             watch_split: true,
             spares: 0,
             storm_queue: STORM_QUEUE,
+            progress_timeouts: progress::TIMEOUTS,
         };
         let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
         let (mut max_down, mut fully_cut) = (0, false);
@@ -2281,6 +2482,7 @@ mod tests {
             watch_split: false,
             spares: 0,
             storm_queue: STORM_QUEUE,
+            progress_timeouts: progress::TIMEOUTS,
         };
         let mut w = World::new(opts, configs, node::boot::paxos, schedule).unwrap();
         let mut last_op = [0u64; 5];
@@ -2362,6 +2564,7 @@ mod tests {
             watch_split: false,
             spares: 0,
             storm_queue: STORM_QUEUE,
+            progress_timeouts: progress::TIMEOUTS,
         };
         let mut w = World::new(opts, configs, node::boot::paxos, schedule).unwrap();
         let (mut batch, mut senders) = (0, 0);
