@@ -220,14 +220,7 @@ pub fn read_jsonl_operations_with(
     path: &Path,
     threads: usize,
 ) -> Result<(Vec<Operation>, Vec<String>), HistoryError> {
-    let mut pairer = Pairer::default();
-    // A history is about 100 bytes an event, two events an operation.
-    if let Ok(m) = std::fs::metadata(path) {
-        pairer
-            .out
-            .reserve(usize::try_from(m.len() / 200).unwrap_or(0).min(1 << 26));
-    }
-    let (pairer, warnings) = read_file_events(path, threads, pairer)?;
+    let (pairer, warnings) = read_file_events(path, threads, Pairer::default())?;
     Ok((pairer.out, warnings))
 }
 

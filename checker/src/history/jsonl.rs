@@ -392,16 +392,6 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
     })
 }
 
-/// The value of eight ASCII digits read as a little-endian word (the first digit is the
-/// most significant): pairs, then fours, then all eight, by multiply and shift.
-#[inline(always)]
-fn eight_digits(w: u64) -> u64 {
-    let v = w & 0x0F0F_0F0F_0F0F_0F0F;
-    let v = (v.wrapping_mul(10 << 8 | 1) >> 8) & 0x00FF_00FF_00FF_00FF;
-    let v = (v.wrapping_mul(100 << 16 | 1) >> 16) & 0x0000_FFFF_0000_FFFF;
-    v.wrapping_mul(10_000 << 32 | 1) >> 32
-}
-
 /// A cursor over a line for the fast path.
 struct Cur<'a> {
     s: &'a [u8],
@@ -437,18 +427,6 @@ impl Cur<'_> {
         let stop = s.len().min(start + 19);
         let mut i = start;
         let mut n = 0u64;
-        // Eight digits at a time while they last (times have ten or so), then one at a time.
-        while let Some(w) = s.get(i..i + 8).filter(|_| i + 8 <= stop) {
-            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-            let all_digits = (w & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
-                && ((w.wrapping_add(0x0606_0606_0606_0606)) & 0xF0F0_F0F0_F0F0_F0F0)
-                    == 0x3030_3030_3030_3030;
-            if !all_digits {
-                break;
-            }
-            n = n * 100_000_000 + eight_digits(w);
-            i += 8;
-        }
         while i < stop {
             let d = s[i].wrapping_sub(b'0');
             if d > 9 {
