@@ -22,6 +22,8 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
@@ -193,14 +195,14 @@ use jsonl::{Block, Event, Line};
 /// Reads and validates a Stasis JSONL history file (in parallel when it is big).
 pub fn read_jsonl(path: &Path) -> Result<ReadHistory, HistoryError> {
     let mut ops = Vec::new();
-    let warnings = read_file_events(path, 0, |ev| ops.push(ev.into_op()))?;
+    let (_, warnings) = read_file_events(path, 0, |ev: Event<'_>| ops.push(ev.into_op()))?;
     Ok(ReadHistory { ops, warnings })
 }
 
 /// Reads and validates a JSONL history from any reader; `path` is used in messages only.
 pub fn read_jsonl_from<R: BufRead>(reader: R, path: &Path) -> Result<ReadHistory, HistoryError> {
     let mut ops = Vec::new();
-    let mut events = Events::new(path, |ev| ops.push(ev.into_op()));
+    let mut events = Events::new(path, |ev: Event<'_>| ops.push(ev.into_op()));
     jsonl::for_each_block(reader, jsonl::BLOCK, |b| events.block(b))?;
     let warnings = events.warnings;
     Ok(ReadHistory { ops, warnings })
@@ -218,19 +220,18 @@ pub fn read_jsonl_operations_with(
     path: &Path,
     threads: usize,
 ) -> Result<(Vec<Operation>, Vec<String>), HistoryError> {
-    let mut pairer = Pairer::default();
-    let warnings = read_file_events(path, threads, |ev| pairer.push_event(ev))?;
+    let (pairer, warnings) = read_file_events(path, threads, Pairer::default())?;
     Ok((pairer.out, warnings))
 }
 
-/// Streams a file's validated events into `sink`; returns the warnings. Files of several
-/// blocks are parsed by worker threads (`threads`: 0 = one per core, 1 = none) while this
-/// thread validates and pairs in file order.
-fn read_file_events(
+/// Streams a file's validated events into `sink`; returns the sink and the warnings. Files
+/// of several blocks are parsed by worker threads (`threads`: 0 = one per core, 1 = none)
+/// while this thread validates and pairs in file order.
+fn read_file_events<S: Sink>(
     path: &Path,
     threads: usize,
-    sink: impl FnMut(Event<'_>),
-) -> Result<Vec<String>, HistoryError> {
+    sink: S,
+) -> Result<(S, Vec<String>), HistoryError> {
     let io_err = |source| HistoryError::Io {
         path: path.to_owned(),
         source,
@@ -248,7 +249,34 @@ fn read_file_events(
     } else {
         jsonl::for_each_block(file, block, |b| events.block(b))?;
     }
-    Ok(events.warnings)
+    Ok((events.sink, events.warnings))
+}
+
+/// Where validated events go: the events themselves ([`read_jsonl`]) or operations
+/// ([`Pairer`]). The validator already tracks each process's outstanding invoke, so a sink
+/// that pairs gets its invoke's slot back with the completion instead of keeping a map of
+/// its own, and the invoke's interned function name.
+trait Sink {
+    /// A client's invoke, `f` its function name; returns a slot for its completion.
+    fn invoke(&mut self, ev: Event<'_>, f: &Name) -> usize;
+    /// The completion of the invoke that returned `slot`.
+    fn complete(&mut self, ev: Event<'_>, slot: usize);
+    /// A nemesis event.
+    fn nemesis(&mut self, ev: Event<'_>);
+}
+
+/// Any closure takes every event, in order.
+impl<F: FnMut(Event<'_>)> Sink for F {
+    fn invoke(&mut self, ev: Event<'_>, _: &Name) -> usize {
+        self(ev);
+        0
+    }
+    fn complete(&mut self, ev: Event<'_>, _: usize) {
+        self(ev)
+    }
+    fn nemesis(&mut self, ev: Event<'_>) {
+        self(ev)
+    }
 }
 
 /// Validates parsed blocks in file order and streams their events into a sink.
@@ -263,7 +291,7 @@ struct Events<'p, S> {
     count: u64,
 }
 
-impl<'p, S: FnMut(Event<'_>)> Events<'p, S> {
+impl<'p, S: Sink> Events<'p, S> {
     fn new(path: &'p Path, sink: S) -> Self {
         Events {
             path,
@@ -302,8 +330,7 @@ impl<'p, S: FnMut(Event<'_>)> Events<'p, S> {
                 ev.index = self.count;
             }
             self.count += 1;
-            self.validator.check(&ev).map_err(err)?;
-            (self.sink)(ev);
+            self.validator.check(ev, &mut self.sink).map_err(err)?;
         }
         self.lines += block.lines;
         Ok(true)
@@ -332,24 +359,33 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 
 const EXAMPLE: &str = r#"{"time":0,"process":1,"type":"invoke","f":"write","key":"k1","value":3}"#;
 
+/// What the validator knows of a client process.
+enum Proc {
+    /// Its invoke of `f` (an index into the names) is outstanding; the sink's slot for it.
+    Open { f: u32, slot: usize },
+    /// It ended with `info` at this index; Jepsen workers never reuse it.
+    Crashed(u64),
+}
+
 /// Tracks outstanding operations per process while reading.
 #[derive(Default)]
 struct Validator {
-    /// Process -> f of its outstanding invoke (an index into `names`).
-    outstanding: FxHashMap<u64, u32>,
-    /// Processes that ended with `info`; Jepsen workers never reuse them.
-    crashed: FxHashMap<u64, u64>,
+    procs: FxHashMap<u64, Proc>,
     /// The distinct fs seen, so an invoke does not copy its f.
-    ids: FxHashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    ids: FxHashMap<Name, u32>,
+    names: Vec<Name>,
 }
 
 impl Validator {
-    fn check(&mut self, op: &Event<'_>) -> Result<(), String> {
+    /// Checks one event against the events before it and hands it to `sink` if it fits.
+    fn check(&mut self, op: Event<'_>, sink: &mut impl Sink) -> Result<(), String> {
         let p = match op.process {
             Process::Nemesis => {
                 return match op.kind {
-                    OpType::Info => Ok(()),
+                    OpType::Info => {
+                        sink.nemesis(op);
+                        Ok(())
+                    }
                     other => Err(format!(
                         "nemesis events must have type \"info\", got \"{other}\""
                     )),
@@ -359,49 +395,64 @@ impl Validator {
         };
         match op.kind {
             OpType::Invoke => {
-                if let Some(&f) = self.outstanding.get(&p) {
-                    return Err(format!(
-                        "process {p} invokes {} while its {} is still outstanding \
-                         (a process runs one operation at a time)",
-                        op.f, self.names[f as usize]
-                    ));
-                }
-                if let Some(index) = self.crashed.get(&p) {
-                    return Err(format!(
-                        "process {p} invokes {} after its operation ended with info at index \
-                         {index} (after info a worker must continue as a new process)",
-                        op.f
-                    ));
-                }
                 let f = match self.ids.get(&*op.f) {
                     Some(&f) => f,
                     None => {
                         let f = u32::try_from(self.names.len()).expect("fewer than 2^32 fs");
-                        self.names.push(op.f.as_ref().into());
-                        self.ids.insert(op.f.as_ref().into(), f);
+                        let name = Name::from(&*op.f);
+                        self.names.push(name.clone());
+                        self.ids.insert(name, f);
                         f
                     }
                 };
-                self.outstanding.insert(p, f);
+                match self.procs.entry(p) {
+                    Entry::Occupied(e) => Err(match *e.get() {
+                        Proc::Open { f: g, .. } => format!(
+                            "process {p} invokes {} while its {} is still outstanding \
+                             (a process runs one operation at a time)",
+                            op.f, self.names[g as usize]
+                        ),
+                        Proc::Crashed(index) => format!(
+                            "process {p} invokes {} after its operation ended with info at index \
+                             {index} (after info a worker must continue as a new process)",
+                            op.f
+                        ),
+                    }),
+                    Entry::Vacant(v) => {
+                        let slot = sink.invoke(op, &self.names[f as usize]);
+                        v.insert(Proc::Open { f, slot });
+                        Ok(())
+                    }
+                }
             }
             OpType::Ok | OpType::Fail | OpType::Info => {
-                let Some(f) = self.outstanding.remove(&p) else {
-                    return Err(format!(
-                        "{} of {} by process {p} has no matching invoke",
-                        op.kind, op.f
-                    ));
+                let Entry::Occupied(mut e) = self.procs.entry(p) else {
+                    return Err(no_invoke(&op, p));
+                };
+                let Proc::Open { f, slot } = *e.get() else {
+                    return Err(no_invoke(&op, p));
                 };
                 let f = &self.names[f as usize];
                 if **f != *op.f {
                     return Err(format!("process {p} completes {} but invoked {f}", op.f));
                 }
                 if op.kind == OpType::Info {
-                    self.crashed.insert(p, op.index);
+                    e.insert(Proc::Crashed(op.index));
+                } else {
+                    e.remove();
                 }
+                sink.complete(op, slot);
+                Ok(())
             }
         }
-        Ok(())
     }
+}
+
+fn no_invoke(op: &Event<'_>, p: u64) -> String {
+    format!(
+        "{} of {} by process {p} has no matching invoke",
+        op.kind, op.f
+    )
 }
 
 /// Writes a history as JSON Lines, flushing every event so a crash loses at most the line
@@ -593,53 +644,63 @@ pub struct Pairer {
 }
 
 impl Pairer {
+    /// Takes the next event (validated or not: a completion without an invoke is ignored).
     pub fn push(&mut self, op: Op) {
-        self.push_event(Event::from(op));
-    }
-
-    fn push_event(&mut self, op: Event<'_>) {
         let Process::Client(p) = op.process else {
             return;
         };
-        match op.kind {
-            OpType::Invoke => {
-                self.open.insert(p, self.out.len());
-                self.out.push(Operation {
-                    process: p,
-                    f: self.names.get(&op.f),
-                    key: op.key.map(|k| self.names.get(&k)),
-                    input: op.value,
-                    output: Value::Null,
-                    outcome: Outcome::Unknown,
-                    call: op.time,
-                    ret: None,
-                    invoke_index: op.index,
-                    complete_index: None,
-                    error: None,
-                });
-            }
-            kind => {
-                let Some(i) = self.open.remove(&p) else {
-                    return;
-                };
-                let o = &mut self.out[i];
-                o.complete_index = Some(op.index);
-                o.error = op.error.map(|e| self.names.get(&e));
-                o.output = op.value;
-                match kind {
-                    OpType::Ok => {
-                        o.outcome = Outcome::Ok;
-                        o.ret = Some(op.time);
-                    }
-                    OpType::Fail => {
-                        o.outcome = Outcome::Fail;
-                        o.ret = Some(op.time);
-                    }
-                    _ => o.outcome = Outcome::Unknown,
-                }
-            }
+        let ev = Event::from(op);
+        if ev.kind == OpType::Invoke {
+            let f = self.names.get(&ev.f);
+            let slot = self.invoke(ev, &f);
+            self.open.insert(p, slot);
+        } else if let Some(slot) = self.open.remove(&p) {
+            self.complete(ev, slot);
         }
     }
+}
+
+/// The reader's validator pairs for the pairer: it hands back each invoke's slot.
+impl Sink for Pairer {
+    fn invoke(&mut self, op: Event<'_>, f: &Name) -> usize {
+        let Process::Client(p) = op.process else {
+            unreachable!("the validator hands over client invokes only")
+        };
+        self.out.push(Operation {
+            process: p,
+            f: f.clone(),
+            key: op.key.map(|k| self.names.get(&k)),
+            input: op.value,
+            output: Value::Null,
+            outcome: Outcome::Unknown,
+            call: op.time,
+            ret: None,
+            invoke_index: op.index,
+            complete_index: None,
+            error: None,
+        });
+        self.out.len() - 1
+    }
+
+    fn complete(&mut self, op: Event<'_>, slot: usize) {
+        let o = &mut self.out[slot];
+        o.complete_index = Some(op.index);
+        o.error = op.error.map(|e| self.names.get(&e));
+        o.output = op.value;
+        match op.kind {
+            OpType::Ok => {
+                o.outcome = Outcome::Ok;
+                o.ret = Some(op.time);
+            }
+            OpType::Fail => {
+                o.outcome = Outcome::Fail;
+                o.ret = Some(op.time);
+            }
+            _ => o.outcome = Outcome::Unknown,
+        }
+    }
+
+    fn nemesis(&mut self, _: Event<'_>) {}
 }
 
 /// Pairs invokes with completions. Nemesis events are skipped. Events must already be

@@ -419,20 +419,34 @@ impl Cur<'_> {
 
     /// A JSON unsigned integer as serde_json reads it into a `u64`: no sign, no leading
     /// zero, no fraction or exponent (checked by the caller's next literal), no overflow.
+    #[inline(always)]
     fn u64(&mut self) -> Option<u64> {
-        let first = self.peek()?;
-        if !first.is_ascii_digit() {
+        let s = self.s;
+        let start = self.i;
+        // Up to 19 digits cannot overflow a u64: no overflow checks in the loop.
+        let stop = s.len().min(start + 19);
+        let mut i = start;
+        let mut n = 0u64;
+        while i < stop {
+            let d = s[i].wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            n = n * 10 + u64::from(d);
+            i += 1;
+        }
+        if i == start || (i - start > 1 && s[start] == b'0') {
             return None;
         }
-        self.i += 1;
-        let mut n = u64::from(first - b'0');
-        while let Some(d) = self.peek().filter(u8::is_ascii_digit) {
-            if first == b'0' {
+        // A twentieth digit may still fit; a twenty-first never does.
+        if let Some(d) = s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d <= 9) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d))?;
+            i += 1;
+            if s.get(i).is_some_and(u8::is_ascii_digit) {
                 return None;
             }
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.i += 1;
         }
+        self.i = i;
         Some(n)
     }
 
