@@ -274,18 +274,14 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
     assert!(left.is_empty(), "left on the hosts: {left:?}");
 }
 
-/// Clock faults on ssh hosts: each node runs under its host's libfaketime, the control
-/// file is written on the host over ssh, and every bump or strobe is verified by the
-/// node's own reading of its wall clock (STATUS), as locally.
-#[test]
-fn clock_faults_on_ssh_hosts() {
-    let hosts = Hosts::start(3);
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+/// An 8 s run of `sut` on the hosts of `hosts_file` with clock faults every second (seed
+/// 7), required to pass cleanly with clock faults in it.
+fn clock_run(hosts_file: &str, sut: &str) -> Run {
     let run: Run = stasis_test(&[
         "--hosts",
-        &hosts_file,
+        hosts_file,
         "--sut",
-        "raft",
+        sut,
         "--nemesis",
         "clock",
         "--time-limit",
@@ -295,8 +291,19 @@ fn clock_faults_on_ssh_hosts() {
         "--seed",
         "7",
     ]);
-    println!("{}", run.text);
+    println!("{sut} clock:\n{}", run.text);
     assert_clean_pass(&run, &["clock"], 50);
+    run
+}
+
+/// Clock faults on ssh hosts: each node runs under its host's libfaketime, the control
+/// file is written on the host over ssh, and every bump or strobe is verified by the
+/// node's own reading of its wall clock (STATUS), as locally.
+#[test]
+fn clock_faults_on_ssh_hosts() {
+    let hosts = Hosts::start(3);
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let run = clock_run(&hosts_file, "raft");
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
     let clock: Vec<&serde_json::Value> = results["faults"]
@@ -355,22 +362,7 @@ fn multipaxos_and_etcd_on_ssh_hosts() {
         assert!(left.is_empty(), "{sut} left on the hosts: {left:?}");
     }
     // Multi-Paxos's clock under the hosts' libfaketime (etcd's cannot move: Go).
-    let run: Run = stasis_test(&[
-        "--hosts",
-        &hosts_file,
-        "--sut",
-        "multipaxos",
-        "--nemesis",
-        "clock",
-        "--time-limit",
-        "8s",
-        "--nemesis-interval",
-        "1s",
-        "--seed",
-        "7",
-    ]);
-    println!("multipaxos clock:\n{}", run.text);
-    assert_clean_pass(&run, &["clock"], 50);
+    clock_run(&hosts_file, "multipaxos");
     let left = hosts.leftovers();
     assert!(left.is_empty(), "multipaxos left on the hosts: {left:?}");
 }

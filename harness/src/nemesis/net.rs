@@ -612,6 +612,44 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    /// A 120 s schedule of net faults (seed 9), redrawn by `redraw`: every fault keeps its
+    /// kind, scope and timing, faults other than delays are unchanged, and `check(new,
+    /// old)` holds for each delay (there is at least one). Returns the schedule as drawn.
+    fn redrawn_delays(
+        redraw: impl FnOnce(&mut Vec<super::super::Planned>),
+        mut check: impl FnMut(&NetFault, &NetFault),
+    ) -> Vec<super::super::Planned> {
+        let before = super::super::schedule(
+            &[super::super::Family::Net],
+            &super::super::Target::ALL,
+            &super::super::partition::Shape::ALL,
+            Duration::from_secs(120),
+            Duration::from_secs(3),
+            3,
+            9,
+        );
+        let mut s = before.clone();
+        redraw(&mut s);
+        let mut delays = 0;
+        for (a, b) in s.iter().zip(&before) {
+            match (&a.fault, &b.fault) {
+                (super::super::Fault::Net { net }, super::super::Fault::Net { net: old }) => {
+                    assert_eq!((net.kind, net.scope), (old.kind, old.scope));
+                    if net.kind == Kind::Delay {
+                        delays += 1;
+                        check(net, old);
+                    } else {
+                        assert_eq!(net, old);
+                    }
+                }
+                f => panic!("{f:?}"),
+            }
+            assert_eq!((a.at_ms, a.hold_ms, a.pick), (b.at_ms, b.hold_ms, b.pick));
+        }
+        assert!(delays > 0);
+        before
+    }
+
     #[test]
     fn draws_cover_every_kind_with_sane_numbers() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -727,36 +765,14 @@ mod tests {
         for bad in ["", "100ms", "400ms-100ms", "0ms-10ms", "10ms-9s", "a-b"] {
             assert!(parse_delay_range(bad).is_err(), "{bad:?}");
         }
-        let mut s = super::super::schedule(
-            &[super::super::Family::Net],
-            &super::super::Target::ALL,
-            &super::super::partition::Shape::ALL,
-            Duration::from_secs(120),
-            Duration::from_secs(3),
-            3,
-            9,
+        redrawn_delays(
+            |s| redraw_delays(s, (150, 400)),
+            |net, _| {
+                let d = net.spec.delay_us / 1000;
+                assert!((150..=400).contains(&d), "{net:?}");
+                assert_eq!(net.spec.jitter_us, d * 800);
+            },
         );
-        let before = s.clone();
-        redraw_delays(&mut s, (150, 400));
-        let mut delays = 0;
-        for (a, b) in s.iter().zip(&before) {
-            match (&a.fault, &b.fault) {
-                (super::super::Fault::Net { net }, super::super::Fault::Net { net: old }) => {
-                    assert_eq!((net.kind, net.scope), (old.kind, old.scope));
-                    if net.kind == Kind::Delay {
-                        delays += 1;
-                        let d = net.spec.delay_us / 1000;
-                        assert!((150..=400).contains(&d), "{net:?}");
-                        assert_eq!(net.spec.jitter_us, d * 800);
-                    } else {
-                        assert_eq!(net, old);
-                    }
-                }
-                f => panic!("{f:?}"),
-            }
-            assert_eq!(a.at_ms, b.at_ms);
-        }
-        assert!(delays > 0);
     }
 
     #[test]
@@ -767,36 +783,14 @@ mod tests {
         for bad in ["", "x", "80-20", "0-101", "-5", "5-"] {
             assert!(parse_jitter_range(bad).is_err(), "{bad:?}");
         }
-        let mut s = super::super::schedule(
-            &[super::super::Family::Net],
-            &super::super::Target::ALL,
-            &super::super::partition::Shape::ALL,
-            Duration::from_secs(120),
-            Duration::from_secs(3),
-            3,
-            9,
+        let before = redrawn_delays(
+            |s| redraw_jitter(s, (0, 10)),
+            |net, old| {
+                assert_eq!(net.spec.delay_us, old.spec.delay_us);
+                assert!(net.spec.jitter_us * 10 <= net.spec.delay_us, "{net:?}");
+                net.spec.validate().unwrap();
+            },
         );
-        let before = s.clone();
-        redraw_jitter(&mut s, (0, 10));
-        let mut delays = 0;
-        for (a, b) in s.iter().zip(&before) {
-            match (&a.fault, &b.fault) {
-                (super::super::Fault::Net { net }, super::super::Fault::Net { net: old }) => {
-                    assert_eq!((net.kind, net.scope), (old.kind, old.scope));
-                    if net.kind == Kind::Delay {
-                        delays += 1;
-                        assert_eq!(net.spec.delay_us, old.spec.delay_us);
-                        assert!(net.spec.jitter_us * 10 <= net.spec.delay_us, "{net:?}");
-                        net.spec.validate().unwrap();
-                    } else {
-                        assert_eq!(net, old);
-                    }
-                }
-                f => panic!("{f:?}"),
-            }
-            assert_eq!((a.at_ms, a.hold_ms, a.pick), (b.at_ms, b.hold_ms, b.pick));
-        }
-        assert!(delays > 0);
         // 80% is what a delay fault draws without the option.
         let mut again = before.clone();
         redraw_jitter(&mut again, (80, 80));

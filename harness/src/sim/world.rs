@@ -2233,6 +2233,24 @@ mod tests {
     use super::*;
     use crate::sim::progress;
 
+    /// The worlds of these tests: 3 keys, 5 clients at 200 ops/s (40% writes, 10% cas),
+    /// 500 ms operation timeouts, no spares, the default storm and progress bounds.
+    fn test_options(seed: u64, sim_ns: u64) -> WorldOptions {
+        WorldOptions {
+            seed,
+            sim_ns,
+            clients: 5,
+            rate: 200.0,
+            keys: 3,
+            mix: Mix { write: 40, cas: 10 },
+            op_timeout_ns: 500 * MS,
+            watch_split: false,
+            spares: 0,
+            storm_queue: STORM_QUEUE,
+            progress_timeouts: progress::TIMEOUTS,
+        }
+    }
+
     #[test]
     fn node_flags_are_validated_like_stasis_node() {
         let c = node_configs("raft", 3, 0, &[]).unwrap();
@@ -2248,17 +2266,8 @@ mod tests {
     #[test]
     fn a_queue_past_the_storm_limit_stops_the_schedule_with_a_report() {
         let opts = |storm_queue| WorldOptions {
-            seed: 3,
-            sim_ns: 2_000_000_000,
-            clients: 5,
-            rate: 200.0,
-            keys: 3,
-            mix: Mix { write: 40, cas: 10 },
-            op_timeout_ns: 500 * MS,
-            watch_split: false,
-            spares: 0,
             storm_queue,
-            progress_timeouts: progress::TIMEOUTS,
+            ..test_options(3, 2_000_000_000)
         };
         let configs = || node_configs("multipaxos", 3, 0, &[]).unwrap();
         let healthy = World::new(opts(STORM_QUEUE), configs(), node::boot::paxos, Vec::new())
@@ -2296,17 +2305,9 @@ mod tests {
         let s = 1_000_000_000;
         let run = |timeouts, sim_ns, schedule: Vec<Fault>| {
             let opts = WorldOptions {
-                seed: 8,
-                sim_ns,
-                clients: 5,
-                rate: 200.0,
-                keys: 3,
-                mix: Mix { write: 40, cas: 10 },
-                op_timeout_ns: 500 * MS,
                 watch_split: true,
-                spares: 0,
-                storm_queue: STORM_QUEUE,
                 progress_timeouts: timeouts,
+                ..test_options(8, sim_ns)
             };
             let configs = node_configs("raft", 3, 0, &flags).unwrap();
             World::new(opts, configs, node::boot::raft, schedule)
@@ -2385,17 +2386,8 @@ mod tests {
             ),
         ];
         let opts = WorldOptions {
-            seed: 5,
-            sim_ns: 10 * s,
-            clients: 5,
-            rate: 200.0,
-            keys: 3,
-            mix: Mix { write: 40, cas: 10 },
-            op_timeout_ns: 500 * MS,
             watch_split: true,
-            spares: 0,
-            storm_queue: STORM_QUEUE,
-            progress_timeouts: progress::TIMEOUTS,
+            ..test_options(5, 10 * s)
         };
         let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
         let (mut max_down, mut fully_cut) = (0, false);
@@ -2472,17 +2464,10 @@ mod tests {
             kind,
         }];
         let opts = WorldOptions {
-            seed,
-            sim_ns: 8 * s,
             clients: 8,
             rate: 400.0,
-            keys: 3,
             mix: Mix { write: 60, cas: 10 },
-            op_timeout_ns: 500 * MS,
-            watch_split: false,
-            spares: 0,
-            storm_queue: STORM_QUEUE,
-            progress_timeouts: progress::TIMEOUTS,
+            ..test_options(seed, 8 * s)
         };
         let mut w = World::new(opts, configs, node::boot::paxos, schedule).unwrap();
         let mut last_op = [0u64; 5];
@@ -2554,17 +2539,10 @@ mod tests {
             kind: FaultKind::Stall { pct, hold_us },
         }];
         let opts = WorldOptions {
-            seed,
-            sim_ns: 6 * s,
             clients: 8,
             rate: 400.0,
-            keys: 3,
             mix: Mix { write: 60, cas: 10 },
-            op_timeout_ns: 500 * MS,
-            watch_split: false,
-            spares: 0,
-            storm_queue: STORM_QUEUE,
-            progress_timeouts: progress::TIMEOUTS,
+            ..test_options(seed, 6 * s)
         };
         let mut w = World::new(opts, configs, node::boot::paxos, schedule).unwrap();
         let (mut batch, mut senders) = (0, 0);
