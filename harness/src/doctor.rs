@@ -395,17 +395,8 @@ fn connect_from(ns: &str, target: SocketAddr) -> Result<()> {
     .with_context(|| format!("connect to {target}"))
 }
 
-/// Paths where Debian installs the preload library.
-pub fn faketime_library() -> Option<PathBuf> {
-    crate::faketime::LIBRARY_PATHS
-        .iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .map(Path::to_path_buf)
-}
-
 fn check_faketime() -> Result<String> {
-    let lib = faketime_library().context("libfaketime.so.1 not found")?;
+    let lib = crate::faketime::local_library().context("libfaketime.so.1 not found")?;
     let out = Command::new("date")
         .arg("+%Y")
         .env("LD_PRELOAD", &lib)
@@ -606,7 +597,8 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
         node,
         "build it (cargo build -p node); the host must run x86_64 Linux binaries of this libc",
     );
-    let faketime = remote::faketime_library(h).map(|p| format!("{p} fakes the clock of date"));
+    let faketime =
+        crate::faketime::remote_library(h).map(|p| format!("{p} fakes the clock of date"));
     add(
         "faketime",
         false,

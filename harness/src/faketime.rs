@@ -28,6 +28,33 @@ pub const LIBRARY_PATHS: [&str; 4] = [
     "/usr/local/lib/faketime/libfaketime.so.1",
 ];
 
+/// The local libfaketime: the first of [`LIBRARY_PATHS`] present.
+pub fn local_library() -> Option<PathBuf> {
+    LIBRARY_PATHS
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+}
+
+/// The host's libfaketime: the first of [`LIBRARY_PATHS`] present there,
+/// proven to work by preloading it into `date` with a fixed fake time and reading the
+/// year back. Returns its path on the host.
+pub fn remote_library(h: &Ssh) -> Result<String> {
+    const SCRIPT: &str = r#"for f in "$@"; do
+  [ -e "$f" ] || continue
+  y=$(LD_PRELOAD="$f" FAKETIME="@2001-02-03 04:05:06" FAKETIME_DONT_FAKE_MONOTONIC=1 date +%Y 2>&1)
+  if [ "$y" = 2001 ]; then echo "$f"; exit 0; fi
+  echo "$f is there but did not fake the clock (date said $y)" >&2; exit 1
+done
+echo "libfaketime.so.1 not found in $*" >&2; exit 1"#;
+    Ok(
+        h.script_ok("looking for libfaketime", SCRIPT, &LIBRARY_PATHS)?
+            .trim()
+            .to_owned(),
+    )
+}
+
 /// The environment a node runs with under libfaketime `library`, its clock moved through
 /// `control_file` (paths as the node's host sees them).
 pub fn env(library: &str, control_file: &str) -> Vec<(String, String)> {

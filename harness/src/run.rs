@@ -407,7 +407,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
     };
     // Remote nodes use their hosts' libfaketime (found when the hosts are prepared).
     let faketime = if families.contains(&Family::Clock) && args.hosts.is_none() {
-        Some(crate::doctor::faketime_library().context(
+        Some(crate::faketime::local_library().context(
             "the clock nemesis needs libfaketime: apt-get install faketime libfaketime (scripts/setup.sh)",
         )?)
     } else {
@@ -942,7 +942,7 @@ impl RemoteRun {
             if k >= n || !clock {
                 return Ok(None);
             }
-            crate::remote::faketime_library(h)
+            crate::faketime::remote_library(h)
                 .map(Some)
                 .context("the clock nemesis needs libfaketime on every host (apt-get install libfaketime there)")
         })?;

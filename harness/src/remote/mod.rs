@@ -311,26 +311,6 @@ pub fn write_file(h: &Ssh, path: &str, content: &str) -> Result<()> {
     Ok(())
 }
 
-/// The host's libfaketime: the first of [`crate::faketime::LIBRARY_PATHS`] present there,
-/// proven to work by preloading it into `date` with a fixed fake time and reading the
-/// year back. Returns its path on the host.
-pub fn faketime_library(h: &Ssh) -> Result<String> {
-    const SCRIPT: &str = r#"for f in "$@"; do
-  [ -e "$f" ] || continue
-  y=$(LD_PRELOAD="$f" FAKETIME="@2001-02-03 04:05:06" FAKETIME_DONT_FAKE_MONOTONIC=1 date +%Y 2>&1)
-  if [ "$y" = 2001 ]; then echo "$f"; exit 0; fi
-  echo "$f is there but did not fake the clock (date said $y)" >&2; exit 1
-done
-echo "libfaketime.so.1 not found in $*" >&2; exit 1"#;
-    Ok(h.script_ok(
-        "looking for libfaketime",
-        SCRIPT,
-        &crate::faketime::LIBRARY_PATHS,
-    )?
-    .trim()
-    .to_owned())
-}
-
 /// Creates (or empties) our chains and makes INPUT and OUTPUT jump to them first.
 pub fn install_chains(h: &Ssh) -> Result<()> {
     const SCRIPT: &str = r#"for c in "$1" "$2"; do
