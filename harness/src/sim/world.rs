@@ -2233,6 +2233,20 @@ mod tests {
     use super::*;
     use crate::sim::progress;
 
+    /// Requires a correct core's run to be linearizable.
+    fn assert_linearizable(out: &Outcome) {
+        let check = checker::check_history(
+            &out.ops,
+            &checker::CheckOptions::new(checker::ModelKind::Kv),
+        )
+        .unwrap();
+        assert_eq!(
+            check.verdict.exit_code(),
+            0,
+            "the correct core stays linearizable"
+        );
+    }
+
     /// The worlds of these tests: 3 keys, 5 clients at 200 ops/s (40% writes, 10% cas),
     /// 500 ms operation timeouts, no spares, the default storm and progress bounds.
     fn test_options(seed: u64, sim_ns: u64) -> WorldOptions {
@@ -2417,16 +2431,7 @@ mod tests {
         assert!(churned > 10 && transitions > 0, "{churned} {transitions}");
         let out = w.run().unwrap();
         assert_eq!(out.split_terms, 0);
-        let check = checker::check_history(
-            &out.ops,
-            &checker::CheckOptions::new(checker::ModelKind::Kv),
-        )
-        .unwrap();
-        assert_eq!(
-            check.verdict.exit_code(),
-            0,
-            "the correct core stays linearizable"
-        );
+        assert_linearizable(&out);
     }
 
     /// Runs a 5-node Multi-Paxos world (snapshots every 25 entries) under one `persist`
@@ -2511,16 +2516,7 @@ mod tests {
         }
         assert!(max_down <= 2, "persist kills took down {max_down} of five");
         let out = w.run().unwrap();
-        let check = checker::check_history(
-            &out.ops,
-            &checker::CheckOptions::new(checker::ModelKind::Kv),
-        )
-        .unwrap();
-        assert_eq!(
-            check.verdict.exit_code(),
-            0,
-            "the correct core stays linearizable"
-        );
+        assert_linearizable(&out);
         (out.history, kills, batch)
     }
 
@@ -2561,16 +2557,7 @@ mod tests {
             }
         }
         let out = w.run().unwrap();
-        let check = checker::check_history(
-            &out.ops,
-            &checker::CheckOptions::new(checker::ModelKind::Kv),
-        )
-        .unwrap();
-        assert_eq!(
-            check.verdict.exit_code(),
-            0,
-            "the correct core stays linearizable"
-        );
+        assert_linearizable(&out);
         (out.history, batch, senders)
     }
 
