@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod etcd_grpc;
 pub mod redis_sentinel;
 pub mod resp;
+pub mod route;
 pub mod zookeeper;
 
 use std::sync::OnceLock;

@@ -15,6 +15,7 @@ use node::resp::{Value as Resp, encode_command, parse_reply};
 pub use node::status::NodeStatus;
 use serde_json::Value;
 
+use super::route::Route;
 use super::{Client, ClientOp, Completion};
 
 /// One node's name and client address.
@@ -187,8 +188,8 @@ impl Client for RespClient {
     fn invoke(&mut self, op: &ClientOp, deadline: Instant) -> Completion {
         let argv = argv(op, &[b"CAS"]);
         let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        let mut node = match self.next_start.take() {
-            Some(n) => n % self.nodes.len(),
+        let start = match self.next_start.take() {
+            Some(n) => n,
             // Where the last request went if that connection is still good (after an
             // error it is dropped): back home.
             None => self
@@ -196,6 +197,7 @@ impl Client for RespClient {
                 .filter(|&n| self.conns[n].is_some())
                 .unwrap_or(self.home),
         };
+        let mut route = Route::new(self.nodes.len(), start);
         let mut last_error = String::from("no attempt");
         let mut tries = 0usize;
         loop {
@@ -204,7 +206,7 @@ impl Client for RespClient {
                 return Completion::Fail(format!("no node accepted it: {last_error}"));
             }
             tries += 1;
-            match self.call(node, &args, deadline) {
+            match self.call(route.at(), &args, deadline) {
                 Ok(reply) => match classify(op, reply) {
                     Reply::Done(c) => return c,
                     Reply::Redirect(target) => {
@@ -216,21 +218,17 @@ impl Client for RespClient {
                             addr.and_then(|a| self.index_of_addr(a))
                                 .or_else(|| name.and_then(|n| self.index_of_name(n)))
                         });
-                        node = match next {
-                            Some(n) if n != node => n,
-                            _ => {
-                                // No leader known yet (election in progress): back off a
-                                // little and ask the next node.
-                                std::thread::sleep(Duration::from_millis(20 * tries.min(5) as u64));
-                                (node + 1) % self.nodes.len()
-                            }
-                        };
+                        if !route.redirected(next) {
+                            // No leader known yet (election in progress): back off a
+                            // little before asking the next node.
+                            std::thread::sleep(Duration::from_millis(20 * tries.min(5) as u64));
+                        }
                     }
                 },
                 Err(Transport::NotSent(e)) => {
                     last_error = e;
                     std::thread::sleep(Duration::from_millis(10));
-                    node = (node + 1) % self.nodes.len();
+                    route.next();
                 }
                 Err(Transport::Sent(e)) => {
                     return if op.is_read() {

@@ -108,6 +108,12 @@ pub struct SimArgs {
     /// Budget of each linearizability check.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub check_timeout: Duration,
+    /// Let the simulated nodes' own log lines through to stderr, each inside a `sim{t=..}`
+    /// span naming the simulated second (filter with STASIS_LOG, e.g.
+    /// `STASIS_LOG=node=debug,sim=info`). For diagnosing one schedule (with --replay or --seed);
+    /// shrinking tries stay quiet.
+    #[arg(long)]
+    pub node_logs: bool,
 }
 
 /// Everything that determines one simulated run (stored as test.json).
@@ -253,6 +259,11 @@ impl SimRun {
 
 /// Runs one schedule and checks its history.
 pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
+    simulate_with(spec, check_timeout, false)
+}
+
+/// [`simulate`], with the nodes' own log lines let through (`node_logs`) or silenced.
+fn simulate_with(spec: &SimSpec, check_timeout: Duration, node_logs: bool) -> Result<SimRun> {
     let configs = world::node_configs(
         &spec.protocol,
         spec.nodes as usize,
@@ -276,14 +287,18 @@ pub fn simulate(spec: &SimSpec, check_timeout: Duration) -> Result<SimRun> {
         storm_queue: world::STORM_QUEUE,
         progress_timeouts: progress::TIMEOUTS,
     };
-    // The nodes' own logs (thousands of simulated nodes' worth) stay quiet: the history,
-    // the schedule and the replay are the record of a simulated run.
-    let quiet = tracing::subscriber::NoSubscriber::default();
-    let out = tracing::subscriber::with_default(quiet, || match spec.protocol.as_str() {
+    let world = || match spec.protocol.as_str() {
         "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run(),
         "multipaxos" => World::new(opts, configs, node::boot::paxos, spec.schedule.clone())?.run(),
         p => bail!("--protocol {p:?} is unknown; use raft or multipaxos"),
-    })?;
+    };
+    // The nodes' own logs (thousands of simulated nodes' worth) stay quiet unless asked
+    // for: the history, the schedule and the replay are the record of a simulated run.
+    let out = if node_logs {
+        world()?
+    } else {
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), world)?
+    };
     let mut copts = CheckOptions::new(ModelKind::Kv);
     copts.timeout = Some(check_timeout);
     let check = check_history(&out.ops, &copts).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -568,8 +583,8 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         seeds = Some((seeds.map_or(spec.seed, |s| s.0), spec.seed));
         // A harness error (a node that cannot start from its disk, say) names its seed, so
         // the schedule can be replayed.
-        let run =
-            simulate(&spec, args.check_timeout).with_context(|| format!("seed {}", spec.seed))?;
+        let run = simulate_with(&spec, args.check_timeout, args.node_logs)
+            .with_context(|| format!("seed {}", spec.seed))?;
         schedules += 1;
         ops += run.completions;
         events += run.events;

@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 use super::progress::Progress;
 use super::schedule::{Fault, FaultKind, Shape};
 use crate::client::resp::{Reply, classify};
+use crate::client::route::Route;
 use crate::client::{ClientOp, Completion};
 use crate::generator::{Mix, Workload, pause_between};
 use crate::nemesis::membership::{self, AbortWatch, Attempt, Verdict, View};
@@ -216,6 +217,8 @@ struct Current {
     tries: u64,
     /// (node index, incarnation) the request was last sent to, once it arrived there.
     at: Option<(usize, u64)>,
+    /// Where the request goes next (the RESP client's policy).
+    route: Route,
     last_error: String,
 }
 
@@ -1081,6 +1084,11 @@ where
             .1;
         self.now = t;
         self.events += 1;
+        // Names the simulated time in the nodes' log lines (`stasis sim --node-logs`);
+        // nothing is built while no subscriber listens.
+        let _span =
+            tracing::info_span!(target: "sim", "sim", t = %format_args!("{:.6}", t as f64 / 1e9))
+                .entered();
         self.handle(ev)?;
         self.after_event();
         Ok(true)
@@ -1666,6 +1674,7 @@ where
         let invoke = crate::run::invoke_event(self.clients[client].process, &op);
         let invoke = self.record(invoke);
         let deadline = self.now + self.opts.op_timeout_ns;
+        let n = self.nodes.len();
         let c = &mut self.clients[client];
         c.op_no += 1;
         let op_no = c.op_no;
@@ -1675,6 +1684,7 @@ where
             deadline,
             tries: 0,
             at: None,
+            route: Route::new(n, c.target),
             last_error: "no attempt".into(),
         });
         self.at(deadline, Ev::ClientTimeout { client, op_no });
@@ -1685,10 +1695,11 @@ where
         let c = &mut self.clients[client];
         c.attempt += 1;
         let attempt = c.attempt;
-        let node = c.target;
         if let Some(cur) = c.current.as_mut() {
             cur.tries += 1;
+            c.target = cur.route.at();
         }
+        let node = c.target;
         let lat = delay + self.rng.random_range(50_000..500_000);
         self.at(
             self.now + lat,
@@ -1706,10 +1717,9 @@ where
         }
         if !self.up(node) {
             // Connection refused: nothing was sent; try the next node a little later.
-            let n = self.nodes.len();
             let c = &mut self.clients[client];
-            c.target = (node + 1) % n;
             if let Some(cur) = c.current.as_mut() {
+                cur.route.next();
                 cur.last_error = format!("n{} is down", self.nodes[node].cfg.id);
             }
             self.send_request(client, 10 * MS);
@@ -1761,9 +1771,7 @@ where
         match classify(&cur.op, v) {
             Reply::Done(c) => self.complete(client, c),
             Reply::Redirect(target) => {
-                let n = self.nodes.len();
                 let tries = cur.tries;
-                let from = cur.at.map_or(0, |(i, _)| i);
                 let next = target
                     .as_deref()
                     .and_then(|t| t.split_whitespace().next())
@@ -1772,16 +1780,11 @@ where
                 let cur = self.clients[client].current.as_mut().expect("checked");
                 cur.last_error = target.unwrap_or_else(|| "NOTLEADER".into());
                 cur.at = None;
-                match next {
-                    Some(i) if i != from => {
-                        self.clients[client].target = i;
-                        self.send_request(client, 0);
-                    }
-                    _ => {
-                        // No leader known yet: back off a little and ask the next node.
-                        self.clients[client].target = (from + 1) % n;
-                        self.send_request(client, 20 * MS * tries.min(5));
-                    }
+                if cur.route.redirected(next) {
+                    self.send_request(client, 0);
+                } else {
+                    // No leader known yet: back off a little and ask the next node.
+                    self.send_request(client, 20 * MS * tries.min(5));
                 }
             }
         }

@@ -1460,6 +1460,18 @@ impl ConsensusCore for Paxos {
     fn status(&self) -> CoreStatus {
         let mut voters: BTreeSet<NodeId> = self.config.voters.keys().copied().collect();
         voters.extend(self.config.outgoing.keys());
+        // A leader's quorums are those of the configuration in effect and of every
+        // configuration value it proposed (its own or adopted in phase 1) that is not
+        // chosen yet: it reports them all, joint while one is undecided. (Reporting only
+        // the chosen prefix's configuration made a new leader that adopted a change show
+        // the voter set before it, which the change had replaced.)
+        let mut joint = self.config.is_joint();
+        if self.role == Role::Leader {
+            for c in self.leader_configs.range(self.commit + 1..).map(|(_, c)| c) {
+                voters.extend(c.voters.keys().chain(c.outgoing.keys()));
+                joint = true;
+            }
+        }
         CoreStatus {
             role: self.role(),
             term: self.acc.promised.round,
@@ -1468,7 +1480,7 @@ impl ConsensusCore for Paxos {
             applied_index: self.applied,
             voters: voters.into_iter().collect(),
             learners: Vec::new(),
-            joint: self.config.is_joint(),
+            joint,
             log_tip: None,
             vote: None,
         }

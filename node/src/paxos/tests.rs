@@ -904,3 +904,67 @@ fn a_lagging_peer_gets_one_learn_in_flight_not_one_per_ack() {
     ack(p, 1);
     assert_eq!(learns(p), vec![2]);
 }
+
+/// A new leader that adopts a configuration value in phase 1 reports it in STATUS (joint
+/// while it is undecided), not only the configuration of its chosen prefix: it counts the
+/// adopted one's quorums too. Reporting the older voter set alone made a removed node
+/// that led before learning of its removal show the pre-change voters, which the
+/// harness's check of membership answers took for a refused change that took effect
+/// (`stasis sim --protocol multipaxos --faults all,persist,stall,reconfig --sim-time 4s
+/// --seed 16919`).
+#[test]
+fn a_leader_reports_the_configurations_it_adopted_until_they_are_chosen() {
+    let mut p = Paxos::new(
+        cfg(5, majority(), 3),
+        Some(voters(&[1, 2, 3, 4, 5])),
+        Default::default(),
+    );
+    p.campaign();
+    let ballot = p.ballot;
+    p.msgs.clear();
+    // n1 and n2 accepted, in an older ballot, the joint configuration that removes n3
+    // and n5; this node never heard of it.
+    let joint = ConfigValue {
+        voters: voters(&[1, 2, 4, 6, 7]),
+        outgoing: voters(&[1, 2, 3, 4, 5]),
+    };
+    let old = Ballot::new(1, 1);
+    for from in [1, 2] {
+        p.step(
+            from,
+            Message::Promise {
+                ballot,
+                reports: vec![(
+                    1,
+                    Report::Accepted(Accepted {
+                        ballot: old,
+                        value: Value::Config(joint.clone()),
+                    }),
+                )],
+                snapshot: None,
+            },
+        );
+    }
+    assert_eq!(
+        p.role,
+        Role::Candidate,
+        "no phase-1 quorum of the new voters yet"
+    );
+    p.step(
+        4,
+        Message::Promise {
+            ballot,
+            reports: Vec::new(),
+            snapshot: None,
+        },
+    );
+    assert_eq!(
+        p.role,
+        Role::Leader,
+        "a phase-1 quorum of both configurations"
+    );
+    assert_eq!(p.commit(), 0, "nothing chosen yet");
+    let st = p.status();
+    assert!(st.joint, "an adopted change is undecided: joint");
+    assert_eq!(st.voters, vec![1, 2, 3, 4, 5, 6, 7]);
+}
