@@ -34,8 +34,9 @@ pub const ALL: &[&str] = &[
 /// node can only remove a voter and add it back, and it came after `all` was fixed.
 /// `persist`: kills at storage events and slow syncs, added after `all` was fixed.
 /// `stall`: nodes that stop reading for a while and then handle what queued as one
-/// batch, added after `all` was fixed.
-pub const NAMED: &[&str] = &["reconfig", "persist", "stall"];
+/// batch, added after `all` was fixed. `torn`: power losses on a disk with no ordering
+/// guarantees, added after `all` was fixed.
+pub const NAMED: &[&str] = &["reconfig", "persist", "stall", "torn"];
 
 /// Fault kinds `--faults` can select: [`ALL`], then [`NAMED`].
 pub const KINDS: &[&str] = &concat::<{ ALL.len() + NAMED.len() }>(ALL, NAMED);
@@ -178,6 +179,13 @@ pub enum FaultKind {
     /// own order kept: one TCP connection each) and client requests anywhere among them.
     /// What the stalled batch sent has already left. At most one at a time.
     Stall { pct: u32, hold_us: u64 },
+    /// A disk with no ordering guarantees, keyed to nothing protocol-specific: while the
+    /// fault lasts, every power loss (of a crash, churn, transition or persist fault)
+    /// keeps, per file, a random prefix of the unsynced tail in which each 512-byte
+    /// sector survives or reads as zeros, and per directory a random subset of the
+    /// unsynced entry changes ([`node::storage::file::SimFs::crash_torn`]), instead of
+    /// none of them. What a node synced always survives. At most one at a time.
+    Torn {},
 }
 
 /// Whether every batch does one of these operations (so a kill per operation must be
@@ -202,6 +210,7 @@ impl FaultKind {
             FaultKind::Reconfig { .. } => "reconfig",
             FaultKind::Persist { .. } => "persist",
             FaultKind::Stall { .. } => "stall",
+            FaultKind::Torn {} => "torn",
         }
     }
 }
@@ -346,6 +355,7 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                 pct: [20, 50, 100][rng.random_range(0..3)],
                 hold_us: [1_000, 5_000, 20_000, 50_000][rng.random_range(0..4)],
             },
+            "torn" => FaultKind::Torn {},
             _ => FaultKind::Clock {
                 node: target,
                 ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
@@ -361,8 +371,16 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
     // One crash, pause, bounce or churn at a time (they would otherwise often take down a
     // majority; churn keeps a majority up by itself).
     let (mut busy_until, mut reconfig_until, mut persist_until) = (0, 0, 0);
-    let mut stall_until = 0;
+    let (mut stall_until, mut torn_until) = (0, 0);
     out.retain(|f| match f.kind {
+        FaultKind::Torn {} => {
+            if f.start_ns < torn_until {
+                false
+            } else {
+                torn_until = f.stop_ns;
+                true
+            }
+        }
         FaultKind::Stall { .. } => {
             if f.start_ns < stall_until {
                 false
@@ -494,8 +512,15 @@ mod tests {
         assert_eq!(parse_faults("all,reconfig,persist").unwrap(), with);
         with.push("stall");
         assert_eq!(parse_faults("all,reconfig,persist,stall").unwrap(), with);
+        with.push("torn");
         assert_eq!(
-            parse_faults("stall,reconfig,persist,all").unwrap().len(),
+            parse_faults("all,reconfig,persist,stall,torn").unwrap(),
+            with
+        );
+        assert_eq!(
+            parse_faults("torn,stall,reconfig,persist,all")
+                .unwrap()
+                .len(),
             KINDS.len()
         );
         assert!(parse_faults("none").unwrap().is_empty());

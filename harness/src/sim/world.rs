@@ -409,6 +409,8 @@ pub struct World<C: ConsensusCore, S> {
     persist: Option<usize>,
     /// The active `Stall` fault (schedule index; at most one at a time).
     stall: Option<usize>,
+    /// The active `Torn` fault (schedule index; at most one at a time).
+    torn: Option<usize>,
     admin: Admin,
     storm: Option<String>,
     /// Fault stops still to come (the heal is after the last one).
@@ -511,6 +513,7 @@ where
             transitions: Default::default(),
             persist: None,
             stall: None,
+            torn: None,
             admin: Admin::default(),
             storm: None,
             stops_left,
@@ -2066,6 +2069,13 @@ where
                     self.stall = None;
                 }
             }
+            FaultKind::Torn {} => {
+                if start {
+                    self.torn = Some(i);
+                } else if self.torn == Some(i) {
+                    self.torn = None;
+                }
+            }
             FaultKind::Reconfig { .. } => {}
         }
         let f = if start { "start" } else { "stop" };
@@ -2141,7 +2151,12 @@ where
         node.stalled = false;
         node.flush_queued = false;
         if power_loss {
-            self.nodes[n].fs.crash();
+            if self.torn.is_some() {
+                let seed = self.rng.random();
+                self.nodes[n].fs.crash_torn(seed);
+            } else {
+                self.nodes[n].fs.crash();
+            }
         }
         // Clients waiting on this node see their connection reset: the request may have
         // been applied (writes: info; reads: nothing observed, fail). So does a

@@ -16,11 +16,14 @@
 //!
 //! [`SimFs`] models exactly these rules, pessimistically: on [`SimFs::crash`] every file
 //! keeps only its fsynced content and every directory reverts to its entries as of its
-//! last `sync_dir`. In torn-write mode ([`SimFs::with_torn_writes`], a disk with no
-//! ordering guarantees) a crash instead keeps, per file, its fsynced content plus a seeded
-//! random prefix of the unsynced tail, and per directory a random subset of the unsynced
-//! entry operations (each create, remove and same-directory rename is atomic; a rename
-//! survives only if its source entry is durable). Files are inodes, so a rename moves
+//! last `sync_dir`. In torn-write mode ([`SimFs::with_torn_writes`], or one torn crash:
+//! [`SimFs::crash_torn`]; a disk with no ordering guarantees) a crash instead keeps, per
+//! file, its fsynced content plus a seeded random prefix of the unsynced tail in which
+//! every [`SECTOR`]-sized block (aligned on file offsets) independently survives or reads
+//! as zeros (page writeback is not ordered, and a drive may tear a page at its sectors:
+//! a damaged block can precede an intact one), and per directory a random subset of the
+//! unsynced entry operations (each create, remove and same-directory rename is atomic; a
+//! rename survives only if its source entry is durable). Files are inodes, so a rename moves
 //! content and a removed file's data survives a crash if the removal was not synced.
 //! Handles opened before a crash fail afterwards, like a process that died with the
 //! machine.
@@ -33,6 +36,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+/// The unit a torn crash keeps or loses: a disk sector. Page writeback is not ordered and
+/// a drive without atomic page writes tears a page at its sectors.
+pub const SECTOR: usize = 512;
 
 /// An open file that is only ever appended to.
 pub trait StorageFile: Send {
@@ -394,7 +401,8 @@ impl SimFs {
     }
 
     /// Torn-write mode: on crash each file keeps its synced content plus a random prefix
-    /// (possibly empty, possibly all) of its unsynced tail, drawn from `seed`.
+    /// (possibly empty, possibly all) of its unsynced tail whose sectors each survive or
+    /// read as zeros, drawn from `seed` (see the module docs).
     pub fn with_torn_writes(seed: u64) -> Self {
         let fs = Self::new();
         fs.lock().torn = Some(ChaCha8Rng::seed_from_u64(seed));
@@ -461,12 +469,24 @@ impl SimFs {
     /// Simulated power loss; see the module docs for what survives.
     pub fn crash(&self) {
         let mut st = self.lock();
-        let st = &mut *st;
+        let mut rng = st.torn.take();
+        Self::crash_locked(&mut st, rng.as_mut());
+        st.torn = rng;
+    }
+
+    /// One power loss of a disk with no ordering guarantees, drawn from `seed`, as a crash
+    /// in torn-write mode (see the module docs), whatever the mode.
+    pub fn crash_torn(&self, seed: u64) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Self::crash_locked(&mut self.lock(), Some(&mut rng));
+    }
+
+    fn crash_locked(st: &mut SimState, mut torn: Option<&mut ChaCha8Rng>) {
         st.epoch += 1;
         st.crashes += 1;
         st.dead = false;
         for dir in st.dirs.values_mut() {
-            dir.crash(st.torn.as_mut());
+            dir.crash(torn.as_deref_mut());
         }
         let referenced: std::collections::BTreeSet<Ino> = st
             .dirs
@@ -476,11 +496,23 @@ impl SimFs {
         st.inodes.retain(|ino, _| referenced.contains(ino));
         for inode in st.inodes.values_mut() {
             let tail = inode.data.len() - inode.synced;
-            let keep = match (&mut st.torn, tail) {
-                (Some(rng), t) if t > 0 => rng.random_range(0..=t),
-                _ => 0,
-            };
-            inode.data.truncate(inode.synced + keep);
+            match torn.as_deref_mut() {
+                Some(rng) if tail > 0 => {
+                    let keep = rng.random_range(0..=tail);
+                    let end = inode.synced + keep;
+                    inode.data.truncate(end);
+                    // Sectors of the kept tail: each survives or reads as zeros.
+                    let mut at = inode.synced;
+                    while at < end {
+                        let next = ((at / SECTOR + 1) * SECTOR).min(end);
+                        if !rng.random_bool(0.5) {
+                            inode.data[at..next].fill(0);
+                        }
+                        at = next;
+                    }
+                }
+                _ => inode.data.truncate(inode.synced),
+            }
             inode.synced = inode.data.len();
         }
     }
@@ -800,25 +832,75 @@ mod tests {
     }
 
     #[test]
-    fn torn_writes_keep_a_prefix_of_the_tail() {
+    fn torn_writes_keep_a_prefix_of_the_tail_with_sectors_lost_out_of_order() {
+        // "base" synced, then three and a half sectors unsynced.
+        let written: Vec<u8> = (0..SECTOR * 7 / 2).map(|i| (i % 251) as u8 + 1).collect();
         let mut lengths = std::collections::BTreeSet::new();
-        for seed in 0..40 {
+        let mut hole_before_data = 0;
+        for seed in 0..64 {
             let fs = SimFs::with_torn_writes(seed);
             fs.create_dir_all(&p("/d")).expect("mkdir");
             let mut f = fs.open_append(&p("/d/a"), true).expect("open");
             f.write_all(b"base").expect("write");
             f.sync().expect("sync");
             fs.sync_dir(&p("/d")).expect("sync dir");
-            f.write_all(b"0123456789").expect("write");
+            f.write_all(&written).expect("write");
             fs.crash();
             let got = fs.read(&p("/d/a")).expect("read");
-            assert!(b"base0123456789".starts_with(&got) && got.len() >= 4);
+            assert!(got.len() >= 4 && got.len() <= 4 + written.len());
+            assert_eq!(&got[..4], b"base", "synced bytes survive");
+            // Every sector of the kept tail (aligned on file offsets) is whole or zeros.
+            let mut at = 4;
+            let mut zeroed = Vec::new();
+            while at < got.len() {
+                let next = ((at / SECTOR + 1) * SECTOR).min(got.len());
+                let want = &written[at - 4..next - 4];
+                let sector = &got[at..next];
+                assert!(
+                    sector == want || sector.iter().all(|&b| b == 0),
+                    "seed {seed}"
+                );
+                zeroed.push(sector != want);
+                at = next;
+            }
+            if zeroed.iter().position(|&z| z) < zeroed.iter().rposition(|&z| !z) {
+                hole_before_data += 1;
+            }
             lengths.insert(got.len());
             // After a crash the surviving bytes are the durable state.
             fs.crash();
             assert_eq!(fs.read(&p("/d/a")).expect("read"), got);
         }
         assert!(lengths.len() > 3, "torn mode should vary: {lengths:?}");
+        assert!(
+            hole_before_data > 0,
+            "a lost sector before an intact one must occur"
+        );
+    }
+
+    #[test]
+    fn one_torn_crash_does_not_switch_the_mode_on() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).expect("mkdir");
+        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+        f.write_all(b"base").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        let mut kept = std::collections::BTreeSet::new();
+        for seed in 0..16 {
+            let len = fs.read(&p("/d/a")).expect("read").len();
+            let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+            f.write_all(&[7u8; 100]).expect("write");
+            fs.crash_torn(seed);
+            kept.insert(fs.read(&p("/d/a")).expect("read").len() > len);
+            // Back to strict: the unsynced tail goes.
+            let before = fs.read(&p("/d/a")).expect("read");
+            let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+            f.write_all(b"x").expect("write");
+            fs.crash();
+            assert_eq!(fs.read(&p("/d/a")).expect("read"), before);
+        }
+        assert!(kept.contains(&true), "torn crashes keep unsynced bytes");
     }
 
     #[test]
