@@ -92,8 +92,14 @@ fn plant_dead_run(id: &str, tag: &str) -> Vec<String> {
         .map(|k| format!("stasis-cz{}{tag}{k}", std::process::id()))
         .collect();
     for n in &names {
-        let st = Command::new("ip").args(["netns", "add", n]).status().unwrap();
-        assert!(st.success(), "ip netns add {n} failed (is iproute2 installed?)");
+        let st = Command::new("ip")
+            .args(["netns", "add", n])
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "ip netns add {n} failed (is iproute2 installed?)"
+        );
     }
     let dir = runs_dir();
     fs::create_dir_all(&dir).unwrap();
