@@ -15,6 +15,7 @@
 
 pub mod cases;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -61,8 +62,14 @@ pub struct SelftestArgs {
 pub struct Attempt {
     pub plan: String,
     pub seed: u64,
-    /// `linearizable`, `not-linearizable`, `unknown`, `interrupted` or `error`.
+    /// `linearizable`, `not-linearizable`, `unknown`, `interrupted` or `error`: the
+    /// checker's verdict on the history.
     pub verdict: String,
+    /// What the attempt found, if anything: `not-linearizable` (the checker's), and under
+    /// simulation also `abort-took-effect` (a definite membership answer proved false),
+    /// `two-leaders` (two leaders in one Raft term) or `no-progress` (none after the last
+    /// fault healed), the first of them in that order ([`crate::sim::Failure`]).
+    pub finding: Option<String>,
     pub run_dir: Option<PathBuf>,
     /// Seconds from the start of the case-run to the end of this attempt.
     pub ended_s: f64,
@@ -75,12 +82,18 @@ pub struct Attempt {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct CaseRun {
     pub run: u32,
+    /// A safety finding was made (see [`CaseRun::caught_by`]).
     pub caught: bool,
+    /// The finding of the attempt that caught it ([`Attempt::finding`]).
+    pub caught_by: Option<String>,
     /// Time to first violation (see the module docs), if caught.
     pub time_to_violation_s: Option<f64>,
     pub violation_dir: Option<PathBuf>,
     pub elapsed_s: f64,
     pub unknown: u32,
+    /// Attempts without progress after the last fault healed (`selftest --sim`): a
+    /// liveness finding, never a catch; a failure of a correct build.
+    pub no_progress: u32,
     pub attempts: Vec<Attempt>,
     pub harness_error: Option<String>,
     pub interrupted: bool,
@@ -92,10 +105,12 @@ impl CaseRun {
         CaseRun {
             run,
             caught: false,
+            caught_by: None,
             time_to_violation_s: None,
             violation_dir: None,
             elapsed_s: 0.0,
             unknown: 0,
+            no_progress: 0,
             attempts: Vec::new(),
             harness_error: None,
             interrupted: false,
@@ -116,6 +131,9 @@ pub struct CaseSummary {
     /// Runs that saw a violation (for a correct build, each is a false alarm or a real
     /// bug in the correct code: either way a failure).
     pub caught: u32,
+    /// Of the caught runs, how many each finding caught (`not-linearizable`, and under
+    /// simulation `abort-took-effect`, `two-leaders`).
+    pub caught_by: BTreeMap<String, u32>,
     /// Median time to first violation over all runs, an uncaught run counting as never;
     /// `None` when at least half the runs did not catch it.
     pub median_s: Option<f64>,
@@ -123,9 +141,11 @@ pub struct CaseSummary {
     pub first_violation_dir: Option<PathBuf>,
     pub attempts: usize,
     pub unknown: u32,
+    /// Attempts without progress after the heal ([`CaseRun::no_progress`]).
+    pub no_progress: u32,
     pub harness_errors: u32,
-    /// Whether this case met its expectation (a bug caught at least once, a correct build
-    /// never).
+    /// Whether this case met its expectation (a bug caught at least once; a correct build
+    /// never caught and never without progress).
     pub ok: bool,
     pub case_runs: Vec<CaseRun>,
 }
@@ -177,11 +197,20 @@ pub fn summarize(case: &Case, runs: &[CaseRun]) -> CaseSummary {
     let caught = runs.iter().filter(|r| r.caught).count() as u32;
     let harness_errors = runs.iter().filter(|r| r.harness_error.is_some()).count() as u32;
     let times: Vec<Option<f64>> = runs.iter().map(|r| r.time_to_violation_s).collect();
+    let no_progress = runs.iter().map(|r| r.no_progress).sum();
+    let mut caught_by: BTreeMap<String, u32> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.caught) {
+        let kind = r
+            .caught_by
+            .as_deref()
+            .unwrap_or(checker::Verdict::NotLinearizable.id());
+        *caught_by.entry(kind.to_owned()).or_default() += 1;
+    }
     let ok = harness_errors == 0
         && if case.is_bug() {
             caught > 0
         } else {
-            caught == 0
+            caught == 0 && no_progress == 0
         };
     CaseSummary {
         case: case.id.to_owned(),
@@ -191,10 +220,12 @@ pub fn summarize(case: &Case, runs: &[CaseRun]) -> CaseSummary {
         nemesis: case.nemesis_label(),
         runs: runs.len() as u32,
         caught,
+        caught_by,
         median_s: median(&times),
         first_violation_dir: runs.iter().find_map(|r| r.violation_dir.clone()),
         attempts: runs.iter().map(|r| r.attempts.len()).sum(),
         unknown: runs.iter().map(|r| r.unknown).sum(),
+        no_progress,
         harness_errors,
         ok,
         case_runs: runs.to_vec(),
@@ -223,12 +254,14 @@ pub fn table(cases: &[CaseSummary], limit: Duration) -> String {
         .max()
         .unwrap_or(7)
         .clamp(7, 60);
+    let by: Vec<String> = cases.iter().map(CaseSummary::caught_by_label).collect();
+    let bw = by.iter().map(String::len).max().unwrap_or(9).max(9);
     let _ = writeln!(
         s,
-        "{:<w$}  {:<nw$}  {:>7}  {:>8}  first violation",
-        "case", "nemesis", "caught", "median"
+        "{:<w$}  {:<nw$}  {:>7}  {:>8}  {:<bw$}  first violation",
+        "case", "nemesis", "caught", "median", "caught by"
     );
-    for c in cases {
+    for (c, by) in cases.iter().zip(&by) {
         let median = match c.median_s {
             Some(m) => format!("{m:.1}s"),
             None if c.caught == 0 => "-".to_owned(),
@@ -239,22 +272,32 @@ pub fn table(cases: &[CaseSummary], limit: Duration) -> String {
         if c.harness_errors > 0 {
             note = " HARNESS ERROR".into();
         } else if !c.ok {
-            note = if c.is_correct() {
+            note = if !c.is_correct() {
+                " NOT CAUGHT".into()
+            } else if c.caught > 0 {
                 " VIOLATION IN CORRECT BUILD".into()
             } else {
-                " NOT CAUGHT".into()
+                " NO PROGRESS IN CORRECT BUILD".into()
             };
         }
         if c.unknown > 0 {
             let _ = write!(note, " ({} unknown)", c.unknown);
         }
+        if c.no_progress > 0 {
+            let _ = write!(
+                note,
+                " ({} attempt(s) without progress after the heal)",
+                c.no_progress
+            );
+        }
         let _ = writeln!(
             s,
-            "{:<w$}  {:<nw$}  {:>7}  {:>8}  {}{}",
+            "{:<w$}  {:<nw$}  {:>7}  {:>8}  {:<bw$}  {}{}",
             c.case,
             c.nemesis,
             format!("{}/{}", c.caught, c.runs),
             median,
+            by,
             c.first_violation_dir
                 .as_deref()
                 .map_or("-".to_owned(), |p| p.display().to_string()),
@@ -267,6 +310,23 @@ pub fn table(cases: &[CaseSummary], limit: Duration) -> String {
 impl CaseSummary {
     fn is_correct(&self) -> bool {
         self.bug.is_none()
+    }
+
+    /// The table's "caught by": the finding that caught every caught run, or each with
+    /// its count (`two-leaders 3, not-linearizable 7`); `-` when none was caught.
+    fn caught_by_label(&self) -> String {
+        match self.caught_by.len() {
+            0 => "-".to_owned(),
+            1 => self.caught_by.keys().next().cloned().unwrap_or_default(),
+            _ => {
+                let mut v: Vec<(&String, &u32)> = self.caught_by.iter().collect();
+                v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                v.iter()
+                    .map(|(k, n)| format!("{k} {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        }
     }
 }
 
@@ -357,6 +417,7 @@ fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path) -> CaseRun
             ended_s,
             workload_s: 0.0,
             completions: 0,
+            finding: None,
             error: None,
         };
         match result {
@@ -370,7 +431,9 @@ fn case_run(case: &Case, run: u32, args: &SelftestArgs, store: &Path) -> CaseRun
                 };
                 match o.exit_code {
                     1 => {
+                        a.finding = Some(checker::Verdict::NotLinearizable.id().to_owned());
                         out.caught = true;
+                        out.caught_by = a.finding.clone();
                         out.time_to_violation_s = Some(ended_s);
                         out.violation_dir = Some(o.run_dir.clone());
                     }
@@ -517,10 +580,12 @@ mod tests {
         CaseRun {
             run: 1,
             caught: caught.is_some(),
+            caught_by: caught.map(|_| "not-linearizable".to_owned()),
             time_to_violation_s: caught,
             violation_dir: caught.map(|t| PathBuf::from(format!("/s/run-{t}"))),
             elapsed_s: caught.unwrap_or(60.0),
             unknown: 0,
+            no_progress: 0,
             attempts: vec![Attempt {
                 plan: "p".into(),
                 seed: 7,
@@ -529,6 +594,7 @@ mod tests {
                 } else {
                     "linearizable".into()
                 },
+                finding: caught.map(|_| "not-linearizable".to_owned()),
                 run_dir: None,
                 ended_s: 1.0,
                 workload_s: 1.0,
@@ -597,6 +663,8 @@ mod tests {
         assert_eq!(lines.len(), 3, "{t}");
         assert!(lines[0].starts_with("case "), "{t}");
         assert!(lines[0].contains("nemesis") && lines[0].contains("first violation"));
+        assert!(lines[0].contains(" caught by "), "{t}");
+        assert!(lines[1].contains(" not-linearizable "), "{t}");
         assert!(lines[1].starts_with("raft/stale-read "), "{t}");
         assert!(
             lines[1].contains(" 1/1 ") && lines[1].contains("12.2s"),
@@ -633,10 +701,12 @@ mod tests {
             "nemesis",
             "runs",
             "caught",
+            "caught_by",
             "median_s",
             "first_violation_dir",
             "attempts",
             "unknown",
+            "no_progress",
             "harness_errors",
             "ok",
             "case_runs",

@@ -81,12 +81,70 @@ fn a_cleanup_waits_for_the_registry_lock() {
     assert!(err.contains("went on after"), "{err}");
 }
 
-/// `stasis clean` in a loop beside two starting and running runs: both runs pass and
-/// leave nothing behind (a cleanup used to be able to take a starting run's registration
-/// lock, making the run fail, or read a reused topology id's new entry).
+/// Namespaces each planted dead run registers: enough that a cleanup sweeping one holds
+/// its registration lock for a good fraction of a second.
+const PLANTED_NAMESPACES: usize = 40;
+
+/// Plants the registration a run killed mid-run leaves under topology id `id`: its
+/// (unlocked) lock file and its state naming [`PLANTED_NAMESPACES`] namespaces made here.
+fn plant_dead_run(id: &str, tag: &str) -> Vec<String> {
+    let names: Vec<String> = (0..PLANTED_NAMESPACES)
+        .map(|k| format!("stasis-cz{}{tag}{k}", std::process::id()))
+        .collect();
+    for n in &names {
+        let st = Command::new("ip")
+            .args(["netns", "add", n])
+            .status()
+            .unwrap();
+        assert!(
+            st.success(),
+            "ip netns add {n} failed (is iproute2 installed?)"
+        );
+    }
+    let dir = runs_dir();
+    fs::create_dir_all(&dir).unwrap();
+    let data = StateData {
+        // No process has pid 0: the owner is gone.
+        owner_pid: 0,
+        namespaces: names.clone(),
+        ..StateData::default()
+    };
+    let create = |name: String| {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(dir.join(name))
+            .unwrap()
+    };
+    create(format!("{id}.json"))
+        .write_all(&serde_json::to_vec(&data).unwrap())
+        .unwrap();
+    create(format!("{id}.lock"));
+    names
+}
+
+/// `stasis clean` in a loop beside two starting and running runs whose topology ids are
+/// those of two killed runs' leftovers (each with [`PLANTED_NAMESPACES`] namespaces), the
+/// runs started while a cleanup sweeps them: both runs pass, the leftovers are gone and
+/// the runs leave nothing behind. Without the registry lock (before ac12a1f) a run took a
+/// dead run's id while a cleanup held that registration's lock and failed with "held by a
+/// live run" (a cleanup could also read a reused id's new entry and remove the new run's
+/// namespaces); see docs/BENCHMARKS.md, "Controller chaos".
 #[test]
 fn runs_pass_beside_a_cleanup_loop() {
     require_root();
+    // The next two free subnets, held while their ids' dead registrations are planted so
+    // that no other run takes them meanwhile, and released for the two runs.
+    let subnets: Vec<harness::net::Subnet> = (0..2)
+        .map(|_| harness::net::Subnet::claim().unwrap())
+        .collect();
+    let planted: Vec<String> = subnets
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| plant_dead_run(&format!("r{}", s.third), &format!("x{i}x")))
+        .collect();
+    let exists = |n: &String| harness::net::netns_path(n).exists();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let cleaner = {
         let stop = stop.clone();
@@ -105,6 +163,16 @@ fn runs_pass_beside_a_cleanup_loop() {
             n
         })
     };
+    // Start the runs once a cleanup is sweeping the leftovers.
+    let t = Instant::now();
+    while planted.iter().all(exists) {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no cleanup began removing the planted leftovers"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(subnets);
     let args = ["--nemesis", "none", "--time-limit", "4s"];
     let runs: Vec<_> = (0..2)
         .map(|_| std::thread::spawn(move || stasis_test(&args)))
@@ -112,10 +180,15 @@ fn runs_pass_beside_a_cleanup_loop() {
     let runs: Vec<Run> = runs.into_iter().map(|r| r.join().unwrap()).collect();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let cleans = cleaner.join().unwrap();
+    let left: Vec<&String> = planted.iter().filter(|n| exists(n)).collect();
+    for n in &left {
+        let _ = Command::new("ip").args(["netns", "del", n]).status();
+    }
     for r in &runs {
         assert_eq!(r.out.status.code(), Some(0), "{}", r.text);
         assert_nothing_left(&r.dir, r.pid);
     }
+    assert!(left.is_empty(), "planted leftovers not cleaned: {left:?}");
     assert!(cleans >= 3, "only {cleans} cleanups ran beside the runs");
 }
 

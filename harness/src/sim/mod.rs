@@ -239,8 +239,29 @@ pub enum Failure {
     NotLinearizable,
     /// A membership change answered "definitely not made" took effect.
     AbortTookEffect,
-    /// No progress after the last fault healed.
+    /// Two nodes led in one Raft term: Raft's Election Safety broken, whether or not a
+    /// client saw it ([`SimRun::split_terms`]).
+    TwoLeaders,
+    /// No progress after the last fault healed (a liveness finding).
     NoProgress,
+}
+
+impl Failure {
+    /// The failure's word in reports and selftest.json (`not-linearizable` is the
+    /// checker's own, read back by [`crate::record::Verdict::of_word`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Failure::NotLinearizable => checker::Verdict::NotLinearizable.id(),
+            Failure::AbortTookEffect => "abort-took-effect",
+            Failure::TwoLeaders => "two-leaders",
+            Failure::NoProgress => "no-progress",
+        }
+    }
+
+    /// A safety finding (something happened that must never happen), not a liveness one.
+    pub fn is_safety(self) -> bool {
+        self != Failure::NoProgress
+    }
 }
 
 impl SimRun {
@@ -250,10 +271,26 @@ impl SimRun {
             Some(Failure::NotLinearizable)
         } else if self.abort_violation.is_some() {
             Some(Failure::AbortTookEffect)
+        } else if self.split_terms > 0 {
+            Some(Failure::TwoLeaders)
         } else if self.stalled.is_some() {
             Some(Failure::NoProgress)
         } else {
             None
+        }
+    }
+
+    /// What the report says about `failure` beside the verdict (`None` for the checker's
+    /// own finding, which the report explains).
+    pub fn finding(&self, failure: Failure) -> Option<String> {
+        match failure {
+            Failure::NotLinearizable => None,
+            Failure::AbortTookEffect => self.abort_violation.clone(),
+            Failure::TwoLeaders => Some(format!(
+                "two leaders in one term in {} term(s) (Raft Election Safety)",
+                self.split_terms
+            )),
+            Failure::NoProgress => self.stalled.clone(),
         }
     }
 }
@@ -527,9 +564,9 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// 0 all linearizable and progressing, 1 a violation (of linearizability or of a
-    /// definite membership answer), 4 no progress after the heal (no violation), 2 an
-    /// unknown verdict.
+    /// 0 all linearizable and progressing, 1 a violation (of linearizability, of a
+    /// definite membership answer or of Raft's Election Safety), 4 no progress after the
+    /// heal (no violation), 2 an unknown verdict.
     pub fn exit_code(&self) -> u8 {
         if self.violations > 0 {
             1
@@ -610,19 +647,19 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         {
             slowest = Some((r, spec.seed));
         }
-        violations += u64::from(run.verdict == 1 || run.abort_violation.is_some());
+        violations += u64::from(run.failure().is_some_and(Failure::is_safety));
         abort_violations += u64::from(run.abort_violation.is_some());
         stalls += u64::from(run.stalled.is_some());
         unknown += u64::from(run.verdict == 2);
         match run.failure() {
             Some(failure) => {
-                let (label, finding) = match failure {
-                    Failure::NotLinearizable => ("NOT LINEARIZABLE", None),
-                    Failure::AbortTookEffect => {
-                        ("MEMBERSHIP ANSWER VIOLATED", run.abort_violation.clone())
-                    }
-                    Failure::NoProgress => ("NO PROGRESS", run.stalled.clone()),
+                let label = match failure {
+                    Failure::NotLinearizable => "NOT LINEARIZABLE",
+                    Failure::AbortTookEffect => "MEMBERSHIP ANSWER VIOLATED",
+                    Failure::TwoLeaders => "TWO LEADERS IN ONE TERM",
+                    Failure::NoProgress => "NO PROGRESS",
                 };
+                let finding = run.finding(failure);
                 let dir = write_run(
                     &args.store,
                     &spec,
@@ -649,15 +686,9 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                         spec.sim_time_ns as f64 / 1e9,
                         shrunk.tries
                     );
-                    if let Some(f) = shrunk
-                        .run
-                        .abort_violation
-                        .as_ref()
-                        .or(shrunk.run.stalled.as_ref())
-                        .filter(|_| failure != Failure::NotLinearizable)
-                    {
+                    if let Some(f) = shrunk.run.finding(failure) {
                         note.push_str("; ");
-                        note.push_str(f);
+                        note.push_str(&f);
                     }
                     let sdir = write_run(
                         &args.store,
