@@ -54,9 +54,10 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock, bounce, churn, transition, reconfig, persist. `all` is every kind but
-    /// reconfig (membership changes) and persist (kills at storage events, slow syncs),
-    /// which are named: `--faults all,reconfig,persist`.
+    /// drift, clock, bounce, churn, transition, reconfig, persist, stall, freeze. `all` is
+    /// every kind but reconfig (membership changes), persist (kills at storage events, slow
+    /// syncs), stall (batched, interleaved input) and freeze (several nodes paused and
+    /// resumed at one instant), which are named: `--faults all,reconfig,persist`.
     #[arg(long, default_value = "all")]
     pub faults: String,
     /// Spare nodes besides --nodes: started empty in join mode, they become voters only
