@@ -2148,6 +2148,18 @@ where
             let inc = node.incarnation;
             self.flush(n, inc)?;
         }
+        // What the thaw left (`STASIS_LOG=sim=info`): same-term candidates are the
+        // coincidence a freeze makes likely.
+        if tracing::enabled!(target: "sim", tracing::Level::INFO) {
+            let roles: Vec<String> = group
+                .iter()
+                .filter_map(|&n| {
+                    let st = self.nodes[n].host.as_ref()?.core().status();
+                    Some(format!("{} {:?} term {}", self.name(n), st.role, st.term))
+                })
+                .collect();
+            tracing::info!(target: "sim", "freeze thawed: {}", roles.join(", "));
+        }
         Ok(())
     }
 
