@@ -54,10 +54,11 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock, bounce, churn, transition, reconfig, persist, stall, torn. `all` is
-    /// every kind but reconfig (membership changes), persist (kills at storage events, slow
-    /// syncs), stall (batched, interleaved input) and torn (power losses on a disk with no
-    /// ordering guarantees), which are named: `--faults all,reconfig,persist,stall,torn`.
+    /// drift, clock, bounce, churn, transition, reconfig, persist, stall, torn, freeze.
+    /// `all` is every kind but reconfig (membership changes), persist (kills at storage
+    /// events, slow syncs), stall (batched, interleaved input), torn (power losses on a
+    /// disk with no ordering guarantees) and freeze (several nodes paused and resumed at
+    /// one instant), which are named: `--faults all,reconfig,persist,stall,torn,freeze`.
     #[arg(long, default_value = "all")]
     pub faults: String,
     /// Spare nodes besides --nodes: started empty in join mode, they become voters only

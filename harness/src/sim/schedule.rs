@@ -35,8 +35,9 @@ pub const ALL: &[&str] = &[
 /// `persist`: kills at storage events and slow syncs, added after `all` was fixed.
 /// `stall`: nodes that stop reading for a while and then handle what queued as one
 /// batch, added after `all` was fixed. `torn`: power losses on a disk with no ordering
-/// guarantees, added after `all` was fixed.
-pub const NAMED: &[&str] = &["reconfig", "persist", "stall", "torn"];
+/// guarantees, and `freeze`: several nodes paused and resumed at the same instant (a host
+/// or hypervisor freeze), both added after `all` was fixed.
+pub const NAMED: &[&str] = &["reconfig", "persist", "stall", "torn", "freeze"];
 
 /// Fault kinds `--faults` can select: [`ALL`], then [`NAMED`].
 pub const KINDS: &[&str] = &concat::<{ ALL.len() + NAMED.len() }>(ALL, NAMED);
@@ -186,6 +187,18 @@ pub enum FaultKind {
     /// unsynced entry changes ([`node::storage::file::SimFs::crash_torn`]), instead of
     /// none of them. What a node synced always survives. At most one at a time.
     Torn {},
+    /// A group freeze (a host, hypervisor or container runtime that stops several
+    /// processes at once, as a VM pause, a live migration or a stalled host does): `nodes`
+    /// nodes of the fault pool, picked when it starts by the permutation seed `pick` (the
+    /// leader among them with `leader`, else outside them if the rest leaves room), stop
+    /// together (no ticks, no input handled) and resume at the same instant. On resume
+    /// each catches up the ticks it missed and then handles everything that queued for it
+    /// as ONE batch, its senders interleaved in a drawn order (as the runtime reads its
+    /// whole channel after SIGCONT). So their timers expire together (elections of the
+    /// same term, started within no message delay of each other) and what several peers
+    /// sent them during the freeze meets in one batch: coincidences that independent
+    /// faults make rare. At most one crash, pause, bounce, churn or freeze at a time.
+    Freeze { nodes: u64, pick: u64, leader: bool },
 }
 
 /// Whether every batch does one of these operations (so a kill per operation must be
@@ -211,6 +224,7 @@ impl FaultKind {
             FaultKind::Persist { .. } => "persist",
             FaultKind::Stall { .. } => "stall",
             FaultKind::Torn {} => "torn",
+            FaultKind::Freeze { .. } => "freeze",
         }
     }
 }
@@ -356,6 +370,11 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
                 hold_us: [1_000, 5_000, 20_000, 50_000][rng.random_range(0..4)],
             },
             "torn" => FaultKind::Torn {},
+            "freeze" => FaultKind::Freeze {
+                nodes: rng.random_range(2..=nodes.max(2)),
+                pick: rng.random_range(0..u64::MAX),
+                leader: rng.random_bool(0.5),
+            },
             _ => FaultKind::Clock {
                 node: target,
                 ms: [-60_000i64, -5_000, -500, 500, 5_000, 60_000][rng.random_range(0..6)],
@@ -409,7 +428,8 @@ pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
         FaultKind::Crash { .. }
         | FaultKind::Pause { .. }
         | FaultKind::Bounce { .. }
-        | FaultKind::Churn { .. } => {
+        | FaultKind::Churn { .. }
+        | FaultKind::Freeze { .. } => {
             if f.start_ns < busy_until {
                 false
             } else {
@@ -498,6 +518,37 @@ mod tests {
     }
 
     #[test]
+    fn freezes_take_two_or_more_nodes_one_at_a_time_and_leave_old_schedules_alone() {
+        let s = draw(11, 5, 20_000_000_000, &["freeze", "pause", "net"]);
+        let f: Vec<&Fault> = s
+            .iter()
+            .filter(|f| matches!(f.kind.family(), "freeze" | "pause"))
+            .collect();
+        assert!(
+            f.iter().filter(|f| f.kind.family() == "freeze").count() > 2,
+            "{s:?}"
+        );
+        for w in f.windows(2) {
+            assert!(w[0].stop_ns <= w[1].start_ns, "{w:?}");
+        }
+        for x in &f {
+            if let FaultKind::Freeze { nodes, .. } = x.kind {
+                assert!((2..=5).contains(&nodes), "{x:?}");
+            }
+        }
+        assert_eq!(s, draw(11, 5, 20_000_000_000, &["freeze", "pause", "net"]));
+        // Outside `all`: schedules of `all` (and their seeds) are as before.
+        assert!(
+            draw(11, 5, 20_000_000_000, ALL)
+                .iter()
+                .all(|f| f.kind.family() != "freeze")
+        );
+        let json = serde_json::to_string(f[0]).unwrap();
+        let back: Fault = serde_json::from_str(&json).unwrap();
+        assert_eq!(&back, f[0]);
+    }
+
+    #[test]
     fn faults_parse_with_one_line_errors() {
         assert_eq!(
             parse_faults("crash,pause,crash").unwrap(),
@@ -517,8 +568,13 @@ mod tests {
             parse_faults("all,reconfig,persist,stall,torn").unwrap(),
             with
         );
+        with.push("freeze");
         assert_eq!(
-            parse_faults("torn,stall,reconfig,persist,all")
+            parse_faults("all,reconfig,persist,stall,torn,freeze").unwrap(),
+            with
+        );
+        assert_eq!(
+            parse_faults("freeze,torn,stall,reconfig,persist,all")
                 .unwrap()
                 .len(),
             KINDS.len()

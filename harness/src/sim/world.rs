@@ -158,6 +158,10 @@ struct SimNode<C: ConsensusCore, S> {
     /// The queued input was held by a `stall` fault: its senders are interleaved in a
     /// drawn order when it is handled.
     stalled: bool,
+    /// Stopped by a `freeze` fault (with `paused`): peer messages that arrive wait in
+    /// `inbox` and are handled as one batch, after the missed ticks, when the group
+    /// resumes.
+    frozen: bool,
 }
 
 /// Input waiting for a busy node's next batch.
@@ -411,6 +415,8 @@ pub struct World<C: ConsensusCore, S> {
     stall: Option<usize>,
     /// The active `Torn` fault (schedule index; at most one at a time).
     torn: Option<usize>,
+    /// The nodes each started `Freeze` fault stopped, by schedule index.
+    freezes: BTreeMap<usize, Vec<usize>>,
     admin: Admin,
     storm: Option<String>,
     /// Fault stops still to come (the heal is after the last one).
@@ -471,6 +477,7 @@ where
                 flush_queued: false,
                 persist_skip: None,
                 stalled: false,
+                frozen: false,
             });
         }
         let n = nodes.len();
@@ -514,6 +521,7 @@ where
             persist: None,
             stall: None,
             torn: None,
+            freezes: BTreeMap::new(),
             admin: Admin::default(),
             storm: None,
             stops_left,
@@ -1209,6 +1217,11 @@ where
                     if holding > 0 {
                         self.net.held.push((from, from_inc, to, to_inc, msg));
                     }
+                    return Ok(());
+                }
+                if self.nodes[ti].frozen {
+                    // Read with everything else queued in one batch when the group resumes.
+                    self.nodes[ti].inbox.push(Input::Msg(from, msg));
                     return Ok(());
                 }
                 if self.nodes[ti].paused {
@@ -1997,6 +2010,24 @@ where
                     self.at(self.now, Ev::Bounce(i));
                 }
             }
+            FaultKind::Freeze {
+                nodes,
+                pick,
+                leader,
+            } => {
+                if start {
+                    let group = self.freeze_group(*nodes, *pick, *leader);
+                    for &n in &group {
+                        self.nodes[n].paused = true;
+                        self.nodes[n].frozen = true;
+                    }
+                    value["resolved"] = json!(self.names(&group));
+                    self.freezes.insert(i, group);
+                } else if let Some(group) = self.freezes.remove(&i) {
+                    value["resolved"] = json!(self.names(&group));
+                    self.thaw(&group)?;
+                }
+            }
             FaultKind::Churn { .. } => {
                 if start {
                     self.at(self.now, Ev::Churn(i));
@@ -2083,6 +2114,65 @@ where
         Ok(())
     }
 
+    /// The nodes a `Freeze` fault stops, resolved now among the running nodes of the fault
+    /// pool: `size` of them in the order of the permutation seed `pick`, the leader first
+    /// with `leader`, else left out while the others are enough.
+    fn freeze_group(&self, size: u64, pick: u64, leader: bool) -> Vec<usize> {
+        let mut order: Vec<usize> = self.pool().into_iter().filter(|&k| self.up(k)).collect();
+        let mut r = ChaCha8Rng::seed_from_u64(pick);
+        for i in (1..order.len()).rev() {
+            let j = r.random_range(0..=i);
+            order.swap(i, j);
+        }
+        let size = (size as usize).min(order.len());
+        if let Some(l) = self.leader()
+            && let Some(at) = order.iter().position(|&k| k == l)
+        {
+            let l = order.remove(at);
+            if leader {
+                order.insert(0, l);
+            } else if order.len() < size {
+                order.push(l);
+            }
+        }
+        order.truncate(size);
+        order
+    }
+
+    /// Resumes a frozen group at this instant: each node, in group order, catches up
+    /// the ticks it missed and handles what queued for it as one batch, its senders
+    /// interleaved in a drawn order (ticks first, as the runtime's driver). Nodes that
+    /// crashed meanwhile came back unfrozen and are left alone.
+    fn thaw(&mut self, group: &[usize]) -> Result<()> {
+        for &n in group {
+            if !self.nodes[n].frozen {
+                continue;
+            }
+            let node = &mut self.nodes[n];
+            node.frozen = false;
+            node.paused = false;
+            node.inbox_ticks += std::mem::take(&mut node.missed_ticks);
+            node.stalled = true;
+            // What kept it busy while frozen (a sync, a re-armed flush) is over.
+            node.busy_until = node.busy_until.min(self.now);
+            let inc = node.incarnation;
+            self.flush(n, inc)?;
+        }
+        // What the thaw left (`STASIS_LOG=sim=info`): same-term candidates are the
+        // coincidence a freeze makes likely.
+        if tracing::enabled!(target: "sim", tracing::Level::INFO) {
+            let roles: Vec<String> = group
+                .iter()
+                .filter_map(|&n| {
+                    let st = self.nodes[n].host.as_ref()?.core().status();
+                    Some(format!("{} {:?} term {}", self.name(n), st.role, st.term))
+                })
+                .collect();
+            tracing::info!(target: "sim", "freeze thawed: {}", roles.join(", "));
+        }
+        Ok(())
+    }
+
     /// Undoes `cuts` of a partition (holding if `hold` is 1) and delivers what the links
     /// that opened held.
     fn uncut(&mut self, cuts: &[(NodeId, NodeId)], hold: u32) {
@@ -2142,6 +2232,7 @@ where
     fn crash(&mut self, n: usize, power_loss: bool) {
         self.nodes[n].host = None;
         self.nodes[n].paused = false;
+        self.nodes[n].frozen = false;
         // Input read by the process but not handled dies with it (requests' clients see
         // their connection reset below).
         let node = &mut self.nodes[n];
@@ -2588,6 +2679,105 @@ mod tests {
         assert!(a == b, "same seed, different histories");
         let (c, _, _) = stall_world(5, 100, 20_000);
         assert!(a != c, "different seeds, same history");
+    }
+
+    /// Raft, 3 nodes, pre-vote off, 10 ms ticks, elections after 60-119 ticks: the two
+    /// followers frozen from 2 s for `len_ms`. Returns the history, the group, and each
+    /// group node's (role, term) just before and right after the thaw.
+    #[allow(clippy::type_complexity)]
+    fn freeze_world(
+        seed: u64,
+        len_ms: u64,
+    ) -> (Vec<u8>, Vec<usize>, Vec<(Role, u64)>, Vec<(Role, u64)>) {
+        let flags: Vec<String> = [
+            "--tick-ms",
+            "10",
+            "--election-ticks",
+            "60",
+            "--pre-vote",
+            "off",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let configs = node_configs("raft", 3, 0, &flags).unwrap();
+        let s = 1_000_000_000;
+        let schedule = vec![Fault {
+            start_ns: 2 * s,
+            stop_ns: 2 * s + len_ms * MS,
+            kind: FaultKind::Freeze {
+                nodes: 2,
+                pick: seed,
+                leader: false,
+            },
+        }];
+        let opts = WorldOptions {
+            clients: 4,
+            rate: 200.0,
+            ..test_options(seed, 5 * s)
+        };
+        let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
+        fn status<C: ConsensusCore, S: CoreStorage<C::Persist>>(
+            w: &World<C, S>,
+            g: &[usize],
+        ) -> Vec<(Role, u64)> {
+            g.iter()
+                .map(|&k| {
+                    let st = w.nodes[k].host.as_ref().unwrap().core().status();
+                    (st.role, st.term)
+                })
+                .collect()
+        }
+        while w.freezes.is_empty() {
+            assert!(w.step().unwrap(), "the freeze never started");
+        }
+        let group = w.freezes[&0].clone();
+        assert!(
+            group
+                .iter()
+                .all(|&k| w.nodes[k].frozen && w.nodes[k].paused)
+        );
+        let mut before = status(&w, &group);
+        while !w.freezes.is_empty() {
+            before = status(&w, &group);
+            assert!(w.step().unwrap(), "the freeze never ended");
+        }
+        let after = status(&w, &group);
+        assert!(
+            group
+                .iter()
+                .all(|&k| !w.nodes[k].frozen && !w.nodes[k].paused)
+        );
+        let out = w.run().unwrap();
+        assert_linearizable(&out);
+        (out.history, group, before, after)
+    }
+
+    #[test]
+    fn a_freeze_resumes_its_group_at_one_instant_and_replays_bit_for_bit() {
+        let mut same_term = 0;
+        for seed in 1..=6 {
+            let (a, group, before, after) = freeze_world(seed, 1_250);
+            assert_eq!(group.len(), 2, "seed {seed}");
+            for (b, a) in before.iter().zip(&after) {
+                assert_eq!(b.0, Role::Follower, "seed {seed}: {before:?}");
+                // Its election timer expired in the catch-up: it campaigns at the thaw.
+                assert_eq!(a.0, Role::Candidate, "seed {seed}: {after:?}");
+                assert!(a.1 > b.1, "seed {seed}: {before:?} -> {after:?}");
+            }
+            if after[0].1 == after[1].1 {
+                same_term += 1;
+            }
+            if seed == 1 {
+                let (b, ..) = freeze_world(seed, 1_250);
+                assert!(a == b, "same seed, different histories");
+                let (c, ..) = freeze_world(seed + 100, 1_250);
+                assert!(a != c, "different seeds, same history");
+            }
+        }
+        // Two candidates of one term, started at the same instant: the coincidence a
+        // freeze exists to make likely.
+        assert!(same_term >= 2, "{same_term} of 6 thaws gave one term");
     }
 
     #[test]
