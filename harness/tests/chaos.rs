@@ -95,7 +95,9 @@ fn plant_dead_run(id: &str, tag: &str) -> Vec<String> {
         let st = Command::new("ip")
             .args(["netns", "add", n])
             .status()
-            .unwrap();
+            .unwrap_or_else(|e| {
+                panic!("cannot run `ip netns add {n}`: {e} (is iproute2 installed?)")
+            });
         assert!(
             st.success(),
             "ip netns add {n} failed (is iproute2 installed?)"
