@@ -191,21 +191,17 @@ fn parse_block(buf: Vec<u8>, mut items: Vec<Item>) -> Block {
         // fast path never reads past a newline (its strings stop at control characters,
         // its general values refuse one), so it reads exactly what it would read from the
         // line cut out first; this saves searching for the newline separately.
-        if spans_fit && bytes[pos] == b'{' {
-            if let Some((ev, len)) = parse_fast(&text[pos..], pos as u32) {
-                let end = pos + len;
-                match bytes.get(end) {
-                    None | Some(b'\n') => {
-                        items.push(Item {
-                            line: lines,
-                            what: Line::Fast(ev),
-                        });
-                        pos = end + 1;
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
+        if spans_fit
+            && bytes[pos] == b'{'
+            && let Some((ev, len)) = parse_fast(&text[pos..], pos as u32)
+            && matches!(bytes.get(pos + len), None | Some(b'\n'))
+        {
+            items.push(Item {
+                line: lines,
+                what: Line::Fast(ev),
+            });
+            pos += len + 1;
+            continue;
         }
         let (end, next, terminated) = match memchr::memchr(b'\n', &bytes[pos..]) {
             Some(i) => (pos + i, pos + i + 1, true),
