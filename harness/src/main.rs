@@ -84,6 +84,11 @@ enum Cmd {
     Serve(serve::ServeArgs),
 }
 
+/// mimalloc: the reader's per-event values and the search's small allocations cost a
+/// fraction of glibc malloc's instructions (docs/BENCHMARKS.md, "Checker").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -10,7 +10,9 @@
 //!
 //! The pipeline reads the input in blocks cut at newlines. Each block is parsed into
 //! [`Item`]s (one per non-blank line) by a worker; the caller consumes the blocks in file
-//! order, so line numbers, validation and pairing stay sequential and exact.
+//! order, so line numbers, validation and pairing stay sequential and exact. Within a
+//! block the fast path reads each event straight from the block's text and the line
+//! ends where the event does; only lines it refuses are cut at their newline first.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -140,9 +142,22 @@ impl Block {
         ev.resolve(&self.text)
     }
 
-    fn into_buffer(self) -> Vec<u8> {
-        self.text.into_bytes()
+    /// The block's text buffer and item vector, to be reused for a later block: freeing
+    /// and allocating a megabyte or two per block would hand the pages back to the system
+    /// and fault them in again.
+    fn into_buffers(self) -> Buffers {
+        Buffers {
+            text: self.text.into_bytes(),
+            items: self.items,
+        }
     }
+}
+
+/// The reusable allocations of a block (see [`Block::into_buffers`]).
+#[derive(Default)]
+struct Buffers {
+    text: Vec<u8>,
+    items: Vec<Item>,
 }
 
 /// Parses one line the way the reader always has: `serde_json` into an [`Op`].
@@ -157,21 +172,41 @@ pub(crate) fn parse_general(text: &str, terminated: bool) -> Line {
 }
 
 /// Parses a block of whole lines (the last one unterminated only at the end of the input).
-fn parse_block(buf: Vec<u8>) -> Block {
+fn parse_block(buf: Vec<u8>, mut items: Vec<Item>) -> Block {
+    items.clear();
     let text = match String::from_utf8(buf) {
         Ok(t) => t,
-        Err(e) => return parse_block_bytes(&e.into_bytes()),
+        Err(e) => return parse_block_bytes(&e.into_bytes(), items),
     };
-    let mut items = Vec::with_capacity(text.len() / 96 + 1);
+    items.reserve(text.len() / 96 + 1);
     let bytes = text.as_bytes();
     let mut pos = 0;
     let mut lines = 0;
+    // Spans are u32 offsets: a block of 4 GiB or more (one giant line) takes the general path.
+    let spans_fit = u32::try_from(bytes.len()).is_ok();
     while pos < bytes.len() {
+        lines += 1;
+        // Most lines are events spelled as Stasis writes them: the fast path reads one
+        // straight from the block and it is a whole line if its `}` ends the line. The
+        // fast path never reads past a newline (its strings stop at control characters,
+        // its general values refuse one), so it reads exactly what it would read from the
+        // line cut out first; this saves searching for the newline separately.
+        if spans_fit
+            && bytes[pos] == b'{'
+            && let Some((ev, len)) = parse_fast(&text[pos..], pos as u32)
+            && matches!(bytes.get(pos + len), None | Some(b'\n'))
+        {
+            items.push(Item {
+                line: lines,
+                what: Line::Fast(ev),
+            });
+            pos += len + 1;
+            continue;
+        }
         let (end, next, terminated) = match memchr::memchr(b'\n', &bytes[pos..]) {
             Some(i) => (pos + i, pos + i + 1, true),
             None => (bytes.len(), bytes.len(), false),
         };
-        lines += 1;
         let raw = &text[pos..end];
         // Trimming is a no-op for a line from `{` to `}`, which most are.
         let t = match raw.as_bytes() {
@@ -180,9 +215,12 @@ fn parse_block(buf: Vec<u8>) -> Block {
         };
         if !t.is_empty() {
             let offset = pos + (t.as_ptr() as usize - raw.as_ptr() as usize);
+            // (Trimmed or CRLF lines: the fast path again, on the line alone.)
             let fast = u32::try_from(offset + t.len())
                 .ok()
-                .and_then(|_| parse_fast(t, offset as u32));
+                .and_then(|_| parse_fast(t, offset as u32))
+                .filter(|&(_, len)| len == t.len())
+                .map(|(ev, _)| ev);
             let what = match fast {
                 Some(ev) => Line::Fast(ev),
                 None => parse_general(t, terminated),
@@ -195,8 +233,7 @@ fn parse_block(buf: Vec<u8>) -> Block {
 }
 
 /// A block that is not valid UTF-8: line by line, as the reader always did.
-fn parse_block_bytes(bytes: &[u8]) -> Block {
-    let mut items = Vec::new();
+fn parse_block_bytes(bytes: &[u8], mut items: Vec<Item>) -> Block {
     let mut lines = 0;
     for chunk in bytes.split_inclusive(|&b| b == b'\n') {
         lines += 1;
@@ -292,15 +329,16 @@ pub(crate) fn for_each_block<R: Read, E>(
     mut consume: impl FnMut(io::Result<&mut Block>) -> Result<bool, E>,
 ) -> Result<(), E> {
     let mut blocks = Blocks::new(reader, block);
-    let mut spare = Vec::new();
+    let mut spare = Buffers::default();
     loop {
-        match blocks.next(std::mem::take(&mut spare)) {
+        let Buffers { text, items } = std::mem::take(&mut spare);
+        match blocks.next(text) {
             Ok(Some(buf)) => {
-                let mut block = parse_block(buf);
+                let mut block = parse_block(buf, items);
                 if !consume(Ok(&mut block))? {
                     return Ok(());
                 }
-                spare = block.into_buffer();
+                spare = block.into_buffers();
             }
             Ok(None) => return Ok(()),
             Err(e) => {
@@ -322,13 +360,13 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
 ) -> Result<(), E> {
     let window = 2 * workers + 2;
     // Every job holds one of `window` buffers, so sending a job never blocks.
-    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(window);
+    let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>, Vec<Item>)>(window);
     let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| {
         // Free buffers go back to the reader; holding one is the right to read a block.
-        let (free_tx, free_rx) = mpsc::sync_channel::<Vec<u8>>(window);
+        let (free_tx, free_rx) = mpsc::sync_channel::<Buffers>(window);
         for _ in 0..window {
-            free_tx.send(Vec::new()).expect("receiver alive");
+            free_tx.send(Buffers::default()).expect("receiver alive");
         }
         let (done_tx, done_rx) = mpsc::sync_channel::<(u64, io::Result<Block>)>(window);
         {
@@ -336,10 +374,10 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
             scope.spawn(move || {
                 let mut blocks = Blocks::new(reader, block);
                 let mut seq = 0u64;
-                while let Ok(buf) = free_rx.recv() {
-                    match blocks.next(buf) {
+                while let Ok(Buffers { text, items }) = free_rx.recv() {
+                    match blocks.next(text) {
                         Ok(Some(b)) => {
-                            if job_tx.send((seq, b)).is_err() {
+                            if job_tx.send((seq, b, items)).is_err() {
                                 return;
                             }
                         }
@@ -359,8 +397,8 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
             scope.spawn(move || {
                 loop {
                     let job = job_rx.lock().expect("no panics holding it").recv();
-                    let Ok((seq, buf)) = job else { return };
-                    if done_tx.send((seq, Ok(parse_block(buf)))).is_err() {
+                    let Ok((seq, buf, items)) = job else { return };
+                    if done_tx.send((seq, Ok(parse_block(buf, items)))).is_err() {
                         return;
                     }
                 }
@@ -379,7 +417,7 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
                         if !consume(Ok(&mut block))? {
                             return Ok(());
                         }
-                        let _ = free_tx.try_send(block.into_buffer());
+                        let _ = free_tx.try_send(block.into_buffers());
                     }
                     Err(e) => {
                         consume(Err(e))?;
@@ -390,6 +428,40 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
         }
         Ok(())
     })
+}
+
+/// The bytes of `w` (eight bytes, little-endian) that end a string on the fast path: `"`,
+/// `\` and control characters (below 0x20). The lowest set bit marks the first such byte
+/// exactly (each test flags a byte with its high bit; a borrow can flag a byte wrongly only
+/// above a byte it flagged rightly); bytes above it may be flagged wrongly.
+#[inline(always)]
+fn string_stops(w: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x;
+    let quote = zero(w ^ (ONES * u64::from(b'"')));
+    let backslash = zero(w ^ (ONES * u64::from(b'\\')));
+    let control = w.wrapping_sub(ONES * 0x20) & !w;
+    (quote | backslash | control) & HIGH
+}
+
+/// Whether the eight bytes of `w` are all ASCII digits.
+#[inline(always)]
+fn eight_digits(w: u64) -> bool {
+    const HIGH_NIBBLES: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    // A digit has high nibble 3 and stays below 0x40 when 6 is added; a byte of 0xfa or
+    // more carries into the next byte, but its own high nibble already fails the test.
+    (w & HIGH_NIBBLES) | ((w.wrapping_add(0x0606_0606_0606_0606) & HIGH_NIBBLES) >> 4)
+        == 0x3333_3333_3333_3333
+}
+
+/// The value of eight ASCII digits (the first in the lowest byte), by adding neighbours
+/// in pairs, then pairs of pairs (as simdjson reads them).
+#[inline(always)]
+fn eight_digits_value(w: u64) -> u64 {
+    let w = ((w & 0x0f0f_0f0f_0f0f_0f0f).wrapping_mul(2561)) >> 8;
+    let w = ((w & 0x00ff_00ff_00ff_00ff).wrapping_mul(6_553_601)) >> 16;
+    ((w & 0x0000_ffff_0000_ffff).wrapping_mul(42_949_672_960_001)) >> 32
 }
 
 /// A cursor over a line for the fast path.
@@ -427,6 +499,14 @@ impl Cur<'_> {
         let stop = s.len().min(start + 19);
         let mut i = start;
         let mut n = 0u64;
+        // Times are ten digits or more a few seconds into a run: their first eight at once.
+        if let Some(w) = s.get(start..start + 8) {
+            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            if eight_digits(w) {
+                n = eight_digits_value(w);
+                i += 8;
+            }
+        }
         while i < stop {
             let d = s[i].wrapping_sub(b'0');
             if d > 9 {
@@ -452,14 +532,28 @@ impl Cur<'_> {
 
     /// The rest of a string whose opening quote was consumed: no escapes, no control
     /// characters (which serde_json rejects); the closing quote is consumed.
+    #[inline(always)]
     fn str(&mut self) -> Option<Span> {
         let start = self.i;
-        // Short strings (f, keys, values): a plain loop beats a SIMD search's set-up.
-        let end = start
-            + self.s[start..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        if self.s[end] != b'"' {
+        // Short strings (f, keys, values): eight bytes at a time in a word (a SIMD
+        // search's set-up costs more than these strings), the last few one by one.
+        let s = self.s;
+        let mut end = start;
+        loop {
+            let Some(w) = s.get(end..end + 8) else {
+                end += s[end..]
+                    .iter()
+                    .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+                break;
+            };
+            let hit = string_stops(u64::from_le_bytes(w.try_into().expect("eight bytes")));
+            if hit != 0 {
+                end += (hit.trailing_zeros() / 8) as usize;
+                break;
+            }
+            end += 8;
+        }
+        if s[end] != b'"' {
             return None;
         }
         self.i = end + 1;
@@ -497,13 +591,17 @@ impl Cur<'_> {
         let v = values.next()?.ok()?;
         let end = start + values.byte_offset();
         // Deep nesting: leave serde_json's recursion limit to the general path, where the
-        // value sits one level deeper than here.
-        if self.s[start..end]
-            .iter()
-            .filter(|&&b| b == b'[' || b == b'{')
-            .count()
-            > 64
-        {
+        // value sits one level deeper than here. A newline (whitespace inside the value)
+        // means the value does not end on this line: the general path's business too.
+        let mut depth = 0;
+        for &b in &self.s[start..end] {
+            match b {
+                b'[' | b'{' => depth += 1,
+                b'\n' => return None,
+                _ => {}
+            }
+        }
+        if depth > 64 {
             return None;
         }
         self.i = end;
@@ -515,7 +613,10 @@ impl Cur<'_> {
 /// (`{"index":..,"time":..,"process":..,"type":"..","f":"..",["key":"..",]"value":..
 /// [,"error":".."][,"node":".."]}`, `index` optional), or `None` for anything else, which
 /// then takes the general path. `offset` is where `line` starts in the block's text.
-fn parse_fast(line: &str, offset: u32) -> Option<FastEvent> {
+/// Returns the event and the bytes it took: `line` may go on past the event (the rest of
+/// the block); the caller decides whether the event was the whole line. The fast path
+/// never reads past a newline.
+fn parse_fast(line: &str, offset: u32) -> Option<(FastEvent, usize)> {
     let mut c = Cur {
         s: line.as_bytes(),
         i: 0,
@@ -577,14 +678,14 @@ fn parse_fast(line: &str, offset: u32) -> Option<FastEvent> {
     } else {
         None
     };
-    if !c.lit(b"}") || c.i != line.len() {
+    if !c.lit(b"}") {
         return None;
     }
     let at = |sp: Span| Span {
         start: sp.start + offset,
         end: sp.end + offset,
     };
-    Some(FastEvent {
+    let ev = FastEvent {
         index,
         time,
         process,
@@ -594,14 +695,17 @@ fn parse_fast(line: &str, offset: u32) -> Option<FastEvent> {
         value,
         error: error.map(at),
         node: node.map(at),
-    })
+    };
+    Some((ev, c.i))
 }
 
 /// Both paths on one line, for the tests: the fast path's event (if it takes the line)
 /// and the general path's.
 #[cfg(test)]
 pub(crate) fn both_paths(line: &str) -> (Option<Op>, Result<Op, String>) {
-    let fast = parse_fast(line, 0).map(|ev| ev.resolve(line).into_op());
+    let fast = parse_fast(line, 0)
+        .filter(|&(_, len)| len == line.len())
+        .map(|(ev, _)| ev.resolve(line).into_op());
     let general = serde_json::from_str::<Op>(line).map_err(|e| e.to_string());
     (fast, general)
 }
@@ -771,6 +875,44 @@ mod tests {
             let fast = c.u64().filter(|_| c.s[c.i] == b',');
             let want = serde_json::from_str::<u64>(&t).ok();
             assert_eq!(fast, want, "{t}");
+        }
+    }
+
+    /// The word-at-a-time string scan stops where a byte-by-byte scan stops: at the first
+    /// `"`, `\` or control character, at every position of a word and in the last bytes.
+    #[test]
+    fn string_scan_stops_at_the_first_special_byte() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let specials = [b'"', b'\\', 0, b'\n', 0x1f];
+        let plain = [
+            b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xc3, 0xff, 0x21, 0x5d,
+        ];
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..24);
+            let mut s: Vec<u8> = (0..len)
+                .map(|_| {
+                    if rng.random_bool(0.1) {
+                        specials[rng.random_range(0..specials.len())]
+                    } else {
+                        plain[rng.random_range(0..plain.len())]
+                    }
+                })
+                .collect();
+            if rng.random_bool(0.5) {
+                s.push(b'"');
+            }
+            let at = rng.random_range(0..=s.len());
+            let mut c = Cur { s: &s, i: at };
+            let want = s[at..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+                .filter(|&n| s[at + n] == b'"')
+                .map(|n| (at as u32, (at + n) as u32));
+            let got = c.str().map(|sp| (sp.start, sp.end));
+            assert_eq!(got, want, "{s:?} from {at}");
+            if let Some((_, end)) = want {
+                assert_eq!(c.i, end as usize + 1);
+            }
         }
     }
 
