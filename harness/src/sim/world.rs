@@ -202,7 +202,8 @@ fn interleave<M>(inputs: Vec<Input<M>>, rng: &mut impl RngExt) -> Vec<Input<M>> 
 struct SimClient {
     rng: ChaCha8Rng,
     process: u64,
-    /// The node this client sends to next (it follows redirects).
+    /// Where the client's last request went, and its next operation starts (the
+    /// operation's own `Current::route` follows redirects from there).
     target: usize,
     /// Where it starts again after a transport error (the RESP client drops its
     /// connection and reconnects to its home node).

@@ -493,6 +493,12 @@ impl Paxos {
         }
     }
 
+    /// The configuration values this leader proposed (its own or adopted in phase 1) that
+    /// are not chosen yet, in slot order.
+    fn undecided_configs(&self) -> impl DoubleEndedIterator<Item = &ConfigValue> {
+        self.leader_configs.range(self.commit + 1..).map(|(_, c)| c)
+    }
+
     /// Configurations every decision about an undecided slot must satisfy.
     fn joint(&self) -> Joint {
         let spec = self.cfg.quorum;
@@ -508,12 +514,12 @@ impl Paxos {
                 // Seeded bug `unsafe-reconfig`: the newest configuration this leader
                 // proposed replaces the one in effect at once; the old voters' quorums
                 // stop counting.
-                if let Some((_, c)) = self.leader_configs.range(self.commit + 1..).next_back() {
+                if let Some(c) = self.undecided_configs().next_back() {
                     parts = c.parts(spec, bugs);
                 }
             }
             Role::Leader => {
-                for c in self.leader_configs.range(self.commit + 1..).map(|(_, c)| c) {
+                for c in self.undecided_configs() {
                     parts.extend(c.parts(spec, bugs));
                 }
             }
@@ -775,11 +781,7 @@ impl Paxos {
         if self.role != Role::Leader {
             return;
         }
-        let pending_above = self
-            .leader_configs
-            .range(self.commit + 1..)
-            .next()
-            .is_some();
+        let pending_above = self.undecided_configs().next().is_some();
         if self.config.is_joint() {
             self.finish_joint();
         } else if let Some(r) = &self.reconfig
@@ -802,11 +804,7 @@ impl Paxos {
     fn finish_joint(&mut self) {
         if self.role == Role::Leader
             && self.config.is_joint()
-            && self
-                .leader_configs
-                .range(self.commit + 1..)
-                .next()
-                .is_none()
+            && self.undecided_configs().next().is_none()
         {
             let target = self.config.voters.clone();
             self.propose_value(Value::Config(ConfigValue::new(target)));
@@ -1359,11 +1357,7 @@ impl ConsensusCore for Paxos {
         if let Err(e) = QuorumSystem::validate(self.cfg.quorum, &ids, &self.cfg.bugs) {
             return Err(ReconfigError::Invalid(e));
         }
-        let pending = self
-            .leader_configs
-            .range(self.commit + 1..)
-            .next()
-            .is_some();
+        let pending = self.undecided_configs().next().is_some();
         if self.reconfig.is_some()
             || self.config.is_joint()
             || pending
@@ -1467,7 +1461,7 @@ impl ConsensusCore for Paxos {
         // the voter set before it, which the change had replaced.)
         let mut joint = self.config.is_joint();
         if self.role == Role::Leader {
-            for c in self.leader_configs.range(self.commit + 1..).map(|(_, c)| c) {
+            for c in self.undecided_configs() {
                 voters.extend(c.voters.keys().chain(c.outgoing.keys()));
                 joint = true;
             }
