@@ -831,7 +831,7 @@ mod tests {
     }
 
     /// The fast path's integers agree with serde_json's `u64` on every length around the
-    /// eight-digit steps, on leading zeros and on overflow.
+    /// eight-digit steps, on leading zeros and on overflow, whatever follows them.
     #[test]
     fn integers_read_as_serde_reads_them() {
         let mut rng = ChaCha8Rng::seed_from_u64(8);
@@ -866,15 +866,23 @@ mod tests {
                 cases.push(t);
             }
         }
+        // What follows the number: the end of the block (the byte-by-byte loop), or more of
+        // the line (the eight-digit word), including bytes that carry in the digit test.
+        let tails: [&[u8]; 4] = [
+            b",",
+            b",\"type\":\"ok\"",
+            b",\xff\xfa\xff\xfa\xff\xfa\xff\xfa",
+            b",9999999999",
+        ];
         for t in cases {
-            let line = format!("{t},");
-            let mut c = Cur {
-                s: line.as_bytes(),
-                i: 0,
-            };
-            let fast = c.u64().filter(|_| c.s[c.i] == b',');
-            let want = serde_json::from_str::<u64>(&t).ok();
-            assert_eq!(fast, want, "{t}");
+            for tail in tails {
+                let mut line = t.clone().into_bytes();
+                line.extend_from_slice(tail);
+                let mut c = Cur { s: &line, i: 0 };
+                let fast = c.u64().filter(|_| c.s[c.i] == b',');
+                let want = serde_json::from_str::<u64>(&t).ok();
+                assert_eq!(fast, want, "{t} then {tail:?}");
+            }
         }
     }
 
