@@ -8,6 +8,8 @@
 #   FUZZ_WORK=DIR   working directory (default target/fuzz-work): corpus/, artifacts/,
 #                   results.jsonl (one JSON row per target and run)
 #   FUZZ_SEED=N     mutator seed (default: the clock)
+#   FUZZ_EXECS=N    also stop a target after N executions (whichever comes first: the
+#                   nightly asks for 10 million with a time cap)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -20,6 +22,14 @@ fi
 shift || true
 work=${FUZZ_WORK:-target/fuzz-work}
 seed=${FUZZ_SEED:-$(date +%s)}
+execs=()
+if [[ -n ${FUZZ_EXECS:-} ]]; then
+  if ! [[ $FUZZ_EXECS =~ ^[0-9]+$ ]]; then
+    echo "fuzz.sh: FUZZ_EXECS must be a whole number, got '$FUZZ_EXECS'" >&2
+    exit 3
+  fi
+  execs=(--execs "$FUZZ_EXECS")
+fi
 mkdir -p "$work/corpus" "$work/artifacts"
 
 echo "fuzz.sh: building stasis-fuzz with coverage (target/fuzz-cov, profile fuzz)"
@@ -33,11 +43,11 @@ else
   mapfile -t targets < <("$bin" list | awk '{print $1}')
 fi
 
-echo "fuzz.sh: ${#targets[@]} targets, ${seconds}s each, seed $seed, work dir $work"
+echo "fuzz.sh: ${#targets[@]} targets, ${seconds}s each${FUZZ_EXECS:+ or $FUZZ_EXECS executions, whichever comes first}, seed $seed, work dir $work"
 rc=0
 for t in "${targets[@]}"; do
   # The coverage runtime writes a profile at exit unless told not to.
-  out=$(LLVM_PROFILE_FILE=/dev/null nice -n 10 "$bin" run "$t" --seconds "$seconds" --seed "$seed" \
+  out=$(LLVM_PROFILE_FILE=/dev/null nice -n 10 "$bin" run "$t" --seconds "$seconds" "${execs[@]}" --seed "$seed" \
     --corpus "$work/corpus" --artifacts "$work/artifacts" --json "$work/results.jsonl" 2>&1) || {
     status=$?
     rc=1
