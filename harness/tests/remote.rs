@@ -228,6 +228,8 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
         "leftovers",
         // The hosts' libfaketime, preloaded into `date` there.
         "fakes the clock of date",
+        // The packet delayer's agent, uploaded and started there.
+        "bound NFQUEUE",
     ] {
         assert!(t.contains(want), "doctor says nothing about {want}:\n{t}");
     }
@@ -600,14 +602,174 @@ fn bad_hosts_files_are_one_line_errors() {
     assert_eq!(t.trim().lines().count(), 1, "{t}");
     assert!(t.contains("does not resolve"), "{t}");
     let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .args(["test", "--nemesis", "net", "--hosts"])
+        .args(["test", "--nemesis", "disk", "--hosts"])
         .arg(&f)
         .output()
         .unwrap();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(
-        t.contains("net nemesis runs only on local namespaces"),
+        t.contains("disk nemesis runs only on local namespaces"),
         "{t}"
+    );
+}
+
+/// Whether a host still has the packet delayer's chain or agent process.
+fn delayer_left(hosts: &Hosts) -> Vec<String> {
+    let mut left = Vec::new();
+    for h in &hosts.topo.hosts {
+        let rules = net::run_in(&h.netns, &["iptables", "-w", "-S"]).unwrap();
+        if rules.contains("stasis-net") {
+            left.push(format!("{}: chain stasis-net", h.netns));
+        }
+    }
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("netfault-agent")
+            && cmd.contains(&*hosts.tmp.path().to_string_lossy())
+        {
+            left.push(format!("agent process {pid}: {cmd}"));
+        }
+    }
+    left
+}
+
+/// The net nemesis on ssh hosts: each host runs the packet delayer as `stasis
+/// netfault-agent` over its ssh connection; every fault is verified by probes run on the
+/// hosts (a UDP echo through the delayed link, TCP connects), the history is
+/// linearizable, and nothing is left on any host.
+#[test]
+fn net_faults_on_ssh_hosts() {
+    let hosts = Hosts::start(3);
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let run: Run = stasis_test(&[
+        "--hosts",
+        &hosts_file,
+        "--sut",
+        "raft",
+        "--nemesis",
+        "net",
+        "--net-latency",
+        "5ms±2ms",
+        "--time-limit",
+        "16s",
+        "--nemesis-interval",
+        "2s",
+        "--seed",
+        "7",
+    ]);
+    println!("{}", run.text);
+    assert_clean_pass(&run, &["net"], 50);
+    // The baseline was measured on the hosts before the workload.
+    assert!(
+        run.text.contains("baseline latency 5ms±2ms on every link: n1->n2"),
+        "{}",
+        run.text
+    );
+    assert!(run.text.contains("packet delayer:"), "{}", run.text);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
+    let faults = results["faults"].as_array().expect("faults");
+    let net: Vec<&serde_json::Value> = faults.iter().filter(|f| f["family"] == "net").collect();
+    assert!(net.len() >= 2, "too few net faults: {faults:?}");
+    let evidence = serde_json::Value::Array(net.iter().map(|f| (*f).clone()).collect()).to_string();
+    // Each fault verified by a probe of a faulted link, and its heal by another.
+    assert!(evidence.contains("healed:"), "{evidence}");
+    assert!(evidence.contains("->"), "{evidence}");
+    // The delayers on the hosts really queued the nodes' traffic.
+    let harness: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("harness.json")).unwrap()).unwrap();
+    assert!(
+        harness["net_delayer"]["queued"].as_u64().unwrap() > 500,
+        "{harness}"
+    );
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+    let left = delayer_left(&hosts);
+    assert!(left.is_empty(), "delayer left on the hosts: {left:?}");
+}
+
+/// A controller SIGKILLed while a network fault is on: the agents' sessions end with it,
+/// so each agent removes its chain and exits by itself; `stasis clean --hosts` removes
+/// the rest (nodes, run directories), and nothing is left.
+#[test]
+fn a_controller_killed_mid_net_fault_leaves_nothing_after_clean() {
+    let hosts = Hosts::start(3);
+    let store = hosts.tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let (mut child, dir) = common::start_background(
+        &store,
+        &[
+            "--hosts",
+            &hosts_file,
+            "--sut",
+            "raft",
+            "--nemesis",
+            "net",
+            "--net-faults",
+            "delay",
+            "--nemesis-interval",
+            "4s",
+            "--time-limit",
+            "60s",
+            "--seed",
+            "3",
+        ],
+        "start-net",
+    );
+    // The agents and their chains are on the hosts when the controller dies.
+    let before = delayer_left(&hosts);
+    assert!(
+        before.iter().filter(|l| l.contains("chain stasis-net")).count() == 3
+            && before.iter().any(|l| l.contains("agent process")),
+        "no delayer on the hosts mid-fault: {before:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    // The agents notice their sessions closing and clean up after themselves.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = delayer_left(&hosts);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agents outlived the controller by 15 s: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !hosts.leftovers().is_empty(),
+        "a killed controller left nothing behind: the test would prove nothing"
+    );
+    let clean = hosts.stasis(&["clean"]);
+    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
+    assert!(delayer_left(&hosts).is_empty());
+    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("check")
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the killed run's history:\n{}",
+        text(&check)
     );
 }
