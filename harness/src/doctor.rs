@@ -601,6 +601,14 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
     // ssh (binding NFQUEUE, its chain queueing traffic to a TEST-NET address that no
     // node uses), then stopped; its chain must be gone.
     let nfq = (|| -> Result<String> {
+        // A run's (or a killed run's) delayer chain is never touched: the agent would
+        // replace it.
+        if remote::chains_present(h)?.iter().any(|c| c == remote::CHAIN_NET) {
+            bail!(
+                "not tried: chain {} is on the host (a live run, or leftovers)",
+                remote::CHAIN_NET
+            );
+        }
         let me = std::env::current_exe()?;
         let dir = remote::run_dir(&h.spec, "doctor-net");
         let log = std::env::temp_dir().join(format!(

@@ -460,10 +460,17 @@ fn clean_hosts_removes_what_a_dead_controller_left() {
     std::fs::create_dir_all(&node_dir).unwrap();
     let key = hosts.tmp.path().join("id");
     let kh = hosts.tmp.path().join("known_hosts");
+    // And a packet delayer agent killed outright: its chain, and a process in
+    // `netfault/` that leads no process group (as under sudo).
+    let agent_dir = run_dir.join("netfault");
+    std::fs::create_dir_all(&agent_dir).unwrap();
     let script = format!(
         "cd {} || exit 1; setsid sh -c 'echo $$ > pid; exec sleep 300' </dev/null >/dev/null 2>&1 & \
-         iptables -w -N stasis-in && iptables -w -I INPUT 1 -j stasis-in",
-        node_dir.display()
+         iptables -w -N stasis-in && iptables -w -I INPUT 1 -j stasis-in && \
+         iptables -w -N stasis-net && iptables -w -I OUTPUT 1 -j stasis-net && \
+         cd {} && (sh -c 'echo $$ > pid; exec sleep 300' </dev/null >/dev/null 2>&1 &)",
+        node_dir.display(),
+        agent_dir.display()
     );
     let st = Command::new("ssh")
         .args([
@@ -482,7 +489,7 @@ fn clean_hosts_removes_what_a_dead_controller_left() {
         .unwrap();
     assert!(st.success());
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !node_dir.join("pid").is_file() {
+    while !node_dir.join("pid").is_file() || !agent_dir.join("pid").is_file() {
         assert!(Instant::now() < deadline, "no pid file");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -493,6 +500,12 @@ fn clean_hosts_removes_what_a_dead_controller_left() {
         .parse()
         .unwrap();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
+    let agent: u32 = std::fs::read_to_string(agent_dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(Path::new(&format!("/proc/{agent}")).exists());
     let doctor = hosts.stasis(&["doctor"]);
     assert_eq!(
         doctor.status.code(),
@@ -505,18 +518,20 @@ fn clean_hosts_removes_what_a_dead_controller_left() {
     let t = text(&clean);
     assert_eq!(clean.status.code(), Some(0), "{t}");
     assert!(
-        t.contains("removed 1 processes, 1 run directories, 1 iptables chains"),
+        t.contains("removed 2 processes, 1 run directories, 2 iptables chains"),
         "{t}"
     );
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    assert!(
-        state.is_empty()
-            || state
-                .rsplit(") ")
-                .next()
-                .is_some_and(|s| s.starts_with('Z')),
-        "the leftover node {pid} still runs: {state}"
-    );
+    for pid in [pid, agent] {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty()
+                || state
+                    .rsplit(") ")
+                    .next()
+                    .is_some_and(|s| s.starts_with('Z')),
+            "the leftover process {pid} still runs: {state}"
+        );
+    }
     assert!(hosts.leftovers().is_empty(), "{:?}", hosts.leftovers());
 }
 
