@@ -603,7 +603,10 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
     let nfq = (|| -> Result<String> {
         // A run's (or a killed run's) delayer chain is never touched: the agent would
         // replace it.
-        if remote::chains_present(h)?.iter().any(|c| c == remote::CHAIN_NET) {
+        if remote::chains_present(h)?
+            .iter()
+            .any(|c| c == remote::CHAIN_NET)
+        {
             bail!(
                 "not tried: chain {} is on the host (a live run, or leftovers)",
                 remote::CHAIN_NET
@@ -629,7 +632,10 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
                 a.stop()
             })
             .and_then(|_| {
-                if remote::chains_present(h)?.iter().any(|c| c == remote::CHAIN_NET) {
+                if remote::chains_present(h)?
+                    .iter()
+                    .any(|c| c == remote::CHAIN_NET)
+                {
                     bail!("the agent left its chain {}", remote::CHAIN_NET);
                 }
                 Ok(())
@@ -637,7 +643,10 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
         let removed = remote::remove_run(h, &dir);
         let _ = std::fs::remove_file(&log);
         ran.and_then(|_| removed)?;
-        Ok("the packet delayer (stasis netfault-agent) bound NFQUEUE, added and removed its chain".into())
+        Ok(
+            "the packet delayer (stasis netfault-agent) bound NFQUEUE, added and removed its chain"
+                .into(),
+        )
     })();
     add(
         "NFQUEUE",

@@ -120,7 +120,7 @@ fn delayer_injects_what_was_asked_and_leaves_nothing_behind() {
         ac.arrival_bps
     );
 
-    shaper.clear_faults();
+    shaper.clear_faults().unwrap();
     let totals = shaper.remove().unwrap();
     assert!(totals.queued > 1000, "{totals:?}");
     assert!(totals.dropped > 50 && totals.duplicated > 50, "{totals:?}");

@@ -335,7 +335,9 @@ impl Agent {
         let sent = {
             let mut stdin = lock(&self.stdin);
             match stdin.as_mut() {
-                Some(s) => writeln!(s, "{line}").and_then(|_| s.flush()).map_err(|e| e.to_string()),
+                Some(s) => writeln!(s, "{line}")
+                    .and_then(|_| s.flush())
+                    .map_err(|e| e.to_string()),
                 None => Err("stopped".into()),
             }
         };
@@ -393,7 +395,12 @@ impl Agent {
     }
 
     /// Median TCP connect time from this host to `target`.
-    pub fn tcp_rtt(&self, target: SocketAddr, count: usize, timeout: Duration) -> Result<Option<f64>> {
+    pub fn tcp_rtt(
+        &self,
+        target: SocketAddr,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Option<f64>> {
         let wait = timeout * count as u32 + Duration::from_secs(10);
         let v = self.request(
             Op::TcpRtt {

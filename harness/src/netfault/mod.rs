@@ -199,7 +199,12 @@ impl Shaper {
 
     /// A UDP probe of the directed link `from -> to` (see [`probe`]): in the namespaces
     /// here, or from the agent on `from`'s host to a reflector of the agent on `to`'s.
-    pub fn probe_udp(&self, from: usize, to: usize, plan: probe::UdpPlan) -> Result<probe::UdpMeasure> {
+    pub fn probe_udp(
+        &self,
+        from: usize,
+        to: usize,
+        plan: probe::UdpPlan,
+    ) -> Result<probe::UdpMeasure> {
         let addr = self.addrs[to];
         match (&self.delayers[from], &self.delayers[to]) {
             (NodeDelayer::Remote(a), NodeDelayer::Remote(b)) => {
@@ -309,7 +314,10 @@ impl Shaper {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| bail!("delayer thread panicked")))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| bail!("delayer thread panicked"))
+                })
                 .collect()
         });
         let errors: Vec<String> = results

@@ -83,16 +83,16 @@ impl Delayer {
             stop: AtomicBool::new(false),
         });
         let stats = Arc::new(Stats::default());
-        let handle = match netns {
-            Some(ns) => {
-                let path = net::netns_path(ns);
-                Some(
-                    std::fs::File::open(&path)
-                        .with_context(|| format!("namespace {ns} not found ({})", path.display()))?,
-                )
-            }
-            None => None,
-        };
+        let handle =
+            match netns {
+                Some(ns) => {
+                    let path = net::netns_path(ns);
+                    Some(std::fs::File::open(&path).with_context(|| {
+                        format!("namespace {ns} not found ({})", path.display())
+                    })?)
+                }
+                None => None,
+            };
         let (tx, rx) = std::sync::mpsc::channel::<Result<()>>();
         let (c, s) = (control.clone(), stats.clone());
         let ns = where_(netns);
@@ -104,8 +104,7 @@ impl Delayer {
                         .with_context(|| format!("cannot enter {ns}")),
                     None => Ok(()),
                 };
-                let setup =
-                    entered.and_then(|_| open_queue().with_context(|| format!("in {ns}")));
+                let setup = entered.and_then(|_| open_queue().with_context(|| format!("in {ns}")));
                 match setup {
                     Ok((queue, raw)) => {
                         let _ = tx.send(Ok(()));
