@@ -642,7 +642,7 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
             });
         let removed = remote::remove_run(h, &dir);
         let _ = std::fs::remove_file(&log);
-        ran.and_then(|_| removed)?;
+        ran.and(removed)?;
         Ok(
             "the packet delayer (stasis netfault-agent) bound NFQUEUE, added and removed its chain"
                 .into(),
