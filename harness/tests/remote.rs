@@ -462,6 +462,16 @@ fn latency_table(plans: &[(&[&str], &str, &[&str])]) {
             max(heal)
         );
     }
+    // Every fault's times, in schedule order (the same plan in both places).
+    for (place, family, apply, heal) in &rows {
+        let ms = |v: &[f64]| {
+            v.iter()
+                .map(|x| format!("{x:.1}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("{place} {family}: apply {} | heal {}", ms(apply), ms(heal));
+    }
 }
 
 #[test]
