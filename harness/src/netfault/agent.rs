@@ -272,8 +272,12 @@ impl Agent {
         let argv = h.argv(&["sh", "-c", START, "stasis", dir, bin, &peers_csv, &seed_s])?;
         let err = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
+        // Its own process group: a Ctrl-C at the terminal reaches the controller, which
+        // stops the agent in order, not the ssh client under it.
+        use std::os::unix::process::CommandExt;
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
+            .process_group(0)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err))
