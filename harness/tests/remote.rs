@@ -816,3 +816,49 @@ fn a_controller_killed_mid_net_fault_leaves_nothing_after_clean() {
         text(&check)
     );
 }
+
+/// Ctrl-C (SIGINT to the controller) while a network fault is on: the run stops the
+/// agents in order (each removes its chain), stops the nodes and removes its directories;
+/// nothing is left on any host without `stasis clean`.
+#[test]
+fn an_interrupted_net_run_leaves_nothing_on_the_hosts() {
+    let hosts = Hosts::start(3);
+    let store = hosts.tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let (mut child, _dir) = common::start_background(
+        &store,
+        &[
+            "--hosts",
+            &hosts_file,
+            "--sut",
+            "raft",
+            "--nemesis",
+            "net",
+            "--net-faults",
+            "delay",
+            "--nemesis-interval",
+            "4s",
+            "--time-limit",
+            "60s",
+            "--seed",
+            "5",
+        ],
+        "start-net",
+    );
+    assert!(
+        !delayer_left(&hosts).is_empty(),
+        "no delayer on the hosts mid-fault"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(3), "an interrupted run exits 3");
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts after Ctrl-C: {left:?}");
+    let left = delayer_left(&hosts);
+    assert!(left.is_empty(), "delayer left after Ctrl-C: {left:?}");
+}
