@@ -305,7 +305,7 @@ fn probe_nfqueue(topo: &net::Topology) -> Result<String> {
             .context("no TCP connection between the namespaces")
     };
     let base = rtt()?;
-    let mut delayer = queue::Delayer::start(&a.netns, &[b.addr], 1)?;
+    let mut delayer = queue::Delayer::start(Some(&a.netns), &[b.addr], 1)?;
     let added = LinkSpec {
         delay_us: 50_000,
         ..LinkSpec::default()
@@ -319,7 +319,7 @@ fn probe_nfqueue(topo: &net::Topology) -> Result<String> {
             "packets sent to NFQUEUE were not held: TCP connect {base:.1} ms without and {slowed:.1} ms with 50 ms added"
         );
     }
-    if queue::has_chain(&a.netns)? {
+    if queue::has_chain(Some(&a.netns))? {
         bail!(
             "the delayer's chain is still in {} after it stopped",
             a.netns
@@ -596,6 +596,63 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
         true,
         node,
         "build it (cargo build -p node); the host must run x86_64 Linux binaries of this libc",
+    );
+    // The packet delayer as a run starts it: this stasis uploaded, its agent started over
+    // ssh (binding NFQUEUE, its chain queueing traffic to a TEST-NET address that no
+    // node uses), then stopped; its chain must be gone.
+    let nfq = (|| -> Result<String> {
+        // A run's (or a killed run's) delayer chain is never touched: the agent would
+        // replace it.
+        if remote::chains_present(h)?
+            .iter()
+            .any(|c| c == remote::CHAIN_NET)
+        {
+            bail!(
+                "not tried: chain {} is on the host (a live run, or leftovers)",
+                remote::CHAIN_NET
+            );
+        }
+        let me = std::env::current_exe()?;
+        let dir = remote::run_dir(&h.spec, "doctor-net");
+        let log = std::env::temp_dir().join(format!(
+            "stasis-doctor-agent-{}-{k}.log",
+            std::process::id()
+        ));
+        let ran = remote::make_dir(h, &dir)
+            .and_then(|_| h.upload(&me, &format!("{dir}/stasis")))
+            .and_then(|_| {
+                let mut a = crate::netfault::agent::Agent::start(
+                    h,
+                    &format!("{dir}/netfault"),
+                    &format!("{dir}/stasis"),
+                    &[std::net::Ipv4Addr::new(192, 0, 2, 1)],
+                    1,
+                    &log,
+                )?;
+                a.stop()
+            })
+            .and_then(|_| {
+                if remote::chains_present(h)?
+                    .iter()
+                    .any(|c| c == remote::CHAIN_NET)
+                {
+                    bail!("the agent left its chain {}", remote::CHAIN_NET);
+                }
+                Ok(())
+            });
+        let removed = remote::remove_run(h, &dir);
+        let _ = std::fs::remove_file(&log);
+        ran.and(removed)?;
+        Ok(
+            "the packet delayer (stasis netfault-agent) bound NFQUEUE, added and removed its chain"
+                .into(),
+        )
+    })();
+    add(
+        "NFQUEUE",
+        false,
+        nfq,
+        "the net nemesis and --net-latency need the host kernel's nfnetlink_queue and the iptables NFQUEUE target (modprobe nfnetlink_queue xt_NFQUEUE there)",
     );
     let faketime =
         crate::faketime::remote_library(h).map(|p| format!("{p} fakes the clock of date"));

@@ -82,6 +82,17 @@ enum Cmd {
     /// each run with its summary, report, plots and files. Binds to loopback by default;
     /// binding elsewhere exposes every file in the store.
     Serve(serve::ServeArgs),
+    /// The packet delayer of a remote host (started by `stasis test --hosts` over ssh,
+    /// not by hand): queues the host's traffic to `--peers` and answers requests on stdin
+    /// until stdin closes, then removes its rules.
+    #[command(name = "netfault-agent", hide = true)]
+    NetfaultAgent {
+        /// The other nodes' addresses, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        peers: Vec<std::net::Ipv4Addr>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// mimalloc: the reader's per-event values and the search's small allocations cost a
@@ -126,6 +137,7 @@ fn main() -> ExitCode {
         Cmd::Campaign(args) => campaign::run(args),
         Cmd::Replay(args) => replay::run(args),
         Cmd::Serve(args) => serve::run(args),
+        Cmd::NetfaultAgent { peers, seed } => harness::netfault::agent::serve(peers, *seed),
     };
     ExitCode::from(code)
 }

@@ -494,6 +494,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
                 &dir,
                 spec.uses_stasis_node().then_some(bin.as_path()),
                 families.contains(&Family::Clock),
+                families.contains(&Family::Net) || args.net_latency.is_some(),
             )?;
             let topo = Topology::remote(&r.places)?;
             topo.set_run_dir(&dir.path)?;
@@ -751,16 +752,27 @@ fn drive(
         let infos = cluster.infos();
         let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
         let addrs: Vec<_> = infos.iter().map(|i| i.addr).collect();
-        cluster.shaper = Some(
-            crate::netfault::Shaper::install(&netns, &addrs, base, seed ^ 0x006e_6574).context(
+        let net_seed = seed ^ 0x006e_6574;
+        cluster.shaper = Some(match remote {
+            None => crate::netfault::Shaper::install(&netns, &addrs, base, net_seed).context(
                 "cannot install the packet delayer (iptables NFQUEUE inside the node namespaces)",
             )?,
-        );
+            Some(r) => crate::netfault::Shaper::install_remote(
+                &r.delayer_hosts(&dir.path)?,
+                &addrs,
+                base,
+                net_seed,
+            )
+            .context(
+                "cannot start the packet delayer on the hosts (stasis netfault-agent: iptables NFQUEUE there; `stasis doctor --hosts` checks it)",
+            )?,
+        });
         if !base.is_clean() {
+            let shaper = cluster.shaper.as_ref().context("no packet delayer")?;
             println!(
                 "stasis: baseline latency {} on every link: {}",
                 crate::netfault::describe_latency(&base),
-                crate::netfault::verify_baseline(&infos, &base)?
+                crate::netfault::verify_baseline(shaper, &infos, &base)?
             );
         }
     }
@@ -846,17 +858,15 @@ fn drive(
 /// Refuses, with one line each, what remote hosts cannot do yet.
 /// `all` means every fault that works remotely: the others are dropped with a notice.
 fn check_remote_support(args: &TestArgs, spec: &SutSpec, families: &mut Vec<Family>) -> Result<()> {
-    let local_only = [Family::Net, Family::Disk];
+    let local_only = [Family::Disk];
     let named = |f: &Family| args.nemesis.split(',').any(|n| n.trim() == f.name());
     if families.iter().any(|f| local_only.contains(f) && !named(f)) {
         families.retain(|f| !local_only.contains(f) || named(f));
-        eprintln!(
-            "stasis: --hosts: skipping the net and disk nemeses (local namespaces only so far)"
-        );
+        eprintln!("stasis: --hosts: skipping the disk nemesis (local namespaces only so far)");
     }
     if let Some(f) = families.iter().find(|f| local_only.contains(f)) {
         bail!(
-            "--hosts: the {} nemesis runs only on local namespaces so far; pick from kill, pause, partition, clock, membership (--nemesis kill,pause,partition,clock)",
+            "--hosts: the {} nemesis runs only on local namespaces so far; pick from kill, pause, partition, net, clock, membership (--nemesis kill,pause,partition,net,clock)",
             f.name()
         );
     }
@@ -866,9 +876,6 @@ fn check_remote_support(args: &TestArgs, spec: &SutSpec, families: &mut Vec<Fami
     }
     if args.disk != crate::diskfs::DiskMode::Off {
         bail!("--hosts: --disk fuse runs only on local namespaces so far");
-    }
-    if args.net_latency.is_some() {
-        bail!("--hosts: --net-latency runs only on local namespaces so far");
     }
     if !spec.aux.is_empty() {
         bail!(
@@ -890,6 +897,9 @@ struct RemoteRun {
     dirs: Vec<String>,
     /// The uploaded stasis-node on each host.
     uploaded: Option<String>,
+    /// The uploaded `stasis` on each host (node order), when the run shapes the network:
+    /// its `netfault-agent` runs the packet delayer there.
+    agent_bin: Option<Vec<String>>,
     /// Each host's libfaketime (node order), when the run moves clocks.
     faketime: Vec<Option<String>>,
     finished: bool,
@@ -898,13 +908,15 @@ struct RemoteRun {
 impl RemoteRun {
     /// Connects to the hosts, gives node k host k, creates the run directories, uploads
     /// stasis-node (when the system runs it) and creates our iptables chains; with
-    /// `clock`, finds each host's libfaketime (a host without one fails the run).
+    /// `clock`, finds each host's libfaketime (a host without one fails the run); with
+    /// `net`, uploads this `stasis` for the packet delayer's agent.
     fn prepare(
         path: &Path,
         names: &[&str],
         dir: &RunDir,
         node_bin: Option<&Path>,
         clock: bool,
+        net: bool,
     ) -> Result<RemoteRun> {
         let mut remote = crate::remote::Remote::connect(path)?;
         let places: Vec<(String, String, std::net::Ipv4Addr)> = remote
@@ -934,6 +946,7 @@ impl RemoteRun {
             places,
             dirs,
             uploaded: None,
+            agent_bin: None,
             faketime: Vec::new(),
             finished: false,
         };
@@ -947,6 +960,13 @@ impl RemoteRun {
                 .context("the clock nemesis needs libfaketime on every host (apt-get install libfaketime there)")
         })?;
         run.faketime = faketime;
+        let me = if net {
+            Some(std::env::current_exe().context(
+                "cannot find this stasis binary to upload for the packet delayer on the hosts",
+            )?)
+        } else {
+            None
+        };
         let dirs = &run.dirs;
         run.remote.each(|k, h| {
             if k >= n {
@@ -956,10 +976,36 @@ impl RemoteRun {
             if let Some(bin) = node_bin {
                 h.upload(bin, &format!("{}/stasis-node", dirs[k]))?;
             }
+            if let Some(me) = &me {
+                h.upload(me, &format!("{}/stasis", dirs[k]))?;
+            }
             crate::remote::install_chains(h)
         })?;
         run.uploaded = uploaded;
+        if me.is_some() {
+            run.agent_bin = Some(dirs.iter().map(|d| format!("{d}/stasis")).collect());
+        }
         Ok(run)
+    }
+
+    /// Where to start each node's packet delayer agent (node order); `local` is the local
+    /// run directory (the agents' messages go there).
+    fn delayer_hosts(&self, local: &Path) -> Result<Vec<crate::netfault::RemoteHost>> {
+        let bins = self
+            .agent_bin
+            .as_ref()
+            .context("the packet delayer was not uploaded to the hosts")?;
+        Ok(self
+            .dirs
+            .iter()
+            .enumerate()
+            .map(|(k, d)| crate::netfault::RemoteHost {
+                ssh: self.remote.hosts[k].clone(),
+                dir: format!("{d}/netfault"),
+                bin: bins[k].clone(),
+                log: local.join(format!("netfault-{}.log", self.places[k].0)),
+            })
+            .collect())
     }
 
     /// Every host reaches every other one on the peer ports (a refusal counts: nothing

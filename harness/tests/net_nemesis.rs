@@ -106,7 +106,7 @@ fn a_killed_harness_fails_open_and_clean_removes_everything() {
     let (mut child, dir) = start_background(store.path());
     let (ns, addrs) = namespaces_and_addrs(&dir);
     assert!(
-        queue::has_chain(&ns[0]).unwrap(),
+        queue::has_chain(Some(&ns[0])).unwrap(),
         "no delayer chain in {}",
         ns[0]
     );
@@ -118,7 +118,7 @@ fn a_killed_harness_fails_open_and_clean_removes_everything() {
     .unwrap();
     child.wait().unwrap();
     // The rules are still there, but nobody holds the queue: packets pass undelayed.
-    assert!(queue::has_chain(&ns[0]).unwrap());
+    assert!(queue::has_chain(Some(&ns[0])).unwrap());
     let plan = UdpPlan {
         count: 50,
         size: 64,

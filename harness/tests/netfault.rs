@@ -35,7 +35,7 @@ fn delayer_injects_what_was_asked_and_leaves_nothing_behind() {
     let base = harness::netfault::parse_latency("10ms±5ms").unwrap();
     let mut shaper = Shaper::install(&netns, &addrs, base, 1).expect("install");
     for ns in &netns {
-        assert!(queue::has_chain(ns).unwrap(), "no chain in {ns}");
+        assert!(queue::has_chain(Some(ns)).unwrap(), "no chain in {ns}");
     }
     let (a, b, c) = (0, 1, 2);
 
@@ -120,12 +120,12 @@ fn delayer_injects_what_was_asked_and_leaves_nothing_behind() {
         ac.arrival_bps
     );
 
-    shaper.clear_faults();
+    shaper.clear_faults().unwrap();
     let totals = shaper.remove().unwrap();
     assert!(totals.queued > 1000, "{totals:?}");
     assert!(totals.dropped > 50 && totals.duplicated > 50, "{totals:?}");
     for ns in &netns {
-        assert!(!queue::has_chain(ns).unwrap(), "chain left in {ns}");
+        assert!(!queue::has_chain(Some(ns)).unwrap(), "chain left in {ns}");
         let rules = harness::net::run_in(ns, &["iptables", "-w", "-S", "OUTPUT"]).unwrap();
         assert!(
             !rules.contains("NFQUEUE") && !rules.contains("stasis-net"),
@@ -145,9 +145,9 @@ fn a_dead_delayer_fails_open() {
     let netns: Vec<String> = topo.hosts.iter().map(|h| h.netns.clone()).collect();
     let addrs: Vec<_> = topo.hosts.iter().map(|h| h.addr).collect();
     // Rules without any program bound to the queue: --queue-bypass lets traffic through.
-    queue::add_rules(&netns[0], &[addrs[1]]).unwrap();
+    queue::add_rules(Some(&netns[0]), &[addrs[1]]).unwrap();
     let m = probe::udp(&netns[0], &netns[1], addrs[1], plan(50)).unwrap();
     assert_eq!(m.loss(), 0.0, "{m:?}");
-    queue::remove_rules(&netns[0]).unwrap();
-    assert!(!queue::has_chain(&netns[0]).unwrap());
+    queue::remove_rules(Some(&netns[0])).unwrap();
+    assert!(!queue::has_chain(Some(&netns[0])).unwrap());
 }

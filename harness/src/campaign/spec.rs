@@ -263,14 +263,8 @@ impl Campaign {
         if let Some(h) = &f.hosts {
             let path = base_dir.join(h);
             crate::remote::hosts::HostsFile::load(&path).map_err(|e| format!("hosts: {e:#}"))?;
-            if base.net_latency.is_some() {
-                return Err(
-                    "hosts: net_latency runs only on local namespaces so far; drop one of them"
-                        .into(),
-                );
-            }
             for n in &f.nemesis {
-                let local_only = ["net", "disk"];
+                let local_only = ["disk"];
                 if let Some(x) = n.split(',').map(str::trim).find(|x| local_only.contains(x)) {
                     return Err(format!(
                         "nemesis {n:?} includes {x}, which runs only on local namespaces so far \
@@ -594,15 +588,14 @@ op_timeout = "1s"
         };
         let e = one_line(load(&text.replace("hosts.toml", "nowhere.toml")).unwrap_err());
         assert!(e.contains("hosts:") && e.contains("nowhere.toml"), "{e}");
-        let e = one_line(load(&text.replace("\"kill\", ", "\"kill,net\", ")).unwrap_err());
+        let e = one_line(load(&text.replace("\"kill\", ", "\"kill,disk\", ")).unwrap_err());
         assert!(
-            e.contains("includes net") && e.contains("remote hosts"),
+            e.contains("includes disk") && e.contains("remote hosts"),
             "{e}"
         );
-        let e = one_line(
-            load(&text.replace("hosts = ", "net_latency = \"20ms\"\nhosts = ")).unwrap_err(),
-        );
-        assert!(e.contains("net_latency"), "{e}");
+        // The packet delayer runs on remote hosts (stasis netfault-agent there).
+        assert!(load(&text.replace("\"kill\", ", "\"kill,net\", ")).is_ok());
+        assert!(load(&text.replace("hosts = ", "net_latency = \"20ms\"\nhosts = ")).is_ok());
         // `all` is allowed: the run drops what remote hosts cannot take.
         assert!(load(&text.replace("\"kill\", ", "\"all\", ")).is_ok());
         // Clock faults run on remote hosts (libfaketime there).

@@ -650,7 +650,7 @@ pub fn heal_network(cluster: &Cluster<'_>) -> Result<()> {
     let netns: Vec<String> = infos.iter().map(|i| i.netns.clone()).collect();
     partition::heal(&netns)?;
     if let Some(shaper) = &cluster.shaper {
-        shaper.clear_faults();
+        shaper.clear_faults()?;
     }
     let peers: Vec<SocketAddr> = infos.iter().map(|i| i.peer_addr()).collect();
     crate::firewall::verify_reachability(&netns, &peers, &Default::default())

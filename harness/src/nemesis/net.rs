@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::netfault::probe::{self, UdpMeasure, UdpPlan};
+use crate::netfault::probe::{UdpMeasure, UdpPlan};
 use crate::netfault::{LinkSpec, describe_latency};
 
 /// The kinds of network fault.
@@ -452,14 +452,17 @@ fn probe_links(
     kind: Kind,
     links: &[(usize, usize, LinkSpec)],
 ) -> Result<Vec<(usize, usize, LinkSpec, UdpMeasure)>> {
-    let infos = cluster.infos();
+    let shaper = cluster
+        .shaper
+        .as_ref()
+        .context("the net nemesis needs the packet delayer, which this run did not install")?;
     std::thread::scope(|s| {
         let handles: Vec<_> = links
             .iter()
             .map(|&(a, b, want)| {
-                let (from, to) = (&infos[a], &infos[b]);
                 s.spawn(move || {
-                    probe::udp(&from.netns, &to.netns, to.addr, plan(kind, &want))
+                    shaper
+                        .probe_udp(a, b, plan(kind, &want))
                         .map(|m| (a, b, want, m))
                 })
             })
@@ -531,15 +534,8 @@ pub fn start(
     evidence.append(&mut last);
     if fault.kind == Kind::Delay {
         let (a, b) = probed[0];
-        let (from, to) = (cluster.info(a), cluster.info(b));
         let count = rtt_probe_count(&shaper.effective(a, b), &shaper.effective(b, a));
-        if let Some(rtt) = probe::tcp_rtt(
-            &from.netns,
-            &to.netns,
-            to.addr,
-            count,
-            Duration::from_secs(2),
-        )? {
+        if let Some(rtt) = shaper.probe_tcp_rtt(a, b, count, Duration::from_secs(2))? {
             evidence.push(format!(
                 "{}->{} TCP connect median {rtt:.1} ms (links ask {} there, {} back)",
                 name(a),
@@ -567,7 +563,7 @@ pub fn stop(cluster: &Cluster<'_>, fault: &NetFault, evidence: &mut Vec<String>)
         return Ok(());
     };
     let links = shaper.fault_links();
-    shaper.clear_faults();
+    shaper.clear_faults()?;
     let Some(&(a, b)) = links.first() else {
         return Ok(());
     };
@@ -582,7 +578,7 @@ pub fn stop(cluster: &Cluster<'_>, fault: &NetFault, evidence: &mut Vec<String>)
     let bound = (base.delay_us + base.jitter_us) as f64 / 1000.0 + 5.0 + added.max(20.0);
     let mut line = String::new();
     for attempt in 0..3 {
-        let m = probe::udp(&from.netns, &to.netns, to.addr, plan(Kind::Loss, &base))?;
+        let m = shaper.probe_udp(a, b, plan(Kind::Loss, &base))?;
         line = format!(
             "healed: {}->{} median {:.1} ms, {:.0}% lost, {:.0}% copies",
             from.name,

@@ -3,18 +3,25 @@
 //! delay (both ends share this process's monotonic clock), loss, duplicates, reordering
 //! and throughput of that one direction; TCP connects give the round trip a node's peer
 //! connection sees (SYN one way, SYN-ACK back).
+//!
+//! On remote hosts the two ends of a link are on different machines with different
+//! clocks, so the probe of a link a -> b is an echo: the agent on b reflects each datagram
+//! from a socket marked with the delayer's mark ([`reflect`]), which the NFQUEUE rule lets
+//! pass, so the way back is not delayed; the agent on a ([`udp_echo`]) times each echo on
+//! its own clock. The one-way figure is then the delay of a -> b plus the network's own
+//! return time (tens of microseconds on a LAN).
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::net::with_netns;
 
 /// How to send a UDP probe.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct UdpPlan {
     pub count: u32,
     /// Datagram size, bytes (at least 12).
@@ -26,7 +33,7 @@ pub struct UdpPlan {
 }
 
 /// What a UDP probe saw on one directed link.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct UdpMeasure {
     pub sent: u32,
     /// Distinct datagrams received.
@@ -75,6 +82,24 @@ pub fn udp(from_ns: &str, to_ns: &str, to_addr: Ipv4Addr, plan: UdpPlan) -> Resu
     let target = rx.local_addr()?;
     let tx = with_netns(from_ns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)))?
         .with_context(|| format!("cannot bind a probe socket in {from_ns}"))?;
+    Ok(send_and_receive(&tx, &rx, target, plan))
+}
+
+/// Sends `plan.count` datagrams from this namespace to the reflector at `target` (see
+/// [`reflect`]) and measures the echoes: the link to `target` one way, the undelayed
+/// network back.
+pub fn udp_echo(target: SocketAddr, plan: UdpPlan) -> Result<UdpMeasure> {
+    let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).context("cannot bind a probe socket")?;
+    Ok(send_and_receive(&sock, &sock, target, plan))
+}
+
+/// Sends the plan's datagrams from `tx` to `target` and times what `rx` receives.
+fn send_and_receive(
+    tx: &UdpSocket,
+    rx: &UdpSocket,
+    target: SocketAddr,
+    plan: UdpPlan,
+) -> UdpMeasure {
     let size = plan.size.max(12);
     let epoch = Instant::now();
     let send_time = plan.gap * plan.count;
@@ -114,7 +139,75 @@ pub fn udp(from_ns: &str, to_ns: &str, to_addr: Ipv4Addr, plan: UdpPlan) -> Resu
         }
         receiver.join().unwrap_or_default()
     });
-    Ok(summarize(plan.count, size, &arrivals))
+    summarize(plan.count, size, &arrivals)
+}
+
+/// A UDP reflector at `addr` for `lifetime`: every datagram goes straight back to its
+/// sender from a socket marked with the delayer's mark, so the delayer of this host lets
+/// the echo pass undelayed. Returns the port.
+pub fn reflect(addr: Ipv4Addr, lifetime: Duration) -> Result<u16> {
+    let sock = UdpSocket::bind((addr, 0))
+        .with_context(|| format!("cannot bind a reflector socket on {addr}"))?;
+    set_mark(&sock, super::queue::MARK)?;
+    let port = sock.local_addr()?.port();
+    let deadline = Instant::now() + lifetime;
+    std::thread::Builder::new()
+        .name("reflector".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let _ = sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+                if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                    let _ = sock.send_to(&buf[..n], from);
+                }
+            }
+        })
+        .context("cannot start a reflector thread")?;
+    Ok(port)
+}
+
+/// A TCP listener at `addr` for `lifetime` (connections are accepted and dropped), for
+/// [`tcp_rtt_to`] from another host. Returns the port.
+pub fn listen(addr: Ipv4Addr, lifetime: Duration) -> Result<u16> {
+    let listener =
+        TcpListener::bind((addr, 0)).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    let port = listener.local_addr()?.port();
+    let deadline = Instant::now() + lifetime;
+    std::thread::Builder::new()
+        .name("listener".into())
+        .spawn(move || {
+            while Instant::now() < deadline {
+                while listener.accept().is_ok() {}
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .context("cannot start a listener thread")?;
+    Ok(port)
+}
+
+fn set_mark(sock: &UdpSocket, mark: u32) -> Result<()> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let mark = mark as libc::c_int;
+    // SAFETY: setsockopt with a c_int option value of the right size on a live socket.
+    let r = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            &mark as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error()).context("cannot mark the reflector socket");
+    }
+    Ok(())
 }
 
 /// Turns arrivals (number, sent ns, arrived ns) into a measure.
@@ -164,21 +257,25 @@ pub fn tcp_rtt(
     let listener = with_netns(to_ns, || TcpListener::bind((to_addr, 0)))?
         .with_context(|| format!("cannot listen in {to_ns}"))?;
     let target: SocketAddr = listener.local_addr()?;
-    let mut rtts = with_netns(from_ns, || {
-        (0..count)
-            .filter_map(|_| {
-                let t = Instant::now();
-                TcpStream::connect_timeout(&target, timeout)
-                    .ok()
-                    .map(|_| t.elapsed().as_secs_f64() * 1000.0)
-            })
-            .collect::<Vec<f64>>()
-    })?;
+    with_netns(from_ns, || tcp_rtt_to(target, count, timeout))
+}
+
+/// Median TCP connect time (ms) from this namespace to `target` over `count` connects
+/// (`None` if none succeeded).
+pub fn tcp_rtt_to(target: SocketAddr, count: usize, timeout: Duration) -> Option<f64> {
+    let mut rtts: Vec<f64> = (0..count)
+        .filter_map(|_| {
+            let t = Instant::now();
+            TcpStream::connect_timeout(&target, timeout)
+                .ok()
+                .map(|_| t.elapsed().as_secs_f64() * 1000.0)
+        })
+        .collect();
     if rtts.is_empty() {
-        return Ok(None);
+        return None;
     }
     rtts.sort_by(f64::total_cmp);
-    Ok(Some(rtts[rtts.len() / 2]))
+    Some(rtts[rtts.len() / 2])
 }
 
 #[cfg(test)]

@@ -63,9 +63,10 @@ struct Control {
     stop: AtomicBool,
 }
 
-/// A running delayer in one namespace.
+/// A running delayer in one namespace (`None`: this process's own namespace, as the
+/// remote agent runs it on a host).
 pub struct Delayer {
-    pub netns: String,
+    pub netns: Option<String>,
     peers: Vec<Ipv4Addr>,
     control: Arc<Control>,
     pub stats: Arc<Stats>,
@@ -75,24 +76,35 @@ pub struct Delayer {
 
 impl Delayer {
     /// Starts the thread (bound to the queue), then adds the rules for `peers`.
-    pub fn start(netns: &str, peers: &[Ipv4Addr], seed: u64) -> Result<Delayer> {
+    pub fn start(netns: Option<&str>, peers: &[Ipv4Addr], seed: u64) -> Result<Delayer> {
         let control = Arc::new(Control {
             specs: Mutex::new(BTreeMap::new()),
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let stats = Arc::new(Stats::default());
-        let path = net::netns_path(netns);
-        let handle = std::fs::File::open(&path)
-            .with_context(|| format!("namespace {netns} not found ({})", path.display()))?;
+        let handle =
+            match netns {
+                Some(ns) => {
+                    let path = net::netns_path(ns);
+                    Some(std::fs::File::open(&path).with_context(|| {
+                        format!("namespace {ns} not found ({})", path.display())
+                    })?)
+                }
+                None => None,
+            };
         let (tx, rx) = std::sync::mpsc::channel::<Result<()>>();
-        let (c, s, ns) = (control.clone(), stats.clone(), netns.to_owned());
+        let (c, s) = (control.clone(), stats.clone());
+        let ns = where_(netns);
         let thread = std::thread::Builder::new()
-            .name(format!("delayer-{netns}"))
+            .name(format!("delayer-{}", netns.unwrap_or("host")))
             .spawn(move || {
-                let setup = setns(handle.as_fd(), CloneFlags::CLONE_NEWNET)
-                    .with_context(|| format!("cannot enter namespace {ns}"))
-                    .and_then(|_| open_queue().with_context(|| format!("in {ns}")));
+                let entered = match &handle {
+                    Some(h) => setns(h.as_fd(), CloneFlags::CLONE_NEWNET)
+                        .with_context(|| format!("cannot enter {ns}")),
+                    None => Ok(()),
+                };
+                let setup = entered.and_then(|_| open_queue().with_context(|| format!("in {ns}")));
                 match setup {
                     Ok((queue, raw)) => {
                         let _ = tx.send(Ok(()));
@@ -106,9 +118,9 @@ impl Delayer {
             .context("cannot start a delayer thread")?;
         let ready = rx
             .recv_timeout(Duration::from_secs(5))
-            .map_err(|_| anyhow!("the delayer in {netns} did not start"))?;
+            .map_err(|_| anyhow!("the delayer in {} did not start", where_(netns)))?;
         let mut d = Delayer {
-            netns: netns.to_owned(),
+            netns: netns.map(str::to_owned),
             peers: peers.to_vec(),
             control,
             stats,
@@ -134,7 +146,7 @@ impl Delayer {
         let mut errors = Vec::new();
         if self.rules {
             self.rules = false;
-            if let Err(e) = remove_rules(&self.netns) {
+            if let Err(e) = remove_rules(self.netns.as_deref()) {
                 errors.push(format!("{e:#}"));
             }
         }
@@ -142,7 +154,10 @@ impl Delayer {
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {
-            errors.push(format!("the delayer thread in {} panicked", self.netns));
+            errors.push(format!(
+                "the delayer thread in {} panicked",
+                where_(self.netns.as_deref())
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -164,16 +179,32 @@ impl Drop for Delayer {
     }
 }
 
+/// "namespace NS" or "this host's namespace", for messages.
+fn where_(netns: Option<&str>) -> String {
+    match netns {
+        Some(ns) => format!("namespace {ns}"),
+        None => "this host's network namespace".into(),
+    }
+}
+
+/// Runs an argv inside `netns` (`None`: here).
+fn run_at(netns: Option<&str>, argv: &[&str]) -> Result<String> {
+    match netns {
+        Some(ns) => net::run_in(ns, argv),
+        None => net::run(argv),
+    }
+}
+
 /// Adds the chain, its NFQUEUE rules and the jump from OUTPUT.
-pub fn add_rules(netns: &str, peers: &[Ipv4Addr]) -> Result<()> {
+pub fn add_rules(netns: Option<&str>, peers: &[Ipv4Addr]) -> Result<()> {
     // A chain left by an earlier delayer in this namespace would duplicate rules.
     let _ = remove_rules(netns);
-    net::run_in(netns, &["iptables", "-w", "-N", CHAIN])?;
+    run_at(netns, &["iptables", "-w", "-N", CHAIN])?;
     let mark = format!("{MARK:#x}");
     let q = QUEUE.to_string();
     for p in peers {
         let dst = p.to_string();
-        net::run_in(
+        run_at(
             netns,
             &[
                 "iptables",
@@ -195,24 +226,24 @@ pub fn add_rules(netns: &str, peers: &[Ipv4Addr]) -> Result<()> {
             ],
         )?;
     }
-    net::run_in(netns, &["iptables", "-w", "-I", "OUTPUT", "-j", CHAIN])?;
+    run_at(netns, &["iptables", "-w", "-I", "OUTPUT", "-j", CHAIN])?;
     Ok(())
 }
 
 /// Removes the jump and the chain (missing ones are not an error).
-pub fn remove_rules(netns: &str) -> Result<()> {
+pub fn remove_rules(netns: Option<&str>) -> Result<()> {
     if !has_chain(netns)? {
         return Ok(());
     }
-    while net::run_in(netns, &["iptables", "-w", "-D", "OUTPUT", "-j", CHAIN]).is_ok() {}
-    net::run_in(netns, &["iptables", "-w", "-F", CHAIN])?;
-    net::run_in(netns, &["iptables", "-w", "-X", CHAIN])?;
+    while run_at(netns, &["iptables", "-w", "-D", "OUTPUT", "-j", CHAIN]).is_ok() {}
+    run_at(netns, &["iptables", "-w", "-F", CHAIN])?;
+    run_at(netns, &["iptables", "-w", "-X", CHAIN])?;
     Ok(())
 }
 
 /// Whether the namespace has our chain.
-pub fn has_chain(netns: &str) -> Result<bool> {
-    let rules = net::run_in(netns, &["iptables", "-w", "-S"])?;
+pub fn has_chain(netns: Option<&str>) -> Result<bool> {
+    let rules = run_at(netns, &["iptables", "-w", "-S"])?;
     Ok(rules.lines().any(|l| l == format!("-N {CHAIN}")))
 }
 

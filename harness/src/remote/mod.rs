@@ -12,7 +12,10 @@
 //! file, and the uploaded `stasis-node`) and two iptables chains, `stasis-in` and
 //! `stasis-out`, jumped to from INPUT and OUTPUT. The run removes both at its end (after
 //! fetching every node directory into the local run directory); `stasis clean --hosts`
-//! removes them after a controller died.
+//! removes them after a controller died. A run that shapes the network also uploads
+//! `stasis` and runs its packet delayer agent ([`crate::netfault::agent`], pid file in
+//! `<run dir>/netfault/`), whose chain `stasis-net` (jumped to from OUTPUT) the agent
+//! removes when its session ends, and `stasis clean --hosts` after an agent was killed.
 
 pub mod hosts;
 pub mod ssh;
@@ -33,6 +36,8 @@ pub const PLACE_PREFIX: &str = "ssh:";
 /// Our iptables chains on the hosts (INPUT jumps to the first, OUTPUT to the second).
 pub const CHAIN_IN: &str = "stasis-in";
 pub const CHAIN_OUT: &str = "stasis-out";
+/// The packet delayer's chain on a host (OUTPUT jumps to it), see [`crate::netfault::queue`].
+pub const CHAIN_NET: &str = crate::netfault::queue::CHAIN;
 
 /// Remote places currently in use: place -> host transport.
 static PLACES: Mutex<BTreeMap<String, Arc<Ssh>>> = Mutex::new(BTreeMap::new());
@@ -326,11 +331,13 @@ iptables -w -C OUTPUT -j "$2" 2>/dev/null || iptables -w -I OUTPUT 1 -j "$2" || 
     .map(|_| ())
 }
 
-/// Removes our chains and the jumps to them (every copy); fails if a chain survives.
+/// Removes our chains and the jumps to them (every copy), the packet delayer's chain
+/// included; fails if a chain survives.
 pub fn remove_chains(h: &Ssh) -> Result<()> {
     const SCRIPT: &str = r#"while iptables -w -D INPUT -j "$1" 2>/dev/null; do :; done
 while iptables -w -D OUTPUT -j "$2" 2>/dev/null; do :; done
-for c in "$1" "$2"; do
+while iptables -w -D OUTPUT -j "$3" 2>/dev/null; do :; done
+for c in "$1" "$2" "$3"; do
   if iptables -w -S "$c" >/dev/null 2>&1; then
     iptables -w -F "$c" && iptables -w -X "$c" || exit 1
   fi
@@ -338,7 +345,7 @@ done"#;
     h.script_ok(
         "removing the iptables chains",
         SCRIPT,
-        &[CHAIN_IN, CHAIN_OUT],
+        &[CHAIN_IN, CHAIN_OUT, CHAIN_NET],
     )
     .map(|_| ())
 }
@@ -347,8 +354,8 @@ done"#;
 pub fn chains_present(h: &Ssh) -> Result<Vec<String>> {
     let out = h.script_ok(
         "listing iptables chains",
-        r#"for c in "$1" "$2"; do iptables -w -S "$c" >/dev/null 2>&1 && echo "$c"; done; true"#,
-        &[CHAIN_IN, CHAIN_OUT],
+        r#"for c in "$@"; do iptables -w -S "$c" >/dev/null 2>&1 && echo "$c"; done; true"#,
+        &[CHAIN_IN, CHAIN_OUT, CHAIN_NET],
     )?;
     Ok(out.lines().map(str::to_owned).collect())
 }
@@ -407,9 +414,10 @@ pub struct HostCleaned {
     pub chains: usize,
 }
 
-/// Removes a run from a host: kills the node processes whose pid file is in the run
-/// directory (only if the process's cwd is that node directory, so a reused pid is never
-/// hit) and deletes the directory. Returns the processes killed.
+/// Removes a run from a host: kills the node processes (and the packet delayer agent)
+/// whose pid file is in the run directory (only if the process's cwd is that directory,
+/// so a reused pid is never hit; the process group when the process leads one) and
+/// deletes the directory. Returns the processes killed.
 pub fn remove_run(h: &Ssh, run_dir: &str) -> Result<usize> {
     const SCRIPT: &str = r#"p=0
 for pf in "$1"/*/pid; do
@@ -418,7 +426,7 @@ for pf in "$1"/*/pid; do
   case "$pid" in ''|*[!0-9]*) continue ;; esac
   if [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$(cd "${pf%/pid}" && pwd -P)" ]; then
     kill -s CONT -- "-$pid" 2>/dev/null
-    kill -s KILL -- "-$pid" 2>/dev/null && p=$((p+1))
+    if kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null; then p=$((p+1)); fi
   fi
 done
 rm -rf -- "$1" || exit 1
