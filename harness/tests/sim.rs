@@ -2,7 +2,9 @@
 //! different schedules; a seeded bug (raft/commit-minority) is found, leaves a normal run directory, is shrunk,
 //! and the shrunk schedule replays and still fails. Membership changes (`reconfig`
 //! faults with spare nodes): correct cores stay linearizable, unsafe-reconfig is caught.
-//! Group freezes (`freeze` faults) name their groups and replay bit for bit.
+//! Group freezes (`freeze` faults) name their groups and replay bit for bit. The
+//! transport model (`tcp`) reaches forget-vote's two leaders on a seed the plain network
+//! does not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -480,4 +482,69 @@ fn freezes_stop_groups_of_nodes_and_replay_bit_for_bit() {
         histories.push(history);
     }
     assert!(histories[0] == histories[1], "the replay differs");
+}
+
+/// `tcp` (the runtime transport's connections): raft forget-vote seed 1051 of
+/// `crash,pause,partition,net,transition,bounce` ends with two leaders in one term only
+/// with the transport model (the same drawn faults without it stay clean). A voter killed
+/// within 200 µs of granting n2's vote still delivers the grant (written before the kill),
+/// n2's appends to it are lost on the dead connection and wait for the reconnect, and the
+/// restarted voter, its vote forgotten, grants n3 in the same term first.
+#[test]
+fn forget_vote_two_leaders_need_the_transport_model_and_replay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let faults = "crash,pause,partition,net,transition,bounce";
+    let run = |faults: &str, store: &Path| {
+        sim(&[
+            "--protocol",
+            "raft",
+            "--bug",
+            "forget-vote",
+            "--nodes",
+            "3",
+            "--node-arg=--pre-vote",
+            "--node-arg=off",
+            "--faults",
+            faults,
+            "--seed",
+            "1051",
+            "--seeds",
+            "1",
+            "--no-shrink",
+            "--store",
+            store.to_str().unwrap(),
+        ])
+    };
+    let (code, text) = run(faults, &tmp.path().join("without"));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("0 with two leaders in one term"), "{text}");
+    let store = tmp.path().join("with");
+    let (code, text) = run(&format!("{faults},tcp"), &store);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("TWO LEADERS IN ONE TERM"), "{text}");
+    let dir = &runs(&store, "sim-raft-forget-vote")[0];
+    let test = read_json(&dir.join("test.json"));
+    assert!(
+        test["schedule"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "tcp"),
+        "{test}"
+    );
+    let again = tmp.path().join("replay");
+    let (code, text) = sim(&[
+        "--replay",
+        dir.to_str().unwrap(),
+        "--no-shrink",
+        "--store",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1), "{text}");
+    let replayed = &runs(&again, "sim-raft-forget-vote")[0];
+    assert!(
+        std::fs::read(replayed.join("history.jsonl")).unwrap()
+            == std::fs::read(dir.join("history.jsonl")).unwrap(),
+        "the replay differs"
+    );
 }

@@ -36,8 +36,10 @@ pub const ALL: &[&str] = &[
 /// `stall`: nodes that stop reading for a while and then handle what queued as one
 /// batch, added after `all` was fixed. `torn`: power losses on a disk with no ordering
 /// guarantees, and `freeze`: several nodes paused and resumed at the same instant (a host
-/// or hypervisor freeze), both added after `all` was fixed.
-pub const NAMED: &[&str] = &["reconfig", "persist", "stall", "torn", "freeze"];
+/// or hypervisor freeze), both added after `all` was fixed. `tcp`: the runtime transport's
+/// connections (see [`FaultKind::Tcp`]), a property of the whole run rather than a drawn
+/// fault, so a schedule with it is the schedule without it plus the transport model.
+pub const NAMED: &[&str] = &["reconfig", "persist", "stall", "torn", "freeze", "tcp"];
 
 /// Fault kinds `--faults` can select: [`ALL`], then [`NAMED`].
 pub const KINDS: &[&str] = &concat::<{ ALL.len() + NAMED.len() }>(ALL, NAMED);
@@ -199,6 +201,19 @@ pub enum FaultKind {
     /// sent them during the freeze meets in one batch: coincidences that independent
     /// faults make rare. At most one crash, pause, bounce, churn or freeze at a time.
     Freeze { nodes: u64, pick: u64, leader: bool },
+    /// The network as the runtime's transport (node/src/runtime/transport.rs) makes it,
+    /// keyed to nothing protocol-specific: one connection per directed link, in order
+    /// (FIFO: a message is never delivered before one sent earlier on the same
+    /// connection); a connection is to one incarnation of the receiver and dies with it,
+    /// which the sender learns only by writing (what it writes into the dead connection
+    /// until the reset comes back is lost, and the write that fails too); it then
+    /// reconnects at once and, while the receiver is down, every 20 ms doubling to
+    /// 500 ms, dropping what is queued when an attempt fails and writing what queued
+    /// during the wait on the next connection: to the receiver's NEXT incarnation. A
+    /// sender's queue dies with it, but what it already wrote is delivered after its
+    /// death (the kernel sends it), unless it lost power. Drawn once, over the whole run
+    /// (until the other faults end), when `tcp` is selected.
+    Tcp {},
 }
 
 /// Whether every batch does one of these operations (so a kill per operation must be
@@ -225,6 +240,7 @@ impl FaultKind {
             FaultKind::Stall { .. } => "stall",
             FaultKind::Torn {} => "torn",
             FaultKind::Freeze { .. } => "freeze",
+            FaultKind::Tcp {} => "tcp",
         }
     }
 }
@@ -270,8 +286,23 @@ pub fn parse_faults(s: &str) -> Result<Vec<&'static str>, String> {
 /// Draws a schedule for `nodes` nodes over `sim_ns` of simulated time: faults start in
 /// the first 80% and end by 90%, so the cluster has time to recover before the end.
 /// At most one crash or pause at a time keeps a majority alive most of the time; the
-/// other kinds overlap freely.
+/// other kinds overlap freely. `tcp` is not drawn: it is one fault over the whole run
+/// (until the horizon), appended last, so the other faults are those drawn without it.
 pub fn draw(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
+    let mut out = draw_faults(seed, nodes, sim_ns, kinds);
+    if nodes > 0 && kinds.contains(&"tcp") {
+        out.push(Fault {
+            start_ns: 0,
+            stop_ns: sim_ns / 10 * 9,
+            kind: FaultKind::Tcp {},
+        });
+    }
+    out
+}
+
+/// The drawn faults of [`draw`] (every kind but `tcp`).
+fn draw_faults(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault> {
+    let kinds: Vec<&str> = kinds.iter().copied().filter(|k| *k != "tcp").collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_fa17_5eed_fa17);
     let mut out = Vec::new();
     if kinds.is_empty() || nodes == 0 {
@@ -548,6 +579,41 @@ mod tests {
         assert_eq!(&back, f[0]);
     }
 
+    /// `tcp` is one fault over the whole run, appended to exactly the faults drawn
+    /// without it (so with and without it compare the same schedules).
+    #[test]
+    fn tcp_spans_the_run_and_leaves_the_drawn_faults_alone() {
+        let kinds = ["crash", "bounce", "partition"];
+        let without = draw(9, 3, 20_000_000_000, &kinds);
+        let with = draw(
+            9,
+            3,
+            20_000_000_000,
+            &["crash", "tcp", "bounce", "partition"],
+        );
+        assert!(!without.is_empty());
+        assert_eq!(&with[..without.len()], &without[..]);
+        assert_eq!(with.len(), without.len() + 1);
+        assert_eq!(
+            with[without.len()],
+            Fault {
+                start_ns: 0,
+                stop_ns: 18_000_000_000,
+                kind: FaultKind::Tcp {}
+            }
+        );
+        assert_eq!(draw(9, 3, 20_000_000_000, &["tcp"]).len(), 1);
+        assert!(
+            draw(9, 3, 20_000_000_000, ALL)
+                .iter()
+                .all(|f| f.kind.family() != "tcp")
+        );
+        let json = serde_json::to_string(&with[without.len()]).unwrap();
+        assert!(json.contains("\"kind\":\"tcp\""), "{json}");
+        let back: Fault = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, with[without.len()]);
+    }
+
     #[test]
     fn faults_parse_with_one_line_errors() {
         assert_eq!(
@@ -573,8 +639,13 @@ mod tests {
             parse_faults("all,reconfig,persist,stall,torn,freeze").unwrap(),
             with
         );
+        with.push("tcp");
         assert_eq!(
-            parse_faults("freeze,torn,stall,reconfig,persist,all")
+            parse_faults("all,reconfig,persist,stall,torn,freeze,tcp").unwrap(),
+            with
+        );
+        assert_eq!(
+            parse_faults("tcp,freeze,torn,stall,reconfig,persist,all")
                 .unwrap()
                 .len(),
             KINDS.len()

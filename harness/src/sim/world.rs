@@ -302,6 +302,13 @@ enum Ev<M> {
     AdminTimeout {
         attempt: u64,
     },
+    /// Under a `tcp` fault, the sender's next connect attempt on a link (node indexes;
+    /// void if the sender restarted since or the link's state moved on).
+    Connect {
+        from: usize,
+        from_inc: u64,
+        to: usize,
+    },
 }
 
 /// Where a membership change is.
@@ -343,6 +350,43 @@ struct Admin {
     attempt: u64,
     /// The voters before each started change, by fault (what its stop goes back to).
     before: BTreeMap<usize, Vec<usize>>,
+}
+
+/// The runtime transport's first reconnect delay after a failed connect, and its cap
+/// (node/src/runtime/transport.rs, `outbound`).
+const TCP_BACKOFF_NS: (u64, u64) = (20 * MS, 500 * MS);
+/// How long its connect attempt waits for a peer that does not answer (a partition that
+/// drops packets).
+const TCP_CONNECT_TIMEOUT_NS: u64 = 1000 * MS;
+/// Frames its per-peer queue holds before new ones are dropped.
+const TCP_QUEUE: usize = 8192;
+
+/// Under a `tcp` fault: the sender's outbound connection on one directed link, as the
+/// runtime's transport keeps it.
+enum ConnState {
+    /// No connection yet: the next send connects.
+    Idle,
+    /// Connected to incarnation `inc` of the receiver. If that incarnation ended, the
+    /// sender does not know until a write: what it writes is lost until the reset comes
+    /// back (`reset_at`, set by the first such write), and the first write after that
+    /// fails (lost too) and reconnects at once.
+    Open { inc: u64, reset_at: Option<u64> },
+    /// A connect attempt failed (what was queued is dropped); the next is at `until`
+    /// (an `Ev::Connect` is queued) and writes what queued meanwhile.
+    Waiting { until: u64 },
+}
+
+/// One directed link's connection state under a `tcp` fault.
+struct Conn<M> {
+    /// The sender's incarnation that owns it (its queue and connection die with it).
+    from_inc: u64,
+    state: ConnState,
+    /// Frames queued while `Waiting`, in order.
+    queue: Vec<M>,
+    /// The next wait after a refused connect.
+    backoff_ns: u64,
+    /// When the last message written on the current connection arrives (FIFO).
+    last_at: u64,
 }
 
 /// A message held at a cut link: (from, from incarnation, to, to incarnation, message).
@@ -418,6 +462,13 @@ pub struct World<C: ConsensusCore, S> {
     torn: Option<usize>,
     /// The nodes each started `Freeze` fault stopped, by schedule index.
     freezes: BTreeMap<usize, Vec<usize>>,
+    /// The active `Tcp` fault (schedule index; one per run).
+    tcp: Option<usize>,
+    /// Under it: each directed link's connection, by (sender, receiver) node index.
+    conns: BTreeMap<(usize, usize), Conn<C::Message>>,
+    /// (node index, incarnation) that ended in a power loss: what it wrote to its
+    /// connections died with it.
+    power_lost: std::collections::BTreeSet<(usize, u64)>,
     admin: Admin,
     storm: Option<String>,
     /// Fault stops still to come (the heal is after the last one).
@@ -523,6 +574,9 @@ where
             stall: None,
             torn: None,
             freezes: BTreeMap::new(),
+            tcp: None,
+            conns: BTreeMap::new(),
+            power_lost: Default::default(),
             admin: Admin::default(),
             storm: None,
             stops_left,
@@ -952,6 +1006,12 @@ where
             1
         };
         for _ in 0..copies {
+            if self.tcp.is_some()
+                && let Some(fi) = self.index_of(from)
+            {
+                self.tcp_send(fi, from_inc, ti, msg.clone(), after, delay_ms);
+                continue;
+            }
             // Base latency 0.1-1 ms; under a `net` fault, up to `delay_ms` more (which
             // reorders messages on the same link).
             let mut lat = self.rng.random_range(100_000..1_000_000);
@@ -973,6 +1033,176 @@ where
 
     fn up(&self, i: usize) -> bool {
         self.nodes[i].host.is_some()
+    }
+
+    /// Under a `tcp` fault: node `fi` (incarnation `from_inc`) hands `msg` for node `ti`
+    /// to its transport `after` ns from now, which writes it on its connection, queues it
+    /// while waiting to reconnect, or loses it in a connection whose receiver is gone.
+    fn tcp_send(
+        &mut self,
+        fi: usize,
+        from_inc: u64,
+        ti: usize,
+        msg: C::Message,
+        after: u64,
+        delay_ms: u64,
+    ) {
+        let t = self.now + after;
+        let conn = self.conn(fi, from_inc, ti);
+        match conn.state {
+            ConnState::Idle => {
+                self.tcp_connect(fi, ti, t);
+                self.tcp_write(fi, ti, msg, t, delay_ms);
+            }
+            ConnState::Waiting { .. } => {
+                if conn.queue.len() < TCP_QUEUE {
+                    conn.queue.push(msg);
+                }
+            }
+            ConnState::Open { inc, reset_at } => {
+                let alive = self.up(ti) && self.nodes[ti].incarnation == inc;
+                if alive {
+                    self.tcp_write(fi, ti, msg, t, delay_ms);
+                    return;
+                }
+                // Written into a connection whose receiver is gone: lost. The reset comes
+                // back a round trip after the first such write; the first write after it
+                // fails (lost too), and the transport reconnects at once.
+                match reset_at {
+                    None => {
+                        let rtt = 2 * self.rng.random_range(100_000..1_000_000);
+                        if let Some(c) = self.conns.get_mut(&(fi, ti)) {
+                            c.state = ConnState::Open {
+                                inc,
+                                reset_at: Some(t + rtt),
+                            };
+                        }
+                    }
+                    Some(r) if t < r => {}
+                    Some(_) => self.tcp_connect(fi, ti, t),
+                }
+            }
+        }
+    }
+
+    /// The connection state of link `fi -> ti`, fresh if its sender restarted since.
+    fn conn(&mut self, fi: usize, from_inc: u64, ti: usize) -> &mut Conn<C::Message> {
+        let c = self.conns.entry((fi, ti)).or_insert_with(|| Conn {
+            from_inc,
+            state: ConnState::Idle,
+            queue: Vec::new(),
+            backoff_ns: TCP_BACKOFF_NS.0,
+            last_at: 0,
+        });
+        if c.from_inc != from_inc {
+            *c = Conn {
+                from_inc,
+                state: ConnState::Idle,
+                queue: Vec::new(),
+                backoff_ns: TCP_BACKOFF_NS.0,
+                last_at: 0,
+            };
+        }
+        c
+    }
+
+    /// A connect attempt on link `fi -> ti` at `t`: to the receiver's current incarnation
+    /// if it is up (what queued is then written, in order), else refused (what queued is
+    /// dropped, and the next attempt waits the backoff). Across a cut link that drops
+    /// packets the attempt times out after a second and is retried at once; across one
+    /// that resets connections it is refused.
+    fn tcp_connect(&mut self, fi: usize, ti: usize, t: u64) {
+        let (from, to) = (self.nodes[fi].cfg.id, self.nodes[ti].cfg.id);
+        let cut = self
+            .net
+            .cut
+            .get(&(from, to))
+            .map(|&(_, holding)| holding > 0);
+        let up = self.up(ti) && cut.is_none();
+        let inc = self.nodes[ti].incarnation;
+        let from_inc = self.nodes[fi].incarnation;
+        let Some(c) = self.conns.get_mut(&(fi, ti)) else {
+            return;
+        };
+        if up {
+            c.state = ConnState::Open {
+                inc,
+                reset_at: None,
+            };
+            c.backoff_ns = TCP_BACKOFF_NS.0;
+            let queued = std::mem::take(&mut c.queue);
+            let delay_ms = self
+                .net
+                .chaos
+                .values()
+                .map(|&(_, _, ms)| ms)
+                .max()
+                .unwrap_or(0);
+            for msg in queued {
+                self.tcp_write(fi, ti, msg, t, delay_ms);
+            }
+            return;
+        }
+        c.queue.clear();
+        let wait = if cut == Some(true) {
+            TCP_CONNECT_TIMEOUT_NS
+        } else {
+            let b = c.backoff_ns;
+            c.backoff_ns = (b * 2).min(TCP_BACKOFF_NS.1);
+            b
+        };
+        c.state = ConnState::Waiting { until: t + wait };
+        self.at(
+            t + wait,
+            Ev::Connect {
+                from: fi,
+                from_inc,
+                to: ti,
+            },
+        );
+    }
+
+    /// The next connect attempt of a waiting link (void if its sender restarted since).
+    fn tcp_reconnect(&mut self, fi: usize, from_inc: u64, ti: usize) {
+        if self.tcp.is_none() || !self.up(fi) || self.nodes[fi].incarnation != from_inc {
+            return;
+        }
+        let due = self.conns.get(&(fi, ti)).is_some_and(|c| {
+            c.from_inc == from_inc
+                && matches!(c.state, ConnState::Waiting { until } if until == self.now)
+        });
+        if due {
+            self.tcp_connect(fi, ti, self.now);
+        }
+    }
+
+    /// Writes `msg` on the open connection `fi -> ti` at `t`: it arrives after the base
+    /// latency (plus a `net` fault's delay), never before what was written before it.
+    fn tcp_write(&mut self, fi: usize, ti: usize, msg: C::Message, t: u64, delay_ms: u64) {
+        let mut lat = self.rng.random_range(100_000..1_000_000);
+        if delay_ms > 0 {
+            lat += self.rng.random_range(0..delay_ms * MS);
+        }
+        let (from, to) = (self.nodes[fi].cfg.id, self.nodes[ti].cfg.id);
+        let Some(c) = self.conns.get_mut(&(fi, ti)) else {
+            return;
+        };
+        let ConnState::Open { inc, .. } = c.state else {
+            return;
+        };
+        let at = (t + lat).max(c.last_at);
+        c.last_at = at;
+        let from_inc = c.from_inc;
+        self.at(
+            at,
+            Ev::Deliver {
+                from,
+                from_inc,
+                to,
+                to_inc: inc,
+                msg,
+            },
+        );
     }
 
     fn record(&mut self, mut op: Op) -> Op {
@@ -1207,11 +1437,12 @@ where
                 let (Some(fi), Some(ti)) = (self.index_of(from), self.index_of(to)) else {
                     return Ok(());
                 };
-                // A connection does not survive a restart of either end.
-                if self.nodes[fi].incarnation != from_inc
-                    || self.nodes[ti].incarnation != to_inc
-                    || !self.up(ti)
-                {
+                // A connection does not survive a restart of either end. Under a `tcp`
+                // fault what the sender wrote is delivered after its death (its kernel
+                // sends it) unless it lost power.
+                let sender_gone = self.nodes[fi].incarnation != from_inc
+                    && (self.tcp.is_none() || self.power_lost.contains(&(fi, from_inc)));
+                if sender_gone || self.nodes[ti].incarnation != to_inc || !self.up(ti) {
                     return Ok(());
                 }
                 if let Some(&(_, holding)) = self.net.cut.get(&(from, to)) {
@@ -1226,8 +1457,15 @@ where
                     return Ok(());
                 }
                 if self.nodes[ti].paused {
-                    // The kernel buffers it; the process reads it after it resumes.
-                    let again = self.now + self.rng.random_range(1..=self.nodes[ti].tick_ns);
+                    // The kernel buffers it; the process reads it after it resumes (under
+                    // a `tcp` fault in the order it was written).
+                    let mut again = self.now + self.rng.random_range(1..=self.nodes[ti].tick_ns);
+                    if self.tcp.is_some()
+                        && let Some(c) = self.conns.get_mut(&(fi, ti))
+                    {
+                        again = again.max(c.last_at);
+                        c.last_at = again;
+                    }
                     self.at(
                         again,
                         Ev::Deliver {
@@ -1336,6 +1574,7 @@ where
                 }
             }
             Ev::Flush { node, inc } => self.flush(node, inc)?,
+            Ev::Connect { from, from_inc, to } => self.tcp_reconnect(from, from_inc, to),
             Ev::Restart { node, inc } => {
                 if !self.up(node) && self.nodes[node].incarnation == inc {
                     self.start_node(node)?;
@@ -2109,6 +2348,15 @@ where
                 }
             }
             FaultKind::Reconfig { .. } => {}
+            FaultKind::Tcp {} => {
+                if start {
+                    self.tcp = Some(i);
+                } else if self.tcp == Some(i) {
+                    // Back to the plain network: queued frames are dropped.
+                    self.tcp = None;
+                    self.conns.clear();
+                }
+            }
         }
         let f = if start { "start" } else { "stop" };
         self.nemesis(format!("{f}-{name}"), value);
@@ -2243,6 +2491,8 @@ where
         node.stalled = false;
         node.flush_queued = false;
         if power_loss {
+            let inc = self.nodes[n].incarnation;
+            self.power_lost.insert((n, inc));
             if self.torn.is_some() {
                 let seed = self.rng.random();
                 self.nodes[n].fs.crash_torn(seed);
@@ -2628,6 +2878,118 @@ mod tests {
         let out = w.run().unwrap();
         assert_linearizable(&out);
         (out.history, kills, batch)
+    }
+
+    /// Under a `tcp` fault, a message its sender queued while the receiver was down (the
+    /// sender's connection to it reset, its reconnect refused) reaches the receiver's
+    /// next incarnation, in order, when the sender's next attempt connects; what it wrote
+    /// into the dead connection is lost. And a sender's queue dies with the sender.
+    #[test]
+    fn tcp_queues_for_a_down_node_reach_its_next_incarnation_not_past_a_sender_restart() {
+        let configs = node_configs("raft", 3, 0, &[]).unwrap();
+        let s = 1_000_000_000;
+        let schedule = vec![Fault {
+            start_ns: 0,
+            stop_ns: 5 * s,
+            kind: FaultKind::Tcp {},
+        }];
+        let mut w =
+            World::new(test_options(4, 6 * s), configs, node::boot::raft, schedule).unwrap();
+        // Run until n1 has a message for n2 in flight on an open connection.
+        let msg = loop {
+            assert!(w.step().unwrap(), "no message from n1 to n2");
+            let m = w.queue.values().find_map(|e| match e {
+                Ev::Deliver {
+                    from: 1,
+                    to: 2,
+                    msg,
+                    ..
+                } => Some(msg.clone()),
+                _ => None,
+            });
+            if let Some(m) = m {
+                break m;
+            }
+        };
+        assert!(w.tcp.is_some());
+        let (a, b) = (0, 1);
+        let a_inc = w.nodes[a].incarnation;
+        let old = w.nodes[b].incarnation;
+        assert!(matches!(
+            w.conns[&(a, b)].state,
+            ConnState::Open { inc, .. } if inc == old
+        ));
+        let to_b = |w: &World<_, _>, inc: u64| {
+            w.queue
+                .values()
+                .filter(
+                    |e| matches!(e, Ev::Deliver { from: 1, to: 2, to_inc, .. } if *to_inc == inc),
+                )
+                .count()
+        };
+        let before = to_b(&w, old);
+        w.crash(b, false);
+        // Written into the dead connection: lost; the write after the reset fails, and the
+        // reconnect is refused: the next attempt in 20 ms.
+        w.tcp_send(a, a_inc, b, msg.clone(), 0, 0);
+        w.now += 5 * MS;
+        w.tcp_send(a, a_inc, b, msg.clone(), 0, 0);
+        assert_eq!(
+            to_b(&w, old),
+            before,
+            "nothing more is written to the dead incarnation"
+        );
+        let ConnState::Waiting { until } = w.conns[&(a, b)].state else {
+            panic!("refused: waiting to reconnect");
+        };
+        assert_eq!(until, w.now + 20 * MS);
+        for _ in 0..3 {
+            w.tcp_send(a, a_inc, b, msg.clone(), 0, 0);
+        }
+        assert_eq!(w.conns[&(a, b)].queue.len(), 3);
+        // b comes back before the attempt; the attempt connects to its new incarnation
+        // and writes the three queued messages, in order.
+        w.now += 5 * MS;
+        w.start_node(b).unwrap();
+        let new = w.nodes[b].incarnation;
+        assert_eq!(new, old + 1);
+        w.now = until;
+        w.tcp_reconnect(a, a_inc, b);
+        assert!(matches!(
+            w.conns[&(a, b)].state,
+            ConnState::Open { inc, reset_at: None } if inc == new
+        ));
+        assert_eq!(to_b(&w, new), 3);
+        let times: Vec<u64> = w
+            .queue
+            .iter()
+            .filter(
+                |(_, e)| matches!(e, Ev::Deliver { from: 1, to: 2, to_inc, .. } if *to_inc == new),
+            )
+            .map(|(k, _)| k.0)
+            .collect();
+        assert!(times.windows(2).all(|p| p[0] <= p[1]), "{times:?}");
+
+        // Again down, a queue waiting: then the sender restarts before b comes back.
+        w.crash(b, false);
+        w.tcp_send(a, a_inc, b, msg.clone(), 0, 0);
+        w.now += 5 * MS;
+        w.tcp_send(a, a_inc, b, msg.clone(), 0, 0);
+        w.tcp_send(a, a_inc, b, msg.clone(), 0, 0);
+        let ConnState::Waiting { until } = w.conns[&(a, b)].state else {
+            panic!("refused: waiting to reconnect");
+        };
+        assert_eq!(w.conns[&(a, b)].queue.len(), 1);
+        w.crash(a, false);
+        w.start_node(a).unwrap();
+        w.start_node(b).unwrap();
+        let newer = w.nodes[b].incarnation;
+        w.now = until;
+        w.tcp_reconnect(a, a_inc, b);
+        assert_eq!(to_b(&w, newer), 0, "the queue died with its sender");
+        let a_new = w.nodes[a].incarnation;
+        assert!(w.conn(a, a_new, b).queue.is_empty());
+        assert!(matches!(w.conn(a, a_new, b).state, ConnState::Idle));
     }
 
     /// A five-node multipaxos world under one `stall` fault over most of its 6 s: returns
