@@ -2413,7 +2413,7 @@ pub fn node_configs(
 mod tests {
     use std::collections::BTreeSet;
 
-    use node::storage::file::{Fs as _, FsOp, StorageFile as _};
+    use node::storage::file::{Fs as _, FsOp};
 
     use super::*;
     use crate::sim::progress;
@@ -2479,7 +2479,7 @@ mod tests {
         w.start_node(1).unwrap();
         assert!(!w.up(1));
         let out = w.run().unwrap();
-        let why = out.restart_failed.expect("a finding");
+        let why = out.restart_failed.clone().expect("a finding");
         assert!(why.starts_with("n2 cannot restart from its disk"), "{why}");
         assert!(why.contains("bad magic"), "{why}");
         assert!(out.stalled.is_none());
