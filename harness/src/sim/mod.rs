@@ -78,6 +78,11 @@ pub struct SimArgs {
     pub write_pct: u32,
     #[arg(long, default_value_t = 10)]
     pub cas_pct: u32,
+    /// Written values take at least this many bytes (the number padded with `.`; reads
+    /// strip it): real clients write values far larger than a counter, so each batch a
+    /// node persists spans more of its disk's sectors. 0: the number alone (as before).
+    #[arg(long, default_value_t = 0)]
+    pub value_bytes: usize,
     /// A client gives up on an operation after this much simulated time.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub op_timeout: Duration,
@@ -136,6 +141,9 @@ pub struct SimSpec {
     pub keys: usize,
     pub write_pct: u32,
     pub cas_pct: u32,
+    /// [`SimArgs::value_bytes`] (0 in runs recorded before it).
+    #[serde(default)]
+    pub value_bytes: usize,
     pub op_timeout_ns: u64,
     pub node_args: Vec<String>,
     /// The node settings drawn for this schedule (appended to every node's flags after
@@ -182,6 +190,7 @@ impl SimSpec {
             keys: args.keys.max(1),
             write_pct: args.write_pct,
             cas_pct: args.cas_pct,
+            value_bytes: args.value_bytes,
             op_timeout_ns: args.op_timeout.as_nanos() as u64,
             node_args: args.node_args.clone(),
             settings: drawn,
@@ -230,6 +239,9 @@ pub struct SimRun {
     /// A membership change answered "definitely not made" that took effect: a safety
     /// finding, counted as a violation ([`crate::nemesis::membership::AbortWatch`]).
     pub abort_violation: Option<String>,
+    /// A node that could not restart from its disk after a crash or power loss the disk
+    /// model allows ([`world::Outcome::restart_failed`]): an availability finding.
+    pub restart_failed: Option<String>,
 }
 
 /// How a schedule failed, for the summary and the shrinker (which keeps only smaller
@@ -243,6 +255,8 @@ pub enum Failure {
     /// Two nodes led in one Raft term: Raft's Election Safety broken, whether or not a
     /// client saw it ([`SimRun::split_terms`]).
     TwoLeaders,
+    /// A node could not restart from what its disk kept (an availability finding).
+    CannotRestart,
     /// No progress after the last fault healed (a liveness finding).
     NoProgress,
 }
@@ -255,18 +269,20 @@ impl Failure {
             Failure::NotLinearizable => checker::Verdict::NotLinearizable.id(),
             Failure::AbortTookEffect => "abort-took-effect",
             Failure::TwoLeaders => "two-leaders",
+            Failure::CannotRestart => "cannot-restart",
             Failure::NoProgress => "no-progress",
         }
     }
 
     /// A safety finding (something happened that must never happen), not a liveness one.
     pub fn is_safety(self) -> bool {
-        self != Failure::NoProgress
+        !matches!(self, Failure::CannotRestart | Failure::NoProgress)
     }
 }
 
 impl SimRun {
-    /// The first of the failures this run shows (safety before progress).
+    /// The first of the failures this run shows (safety, then a node that cannot restart,
+    /// then progress).
     pub fn failure(&self) -> Option<Failure> {
         if self.verdict == 1 {
             Some(Failure::NotLinearizable)
@@ -274,6 +290,8 @@ impl SimRun {
             Some(Failure::AbortTookEffect)
         } else if self.split_terms > 0 {
             Some(Failure::TwoLeaders)
+        } else if self.restart_failed.is_some() {
+            Some(Failure::CannotRestart)
         } else if self.stalled.is_some() {
             Some(Failure::NoProgress)
         } else {
@@ -291,6 +309,7 @@ impl SimRun {
                 "two leaders in one term in {} term(s) (Raft Election Safety)",
                 self.split_terms
             )),
+            Failure::CannotRestart => self.restart_failed.clone(),
             Failure::NoProgress => self.stalled.clone(),
         }
     }
@@ -325,6 +344,7 @@ fn simulate_with(spec: &SimSpec, check_timeout: Duration, node_logs: bool) -> Re
         spares: spec.spares as usize,
         storm_queue: world::STORM_QUEUE,
         progress_timeouts: progress::TIMEOUTS,
+        value_bytes: spec.value_bytes,
     };
     let world = || match spec.protocol.as_str() {
         "raft" => World::new(opts, configs, node::boot::raft, spec.schedule.clone())?.run(),
@@ -354,6 +374,7 @@ fn simulate_with(spec: &SimSpec, check_timeout: Duration, node_logs: bool) -> Re
             .recovery_ns
             .map(|r| r as f64 / out.election_ns.max(1) as f64),
         abort_violation: out.abort_violation,
+        restart_failed: out.restart_failed,
     })
 }
 
@@ -551,6 +572,9 @@ pub struct Sweep {
     /// Schedules without progress after the last fault healed (a finding beside the
     /// verdict; exit code 4 when there is no violation).
     pub stalls: u64,
+    /// Schedules in which a node could not restart from its disk (an availability
+    /// finding beside the verdict; exit code 4 when there is no violation).
+    pub restart_failures: u64,
     /// Of the violations, membership changes answered "definitely not made" that took
     /// effect.
     pub abort_violations: u64,
@@ -567,11 +591,11 @@ pub struct Sweep {
 impl Sweep {
     /// 0 all linearizable and progressing, 1 a violation (of linearizability, of a
     /// definite membership answer or of Raft's Election Safety), 4 no progress after the
-    /// heal (no violation), 2 an unknown verdict.
+    /// heal or a node that could not restart (no violation), 2 an unknown verdict.
     pub fn exit_code(&self) -> u8 {
         if self.violations > 0 {
             1
-        } else if self.stalls > 0 {
+        } else if self.stalls > 0 || self.restart_failures > 0 {
             4
         } else if self.unknown > 0 {
             2
@@ -611,7 +635,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
     let (mut schedules, mut ops, mut events, mut violations, mut unknown) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let (mut split, mut watched, mut storms) = (0u64, false, 0u64);
-    let (mut stalls, mut abort_violations) = (0u64, 0u64);
+    let (mut stalls, mut abort_violations, mut restart_failures) = (0u64, 0u64, 0u64);
     let mut slowest: Option<(f64, u64)> = None;
     let (mut failing, mut shrunk_dir) = (None, None);
     for spec in specs {
@@ -620,8 +644,8 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         }
         let spec = spec.map_err(anyhow::Error::msg)?;
         seeds = Some((seeds.map_or(spec.seed, |s| s.0), spec.seed));
-        // A harness error (a node that cannot start from its disk, say) names its seed, so
-        // the schedule can be replayed.
+        // A harness error (a node that cannot start on its empty disk, say) names its
+        // seed, so the schedule can be replayed.
         let run = simulate_with(&spec, args.check_timeout, args.node_logs)
             .with_context(|| format!("seed {}", spec.seed))?;
         schedules += 1;
@@ -651,6 +675,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         violations += u64::from(run.failure().is_some_and(Failure::is_safety));
         abort_violations += u64::from(run.abort_violation.is_some());
         stalls += u64::from(run.stalled.is_some());
+        restart_failures += u64::from(run.restart_failed.is_some());
         unknown += u64::from(run.verdict == 2);
         match run.failure() {
             Some(failure) => {
@@ -658,6 +683,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                     Failure::NotLinearizable => "NOT LINEARIZABLE",
                     Failure::AbortTookEffect => "MEMBERSHIP ANSWER VIOLATED",
                     Failure::TwoLeaders => "TWO LEADERS IN ONE TERM",
+                    Failure::CannotRestart => "NODE CANNOT RESTART",
                     Failure::NoProgress => "NO PROGRESS",
                 };
                 let finding = run.finding(failure);
@@ -765,11 +791,16 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         },
     ));
     say(format!(
-        "sim: {stalls} without progress after the heal (bound {} election timeouts + one operation timeout){}",
+        "sim: {stalls} without progress after the heal (bound {} election timeouts + one operation timeout){}{}",
         progress::TIMEOUTS,
         slowest.map_or_else(String::new, |(t, seed)| format!(
             "; slowest recovery {t:.2} election timeouts (seed {seed})"
-        ))
+        )),
+        if restart_failures > 0 {
+            format!("; {restart_failures} with a node that could not restart from its disk")
+        } else {
+            String::new()
+        }
     ));
     Ok(Sweep {
         schedules,
@@ -778,6 +809,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
         unknown,
         storms,
         stalls,
+        restart_failures,
         abort_violations,
         slowest_recovery: slowest,
         seeds,

@@ -187,7 +187,9 @@ pub enum FaultKind {
     /// keeps, per file, a random prefix of the unsynced tail in which each 512-byte
     /// sector survives or reads as zeros, and per directory a random subset of the
     /// unsynced entry changes ([`node::storage::file::SimFs::crash_torn`]), instead of
-    /// none of them. What a node synced always survives. At most one at a time.
+    /// none of them. What a node synced always survives. Under a `persist` fault's slow
+    /// syncs, a power loss while a node's last fsync is under way finds it unfinished
+    /// ([`node::storage::file::SimFs::crash_torn_in_sync`]). At most one at a time.
     Torn {},
     /// A group freeze (a host, hypervisor or container runtime that stops several
     /// processes at once, as a VM pause, a live migration or a stalled host does): `nodes`

@@ -47,6 +47,7 @@ pub fn spec_of(case: &Case, plan: &Plan, seed: u64) -> Result<SimSpec> {
         keys: plan.keys,
         write_pct: plan.write_pct,
         cas_pct: plan.cas_pct,
+        value_bytes: 0,
         op_timeout_ns: op_timeout.as_nanos() as u64,
         node_args,
         // The plan's node flags are the case's settings, as in the real selftest.
@@ -134,7 +135,9 @@ fn count(out: &mut CaseRun, mut a: Attempt, r: &SimRun, ended: f64) -> bool {
     let failure = r.failure();
     a.finding = failure.map(|f| f.name().to_owned());
     out.unknown += u32::from(r.verdict == 2);
-    out.no_progress += u32::from(r.stalled.is_some());
+    // A node that could not restart is an availability finding like a stall: counted
+    // beside (a failure for a correct build), never a catch (no seeded bug is one).
+    out.no_progress += u32::from(r.stalled.is_some() || r.restart_failed.is_some());
     let caught = failure.filter(|f| f.is_safety());
     if caught.is_some() {
         out.caught = true;
@@ -238,6 +241,7 @@ mod tests {
             stalled: stalled.then(|| "no write after the heal".to_owned()),
             recovery_timeouts: None,
             abort_violation: abort.then(|| "n4 removed after 'not made'".to_owned()),
+            restart_failed: None,
         }
     }
 
@@ -300,6 +304,14 @@ mod tests {
         );
         assert_eq!(out.attempts[0].finding.as_deref(), Some("no-progress"));
         assert_eq!(out.attempts[1].verdict, "unknown");
+        // A node that could not restart: an availability finding, counted beside like a
+        // stall (a failure for a correct build), never a catch.
+        let mut refused = sim_run(0, false, 0, false);
+        refused.restart_failed = Some("n2 cannot restart from its disk".to_owned());
+        let out = case_run_of(&[refused]);
+        assert!(!out.caught && out.caught_by.is_none());
+        assert_eq!(out.no_progress, 1);
+        assert_eq!(out.attempts[0].finding.as_deref(), Some("cannot-restart"));
     }
 
     fn summary(id: &str, runs: &[Vec<SimRun>]) -> CaseSummary {

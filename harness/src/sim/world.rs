@@ -77,6 +77,10 @@ pub struct WorldOptions {
     /// The progress bound after the last fault heals, in election timeouts
     /// ([`progress::TIMEOUTS`] by default; see [`progress`]).
     pub progress_timeouts: u64,
+    /// Written values take at least this many bytes on the wire and on the nodes' disks
+    /// (the number, then `.` padding, stripped from what reads return): real clients
+    /// write values far larger than a counter. 0: the number alone.
+    pub value_bytes: usize,
 }
 
 /// The default [`WorldOptions::storm_queue`], far above any healthy queue.
@@ -147,6 +151,11 @@ struct SimNode<C: ConsensusCore, S> {
     /// Until when its last persist keeps it busy (its syncs under a `persist` fault's
     /// `sync_us`): input arriving before then waits in `inbox` and is handled as one batch.
     busy_until: u64,
+    /// When its last batch's last fsync was under way (simulated ns, start and end), under
+    /// a `persist` fault's `sync_us`: a `torn` power loss then finds it unfinished. With
+    /// the queue sequence numbers of what that batch sent and answered (not yet left).
+    last_sync: (u64, u64),
+    last_sync_out: std::ops::Range<u64>,
     inbox: Vec<Input<C::Message>>,
     /// Ticks due while busy (handled first in the next batch, as the runtime's driver).
     inbox_ticks: u64,
@@ -428,6 +437,10 @@ pub struct Outcome {
     /// A membership change answered "definitely not made" that took effect
     /// ([`AbortWatch`]): a safety finding.
     pub abort_violation: Option<String>,
+    /// Set when a node could not restart from what its disk kept after a crash or power
+    /// loss the disk model allows: an availability finding about the node (the run stops
+    /// there; the history until then is checked as usual).
+    pub restart_failed: Option<String>,
 }
 
 pub struct World<C: ConsensusCore, S> {
@@ -477,6 +490,7 @@ pub struct World<C: ConsensusCore, S> {
     stalled: Option<String>,
     aborts: AbortWatch,
     abort_violation: Option<String>,
+    restart_failed: Option<String>,
 }
 
 /// How long the faults may take to heal after the schedule's simulated time (a membership
@@ -524,6 +538,8 @@ where
                 tick_ns: tick_ns.max(1),
                 wall_offset_ms: 0,
                 busy_until: 0,
+                last_sync: (0, 0),
+                last_sync_out: 0..0,
                 inbox: Vec::new(),
                 inbox_ticks: 0,
                 flush_queued: false,
@@ -584,6 +600,7 @@ where
             stalled: None,
             aborts: AbortWatch::default(),
             abort_violation: None,
+            restart_failed: None,
         };
         for i in 0..n {
             w.start_node(i)?;
@@ -613,8 +630,25 @@ where
         let seed = self.rng.random_range(0..u64::MAX);
         let node = &mut self.nodes[i];
         let fs: Arc<dyn Fs> = Arc::new(node.fs.clone());
-        let (core, storage) = (self.boot)(&node.cfg, fs, seed)
-            .with_context(|| format!("simulated n{} cannot start", node.cfg.id))?;
+        let (core, storage) = match (self.boot)(&node.cfg, fs, seed) {
+            Ok(booted) => booted,
+            // A correct node restarts after every crash and power loss the disk model
+            // allows; one that refuses is a finding about the node (its availability),
+            // not a harness error. Its first start, on an empty disk, is the harness's.
+            Err(e) if node.incarnation > 0 => {
+                let (id, crashes) = (node.cfg.id, node.fs.crashes());
+                let why = format!(
+                    "n{id} cannot restart from its disk after {crashes} power loss(es): {e:#}"
+                );
+                self.nemesis(
+                    "restart-failed".into(),
+                    json!({"resolved": node::core::fmt_id(id), "error": format!("{e:#}")}),
+                );
+                self.restart_failed.get_or_insert(why);
+                return Ok(());
+            }
+            Err(e) => return Err(e.context(format!("simulated n{} cannot start", node.cfg.id))),
+        };
         node.host = Some(Host::new(node::boot::host_config(&node.cfg), core, storage));
         node.incarnation += 1;
         node.missed_ticks = 0;
@@ -825,7 +859,11 @@ where
         // leaves when they are done, and input arriving until then waits for one batch.
         let busy = match self.persist.map(|f| &self.schedule[f].kind) {
             Some(&FaultKind::Persist { sync_us, .. }) if sync_us > 0 => {
-                (self.nodes[i].fs.syncs() - syncs) * sync_us * 1000
+                let busy = (self.nodes[i].fs.syncs() - syncs) * sync_us * 1000;
+                if busy > 0 {
+                    self.nodes[i].last_sync = (self.now + busy - sync_us * 1000, self.now + busy);
+                }
+                busy
             }
             _ => 0,
         };
@@ -842,6 +880,7 @@ where
         self.watch_split(i);
         let from = self.nodes[i].cfg.id;
         let from_inc = self.nodes[i].incarnation;
+        let first_out = self.seq + 1;
         for (to, msg) in env.sent {
             self.send(from, from_inc, to, msg, busy);
         }
@@ -853,6 +892,9 @@ where
                 Asker::Admin => Ev::AdminReply { attempt, v },
             };
             self.at(self.now + busy + lat, ev);
+        }
+        if busy > 0 {
+            self.nodes[i].last_sync_out = first_out..self.seq + 1;
         }
         self.maybe_stall(i, busy);
         Ok(())
@@ -1258,6 +1300,7 @@ where
             recovery_ns: self.progress.recovery_ns(),
             election_ns: self.progress.election_ns,
             abort_violation: self.abort_violation,
+            restart_failed: self.restart_failed,
         })
     }
 
@@ -1308,7 +1351,7 @@ where
             self.storm = Some(self.storm_report());
             return Ok(false);
         }
-        if self.stalled.is_some() {
+        if self.stalled.is_some() || self.restart_failed.is_some() {
             return Ok(false);
         }
         let end = self.end();
@@ -2001,7 +2044,7 @@ where
                 .as_mut()
                 .expect("checked above");
             cur.at = Some((node, inc));
-            (request_of(&cur.op), cur.deadline)
+            (request_of(&cur.op, self.opts.value_bytes), cur.deadline)
         };
         let answer = SimAnswer {
             to: Asker::Client(client),
@@ -2023,6 +2066,11 @@ where
         }
         let Some(cur) = self.clients[client].current.as_ref() else {
             return;
+        };
+        let v = if self.opts.value_bytes > 0 {
+            unpadded(v)
+        } else {
+            v
         };
         match classify(&cur.op, v) {
             Reply::Done(c) => self.complete(client, c),
@@ -2495,7 +2543,17 @@ where
             self.power_lost.insert((n, inc));
             if self.torn.is_some() {
                 let seed = self.rng.random();
-                self.nodes[n].fs.crash_torn(seed);
+                // Syncs take simulated time: a power loss while the node's last fsync is
+                // under way finds it unfinished (nothing the batch sent has left yet).
+                let (from, to) = std::mem::take(&mut self.nodes[n].last_sync);
+                let out = std::mem::take(&mut self.nodes[n].last_sync_out);
+                if (from..to).contains(&self.now) {
+                    self.nodes[n].fs.crash_torn_in_sync(seed);
+                    // What the batch sent and answered waited for that fsync: never left.
+                    self.queue.retain(|&(_, seq), _| !out.contains(&seq));
+                } else {
+                    self.nodes[n].fs.crash_torn(seed);
+                }
             } else {
                 self.nodes[n].fs.crash();
             }
@@ -2529,18 +2587,35 @@ where
     }
 }
 
-/// The node request for a client operation (what the RESP client sends as SET/GET/CAS).
-fn request_of(op: &ClientOp) -> Request {
+/// The node request for a client operation (what the RESP client sends as SET/GET/CAS),
+/// values padded to `value_bytes` ([`WorldOptions::value_bytes`]).
+fn request_of(op: &ClientOp, value_bytes: usize) -> Request {
+    let val = |v: &i64| {
+        let mut b = v.to_string().into_bytes();
+        if b.len() < value_bytes {
+            b.resize(value_bytes, b'.');
+        }
+        b
+    };
     match op {
         ClientOp::Read { key } => Request::Get(key.as_bytes().to_vec()),
-        ClientOp::Write { key, value } => {
-            Request::Set(key.as_bytes().to_vec(), value.to_string().into_bytes())
+        ClientOp::Write { key, value } => Request::Set(key.as_bytes().to_vec(), val(value)),
+        ClientOp::Cas { key, old, new } => {
+            Request::Cas(key.as_bytes().to_vec(), val(old), val(new))
         }
-        ClientOp::Cas { key, old, new } => Request::Cas(
-            key.as_bytes().to_vec(),
-            old.to_string().into_bytes(),
-            new.to_string().into_bytes(),
-        ),
+    }
+}
+
+/// A read's value without the padding [`request_of`] added.
+fn unpadded(v: Resp) -> Resp {
+    match v {
+        Resp::Bulk(Some(mut b)) => {
+            if let Some(end) = b.iter().position(|&c| c == b'.') {
+                b.truncate(end);
+            }
+            Resp::Bulk(Some(b))
+        }
+        other => other,
     }
 }
 
@@ -2588,7 +2663,7 @@ pub fn node_configs(
 mod tests {
     use std::collections::BTreeSet;
 
-    use node::storage::file::FsOp;
+    use node::storage::file::{Fs as _, FsOp};
 
     use super::*;
     use crate::sim::progress;
@@ -2622,7 +2697,52 @@ mod tests {
             spares: 0,
             storm_queue: STORM_QUEUE,
             progress_timeouts: progress::TIMEOUTS,
+            value_bytes: 0,
         }
+    }
+
+    /// A node that cannot restart from its disk is an availability finding (named, in
+    /// the history, the run stops there), not a harness error; written values padded to
+    /// `value_bytes` read back as the numbers.
+    #[test]
+    fn a_node_that_cannot_restart_from_its_disk_is_a_finding() {
+        let configs = node_configs("raft", 3, 0, &[]).unwrap();
+        let opts = WorldOptions {
+            value_bytes: 300,
+            ..test_options(4, 3_000_000_000)
+        };
+        let mut w = World::new(opts, configs, node::boot::raft, Vec::new()).unwrap();
+        while w.now < 500 * MS && w.step().unwrap() {}
+        // Damage n2's WAL where no crash can: its segment header.
+        let fs = w.nodes[1].fs.clone();
+        let dir = std::path::Path::new("/sim/n2/raft-wal");
+        let seg = fs
+            .list(dir)
+            .unwrap()
+            .into_iter()
+            .find(|n| n.ends_with(".wal"))
+            .unwrap();
+        w.crash(1, false);
+        let mut f = fs.create(&dir.join(seg)).unwrap();
+        f.write_all(&[0xAB; 64]).unwrap();
+        f.sync().unwrap();
+        w.start_node(1).unwrap();
+        assert!(!w.up(1));
+        let out = w.run().unwrap();
+        let why = out.restart_failed.clone().expect("a finding");
+        assert!(why.starts_with("n2 cannot restart from its disk"), "{why}");
+        assert!(why.contains("bad magic"), "{why}");
+        assert!(out.stalled.is_none());
+        let history = String::from_utf8_lossy(&out.history);
+        assert!(history.contains("restart-failed"), "{history}");
+        // The run stopped at the finding, well before its 3 s.
+        assert!(out.ops.iter().all(|o| o.time < 600_000_000));
+        assert_linearizable(&out);
+        assert!(
+            out.ops
+                .iter()
+                .any(|o| o.f == "read" && o.kind == OpType::Ok && o.value.is_i64())
+        );
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //! rename survives only if its source entry is durable). Files are inodes, so a rename moves
 //! content and a removed file's data survives a crash if the removal was not synced.
 //! Handles opened before a crash fail afterwards, like a process that died with the
-//! machine.
+//! machine. [`SimFs::crash_torn_in_sync`] is a torn crash that strikes during the last
+//! operation, when that was an fsync: the data it was making durable is unsynced.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -287,6 +288,9 @@ struct SimState {
     trap: Option<Trap>,
     /// Set when a dying trap fired: every later mutating operation fails.
     dead: bool,
+    /// When the last mutating operation was a file fsync: that file and its durable length
+    /// before it ([`SimFs::crash_torn_in_sync`]).
+    last_sync: Option<(Ino, usize)>,
 }
 
 /// A mutating file-system operation, as [`SimFs`] counts them and as a trap names them
@@ -396,6 +400,7 @@ impl SimFs {
                 counts: [0; FsOp::ALL.len()],
                 trap: None,
                 dead: false,
+                last_sync: None,
             })),
         }
     }
@@ -481,10 +486,29 @@ impl SimFs {
         Self::crash_locked(&mut self.lock(), Some(&mut rng));
     }
 
+    /// One power loss as [`SimFs::crash_torn`], that strikes while the last mutating
+    /// operation, if it was a file fsync, is still under way: that fsync had not returned,
+    /// so the data it was making durable is an unsynced tail like any other. True if it
+    /// had new data to make durable (else this is exactly `crash_torn`).
+    pub fn crash_torn_in_sync(&self, seed: u64) -> bool {
+        let mut st = self.lock();
+        let undone = st.last_sync.take().is_some_and(|(ino, before)| {
+            st.inodes.get_mut(&ino).is_some_and(|i| {
+                let was = i.synced;
+                i.synced = before.min(was);
+                was > before
+            })
+        });
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Self::crash_locked(&mut st, Some(&mut rng));
+        undone
+    }
+
     fn crash_locked(st: &mut SimState, mut torn: Option<&mut ChaCha8Rng>) {
         st.epoch += 1;
         st.crashes += 1;
         st.dead = false;
+        st.last_sync = None;
         for dir in st.dirs.values_mut() {
             dir.crash(torn.as_deref_mut());
         }
@@ -548,6 +572,7 @@ impl SimState {
             None => {}
         }
         self.counts[op as usize] += 1;
+        self.last_sync = None;
         if let Some(t) = self.trap.as_mut().filter(|t| t.op == op && !t.fired) {
             if t.skip == 0 {
                 t.fired = true;
@@ -608,7 +633,11 @@ impl StorageFile for SimFile {
         self.with_inode(FsOp::Write, |i| i.data.extend_from_slice(buf))
     }
     fn sync(&mut self) -> io::Result<()> {
-        self.with_inode(FsOp::Sync, |i| i.synced = i.data.len())
+        let before = self.with_inode(FsOp::Sync, |i| {
+            std::mem::replace(&mut i.synced, i.data.len())
+        })?;
+        self.fs.lock().last_sync = Some((self.ino, before));
+        Ok(())
     }
     fn len(&self) -> u64 {
         let st = self.fs.lock();
@@ -829,6 +858,45 @@ mod tests {
         assert!(g.is_empty());
         g.write_all(b"z").expect("write");
         assert_eq!(fs.read(&p("/d/a")).expect("read"), b"z");
+    }
+
+    /// A power loss during the last fsync: that fsync's data is an unsynced tail (torn),
+    /// what earlier fsyncs made durable survives; with any other operation after the
+    /// fsync, it is a plain torn crash.
+    #[test]
+    fn a_power_loss_in_the_last_fsync_finds_it_unfinished() {
+        let mut undone = 0;
+        for seed in 0..32 {
+            let fs = SimFs::new();
+            fs.create_dir_all(&p("/d")).expect("mkdir");
+            let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+            f.write_all(b"base").expect("write");
+            f.sync().expect("sync");
+            fs.sync_dir(&p("/d")).expect("sync dir");
+            f.write_all(&[7u8; SECTOR * 2]).expect("write");
+            f.sync().expect("sync");
+            if fs.crash_torn_in_sync(seed) {
+                undone += 1;
+            }
+            let got = fs.read(&p("/d/a")).expect("read");
+            assert_eq!(
+                &got[..4],
+                b"base",
+                "seed {seed}: an earlier fsync's data survives"
+            );
+            assert!(got.len() <= 4 + SECTOR * 2, "seed {seed}");
+            assert!(got[4..].iter().all(|&b| b == 0 || b == 7), "seed {seed}");
+        }
+        assert_eq!(undone, 32, "the last operation was an fsync each time");
+        // Not the last operation any more: the fsync completed.
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).expect("mkdir");
+        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+        f.write_all(b"base").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        assert!(!fs.crash_torn_in_sync(1));
+        assert_eq!(fs.read(&p("/d/a")).expect("read"), b"base");
     }
 
     #[test]
