@@ -35,8 +35,9 @@ use nix::sched::{CloneFlags, setns};
 use super::sched::{Fate, LinkSpec, Pending, Sched};
 use crate::net;
 
-/// The chain our rules live in (one per namespace).
-pub const CHAIN: &str = "stasis-net";
+/// The chain our rules live in (one per namespace or host), named with the other chains
+/// of Stasis in [`crate::remote`].
+pub const CHAIN: &str = crate::remote::CHAIN_NET;
 /// Mark of packets the delayer injects itself (duplicates): the rule skips them.
 pub const MARK: u32 = 0x5354;
 const QUEUE: u16 = 0;

@@ -36,8 +36,10 @@ pub const PLACE_PREFIX: &str = "ssh:";
 /// Our iptables chains on the hosts (INPUT jumps to the first, OUTPUT to the second).
 pub const CHAIN_IN: &str = "stasis-in";
 pub const CHAIN_OUT: &str = "stasis-out";
-/// The packet delayer's chain on a host (OUTPUT jumps to it), see [`crate::netfault::queue`].
-pub const CHAIN_NET: &str = crate::netfault::queue::CHAIN;
+/// The packet delayer's chain, on a host as in a local namespace (OUTPUT jumps to it). It is
+/// named here, with the other chains Stasis makes, so this host layer (`stasis clean
+/// --hosts`, doctor) does not depend on the delayer that uses it (netfault::queue).
+pub const CHAIN_NET: &str = "stasis-net";
 
 /// Remote places currently in use: place -> host transport.
 static PLACES: Mutex<BTreeMap<String, Arc<Ssh>>> = Mutex::new(BTreeMap::new());
