@@ -16,11 +16,16 @@ use crate::raft::storage::RaftStorage;
 use crate::raft::{Membership, Raft, RaftConfig};
 #[cfg(feature = "runtime")]
 use crate::runtime::RuntimeConfig;
+use crate::storage::Clock;
 use crate::storage::file::Fs;
 
 fn open_err(dir: &Path) -> String {
     format!("cannot open the data dir {}", dir.display())
 }
+
+/// How often a node with the seeded bug `ack-before-fsync` really fsyncs its log, on the
+/// clock it was booted with.
+pub const ACK_BEFORE_FSYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The file in a data directory that names the cluster which first used it.
 pub const CLUSTER_FILE: &str = "cluster";
@@ -59,10 +64,18 @@ fn claim_data_dir(cfg: &NodeConfig, fs: &dyn Fs) -> anyhow::Result<()> {
 
 /// The Raft core and its storage, recovered from `cfg.data_dir` on `fs`. `seed` seeds the
 /// core's election-timeout randomness.
-pub fn raft(cfg: &NodeConfig, fs: Arc<dyn Fs>, seed: u64) -> anyhow::Result<(Raft, RaftStorage)> {
+pub fn raft(
+    cfg: &NodeConfig,
+    fs: Arc<dyn Fs>,
+    clock: Clock,
+    seed: u64,
+) -> anyhow::Result<(Raft, RaftStorage)> {
     claim_data_dir(cfg, fs.as_ref())?;
-    let (storage, recovered) =
+    let (mut storage, recovered) =
         RaftStorage::open(fs, &cfg.data_dir).with_context(|| open_err(&cfg.data_dir))?;
+    if cfg.bugs.ack_before_fsync {
+        storage.defer_sync(ACK_BEFORE_FSYNC_EVERY, clock);
+    }
     let mut rc = RaftConfig::new(cfg.id);
     rc.election_ticks = cfg.election_ticks;
     rc.heartbeat_ticks = cfg.heartbeat_ticks;
@@ -83,11 +96,15 @@ pub fn raft(cfg: &NodeConfig, fs: Arc<dyn Fs>, seed: u64) -> anyhow::Result<(Raf
 pub fn paxos(
     cfg: &NodeConfig,
     fs: Arc<dyn Fs>,
+    clock: Clock,
     seed: u64,
 ) -> anyhow::Result<(Paxos, PaxosStorage)> {
     claim_data_dir(cfg, fs.as_ref())?;
-    let (storage, recovered) =
+    let (mut storage, recovered) =
         PaxosStorage::open(fs, &cfg.data_dir).with_context(|| open_err(&cfg.data_dir))?;
+    if cfg.bugs.ack_before_fsync {
+        storage.defer_sync(ACK_BEFORE_FSYNC_EVERY, clock);
+    }
     let mut pc = PaxosConfig::new(cfg.id, cfg.quorum);
     pc.election_ticks = cfg.election_ticks;
     pc.heartbeat_ticks = cfg.heartbeat_ticks;
@@ -132,6 +149,7 @@ pub fn host_config(cfg: &NodeConfig) -> HostConfig {
 mod tests {
     use super::*;
     use crate::storage::file::SimFs;
+    use crate::storage::process_clock;
 
     /// stasis-node's flags for a one-node cluster named `cluster`.
     fn args(cluster: &str) -> Vec<&str> {
@@ -160,12 +178,14 @@ mod tests {
     fn a_data_dir_stays_with_the_cluster_that_first_used_it_across_power_loss() {
         let fs = Arc::new(SimFs::new());
         let dynfs: Arc<dyn Fs> = fs.clone();
-        raft(&cfg("a"), dynfs.clone(), 1).expect("a fresh dir is claimed");
+        raft(&cfg("a"), dynfs.clone(), process_clock(), 1).expect("a fresh dir is claimed");
         fs.crash();
-        raft(&cfg("a"), dynfs.clone(), 1).expect("the same cluster reopens it");
+        raft(&cfg("a"), dynfs.clone(), process_clock(), 1).expect("the same cluster reopens it");
         let err = format!(
             "{:#}",
-            paxos(&cfg("b"), dynfs.clone(), 1).err().expect("refused")
+            paxos(&cfg("b"), dynfs.clone(), process_clock(), 1)
+                .err()
+                .expect("refused")
         );
         assert!(
             err.contains("belongs to cluster \"a\"") && err.contains("--cluster \"b\""),

@@ -36,9 +36,6 @@ fn main() {
     }
 }
 
-/// How often a node with the seeded bug `ack-before-fsync` really fsyncs its log.
-const ACK_BEFORE_FSYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 fn run(cfg: NodeConfig) -> anyhow::Result<()> {
     let fs: Arc<dyn Fs> = Arc::new(RealFs);
     // Durable creation: the data directory must not vanish in a power loss after the node
@@ -62,16 +59,11 @@ fn run(cfg: NodeConfig) -> anyhow::Result<()> {
             "stasis-node: WARNING: seeded bugs on ({names}): this node is deliberately unsafe"
         );
     }
+    let clock = node::storage::process_clock();
     if cfg.protocol == "multipaxos" {
-        let (core, mut storage) = boot::paxos(&cfg, fs, seed)?;
-        if cfg.bugs.ack_before_fsync {
-            storage.defer_sync(ACK_BEFORE_FSYNC_EVERY);
-        }
+        let (core, storage) = boot::paxos(&cfg, fs, clock, seed)?;
         return runtime::run(rt, core, storage);
     }
-    let (core, mut storage) = boot::raft(&cfg, fs, seed)?;
-    if cfg.bugs.ack_before_fsync {
-        storage.defer_sync(ACK_BEFORE_FSYNC_EVERY);
-    }
+    let (core, storage) = boot::raft(&cfg, fs, clock, seed)?;
     runtime::run(rt, core, storage)
 }

@@ -128,7 +128,7 @@ pub(super) fn sim_cell(
         ..CellRecord::new(
             index,
             &stage.system(),
-            stage.faults(),
+            &stage.faults(),
             "sim",
             stage.nodes() as u8,
         )

@@ -25,6 +25,9 @@ pub struct SimStageSpec {
     pub spares: Option<i64>,
     /// `stasis sim --faults` (default all).
     pub faults: Option<String>,
+    /// `stasis sim --swarm`: each schedule draws from a seed-chosen subset of `faults`.
+    #[serde(default)]
+    pub swarm: bool,
     /// Seeded bugs switched on in every node (for measuring; a nightly stage has none).
     #[serde(default)]
     pub bugs: Vec<String>,
@@ -66,6 +69,9 @@ impl SimStageSpec {
         }
         if let Some(f) = &self.faults {
             argv.extend(["--faults".into(), f.clone()]);
+        }
+        if self.swarm {
+            argv.push("--swarm".into());
         }
         for b in &self.bugs {
             argv.extend(["--bug".into(), b.clone()]);
@@ -127,8 +133,12 @@ impl SimStage {
     }
 
     /// The stage's faults and node count (its nemesis and nodes columns).
-    pub fn faults(&self) -> &str {
-        &self.args.faults
+    pub fn faults(&self) -> String {
+        if self.args.swarm {
+            format!("{} (swarm)", self.args.faults)
+        } else {
+            self.args.faults.clone()
+        }
     }
 
     pub fn nodes(&self) -> u64 {

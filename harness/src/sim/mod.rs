@@ -54,13 +54,20 @@ pub struct SimArgs {
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub budget: Duration,
     /// Fault kinds: all, none, or a comma-separated list of crash, pause, partition, net,
-    /// drift, clock, bounce, churn, transition, reconfig, persist, stall, torn, freeze.
-    /// `all` is every kind but reconfig (membership changes), persist (kills at storage
-    /// events, slow syncs), stall (batched, interleaved input), torn (power losses on a
-    /// disk with no ordering guarantees) and freeze (several nodes paused and resumed at
-    /// one instant), which are named: `--faults all,reconfig,persist,stall,torn,freeze`.
+    /// drift, clock, bounce, churn, transition, reconfig, persist, stall, torn, freeze,
+    /// tcp, outage. `all` is every kind but reconfig (membership changes), persist (kills
+    /// at storage events, slow syncs), stall (batched, interleaved input), torn (power
+    /// losses on a disk with no ordering guarantees), freeze (several nodes paused and
+    /// resumed at one instant), tcp (the runtime's transport) and outage (several nodes
+    /// losing power at one instant), which are named: `--faults all,reconfig,outage`.
     #[arg(long, default_value = "all")]
     pub faults: String,
+    /// Swarm testing: each schedule draws its faults from a subset of --faults chosen by
+    /// its seed (each kind kept with probability 1/2, at least one), so some schedules
+    /// give a few kinds long stretches that the others would interrupt. Replays and
+    /// shrinking use the recorded schedule.
+    #[arg(long)]
+    pub swarm: bool,
     /// Spare nodes besides --nodes: started empty in join mode, they become voters only
     /// through membership changes (`reconfig` faults). Default: 2 with reconfig faults,
     /// else 0 (as `stasis test --spares`).
@@ -194,7 +201,16 @@ impl SimSpec {
             op_timeout_ns: args.op_timeout.as_nanos() as u64,
             node_args: args.node_args.clone(),
             settings: drawn,
-            schedule: schedule::draw(seed, args.nodes, sim_ns, &kinds),
+            schedule: schedule::draw(
+                seed,
+                args.nodes,
+                sim_ns,
+                &if args.swarm {
+                    schedule::swarm(seed, &kinds)
+                } else {
+                    kinds
+                },
+            ),
         })
     }
 

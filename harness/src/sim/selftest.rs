@@ -1,8 +1,9 @@
 //! `stasis selftest --sim`: every selftest case under simulation instead of real
 //! processes. A case's attempts cycle through its plans as in the real selftest (same
 //! node flags, node count and workload), but the faults are the simulator's generic ones
-//! drawn from each attempt's fresh seed ([`super::schedule::SELFTEST_KINDS`], plus
-//! `reconfig` membership changes for plans with spare nodes, the unsafe-reconfig cases'),
+//! drawn from each attempt's fresh seed (a swarm subset of
+//! [`super::schedule::SELFTEST_KINDS`], plus `reconfig` membership changes for plans with
+//! spare nodes, the unsafe-reconfig cases'),
 //! never the plan's targeted schedule. The table, selftest.json and run directories are
 //! the real selftest's. A case-run is caught by any safety finding of the simulator
 //! ([`super::Failure`]: not linearizable, a definite membership answer proved false, two
@@ -30,7 +31,7 @@ pub fn spec_of(case: &Case, plan: &Plan, seed: u64) -> Result<SimSpec> {
     let sim_ns = plan.attempt.as_nanos() as u64;
     let mut node_args: Vec<String> = plan.node_args.iter().map(|s| s.to_string()).collect();
     node_args.extend(case.bug_args.iter().map(|s| s.to_string()));
-    let mut kinds = super::schedule::SELFTEST_KINDS.to_vec();
+    let mut kinds = super::schedule::swarm(seed, super::schedule::SELFTEST_KINDS);
     if plan.spares > 0 {
         kinds.push("reconfig");
     }
@@ -202,7 +203,7 @@ pub fn execute(args: &SelftestArgs) -> Result<SelftestReport> {
             let mut summary = summarize(case, &runs);
             // The faults are the simulator's, not the plan's nemesis.
             summary.nemesis = format!(
-                "sim (generic faults but churn, transition; reconfig with spares; flags of: {})",
+                "sim (swarm of the generic faults; reconfig with spares; flags of: {})",
                 summary.nemesis
             );
             report.cases.push(summary);

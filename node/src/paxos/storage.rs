@@ -63,8 +63,8 @@ impl PaxosStorage {
     /// Opens (or creates) the storage in `dir` and recovers the acceptor state. A torn tail
     /// is cut off by the WAL; damaged acknowledged data is an error naming the file.
     /// Seeded bug `ack-before-fsync` (see [`crate::storage::wal::Wal::defer_sync`]).
-    pub fn defer_sync(&mut self, every: std::time::Duration) {
-        self.store.defer_sync(every);
+    pub fn defer_sync(&mut self, every: std::time::Duration, clock: crate::storage::Clock) {
+        self.store.defer_sync(every, clock);
     }
 
     pub fn open(fs: Arc<dyn Fs>, dir: &Path) -> Result<(PaxosStorage, Recovered)> {

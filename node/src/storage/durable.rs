@@ -117,8 +117,8 @@ impl<R: Serialize + DeserializeOwned> DurableStore<R> {
     }
 
     /// Seeded bug `ack-before-fsync`: see [`crate::storage::wal::Wal::defer_sync`].
-    pub fn defer_sync(&mut self, every: std::time::Duration) {
-        self.wal.defer_sync(every);
+    pub fn defer_sync(&mut self, every: std::time::Duration, clock: super::Clock) {
+        self.wal.defer_sync(every, clock);
     }
 
     /// Makes everything appended so far durable (one fsync for the whole batch).

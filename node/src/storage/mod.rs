@@ -17,6 +17,17 @@ pub mod wal;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// A monotonic clock: the time elapsed since a fixed origin. A node's is the process's
+/// monotonic clock ([`process_clock`]); the simulator's is its simulated time, so storage
+/// behaviour that depends on time replays bit for bit.
+pub type Clock = std::sync::Arc<dyn Fn() -> std::time::Duration + Send + Sync>;
+
+/// The process's monotonic clock, from the moment this is called.
+pub fn process_clock() -> Clock {
+    let origin = std::time::Instant::now();
+    std::sync::Arc::new(move || origin.elapsed())
+}
+
 /// Result of storage operations.
 pub type Result<T> = std::result::Result<T, StorageError>;
 

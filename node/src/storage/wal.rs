@@ -44,9 +44,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::file::{Fs, StorageFile};
-use super::{Result, StorageError, checksum};
+use super::{Clock, Result, StorageError, checksum};
 
 const MAGIC: &[u8; 8] = b"STWAL001";
 /// Length of the segment header.
@@ -106,8 +107,16 @@ pub struct Wal {
     dirty: bool,
     poisoned: bool,
     /// Seeded bug `ack-before-fsync`: [`Wal::sync`] fsyncs at most once per this
-    /// interval (the time of the last real fsync beside it).
-    deferred_sync: Option<(std::time::Duration, std::time::Instant)>,
+    /// interval of `clock` (the clock's time at the last real fsync beside it).
+    deferred_sync: Option<DeferredSync>,
+}
+
+/// The seeded bug `ack-before-fsync`'s state: see [`Wal::defer_sync`].
+struct DeferredSync {
+    every: Duration,
+    /// `clock`'s time at the last real fsync.
+    last: Duration,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Wal {
@@ -437,24 +446,27 @@ impl Wal {
     /// survive a crash.
     pub fn sync(&mut self) -> Result<()> {
         self.check_usable()?;
-        if let Some((every, last)) = self.deferred_sync
-            && last.elapsed() < every
+        if let Some(d) = &self.deferred_sync
+            && (d.clock)().saturating_sub(d.last) < d.every
         {
             // The seeded bug: written to the file, not fsynced; the caller answers anyway.
             let r = self.write_out();
             return self.poison_on_err(r);
         }
         let r = self.write_out_and_sync();
-        if let Some((_, last)) = &mut self.deferred_sync {
-            *last = std::time::Instant::now();
+        if let Some(d) = &mut self.deferred_sync {
+            d.last = (d.clock)();
         }
         self.poison_on_err(r)
     }
 
     /// Switches on the seeded bug `ack-before-fsync`: [`Wal::sync`] writes every record
-    /// out but fsyncs at most once per `every`, so it returns before the batch is durable.
-    pub fn defer_sync(&mut self, every: std::time::Duration) {
-        self.deferred_sync = Some((every, std::time::Instant::now()));
+    /// out but fsyncs at most once per `every` of `clock` (the process's monotonic clock
+    /// in a node, simulated time in the simulator), so it returns before the batch is
+    /// durable.
+    pub fn defer_sync(&mut self, every: Duration, clock: Clock) {
+        let last = clock();
+        self.deferred_sync = Some(DeferredSync { every, last, clock });
     }
 
     /// Atomically replaces the whole log by `records` (compaction). Buffered, unsynced
@@ -666,17 +678,25 @@ mod tests {
 
     #[test]
     fn ack_before_fsync_returns_from_sync_before_the_batch_is_durable() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // A clock the test moves by hand (as the simulator's).
+        let now = Arc::new(AtomicU64::new(0));
+        let clock: crate::storage::Clock = {
+            let now = now.clone();
+            Arc::new(move || std::time::Duration::from_millis(now.load(Ordering::SeqCst)))
+        };
         let fs = SimFs::new();
         let (mut wal, _) = open(&fs, WalOptions::default());
-        wal.defer_sync(std::time::Duration::from_millis(200));
+        wal.defer_sync(std::time::Duration::from_millis(200), clock.clone());
         wal.append(b"a").expect("append");
+        now.store(199, Ordering::SeqCst);
         wal.sync().expect("sync");
         fs.crash();
         let (mut wal, rec) = open(&fs, WalOptions::default());
         assert!(rec.records.is_empty(), "{rec:?}");
         // Once the interval has passed, a sync is real again.
-        wal.defer_sync(std::time::Duration::from_millis(200));
-        std::thread::sleep(std::time::Duration::from_millis(250));
+        wal.defer_sync(std::time::Duration::from_millis(200), clock);
+        now.store(399, Ordering::SeqCst);
         wal.append(b"b").expect("append");
         wal.sync().expect("sync");
         fs.crash();
