@@ -16,8 +16,10 @@
 #     protocol the mutant touches (raft/ -> raft, paxos/ -> multipaxos, storage/ and
 #     kv.rs -> both):
 #     a. sim: `stasis sim` (the same node cores and storage code, deterministic, crash /
-#        power-loss / partition / clock faults and membership changes, --sim-faults,
-#        default all,reconfig; node settings varied per schedule) from seed --sim-seed
+#        power-loss / partition / clock / disk / network-timing faults and membership
+#        changes, --sim-faults, default every kind, each schedule a `--swarm` subset of
+#        them unless --sim-swarm off; values of 1 KiB; node settings varied per schedule)
+#        from seed --sim-seed
 #        for --sim-budget of wall time per protocol, stopping at the first failing
 #        schedule; this only tests the mutant because `stasis` itself is built from the
 #        mutated tree. A violation (of linearizability, or a membership change answered
@@ -36,13 +38,16 @@
 #     scripts/mutation-equivalent.txt (name, then a reason; shown, never counted).
 #
 # Usage: sudo scripts/mutation.sh [--out DIR] [--shard K/N | --sample N [--sample-seed S]]
-#            [--sim-budget 60s] [--sim-seed S] [--sim-faults KINDS] [--budget 8m]
+#            [--sim-budget 60s] [--sim-seed S] [--sim-faults KINDS] [--sim-swarm on|off]
+#            [--budget 8m]
 #            [--campaign FILE] [--jobs J]
 #            [--skip-generate] [--skip-baseline] [--no-disk] [--target-dir DIR]
 #   --shard K/N      only the K-th of N slices of the mutants (nightly: a rotating slice)
 #   --sample N       N mutants drawn at random (seed --sample-seed, default 19)
 #   --sim-budget D   wall time of the sim stage per protocol and survivor (0s: no sim)
-#   --sim-faults K   the sim stage's --faults (default all,reconfig)
+#   --sim-faults K   the sim stage's --faults (default every kind:
+#                    all,reconfig,persist,stall,torn,freeze,tcp,outage,lag)
+#   --sim-swarm on|off  each sim schedule a seed-drawn subset of --sim-faults (default on)
 #   --budget D       campaign budget per survivor (0: no real-process campaign)
 #   --skip-generate  reuse OUT/mutants.out from an earlier run (re-run only the stages)
 #   --skip-baseline  keep the unmutated runs already in OUT/results (same budgets and seed)
@@ -60,7 +65,8 @@ sample=""
 sample_seed=19
 sim_budget=60s
 sim_seed=1
-sim_faults=all,reconfig
+sim_faults=all,reconfig,persist,stall,torn,freeze,tcp,outage,lag
+sim_swarm=on
 budget=8m
 campaign=campaigns/nightly.toml
 jobs=1
@@ -77,6 +83,7 @@ while (($#)); do
     --sim-budget) sim_budget=${2:?--sim-budget needs a duration}; shift 2 ;;
     --sim-seed) sim_seed=${2:?--sim-seed needs a number}; shift 2 ;;
     --sim-faults) sim_faults=${2:?--sim-faults needs fault kinds}; shift 2 ;;
+    --sim-swarm) sim_swarm=${2:?--sim-swarm needs on or off}; shift 2 ;;
     --budget) budget=${2:?--budget needs a duration}; shift 2 ;;
     --campaign) campaign=${2:?--campaign needs a file}; shift 2 ;;
     --jobs) jobs=${2:?--jobs needs a number}; shift 2 ;;
@@ -108,6 +115,11 @@ for d in "$sim_budget" "$budget"; do
     exit 3
   fi
 done
+case $sim_swarm in
+  on) swarm_flag=(--swarm) ;;
+  off) swarm_flag=() ;;
+  *) echo "mutation.sh: --sim-swarm must be on or off, got '$sim_swarm'" >&2; exit 3 ;;
+esac
 sim_secs=$(seconds "$sim_budget")
 campaign_secs=$(seconds "$budget")
 mkdir -p "$out" "$target_dir"
@@ -287,7 +299,7 @@ run_sim() {
     # The node timing knobs as in the nightly's sim stage (scripts/nightly.sh).
     timeout --kill-after 10 $((sim_secs + 300)) "$bin" sim --protocol "$p" \
       --seed "$sim_seed" --seeds 1000000000 --budget "$sim_budget" --no-shrink \
-      --faults "$sim_faults" \
+      --faults "$sim_faults" "${swarm_flag[@]}" --value-bytes 1024 \
       --node-arg=--tick-ms --node-arg=10 --node-arg=--election-ticks --node-arg=60 \
       --node-arg=--heartbeat-ticks --node-arg=10 \
       --store "$out/store/$label-sim" >"$out/results/$label-sim-$p.log" 2>&1 || rc=$?
@@ -384,7 +396,7 @@ reset_tree
 
 # 4. The table.
 python3 - "$out" scripts/mutation-equivalent.txt "$(git rev-parse --short HEAD)" "$budget" \
-  "$sim_budget" "$sim_seed" "$sim_faults" <<'PY'
+  "$sim_budget" "$sim_seed" "$sim_faults, swarm $sim_swarm, values of 1 KiB" <<'PY'
 import json, os, sys, datetime
 out, eq_file, commit, budget, sim_budget, sim_seed, sim_faults = sys.argv[1:8]
 equivalent = {}
