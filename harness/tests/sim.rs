@@ -41,6 +41,26 @@ fn read_json(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
 }
 
+/// Replays the run directory `dir` into `store` without shrinking: it exits `code` and its
+/// history is byte-identical to the run's. Returns the replay's run directory.
+fn assert_replays(dir: &Path, store: &Path, test: &str, code: i32) -> PathBuf {
+    let (got, text) = sim(&[
+        "--replay",
+        dir.to_str().unwrap(),
+        "--no-shrink",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    assert_eq!(got, Some(code), "{test} replay: {text}");
+    let replayed = runs(store, test).remove(0);
+    assert!(
+        std::fs::read(replayed.join("history.jsonl")).unwrap()
+            == std::fs::read(dir.join("history.jsonl")).unwrap(),
+        "{test}: the replay differs"
+    );
+    replayed
+}
+
 #[test]
 fn same_seed_gives_byte_identical_histories_and_different_seeds_differ() {
     let tmp = tempfile::tempdir().unwrap();
@@ -118,19 +138,11 @@ fn a_seeded_bug_is_found_shrunk_and_replayed() {
         "nothing was shrunk: {text}"
     );
     // The shrunk schedule replays bit for bit and still fails.
-    let replay_store = tmp.path().join("replay");
-    let (code, text) = sim(&[
-        "--replay",
-        shrunk.to_str().unwrap(),
-        "--no-shrink",
-        "--store",
-        replay_store.to_str().unwrap(),
-    ]);
-    assert_eq!(code, Some(1), "{text}");
-    let again = &runs(&replay_store, "sim-raft-commit-minority")[0];
-    assert!(
-        std::fs::read(again.join("history.jsonl")).unwrap()
-            == std::fs::read(shrunk.join("history.jsonl")).unwrap()
+    let again = &assert_replays(
+        shrunk,
+        &tmp.path().join("replay"),
+        "sim-raft-commit-minority",
+        1,
     );
     // `stasis check` reads the history like any other run's.
     let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
@@ -285,20 +297,11 @@ fn unsafe_reconfig_is_caught_under_membership_changes_and_replays() {
             "{test}"
         );
         // The failing schedule replays bit for bit.
-        let again = tmp.path().join(format!("{protocol}-replay"));
-        let (code, text) = sim(&[
-            "--replay",
-            dir.to_str().unwrap(),
-            "--no-shrink",
-            "--store",
-            again.to_str().unwrap(),
-        ]);
-        assert_eq!(code, Some(1), "{protocol}: {text}");
-        let replayed = &runs(&again, &format!("sim-{protocol}-unsafe-reconfig"))[0];
-        assert!(
-            std::fs::read(replayed.join("history.jsonl")).unwrap()
-                == std::fs::read(dir.join("history.jsonl")).unwrap(),
-            "{protocol}: the replay differs"
+        assert_replays(
+            dir,
+            &tmp.path().join(format!("{protocol}-replay")),
+            &format!("sim-{protocol}-unsafe-reconfig"),
+            1,
         );
     }
 }
@@ -562,21 +565,7 @@ fn forget_vote_two_leaders_need_the_transport_model_and_replay() {
             .any(|f| f["kind"] == "tcp"),
         "{test}"
     );
-    let again = tmp.path().join("replay");
-    let (code, text) = sim(&[
-        "--replay",
-        dir.to_str().unwrap(),
-        "--no-shrink",
-        "--store",
-        again.to_str().unwrap(),
-    ]);
-    assert_eq!(code, Some(1), "{text}");
-    let replayed = &runs(&again, "sim-raft-forget-vote")[0];
-    assert!(
-        std::fs::read(replayed.join("history.jsonl")).unwrap()
-            == std::fs::read(dir.join("history.jsonl")).unwrap(),
-        "the replay differs"
-    );
+    assert_replays(dir, &tmp.path().join("replay"), "sim-raft-forget-vote", 1);
 }
 
 /// `outage` (several nodes losing power at one instant) and `lag` (one node's links a step
@@ -643,20 +632,11 @@ fn outages_and_lagging_links_reach_durability_and_lease_bugs() {
             .map(|f| f["kind"].as_str().unwrap())
             .collect();
         assert!(kinds.iter().all(|k| *k == faults), "{kinds:?}");
-        let again = tmp.path().join(format!("{bug}-replay"));
-        let (code, text) = sim(&[
-            "--replay",
-            dir.to_str().unwrap(),
-            "--no-shrink",
-            "--store",
-            again.to_str().unwrap(),
-        ]);
-        assert_eq!(code, Some(1), "{bug} replay: {text}");
-        let replayed = &runs(&again, &format!("sim-raft-{bug}"))[0];
-        assert!(
-            std::fs::read(replayed.join("history.jsonl")).unwrap()
-                == std::fs::read(dir.join("history.jsonl")).unwrap(),
-            "{bug}: the replay differs"
+        assert_replays(
+            dir,
+            &tmp.path().join(format!("{bug}-replay")),
+            &format!("sim-raft-{bug}"),
+            1,
         );
     }
     // Swarm: each seed's schedule draws from its own subset of the kinds, the same twice.
