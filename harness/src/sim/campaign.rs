@@ -176,6 +176,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.args.nodes, s.args.spares), (3, Some(2)));
+        assert!(!s.args.swarm);
+        assert_eq!(s.faults(), "all,reconfig");
+        let s = stage(
+            "protocol = \"raft\"\nbudget = \"1m\"\nfaults = \"all,outage,lag\"\nswarm = true",
+        )
+        .unwrap();
+        assert!(s.args.swarm);
+        assert_eq!(s.faults(), "all,outage,lag (swarm)");
         for (bad, says) in [
             ("protocol = \"etcd\"\nbudget = \"1m\"", "raft or multipaxos"),
             ("protocol = \"raft\"\nbudget = \"0s\"", "budget"),
