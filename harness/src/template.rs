@@ -60,6 +60,9 @@ mod tests {
             check_placeholders("{id} {open\u{1b}", &NODE_PLACEHOLDERS),
             Err("open\\u{1b}".to_owned())
         );
-        assert_eq!(check_placeholders("{bogus}", &["id"]), Err("bogus".to_owned()));
+        assert_eq!(
+            check_placeholders("{bogus}", &["id"]),
+            Err("bogus".to_owned())
+        );
     }
 }
