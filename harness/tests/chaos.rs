@@ -230,9 +230,12 @@ fn moments() -> Vec<Moment> {
             marker: Some("start-membership"),
             jitter_ms: 300,
         },
+        // `kill` alone: with `kill,pause` a 4 s run's three or four faults were all pauses
+        // one time in eight or more, and the run ended before any `start-kill` (CI,
+        // STASIS_CHAOS_SEED=10595087597837711350).
         Moment {
             name: "mid-kill",
-            args: &["--nemesis", "kill,pause", "--nemesis-interval", "1s"],
+            args: &["--nemesis", "kill", "--nemesis-interval", "1s"],
             marker: Some("start-kill"),
             jitter_ms: 800,
         },
