@@ -67,6 +67,7 @@ pub struct Attempt {
     pub verdict: String,
     /// What the attempt found, if anything: `not-linearizable` (the checker's), and under
     /// simulation also `abort-took-effect` (a definite membership answer proved false),
+    /// `replicas-diverged` (two nodes applied different entries at one index),
     /// `two-leaders` (two leaders in one Raft term) or `no-progress` (none after the last
     /// fault healed), the first of them in that order ([`crate::sim::Failure`]).
     pub finding: Option<String>,
@@ -132,7 +133,7 @@ pub struct CaseSummary {
     /// bug in the correct code: either way a failure).
     pub caught: u32,
     /// Of the caught runs, how many each finding caught (`not-linearizable`, and under
-    /// simulation `abort-took-effect`, `two-leaders`).
+    /// simulation `abort-took-effect`, `replicas-diverged`, `two-leaders`).
     pub caught_by: BTreeMap<String, u32>,
     /// Median time to first violation over all runs, an uncaught run counting as never;
     /// `None` when at least half the runs did not catch it.

@@ -60,6 +60,29 @@ pub struct HostConfig {
     pub bugs: Vec<&'static str>,
 }
 
+/// One step of the state machine, as an observer checking state-machine safety across
+/// replicas sees it (the simulator, [`Host::watch_applies`]): every replica must apply the
+/// same command at every index and hold the same state at every index it snapshots or
+/// restores. Digests, not bytes, so a long run keeps a few words per entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The entry at `index` was applied; `digest` is of its command bytes (none for an
+    /// entry without a command: a no-op or a configuration).
+    Entry { index: u64, digest: u64 },
+    /// The state after `index` was snapshotted here or restored from a snapshot; `digest`
+    /// is of the serialized state.
+    State { index: u64, digest: u64 },
+}
+
+/// A digest of `bytes` for [`Applied`] (stable within a process: observers compare
+/// replicas of one run).
+fn digest(bytes: Option<&[u8]>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
+}
+
 /// An answer for a request whose outcome cannot be known.
 pub fn unknown(why: &str) -> Value {
     Value::error(format!("UNKNOWN {why}; the outcome is unknown"))
@@ -93,6 +116,8 @@ pub struct Host<C: ConsensusCore, S, A, T> {
     reconfigs: BTreeMap<u64, (A, T)>,
     next_id: u64,
     known_addrs: BTreeMap<NodeId, String>,
+    /// What the state machine did since the last [`Host::take_applies`], when watched.
+    applies: Option<Vec<Applied>>,
 }
 
 impl<C, S, A, T> Host<C, S, A, T>
@@ -116,7 +141,23 @@ where
             reconfigs: BTreeMap::new(),
             next_id: 0,
             known_addrs: BTreeMap::new(),
+            applies: None,
         }
+    }
+
+    /// Records every applied entry and every snapshot taken or restored from now on, for
+    /// [`Host::take_applies`] (the simulator's state-machine safety check; off in the
+    /// runtime).
+    pub fn watch_applies(&mut self) {
+        self.applies.get_or_insert_with(Vec::new);
+    }
+
+    /// What the state machine did since the last call (empty unless watched).
+    pub fn take_applies(&mut self) -> Vec<Applied> {
+        self.applies
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     pub fn core(&self) -> &C {
@@ -297,12 +338,24 @@ where
                     w.reply
                         .answer(unknown("the entry was installed inside a snapshot"));
                 }
+                if let Some(log) = self.applies.as_mut() {
+                    log.push(Applied::State {
+                        index,
+                        digest: digest(Some(&data)),
+                    });
+                }
                 self.kv = kv;
                 self.applied = index;
                 self.last_snapshot = index;
             }
             Apply::Entry { index, term, data } => {
                 self.applied = index;
+                if let Some(log) = self.applies.as_mut() {
+                    log.push(Applied::Entry {
+                        index,
+                        digest: digest(data.as_deref()),
+                    });
+                }
                 let reply = match data.map(|d| Command::decode(&d)) {
                     None => None,
                     Some(Ok(cmd)) => Some(self.kv.apply(&cmd)),
@@ -372,6 +425,12 @@ where
         let every = self.cfg.snapshot_every;
         if every > 0 && self.applied >= self.last_snapshot + every {
             let data = self.kv.snapshot();
+            if let Some(log) = self.applies.as_mut() {
+                log.push(Applied::State {
+                    index: self.applied,
+                    digest: digest(Some(&data)),
+                });
+            }
             tracing::info!(
                 index = self.applied,
                 bytes = data.len(),
@@ -582,6 +641,56 @@ mod tests {
             ]
         );
         assert_eq!(h.pending(), 0);
+    }
+
+    #[test]
+    fn a_watched_host_reports_each_applied_entry_and_snapshot_state_and_an_unwatched_one_nothing() {
+        let answers: Answers = Rc::default();
+        let mut env = Env::default();
+        let mut h = host(1, &[1]);
+        for _ in 0..200 {
+            h.core_mut().tick();
+            h.drain_ready(&mut env).unwrap();
+        }
+        assert!(
+            h.take_applies().is_empty(),
+            "nothing recorded unless watched"
+        );
+        // A snapshot once the second write below is applied.
+        h.cfg.snapshot_every = h.applied() + 2;
+        h.watch_applies();
+        for (n, v) in [b"1", b"2"].into_iter().enumerate() {
+            let req = Request::Set(b"k".to_vec(), v.to_vec());
+            h.request(&env, req, To(n as u32, answers.clone()), 10);
+            h.drain_ready(&mut env).unwrap();
+        }
+        let log = h.take_applies();
+        let entries: Vec<u64> = log
+            .iter()
+            .filter_map(|a| match a {
+                Applied::Entry { index, .. } => Some(*index),
+                Applied::State { .. } => None,
+            })
+            .collect();
+        let first = entries[0];
+        assert_eq!(entries, [first, first + 1]);
+        let Some(&Applied::Entry { digest: d1, .. }) = log.first() else {
+            panic!("the first step is an entry: {log:?}")
+        };
+        let Some(&Applied::Entry { digest: d2, .. }) = log.get(1) else {
+            panic!("the second step is an entry: {log:?}")
+        };
+        assert_ne!(d1, d2, "different commands, different digests");
+        // The snapshot after the second write is the state every replica must hold there.
+        let state = KvStore::restore(&h.kv.snapshot()).unwrap().snapshot();
+        assert_eq!(
+            log.last(),
+            Some(&Applied::State {
+                index: first + 1,
+                digest: digest(Some(&state))
+            })
+        );
+        assert!(h.take_applies().is_empty(), "taken once");
     }
 
     #[test]

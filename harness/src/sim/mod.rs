@@ -5,6 +5,7 @@
 //! usual checker; a failing seed leaves a normal run directory (test.json, history.jsonl,
 //! results.json, report.html) and is shrunk to a smaller failing schedule.
 
+pub mod agreement;
 pub mod campaign;
 pub mod progress;
 pub mod schedule;
@@ -255,6 +256,9 @@ pub struct SimRun {
     /// A membership change answered "definitely not made" that took effect: a safety
     /// finding, counted as a violation ([`crate::nemesis::membership::AbortWatch`]).
     pub abort_violation: Option<String>,
+    /// Two replicas that applied different entries, or held different states, at one
+    /// index ([`world::Outcome::diverged`]): a safety finding, counted as a violation.
+    pub diverged: Option<String>,
     /// A node that could not restart from its disk after a crash or power loss the disk
     /// model allows ([`world::Outcome::restart_failed`]): an availability finding.
     pub restart_failed: Option<String>,
@@ -268,6 +272,9 @@ pub enum Failure {
     NotLinearizable,
     /// A membership change answered "definitely not made" took effect.
     AbortTookEffect,
+    /// Two replicas applied different entries (or held different states) at one index:
+    /// State Machine Safety broken, whether or not a client saw it.
+    Diverged,
     /// Two nodes led in one Raft term: Raft's Election Safety broken, whether or not a
     /// client saw it ([`SimRun::split_terms`]).
     TwoLeaders,
@@ -284,6 +291,7 @@ impl Failure {
         match self {
             Failure::NotLinearizable => checker::Verdict::NotLinearizable.id(),
             Failure::AbortTookEffect => "abort-took-effect",
+            Failure::Diverged => "replicas-diverged",
             Failure::TwoLeaders => "two-leaders",
             Failure::CannotRestart => "cannot-restart",
             Failure::NoProgress => "no-progress",
@@ -304,6 +312,8 @@ impl SimRun {
             Some(Failure::NotLinearizable)
         } else if self.abort_violation.is_some() {
             Some(Failure::AbortTookEffect)
+        } else if self.diverged.is_some() {
+            Some(Failure::Diverged)
         } else if self.split_terms > 0 {
             Some(Failure::TwoLeaders)
         } else if self.restart_failed.is_some() {
@@ -321,6 +331,7 @@ impl SimRun {
         match failure {
             Failure::NotLinearizable => None,
             Failure::AbortTookEffect => self.abort_violation.clone(),
+            Failure::Diverged => self.diverged.clone(),
             Failure::TwoLeaders => Some(format!(
                 "two leaders in one term in {} term(s) (Raft Election Safety)",
                 self.split_terms
@@ -390,6 +401,7 @@ fn simulate_with(spec: &SimSpec, check_timeout: Duration, node_logs: bool) -> Re
             .recovery_ns
             .map(|r| r as f64 / out.election_ns.max(1) as f64),
         abort_violation: out.abort_violation,
+        diverged: out.diverged,
         restart_failed: out.restart_failed,
     })
 }
@@ -606,7 +618,7 @@ pub struct Sweep {
 
 impl Sweep {
     /// 0 all linearizable and progressing, 1 a violation (of linearizability, of a
-    /// definite membership answer or of Raft's Election Safety), 4 no progress after the
+    /// definite membership answer, of State Machine Safety or of Raft's Election Safety), 4 no progress after the
     /// heal or a node that could not restart (no violation), 2 an unknown verdict.
     pub fn exit_code(&self) -> u8 {
         if self.violations > 0 {
@@ -698,6 +710,7 @@ pub fn execute(args: &SimArgs) -> Result<Sweep> {
                 let label = match failure {
                     Failure::NotLinearizable => "NOT LINEARIZABLE",
                     Failure::AbortTookEffect => "MEMBERSHIP ANSWER VIOLATED",
+                    Failure::Diverged => "REPLICAS DIVERGED",
                     Failure::TwoLeaders => "TWO LEADERS IN ONE TERM",
                     Failure::CannotRestart => "NODE CANNOT RESTART",
                     Failure::NoProgress => "NO PROGRESS",

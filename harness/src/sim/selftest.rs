@@ -242,6 +242,7 @@ mod tests {
             stalled: stalled.then(|| "no write after the heal".to_owned()),
             recovery_timeouts: None,
             abort_violation: abort.then(|| "n4 removed after 'not made'".to_owned()),
+            diverged: None,
             restart_failed: None,
         }
     }

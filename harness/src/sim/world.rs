@@ -34,6 +34,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
 
+use super::agreement::Agreement;
 use super::progress::Progress;
 use super::schedule::{Fault, FaultKind, Shape};
 use crate::client::resp::{Reply, classify};
@@ -437,6 +438,9 @@ pub struct Outcome {
     /// A membership change answered "definitely not made" that took effect
     /// ([`AbortWatch`]): a safety finding.
     pub abort_violation: Option<String>,
+    /// Two replicas that applied different entries (or held different states) at one
+    /// index ([`Agreement`]): a safety finding whether or not a client saw it.
+    pub diverged: Option<String>,
     /// Set when a node could not restart from what its disk kept after a crash or power
     /// loss the disk model allows: an availability finding about the node (the run stops
     /// there; the history until then is checked as usual).
@@ -496,6 +500,8 @@ pub struct World<C: ConsensusCore, S> {
     stalled: Option<String>,
     aborts: AbortWatch,
     abort_violation: Option<String>,
+    agreement: Agreement,
+    diverged: Option<String>,
     restart_failed: Option<String>,
 }
 
@@ -609,6 +615,8 @@ where
             stalled: None,
             aborts: AbortWatch::default(),
             abort_violation: None,
+            agreement: Agreement::default(),
+            diverged: None,
             restart_failed: None,
         };
         for i in 0..n {
@@ -662,7 +670,9 @@ where
             }
             Err(e) => return Err(e.context(format!("simulated n{} cannot start", node.cfg.id))),
         };
-        node.host = Some(Host::new(node::boot::host_config(&node.cfg), core, storage));
+        let mut host = Host::new(node::boot::host_config(&node.cfg), core, storage);
+        host.watch_applies();
+        node.host = Some(host);
         node.incarnation += 1;
         node.missed_ticks = 0;
         let inc = node.incarnation;
@@ -891,6 +901,7 @@ where
         }
         drained.with_context(|| format!("simulated n{id} stopped"))?;
         self.watch_split(i);
+        self.watch_agreement(i);
         let from = self.nodes[i].cfg.id;
         let from_inc = self.nodes[i].incarnation;
         let first_out = self.seq + 1;
@@ -1329,6 +1340,7 @@ where
             recovery_ns: self.progress.recovery_ns(),
             election_ns: self.progress.election_ns,
             abort_violation: self.abort_violation,
+            diverged: self.diverged,
             restart_failed: self.restart_failed,
         })
     }
@@ -1465,6 +1477,23 @@ where
             .max()
             .unwrap_or(0);
         (v.term >= highest).then_some(v)
+    }
+
+    /// Checks what node `i` applied in its last batch against the other replicas
+    /// ([`Agreement`]); the first divergence is recorded (in the history's nemesis log
+    /// too) and ends nothing: the run goes on, as with a split brain.
+    fn watch_agreement(&mut self, i: usize) {
+        let Some(host) = self.nodes[i].host.as_mut() else {
+            return;
+        };
+        let steps = host.take_applies();
+        let found = self.agreement.observe(self.nodes[i].cfg.id, &steps);
+        if let Some(d) = found
+            && self.diverged.is_none()
+        {
+            self.nemesis("replicas-diverged".into(), json!({"finding": d}));
+            self.diverged = Some(d);
+        }
     }
 
     /// Records the first definite-abort violation (in the history's nemesis log too).
