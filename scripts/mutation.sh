@@ -46,7 +46,7 @@
 #   --sample N       N mutants drawn at random (seed --sample-seed, default 19)
 #   --sim-budget D   wall time of the sim stage per protocol and survivor (0s: no sim)
 #   --sim-faults K   the sim stage's --faults (default every kind:
-#                    all,reconfig,persist,stall,torn,freeze,tcp,outage,lag)
+#                    all,reconfig,persist,stall,torn,freeze,tcp,outage,lag,apply)
 #   --sim-swarm on|off  each sim schedule a seed-drawn subset of --sim-faults (default on)
 #   --budget D       campaign budget per survivor (0: no real-process campaign)
 #   --skip-generate  reuse OUT/mutants.out from an earlier run (re-run only the stages)
@@ -65,7 +65,7 @@ sample=""
 sample_seed=19
 sim_budget=60s
 sim_seed=1
-sim_faults=all,reconfig,persist,stall,torn,freeze,tcp,outage,lag
+sim_faults=all,reconfig,persist,stall,torn,freeze,tcp,outage,lag,apply
 sim_swarm=on
 budget=8m
 campaign=campaigns/nightly.toml

@@ -90,7 +90,7 @@ for protocol in raft multipaxos; do
   echo "nightly.sh: sim $protocol, swarm over every kind (10 min over fresh seeds from $sim_seed)"
   rc=0
   "$stasis" sim --protocol "$protocol" --seed "$sim_seed" --seeds 1000000 --budget 10m \
-    --faults all,persist,stall,torn,freeze,tcp,outage,lag,reconfig --swarm --value-bytes 1024 \
+    --faults all,persist,stall,torn,freeze,tcp,outage,lag,apply,reconfig --swarm --value-bytes 1024 \
     --store "$store" || rc=$?
   if ((rc != 0 && sim_rc == 0)); then sim_rc=$rc; fi
 done

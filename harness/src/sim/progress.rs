@@ -1,10 +1,14 @@
 //! The progress property of `stasis sim`: once the last fault of a schedule has healed
 //! (every fault stopped, every membership change finished), the cluster must elect a
 //! leader and complete client operations, an acknowledged write and an acknowledged
-//! read, both invoked after the heal, within a bound stated in election timeouts. A
-//! schedule that misses it is a finding beside the linearizability verdict (a
-//! linearizability check cannot see a cluster that stops answering), as a message storm
-//! is. Nothing here knows a protocol: the bound comes from the nodes' own timing flags.
+//! read, both invoked after the heal, within a bound stated in election timeouts; and
+//! every voter must converge: apply at least what the most advanced replica had applied
+//! when those operations completed, within the same bound. A schedule that misses it is a
+//! finding beside the linearizability verdict (a linearizability check cannot see a
+//! cluster that stops answering, nor a replica that never catches up while a majority
+//! goes on without it: a lost snapshot transfer, a follower's log never repaired), as a
+//! message storm is. Nothing here knows a protocol: the bound comes from the nodes' own
+//! timing flags.
 
 /// The bound, in election timeouts (`--election-ticks` x `--tick-ms`, the lower end of
 /// the randomized range), on top of one client operation timeout. Chosen from the slowest
@@ -24,6 +28,11 @@ pub struct Progress {
     healed_at: Option<u64>,
     wrote: Option<u64>,
     read: Option<u64>,
+    /// The index every voter must apply: the highest any replica had applied when the
+    /// write and the read completed.
+    target: Option<u64>,
+    /// When every voter had applied it.
+    converged: Option<u64>,
 }
 
 impl Progress {
@@ -35,6 +44,8 @@ impl Progress {
             healed_at: None,
             wrote: None,
             read: None,
+            target: None,
+            converged: None,
         }
     }
 
@@ -69,9 +80,31 @@ impl Progress {
         }
     }
 
-    /// Whether the property holds (an acknowledged write and read after the heal).
+    /// Whether the cluster made progress (an acknowledged write and read after the heal).
     pub fn done(&self) -> bool {
         self.wrote.is_some() && self.read.is_some()
+    }
+
+    /// Once progress held: the index every voter must reach, fixed by the first call
+    /// (the highest index any replica has applied, `applied`). Returns it.
+    pub fn converge_to(&mut self, applied: u64) -> Option<u64> {
+        if self.done() {
+            Some(*self.target.get_or_insert(applied))
+        } else {
+            None
+        }
+    }
+
+    /// Every voter had applied the target at `now` (the first call counts).
+    pub fn converged(&mut self, now: u64) {
+        if self.target.is_some() {
+            self.converged.get_or_insert(now);
+        }
+    }
+
+    /// Whether the whole property holds: progress, then every voter caught up.
+    pub fn settled(&self) -> bool {
+        self.done() && self.converged.is_some()
     }
 
     /// Time from the heal until the property held (ns).
@@ -81,9 +114,10 @@ impl Progress {
     }
 
     /// The finding when the property did not hold (`leader`: who leads now, as STATUS
-    /// would say), or `None` if it held or cannot be judged yet at `now`.
-    pub fn finding(&self, now: u64, leader: &str) -> Option<String> {
-        if self.done() {
+    /// would say; `lagging`: the voters short of the target and what they applied), or
+    /// `None` if it held or cannot be judged yet at `now`.
+    pub fn finding(&self, now: u64, leader: &str, lagging: &str) -> Option<String> {
+        if self.settled() {
             return None;
         }
         let secs = |ns: u64| ns as f64 / 1e9;
@@ -102,6 +136,13 @@ impl Progress {
         let d = h + self.bound_ns;
         if now < d {
             return None;
+        }
+        if let Some(target) = self.target.filter(|_| self.done()) {
+            return Some(format!(
+                "no convergence: {lagging} had not applied index {target} (applied by a replica when the cluster made progress after the last fault healed at {:.3} s) within {timeouts}; at {:.3} s {leader}",
+                secs(h),
+                secs(now)
+            ));
         }
         let mut missing = Vec::new();
         if self.wrote.is_none() {
@@ -141,8 +182,12 @@ mod tests {
         p.completed(1_100 * MS, 1_200 * MS, true, false);
         p.completed(1_100 * MS, 7_600 * MS, true, true);
         assert!(!p.done());
-        assert_eq!(p.finding(5_000 * MS, "n1 leads"), None, "not judged yet");
-        let f = p.finding(7_500 * MS, "no node says it leads").unwrap();
+        assert_eq!(
+            p.finding(5_000 * MS, "n1 leads", ""),
+            None,
+            "not judged yet"
+        );
+        let f = p.finding(7_500 * MS, "no node says it leads", "").unwrap();
         assert!(
             f.starts_with("no progress: no acknowledged write or read invoked after")
                 && f.contains("20 election timeouts of 300 ms")
@@ -151,18 +196,39 @@ mod tests {
             "{f}"
         );
         p.completed(1_100 * MS, 1_300 * MS, false, true);
-        let f = p.finding(7_500 * MS, "n1 leads").unwrap();
+        let f = p.finding(7_500 * MS, "n1 leads", "").unwrap();
         assert!(f.contains("no acknowledged read invoked"), "{f}");
+        p.converged(1_300 * MS);
+        assert_eq!(p.converge_to(50), None, "no target before progress");
         p.completed(1_200 * MS, 1_400 * MS, true, true);
         assert!(p.done());
-        assert_eq!(p.finding(9_000 * MS, "n1 leads"), None);
+        assert!(
+            !p.settled(),
+            "progress, but the replicas not yet seen converged"
+        );
         assert_eq!(p.recovery_ns(), Some(400 * MS));
+        // The target is the first one given; a replica still short of it is the finding.
+        assert_eq!(p.converge_to(60), Some(60));
+        assert_eq!(p.converge_to(90), Some(60));
+        assert_eq!(p.finding(5_000 * MS, "n1 leads", "n3 (at 12)"), None);
+        let f = p
+            .finding(7_500 * MS, "n1 leads", "n3 (at 12)")
+            .expect("a lagging replica past the bound");
+        assert!(
+            f.starts_with("no convergence: n3 (at 12) had not applied index 60")
+                && f.contains("healed at 1.000 s")
+                && !f.contains('\n'),
+            "{f}"
+        );
+        p.converged(1_500 * MS);
+        assert!(p.settled());
+        assert_eq!(p.finding(9_000 * MS, "n1 leads", ""), None);
     }
 
     #[test]
     fn faults_that_never_heal_are_a_finding_too() {
         let p = Progress::new(300 * MS, 20, 500 * MS);
-        let f = p.finding(80_000 * MS, "n2 leads").unwrap();
+        let f = p.finding(80_000 * MS, "n2 leads", "").unwrap();
         assert!(f.contains("had not healed by 80.000 s"), "{f}");
     }
 }

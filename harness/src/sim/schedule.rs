@@ -40,9 +40,10 @@ pub const ALL: &[&str] = &[
 /// connections (see [`FaultKind::Tcp`]), a property of the whole run rather than a drawn
 /// fault, so a schedule with it is the schedule without it plus the transport model.
 /// `outage`: several nodes losing power at one instant (see [`FaultKind::Outage`]).
-/// `lag`: one node's links slow by a fixed step (see [`FaultKind::Lag`]).
+/// `lag`: one node's links slow by a fixed step (see [`FaultKind::Lag`]). `apply`:
+/// crashes right after a node's state machine advanced (see [`FaultKind::Apply`]).
 pub const NAMED: &[&str] = &[
-    "reconfig", "persist", "stall", "torn", "freeze", "tcp", "outage", "lag",
+    "reconfig", "persist", "stall", "torn", "freeze", "tcp", "outage", "lag", "apply",
 ];
 
 /// Fault kinds `--faults` can select: [`ALL`], then [`NAMED`].
@@ -86,6 +87,7 @@ pub const SELFTEST_KINDS: &[&str] = &[
     "tcp",
     "outage",
     "lag",
+    "apply",
 ];
 
 /// How a partition splits the nodes.
@@ -145,6 +147,21 @@ pub enum FaultKind {
         pct: u32,
         within_us: u64,
         down_ms: u64,
+    },
+    /// Crashes at state-machine steps, keyed to nothing protocol-specific: whenever a
+    /// node applies committed entries (its applied index advances: a leader that just
+    /// decided a commit, a follower that just learned one, a snapshot installed), with
+    /// probability `pct`% it is killed within `within_us` (with `power_loss`, its unsynced
+    /// writes lost too) and restarted after up to `down_ms`, as long as fewer than half
+    /// the nodes are down. The moment between a leader's commit decision and its peers
+    /// learning of it is where a commit rule that counts the wrong replicas, or a commit
+    /// index that runs ahead of what is durable, loses what it acknowledged; a transition
+    /// fault kills at elections, this one at commits.
+    Apply {
+        pct: u32,
+        within_us: u64,
+        down_ms: u64,
+        power_loss: bool,
     },
     /// A network partition. With `hold`, messages across the cut are held and delivered
     /// when it heals (TCP retransmitting through a partition that drops packets);
@@ -268,6 +285,7 @@ impl FaultKind {
             FaultKind::Bounce { .. } => "bounce",
             FaultKind::Churn { .. } => "churn",
             FaultKind::Transition { .. } => "transition",
+            FaultKind::Apply { .. } => "apply",
             FaultKind::Partition { .. } => "partition",
             FaultKind::Net { .. } => "net",
             FaultKind::Drift { .. } => "drift",
@@ -405,6 +423,12 @@ fn draw_faults(seed: u64, nodes: u64, sim_ns: u64, kinds: &[&str]) -> Vec<Fault>
                 pct: [10, 30, 100][rng.random_range(0..3)],
                 within_us: [200, 1000, 3000, 20_000][rng.random_range(0..4)],
                 down_ms: [5, 50, 300][rng.random_range(0..3)],
+            },
+            "apply" => FaultKind::Apply {
+                pct: [5, 20, 100][rng.random_range(0..3)],
+                within_us: [200, 1000, 3000, 20_000][rng.random_range(0..4)],
+                down_ms: [5, 50, 300][rng.random_range(0..3)],
+                power_loss: rng.random_bool(0.5),
             },
             "partition" => FaultKind::Partition {
                 hold: rng.random_bool(0.5),
@@ -744,13 +768,13 @@ mod tests {
             parse_faults("all,reconfig,persist,stall,torn,freeze,tcp").unwrap(),
             with
         );
-        with.extend(["outage", "lag"]);
+        with.extend(["outage", "lag", "apply"]);
         assert_eq!(
-            parse_faults("all,reconfig,persist,stall,torn,freeze,tcp,outage,lag").unwrap(),
+            parse_faults("all,reconfig,persist,stall,torn,freeze,tcp,outage,lag,apply").unwrap(),
             with
         );
         assert_eq!(
-            parse_faults("lag,outage,tcp,freeze,torn,stall,reconfig,persist,all")
+            parse_faults("apply,lag,outage,tcp,freeze,torn,stall,reconfig,persist,all")
                 .unwrap()
                 .len(),
             KINDS.len()
