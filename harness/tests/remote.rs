@@ -1106,3 +1106,60 @@ fn a_controller_killed_mid_disk_fault_leaves_nothing_after_clean() {
 fn disk_fault_latency_local_vs_ssh() {
     latency_table(&[(&["disk-full,slow-disk", "30s"], "7", &["disk"])]);
 }
+
+/// `stasis diskfault-agent` on a host unmounts and exits on SIGTERM and on SIGINT (not
+/// only when its session ends), and its session then reports it gone; a switch set over
+/// the session reads back first.
+#[test]
+fn the_disk_agent_unmounts_on_sigterm_and_sigint() {
+    use harness::diskfs::{Disk, agent::DiskAgent};
+    let hosts = Hosts::start(1);
+    let remote = harness::remote::Remote::connect(&hosts.hosts_file).unwrap();
+    let h = &remote.hosts[0];
+    let run = hosts.host_dir("h1").join("stasis-signals");
+    let node_dir = run.join("n1");
+    let agent_dir = run.join("n1-disk-agent");
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let disk = Disk::Remote(
+            DiskAgent::start(
+                h,
+                agent_dir.to_str().unwrap(),
+                env!("CARGO_BIN_EXE_stasis"),
+                node_dir.to_str().unwrap(),
+                "n1",
+                &hosts.tmp.path().join(format!("agent-{sig}.log")),
+            )
+            .unwrap(),
+        );
+        assert_eq!(disk.slow(7).unwrap(), 0, "{sig}");
+        let mounts = hosts.disk_mounts();
+        assert_eq!(mounts.len(), 1, "{sig}: {mounts:?}");
+        assert!(mounts[0].contains("stasis-"), "{mounts:?}");
+        let pid: i32 = std::fs::read_to_string(agent_dir.join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !disk_agents(&hosts).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{sig}: the agent still runs after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mounts = hosts.disk_mounts();
+        assert!(mounts.is_empty(), "{sig}: mount left: {mounts:?}");
+        let e = disk.slow(0).unwrap_err().to_string();
+        assert!(e.contains("gone") || e.contains("ended"), "{sig}: {e}");
+        // The agent exited cleanly (0) after unmounting.
+        disk.unmount().unwrap();
+    }
+    harness::remote::remove_run(h, run.to_str().unwrap()).unwrap();
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+}
