@@ -1109,9 +1109,10 @@ fn disk_fault_latency_local_vs_ssh() {
 
 /// `stasis diskfault-agent` on a host unmounts and exits on SIGTERM and on SIGINT (not
 /// only when its session ends), and its session then reports it gone; a switch set over
-/// the session reads back first.
+/// the session reads back first. One killed outright leaves its mount, which `stasis
+/// clean --hosts` detaches.
 #[test]
-fn the_disk_agent_unmounts_on_sigterm_and_sigint() {
+fn the_disk_agent_unmounts_on_signals_and_clean_detaches_a_killed_ones_mount() {
     use harness::diskfs::{Disk, agent::DiskAgent};
     let hosts = Hosts::start(1);
     let remote = harness::remote::Remote::connect(&hosts.hosts_file).unwrap();
@@ -1159,7 +1160,49 @@ fn the_disk_agent_unmounts_on_sigterm_and_sigint() {
         // The agent exited cleanly (0) after unmounting.
         disk.unmount().unwrap();
     }
-    harness::remote::remove_run(h, run.to_str().unwrap()).unwrap();
+    // An agent killed outright leaves its mount (the connection aborted) and its pid
+    // file: `stasis clean --hosts` detaches the mount and removes the directory.
+    let disk = Disk::Remote(
+        DiskAgent::start(
+            h,
+            agent_dir.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_stasis"),
+            node_dir.to_str().unwrap(),
+            "n1",
+            &hosts.tmp.path().join("agent-kill.log"),
+        )
+        .unwrap(),
+    );
+    let pid: i32 = std::fs::read_to_string(agent_dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !disk_agents(&hosts).is_empty() {
+        assert!(Instant::now() < deadline, "SIGKILL: the agent still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        disk.unmount().is_err(),
+        "a killed agent cannot exit cleanly"
+    );
+    assert_eq!(hosts.disk_mounts().len(), 1, "a killed agent left no mount");
+    drop(remote);
+    let clean = hosts.stasis(&["clean"]);
+    let t = text(&clean);
+    assert_eq!(clean.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("1 run directories, 0 iptables chains, 1 disk mounts"),
+        "{t}"
+    );
+    let mounts = hosts.disk_mounts();
+    assert!(mounts.is_empty(), "mount left after clean: {mounts:?}");
     let left = hosts.leftovers();
     assert!(left.is_empty(), "left on the hosts: {left:?}");
 }
