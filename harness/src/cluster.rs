@@ -39,6 +39,8 @@ struct RemoteProc {
     upload: Option<(PathBuf, String)>,
     /// The host's libfaketime, when the node's clock may be moved.
     faketime: Option<String>,
+    /// The uploaded `stasis` on the host, for the disk-fault agent.
+    stasis: Option<String>,
     pid: Option<u32>,
 }
 
@@ -54,8 +56,9 @@ pub struct Cluster<'t> {
     /// How to change the voter set (the spec's `[membership]`), for the membership nemesis.
     pub membership: Option<crate::sut::Membership>,
     /// The disk-fault filesystems over the nodes' data directories (empty unless
-    /// [`Cluster::mount_disks`] was called); unmounted after the nodes stop.
-    disks: Vec<crate::diskfs::Mounted>,
+    /// [`Cluster::mount_disks`] was called), here or by agents on the nodes' hosts;
+    /// unmounted after the nodes stop.
+    disks: Vec<crate::diskfs::Disk>,
     /// The packet delayer, when the run has a baseline latency or the net nemesis.
     pub shaper: Option<crate::netfault::Shaper>,
 }
@@ -114,7 +117,8 @@ impl<'t> Cluster<'t> {
 
     /// Makes node `i` run on a remote host, in `dir` there; `upload` maps a local program
     /// path to its uploaded copy; `faketime` is the host's libfaketime when the node's
-    /// clock may be moved. Call before the node starts.
+    /// clock may be moved; `stasis` the uploaded `stasis` there, when the node's disk may
+    /// be faulted. Call before the node starts.
     pub fn place_remote(
         &mut self,
         i: usize,
@@ -122,12 +126,14 @@ impl<'t> Cluster<'t> {
         dir: String,
         upload: Option<(PathBuf, String)>,
         faketime: Option<String>,
+        stasis: Option<String>,
     ) {
         self.nodes[i].remote = Some(RemoteProc {
             host,
             dir,
             upload,
             faketime,
+            stasis,
             pid: None,
         });
     }
@@ -141,21 +147,71 @@ impl<'t> Cluster<'t> {
     }
 
     /// Mounts a disk-fault filesystem over every node's data directory (backing state in
-    /// `<node>/disk/`). Call before the nodes start.
+    /// `<node>/disk/`): here for a local node, by `stasis diskfault-agent` on the host for
+    /// a remote one (its pid file in `<node>-disk-agent/` there, its messages in
+    /// `<run>/<node>-disk-agent.log` here). Call before the nodes start.
     pub fn mount_disks(&mut self) -> Result<()> {
-        for n in &self.nodes {
-            let m = crate::diskfs::mount_node(
-                &n.info.dir.join("disk"),
-                &n.info.data_dir(),
-                &n.info.name,
-            )?;
-            self.disks.push(m);
+        use crate::diskfs::{Disk, agent::DiskAgent};
+        let mounted: Vec<Result<Disk>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .nodes
+                .iter()
+                .map(|n| {
+                    s.spawn(move || match &n.remote {
+                        None => crate::diskfs::mount_node(
+                            &n.info.dir.join("disk"),
+                            &n.info.data_dir(),
+                            &n.info.name,
+                        )
+                        .map(Disk::Local),
+                        Some(r) => {
+                            let bin = r.stasis.as_deref().with_context(|| {
+                                format!(
+                                    "stasis was not uploaded to {} for the disk-fault agent",
+                                    r.host.target()
+                                )
+                            })?;
+                            let log = n
+                                .info
+                                .dir
+                                .with_file_name(format!("{}-disk-agent.log", n.info.name));
+                            DiskAgent::start(
+                                &r.host,
+                                &format!("{}-disk-agent", r.dir),
+                                bin,
+                                &r.dir,
+                                &n.info.name,
+                                &log,
+                            )
+                            .map(Disk::Remote)
+                            .with_context(|| {
+                                format!(
+                                    "cannot mount {}'s disk-fault filesystem on {} (FUSE there: `stasis doctor --hosts` checks it)",
+                                    n.info.name,
+                                    r.host.target()
+                                )
+                            })
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("mount thread panicked")))
+                })
+                .collect()
+        });
+        // Dropping what did mount (on an error) unmounts it.
+        for m in mounted {
+            self.disks.push(m?);
         }
         Ok(())
     }
 
     /// Node `i`'s disk-fault filesystem, if mounted.
-    pub fn disk(&self, i: usize) -> Option<&crate::diskfs::Mounted> {
+    pub fn disk(&self, i: usize) -> Option<&crate::diskfs::Disk> {
         self.disks.get(i)
     }
 

@@ -654,6 +654,66 @@ if [ -n "$m" ]; then echo "missing:$m" >&2; exit 1; fi"#,
         nfq,
         "the net nemesis and --net-latency need the host kernel's nfnetlink_queue and the iptables NFQUEUE target (modprobe nfnetlink_queue xt_NFQUEUE there)",
     );
+    // The disk-fault filesystem as a run mounts it: /dev/fuse there, this stasis uploaded,
+    // its agent started over ssh mounting a directory of the doctor's own, a fault
+    // switched and read back, then stopped; the mount must be gone.
+    let fuse = (|| -> Result<String> {
+        let dev = h.script_ok(
+            "looking for /dev/fuse and fusermount",
+            r#"[ -c /dev/fuse ] || { echo "no /dev/fuse" >&2; exit 1; }
+for t in fusermount3 fusermount; do command -v "$t" >/dev/null 2>&1 && { echo "$t"; exit 0; }; done
+echo none"#,
+            &[],
+        )?;
+        let fusermount = match dev.trim() {
+            "none" => "no fusermount (not needed as root: the mount is made directly)".to_owned(),
+            t => format!("{t} present"),
+        };
+        let me = std::env::current_exe()?;
+        let dir = remote::run_dir(&h.spec, "doctor-disk");
+        let log = std::env::temp_dir().join(format!(
+            "stasis-doctor-disk-agent-{}-{k}.log",
+            std::process::id()
+        ));
+        let ran = remote::make_dir(h, &dir)
+            .and_then(|_| h.upload(&me, &format!("{dir}/stasis")))
+            .and_then(|_| {
+                let disk = crate::diskfs::Disk::Remote(crate::diskfs::agent::DiskAgent::start(
+                    h,
+                    &format!("{dir}/n-disk-agent"),
+                    &format!("{dir}/stasis"),
+                    &format!("{dir}/n"),
+                    "doctor",
+                    &log,
+                )?);
+                let mounted = remote::mounts_under(h, &dir);
+                let switched = disk.slow(1).and_then(|_| disk.slow(0));
+                let stopped = disk.unmount();
+                let mounted = mounted?;
+                switched?;
+                stopped?;
+                if mounted.is_empty() {
+                    bail!("the agent answered but no stasis- mount was seen under {dir}");
+                }
+                let left = remote::mounts_under(h, &dir)?;
+                if !left.is_empty() {
+                    bail!("the agent left its mount {}", left.join(", "));
+                }
+                Ok(())
+            });
+        let removed = remote::remove_run(h, &dir);
+        let _ = std::fs::remove_file(&log);
+        ran.and(removed)?;
+        Ok(format!(
+            "/dev/fuse present, {fusermount}; the disk-fault filesystem (stasis diskfault-agent) mounted, switched a fault and unmounted"
+        ))
+    })();
+    add(
+        "FUSE",
+        false,
+        fuse,
+        "the disk nemesis needs /dev/fuse on the host (modprobe fuse there; apt-get install fuse3 for fusermount)",
+    );
     let faketime =
         crate::faketime::remote_library(h).map(|p| format!("{p} fakes the clock of date"));
     add(

@@ -53,8 +53,9 @@ enum Cmd {
     /// namespaces recorded by runs whose harness is gone. Live runs are not touched.
     Clean {
         /// Clean these remote hosts instead of this machine: kill the nodes of every run
-        /// directory under each host's `dir`, remove those directories and our iptables
-        /// chains (do not run it while a run uses the hosts).
+        /// directory under each host's `dir` and their agents, detach their disk-fault
+        /// mounts, remove those directories and our iptables chains (do not run it while
+        /// a run uses the hosts).
         #[arg(long)]
         hosts: Option<PathBuf>,
     },
@@ -92,6 +93,19 @@ enum Cmd {
         peers: Vec<std::net::Ipv4Addr>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// The disk-fault filesystem of a remote host (started by `stasis test --hosts` over
+    /// ssh, not by hand): mounts it over `--mount` (state in `--backing`) and applies the
+    /// faults it is sent on stdin until stdin closes or SIGTERM/SIGINT, then unmounts.
+    #[command(name = "diskfault-agent", hide = true)]
+    DiskfaultAgent {
+        #[arg(long)]
+        backing: PathBuf,
+        #[arg(long)]
+        mount: PathBuf,
+        /// The node's name (in the mount's source, `stasis-<pid>-<node>`).
+        #[arg(long)]
+        node: String,
     },
 }
 
@@ -138,6 +152,11 @@ fn main() -> ExitCode {
         Cmd::Replay(args) => replay::run(args),
         Cmd::Serve(args) => serve::run(args),
         Cmd::NetfaultAgent { peers, seed } => harness::netfault::agent::serve(peers, *seed),
+        Cmd::DiskfaultAgent {
+            backing,
+            mount,
+            node,
+        } => harness::diskfs::agent::serve(backing, mount, node),
     };
     ExitCode::from(code)
 }
@@ -162,12 +181,13 @@ fn clean_hosts_cmd(path: &std::path::Path) -> u8 {
         let done = r.each(|_, h| harness::remote::clean_host(h))?;
         for (k, c) in done.iter().enumerate() {
             println!(
-                "host {} ({}): removed {} processes, {} run directories, {} iptables chains",
+                "host {} ({}): removed {} processes, {} run directories, {} iptables chains, {} disk mounts",
                 k + 1,
                 r.hosts[k].target(),
                 c.processes,
                 c.dirs,
-                c.chains
+                c.chains,
+                c.mounts
             );
         }
         Ok(())

@@ -158,7 +158,8 @@ pub struct TestArgs {
     pub client_routing: crate::client::Routing,
     /// Run the nodes on remote hosts reached over SSH instead of in local namespaces: a
     /// TOML file with one `[[host]]` per node (address, user, port, key, sudo, dir); see
-    /// docs/REMOTE.md. Kill, pause, partition, clock and membership faults work remotely.
+    /// docs/REMOTE.md. Every fault works remotely (disk faults through `stasis
+    /// diskfault-agent` on each host).
     #[arg(long)]
     #[serde(default)]
     pub hosts: Option<PathBuf>,
@@ -373,7 +374,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
         bail!("the membership nemesis needs at least 2 nodes in all: give --spares 1 or more");
     }
     if args.hosts.is_some() {
-        check_remote_support(args, &spec, &mut families)?;
+        check_remote_support(args, &spec)?;
     } else {
         require_root()?;
     }
@@ -495,6 +496,7 @@ fn run_inner(args: &TestArgs, mut families: Vec<Family>, overrides: &Overrides) 
                 spec.uses_stasis_node().then_some(bin.as_path()),
                 families.contains(&Family::Clock),
                 families.contains(&Family::Net) || args.net_latency.is_some(),
+                args.mounts_disks(),
             )?;
             let topo = Topology::remote(&r.places)?;
             topo.set_run_dir(&dir.path)?;
@@ -856,26 +858,10 @@ fn drive(
 }
 
 /// Refuses, with one line each, what remote hosts cannot do yet.
-/// `all` means every fault that works remotely: the others are dropped with a notice.
-fn check_remote_support(args: &TestArgs, spec: &SutSpec, families: &mut Vec<Family>) -> Result<()> {
-    let local_only = [Family::Disk];
-    let named = |f: &Family| args.nemesis.split(',').any(|n| n.trim() == f.name());
-    if families.iter().any(|f| local_only.contains(f) && !named(f)) {
-        families.retain(|f| !local_only.contains(f) || named(f));
-        eprintln!("stasis: --hosts: skipping the disk nemesis (local namespaces only so far)");
-    }
-    if let Some(f) = families.iter().find(|f| local_only.contains(f)) {
-        bail!(
-            "--hosts: the {} nemesis runs only on local namespaces so far; pick from kill, pause, partition, net, clock, membership (--nemesis kill,pause,partition,net,clock)",
-            f.name()
-        );
-    }
+fn check_remote_support(args: &TestArgs, spec: &SutSpec) -> Result<()> {
     if let Some(path) = &args.hosts {
         // Bad input is reported before anything is created.
         crate::remote::hosts::HostsFile::load(path)?;
-    }
-    if args.disk != crate::diskfs::DiskMode::Off {
-        bail!("--hosts: --disk fuse runs only on local namespaces so far");
     }
     if !spec.aux.is_empty() {
         bail!(
@@ -897,8 +883,9 @@ struct RemoteRun {
     dirs: Vec<String>,
     /// The uploaded stasis-node on each host.
     uploaded: Option<String>,
-    /// The uploaded `stasis` on each host (node order), when the run shapes the network:
-    /// its `netfault-agent` runs the packet delayer there.
+    /// The uploaded `stasis` on each host (node order), when the run shapes the network
+    /// or faults disks: its `netfault-agent` runs the packet delayer there, its
+    /// `diskfault-agent` the disk-fault filesystem.
     agent_bin: Option<Vec<String>>,
     /// Each host's libfaketime (node order), when the run moves clocks.
     faketime: Vec<Option<String>>,
@@ -909,7 +896,8 @@ impl RemoteRun {
     /// Connects to the hosts, gives node k host k, creates the run directories, uploads
     /// stasis-node (when the system runs it) and creates our iptables chains; with
     /// `clock`, finds each host's libfaketime (a host without one fails the run); with
-    /// `net`, uploads this `stasis` for the packet delayer's agent.
+    /// `net` or `disk`, uploads this `stasis` for the packet delayer's or the disk-fault
+    /// filesystem's agent.
     fn prepare(
         path: &Path,
         names: &[&str],
@@ -917,6 +905,7 @@ impl RemoteRun {
         node_bin: Option<&Path>,
         clock: bool,
         net: bool,
+        disk: bool,
     ) -> Result<RemoteRun> {
         let mut remote = crate::remote::Remote::connect(path)?;
         let places: Vec<(String, String, std::net::Ipv4Addr)> = remote
@@ -960,13 +949,14 @@ impl RemoteRun {
                 .context("the clock nemesis needs libfaketime on every host (apt-get install libfaketime there)")
         })?;
         run.faketime = faketime;
-        let me = if net {
-            Some(std::env::current_exe().context(
-                "cannot find this stasis binary to upload for the packet delayer on the hosts",
-            )?)
-        } else {
-            None
-        };
+        let me =
+            if net || disk {
+                Some(std::env::current_exe().context(
+                    "cannot find this stasis binary to upload for its agents on the hosts",
+                )?)
+            } else {
+                None
+            };
         let dirs = &run.dirs;
         run.remote.each(|k, h| {
             if k >= n {
@@ -1046,6 +1036,7 @@ impl RemoteRun {
                 format!("{d}/{name}"),
                 upload,
                 self.faketime.get(k).cloned().flatten(),
+                self.agent_bin.as_ref().map(|b| b[k].clone()),
             );
         }
     }

@@ -125,8 +125,31 @@ impl Hosts {
             .unwrap()
     }
 
-    /// What Stasis left on the hosts: run directories, our chains, processes whose argv
-    /// names a host directory.
+    /// The `stasis-` FUSE mounts under the host directories, as each host sees them: its
+    /// sshd runs in a mount namespace of its own (`ip netns exec` makes one), like a
+    /// separate machine, so a host's mounts are in its sshd's /proc/PID/mounts.
+    fn disk_mounts(&self) -> Vec<String> {
+        let dir = format!("{}/dir-", self.tmp.path().display());
+        let mut out = Vec::new();
+        for (k, sshd) in self.sshd.iter().enumerate() {
+            let mounts = std::fs::read_to_string(format!("/proc/{}/mounts", sshd.id()))
+                .unwrap_or_else(|e| panic!("the mounts of host {}'s sshd: {e}", k + 1));
+            for l in mounts.lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if f.len() > 2
+                    && f[0].starts_with("stasis-")
+                    && f[2].starts_with("fuse")
+                    && f[1].starts_with(&dir)
+                {
+                    out.push(format!("host {}: {} on {}", k + 1, f[0], f[1]));
+                }
+            }
+        }
+        out
+    }
+
+    /// What Stasis left on the hosts: run directories, disk-fault mounts, our chains,
+    /// processes whose argv names a host directory.
     fn leftovers(&self) -> Vec<String> {
         let mut left = Vec::new();
         for h in &self.topo.hosts {
@@ -142,6 +165,11 @@ impl Hosts {
             }
         }
         let dir = self.tmp.path().to_string_lossy().into_owned();
+        left.extend(
+            self.disk_mounts()
+                .into_iter()
+                .map(|m| format!("disk-fault mount {m}")),
+        );
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
@@ -164,6 +192,8 @@ impl Hosts {
 
 impl Drop for Hosts {
     fn drop(&mut self) {
+        // (A disk-fault mount a failed run left lives in its host's mount namespace, which
+        // goes away with the host's last process: the agents killed here, then sshd.)
         // Node processes a failed run left: by the pid files in the host directories.
         for h in &self.topo.hosts {
             let pattern = self.host_dir(&h.name);
@@ -230,6 +260,8 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
         "fakes the clock of date",
         // The packet delayer's agent, uploaded and started there.
         "bound NFQUEUE",
+        // The disk-fault filesystem's agent, mounting and unmounting there.
+        "stasis diskfault-agent) mounted, switched a fault and unmounted",
     ] {
         assert!(t.contains(want), "doctor says nothing about {want}:\n{t}");
     }
@@ -641,6 +673,7 @@ fn bad_hosts_files_are_one_line_errors() {
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert_eq!(t.trim().lines().count(), 1, "{t}");
     assert!(t.contains("does not resolve"), "{t}");
+    // The disk nemesis is no longer refused on hosts: the hosts file is what is wrong.
     let out = Command::new(env!("CARGO_BIN_EXE_stasis"))
         .args(["test", "--nemesis", "disk", "--hosts"])
         .arg(&f)
@@ -648,10 +681,8 @@ fn bad_hosts_files_are_one_line_errors() {
         .unwrap();
     let t = text(&out);
     assert_eq!(out.status.code(), Some(3), "{t}");
-    assert!(
-        t.contains("disk nemesis runs only on local namespaces"),
-        "{t}"
-    );
+    assert_eq!(t.trim().lines().count(), 1, "{t}");
+    assert!(t.contains("does not resolve"), "{t}");
 }
 
 /// Whether a host still has the packet delayer's chain or agent process.
@@ -861,4 +892,317 @@ fn an_interrupted_net_run_leaves_nothing_on_the_hosts() {
     assert!(left.is_empty(), "left on the hosts after Ctrl-C: {left:?}");
     let left = delayer_left(&hosts);
     assert!(left.is_empty(), "delayer left after Ctrl-C: {left:?}");
+}
+
+/// The disk-fault agents still running on the hosts (by their argv).
+fn disk_agents(hosts: &Hosts) -> Vec<String> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.rsplit(") ").next().is_some_and(|s| s.starts_with('Z')) {
+            continue;
+        }
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        // The controller's ssh clients name the agent too; only the agent counts.
+        if cmd.split(|b| *b == 0).next() == Some(b"ssh") {
+            continue;
+        }
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("diskfault-agent") && cmd.contains(&*hosts.tmp.path().to_string_lossy()) {
+            left.push(format!("agent process {pid}: {cmd}"));
+        }
+    }
+    left
+}
+
+/// A raft run on the hosts with `nemesis`: passes cleanly with disk faults whose evidence
+/// (what a power loss dropped, the ENOSPC failures and delayed fsyncs counted) came from
+/// the FUSE filesystem the agent on each host mounted over the node's data directory;
+/// the backing state is fetched back, and nothing is left on any host.
+fn disk_run(hosts: &Hosts, nemesis: &str, families: &[&str]) -> Run {
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let run: Run = stasis_test(&[
+        "--hosts",
+        &hosts_file,
+        "--sut",
+        "raft",
+        "--nemesis",
+        nemesis,
+        "--time-limit",
+        "20s",
+        "--nemesis-interval",
+        "2s",
+        "--seed",
+        "3",
+    ]);
+    println!("{nemesis}:\n{}", run.text);
+    assert_clean_pass(&run, families, 50);
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
+    let disk: Vec<&serde_json::Value> = results["faults"]
+        .as_array()
+        .expect("faults in results.json")
+        .iter()
+        .filter(|f| f["family"] == "disk")
+        .collect();
+    assert!(disk.len() >= 2, "too few disk faults:\n{}", run.text);
+    let evidence =
+        serde_json::Value::Array(disk.iter().map(|f| (*f).clone()).collect()).to_string();
+    // Every fault's evidence is the host's filesystem answering: a loss counts what it
+    // dropped, a full disk its ENOSPC failures, a slow one its delayed fsyncs, a
+    // corruption names its file.
+    assert!(
+        [
+            "unsynced ops",
+            "ENOSPC",
+            "fsyncs delayed",
+            "bytes at",
+            "no data file"
+        ]
+        .iter()
+        .any(|w| evidence.contains(w)),
+        "disk faults without the host filesystem's evidence: {evidence}"
+    );
+    for n in ["n1", "n2", "n3"] {
+        // The backing state lived on the host and came back with the node directory.
+        assert!(
+            run.dir.join(n).join("disk/root").is_dir(),
+            "{n}/disk/root not fetched from its host"
+        );
+        assert!(
+            run.dir.join(format!("{n}-disk-agent.log")).is_file(),
+            "no messages file of {n}'s disk agent"
+        );
+    }
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
+    let agents = disk_agents(hosts);
+    assert!(
+        agents.is_empty(),
+        "disk agents left on the hosts: {agents:?}"
+    );
+    run
+}
+
+/// The disk nemesis on ssh hosts, alone and with kills: `stasis diskfault-agent` on each
+/// host mounts the filesystem over the node's data directory there and applies each fault
+/// sent over its ssh session; the histories check, nothing is left.
+#[test]
+fn disk_faults_on_ssh_hosts() {
+    let hosts = Hosts::start(3);
+    let run = disk_run(&hosts, "disk", &["disk"]);
+    let h = checker::history::read_jsonl(&run.dir.join("history.jsonl")).unwrap();
+    let starts: Vec<String> = h
+        .ops
+        .iter()
+        .filter(|o| o.process == checker::history::Process::Nemesis && o.f == "start-disk")
+        .map(|o| serde_json::to_string(&o.value).unwrap())
+        .collect();
+    // Seed 3 draws a power loss in 20 s: the host's filesystem reports what it dropped.
+    assert!(
+        starts
+            .iter()
+            .any(|s| s.contains("lose-unfsynced") && s.contains("bytes_dropped")),
+        "{starts:?}"
+    );
+    // A corruption found the node's data files in the host filesystem's backing store:
+    // the node's writes went through the agent's mount.
+    assert!(
+        starts.iter().any(|s| s.contains(r#""corrupted":{"file":"#)),
+        "{starts:?}"
+    );
+    disk_run(&hosts, "disk,kill", &["disk", "kill"]);
+}
+
+/// A controller SIGKILLed while a disk fault is on: the agents' sessions end with it, so
+/// each agent unmounts and exits; `stasis clean --hosts` removes the rest (nodes, agents
+/// that did not exit, mounts, run directories), and no `stasis-` mount or agent process
+/// is left on any host.
+#[test]
+fn a_controller_killed_mid_disk_fault_leaves_nothing_after_clean() {
+    let hosts = Hosts::start(3);
+    let store = hosts.tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let (mut child, dir) = common::start_background(
+        &store,
+        &[
+            "--hosts",
+            &hosts_file,
+            "--sut",
+            "raft",
+            "--nemesis",
+            "disk-full,slow-disk",
+            "--nemesis-interval",
+            "4s",
+            "--time-limit",
+            "60s",
+            "--seed",
+            "3",
+        ],
+        "start-disk",
+    );
+    // The agents and their mounts are on the hosts when the controller dies.
+    let mounts = hosts.disk_mounts();
+    let agents = disk_agents(&hosts);
+    assert_eq!(
+        mounts.len(),
+        3,
+        "not one mount per host mid-fault: {mounts:?}"
+    );
+    assert_eq!(
+        agents.len(),
+        3,
+        "not one agent per host mid-fault: {agents:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    child.wait().unwrap();
+    assert!(
+        !hosts.leftovers().is_empty(),
+        "a killed controller left nothing behind: the test would prove nothing"
+    );
+    let clean = hosts.stasis(&["clean"]);
+    let t = text(&clean);
+    println!("{t}");
+    assert_eq!(clean.status.code(), Some(0), "{t}");
+    assert!(t.contains("disk mounts"), "{t}");
+    // The agents may still be dying from the kill; give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !disk_agents(&hosts).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agents = disk_agents(&hosts);
+    assert!(agents.is_empty(), "agents left after clean: {agents:?}");
+    let mounts = hosts.disk_mounts();
+    assert!(mounts.is_empty(), "mounts left after clean: {mounts:?}");
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
+    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("check")
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the killed run's history:\n{}",
+        text(&check)
+    );
+}
+
+/// Benchmark (prints a table, asserts no timing): disk faults applied by the local
+/// filesystem thread against `stasis diskfault-agent` over ssh (decision to verified:
+/// `apply_ms`). `cargo test -p harness --test remote -- --ignored disk_fault_latency
+/// --nocapture`; numbers in docs/BENCHMARKS.md ("Remote hosts").
+#[test]
+#[ignore]
+fn disk_fault_latency_local_vs_ssh() {
+    latency_table(&[(&["disk-full,slow-disk", "30s"], "7", &["disk"])]);
+}
+
+/// `stasis diskfault-agent` on a host unmounts and exits on SIGTERM and on SIGINT (not
+/// only when its session ends), and its session then reports it gone; a switch set over
+/// the session reads back first. One killed outright leaves its mount, which `stasis
+/// clean --hosts` detaches.
+#[test]
+fn the_disk_agent_unmounts_on_signals_and_clean_detaches_a_killed_ones_mount() {
+    use harness::diskfs::{Disk, agent::DiskAgent};
+    let hosts = Hosts::start(1);
+    let remote = harness::remote::Remote::connect(&hosts.hosts_file).unwrap();
+    let h = &remote.hosts[0];
+    let run = hosts.host_dir("h1").join("stasis-signals");
+    let node_dir = run.join("n1");
+    let agent_dir = run.join("n1-disk-agent");
+    for sig in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGINT,
+    ] {
+        let disk = Disk::Remote(
+            DiskAgent::start(
+                h,
+                agent_dir.to_str().unwrap(),
+                env!("CARGO_BIN_EXE_stasis"),
+                node_dir.to_str().unwrap(),
+                "n1",
+                &hosts.tmp.path().join(format!("agent-{sig}.log")),
+            )
+            .unwrap(),
+        );
+        assert_eq!(disk.slow(7).unwrap(), 0, "{sig}");
+        let mounts = hosts.disk_mounts();
+        assert_eq!(mounts.len(), 1, "{sig}: {mounts:?}");
+        assert!(mounts[0].contains("stasis-"), "{mounts:?}");
+        let pid: i32 = std::fs::read_to_string(agent_dir.join("pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !disk_agents(&hosts).is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "{sig}: the agent still runs after 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mounts = hosts.disk_mounts();
+        assert!(mounts.is_empty(), "{sig}: mount left: {mounts:?}");
+        let e = disk.slow(0).unwrap_err().to_string();
+        assert!(e.contains("gone") || e.contains("ended"), "{sig}: {e}");
+        // The agent exited cleanly (0) after unmounting.
+        disk.unmount().unwrap();
+    }
+    // An agent killed outright leaves its mount (the connection aborted) and its pid
+    // file: `stasis clean --hosts` detaches the mount and removes the directory.
+    let disk = Disk::Remote(
+        DiskAgent::start(
+            h,
+            agent_dir.to_str().unwrap(),
+            env!("CARGO_BIN_EXE_stasis"),
+            node_dir.to_str().unwrap(),
+            "n1",
+            &hosts.tmp.path().join("agent-kill.log"),
+        )
+        .unwrap(),
+    );
+    let pid: i32 = std::fs::read_to_string(agent_dir.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !disk_agents(&hosts).is_empty() {
+        assert!(Instant::now() < deadline, "SIGKILL: the agent still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        disk.unmount().is_err(),
+        "a killed agent cannot exit cleanly"
+    );
+    assert_eq!(hosts.disk_mounts().len(), 1, "a killed agent left no mount");
+    drop(remote);
+    let clean = hosts.stasis(&["clean"]);
+    let t = text(&clean);
+    assert_eq!(clean.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("1 run directories, 0 iptables chains, 1 disk mounts"),
+        "{t}"
+    );
+    let mounts = hosts.disk_mounts();
+    assert!(mounts.is_empty(), "mount left after clean: {mounts:?}");
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
 }

@@ -2,17 +2,23 @@
 //!
 //! [`model`] keeps the durability bookkeeping (what a power loss drops) over a backing
 //! directory; [`fuse`] serves it to the kernel from a background thread of the harness.
+//! [`ops`] names the faults as operations and [`ops::Disk`] applies them to a node's
+//! filesystem, mounted here or, for a node on a remote host, by `stasis diskfault-agent`
+//! there ([`agent`]).
 //! Each mount's source (fsname) is `stasis-<harness pid>-<node>`, so [`sweep`] (run by
 //! `stasis clean` and at the start of every run) finds the mounts of a harness that died
 //! without unmounting in /proc/mounts and detaches them.
 
+pub mod agent;
 pub mod fuse;
 pub mod model;
+pub mod ops;
 
 use std::path::{Path, PathBuf};
 
 pub use fuse::{Controls, Mounted};
 pub use model::{Corruption, Loss, Store};
+pub use ops::Disk;
 
 /// `stasis test --disk`: whether the nodes' data directories get the disk-fault
 /// filesystem even when no disk fault is scheduled (to measure its cost).

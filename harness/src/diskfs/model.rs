@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The FUSE inode number of the root directory.
 pub const ROOT: u64 = 1;
@@ -58,7 +58,7 @@ impl DataOp {
 }
 
 /// What a simulated power loss dropped.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Loss {
     /// Files whose contents reverted.
     pub files: usize,
@@ -73,7 +73,7 @@ pub struct Loss {
 }
 
 /// What [`Store::corrupt`] did.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Corruption {
     /// Path inside the data directory.
     pub file: String,

@@ -14,7 +14,9 @@
 //!   on it (rather than acknowledge what they could not persist) restart on stop.
 //! - `slow-disk`: every fsync first sleeps 50-500 ms.
 //!
-//! Each is verified: a loss reports what it dropped, a full disk how many calls it
+//! Each goes through the node's [`crate::diskfs::Disk`], so a node on a remote host gets
+//! the same fault from `stasis diskfault-agent` there. Each is verified: a loss reports
+//! what it dropped, a full disk how many calls it
 //! refused, a slow disk how many fsyncs it delayed; a corruption names the file and range.
 
 use std::time::Duration;
@@ -90,7 +92,7 @@ pub fn restrict(schedule: &mut [Planned], kinds: &[Kind]) {
     }
 }
 
-fn disk<'c>(cluster: &'c Cluster<'_>, i: usize) -> Result<&'c crate::diskfs::Mounted> {
+fn disk<'c>(cluster: &'c Cluster<'_>, i: usize) -> Result<&'c crate::diskfs::Disk> {
     cluster.disk(i).with_context(|| {
         format!(
             "{} has no disk-fault filesystem mounted (the disk nemesis mounts one per node)",
@@ -143,7 +145,6 @@ pub fn start(
             for &i in &nodes {
                 let torn = (kind == Kind::LoseUnfsyncedTorn).then(|| rng.random::<u64>());
                 let loss = disk(cluster, i)?
-                    .store()
                     .lose_unfsynced(torn)
                     .with_context(|| format!("power loss on {}", cluster.info(i).name))?;
                 active.evidence.push(format!(
@@ -166,7 +167,6 @@ pub fn start(
             kill(cluster, i, active)?;
             std::thread::sleep(Duration::from_millis(50));
             let c = disk(cluster, i)?
-                .store()
                 .corrupt(rng.random())
                 .with_context(|| format!("corrupting {}'s data", cluster.info(i).name))?;
             let name = cluster.info(i).name.clone();
@@ -184,9 +184,9 @@ pub fn start(
         Kind::DiskFull => {
             active.nodes = pick(cluster, rng, true);
             for &i in &active.nodes {
-                let d = disk(cluster, i)?;
-                d.ctl.enospc.store(0, std::sync::atomic::Ordering::Relaxed);
-                d.ctl.full.store(true, std::sync::atomic::Ordering::Relaxed);
+                disk(cluster, i)?
+                    .full(true)
+                    .with_context(|| format!("filling {}'s disk", cluster.info(i).name))?;
             }
             Ok(json!({"kind": kind.name(), "nodes": names(cluster, &active.nodes)}))
         }
@@ -194,11 +194,9 @@ pub fn start(
             active.nodes = pick(cluster, rng, true);
             let ms = rng.random_range(50..=500u64);
             for &i in &active.nodes {
-                let d = disk(cluster, i)?;
-                d.ctl.fsyncs.store(0, std::sync::atomic::Ordering::Relaxed);
-                d.ctl
-                    .slow_ms
-                    .store(ms, std::sync::atomic::Ordering::Relaxed);
+                disk(cluster, i)?
+                    .slow(ms)
+                    .with_context(|| format!("slowing {}'s fsyncs", cluster.info(i).name))?;
             }
             Ok(json!({"kind": kind.name(), "nodes": names(cluster, &active.nodes), "fsync_ms": ms}))
         }
@@ -222,7 +220,6 @@ fn last_log_line(path: &std::path::Path) -> String {
 const SETTLE: Duration = Duration::from_secs(3);
 
 pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Result<Value> {
-    use std::sync::atomic::Ordering::Relaxed;
     match kind {
         Kind::LoseUnfsynced | Kind::LoseUnfsyncedTorn | Kind::Corrupt => {
             let mut outcome = serde_json::Map::new();
@@ -267,7 +264,6 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
                 // Refusing damaged data is the right answer; the heal then restores the
                 // file (a disk replaced from a backup) so the run goes on at full strength.
                 let restored = disk(cluster, i)?
-                    .store()
                     .undo_corruption()
                     .with_context(|| format!("restoring {}'s data", info.name))?;
                 let pid = cluster.start(i)?;
@@ -295,10 +291,10 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
             let mut refused = serde_json::Map::new();
             let mut restarted = serde_json::Map::new();
             for &i in &active.nodes.clone() {
-                let d = disk(cluster, i)?;
-                d.ctl.full.store(false, Relaxed);
-                let n = d.ctl.enospc.load(Relaxed);
                 let info = cluster.info(i).clone();
+                let n = disk(cluster, i)?
+                    .full(false)
+                    .with_context(|| format!("emptying {}'s disk", info.name))?;
                 active
                     .evidence
                     .push(format!("{}: {n} calls failed with ENOSPC", info.name));
@@ -320,9 +316,9 @@ pub fn stop(cluster: &mut Cluster<'_>, kind: Kind, active: &mut Active) -> Resul
         Kind::SlowDisk => {
             let mut slowed = serde_json::Map::new();
             for &i in &active.nodes {
-                let d = disk(cluster, i)?;
-                d.ctl.slow_ms.store(0, Relaxed);
-                let n = d.ctl.fsyncs.load(Relaxed);
+                let n = disk(cluster, i)?
+                    .slow(0)
+                    .with_context(|| format!("healing {}'s fsyncs", cluster.info(i).name))?;
                 active
                     .evidence
                     .push(format!("{}: {n} fsyncs delayed", cluster.info(i).name));

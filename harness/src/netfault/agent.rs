@@ -12,26 +12,23 @@
 //! flowing; `stasis clean --hosts` removes that chain and the agent process (its pid file
 //! is `<run dir>/netfault/pid`, like a node's).
 //!
-//! [`Agent`] is the controller's end: one ssh session per host, requests tagged with ids so
-//! probes of several links can run at once.
+//! [`Agent`] is the controller's end: one ssh session per host ([`crate::remote::session`],
+//! the wire format shared with the disk-fault agent), requests tagged with ids so probes of
+//! several links can run at once.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::probe::{self, UdpMeasure, UdpPlan};
 use super::queue;
 use super::sched::LinkSpec;
+use crate::remote::session::{self, Replier, Session};
 use crate::remote::ssh::Ssh;
 
 /// The agent's subcommand (hidden from `stasis --help`).
@@ -57,22 +54,6 @@ pub enum Op {
         count: usize,
         timeout_ms: u64,
     },
-}
-
-#[derive(Serialize, Deserialize)]
-struct Request {
-    id: u64,
-    #[serde(flatten)]
-    op: Op,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Reply {
-    id: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ok: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    err: Option<String>,
 }
 
 /// The delayer's counters as the agent reports them.
@@ -111,81 +92,26 @@ struct Measured {
 /// `stasis netfault-agent --peers A,B --seed N`: runs until stdin closes. Exit 0 after a
 /// clean stop, 3 if the delayer could not start or stop.
 pub fn serve(peers: &[Ipv4Addr], seed: u64) -> u8 {
-    let out = Arc::new(Mutex::new(std::io::stdout()));
-    let say = |r: Reply| {
-        let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-        let line = serde_json::to_string(&r).unwrap_or_default();
-        // A closed stdout means the controller is gone; stdin closes too, and we stop.
-        let _ = writeln!(o, "{line}");
-        let _ = o.flush();
-    };
+    let out = Replier::default();
     let mut delayer = match queue::Delayer::start(None, peers, seed) {
         Ok(d) => d,
         Err(e) => {
-            say(Reply {
-                id: 0,
-                ok: None,
-                err: Some(format!("{e:#}")),
-            });
+            out.ready(Err(format!("{e:#}")));
             return 3;
         }
     };
-    say(Reply {
-        id: 0,
-        ok: Some(json!("ready")),
-        err: None,
-    });
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let req: Request = match serde_json::from_str(&line) {
-            Ok(r) => r,
-            Err(e) => {
-                say(Reply {
-                    id: 0,
-                    ok: None,
-                    err: Some(format!("bad request {line:?}: {e}")),
-                });
-                continue;
-            }
-        };
-        match req.op {
+    out.ready(Ok(()));
+    for (id, op) in session::requests::<Op>(out.clone()) {
+        match op {
             Op::Set { links } => {
                 delayer.set(links.into_iter().collect::<BTreeMap<_, _>>());
-                say(Reply {
-                    id: req.id,
-                    ok: Some(Value::Null),
-                    err: None,
-                });
+                out.say(id, Ok(Value::Null));
             }
-            Op::Stats => say(Reply {
-                id: req.id,
-                ok: Some(json!(Counters::of(&delayer.stats))),
-                err: None,
-            }),
+            Op::Stats => out.say(id, Ok(json!(Counters::of(&delayer.stats)))),
             op => {
                 // Probes take time and may run side by side: one thread each.
                 let out = out.clone();
-                std::thread::spawn(move || {
-                    let r = match answer(op) {
-                        Ok(v) => Reply {
-                            id: req.id,
-                            ok: Some(v),
-                            err: None,
-                        },
-                        Err(e) => Reply {
-                            id: req.id,
-                            ok: None,
-                            err: Some(format!("{e:#}")),
-                        },
-                    };
-                    let mut o = out.lock().unwrap_or_else(|p| p.into_inner());
-                    let _ = writeln!(o, "{}", serde_json::to_string(&r).unwrap_or_default());
-                    let _ = o.flush();
-                });
+                std::thread::spawn(move || out.say(id, answer(op).map_err(|e| format!("{e:#}"))));
             }
         }
     }
@@ -226,31 +152,10 @@ fn answer(op: Op) -> Result<Value> {
 // ---------------------------------------------------------------------------------------
 // The controller's end
 
-type Waiters = BTreeMap<u64, mpsc::Sender<Result<Value, String>>>;
-
-/// Shared between callers and the reader thread.
-struct Pending {
-    waiters: Waiters,
-    /// Set when the agent's stdout closed: why no answer will come.
-    closed: Option<String>,
-}
-
 /// A running agent on one host.
 pub struct Agent {
-    host: String,
-    child: Child,
-    stdin: Mutex<Option<ChildStdin>>,
-    pending: Arc<Mutex<Pending>>,
-    next_id: std::sync::atomic::AtomicU64,
-    reader: Option<JoinHandle<()>>,
-    log: std::path::PathBuf,
+    session: Session,
 }
-
-/// Starts the agent: `cd DIR && echo $$ > pid && exec BIN netfault-agent ...`, so the
-/// pid file names the agent itself for `stasis clean --hosts`.
-const START: &str = r#"mkdir -p "$1" && cd "$1" || exit 1
-echo $$ > pid
-exec "$2" netfault-agent --peers "$3" --seed "$4""#;
 
 impl Agent {
     /// Starts the agent on `h` from the uploaded `bin`, with its pid file in `dir` on the
@@ -269,97 +174,23 @@ impl Agent {
             .collect::<Vec<_>>()
             .join(",");
         let seed_s = seed.to_string();
-        let argv = h.argv(&["sh", "-c", START, "stasis", dir, bin, &peers_csv, &seed_s])?;
-        let err = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        // Its own process group: a Ctrl-C at the terminal reaches the controller, which
-        // stops the agent in order, not the ssh client under it.
-        use std::os::unix::process::CommandExt;
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err))
-            .spawn()
-            .context("cannot run ssh (apt-get install openssh-client)")?;
-        let stdout = child.stdout.take().context("ssh stdout")?;
-        let stdin = child.stdin.take();
-        let pending = Arc::new(Mutex::new(Pending {
-            waiters: BTreeMap::new(),
-            closed: None,
-        }));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        lock(&pending).waiters.insert(0, ready_tx);
-        let p = pending.clone();
-        let reader = std::thread::Builder::new()
-            .name("netfault-agent-reader".into())
-            .spawn(move || read_replies(stdout, &p))
-            .context("cannot start a reader thread")?;
-        let mut agent = Agent {
-            host: h.target(),
-            child,
-            stdin: Mutex::new(stdin),
-            pending,
-            next_id: std::sync::atomic::AtomicU64::new(1),
-            reader: Some(reader),
-            log: log.to_owned(),
-        };
-        let ready = ready_rx.recv_timeout(Duration::from_secs(20));
-        match ready {
-            Ok(Ok(_)) => Ok(agent),
-            Ok(Err(e)) => {
-                let _ = agent.stop();
-                bail!("{}: the packet delayer did not start: {e}", agent.host)
-            }
-            Err(_) => {
-                let _ = agent.stop();
-                bail!(
-                    "{}: the packet delayer did not answer within 20 s (its messages: {})",
-                    agent.host,
-                    agent.log.display()
-                )
-            }
-        }
+        let session = Session::start(
+            h,
+            dir,
+            &[bin, SUBCOMMAND, "--peers", &peers_csv, "--seed", &seed_s],
+            log,
+            "the packet delayer",
+        )?;
+        Ok(Agent { session })
     }
 
     /// Sends `op` and waits up to `timeout` for its answer.
     pub fn request(&self, op: Op, timeout: Duration) -> Result<Value> {
-        use std::sync::atomic::Ordering;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel();
-        {
-            let mut p = lock(&self.pending);
-            if let Some(why) = &p.closed {
-                bail!("{}: the packet delayer is gone: {why}", self.host);
-            }
-            p.waiters.insert(id, tx);
-        }
-        let line = serde_json::to_string(&Request { id, op })?;
-        let sent = {
-            let mut stdin = lock(&self.stdin);
-            match stdin.as_mut() {
-                Some(s) => writeln!(s, "{line}")
-                    .and_then(|_| s.flush())
-                    .map_err(|e| e.to_string()),
-                None => Err("stopped".into()),
-            }
-        };
-        if let Err(e) = sent {
-            lock(&self.pending).waiters.remove(&id);
-            bail!("{}: cannot reach the packet delayer: {e}", self.host);
-        }
-        match rx.recv_timeout(timeout) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => bail!("{}: packet delayer: {e}", self.host),
-            Err(_) => {
-                lock(&self.pending).waiters.remove(&id);
-                bail!(
-                    "{}: the packet delayer did not answer within {timeout:?}",
-                    self.host
-                )
-            }
-        }
+        self.session.request(op, timeout)
+    }
+
+    fn host(&self) -> &str {
+        self.session.host()
     }
 
     /// Sets the outgoing links of the host.
@@ -371,21 +202,21 @@ impl Agent {
 
     pub fn counters(&self) -> Result<Counters> {
         let v = self.request(Op::Stats, Duration::from_secs(10))?;
-        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad counters: {e}", self.host))
+        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad counters: {e}", self.host()))
     }
 
     /// A reflector on this host's `addr` for `lifetime`; its port.
     pub fn reflect(&self, addr: Ipv4Addr, lifetime: Duration) -> Result<u16> {
         let ms = lifetime.as_millis() as u64;
         let v = self.request(Op::Reflect { addr, ms }, Duration::from_secs(10))?;
-        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad port: {e}", self.host))
+        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad port: {e}", self.host()))
     }
 
     /// A TCP listener on this host's `addr` for `lifetime`; its port.
     pub fn listen(&self, addr: Ipv4Addr, lifetime: Duration) -> Result<u16> {
         let ms = lifetime.as_millis() as u64;
         let v = self.request(Op::Listen { addr, ms }, Duration::from_secs(10))?;
-        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad port: {e}", self.host))
+        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad port: {e}", self.host()))
     }
 
     /// A UDP echo probe from this host to a reflector.
@@ -393,7 +224,7 @@ impl Agent {
         let wait = plan.gap * plan.count + plan.linger + Duration::from_secs(10);
         let v = self.request(Op::Udp { target, plan }, wait)?;
         let Measured { mut m, delays_ms } = serde_json::from_value(v)
-            .map_err(|e| anyhow!("{}: bad probe result: {e}", self.host))?;
+            .map_err(|e| anyhow!("{}: bad probe result: {e}", self.host()))?;
         m.delays_ms = delays_ms;
         Ok(m)
     }
@@ -414,88 +245,20 @@ impl Agent {
             },
             wait,
         )?;
-        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad probe result: {e}", self.host))
+        serde_json::from_value(v).map_err(|e| anyhow!("{}: bad probe result: {e}", self.host()))
     }
 
     /// Closes the session: the agent removes its rules and exits. Waits up to 10 s for it,
     /// then ends the local ssh client. Idempotent.
     pub fn stop(&mut self) -> Result<()> {
-        drop(lock(&self.stdin).take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(s)) => break Some(s),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break None;
-                }
-            }
-        };
-        if let Some(r) = self.reader.take() {
-            let _ = r.join();
-        }
-        match status {
-            Some(s) if s.success() => Ok(()),
-            Some(s) => bail!(
-                "{}: the packet delayer exited with {s} (its messages: {})",
-                self.host,
-                self.log.display()
-            ),
-            None => bail!(
-                "{}: the packet delayer did not stop within 10 s (`stasis clean --hosts` removes it)",
-                self.host
-            ),
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if self.reader.is_some()
-            && let Err(e) = self.stop()
-        {
-            tracing::error!("{e:#}");
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Hands each reply line to its waiter; when stdout closes, fails every waiter.
-fn read_replies(stdout: std::process::ChildStdout, pending: &Mutex<Pending>) {
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        let Ok(r) = serde_json::from_str::<Reply>(&line) else {
-            tracing::warn!("netfault agent: unexpected line {line:?}");
-            continue;
-        };
-        let result = match (r.ok, r.err) {
-            (_, Some(e)) => Err(e),
-            (Some(v), None) => Ok(v),
-            (None, None) => Ok(Value::Null),
-        };
-        if let Some(tx) = lock(pending).waiters.remove(&r.id) {
-            let _ = tx.send(result);
-        } else if let Err(e) = result {
-            tracing::warn!("netfault agent: {e}");
-        }
-    }
-    let mut p = lock(pending);
-    p.closed = Some("its session ended".into());
-    for (_, tx) in std::mem::take(&mut p.waiters) {
-        let _ = tx.send(Err("its session ended".into()));
+        self.session.stop()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::session::Request;
 
     #[test]
     fn requests_round_trip_as_one_json_line() {
@@ -513,7 +276,7 @@ mod tests {
         };
         let line = serde_json::to_string(&r).unwrap();
         assert!(!line.contains('\n'));
-        let back: Request = serde_json::from_str(&line).unwrap();
+        let back: Request<Op> = serde_json::from_str(&line).unwrap();
         assert_eq!(back.id, 7);
         match back.op {
             Op::Set { links } => assert_eq!(links[0].1.delay_us, 5000),
@@ -533,7 +296,7 @@ mod tests {
             },
         })
         .unwrap();
-        let back: Request = serde_json::from_str(&line).unwrap();
+        let back: Request<Op> = serde_json::from_str(&line).unwrap();
         assert!(matches!(back.op, Op::Udp { plan, .. } if plan.gap == Duration::from_millis(2)));
     }
 

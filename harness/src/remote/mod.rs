@@ -16,8 +16,14 @@
 //! `stasis` and runs its packet delayer agent ([`crate::netfault::agent`], pid file in
 //! `<run dir>/netfault/`), whose chain `stasis-net` (jumped to from OUTPUT) the agent
 //! removes when its session ends, and `stasis clean --hosts` after an agent was killed.
+//! A run that faults disks runs `stasis diskfault-agent` per node ([`crate::diskfs::agent`],
+//! pid file in `<run dir>/<node>-disk-agent/`), which mounts the disk-fault filesystem
+//! (source `stasis-<agent pid>-<node>`) over the node's data directory and unmounts it
+//! when its session ends; `stasis clean --hosts` detaches the mounts of a killed agent.
+//! [`session`] is the line protocol both agents speak.
 
 pub mod hosts;
+pub mod session;
 pub mod ssh;
 
 use std::collections::BTreeMap;
@@ -414,12 +420,36 @@ pub struct HostCleaned {
     pub processes: usize,
     pub dirs: usize,
     pub chains: usize,
+    /// Disk-fault filesystems (`stasis diskfault-agent`) detached.
+    pub mounts: usize,
 }
 
-/// Removes a run from a host: kills the node processes (and the packet delayer agent)
-/// whose pid file is in the run directory (only if the process's cwd is that directory,
-/// so a reused pid is never hit; the process group when the process leads one) and
-/// deletes the directory. Returns the processes killed.
+/// Prints the mount points of our FUSE mounts (source `stasis-*`) under directory `$1`
+/// on the host, as /proc/mounts writes them (octal escapes). Shell, so no tool beyond
+/// sh is needed on the host.
+const MOUNTS_UNDER: &str = r#"stasis_mounts() {
+  while read -r src mp fs rest; do
+    case "$src" in stasis-*) ;; *) continue ;; esac
+    case "$fs" in fuse*) ;; *) continue ;; esac
+    case "$mp" in "$1"/*) echo "$mp" ;; esac
+  done < /proc/mounts
+}
+"#;
+
+/// The disk-fault filesystems mounted under `dir` on the host.
+pub fn mounts_under(h: &Ssh, dir: &str) -> Result<Vec<String>> {
+    let script = format!("{MOUNTS_UNDER}stasis_mounts \"$1\"");
+    Ok(h.script_ok("listing disk-fault mounts", &script, &[dir])?
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Removes a run from a host: kills the node processes (and the agents) whose pid file is
+/// in the run directory (only if the process's cwd is that directory, so a reused pid is
+/// never hit; the process group when the process leads one), detaches the disk-fault
+/// filesystems mounted under it (an agent killed outright leaves its mount) and deletes
+/// the directory. Returns the processes killed.
 pub fn remove_run(h: &Ssh, run_dir: &str) -> Result<usize> {
     const SCRIPT: &str = r#"p=0
 for pf in "$1"/*/pid; do
@@ -431,9 +461,14 @@ for pf in "$1"/*/pid; do
     if kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null; then p=$((p+1)); fi
   fi
 done
+for mp in $(stasis_mounts "$1"); do
+  mp=$(printf '%b' "$mp")
+  umount -l -- "$mp" || exit 1
+done
 rm -rf -- "$1" || exit 1
 echo "$p""#;
-    let out = h.script_ok("removing the run directory", SCRIPT, &[run_dir])?;
+    let script = format!("{MOUNTS_UNDER}{SCRIPT}");
+    let out = h.script_ok("removing the run directory", &script, &[run_dir])?;
     Ok(out.trim().parse().unwrap_or(0))
 }
 
@@ -443,7 +478,9 @@ pub fn clean_host(h: &Ssh) -> Result<HostCleaned> {
     let chains = chains_present(h)?.len();
     let dirs = run_dirs(h)?;
     let mut processes = 0;
+    let mut mounts = 0;
     for d in &dirs {
+        mounts += mounts_under(h, d)?.len();
         processes += remove_run(h, d)?;
     }
     remove_chains(h)?;
@@ -451,6 +488,7 @@ pub fn clean_host(h: &Ssh) -> Result<HostCleaned> {
         processes,
         dirs: dirs.len(),
         chains,
+        mounts,
     })
 }
 
@@ -466,9 +504,14 @@ pub fn run_dirs(h: &Ssh) -> Result<Vec<String>> {
     .collect())
 }
 
-/// Leftovers of Stasis on a host: run directories and chains.
+/// Leftovers of Stasis on a host: run directories, disk-fault mounts and chains.
 pub fn leftovers(h: &Ssh) -> Result<Vec<String>> {
     let mut out = run_dirs(h)?;
+    out.extend(
+        mounts_under(h, &h.spec.dir)?
+            .into_iter()
+            .map(|m| format!("disk-fault mount {m}")),
+    );
     out.extend(
         chains_present(h)?
             .into_iter()
