@@ -496,21 +496,37 @@ fn eight_digits_value(w: u64) -> u64 {
     ((w & 0x0000_ffff_0000_ffff).wrapping_mul(42_949_672_960_001)) >> 32
 }
 
-/// A cursor over a line for the fast path.
+/// A cursor over a line for the fast path. It keeps the rest of the line as a slice, so
+/// consuming a literal costs one length check (an index would need its sum with the
+/// literal's length checked for overflow and against the line first).
 struct Cur<'a> {
-    s: &'a [u8],
-    i: usize,
+    /// What is left of the line.
+    rest: &'a [u8],
+    /// The length of the whole line: the cursor is at `len - rest.len()`.
+    len: usize,
 }
 
-impl Cur<'_> {
+impl<'a> Cur<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        Cur {
+            rest: line,
+            len: line.len(),
+        }
+    }
+
+    /// Where the cursor is in the line.
+    fn pos(&self) -> usize {
+        self.len - self.rest.len()
+    }
+
     /// Consumes the literal `l` if the line continues with it. A fixed-size comparison,
     /// inlined: the literals are the event's field names, a call to `memcmp` for each was
     /// a tenth of the reader's instructions.
     #[inline(always)]
     fn lit<const N: usize>(&mut self, l: &[u8; N]) -> bool {
-        match self.s.get(self.i..self.i + N).map(<&[u8; N]>::try_from) {
-            Some(Ok(w)) if w == l => {
-                self.i += N;
+        match self.rest.split_first_chunk::<N>() {
+            Some((w, tail)) if w == l => {
+                self.rest = tail;
                 true
             }
             _ => false,
@@ -518,25 +534,24 @@ impl Cur<'_> {
     }
 
     fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+        self.rest.first().copied()
     }
 
     /// A JSON unsigned integer as serde_json reads it into a `u64`: no sign, no leading
     /// zero, no fraction or exponent (checked by the caller's next literal), no overflow.
     #[inline(always)]
     fn u64(&mut self) -> Option<u64> {
-        let s = self.s;
-        let start = self.i;
+        let s = self.rest;
         // Up to 19 digits cannot overflow a u64: no overflow checks in the loop.
-        let stop = s.len().min(start + 19);
-        let mut i = start;
+        let stop = s.len().min(19);
+        let mut i = 0;
         let mut n = 0u64;
         // Times are ten digits or more a few seconds into a run: their first eight at once.
-        if let Some(w) = s.get(start..start + 8) {
-            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        if let Some(w) = s.first_chunk::<8>() {
+            let w = u64::from_le_bytes(*w);
             if eight_digits(w) {
                 n = eight_digits_value(w);
-                i += 8;
+                i = 8;
             }
         }
         while i < stop {
@@ -547,7 +562,7 @@ impl Cur<'_> {
             n = n * 10 + u64::from(d);
             i += 1;
         }
-        if i == start || (i - start > 1 && s[start] == b'0') {
+        if i == 0 || (i > 1 && s[0] == b'0') {
             return None;
         }
         // A twentieth digit may still fit; a twenty-first never does.
@@ -558,19 +573,20 @@ impl Cur<'_> {
                 return None;
             }
         }
-        self.i = i;
+        self.rest = s.get(i..)?;
         Some(n)
     }
 
     /// The rest of a string whose opening quote was consumed: no escapes, no control
-    /// characters (which serde_json rejects); the closing quote is consumed.
+    /// characters (which serde_json rejects); the closing quote is consumed. The span is
+    /// in the line's positions.
     #[inline(always)]
     fn str(&mut self) -> Option<Span> {
-        let start = self.i;
+        let start = self.pos();
         // Short strings (f, keys, values): eight bytes at a time in a word (a SIMD
         // search's set-up costs more than these strings), the last few one by one.
-        let s = self.s;
-        let mut end = start;
+        let s = self.rest;
+        let mut end = 0;
         loop {
             let Some(w) = s.get(end..end + 8) else {
                 end += s[end..]
@@ -588,20 +604,22 @@ impl Cur<'_> {
         if s[end] != b'"' {
             return None;
         }
-        self.i = end + 1;
+        self.rest = &s[end + 1..];
         Some(Span {
             start: start as u32,
-            end: end as u32,
+            end: (start + end) as u32,
         })
     }
 
     /// An event's value; simple ones without serde, the rest through `serde_json::Value`.
+    /// `text` is the line (the cursor's bytes).
     fn value(&mut self, text: &str) -> Option<Value> {
-        let start = self.i;
+        let start = self.pos();
+        let from = self.rest;
         match self.peek()? {
             b'n' if self.lit(b"null") => return Some(Value::Null),
             b'"' => {
-                self.i += 1;
+                self.rest = &from[1..];
                 if let Some(sp) = self.str() {
                     let s = &text[sp.start as usize..sp.end as usize];
                     return Some(Value::String(s.to_owned()));
@@ -618,15 +636,15 @@ impl Cur<'_> {
             b' ' | b'\t' | b'\r' | b'\n' => return None,
             _ => {}
         }
-        self.i = start;
+        self.rest = from;
         let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
         let v = values.next()?.ok()?;
-        let end = start + values.byte_offset();
+        let taken = values.byte_offset();
         // Deep nesting: leave serde_json's recursion limit to the general path, where the
         // value sits one level deeper than here. A newline (whitespace inside the value)
         // means the value does not end on this line: the general path's business too.
         let mut depth = 0;
-        for &b in &self.s[start..end] {
+        for &b in from.get(..taken)? {
             match b {
                 b'[' | b'{' => depth += 1,
                 b'\n' => return None,
@@ -636,7 +654,7 @@ impl Cur<'_> {
         if depth > 64 {
             return None;
         }
-        self.i = end;
+        self.rest = from.get(taken..)?;
         Some(v)
     }
 }
@@ -649,10 +667,7 @@ impl Cur<'_> {
 /// the block); the caller decides whether the event was the whole line. The fast path
 /// never reads past a newline.
 fn parse_fast(line: &str, offset: u32) -> Option<(FastEvent, usize)> {
-    let mut c = Cur {
-        s: line.as_bytes(),
-        i: 0,
-    };
+    let mut c = Cur::new(line.as_bytes());
     let index = if c.lit(b"{\"index\":") {
         let i = c.u64()?;
         if !c.lit(b",\"time\":") {
@@ -728,7 +743,7 @@ fn parse_fast(line: &str, offset: u32) -> Option<(FastEvent, usize)> {
         error: error.map(at),
         node: node.map(at),
     };
-    Some((ev, c.i))
+    Some((ev, c.pos()))
 }
 
 /// Both paths on one line, for the tests: the fast path's event (if it takes the line)
@@ -910,8 +925,8 @@ mod tests {
             for tail in tails {
                 let mut line = t.clone().into_bytes();
                 line.extend_from_slice(tail);
-                let mut c = Cur { s: &line, i: 0 };
-                let fast = c.u64().filter(|_| c.s[c.i] == b',');
+                let mut c = Cur::new(&line);
+                let fast = c.u64().filter(|_| c.rest[0] == b',');
                 let want = serde_json::from_str::<u64>(&t).ok();
                 assert_eq!(fast, want, "{t} then {tail:?}");
             }
@@ -942,7 +957,10 @@ mod tests {
                 s.push(b'"');
             }
             let at = rng.random_range(0..=s.len());
-            let mut c = Cur { s: &s, i: at };
+            let mut c = Cur {
+                rest: &s[at..],
+                len: s.len(),
+            };
             let want = s[at..]
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
@@ -951,7 +969,7 @@ mod tests {
             let got = c.str().map(|sp| (sp.start, sp.end));
             assert_eq!(got, want, "{s:?} from {at}");
             if let Some((_, end)) = want {
-                assert_eq!(c.i, end as usize + 1);
+                assert_eq!(c.pos(), end as usize + 1);
             }
         }
     }
