@@ -22,8 +22,6 @@ use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use std::collections::hash_map::Entry;
-
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::{self, Deserializer, Visitor};
 use serde::ser::Serializer;
@@ -190,7 +188,7 @@ pub struct ReadHistory {
 
 mod jsonl;
 
-use jsonl::{Block, Event, Line};
+use jsonl::{Event, Item, Line};
 
 /// Reads and validates a Stasis JSONL history file (in parallel when it is big).
 pub fn read_jsonl(path: &Path) -> Result<ReadHistory, HistoryError> {
@@ -203,7 +201,7 @@ pub fn read_jsonl(path: &Path) -> Result<ReadHistory, HistoryError> {
 pub fn read_jsonl_from<R: BufRead>(reader: R, path: &Path) -> Result<ReadHistory, HistoryError> {
     let mut ops = Vec::new();
     let mut events = Events::new(path, |ev: Event<'_>| ops.push(ev.into_op()));
-    jsonl::for_each_block(reader, jsonl::BLOCK, |b| events.block(b))?;
+    jsonl::for_each_block(reader, jsonl::BLOCK, &mut events)?;
     let warnings = events.warnings;
     Ok(ReadHistory { ops, warnings })
 }
@@ -252,9 +250,9 @@ fn read_file_events<S: Sink>(
     let mut events = Events::new(path, sink);
     let block = jsonl::BLOCK;
     if threads > 1 && size > 2 * block as u64 {
-        jsonl::for_each_block_parallel(file, block, threads, |b| events.block(b))?;
+        jsonl::for_each_block_parallel(file, block, threads, &mut events)?;
     } else {
-        jsonl::for_each_block(file, block, |b| events.block(b))?;
+        jsonl::for_each_block(file, block, &mut events)?;
     }
     Ok((events.sink, events.warnings))
 }
@@ -286,7 +284,7 @@ impl<F: FnMut(Event<'_>)> Sink for F {
     }
 }
 
-/// Validates parsed blocks in file order and streams their events into a sink.
+/// Validates parsed lines in file order and streams their events into a sink.
 struct Events<'p, S> {
     path: &'p Path,
     sink: S,
@@ -309,40 +307,44 @@ impl<'p, S: Sink> Events<'p, S> {
             count: 0,
         }
     }
+}
 
-    /// Takes one block; `Ok(false)` when the input ends here (a torn final line).
-    fn block(&mut self, block: io::Result<&mut Block>) -> Result<bool, HistoryError> {
-        let block = block.map_err(|source| HistoryError::Io {
+impl<S: Sink> jsonl::Consumer for Events<'_, S> {
+    type Error = HistoryError;
+
+    fn item(&mut self, text: &str, item: Item) -> Result<bool, HistoryError> {
+        let line = self.lines + item.line;
+        let err = |message: String| HistoryError::Line {
+            path: self.path.to_owned(),
+            line,
+            message,
+        };
+        let mut ev = match item.what {
+            Line::Fast(ev) => ev.resolve(text),
+            Line::Slow(op) => Event::from(*op),
+            Line::Torn(why) => {
+                self.warnings.push(torn_warning(self.path, line, why));
+                return Ok(false);
+            }
+            Line::Bad(message) => return Err(err(message)),
+        };
+        if ev.index == NO_INDEX {
+            ev.index = self.count;
+        }
+        self.count += 1;
+        self.validator.check(ev, &mut self.sink).map_err(err)?;
+        Ok(true)
+    }
+
+    fn end_block(&mut self, lines: usize) {
+        self.lines += lines;
+    }
+
+    fn io_error(&mut self, source: io::Error) -> HistoryError {
+        HistoryError::Io {
             path: self.path.to_owned(),
             source,
-        })?;
-        // Drained, not taken: the block keeps the vector's room for the next block.
-        let mut items = std::mem::take(&mut block.items);
-        for item in items.drain(..) {
-            let line = self.lines + item.line;
-            let err = |message: String| HistoryError::Line {
-                path: self.path.to_owned(),
-                line,
-                message,
-            };
-            let mut ev = match item.what {
-                Line::Fast(ev) => block.event(ev),
-                Line::Slow(op) => Event::from(*op),
-                Line::Torn(why) => {
-                    self.warnings.push(torn_warning(self.path, line, why));
-                    return Ok(false);
-                }
-                Line::Bad(message) => return Err(err(message)),
-            };
-            if ev.index == NO_INDEX {
-                ev.index = self.count;
-            }
-            self.count += 1;
-            self.validator.check(ev, &mut self.sink).map_err(err)?;
         }
-        block.items = items;
-        self.lines += block.lines;
-        Ok(true)
     }
 }
 
@@ -369,6 +371,7 @@ fn describe_json_error(e: &serde_json::Error) -> String {
 const EXAMPLE: &str = r#"{"time":0,"process":1,"type":"invoke","f":"write","key":"k1","value":3}"#;
 
 /// What the validator knows of a client process.
+#[derive(Clone, Copy)]
 enum Proc {
     /// Its invoke of `f` (an index into the names) is outstanding; the sink's slot for it.
     Open { f: u32, slot: usize },
@@ -376,10 +379,53 @@ enum Proc {
     Crashed(u64),
 }
 
+/// The validator's processes by id: a vector indexed by the id for the small ids workers
+/// are numbered with (no hashing: two lookups an operation), a map for any others.
+#[derive(Default)]
+struct Procs {
+    dense: Vec<Option<Proc>>,
+    sparse: FxHashMap<u64, Proc>,
+}
+
+impl Procs {
+    /// Ids below this live in the vector (at most 64 Ki entries of 24 bytes).
+    const DENSE: u64 = 1 << 16;
+
+    fn get(&self, p: u64) -> Option<Proc> {
+        if p < Self::DENSE {
+            self.dense.get(p as usize).copied().flatten()
+        } else {
+            self.sparse.get(&p).copied()
+        }
+    }
+
+    fn insert(&mut self, p: u64, proc: Proc) {
+        if p < Self::DENSE {
+            let i = p as usize;
+            if i >= self.dense.len() {
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i] = Some(proc);
+        } else {
+            self.sparse.insert(p, proc);
+        }
+    }
+
+    fn remove(&mut self, p: u64) {
+        if p < Self::DENSE {
+            if let Some(slot) = self.dense.get_mut(p as usize) {
+                *slot = None;
+            }
+        } else {
+            self.sparse.remove(&p);
+        }
+    }
+}
+
 /// Tracks outstanding operations per process while reading.
 #[derive(Default)]
 struct Validator {
-    procs: FxHashMap<u64, Proc>,
+    procs: Procs,
     /// The distinct fs seen, so an invoke does not copy its f.
     ids: FxHashMap<Name, u32>,
     names: Vec<Name>,
@@ -414,8 +460,8 @@ impl Validator {
                         f
                     }
                 };
-                match self.procs.entry(p) {
-                    Entry::Occupied(e) => Err(match *e.get() {
+                match self.procs.get(p) {
+                    Some(proc) => Err(match proc {
                         Proc::Open { f: g, .. } => format!(
                             "process {p} invokes {} while its {} is still outstanding \
                              (a process runs one operation at a time)",
@@ -427,18 +473,15 @@ impl Validator {
                             op.f
                         ),
                     }),
-                    Entry::Vacant(v) => {
+                    None => {
                         let slot = sink.invoke(op, &self.names[f as usize]);
-                        v.insert(Proc::Open { f, slot });
+                        self.procs.insert(p, Proc::Open { f, slot });
                         Ok(())
                     }
                 }
             }
             OpType::Ok | OpType::Fail | OpType::Info => {
-                let Entry::Occupied(mut e) = self.procs.entry(p) else {
-                    return Err(no_invoke(&op, p));
-                };
-                let Proc::Open { f, slot } = *e.get() else {
+                let Some(Proc::Open { f, slot }) = self.procs.get(p) else {
                     return Err(no_invoke(&op, p));
                 };
                 let f = &self.names[f as usize];
@@ -446,9 +489,9 @@ impl Validator {
                     return Err(format!("process {p} completes {} but invoked {f}", op.f));
                 }
                 if op.kind == OpType::Info {
-                    e.insert(Proc::Crashed(op.index));
+                    self.procs.insert(p, Proc::Crashed(op.index));
                 } else {
-                    e.remove();
+                    self.procs.remove(p);
                 }
                 sink.complete(op, slot);
                 Ok(())

@@ -94,7 +94,8 @@ pub(crate) struct FastEvent {
 }
 
 impl FastEvent {
-    fn resolve(self, text: &str) -> Event<'_> {
+    /// The event, borrowing its strings from its block's text.
+    pub fn resolve(self, text: &str) -> Event<'_> {
         let s = |sp: Span| Cow::Borrowed(&text[sp.start as usize..sp.end as usize]);
         Event {
             index: self.index,
@@ -129,19 +130,15 @@ pub(crate) struct Item {
 }
 
 /// A parsed block: its text (empty when the block was not valid UTF-8; then every item is
-/// owned), its items and how many lines it spans.
+/// owned), its items and how many lines it spans. Only the parallel pipeline keeps a
+/// block's items; on one thread each item goes to the consumer as it is parsed.
 pub(crate) struct Block {
     text: String,
-    pub items: Vec<Item>,
-    pub lines: usize,
+    items: Vec<Item>,
+    lines: usize,
 }
 
 impl Block {
-    /// The event of a `Fast` item, borrowing from this block's text.
-    pub fn event(&self, ev: FastEvent) -> Event<'_> {
-        ev.resolve(&self.text)
-    }
-
     /// The block's text buffer and item vector, to be reused for a later block: freeing
     /// and allocating a megabyte or two per block would hand the pages back to the system
     /// and fault them in again.
@@ -151,6 +148,19 @@ impl Block {
             items: self.items,
         }
     }
+}
+
+/// Takes the parsed lines of the input in order, block by block: the reader's validator
+/// and sink ([`super::Events`]), or a test's.
+pub(crate) trait Consumer {
+    type Error;
+    /// One non-blank line of the current block; `text` is the block's text, which the
+    /// spans of a `Fast` item index. `Ok(false)` ends the input here (a torn final line).
+    fn item(&mut self, text: &str, item: Item) -> Result<bool, Self::Error>;
+    /// The current block ended after `lines` lines.
+    fn end_block(&mut self, lines: usize);
+    /// Reading the input failed; the input ends with this error.
+    fn io_error(&mut self, e: io::Error) -> Self::Error;
 }
 
 /// The reusable allocations of a block (see [`Block::into_buffers`]).
@@ -171,14 +181,20 @@ pub(crate) fn parse_general(text: &str, terminated: bool) -> Line {
     }
 }
 
-/// Parses a block of whole lines (the last one unterminated only at the end of the input).
-fn parse_block(buf: Vec<u8>, mut items: Vec<Item>) -> Block {
-    items.clear();
+/// Parses a block of whole lines (the last one unterminated only at the end of the input)
+/// and hands each non-blank line's item to `emit` as soon as it is parsed, with the
+/// block's text; stops early (returning `Ok(None)`) when `emit` returns `Ok(false)`.
+/// Returns the block's text (empty when it was not valid UTF-8) and its number of lines.
+/// Handing items over one by one instead of collecting them saves moving every parsed
+/// event through a vector on the single-threaded path.
+fn parse_block<E>(
+    buf: Vec<u8>,
+    mut emit: impl FnMut(&str, Item) -> Result<bool, E>,
+) -> Result<Option<(String, usize)>, E> {
     let text = match String::from_utf8(buf) {
         Ok(t) => t,
-        Err(e) => return parse_block_bytes(&e.into_bytes(), items),
+        Err(e) => return parse_block_bytes(&e.into_bytes(), emit),
     };
-    items.reserve(text.len() / 96 + 1);
     let bytes = text.as_bytes();
     let mut pos = 0;
     let mut lines = 0;
@@ -196,10 +212,13 @@ fn parse_block(buf: Vec<u8>, mut items: Vec<Item>) -> Block {
             && let Some((ev, len)) = parse_fast(&text[pos..], pos as u32)
             && matches!(bytes.get(pos + len), None | Some(b'\n'))
         {
-            items.push(Item {
+            let item = Item {
                 line: lines,
                 what: Line::Fast(ev),
-            });
+            };
+            if !emit(&text, item)? {
+                return Ok(None);
+            }
             pos += len + 1;
             continue;
         }
@@ -225,15 +244,20 @@ fn parse_block(buf: Vec<u8>, mut items: Vec<Item>) -> Block {
                 Some(ev) => Line::Fast(ev),
                 None => parse_general(t, terminated),
             };
-            items.push(Item { line: lines, what });
+            if !emit(&text, Item { line: lines, what })? {
+                return Ok(None);
+            }
         }
         pos = next;
     }
-    Block { text, items, lines }
+    Ok(Some((text, lines)))
 }
 
 /// A block that is not valid UTF-8: line by line, as the reader always did.
-fn parse_block_bytes(bytes: &[u8], mut items: Vec<Item>) -> Block {
+fn parse_block_bytes<E>(
+    bytes: &[u8],
+    mut emit: impl FnMut(&str, Item) -> Result<bool, E>,
+) -> Result<Option<(String, usize)>, E> {
     let mut lines = 0;
     for chunk in bytes.split_inclusive(|&b| b == b'\n') {
         lines += 1;
@@ -249,13 +273,25 @@ fn parse_block_bytes(bytes: &[u8], mut items: Vec<Item>) -> Block {
             Err(_) if !terminated => Line::Torn("it is not valid UTF-8"),
             Err(e) => Line::Bad(format!("not valid UTF-8 ({e})")),
         };
-        items.push(Item { line: lines, what });
+        if !emit("", Item { line: lines, what })? {
+            return Ok(None);
+        }
     }
-    Block {
-        text: String::new(),
-        items,
-        lines,
-    }
+    Ok(Some((String::new(), lines)))
+}
+
+/// Parses a block into a [`Block`] that keeps its items (for the parallel pipeline).
+fn collect_block(buf: Vec<u8>, mut items: Vec<Item>) -> Block {
+    items.clear();
+    items.reserve(buf.len() / 96 + 1);
+    let parsed = parse_block(buf, |_, item| {
+        items.push(item);
+        Ok::<_, std::convert::Infallible>(true)
+    });
+    let Ok(Some((text, lines))) = parsed else {
+        unreachable!("collecting never stops early")
+    };
+    Block { text, items, lines }
 }
 
 /// Reads the input in blocks of whole lines (at least `size` bytes unless the input ends).
@@ -320,31 +356,27 @@ impl<R: Read> Blocks<R> {
 /// Block size of the pipeline.
 pub(crate) const BLOCK: usize = 1 << 20;
 
-/// Reads, parses and hands every block (of about `block` bytes) to `consume` in input
-/// order, on this thread.
-/// `consume` returns `false` to stop early.
-pub(crate) fn for_each_block<R: Read, E>(
+/// Reads and parses the input in blocks of about `block` bytes on this thread, handing
+/// every line to `consumer` in input order as it is parsed.
+pub(crate) fn for_each_block<R: Read, C: Consumer>(
     reader: R,
     block: usize,
-    mut consume: impl FnMut(io::Result<&mut Block>) -> Result<bool, E>,
-) -> Result<(), E> {
+    consumer: &mut C,
+) -> Result<(), C::Error> {
     let mut blocks = Blocks::new(reader, block);
-    let mut spare = Buffers::default();
+    let mut spare = Vec::new();
     loop {
-        let Buffers { text, items } = std::mem::take(&mut spare);
-        match blocks.next(text) {
+        match blocks.next(std::mem::take(&mut spare)) {
             Ok(Some(buf)) => {
-                let mut block = parse_block(buf, items);
-                if !consume(Ok(&mut block))? {
+                let parsed = parse_block(buf, |text, item| consumer.item(text, item))?;
+                let Some((text, lines)) = parsed else {
                     return Ok(());
-                }
-                spare = block.into_buffers();
+                };
+                consumer.end_block(lines);
+                spare = text.into_bytes();
             }
             Ok(None) => return Ok(()),
-            Err(e) => {
-                consume(Err(e))?;
-                return Ok(());
-            }
+            Err(e) => return Err(consumer.io_error(e)),
         }
     }
 }
@@ -352,12 +384,12 @@ pub(crate) fn for_each_block<R: Read, E>(
 /// As [`for_each_block`], with `workers` threads parsing blocks while the caller's thread
 /// consumes them in order (a reader thread fills the blocks). At most `2 * workers + 2`
 /// blocks are in flight, so memory stays bounded whatever the file size.
-pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
+pub(crate) fn for_each_block_parallel<R: Read + Send, C: Consumer>(
     reader: R,
     block: usize,
     workers: usize,
-    mut consume: impl FnMut(io::Result<&mut Block>) -> Result<bool, E>,
-) -> Result<(), E> {
+    consumer: &mut C,
+) -> Result<(), C::Error> {
     let window = 2 * workers + 2;
     // Every job holds one of `window` buffers, so sending a job never blocks.
     let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>, Vec<Item>)>(window);
@@ -398,7 +430,7 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
                 loop {
                     let job = job_rx.lock().expect("no panics holding it").recv();
                     let Ok((seq, buf, items)) = job else { return };
-                    if done_tx.send((seq, Ok(parse_block(buf, items)))).is_err() {
+                    if done_tx.send((seq, Ok(collect_block(buf, items)))).is_err() {
                         return;
                     }
                 }
@@ -414,15 +446,15 @@ pub(crate) fn for_each_block_parallel<R: Read + Send, E>(
                 next += 1;
                 match block {
                     Ok(mut block) => {
-                        if !consume(Ok(&mut block))? {
-                            return Ok(());
+                        for item in block.items.drain(..) {
+                            if !consumer.item(&block.text, item)? {
+                                return Ok(());
+                            }
                         }
+                        consumer.end_block(block.lines);
                         let _ = free_tx.try_send(block.into_buffers());
                     }
-                    Err(e) => {
-                        consume(Err(e))?;
-                        return Ok(());
-                    }
+                    Err(e) => return Err(consumer.io_error(e)),
                 }
             }
         }
@@ -464,21 +496,37 @@ fn eight_digits_value(w: u64) -> u64 {
     ((w & 0x0000_ffff_0000_ffff).wrapping_mul(42_949_672_960_001)) >> 32
 }
 
-/// A cursor over a line for the fast path.
+/// A cursor over a line for the fast path. It keeps the rest of the line as a slice, so
+/// consuming a literal costs one length check (an index would need its sum with the
+/// literal's length checked for overflow and against the line first).
 struct Cur<'a> {
-    s: &'a [u8],
-    i: usize,
+    /// What is left of the line.
+    rest: &'a [u8],
+    /// The length of the whole line: the cursor is at `len - rest.len()`.
+    len: usize,
 }
 
-impl Cur<'_> {
+impl<'a> Cur<'a> {
+    fn new(line: &'a [u8]) -> Self {
+        Cur {
+            rest: line,
+            len: line.len(),
+        }
+    }
+
+    /// Where the cursor is in the line.
+    fn pos(&self) -> usize {
+        self.len - self.rest.len()
+    }
+
     /// Consumes the literal `l` if the line continues with it. A fixed-size comparison,
     /// inlined: the literals are the event's field names, a call to `memcmp` for each was
     /// a tenth of the reader's instructions.
     #[inline(always)]
     fn lit<const N: usize>(&mut self, l: &[u8; N]) -> bool {
-        match self.s.get(self.i..self.i + N).map(<&[u8; N]>::try_from) {
-            Some(Ok(w)) if w == l => {
-                self.i += N;
+        match self.rest.split_first_chunk::<N>() {
+            Some((w, tail)) if w == l => {
+                self.rest = tail;
                 true
             }
             _ => false,
@@ -486,25 +534,24 @@ impl Cur<'_> {
     }
 
     fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
+        self.rest.first().copied()
     }
 
     /// A JSON unsigned integer as serde_json reads it into a `u64`: no sign, no leading
     /// zero, no fraction or exponent (checked by the caller's next literal), no overflow.
     #[inline(always)]
     fn u64(&mut self) -> Option<u64> {
-        let s = self.s;
-        let start = self.i;
+        let s = self.rest;
         // Up to 19 digits cannot overflow a u64: no overflow checks in the loop.
-        let stop = s.len().min(start + 19);
-        let mut i = start;
+        let stop = s.len().min(19);
+        let mut i = 0;
         let mut n = 0u64;
         // Times are ten digits or more a few seconds into a run: their first eight at once.
-        if let Some(w) = s.get(start..start + 8) {
-            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+        if let Some(w) = s.first_chunk::<8>() {
+            let w = u64::from_le_bytes(*w);
             if eight_digits(w) {
                 n = eight_digits_value(w);
-                i += 8;
+                i = 8;
             }
         }
         while i < stop {
@@ -515,7 +562,7 @@ impl Cur<'_> {
             n = n * 10 + u64::from(d);
             i += 1;
         }
-        if i == start || (i - start > 1 && s[start] == b'0') {
+        if i == 0 || (i > 1 && s[0] == b'0') {
             return None;
         }
         // A twentieth digit may still fit; a twenty-first never does.
@@ -526,19 +573,20 @@ impl Cur<'_> {
                 return None;
             }
         }
-        self.i = i;
+        self.rest = s.get(i..)?;
         Some(n)
     }
 
     /// The rest of a string whose opening quote was consumed: no escapes, no control
-    /// characters (which serde_json rejects); the closing quote is consumed.
+    /// characters (which serde_json rejects); the closing quote is consumed. The span is
+    /// in the line's positions.
     #[inline(always)]
     fn str(&mut self) -> Option<Span> {
-        let start = self.i;
+        let start = self.pos();
         // Short strings (f, keys, values): eight bytes at a time in a word (a SIMD
         // search's set-up costs more than these strings), the last few one by one.
-        let s = self.s;
-        let mut end = start;
+        let s = self.rest;
+        let mut end = 0;
         loop {
             let Some(w) = s.get(end..end + 8) else {
                 end += s[end..]
@@ -556,20 +604,22 @@ impl Cur<'_> {
         if s[end] != b'"' {
             return None;
         }
-        self.i = end + 1;
+        self.rest = &s[end + 1..];
         Some(Span {
             start: start as u32,
-            end: end as u32,
+            end: (start + end) as u32,
         })
     }
 
     /// An event's value; simple ones without serde, the rest through `serde_json::Value`.
+    /// `text` is the line (the cursor's bytes).
     fn value(&mut self, text: &str) -> Option<Value> {
-        let start = self.i;
+        let start = self.pos();
+        let from = self.rest;
         match self.peek()? {
             b'n' if self.lit(b"null") => return Some(Value::Null),
             b'"' => {
-                self.i += 1;
+                self.rest = &from[1..];
                 if let Some(sp) = self.str() {
                     let s = &text[sp.start as usize..sp.end as usize];
                     return Some(Value::String(s.to_owned()));
@@ -586,15 +636,15 @@ impl Cur<'_> {
             b' ' | b'\t' | b'\r' | b'\n' => return None,
             _ => {}
         }
-        self.i = start;
+        self.rest = from;
         let mut values = serde_json::Deserializer::from_str(&text[start..]).into_iter::<Value>();
         let v = values.next()?.ok()?;
-        let end = start + values.byte_offset();
+        let taken = values.byte_offset();
         // Deep nesting: leave serde_json's recursion limit to the general path, where the
         // value sits one level deeper than here. A newline (whitespace inside the value)
         // means the value does not end on this line: the general path's business too.
         let mut depth = 0;
-        for &b in &self.s[start..end] {
+        for &b in from.get(..taken)? {
             match b {
                 b'[' | b'{' => depth += 1,
                 b'\n' => return None,
@@ -604,7 +654,7 @@ impl Cur<'_> {
         if depth > 64 {
             return None;
         }
-        self.i = end;
+        self.rest = from.get(taken..)?;
         Some(v)
     }
 }
@@ -617,10 +667,7 @@ impl Cur<'_> {
 /// the block); the caller decides whether the event was the whole line. The fast path
 /// never reads past a newline.
 fn parse_fast(line: &str, offset: u32) -> Option<(FastEvent, usize)> {
-    let mut c = Cur {
-        s: line.as_bytes(),
-        i: 0,
-    };
+    let mut c = Cur::new(line.as_bytes());
     let index = if c.lit(b"{\"index\":") {
         let i = c.u64()?;
         if !c.lit(b",\"time\":") {
@@ -696,7 +743,7 @@ fn parse_fast(line: &str, offset: u32) -> Option<(FastEvent, usize)> {
         error: error.map(at),
         node: node.map(at),
     };
-    Some((ev, c.i))
+    Some((ev, c.pos()))
 }
 
 /// Both paths on one line, for the tests: the fast path's event (if it takes the line)
@@ -809,9 +856,9 @@ mod tests {
         let mut ops = Vec::new();
         let mut events = Events::new(Path::new("h.jsonl"), |ev: Event<'_>| ops.push(ev.into_op()));
         let r = if workers == 0 {
-            for_each_block(bytes, block, |b| events.block(b))
+            for_each_block(bytes, block, &mut events)
         } else {
-            for_each_block_parallel(bytes, block, workers, |b| events.block(b))
+            for_each_block_parallel(bytes, block, workers, &mut events)
         };
         let warnings = std::mem::take(&mut events.warnings);
         drop(events);
@@ -878,8 +925,8 @@ mod tests {
             for tail in tails {
                 let mut line = t.clone().into_bytes();
                 line.extend_from_slice(tail);
-                let mut c = Cur { s: &line, i: 0 };
-                let fast = c.u64().filter(|_| c.s[c.i] == b',');
+                let mut c = Cur::new(&line);
+                let fast = c.u64().filter(|_| c.rest[0] == b',');
                 let want = serde_json::from_str::<u64>(&t).ok();
                 assert_eq!(fast, want, "{t} then {tail:?}");
             }
@@ -910,7 +957,10 @@ mod tests {
                 s.push(b'"');
             }
             let at = rng.random_range(0..=s.len());
-            let mut c = Cur { s: &s, i: at };
+            let mut c = Cur {
+                rest: &s[at..],
+                len: s.len(),
+            };
             let want = s[at..]
                 .iter()
                 .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
@@ -919,7 +969,7 @@ mod tests {
             let got = c.str().map(|sp| (sp.start, sp.end));
             assert_eq!(got, want, "{s:?} from {at}");
             if let Some((_, end)) = want {
-                assert_eq!(c.i, end as usize + 1);
+                assert_eq!(c.pos(), end as usize + 1);
             }
         }
     }
