@@ -131,8 +131,12 @@ fn to_op(v: Value, pos: u64) -> Result<Op, String> {
             "fail" => OpType::Fail,
             "info" => OpType::Info,
             other => {
+                // Named escaped and cut short: a string value may hold a newline, and the
+                // error must stay one line (found by fuzz.sh, target porcupine-kv-edn).
+                let shown: String = other.chars().take(60).collect();
                 return Err(format!(
-                    ":type must be :invoke, :ok, :fail or :info, got :{other}"
+                    ":type must be :invoke, :ok, :fail or :info, got :{}",
+                    shown.escape_debug()
                 ));
             }
         },
@@ -603,6 +607,13 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.message.contains(":type must be"), "{e:?}");
+        let e = read_history("{:process 1, :type \"ok\nx\", :f :get}")
+            .err()
+            .unwrap();
+        assert!(
+            e.message.ends_with("got :ok\\nx") && !e.message.contains('\n'),
+            "{e:?}"
+        );
         let e = read_history("[{:type :ok, :f :get}]").err().unwrap();
         assert!(e.message.contains("missing :process"), "{e:?}");
         let e = read_history("[1 2]").err().unwrap();
