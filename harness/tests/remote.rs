@@ -506,6 +506,54 @@ fn latency_table(plans: &[(&[&str], &str, &[&str])]) {
     }
 }
 
+/// Starts `stasis test --hosts` on `hosts` in the background (a store in the hosts'
+/// scratch directory) and waits for `marker` in its history; returns the controller and
+/// the run directory.
+fn start_on_hosts(hosts: &Hosts, args: &[&str], marker: &str) -> (Child, PathBuf) {
+    let store = hosts.tmp.path().join("store");
+    std::fs::create_dir_all(&store).unwrap();
+    let hosts_file = hosts.hosts_file.to_str().unwrap();
+    let mut argv = vec!["--hosts", hosts_file];
+    argv.extend_from_slice(args);
+    common::start_background(&store, &argv, marker)
+}
+
+/// Sends `signal` to the controller.
+fn signal_controller(child: &Child, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+}
+
+/// After a SIGKILLed controller: something was left on the hosts (else the test proves
+/// nothing), and `stasis clean --hosts` exits 0. Returns clean's output.
+fn clean_after_kill(hosts: &Hosts) -> String {
+    assert!(
+        !hosts.leftovers().is_empty(),
+        "a killed controller left nothing behind: the test would prove nothing"
+    );
+    let clean = hosts.stasis(&["clean"]);
+    let t = text(&clean);
+    assert_eq!(clean.status.code(), Some(0), "{t}");
+    t
+}
+
+/// Nothing of a run is left on the hosts, and the killed run's history still checks
+/// linearizable.
+fn assert_cleaned_and_history_checks(hosts: &Hosts, dir: &Path) {
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
+    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
+        .arg("check")
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        check.status.code(),
+        Some(0),
+        "the killed run's history:\n{}",
+        text(&check)
+    );
+}
+
 #[test]
 fn clean_hosts_removes_what_a_dead_controller_left() {
     let hosts = Hosts::start(2);
@@ -598,14 +646,9 @@ fn clean_hosts_removes_what_a_dead_controller_left() {
 #[test]
 fn a_controller_killed_mid_partition_is_cleaned_from_the_hosts() {
     let hosts = Hosts::start(3);
-    let store = hosts.tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let (mut child, dir) = common::start_background(
-        &store,
+    let (mut child, dir) = start_on_hosts(
+        &hosts,
         &[
-            "--hosts",
-            &hosts_file,
             "--sut",
             "raft",
             "--nemesis",
@@ -627,35 +670,14 @@ fn a_controller_killed_mid_partition_is_cleaned_from_the_hosts() {
         .iter()
         .map(|h| net::run_in(&h.netns, &["iptables", "-w", "-S"]).unwrap())
         .collect();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal_controller(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
     assert!(
         chains.iter().any(|r| r.contains("stasis")),
         "no stasis chain on any host mid-partition: {chains:?}"
     );
-    assert!(
-        !hosts.leftovers().is_empty(),
-        "a killed controller left nothing behind: the test would prove nothing"
-    );
-    let clean = hosts.stasis(&["clean"]);
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
-    let left = hosts.leftovers();
-    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
-    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .arg("check")
-        .arg(dir.join("history.jsonl"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "the killed run's history:\n{}",
-        text(&check)
-    );
+    clean_after_kill(&hosts);
+    assert_cleaned_and_history_checks(&hosts, &dir);
 }
 
 #[test]
@@ -773,14 +795,9 @@ fn net_faults_on_ssh_hosts() {
 #[test]
 fn a_controller_killed_mid_net_fault_leaves_nothing_after_clean() {
     let hosts = Hosts::start(3);
-    let store = hosts.tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let (mut child, dir) = common::start_background(
-        &store,
+    let (mut child, dir) = start_on_hosts(
+        &hosts,
         &[
-            "--hosts",
-            &hosts_file,
             "--sut",
             "raft",
             "--nemesis",
@@ -807,11 +824,7 @@ fn a_controller_killed_mid_net_fault_leaves_nothing_after_clean() {
             && before.iter().any(|l| l.contains("agent process")),
         "no delayer on the hosts mid-fault: {before:?}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal_controller(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
     // The agents notice their sessions closing and clean up after themselves.
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -826,26 +839,9 @@ fn a_controller_killed_mid_net_fault_leaves_nothing_after_clean() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        !hosts.leftovers().is_empty(),
-        "a killed controller left nothing behind: the test would prove nothing"
-    );
-    let clean = hosts.stasis(&["clean"]);
-    assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
-    let left = hosts.leftovers();
-    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
+    clean_after_kill(&hosts);
     assert!(delayer_left(&hosts).is_empty());
-    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .arg("check")
-        .arg(dir.join("history.jsonl"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "the killed run's history:\n{}",
-        text(&check)
-    );
+    assert_cleaned_and_history_checks(&hosts, &dir);
 }
 
 /// Ctrl-C (SIGINT to the controller) while a network fault is on: the run stops the
@@ -854,14 +850,9 @@ fn a_controller_killed_mid_net_fault_leaves_nothing_after_clean() {
 #[test]
 fn an_interrupted_net_run_leaves_nothing_on_the_hosts() {
     let hosts = Hosts::start(3);
-    let store = hosts.tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let (mut child, _dir) = common::start_background(
-        &store,
+    let (mut child, _dir) = start_on_hosts(
+        &hosts,
         &[
-            "--hosts",
-            &hosts_file,
             "--sut",
             "raft",
             "--nemesis",
@@ -881,11 +872,7 @@ fn an_interrupted_net_run_leaves_nothing_on_the_hosts() {
         !delayer_left(&hosts).is_empty(),
         "no delayer on the hosts mid-fault"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    signal_controller(&child, nix::sys::signal::Signal::SIGINT);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(3), "an interrupted run exits 3");
     let left = hosts.leftovers();
@@ -1024,14 +1011,9 @@ fn disk_faults_on_ssh_hosts() {
 #[test]
 fn a_controller_killed_mid_disk_fault_leaves_nothing_after_clean() {
     let hosts = Hosts::start(3);
-    let store = hosts.tmp.path().join("store");
-    std::fs::create_dir_all(&store).unwrap();
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let (mut child, dir) = common::start_background(
-        &store,
+    let (mut child, dir) = start_on_hosts(
+        &hosts,
         &[
-            "--hosts",
-            &hosts_file,
             "--sut",
             "raft",
             "--nemesis",
@@ -1058,20 +1040,10 @@ fn a_controller_killed_mid_disk_fault_leaves_nothing_after_clean() {
         3,
         "not one agent per host mid-fault: {agents:?}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    signal_controller(&child, nix::sys::signal::Signal::SIGKILL);
     child.wait().unwrap();
-    assert!(
-        !hosts.leftovers().is_empty(),
-        "a killed controller left nothing behind: the test would prove nothing"
-    );
-    let clean = hosts.stasis(&["clean"]);
-    let t = text(&clean);
+    let t = clean_after_kill(&hosts);
     println!("{t}");
-    assert_eq!(clean.status.code(), Some(0), "{t}");
     assert!(t.contains("disk mounts"), "{t}");
     // The agents may still be dying from the kill; give them a moment.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -1082,19 +1054,7 @@ fn a_controller_killed_mid_disk_fault_leaves_nothing_after_clean() {
     assert!(agents.is_empty(), "agents left after clean: {agents:?}");
     let mounts = hosts.disk_mounts();
     assert!(mounts.is_empty(), "mounts left after clean: {mounts:?}");
-    let left = hosts.leftovers();
-    assert!(left.is_empty(), "left on the hosts after clean: {left:?}");
-    let check = Command::new(env!("CARGO_BIN_EXE_stasis"))
-        .arg("check")
-        .arg(dir.join("history.jsonl"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "the killed run's history:\n{}",
-        text(&check)
-    );
+    assert_cleaned_and_history_checks(&hosts, &dir);
 }
 
 /// Benchmark (prints a table, asserts no timing): disk faults applied by the local

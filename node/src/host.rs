@@ -66,8 +66,11 @@ pub struct HostConfig {
 /// restores. Digests, not bytes, so a long run keeps a few words per entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Applied {
-    /// The entry at `index` was applied; `digest` is of its command bytes (none for an
-    /// entry without a command: a no-op or a configuration).
+    /// The entry at `index` was applied; `digest` is of the entry's identity: its term
+    /// (Raft: the term that created it; Multi-Paxos: the ballot that first proposed the
+    /// command, 0 for a no-op), which is what a pending write is matched by, and its
+    /// command bytes (none for a no-op or a configuration). So two no-ops of different
+    /// Raft terms at one index are different entries, as the protocol counts them.
     Entry { index: u64, digest: u64 },
     /// The state after `index` was snapshotted here or restored from a snapshot; `digest`
     /// is of the serialized state.
@@ -80,6 +83,14 @@ fn digest(bytes: Option<&[u8]>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
     bytes.hash(&mut h);
+    h.finish()
+}
+
+/// A digest of an applied entry's identity, its term and command, for [`Applied::Entry`].
+fn entry_digest(term: u64, data: Option<&[u8]>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (term, data).hash(&mut h);
     h.finish()
 }
 
@@ -353,7 +364,7 @@ where
                 if let Some(log) = self.applies.as_mut() {
                     log.push(Applied::Entry {
                         index,
-                        digest: digest(data.as_deref()),
+                        digest: entry_digest(term, data.as_deref()),
                     });
                 }
                 let reply = match data.map(|d| Command::decode(&d)) {
@@ -603,15 +614,22 @@ mod tests {
         Host::new(cfg, core, storage)
     }
 
+    /// A single-voter host (n1) ticked until it has elected itself.
+    fn elected_host(env: &mut Env) -> Host<Raft, RaftStorage, To, u64> {
+        let mut h = host(1, &[1]);
+        for _ in 0..200 {
+            h.core_mut().tick();
+            h.drain_ready(env).unwrap();
+        }
+        assert_eq!(h.core().status().role, crate::core::Role::Leader);
+        h
+    }
+
     #[test]
     fn a_single_node_answers_writes_on_apply_and_reads_after_them() {
         let answers: Answers = Rc::default();
         let mut env = Env::default();
-        let mut h = host(1, &[1]);
-        for _ in 0..200 {
-            h.core_mut().tick();
-            h.drain_ready(&mut env).unwrap();
-        }
+        let mut h = elected_host(&mut env);
         h.request(
             &env,
             Request::Set(b"k".to_vec(), b"7".to_vec()),
@@ -647,11 +665,7 @@ mod tests {
     fn a_watched_host_reports_each_applied_entry_and_snapshot_state_and_an_unwatched_one_nothing() {
         let answers: Answers = Rc::default();
         let mut env = Env::default();
-        let mut h = host(1, &[1]);
-        for _ in 0..200 {
-            h.core_mut().tick();
-            h.drain_ready(&mut env).unwrap();
-        }
+        let mut h = elected_host(&mut env);
         assert!(
             h.take_applies().is_empty(),
             "nothing recorded unless watched"
@@ -694,6 +708,19 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_digest_is_of_its_term_and_command() {
+        assert_eq!(entry_digest(3, Some(b"x")), entry_digest(3, Some(b"x")));
+        assert_ne!(
+            entry_digest(2, None),
+            entry_digest(3, None),
+            "no-ops of two terms are two entries"
+        );
+        assert_ne!(entry_digest(3, Some(b"x")), entry_digest(4, Some(b"x")));
+        assert_ne!(entry_digest(3, Some(b"x")), entry_digest(3, Some(b"y")));
+        assert_ne!(entry_digest(3, None), entry_digest(3, Some(b"")));
+    }
+
+    #[test]
     fn followers_redirect_and_expired_requests_are_handed_back() {
         let answers: Answers = Rc::default();
         let env = Env::default();
@@ -718,11 +745,7 @@ mod tests {
         // A write whose deadline passes before it is applied is handed back unanswered.
         let answers: Answers = Rc::default();
         let mut env = Env::default();
-        let mut h = host(1, &[1]);
-        for _ in 0..200 {
-            h.core_mut().tick();
-            h.drain_ready(&mut env).unwrap();
-        }
+        let mut h = elected_host(&mut env);
         h.request(
             &env,
             Request::Set(b"k".to_vec(), b"1".to_vec()),

@@ -1,5 +1,5 @@
 //! State-machine safety across the simulated replicas: every node applies the same
-//! command at every log index, and holds the same state at every index it snapshots or
+//! entry (command and term, [`node::host::Applied::Entry`]) at every log index, and holds the same state at every index it snapshots or
 //! restores a snapshot at (Raft's State Machine Safety; for Multi-Paxos, one value chosen
 //! per slot). It is checked on what the nodes' hosts apply ([`node::host::Applied`]), not
 //! on what clients saw, so a replica that applied a different entry is a finding even when

@@ -95,6 +95,11 @@ impl Progress {
         }
     }
 
+    /// The index every voter must reach, once [`Progress::converge_to`] fixed it.
+    pub fn target(&self) -> Option<u64> {
+        self.target
+    }
+
     /// Every voter had applied the target at `now` (the first call counts).
     pub fn converged(&mut self, now: u64) {
         if self.target.is_some() {
@@ -200,6 +205,7 @@ mod tests {
         assert!(f.contains("no acknowledged read invoked"), "{f}");
         p.converged(1_300 * MS);
         assert_eq!(p.converge_to(50), None, "no target before progress");
+        assert_eq!(p.target(), None);
         p.completed(1_200 * MS, 1_400 * MS, true, true);
         assert!(p.done());
         assert!(
@@ -210,6 +216,7 @@ mod tests {
         // The target is the first one given; a replica still short of it is the finding.
         assert_eq!(p.converge_to(60), Some(60));
         assert_eq!(p.converge_to(90), Some(60));
+        assert_eq!(p.target(), Some(60), "reading the target does not move it");
         assert_eq!(p.finding(5_000 * MS, "n1 leads", "n3 (at 12)"), None);
         let f = p
             .finding(7_500 * MS, "n1 leads", "n3 (at 12)")

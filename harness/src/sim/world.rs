@@ -1454,20 +1454,17 @@ where
             return;
         }
         let leader = self.leader_view().map_or_else(|e| e, |v| self.describe(&v));
-        let lagging = self
-            .progress
-            .converge_to(0)
-            .map_or_else(String::new, |target| {
-                let names: Vec<String> = self
-                    .lagging(target)
-                    .into_iter()
-                    .map(|(i, applied)| match applied {
-                        Some(a) => format!("{} (at {a})", self.name(i)),
-                        None => format!("{} (down)", self.name(i)),
-                    })
-                    .collect();
-                names.join(", ")
-            });
+        let lagging = self.progress.target().map_or_else(String::new, |target| {
+            let names: Vec<String> = self
+                .lagging(target)
+                .into_iter()
+                .map(|(i, applied)| match applied {
+                    Some(a) => format!("{} (at {a})", self.name(i)),
+                    None => format!("{} (down)", self.name(i)),
+                })
+                .collect();
+            names.join(", ")
+        });
         self.stalled = self.progress.finding(end, &leader, &lagging);
     }
 
@@ -1489,15 +1486,24 @@ where
         if !self.progress.done() || self.progress.settled() {
             return;
         }
-        let highest = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.host.as_ref().map(|h| h.applied()))
-            .max()
-            .unwrap_or(0);
-        if let Some(target) = self.progress.converge_to(highest)
-            && self.lagging(target).is_empty()
-        {
+        // The target is fixed at the first event after progress; only then is the
+        // highest applied index needed.
+        let target = match self.progress.target() {
+            Some(t) => t,
+            None => {
+                let highest = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.host.as_ref().map(|h| h.applied()))
+                    .max()
+                    .unwrap_or(0);
+                let Some(t) = self.progress.converge_to(highest) else {
+                    return;
+                };
+                t
+            }
+        };
+        if self.lagging(target).is_empty() {
             self.progress.converged(self.now);
         }
     }
@@ -3426,6 +3432,32 @@ mod tests {
         assert!(a != c, "different seeds, same history");
     }
 
+    /// Three raft nodes started with `flags`, 4 clients at `rate` ops/s for `secs`
+    /// simulated seconds, and one fault of `kind` from 2 s on for `len_ms`.
+    fn one_fault_world(
+        seed: u64,
+        flags: &[&str],
+        kind: FaultKind,
+        len_ms: u64,
+        rate: f64,
+        secs: u64,
+    ) -> World<node::raft::Raft, node::raft::storage::RaftStorage> {
+        let flags: Vec<String> = flags.iter().map(|s| s.to_string()).collect();
+        let configs = node_configs("raft", 3, 0, &flags).unwrap();
+        let s = 1_000_000_000;
+        let schedule = vec![Fault {
+            start_ns: 2 * s,
+            stop_ns: 2 * s + len_ms * MS,
+            kind,
+        }];
+        let opts = WorldOptions {
+            clients: 4,
+            rate,
+            ..test_options(seed, secs * s)
+        };
+        World::new(opts, configs, node::boot::raft, schedule).unwrap()
+    }
+
     /// Raft, 3 nodes, pre-vote off, 10 ms ticks, elections after 60-119 ticks: the two
     /// followers frozen from 2 s for `len_ms`. Returns the history, the group, and each
     /// group node's (role, term) just before and right after the thaw.
@@ -3434,34 +3466,20 @@ mod tests {
         seed: u64,
         len_ms: u64,
     ) -> (Vec<u8>, Vec<usize>, Vec<(Role, u64)>, Vec<(Role, u64)>) {
-        let flags: Vec<String> = [
+        let flags = [
             "--tick-ms",
             "10",
             "--election-ticks",
             "60",
             "--pre-vote",
             "off",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let configs = node_configs("raft", 3, 0, &flags).unwrap();
-        let s = 1_000_000_000;
-        let schedule = vec![Fault {
-            start_ns: 2 * s,
-            stop_ns: 2 * s + len_ms * MS,
-            kind: FaultKind::Freeze {
-                nodes: 2,
-                pick: seed,
-                leader: false,
-            },
-        }];
-        let opts = WorldOptions {
-            clients: 4,
-            rate: 200.0,
-            ..test_options(seed, 5 * s)
+        ];
+        let freeze = FaultKind::Freeze {
+            nodes: 2,
+            pick: seed,
+            leader: false,
         };
-        let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
+        let mut w = one_fault_world(seed, &flags, freeze, len_ms, 200.0, 5);
         fn status<C: ConsensusCore, S: CoreStorage<C::Persist>>(
             w: &World<C, S>,
             g: &[usize],
@@ -3528,30 +3546,16 @@ mod tests {
     /// Raft, 3 nodes: an outage of `nodes` nodes from 2 s to 2.3 s. Returns the world after
     /// the run's end, the group, and whether every group node was down inside the window.
     fn outage_world(seed: u64, nodes: u64, bugs: &[&str]) -> (Outcome, Vec<usize>, bool) {
-        let mut flags: Vec<String> = ["--tick-ms", "10", "--election-ticks", "30"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut flags = vec!["--tick-ms", "10", "--election-ticks", "30"];
         for b in bugs {
-            flags.extend(["--bug".to_string(), b.to_string()]);
+            flags.extend(["--bug", b]);
         }
-        let configs = node_configs("raft", 3, 0, &flags).unwrap();
-        let s = 1_000_000_000;
-        let schedule = vec![Fault {
-            start_ns: 2 * s,
-            stop_ns: 2 * s + 300 * MS,
-            kind: FaultKind::Outage {
-                nodes,
-                pick: seed,
-                leader: true,
-            },
-        }];
-        let opts = WorldOptions {
-            clients: 4,
-            rate: 400.0,
-            ..test_options(seed, 4 * s)
+        let outage = FaultKind::Outage {
+            nodes,
+            pick: seed,
+            leader: true,
         };
-        let mut w = World::new(opts, configs, node::boot::raft, schedule).unwrap();
+        let mut w = one_fault_world(seed, &flags, outage, 300, 400.0, 4);
         while w.outages.is_empty() {
             assert!(w.step().unwrap(), "the outage never started");
         }

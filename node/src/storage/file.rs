@@ -863,16 +863,22 @@ mod tests {
     /// A power loss during the last fsync: that fsync's data is an unsynced tail (torn),
     /// what earlier fsyncs made durable survives; with any other operation after the
     /// fsync, it is a plain torn crash.
+    /// `/d/a` holding "base", synced with its directory entry; open for appending.
+    fn synced_base(fs: &SimFs) -> Box<dyn StorageFile> {
+        fs.create_dir_all(&p("/d")).expect("mkdir");
+        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
+        f.write_all(b"base").expect("write");
+        f.sync().expect("sync");
+        fs.sync_dir(&p("/d")).expect("sync dir");
+        f
+    }
+
     #[test]
     fn a_power_loss_in_the_last_fsync_finds_it_unfinished() {
         let mut undone = 0;
         for seed in 0..32 {
             let fs = SimFs::new();
-            fs.create_dir_all(&p("/d")).expect("mkdir");
-            let mut f = fs.open_append(&p("/d/a"), true).expect("open");
-            f.write_all(b"base").expect("write");
-            f.sync().expect("sync");
-            fs.sync_dir(&p("/d")).expect("sync dir");
+            let mut f = synced_base(&fs);
             f.write_all(&[7u8; SECTOR * 2]).expect("write");
             f.sync().expect("sync");
             if fs.crash_torn_in_sync(seed) {
@@ -890,11 +896,7 @@ mod tests {
         assert_eq!(undone, 32, "the last operation was an fsync each time");
         // Not the last operation any more: the fsync completed.
         let fs = SimFs::new();
-        fs.create_dir_all(&p("/d")).expect("mkdir");
-        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
-        f.write_all(b"base").expect("write");
-        f.sync().expect("sync");
-        fs.sync_dir(&p("/d")).expect("sync dir");
+        synced_base(&fs);
         assert!(!fs.crash_torn_in_sync(1));
         assert_eq!(fs.read(&p("/d/a")).expect("read"), b"base");
     }
@@ -907,11 +909,7 @@ mod tests {
         let mut hole_before_data = 0;
         for seed in 0..64 {
             let fs = SimFs::with_torn_writes(seed);
-            fs.create_dir_all(&p("/d")).expect("mkdir");
-            let mut f = fs.open_append(&p("/d/a"), true).expect("open");
-            f.write_all(b"base").expect("write");
-            f.sync().expect("sync");
-            fs.sync_dir(&p("/d")).expect("sync dir");
+            let mut f = synced_base(&fs);
             f.write_all(&written).expect("write");
             fs.crash();
             let got = fs.read(&p("/d/a")).expect("read");
@@ -949,11 +947,7 @@ mod tests {
     #[test]
     fn one_torn_crash_does_not_switch_the_mode_on() {
         let fs = SimFs::new();
-        fs.create_dir_all(&p("/d")).expect("mkdir");
-        let mut f = fs.open_append(&p("/d/a"), true).expect("open");
-        f.write_all(b"base").expect("write");
-        f.sync().expect("sync");
-        fs.sync_dir(&p("/d")).expect("sync dir");
+        synced_base(&fs);
         let mut kept = std::collections::BTreeSet::new();
         for seed in 0..16 {
             let len = fs.read(&p("/d/a")).expect("read").len();
