@@ -77,21 +77,18 @@ pub enum Applied {
     State { index: u64, digest: u64 },
 }
 
-/// A digest of `bytes` for [`Applied`] (stable within a process: observers compare
-/// replicas of one run).
-fn digest(bytes: Option<&[u8]>) -> u64 {
-    use std::hash::{Hash, Hasher};
+/// A digest for [`Applied`] (stable within a process: observers compare replicas of one
+/// run).
+fn digest(v: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::hash::DefaultHasher::new();
-    bytes.hash(&mut h);
+    v.hash(&mut h);
     h.finish()
 }
 
 /// A digest of an applied entry's identity, its term and command, for [`Applied::Entry`].
 fn entry_digest(term: u64, data: Option<&[u8]>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    (term, data).hash(&mut h);
-    h.finish()
+    digest((term, data))
 }
 
 /// An answer for a request whose outcome cannot be known.
