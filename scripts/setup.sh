@@ -28,6 +28,8 @@ declare -A need=(
   # The remote-hosts test (harness/tests/remote.rs): one sshd per test namespace.
   [/usr/sbin/sshd]=openssh-server
   [ssh]=openssh-client
+  # Its hosts reached as a user with passwordless sudo (`sudo = true` in a hosts file).
+  [/usr/bin/sudo]=sudo
   # Build-time: the etcd gRPC client (etcd-client) compiles etcd's .proto files, which it
   # ships, with protoc; they import protobuf's well-known types (libprotobuf-dev).
   [protoc]=protobuf-compiler

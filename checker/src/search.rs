@@ -110,10 +110,10 @@ const NONE: u32 = u32::MAX;
 /// How many states a watching search collects.
 pub const MAX_WATCHED: usize = 16;
 
-/// Runs the search. `watch`: collect (up to [`MAX_WATCHED`]) distinct states in which that operation
-/// could take effect, for explanations; returned in the third slot. A watching search
-/// never linearizes the watched operation, so its verdict is not meaningful. (Tests only:
-/// the checker's workers reuse one memo with [`search_in`].)
+/// Runs the search. `watch`: collect (up to [`MAX_WATCHED`]) distinct states in which that
+/// operation could take effect, for explanations; returned in the third slot. A watching
+/// search never linearizes the watched operation, so its verdict is not meaningful. (Tests
+/// only: the checker's workers reuse one memo with [`search_in`].)
 #[cfg(test)]
 pub fn search<M: Model>(
     model: &M,
@@ -968,10 +968,11 @@ impl<'a, M: Model> Search<'a, M> {
                     self.bits.set(bit, self.zobrist[op as usize]);
                     let (new, next_state) = self.memo_insert(next_state);
                     if new {
-                        // A pure observation (a read) that fits now can always go first: any linearization from here that places it
-                        // later still works with it moved here, since everything that must
-                        // precede it is already linearized and nothing after sees a
-                        // difference. So if this branch fails, so does every sibling.
+                        // A pure observation (a read) that fits now can always go first:
+                        // any linearization from here that places it later still works with
+                        // it moved here, since everything that must precede it is already
+                        // linearized and nothing after sees a difference. So if this branch
+                        // fails, so does every sibling.
                         let forced = self.model.is_read_only(input);
                         self.stats.cuts.reads_first += u64::from(forced);
                         let before = std::mem::replace(&mut state, next_state);

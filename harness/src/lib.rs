@@ -21,11 +21,11 @@
 //!    `report_html`, with the `lost_writes` found in the history; `store` owns the run
 //!    directories.
 //!
-//! Around it: `campaign` (matrices of runs: spec, cell, record, junit), `selftest` (seeded bugs until
-//! caught), `sim` (deterministic simulation of the same node code in one process),
-//! `replay`, `check` (`stasis check FILE`), `doctor` (what the machine can do), `serve`
-//! (the web UI), `signals` (Ctrl-C), `units` (durations and sizes on the command line).
-//! `scripts/module-cycles.py` keeps the modules free of cycles.
+//! Around it: `campaign` (matrices of runs: spec, cell, record, junit), `selftest` (seeded
+//! bugs until caught), `sim` (deterministic simulation of the same node code in one
+//! process), `replay`, `check` (`stasis check FILE`), `doctor` (what the machine can do),
+//! `serve` (the web UI), `signals` (Ctrl-C), `units` (durations and sizes on the command
+//! line). `scripts/module-cycles.py` keeps the modules free of cycles.
 
 pub mod analyze;
 pub mod auxiliary;

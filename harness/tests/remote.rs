@@ -35,6 +35,13 @@ fn keygen(path: &Path) {
 
 impl Hosts {
     fn start(n: usize) -> Hosts {
+        Hosts::start_as(n, None)
+    }
+
+    /// `n` hosts; `login`: the user the controller logs in as and whether it runs every
+    /// command through sudo (the hosts file's `user` and `sudo`), root without sudo if
+    /// `None`.
+    fn start_as(n: usize, login: Option<(&str, bool)>) -> Hosts {
         common::require_root();
         assert!(
             Path::new(SSHD).is_file(),
@@ -57,6 +64,12 @@ impl Hosts {
         // The sessions' HOME: an empty directory, so the login shell does not run this
         // machine's root dotfiles (a slow ~/.bashrc would slow every command).
         std::fs::create_dir(d.join("home")).unwrap();
+        // sshd reads authorized_keys as the user logging in: a non-root login needs to
+        // reach it (the private key `id` stays 0600).
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(d.to_owned(), 0o755), (d.join("authorized_keys"), 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
         let mut hosts = Hosts {
             sshd: Vec::new(),
             topo,
@@ -97,6 +110,9 @@ impl Hosts {
                 d.join("id").display(),
                 hosts.host_dir(&h.name).display()
             ));
+            if let Some((user, sudo)) = login {
+                toml.push_str(&format!("user = \"{user}\"\nsudo = {sudo}\n"));
+            }
         }
         std::fs::write(&hosts.hosts_file, toml).unwrap();
         // sshd listens within moments; wait for every port to accept.
@@ -174,14 +190,9 @@ impl Hosts {
             let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = state
-                .rsplit(") ")
-                .next()
-                .is_some_and(|s| s.starts_with('Z'));
             if let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline"))
                 && String::from_utf8_lossy(&cmd).contains(&format!("{dir}/dir-"))
-                && !zombie
+                && !is_zombie(pid)
             {
                 left.push(format!("process {pid}: {}", String::from_utf8_lossy(&cmd)));
             }
@@ -208,12 +219,66 @@ impl Drop for Hosts {
                 }
             }
         }
+        // Then every process in the hosts' namespaces: sshd and the sessions it forked
+        // ("sshd: root@notty", one per connection), which outlive a killed sshd and, with
+        // their namespace gone, would wait on their sockets forever. All of them are ours:
+        // nothing else runs in a namespace this test made.
         for c in &mut self.sshd {
             let _ = c.kill();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left: Vec<u32> = self
+                .topo
+                .hosts
+                .iter()
+                .flat_map(|h| processes_in(&h.netns))
+                .collect();
+            if left.is_empty() || Instant::now() > deadline {
+                break;
+            }
+            for pid in left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for c in &mut self.sshd {
             let _ = c.wait();
         }
         let _ = self.topo.teardown();
     }
+}
+
+/// A process that has exited and waits to be reaped (state Z in /proc/PID/stat).
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_default()
+        .rsplit(") ")
+        .next()
+        .is_some_and(|s| s.starts_with('Z'))
+}
+
+/// The live processes in network namespace `netns`: those whose /proc/PID/ns/net is the
+/// namespace `ip netns` pinned at /run/netns/NAME.
+fn processes_in(netns: &str) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ns) = std::fs::metadata(net::netns_path(netns)) else {
+        return Vec::new();
+    };
+    let want = format!("net:[{}]", ns.ino());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|l| l.to_string_lossy() == want)
+                && !is_zombie(*pid)
+        })
+        .collect()
 }
 
 fn walk_pid_files(dir: &Path) -> Vec<PathBuf> {
@@ -241,6 +306,157 @@ fn text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// A session sshd forks per connection outlives a killed sshd; with its namespace deleted
+/// it would wait on its socket forever, reparented to init (CI found 18 such "sshd:
+/// root@notty" processes after a full run). Dropping the hosts kills every process in them.
+#[test]
+fn dropping_the_hosts_leaves_no_process_in_their_namespaces() {
+    let hosts = Hosts::start(1);
+    let h = hosts.topo.hosts[0].clone();
+    let d = hosts.tmp.path();
+    let mut client = Command::new("ssh")
+        .arg("-i")
+        .arg(d.join("id"))
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-l", "root"])
+        .arg(h.addr.to_string())
+        .args(["sleep", "600"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh (apt-get install openssh-client)");
+    // Logged in once the session's `sleep` runs (beside sshd and its session process).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let inside = loop {
+        let pids = processes_in(&h.netns);
+        if pids.iter().any(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep\0"))
+        }) {
+            break pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ssh session never started: {pids:?} in {}",
+            h.netns
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(hosts);
+    let _ = client.kill();
+    let _ = client.wait();
+    let alive: Vec<String> = inside
+        .iter()
+        .filter(|pid| Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(**pid))
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            )
+        })
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "processes of a dropped host still run: {alive:?}"
+    );
+}
+
+/// A login user with passwordless sudo (a `stasis-` user and its /etc/sudoers.d file),
+/// removed on drop.
+struct SudoUser;
+
+const SUDO_USER: &str = "stasis-sudo";
+const SUDOERS: &str = "/etc/sudoers.d/stasis-sudo";
+
+impl SudoUser {
+    fn create() -> SudoUser {
+        assert!(
+            Path::new("/usr/bin/sudo").is_file(),
+            "/usr/bin/sudo missing: apt-get install sudo (scripts/setup.sh)"
+        );
+        // A user a killed test left behind.
+        let _ = Command::new("userdel")
+            .arg(SUDO_USER)
+            .stderr(Stdio::null())
+            .status();
+        for argv in [
+            &[
+                "useradd",
+                "-M",
+                "-d",
+                "/nonexistent",
+                "-s",
+                "/bin/sh",
+                SUDO_USER,
+            ][..],
+            // No password, but not locked: sshd (UsePAM no) refuses a locked account's keys.
+            &["usermod", "-p", "*", SUDO_USER][..],
+        ] {
+            let st = Command::new(argv[0]).args(&argv[1..]).status().unwrap();
+            assert!(st.success(), "{argv:?} failed");
+        }
+        std::fs::write(SUDOERS, format!("{SUDO_USER} ALL=(ALL) NOPASSWD: ALL\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(SUDOERS, std::fs::Permissions::from_mode(0o440)).unwrap();
+        SudoUser
+    }
+}
+
+impl Drop for SudoUser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(SUDOERS);
+        let _ = Command::new("userdel").arg(SUDO_USER).status();
+    }
+}
+
+/// Hosts reached as a user that is not root: with `sudo = true` every command runs through
+/// `sudo -n` and a faulted raft run passes and cleans up as it does as root; without it,
+/// `doctor --hosts` refuses the hosts with the uid and what to do.
+#[test]
+fn a_sudo_user_runs_faults_on_ssh_hosts() {
+    let _user = SudoUser::create();
+    {
+        let plain = Hosts::start_as(1, Some((SUDO_USER, false)));
+        let doctor = plain.stasis(&["doctor"]);
+        let t = text(&doctor);
+        assert_eq!(doctor.status.code(), Some(1), "doctor --hosts:\n{t}");
+        assert!(
+            t.contains("iptables and signals need root") && t.contains("set sudo = true"),
+            "{t}"
+        );
+    }
+    let hosts = Hosts::start_as(3, Some((SUDO_USER, true)));
+    let doctor = hosts.stasis(&["doctor"]);
+    let t = text(&doctor);
+    assert_eq!(doctor.status.code(), Some(0), "doctor --hosts:\n{t}");
+    assert!(t.contains("root through sudo -n"), "{t}");
+    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
+    let run: Run = stasis_test(&[
+        "--hosts",
+        &hosts_file,
+        "--sut",
+        "raft",
+        "--nemesis",
+        "kill,pause,partition",
+        "--time-limit",
+        "12s",
+        "--nemesis-interval",
+        "2s",
+        "--seed",
+        "7",
+    ]);
+    println!("{}", run.text);
+    assert_clean_pass(&run, &["kill", "partition"], 50);
+    // The nodes ran as root (through sudo), their logs came back.
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(run.dir.join(n).join("node.log")).unwrap_or_default();
+        assert!(!log.is_empty(), "{n}/node.log was not fetched");
+    }
+    let left = hosts.leftovers();
+    assert!(left.is_empty(), "left on the hosts: {left:?}");
 }
 
 #[test]

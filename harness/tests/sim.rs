@@ -1,11 +1,11 @@
 //! `stasis sim`: deterministic simulation. Same seed, same bytes; different seeds,
-//! different schedules; a seeded bug (raft/commit-minority) is found, leaves a normal run directory, is shrunk,
-//! and the shrunk schedule replays and still fails. Membership changes (`reconfig`
-//! faults with spare nodes): correct cores stay linearizable, unsafe-reconfig is caught.
-//! Group freezes (`freeze` faults) name their groups and replay bit for bit. The
-//! transport model (`tcp`) reaches forget-vote's two leaders on a seed the plain network
-//! does not. Outages (`outage`) and one node's slow links (`lag`) reach ack-before-fsync
-//! and lease-from-ack; `--swarm` draws a subset of the kinds per seed.
+//! different schedules; a seeded bug (raft/commit-minority) is found, leaves a normal run
+//! directory, is shrunk, and the shrunk schedule replays and still fails. Membership
+//! changes (`reconfig` faults with spare nodes): correct cores stay linearizable,
+//! unsafe-reconfig is caught. Group freezes (`freeze` faults) name their groups and replay
+//! bit for bit. The transport model (`tcp`) reaches forget-vote's two leaders on a seed the
+//! plain network does not. Outages (`outage`) and one node's slow links (`lag`) reach
+//! ack-before-fsync and lease-from-ack; `--swarm` draws a subset of the kinds per seed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -412,11 +412,12 @@ fn a_torn_unsynced_batch_does_not_stop_a_node_from_restarting() {
     assert!(!text.contains("could not restart"), "{text}");
 }
 
-/// `stasis selftest --sim` names what caught each case-run and counts stalls beside: a
-/// bug caught in seconds (raft/commit-minority) is caught by `not-linearizable` or
-/// `replicas-diverged`, named in the table's "caught by" column and selftest.json; the correct build has no finding (no
-/// violation, no two leaders, no membership answer proved false, no stall). The finding
-/// kinds themselves are tested beside the code (sim::selftest).
+/// `stasis selftest --sim` names what caught each case-run and counts stalls beside: a bug
+/// caught in seconds (raft/commit-minority) is caught by `not-linearizable` or
+/// `replicas-diverged`, named in the table's "caught by" column and selftest.json; the
+/// correct build has no finding (no violation, no two leaders, no membership answer proved
+/// false, no stall). The finding kinds themselves are tested beside the code
+/// (sim::selftest).
 #[test]
 fn selftest_sim_names_what_caught_each_run() {
     let tmp = tempfile::tempdir().unwrap();

@@ -81,8 +81,8 @@ impl Kinds {
 /// Plans a new voter set from the current `voters` among nodes `0..n`. Voter sets keep at
 /// least 3 members when there are 3 nodes in all (at least 1 always). When `change` is
 /// impossible, a remove becomes an add (or a replace), and an add or a replace becomes a
-/// replace, an add or a remove, whichever is possible first. Returns the change made and the sorted new set;
-/// `None` when nothing can change (a single node).
+/// replace, an add or a remove, whichever is possible first. Returns the change made and
+/// the sorted new set; `None` when nothing can change (a single node).
 pub fn plan(
     change: Change,
     voters: &[usize],

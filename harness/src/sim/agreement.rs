@@ -1,12 +1,12 @@
-//! State-machine safety across the simulated replicas: every node applies the same
-//! entry (command and term, [`node::host::Applied::Entry`]) at every log index, and holds the same state at every index it snapshots or
-//! restores a snapshot at (Raft's State Machine Safety; for Multi-Paxos, one value chosen
-//! per slot). It is checked on what the nodes' hosts apply ([`node::host::Applied`]), not
-//! on what clients saw, so a replica that applied a different entry is a finding even when
-//! no read ever returned it: a committed entry later overwritten (the Raft paper's Figure
-//! 8), a snapshot that carries a different state, a log cut past the commit index. The
-//! history's checker sees such damage only if a client happens to read the key in the
-//! window where it shows.
+//! State-machine safety across the simulated replicas: every node applies the same entry
+//! (command and term, [`node::host::Applied::Entry`]) at every log index, and holds the
+//! same state at every index it snapshots or restores a snapshot at (Raft's State Machine
+//! Safety; for Multi-Paxos, one value chosen per slot). It is checked on what the nodes'
+//! hosts apply ([`node::host::Applied`]), not on what clients saw, so a replica that
+//! applied a different entry is a finding even when no read ever returned it: a committed
+//! entry later overwritten (the Raft paper's Figure 8), a snapshot that carries a different
+//! state, a log cut past the commit index. The history's checker sees such damage only if a
+//! client happens to read the key in the window where it shows.
 
 use std::collections::HashMap;
 

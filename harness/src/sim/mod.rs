@@ -448,9 +448,9 @@ pub struct Shrunk {
 }
 
 /// Searches for a smaller schedule that still fails the same way ([`SimRun::failure`]):
-/// drops faults one at a time (while
-/// the run still fails), then shortens the simulated time, then halves the clients, then
-/// puts drawn settings back to their defaults, then removes spares and nodes one at a time. At most `max_tries` simulations.
+/// drops faults one at a time (while the run still fails), then shortens the simulated
+/// time, then halves the clients, then puts drawn settings back to their defaults, then
+/// removes spares and nodes one at a time. At most `max_tries` simulations.
 pub fn shrink(
     spec: &SimSpec,
     run: SimRun,
@@ -617,9 +617,10 @@ pub struct Sweep {
 }
 
 impl Sweep {
-    /// 0 all linearizable and progressing, 1 a violation (of linearizability, of a
-    /// definite membership answer, of State Machine Safety or of Raft's Election Safety), 4 no progress after the
-    /// heal or a node that could not restart (no violation), 2 an unknown verdict.
+    /// 0 all linearizable and progressing, 1 a violation (of linearizability, of a definite
+    /// membership answer, of State Machine Safety or of Raft's Election Safety), 4 no
+    /// progress after the heal or a node that could not restart (no violation), 2 an
+    /// unknown verdict.
     pub fn exit_code(&self) -> u8 {
         if self.violations > 0 {
             1

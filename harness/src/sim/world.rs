@@ -1488,20 +1488,17 @@ where
         }
         // The target is fixed at the first event after progress; only then is the
         // highest applied index needed.
-        let target = match self.progress.target() {
-            Some(t) => t,
-            None => {
-                let highest = self
-                    .nodes
-                    .iter()
-                    .filter_map(|n| n.host.as_ref().map(|h| h.applied()))
-                    .max()
-                    .unwrap_or(0);
-                let Some(t) = self.progress.converge_to(highest) else {
-                    return;
-                };
-                t
-            }
+        if self.progress.target().is_none() {
+            let highest = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.host.as_ref().map(|h| h.applied()))
+                .max()
+                .unwrap_or(0);
+            self.progress.converge_to(highest);
+        }
+        let Some(target) = self.progress.target() else {
+            return;
         };
         if self.lagging(target).is_empty() {
             self.progress.converged(self.now);
@@ -2582,8 +2579,8 @@ where
     }
 
     /// The nodes a `Freeze` or `Outage` fault stops, resolved now among the running nodes
-    /// of the fault pool: `size` of them in the order of the permutation seed `pick`, the leader first
-    /// with `leader`, else left out while the others are enough.
+    /// of the fault pool: `size` of them in the order of the permutation seed `pick`, the
+    /// leader first with `leader`, else left out while the others are enough.
     fn freeze_group(&self, size: u64, pick: u64, leader: bool) -> Vec<usize> {
         let mut order: Vec<usize> = self.pool().into_iter().filter(|&k| self.up(k)).collect();
         let mut r = ChaCha8Rng::seed_from_u64(pick);
