@@ -114,9 +114,10 @@ STASIS_DURABILITY_KILLS=120 cargo test --release --locked -p harness --test dura
   -- --test-threads 1 --nocapture || chaos_rc=$?
 
 # Remote hosts (issue 22): Multi-Paxos and etcd with kill, pause and partition, and
-# Multi-Paxos with clock faults, on namespaces each running its own sshd (the long forms
+# Multi-Paxos with clock faults, and both with every nemesis on five hosts, on namespaces each
+# running its own sshd (the long forms
 # of harness/tests/remote.rs).
-echo "nightly.sh: remote hosts over ssh (multipaxos, etcd, clock)"
+echo "nightly.sh: remote hosts over ssh (multipaxos, etcd: kill/pause/partition, clock, every nemesis on five hosts)"
 remote_rc=0
 cargo test --release --locked -p harness --test remote -- --ignored multipaxos_and_etcd \
   --test-threads 1 --nocapture || remote_rc=$?
