@@ -583,8 +583,9 @@ fn clock_faults_on_ssh_hosts() {
 }
 
 /// Multi-Paxos and etcd (the host's own `etcd`, as an operator installs it) on the same
-/// ssh hosts, and Multi-Paxos with clock faults. Not in the default suite (about a
-/// minute and a half): `cargo test -p harness --test remote -- --ignored multipaxos`.
+/// ssh hosts, then Multi-Paxos with clock faults and with disk faults and kills. Not in the
+/// default suite (about two minutes): `cargo test -p harness --test remote -- --ignored
+/// multipaxos`.
 #[test]
 #[ignore]
 fn multipaxos_and_etcd_on_ssh_hosts() {
@@ -615,6 +616,9 @@ fn multipaxos_and_etcd_on_ssh_hosts() {
     clock_run(&hosts_file, "multipaxos");
     let left = hosts.leftovers();
     assert!(left.is_empty(), "multipaxos left on the hosts: {left:?}");
+    // Multi-Paxos under the disk nemesis with kills (etcd's power-loss finding has a
+    // test of its own: etcd_power_loss_finding_on_ssh_hosts).
+    disk_run(&hosts, "multipaxos", "disk,kill", &["disk", "kill"]);
 }
 
 /// The default test (`--nemesis all`: kill, pause, partition, clock, membership and net;
@@ -1180,13 +1184,13 @@ fn disk_agents(hosts: &Hosts) -> Vec<String> {
 /// (what a power loss dropped, the ENOSPC failures and delayed fsyncs counted) came from
 /// the FUSE filesystem the agent on each host mounted over the node's data directory;
 /// the backing state is fetched back, and nothing is left on any host.
-fn disk_run(hosts: &Hosts, nemesis: &str, families: &[&str]) -> Run {
+fn disk_run(hosts: &Hosts, sut: &str, nemesis: &str, families: &[&str]) -> Run {
     let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
     let run: Run = stasis_test(&[
         "--hosts",
         &hosts_file,
         "--sut",
-        "raft",
+        sut,
         "--nemesis",
         nemesis,
         "--time-limit",
@@ -1196,7 +1200,7 @@ fn disk_run(hosts: &Hosts, nemesis: &str, families: &[&str]) -> Run {
         "--seed",
         "3",
     ]);
-    println!("{nemesis}:\n{}", run.text);
+    println!("{sut} {nemesis}:\n{}", run.text);
     assert_clean_pass(&run, families, 50);
     let results: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
@@ -1251,7 +1255,7 @@ fn disk_run(hosts: &Hosts, nemesis: &str, families: &[&str]) -> Run {
 #[test]
 fn disk_faults_on_ssh_hosts() {
     let hosts = Hosts::start(3);
-    let run = disk_run(&hosts, "disk", &["disk"]);
+    let run = disk_run(&hosts, "raft", "disk", &["disk"]);
     let h = checker::history::read_jsonl(&run.dir.join("history.jsonl")).unwrap();
     let starts: Vec<String> = h
         .ops
@@ -1272,7 +1276,7 @@ fn disk_faults_on_ssh_hosts() {
         starts.iter().any(|s| s.contains(r#""corrupted":{"file":"#)),
         "{starts:?}"
     );
-    disk_run(&hosts, "disk,kill", &["disk", "kill"]);
+    disk_run(&hosts, "raft", "disk,kill", &["disk", "kill"]);
 }
 
 /// A power loss on a host drops what the node had not fsynced: Multi-Paxos nodes with the
