@@ -113,10 +113,9 @@ STASIS_CHAOS_KILLS=35 STASIS_CHAOS_ALL=1 cargo test --release --locked -p harnes
 STASIS_DURABILITY_KILLS=120 cargo test --release --locked -p harness --test durability \
   -- --test-threads 1 --nocapture || chaos_rc=$?
 
-# Remote hosts (issue 22): Multi-Paxos and etcd with kill, pause and partition, and
-# Multi-Paxos with clock faults, and both with every nemesis on five hosts, on namespaces each
-# running its own sshd (the long forms
-# of harness/tests/remote.rs).
+# Remote hosts (issue 22): Multi-Paxos and etcd with kill, pause and partition, Multi-Paxos
+# with clock faults and with disk faults, and both with every nemesis on five hosts, on
+# namespaces each running its own sshd (the long forms of harness/tests/remote.rs).
 echo "nightly.sh: remote hosts over ssh (multipaxos, etcd: kill/pause/partition, clock, every nemesis on five hosts)"
 remote_rc=0
 cargo test --release --locked -p harness --test remote -- --ignored multipaxos_and_etcd \
