@@ -107,10 +107,22 @@ impl Answer for SimAnswer {
     }
 }
 
-/// A host's view of the world while it is fed: messages it sends are collected here.
+/// A host's view of the world while it is fed: messages it sends and peer addresses it
+/// learns are collected here.
 struct Outgoing<M> {
     sent: Vec<(NodeId, M)>,
+    learned: Vec<(NodeId, String)>,
     wall_ms: u64,
+}
+
+impl<M> Outgoing<M> {
+    fn new(wall_ms: u64) -> Self {
+        Outgoing {
+            sent: Vec::new(),
+            learned: Vec::new(),
+            wall_ms,
+        }
+    }
 }
 
 impl<M: Clone> HostEnv<M> for Outgoing<M> {
@@ -120,7 +132,9 @@ impl<M: Clone> HostEnv<M> for Outgoing<M> {
     fn client_addr(&self, id: NodeId) -> Option<String> {
         Some(sim_addr(id))
     }
-    fn set_peer_addr(&mut self, _id: NodeId, _addr: &str) {}
+    fn set_peer_addr(&mut self, id: NodeId, addr: &str) {
+        self.learned.push((id, addr.to_owned()));
+    }
     fn wall_ms(&self) -> u64 {
         self.wall_ms
     }
@@ -136,9 +150,24 @@ fn sim_peer_addr(id: NodeId) -> String {
     format!("127.0.0.1:{}", 17_000 + id)
 }
 
+/// Peer addresses as [`SimNode::peers`] holds them: whether each is the peer's real one.
+fn address_book(addrs: impl IntoIterator<Item = (NodeId, String)>) -> BTreeMap<NodeId, bool> {
+    addrs
+        .into_iter()
+        .map(|(id, a)| (id, a == sim_peer_addr(id)))
+        .collect()
+}
+
 struct SimNode<C: ConsensusCore, S> {
     cfg: NodeConfig,
     fs: SimFs,
+    /// The peer addresses it knows, as the runtime's address book: its `--peers`, what its
+    /// host learned from the configuration (`HostEnv::set_peer_addr`) and the address of
+    /// every peer whose connection reached it (the handshake). A message to a peer whose
+    /// address it does not know, or knows wrong, is dropped, as the runtime drops what it
+    /// cannot connect for. A restart starts again from `--peers`. Per peer: whether the
+    /// address it holds is the peer's real one.
+    peers: BTreeMap<NodeId, bool>,
     /// `None` while crashed.
     host: Option<Host<C, S, SimAnswer, u64>>,
     /// Bumped by every restart: ticks and messages of an older incarnation are void.
@@ -543,6 +572,7 @@ where
                 .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
             let tick_ns = cfg.tick.as_nanos() as u64;
             nodes.push(SimNode {
+                peers: address_book(cfg.peers.clone()),
                 cfg,
                 fs,
                 host: None,
@@ -676,6 +706,7 @@ where
         let mut host = Host::new(node::boot::host_config(&node.cfg), core, storage);
         host.watch_applies();
         node.host = Some(host);
+        node.peers = address_book(node.cfg.peers.clone());
         node.incarnation += 1;
         node.missed_ticks = 0;
         let inc = node.incarnation;
@@ -692,10 +723,7 @@ where
         f: impl FnOnce(&mut Host<C, S, SimAnswer, u64>, &Outgoing<C::Message>),
     ) -> Result<()> {
         let wall = self.wall_ms(i);
-        let env = Outgoing {
-            sent: Vec::new(),
-            wall_ms: wall,
-        };
+        let env = Outgoing::new(wall);
         let before = self.election_state(i);
         let Some(host) = self.nodes[i].host.as_mut() else {
             return Ok(());
@@ -869,10 +897,7 @@ where
     }
 
     fn drain(&mut self, i: usize) -> Result<()> {
-        let env = Outgoing {
-            sent: Vec::new(),
-            wall_ms: self.wall_ms(i),
-        };
+        let env = Outgoing::new(self.wall_ms(i));
         self.drain_with(i, env)
     }
 
@@ -918,8 +943,11 @@ where
         let from = self.nodes[i].cfg.id;
         let from_inc = self.nodes[i].incarnation;
         let first_out = self.seq + 1;
+        self.nodes[i].peers.extend(address_book(env.learned));
         for (to, msg) in env.sent {
-            self.send(from, from_inc, to, msg, busy);
+            if self.nodes[i].peers.get(&to) == Some(&true) {
+                self.send(from, from_inc, to, msg, busy);
+            }
         }
         let answers: Vec<_> = self.outbox.borrow_mut().drain(..).collect();
         for (to, attempt, v) in answers {
@@ -1615,6 +1643,8 @@ where
                     }
                     return Ok(());
                 }
+                // The sender's connection introduced it (the handshake names its address).
+                self.nodes[ti].peers.insert(from, true);
                 if self.nodes[ti].frozen {
                     // Read with everything else queued in one batch when the group resumes.
                     self.nodes[ti].inbox.push(Input::Msg(from, msg));
@@ -3263,6 +3293,38 @@ mod tests {
         let out = w.run().unwrap();
         assert_linearizable(&out);
         (out.history, kills, batch)
+    }
+
+    /// The simulated network carries a message only to a peer whose address the sender
+    /// knows, as the runtime connects only to what its address book holds: n1 holding a
+    /// wrong address for n2 sends it nothing until n2's own connection reaches n1 (the
+    /// handshake names n2's address), then talks to it normally.
+    #[test]
+    fn a_node_sends_only_to_peers_whose_address_it_knows() {
+        let configs = node_configs("raft", 3, 0, &[]).unwrap();
+        let s = 1_000_000_000;
+        let mut w = World::new(test_options(4, 6 * s), configs, node::boot::raft, vec![]).unwrap();
+        w.nodes[0].peers.insert(2, false);
+        let mut learned = false;
+        let mut sent = false;
+        while !sent && w.step().unwrap() {
+            let to_n2 = w
+                .queue
+                .values()
+                .any(|e| matches!(e, Ev::Deliver { from: 1, to: 2, .. }));
+            learned = w.nodes[0].peers.get(&2) == Some(&true);
+            assert!(
+                learned || !to_n2,
+                "n1 sent to n2 at an address it did not know"
+            );
+            sent = to_n2;
+        }
+        assert!(
+            learned && sent,
+            "n1 never learned n2's address from n2's connection"
+        );
+        let out = w.run().unwrap();
+        assert_linearizable(&out);
     }
 
     /// Under a `tcp` fault, a message its sender queued while the receiver was down (the
