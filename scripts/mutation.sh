@@ -30,7 +30,8 @@
 #        campaign (default campaigns/nightly.toml: node settings varied per run, every
 #        nemesis, three workloads; plus the `disk` nemesis cells, which the nightly
 #        campaign leaves out only because of etcd's known power-loss finding; --no-disk
-#        leaves them out here too) with --fail-fast and --budget. --budget 0 skips it.
+#        leaves them out here too) with --fail-fast and --budget, its cells in a random
+#        order seeded per survivor (`campaign --shuffle`). --budget 0 skips it.
 #  3. The same stages run on the unmutated tree first (same seeds, same budgets, per
 #     protocol): any violation there is a false alarm (or a real bug) and fails the script.
 #  4. OUT/table.md: each survivor, killed or not, by which stage, and the time to the
@@ -325,12 +326,15 @@ PY
   return 0
 }
 
-# The campaign stage: LABEL NODE-BIN SYSTEMS -> results/LABEL.json; returns its exit.
+# The campaign stage: LABEL NODE-BIN SYSTEMS ORDER -> results/LABEL.json; returns its
+# exit. ORDER seeds the run order (`campaign --shuffle`): a budget of a few runs tries
+# different cells for different survivors instead of the file's first cells every time.
 run_campaign() {
-  local label=$1 bin=$2 systems=$3 store=$out/store/$1 rc=0
+  local label=$1 bin=$2 systems=$3 order=$4 store=$out/store/$1 rc=0
   rm -rf "$store"
   "$out/bins/base-stasis" campaign "$campaign" --store "$store" --node-bin "$bin" \
-    --fail-fast --systems "$systems" --budget "$budget" >"$out/results/$label.log" 2>&1 || rc=$?
+    --fail-fast --systems "$systems" --budget "$budget" --shuffle "$order" \
+    >"$out/results/$label.log" 2>&1 || rc=$?
   cp "$(readlink -f "$store/campaigns/latest")/campaign.json" "$out/results/$label.json" \
     2>/dev/null || true
   return $rc
@@ -358,7 +362,7 @@ for p in raft multipaxos; do
   if grep -qvE "^$p [02] " "$out/results/base-$p.sim"; then false_alarm=1; fi
   if ((campaign_secs > 0)); then
     rc=0
-    run_campaign "base-$p" "$out/bins/base-node" "$p" || rc=$?
+    run_campaign "base-$p" "$out/bins/base-node" "$p" 0 || rc=$?
     echo "mutation.sh: unmutated $p: campaign exit $rc"
     if ((rc == 1)); then false_alarm=1; fi
   fi
@@ -382,7 +386,7 @@ while IFS=$'\t' read -r -u 3 i systems diff name; do
   if run_sim "m$i" "$out/bins/m$i-stasis" "$systems"; then
     if ((campaign_secs > 0)); then
       rc=0
-      run_campaign "m$i" "$out/bins/m$i-node" "$systems" || rc=$?
+      run_campaign "m$i" "$out/bins/m$i-node" "$systems" $((i + 1)) || rc=$?
       echo "$rc" >"$out/results/m$i.status"
       echo "mutation.sh: survivor $i ($name): sim passed; campaign exit $rc"
     else

@@ -56,6 +56,22 @@ pub struct CampaignArgs {
     /// Replace the campaign file's budget (e.g. `10m`).
     #[arg(long)]
     pub budget: Option<String>,
+    /// Run the cells in an order drawn from this seed instead of the file's round-robin
+    /// order (the same seed gives the same order): a budget that covers only part of the
+    /// matrix then covers a different part for each seed, e.g. one per mutant or per night.
+    #[arg(long, value_name = "SEED")]
+    pub shuffle: Option<u64>,
+}
+
+/// The cells in run order: as expanded, or shuffled with `shuffle`'s seed.
+fn ordered(c: &Campaign, drawn: Option<&[u64]>, shuffle: Option<u64>) -> Vec<Cell> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut cells = c.expand(drawn);
+    if let Some(seed) = shuffle {
+        cells.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+    }
+    cells
 }
 
 /// Before any run has finished: what a run costs beyond its time limit (cluster start,
@@ -99,8 +115,8 @@ pub fn run(args: &CampaignArgs) -> u8 {
     }
 }
 
-fn dry_run(c: &Campaign) {
-    let cells = c.expand(None);
+fn dry_run(c: &Campaign, shuffle: Option<u64>) {
+    let cells = ordered(c, None, shuffle);
     let per_run = c.time_limit + INITIAL_OVERHEAD;
     let fit = (c.budget.as_secs_f64() / per_run.as_secs_f64()).floor() as usize;
     let seeds = match &c.seeds {
@@ -166,7 +182,7 @@ fn run_inner(args: &CampaignArgs) -> Result<u8> {
         c.systems.retain(|s| only.contains(s));
     }
     if args.dry_run {
-        dry_run(&c);
+        dry_run(&c, args.shuffle);
         return Ok(0);
     }
     signals::install();
@@ -177,7 +193,7 @@ fn run_inner(args: &CampaignArgs) -> Result<u8> {
     let dir = RunDir::create(&args.store.join("campaigns"), &c.name)?;
     let dir_path = dir.path.canonicalize().unwrap_or(dir.path.clone());
     let runs_store = dir_path.join("runs");
-    let mut cells = c.expand(drawn.as_deref());
+    let mut cells = ordered(&c, drawn.as_deref(), args.shuffle);
     for cell in &mut cells {
         cell.args.store = runs_store.clone();
         cell.args.node_bin = args.node_bin.clone();
@@ -193,6 +209,9 @@ fn run_inner(args: &CampaignArgs) -> Result<u8> {
     if let Some(d) = &drawn {
         let list: Vec<String> = d.iter().map(u64::to_string).collect();
         println!("fresh random seeds: {}", list.join(", "));
+    }
+    if let Some(seed) = args.shuffle {
+        println!("run order: shuffled with seed {seed} (--shuffle)");
     }
     let started = Instant::now();
     let mut rec = CampaignRecord {
@@ -341,5 +360,35 @@ mod tests {
         ] {
             assert_eq!(stop(v, false), None, "{v:?}");
         }
+    }
+
+    /// `--shuffle SEED`: every cell once, in an order that the seed fixes and that differs
+    /// between seeds and from the file's round-robin order.
+    #[test]
+    fn shuffle_reorders_the_same_cells_by_its_seed() {
+        let c = spec::tests::parse(spec::tests::BASIC).unwrap();
+        let names = |cells: &[Cell]| -> Vec<String> {
+            cells
+                .iter()
+                .map(|c| format!("{} {:?}", c.args.name.as_deref().unwrap(), c.seed))
+                .collect()
+        };
+        let plain = names(&ordered(&c, None, None));
+        assert_eq!(plain, names(&c.expand(None)));
+        let a = names(&ordered(&c, None, Some(1)));
+        assert_eq!(
+            a,
+            names(&ordered(&c, None, Some(1))),
+            "same seed, same order"
+        );
+        let b = names(&ordered(&c, None, Some(2)));
+        assert_ne!(a, plain);
+        assert_ne!(a, b);
+        let sorted = |mut v: Vec<String>| {
+            v.sort();
+            v
+        };
+        assert_eq!(sorted(a), sorted(plain.clone()));
+        assert_eq!(sorted(b), sorted(plain));
     }
 }
