@@ -132,6 +132,14 @@ impl Hosts {
         self.tmp.path().join(format!("dir-{name}"))
     }
 
+    /// `stasis test --hosts HOSTS-FILE ARGS...`.
+    fn test(&self, args: &[&str]) -> Run {
+        let hosts_file = self.hosts_file.to_str().unwrap();
+        let mut all = vec!["--hosts", hosts_file];
+        all.extend_from_slice(args);
+        stasis_test(&all)
+    }
+
     fn stasis(&self, args: &[&str]) -> std::process::Output {
         Command::new(env!("CARGO_BIN_EXE_stasis"))
             .args(args)
@@ -364,6 +372,27 @@ fn dropping_the_hosts_leaves_no_process_in_their_namespaces() {
     );
 }
 
+/// A 12 s run of `sut` on `hosts` with kill, pause and partition faults every 2 s (seed 7
+/// draws a partition, a kill and pauses), linearizable with both families seen; its
+/// report printed for `--nocapture`.
+fn kill_pause_partition_on(hosts: &Hosts, sut: &str) -> Run {
+    let run = hosts.test(&[
+        "--sut",
+        sut,
+        "--nemesis",
+        "kill,pause,partition",
+        "--time-limit",
+        "12s",
+        "--nemesis-interval",
+        "2s",
+        "--seed",
+        "7",
+    ]);
+    println!("{sut}:\n{}", run.text);
+    assert_clean_pass(&run, &["kill", "partition"], 50);
+    run
+}
+
 /// A login user with passwordless sudo (a `stasis-` user and its /etc/sudoers.d file),
 /// removed on drop.
 struct SudoUser;
@@ -433,23 +462,7 @@ fn a_sudo_user_runs_faults_on_ssh_hosts() {
     let t = text(&doctor);
     assert_eq!(doctor.status.code(), Some(0), "doctor --hosts:\n{t}");
     assert!(t.contains("root through sudo -n"), "{t}");
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let run: Run = stasis_test(&[
-        "--hosts",
-        &hosts_file,
-        "--sut",
-        "raft",
-        "--nemesis",
-        "kill,pause,partition",
-        "--time-limit",
-        "12s",
-        "--nemesis-interval",
-        "2s",
-        "--seed",
-        "7",
-    ]);
-    println!("{}", run.text);
-    assert_clean_pass(&run, &["kill", "partition"], 50);
+    let run = kill_pause_partition_on(&hosts, "raft");
     // The nodes ran as root (through sudo), their logs came back.
     for n in ["n1", "n2", "n3"] {
         let log = std::fs::read_to_string(run.dir.join(n).join("node.log")).unwrap_or_default();
@@ -481,24 +494,7 @@ fn raft_on_ssh_hosts_with_kill_pause_and_partition() {
     ] {
         assert!(t.contains(want), "doctor says nothing about {want}:\n{t}");
     }
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let run: Run = stasis_test(&[
-        "--hosts",
-        &hosts_file,
-        "--sut",
-        "raft",
-        "--nemesis",
-        "kill,pause,partition",
-        "--time-limit",
-        "12s",
-        "--nemesis-interval",
-        "2s",
-        "--seed",
-        "7",
-    ]);
-    // The run's own report, for `--nocapture` (ops, faults, timings).
-    println!("{}", run.text);
-    assert_clean_pass(&run, &["kill", "partition"], 50);
+    let run = kill_pause_partition_on(&hosts, "raft");
     // The node directories came back from the hosts: log, data and pid file.
     for n in ["n1", "n2", "n3"] {
         let log = std::fs::read_to_string(run.dir.join(n).join("node.log")).unwrap_or_default();
@@ -592,23 +588,7 @@ fn multipaxos_and_etcd_on_ssh_hosts() {
     let hosts = Hosts::start(3);
     let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
     for sut in ["multipaxos", "etcd"] {
-        let run: Run = stasis_test(&[
-            "--hosts",
-            &hosts_file,
-            "--sut",
-            sut,
-            "--nemesis",
-            "kill,pause,partition",
-            "--time-limit",
-            "12s",
-            "--nemesis-interval",
-            "2s",
-            // Seed 7 draws a partition, a kill and pauses in 12 s.
-            "--seed",
-            "7",
-        ]);
-        println!("{sut}:\n{}", run.text);
-        assert_clean_pass(&run, &["kill", "partition"], 50);
+        kill_pause_partition_on(&hosts, sut);
         let left = hosts.leftovers();
         assert!(left.is_empty(), "{sut} left on the hosts: {left:?}");
     }
@@ -641,11 +621,8 @@ fn multipaxos_and_etcd_with_every_nemesis_on_five_ssh_hosts() {
 
 fn every_nemesis_on_five_hosts(suts: &[&str]) {
     let hosts = Hosts::start(5);
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
     for &sut in suts {
-        let run: Run = stasis_test(&[
-            "--hosts",
-            &hosts_file,
+        let run = hosts.test(&[
             "--sut",
             sut,
             "--time-limit",
@@ -1202,17 +1179,9 @@ fn disk_run(hosts: &Hosts, sut: &str, nemesis: &str, families: &[&str]) -> Run {
     ]);
     println!("{sut} {nemesis}:\n{}", run.text);
     assert_clean_pass(&run, families, 50);
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
-    let disk: Vec<&serde_json::Value> = results["faults"]
-        .as_array()
-        .expect("faults in results.json")
-        .iter()
-        .filter(|f| f["family"] == "disk")
-        .collect();
+    let disk = faults_of(&run, "disk");
     assert!(disk.len() >= 2, "too few disk faults:\n{}", run.text);
-    let evidence =
-        serde_json::Value::Array(disk.iter().map(|f| (*f).clone()).collect()).to_string();
+    let evidence = serde_json::Value::Array(disk).to_string();
     // Every fault's evidence is the host's filesystem answering: a loss counts what it
     // dropped, a full disk its ENOSPC failures, a slow one its delayed fsyncs, a
     // corruption names its file.
@@ -1239,6 +1208,26 @@ fn disk_run(hosts: &Hosts, sut: &str, nemesis: &str, families: &[&str]) -> Run {
             "no messages file of {n}'s disk agent"
         );
     }
+    assert_nothing_left_with_disk(hosts);
+    run
+}
+
+/// The faults of `family` in the run's results.json.
+fn faults_of(run: &Run, family: &str) -> Vec<serde_json::Value> {
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
+    results["faults"]
+        .as_array()
+        .expect("faults in results.json")
+        .iter()
+        .filter(|f| f["family"] == family)
+        .cloned()
+        .collect()
+}
+
+/// Nothing of a disk run left on the hosts: no run directory, chain or process, and no
+/// disk-fault agent.
+fn assert_nothing_left_with_disk(hosts: &Hosts) {
     let left = hosts.leftovers();
     assert!(left.is_empty(), "left on the hosts: {left:?}");
     let agents = disk_agents(hosts);
@@ -1246,7 +1235,6 @@ fn disk_run(hosts: &Hosts, sut: &str, nemesis: &str, families: &[&str]) -> Run {
         agents.is_empty(),
         "disk agents left on the hosts: {agents:?}"
     );
-    run
 }
 
 /// The disk nemesis on ssh hosts, alone and with kills: `stasis diskfault-agent` on each
@@ -1287,10 +1275,7 @@ fn disk_faults_on_ssh_hosts() {
 #[test]
 fn a_power_loss_on_a_host_drops_what_the_node_did_not_fsync() {
     let hosts = Hosts::start(3);
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let run: Run = stasis_test(&[
-        "--hosts",
-        &hosts_file,
+    let run = hosts.test(&[
         "--sut",
         "multipaxos",
         "--node-arg",
@@ -1309,13 +1294,8 @@ fn a_power_loss_on_a_host_drops_what_the_node_did_not_fsync() {
     println!("{}", run.text);
     let code = run.out.status.code();
     assert!(matches!(code, Some(0 | 1)), "exit {code:?}:\n{}", run.text);
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
-    let disk: Vec<String> = results["faults"]
-        .as_array()
-        .expect("faults in results.json")
+    let disk: Vec<String> = faults_of(&run, "disk")
         .iter()
-        .filter(|f| f["family"] == "disk")
         .map(|f| f.to_string())
         .collect();
     assert!(disk.len() >= 2, "too few power losses:\n{}", run.text);
@@ -1328,10 +1308,7 @@ fn a_power_loss_on_a_host_drops_what_the_node_did_not_fsync() {
         })
         .sum();
     assert!(dropped > 0, "no power loss dropped anything: {disk:?}");
-    let left = hosts.leftovers();
-    assert!(left.is_empty(), "left on the hosts: {left:?}");
-    let agents = disk_agents(&hosts);
-    assert!(agents.is_empty(), "disk agents left: {agents:?}");
+    assert_nothing_left_with_disk(&hosts);
 }
 
 /// etcd 3.4 under the disk nemesis on ssh hosts finds what it finds locally
@@ -1341,10 +1318,7 @@ fn a_power_loss_on_a_host_drops_what_the_node_did_not_fsync() {
 #[test]
 fn etcd_power_loss_finding_on_ssh_hosts() {
     let hosts = Hosts::start(3);
-    let hosts_file = hosts.hosts_file.to_str().unwrap().to_owned();
-    let run: Run = stasis_test(&[
-        "--hosts",
-        &hosts_file,
+    let run = hosts.test(&[
         "--sut",
         "etcd",
         "--nemesis",
@@ -1365,12 +1339,8 @@ fn etcd_power_loss_finding_on_ssh_hosts() {
         run.text
     );
     // The host filesystems reverted the never-synced directory entries of every member.
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.dir.join("results.json")).unwrap()).unwrap();
-    let loss = results["faults"]
-        .as_array()
-        .expect("faults in results.json")
-        .iter()
+    let loss = faults_of(&run, "disk")
+        .into_iter()
         .find(|f| f.to_string().contains("lose-unfsynced"))
         .unwrap_or_else(|| panic!("no power loss drawn:\n{}", run.text))
         .to_string();
@@ -1381,10 +1351,7 @@ fn etcd_power_loss_finding_on_ssh_hosts() {
             "{loss}"
         );
     }
-    let left = hosts.leftovers();
-    assert!(left.is_empty(), "left on the hosts: {left:?}");
-    let agents = disk_agents(&hosts);
-    assert!(agents.is_empty(), "disk agents left: {agents:?}");
+    assert_nothing_left_with_disk(&hosts);
 }
 
 /// A controller SIGKILLed while a disk fault is on: the agents' sessions end with it, so
